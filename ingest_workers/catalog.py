@@ -1,0 +1,107 @@
+"""Read and check the source catalog (TOML). Every error names the file and the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .domains import DOMAINS
+from .errors import ConfigError
+from .models import SourceSpec
+from .sources import SOURCE_KINDS
+
+# Source names become metric label values, job ids and Redis keys: keep them tame.
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
+_TEXT_FIELDS = {"kind", "domain", "url", "records_path", "page_param", "page_size_param", "auth_env", "auth_header"}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    path: Path
+    settings: dict[str, Any]  # the [settings] table, checked later by config.load_settings
+    sources: dict[str, SourceSpec]
+
+    def select(self, names: str) -> list[SourceSpec]:
+        """Resolve ``all`` or a comma-separated list of source names."""
+        if names.strip() == "all":
+            return list(self.sources.values())
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in self.sources]
+        if unknown or not wanted:
+            raise ConfigError(
+                f"unknown source {', '.join(unknown) or repr(names)}; known sources: {', '.join(self.sources)}"
+            )
+        return [self.sources[n] for n in dict.fromkeys(wanted)]
+
+
+def load_catalog(path: Path, env: Mapping[str, str]) -> Catalog:
+    """Parse ``path``; ``${VAR}`` and ``${VAR:-default}`` in string values are taken from ``env``."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"catalog file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"catalog file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"catalog file {path} is not valid TOML: {exc}") from None
+
+    unknown = sorted(set(data) - {"settings", "sources"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r}; expected [settings] and [sources.NAME]")
+    sources_table = data.get("sources")
+    if not isinstance(sources_table, dict) or not sources_table:
+        raise ConfigError(f"{path}: no [sources.NAME] tables; the catalog needs at least one source")
+    sources = {name: _parse_source(path, name, entry, env) for name, entry in sources_table.items()}
+    return Catalog(path=path, settings=dict(data.get("settings", {})), sources=sources)
+
+
+def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> SourceSpec:
+    where = f"{path}: [sources.{name}]"
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"{where}: a source name must be lowercase letters, digits and '_', starting with a letter")
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: must be a table")
+    unknown = sorted(set(entry) - set(_SPEC_FIELDS) - {"name"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_SPEC_FIELDS))}")
+    for key in ("kind", "domain", "url"):
+        if key not in entry:
+            raise ConfigError(f"{where}: missing required key {key!r}")
+    values = {key: _expand(where, key, value, env) for key, value in entry.items()}
+    for key, value in values.items():
+        if key in _TEXT_FIELDS and not isinstance(value, str):
+            raise ConfigError(f"{where} key {key!r}: expected text, got {value!r}")
+    if values["kind"] not in SOURCE_KINDS:
+        raise ConfigError(f"{where} key 'kind': unknown kind {values['kind']!r}; known: {', '.join(SOURCE_KINDS)}")
+    if values["domain"] not in DOMAINS:
+        raise ConfigError(f"{where} key 'domain': unknown domain {values['domain']!r}; known: {', '.join(DOMAINS)}")
+    page_size = values.get("page_size", SourceSpec.page_size)
+    if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
+        raise ConfigError(f"{where} key 'page_size': expected a whole number above 0, got {page_size!r}")
+    fields = values.get("fields", {})
+    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+        raise ConfigError(f"{where} key 'fields': expected a table of unified field = \"dotted.path\"")
+    values["name"] = name
+    return SourceSpec(**values)
+
+
+def _expand(where: str, key: str, value: Any, env: Mapping[str, str]) -> Any:
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        var, default = match.group(1), match.group(2)
+        if env.get(var):
+            return env[var]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where} key {key!r}: environment variable {var} is not set and has no default")
+
+    return _ENV_REF.sub(substitute, value)

@@ -1,0 +1,135 @@
+"""HTTP for sources: one ``requests.Session``, timeouts, and the retry policy.
+
+Transient failures (connection errors, timeouts, 429, 5xx) are retried here with
+tenacity: exponential back-off with jitter, bounded in attempts, and never sooner
+than the server's ``Retry-After``. Everything leaves this module as a
+:class:`TransientError` or a :class:`PermanentError`. Messages carry the URL
+without its query string or password, and never a header value.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from tenacity import (RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential,
+                      wait_random)
+
+from .errors import PermanentError, TransientError
+from .redact import mask_url
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+
+
+class HttpClient:
+    """GETs JSON documents, retrying what may pass.
+
+    ``on_response(status_class)`` is called once per answer or failure
+    (``"2xx"``, ``"4xx"``, ``"5xx"``, ``"error"``), ``on_retry(error, delay)``
+    before each back-off sleep: the caller counts them (metrics, logs).
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        timeout: tuple[float, float],
+        policy: RetryPolicy,
+        on_response: Callable[[str], None] = lambda status_class: None,
+        on_retry: Callable[[TransientError, float], None] = lambda error, delay: None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._session = session
+        self._timeout = timeout
+        self._policy = policy
+        self._on_response = on_response
+        self._on_retry = on_retry
+        self._sleep = sleep
+        # Exponential from initial_backoff, plus up to initial_backoff of jitter so that
+        # many workers retrying one source do not hit it in lockstep.
+        self._exponential = (wait_exponential(multiplier=policy.initial_backoff, max=policy.max_backoff)
+                             + wait_random(0, policy.initial_backoff))
+
+    def get_json(self, url: str, params: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> Any:
+        """The decoded JSON body of ``GET url``, after at most ``policy.max_attempts`` tries."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self._policy.max_attempts),
+            wait=self._backoff,
+            before_sleep=self._before_sleep,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(self._get_once, url, params, headers)
+
+    def _get_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None) -> Any:
+        where = safe_url(url)
+        try:
+            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            self._on_response("error")
+            raise TransientError(f"GET {where}: {type(exc).__name__}") from None
+        except requests.RequestException as exc:
+            self._on_response("error")
+            raise PermanentError(f"GET {where}: {type(exc).__name__}") from None
+        status = response.status_code
+        self._on_response(f"{status // 100}xx")
+        if status == 429 or status >= 500:
+            raise TransientError(f"GET {where}: HTTP {status}", retry_after=parse_retry_after(response))
+        if status >= 400:
+            raise PermanentError(f"GET {where}: HTTP {status}")
+        try:
+            return response.json()
+        except ValueError:
+            raise PermanentError(f"GET {where}: the body is not JSON") from None
+
+    def _backoff(self, state: RetryCallState) -> float:
+        delay = self._exponential(state)
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, TransientError) and error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        return min(delay, self._policy.max_backoff)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, TransientError):
+            self._on_retry(error, state.upcoming_sleep)
+
+
+def make_session(user_agent: str = "ingest-workers") -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = user_agent
+    return session
+
+
+def safe_url(url: str) -> str:
+    """The URL fit for a message: no query string (tokens hide there), password masked."""
+    parts = urlsplit(url)
+    return mask_url(urlunsplit(parts._replace(query="", fragment="")))
+
+
+def parse_retry_after(response: requests.Response) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

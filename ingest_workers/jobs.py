@@ -1,0 +1,42 @@
+"""RQ entry points. Their dotted paths are stored in Redis with every queued job:
+renaming one breaks the jobs already queued. Each builds nothing itself."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+from rq import get_current_job
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+
+from . import pipeline, resources
+from .errors import ServiceUnavailable, TransientError
+from .models import SourceSpec
+
+# What may pass if the job runs again later; anything else fails the job at once.
+RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
+
+
+def fetch_source(spec: dict[str, Any], run_id: str) -> dict[str, int]:
+    """Ingest one source for one run; return its counts (fetched, rejected, duplicate, loaded)."""
+    _ensure_logging()
+    job = get_current_job()
+    job_id = job.id if job else f"{run_id}-{spec['name']}"
+    queue = job.origin if job else "inline"
+    counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, resources.current())
+    return counts.to_dict()
+
+
+def on_failure(job: Job, connection: Any, exc_type: type[BaseException], exc_value: BaseException,
+               traceback: TracebackType | None) -> None:
+    """RQ failure callback: keep RQ's retries for errors that may pass; fail the rest now."""
+    if not isinstance(exc_value, RETRYABLE):
+        job.retries_left = 0
+
+
+def _ensure_logging() -> None:
+    # `rq worker` sets up only its own logger; give ours the same destination (stderr).
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

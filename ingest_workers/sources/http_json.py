@@ -1,0 +1,47 @@
+"""``http_json``: a JSON API paginated by page number (``?page=N&per_page=M``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..errors import ConfigError, PermanentError
+from ..http import HttpClient, safe_url
+from ..models import SourceSpec
+
+
+class HttpJsonSource:
+    def __init__(self, spec: SourceSpec, client: HttpClient, secrets: Mapping[str, str]) -> None:
+        self._spec = spec
+        self._client = client
+        self._headers: dict[str, str] = {}
+        if spec.auth_env:
+            token = secrets.get(spec.auth_env)
+            if not token:
+                raise ConfigError(f"source {spec.name}: environment variable {spec.auth_env} (auth_env) is not set")
+            self._headers[spec.auth_header] = token
+
+    def stream(self) -> Iterator[Any]:
+        """Yield the records of page 1, 2, ... until a short or empty page."""
+        spec, page = self._spec, 1
+        while True:
+            params = {spec.page_param: page, spec.page_size_param: spec.page_size}
+            body = self._client.get_json(spec.url, params=params, headers=self._headers)
+            records = records_at(body, spec.records_path)
+            if records is None:
+                raise PermanentError(
+                    f"source {spec.name}: page {page} of {safe_url(spec.url)} has no list at {spec.records_path!r}"
+                )
+            yield from records
+            if len(records) < spec.page_size:
+                return
+            page += 1
+
+
+def records_at(body: Any, path: str) -> list[Any] | None:
+    """The list at a dotted ``path`` in ``body`` (``""`` for a top-level list), or None."""
+    for part in filter(None, path.split(".")):
+        if not isinstance(body, dict):
+            return None
+        body = body.get(part)
+    return body if isinstance(body, list) else None

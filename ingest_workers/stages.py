@@ -1,0 +1,102 @@
+"""Composable, pure record stages: no network, clock or Redis in here.
+
+A stage takes an iterable of items and yields items, lazily, so a pipeline of any
+length holds one record at a time. An item is a :class:`Record` on its way, or a
+:class:`Rejected` that earlier stages refused; stages pass rejections through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any, Protocol
+
+from .domains import Domain
+from .models import Lineage, Record, Reject, Rejected
+
+Item = Record | Rejected
+
+
+class Stage(Protocol):
+    name: str
+
+    def process(self, items: Iterable[Item]) -> Iterator[Item]: ...
+
+
+@dataclass(frozen=True)
+class PerRecord:
+    """A stage made of a function applied to each record; a :class:`Reject` it raises
+    becomes a :class:`Rejected` naming this stage, and never stops the stream."""
+
+    name: str
+    apply: Callable[[Record], Record]
+
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            if isinstance(item, Rejected):
+                yield item
+                continue
+            try:
+                yield self.apply(item)
+            except Reject as exc:
+                yield Rejected(item.raw, exc.reason, self.name)
+
+
+def compose(stages: Sequence[Stage], items: Iterable[Item]) -> Iterator[Item]:
+    """Chain the stages lazily, first to last."""
+    return iter(reduce(lambda stream, stage: stage.process(stream), stages, items))
+
+
+def map_fields(fields: dict[str, str]) -> PerRecord:
+    """Rename a source's fields to the domain's: ``{"product_id": "id", "price": "price.amount"}``.
+
+    Fields not named in ``fields`` are taken under their own name.
+    """
+
+    def apply(record: Record) -> Record:
+        if not isinstance(record.raw, dict):
+            raise Reject(f"record is a JSON {type(record.raw).__name__}, not an object")
+        mapped = dict(record.raw)
+        for target, path in fields.items():
+            mapped[target] = _dig(record.raw, path)
+        record.row = mapped
+        return record
+
+    return PerRecord("map", apply)
+
+
+def _dig(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def validate(domain: Domain) -> PerRecord:
+    """Check and normalise a mapped record into the domain's row."""
+
+    def apply(record: Record) -> Record:
+        record.row = domain.check(record.row)
+        return record
+
+    return PerRecord("validate", apply)
+
+
+def enrich(lineage: Lineage) -> PerRecord:
+    """Stamp where the record came from (source, run, job, fetch time) and keep the payload."""
+    stamp = {"source": lineage.source, "run_id": lineage.run_id, "job_id": lineage.job_id,
+             "fetched_at": lineage.fetched_at}
+
+    def apply(record: Record) -> Record:
+        record.row.update(stamp)
+        record.row["raw"] = record.raw  # kept for audit
+        return record
+
+    return PerRecord("enrich", apply)
+
+
+def default_stages(fields: dict[str, str], domain: Domain, lineage: Lineage) -> list[Stage]:
+    """The stages every source runs: map its fields, validate into the domain, stamp lineage."""
+    return [map_fields(fields), validate(domain), enrich(lineage)]

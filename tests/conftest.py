@@ -1,0 +1,71 @@
+"""Fixtures: the real Redis and PostgreSQL (embedded ones when none answer), clean per test.
+
+Tests use their own Redis database and PostgreSQL database (TEST_REDIS_URL,
+TEST_DATABASE_URL) so they never touch a developer's data. With CI=true a
+service that cannot be had is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+import redis
+
+from ingest_workers.config import Settings
+from ingest_workers.devservices import Services, ensure_services
+from ingest_workers.migrate import migrate
+from ingest_workers.mock_sources import MockConfig, MockServer
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/ingest_test")
+TABLES = ("products", "rejected_records", "ingest_jobs")
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    with ensure_services(TEST_REDIS_URL, TEST_DATABASE_URL, ROOT / ".state" / "test",
+                         log=lambda line: print(f"[services] {line}")) as found:
+        conn = psycopg2.connect(found.database_url)
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+        yield found
+
+
+@pytest.fixture
+def settings(services: Services) -> Settings:
+    return Settings(redis_url=services.redis_url, database_url=services.database_url, queue="ingest-test",
+                    batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2)
+
+
+@pytest.fixture
+def redis_client(services: Services) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(services.redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def pg(services: Services) -> Iterator[psycopg2.extensions.connection]:
+    conn = psycopg2.connect(services.database_url)
+    with conn, conn.cursor() as cur:
+        cur.execute(f"TRUNCATE {', '.join(TABLES)}")
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def mock_server() -> Iterator[MockServer]:
+    """A mock source on a free port; tests set ``mock_server.config`` to change what it serves."""
+    server = MockServer("127.0.0.1", 0, MockConfig(records=1000))
+    server.start_in_thread()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,97 @@
+"""The `ingest` command as a user meets it: help, one-line errors, and the demo for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2.extensions
+import pytest
+from click.testing import CliRunner
+
+from ingest_workers.cli import main
+from ingest_workers.config import Settings
+from ingest_workers.devservices import Services
+from ingest_workers.mock_sources import count_invalid
+from tests.helpers import scalar, write_catalog
+
+COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ingest")
+def test_every_command_explains_itself(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage: " in result.output and len(result.output.splitlines()) > 3
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(main, args, env=env)
+    return result.exit_code, result.output
+
+
+def test_unknown_source_lists_known_ones(tmp_path: Path) -> None:
+    catalog = write_catalog(tmp_path / "c.toml", "http://127.0.0.1:1/products")
+    code, output = invoke(["--catalog", str(catalog), "enqueue", "--sources", "nope"])
+    assert code == 1
+    assert output.strip() == "error: unknown source nope; known sources: shop_products"
+
+
+def test_bad_catalog_names_file_and_key(tmp_path: Path) -> None:
+    catalog = write_catalog(tmp_path / "c.toml", "http://x", extra="records_path = 5")
+    code, output = invoke(["--catalog", str(catalog), "enqueue", "--sources", "all"])
+    assert code == 1
+    assert output.count("\n") == 1 and "key 'records_path': expected text" in output and str(catalog) in output
+
+
+def test_unreachable_redis_is_one_sentence_with_the_password_masked(tmp_path: Path) -> None:
+    code, output = invoke(["--redis-url", "redis://:hunter2@127.0.0.1:1/0", "enqueue", "--sources", "all"])
+    assert code == 1
+    assert output.startswith("error: cannot reach Redis at redis://:***@127.0.0.1:1/0")
+    assert "hunter2" not in output and "Traceback" not in output and output.count("\n") == 1
+
+
+def test_unreachable_postgres_is_one_sentence_with_the_password_masked() -> None:
+    code, output = invoke(["--database-url", "postgresql://u:hunter2@127.0.0.1:1/x", "db", "migrate"])
+    assert code == 1
+    assert output.startswith("error: cannot reach PostgreSQL at postgresql://u:***@127.0.0.1:1/x")
+    assert "hunter2" not in output and output.count("\n") == 1
+
+
+def test_bad_environment_value_is_named() -> None:
+    code, output = invoke(["enqueue", "--sources", "all"], env={"INGEST_BATCH_SIZE": "many"})
+    assert code == 1 and "environment variable INGEST_BATCH_SIZE: expected a number, got 'many'" in output
+
+
+def test_migrate_is_idempotent(services: Services) -> None:
+    code, output = invoke(["--database-url", services.database_url, "db", "migrate"])
+    assert (code, output.strip()) == (0, "schema is up to date")
+
+
+def test_demo_loads_everything_once_and_a_rerun_loads_nothing(
+    services: Services, pg: psycopg2.extensions.connection, settings: Settings, redis_client: object, tmp_path: Path,
+) -> None:
+    records = 3000
+    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url}
+    command = [sys.executable, "-m", "ingest_workers", "demo", "--records", str(records), "--port", "0",
+               "--workers", "2"]
+    first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    valid = records - count_invalid(records, 97)
+    assert scalar(pg, "SELECT count(*) FROM products") == valid == summary["totals"]["loaded"]
+    assert scalar(pg, "SELECT count(DISTINCT (source, product_id)) FROM products") == valid
+    assert scalar(pg, "SELECT count(*) FROM rejected_records") == summary["totals"]["rejected"] \
+        == count_invalid(records, 97)
+    assert summary["totals"]["fetched"] == records and summary["ok"] is True
+    assert summary["sources"]["shop_products"]["health"] == "healthy"
+    assert "shop_products" in first.stdout and "summary written to out/summary.json" in first.stdout
+
+    second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    again = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert again["totals"]["loaded"] == 0 and again["totals"]["duplicate"] == valid
+    assert scalar(pg, "SELECT count(*) FROM products") == valid

@@ -1,0 +1,46 @@
+"""Enqueueing against the real Redis: deterministic, idempotent, JSON only."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import redis
+from rq.job import Job
+
+from ingest_workers.config import Settings
+from ingest_workers.models import SourceSpec
+from ingest_workers.producer import enqueue_run, make_queue, new_run_id
+
+SPECS = [SourceSpec(name=n, kind="http_json", domain="products", url=f"http://127.0.0.1:1/{n}") for n in ("a", "b")]
+
+
+def test_one_job_per_source_with_deterministic_ids(redis_client: redis.Redis, settings: Settings) -> None:
+    queue = make_queue(redis_client, settings)
+    enqueued = enqueue_run(queue, settings, SPECS, "run-1")
+    assert [(e.source, e.job_id, e.created) for e in enqueued] == [("a", "run-1-a", True), ("b", "run-1-b", True)]
+    assert queue.job_ids == ["run-1-a", "run-1-b"]
+    job = queue.fetch_job("run-1-a")
+    assert job.timeout == settings.job_timeout and job.result_ttl == settings.result_ttl
+    assert job.args == [SPECS[0].to_dict(), "run-1"]
+    assert job.description == "fetch a (run run-1)"
+
+
+def test_enqueueing_the_same_run_twice_creates_no_second_job(redis_client: redis.Redis, settings: Settings) -> None:
+    queue = make_queue(redis_client, settings)
+    enqueue_run(queue, settings, SPECS, "run-1")
+    again = enqueue_run(queue, settings, SPECS, "run-1")
+    assert [e.created for e in again] == [False, False]
+    assert queue.count == 2
+
+
+def test_jobs_are_stored_as_json_never_pickle(redis_client: redis.Redis, settings: Settings) -> None:
+    queue = make_queue(redis_client, settings)
+    enqueue_run(queue, settings, SPECS[:1], "run-1")
+    stored = zlib.decompress(redis_client.hget(Job.key_for("run-1-a"), "data"))  # RQ compresses job data
+    assert json.loads(stored)[0] == "ingest_workers.jobs.fetch_source"
+
+
+def test_new_run_ids_are_unique_and_valid() -> None:
+    ids = {new_run_id() for _ in range(50)}
+    assert len(ids) == 50

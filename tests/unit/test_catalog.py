@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+
+from ingest_workers.catalog import load_catalog
+from ingest_workers.config import DEFAULT_CATALOG
+from ingest_workers.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "catalog.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = """
+[settings]
+batch_size = 10
+
+[sources.shop_a]
+kind = "http_json"
+domain = "products"
+url = "${SHOP_URL:-http://127.0.0.1:1}/products"
+auth_env = "SHOP_TOKEN"
+
+[sources.shop_b]
+kind = "http_json"
+domain = "products"
+url = "http://127.0.0.1:2/items"
+fields = { product_id = "sku" }
+"""
+
+
+def test_the_packaged_catalog_loads() -> None:
+    catalog = load_catalog(DEFAULT_CATALOG, {})
+    assert list(catalog.sources) == ["shop_products"]
+    assert catalog.sources["shop_products"].url == "http://127.0.0.1:8765/products"
+
+
+def test_environment_references_expand_with_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    assert load_catalog(path, {}).sources["shop_a"].url == "http://127.0.0.1:1/products"
+    assert load_catalog(path, {"SHOP_URL": "http://h:9"}).sources["shop_a"].url == "http://h:9/products"
+
+
+def test_select_all_and_by_name(tmp_path: Path) -> None:
+    catalog = load_catalog(write(tmp_path, GOOD), {})
+    assert [s.name for s in catalog.select("all")] == ["shop_a", "shop_b"]
+    assert [s.name for s in catalog.select("shop_b, shop_a,shop_b")] == ["shop_b", "shop_a"]
+    assert catalog.settings == {"batch_size": 10}
+    assert catalog.sources["shop_b"].fields == {"product_id": "sku"}
+
+
+def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
+    catalog = load_catalog(write(tmp_path, GOOD), {})
+    with pytest.raises(ConfigError, match="unknown source nope; known sources: shop_a, shop_b"):
+        catalog.select("shop_a,nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\n", r"\[sources.a\]: missing required key 'url'"),
+        ("[sources.a]\nkind = 'ftp'\ndomain = 'products'\nurl = 'x'\n", r"\[sources.a\] key 'kind': unknown kind 'ftp'"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'cars'\nurl = 'x'\n", r"key 'domain': unknown domain 'cars'"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\npage_size = 0\n", "key 'page_size'"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ncolour = 1\n", "unknown key 'colour'"),
+        ("[sources.Bad-Name]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\n", "a source name must be"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = '${NOPE}'\n", "NOPE is not set"),
+        ("[source.a]\n", "unknown top-level key 'source'"),
+        ("[settings]\n", "no \\[sources.NAME\\] tables"),
+        ("this is = not toml =", "is not valid TOML"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_catalog(path, {})
+    assert str(path) in str(caught.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_catalog(tmp_path / "none.toml", {})

@@ -1,0 +1,131 @@
+"""The HTTP client's retry policy against a real local HTTP server that scripts its answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from ingest_workers.errors import PermanentError, TransientError
+from ingest_workers.http import HttpClient, RetryPolicy, make_session, safe_url
+
+
+class Scripted(ThreadingHTTPServer):
+    """Answers each GET with the next (status, headers, body) of ``script``; repeats the last."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.script: list[tuple[int, dict[str, str], bytes]] = []
+        self.requests: list[dict[str, str]] = []
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Scripted
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.server.requests.append(dict(self.headers))
+        status, headers, body = self.server.script.pop(0) if len(self.server.script) > 1 else self.server.script[0]
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[Scripted]:
+    server = Scripted()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+OK = (200, {"Content-Type": "application/json"}, json.dumps({"items": [1]}).encode())
+
+
+def client(statuses: list[str], sleeps: list[float], retries: list[str], attempts: int = 4) -> HttpClient:
+    return HttpClient(make_session(), (2, 2), RetryPolicy(max_attempts=attempts, initial_backoff=0.1, max_backoff=8),
+                      on_response=statuses.append, on_retry=lambda error, delay: retries.append(str(error)),
+                      sleep=sleeps.append)
+
+
+def url(server: Scripted) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/x?token=sekrit"
+
+
+def test_5xx_is_retried_then_succeeds(server: Scripted) -> None:
+    server.script = [(503, {}, b""), (502, {}, b""), OK]
+    statuses, sleeps, retries = [], [], []
+    assert client(statuses, sleeps, retries).get_json(url(server)) == {"items": [1]}
+    assert statuses == ["5xx", "5xx", "2xx"]
+    assert len(sleeps) == 2 and all(0 < s <= 8 for s in sleeps)
+    assert "sekrit" not in " ".join(retries)
+
+
+def test_429_waits_at_least_retry_after(server: Scripted) -> None:
+    server.script = [(429, {"Retry-After": "3"}, b""), OK]
+    sleeps: list[float] = []
+    client([], sleeps, []).get_json(url(server))
+    assert sleeps[0] >= 3
+
+
+def test_retry_after_is_capped_by_max_backoff(server: Scripted) -> None:
+    server.script = [(429, {"Retry-After": "3600"}, b""), OK]
+    sleeps: list[float] = []
+    client([], sleeps, []).get_json(url(server))
+    assert sleeps == [8]
+
+
+def test_transient_failures_stop_after_max_attempts(server: Scripted) -> None:
+    server.script = [(500, {}, b"")]
+    sleeps: list[float] = []
+    with pytest.raises(TransientError, match="HTTP 500"):
+        client([], sleeps, [], attempts=3).get_json(url(server))
+    assert len(sleeps) == 2 and len(server.requests) == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410])
+def test_other_4xx_are_permanent_and_not_retried(server: Scripted, status: int) -> None:
+    server.script = [(status, {}, b"")]
+    with pytest.raises(PermanentError, match=f"HTTP {status}") as caught:
+        client([], [], []).get_json(url(server))
+    assert len(server.requests) == 1
+    assert "sekrit" not in str(caught.value)
+
+
+def test_a_body_that_is_not_json_is_permanent(server: Scripted) -> None:
+    server.script = [(200, {"Content-Type": "text/html"}, b"<html>")]
+    with pytest.raises(PermanentError, match="not JSON"):
+        client([], [], []).get_json(url(server))
+
+
+def test_connection_refused_is_transient() -> None:
+    statuses: list[str] = []
+    with pytest.raises(TransientError, match="ConnectionError"):
+        client(statuses, [], [], attempts=2).get_json("http://127.0.0.1:1/x")
+    assert statuses == ["error", "error"]
+
+
+def test_headers_are_sent_and_never_in_errors(server: Scripted) -> None:
+    server.script = [(404, {}, b"")]
+    with pytest.raises(PermanentError) as caught:
+        client([], [], []).get_json(url(server), headers={"Authorization": "Bearer top-secret"})
+    assert server.requests[0]["Authorization"] == "Bearer top-secret"
+    assert "top-secret" not in str(caught.value)
+
+
+def test_safe_url_drops_query_and_password() -> None:
+    assert safe_url("https://u:pw@h:8/p?token=t#f") == "https://u:***@h:8/p"
+
+
+def test_session_is_a_requests_session() -> None:
+    assert isinstance(make_session(), requests.Session)

@@ -1,0 +1,82 @@
+"""Metrics counted in Redis (fakeredis here) and exposed in Prometheus's text format."""
+
+import fakeredis
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ingest_workers.metrics import JOB_DURATION, LAST_SUCCESS, RECORDS, MetricsRecorder, RedisCollector
+
+
+def scrape(client: fakeredis.FakeRedis) -> dict[tuple[str, tuple], float]:
+    registry = CollectorRegistry()
+    registry.register(RedisCollector(client))
+    samples = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def flush(client: fakeredis.FakeRedis, recorder: MetricsRecorder) -> None:
+    pipe = client.pipeline()
+    recorder.flush_to(pipe)
+    pipe.execute()
+
+
+def test_counts_from_many_recorders_add_up() -> None:
+    client = fakeredis.FakeRedis()
+    for _ in range(3):  # three job processes
+        recorder = MetricsRecorder()
+        recorder.inc(RECORDS, "shop", "load", "loaded", amount=10)
+        recorder.inc(RECORDS, "shop", "validate", "rejected")
+        flush(client, recorder)
+    samples = scrape(client)
+    labels = (("outcome", "loaded"), ("source", "shop"), ("stage", "load"))
+    assert samples[("ingest_records_total", labels)] == 30
+    assert samples[("ingest_records_total", (("outcome", "rejected"), ("source", "shop"), ("stage", "validate")))] == 3
+
+
+def test_histograms_are_cumulative_with_sum_and_count() -> None:
+    client = fakeredis.FakeRedis()
+    recorder = MetricsRecorder()
+    for seconds in (0.05, 0.3, 0.3, 5000):
+        recorder.observe(JOB_DURATION, seconds, "ingest", "success")
+    flush(client, recorder)
+    samples = scrape(client)
+    labels = (("outcome", "success"), ("queue", "ingest"))
+    for le, expected in (("0.1", 1), ("0.5", 3), ("1800.0", 3), ("+Inf", 4)):
+        assert samples[("ingest_job_duration_seconds_bucket", (("le", le), *labels))] == expected
+    assert samples[("ingest_job_duration_seconds_count", labels)] == 4
+    assert samples[("ingest_job_duration_seconds_sum", labels)] == pytest.approx(5000.65)
+
+
+def test_gauges_keep_the_last_value() -> None:
+    client = fakeredis.FakeRedis()
+    for value in (100.0, 200.0):
+        recorder = MetricsRecorder()
+        recorder.set(LAST_SUCCESS, value, "shop")
+        flush(client, recorder)
+    assert scrape(client)[("ingest_last_success_timestamp_seconds", (("source", "shop"),))] == 200.0
+
+
+def test_flush_forgets_what_it_sent() -> None:
+    client = fakeredis.FakeRedis()
+    recorder = MetricsRecorder()
+    recorder.inc(RECORDS, "shop", "fetch", "fetched", amount=5)
+    flush(client, recorder)
+    flush(client, recorder)
+    assert scrape(client)[("ingest_records_total", (("outcome", "fetched"), ("source", "shop"),
+                                                    ("stage", "fetch")))] == 5
+
+
+def test_wrong_label_count_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="takes labels"):
+        MetricsRecorder().inc(RECORDS, "shop")
+
+
+def test_foreign_fields_do_not_break_a_scrape() -> None:
+    client = fakeredis.FakeRedis()
+    client.hset("ingest:metrics", "garbage", 1)
+    client.hset("ingest:metrics", '["unknown_metric",[],""]', 1)
+    assert ("ingest_records_total", ()) not in scrape(client)

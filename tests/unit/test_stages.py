@@ -1,0 +1,82 @@
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest_workers.domains import PRODUCTS
+from ingest_workers.models import Lineage, Record, Rejected
+from ingest_workers.stages import PerRecord, compose, default_stages, map_fields
+
+LINEAGE = Lineage("shop", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
+FIELDS = {"product_id": "id", "name": "title", "price": "price.amount"}
+
+
+def run(raw: list[Any]) -> list[Record | Rejected]:
+    return list(compose(default_stages(FIELDS, PRODUCTS, LINEAGE), (Record(r) for r in raw)))
+
+
+def test_records_are_mapped_validated_and_stamped() -> None:
+    [item] = run([{"id": 7, "title": "Kettle", "price": {"amount": "12,50 EUR"}}])
+    assert isinstance(item, Record)
+    assert item.row["product_id"] == "7"
+    assert item.row["currency"] == "EUR"
+    assert item.row["source"] == "shop" and item.row["run_id"] == "run-1" and item.row["job_id"] == "job-1"
+    assert item.row["raw"] == {"id": 7, "title": "Kettle", "price": {"amount": "12,50 EUR"}}
+
+
+def test_a_bad_record_is_rejected_and_the_rest_flow_on() -> None:
+    items = run([{"id": 1, "title": "A", "price": {"amount": 1}}, "not an object",
+                 {"id": 2, "title": "B", "price": {"amount": -3}}, {"id": 3, "title": "C", "price": {"amount": 2}}])
+    assert [type(i).__name__ for i in items] == ["Record", "Rejected", "Rejected", "Record"]
+    assert items[1].reason == "record is a JSON str, not an object" and items[1].stage == "map"
+    assert items[2].reason == "price: must not be negative" and items[2].stage == "validate"
+
+
+def test_stages_are_lazy() -> None:
+    pulled = []
+
+    def source():
+        for i in range(1_000_000):
+            pulled.append(i)
+            yield Record({"id": i, "title": "x", "price": {"amount": 1}})
+
+    stream = compose(default_stages(FIELDS, PRODUCTS, LINEAGE), source())
+    next(stream)
+    next(stream)
+    assert pulled == [0, 1]
+
+
+def test_rejections_pass_later_stages_untouched() -> None:
+    rejected = Rejected({"a": 1}, "earlier", "map")
+    boom = PerRecord("boom", lambda record: 1 / 0)
+    assert list(boom.process([rejected])) == [rejected]
+
+
+def test_missing_mapped_path_is_none() -> None:
+    [item] = list(map_fields({"name": "a.b.c"}).process([Record({"a": {"b": 5}})]))
+    assert item.row["name"] is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+product_like = st.fixed_dictionaries(
+    {}, optional={"id": json_values, "title": json_values, "price": json_values, "currency": json_values,
+                  "category": json_values, "in_stock": json_values, "updated_at": json_values},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(product_like | json_values, max_size=5))
+def test_arbitrary_json_is_loaded_or_rejected_never_raised(raw: list[Any]) -> None:
+    items = run(raw)
+    assert len(items) == len(raw)
+    for item in items:
+        if isinstance(item, Rejected):
+            assert item.reason
+        else:
+            json.dumps({k: v for k, v in item.row.items() if k not in ("price", "raw")})
+            assert item.row["price"] >= 0
