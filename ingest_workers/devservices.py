@@ -126,7 +126,8 @@ def _create_database(url: str, timeout: float = 2.0) -> bool:
         pass  # another process created it between our check and our CREATE
     except psycopg2.Error as exc:
         reason = exc.diag.message_primary or type(exc).__name__
-        raise ServiceUnavailable(f"PostgreSQL at {mask_url(url)} could not create database {name!r}: {reason}.") from exc
+        raise ServiceUnavailable(
+            f"PostgreSQL at {mask_url(url)} could not create database {name!r}: {reason}.") from exc
     finally:
         conn.close()
     return True
@@ -167,7 +168,8 @@ def _embedded_redis(url: str, workdir: Path, log: Callable[[str], None]) -> Iter
             if proc.poll() is not None:
                 raise ServiceUnavailable(f"{failed} exited with status {proc.returncode} (see {logfile}).")
             if time.monotonic() - started_at > START_TIMEOUT_S:
-                raise ServiceUnavailable(f"{failed} did not answer PING within {START_TIMEOUT_S:.0f} s (see {logfile}).")
+                raise ServiceUnavailable(
+                    f"{failed} did not answer PING within {START_TIMEOUT_S:.0f} s (see {logfile}).")
             time.sleep(0.05)
         log(f"redis: embedded redis-server ready at {embedded_url} in {time.monotonic() - started_at:.2f} s")
         yield embedded_url

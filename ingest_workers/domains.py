@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -141,7 +141,7 @@ def optional_timestamp(record: dict[str, Any], name: str) -> str | None:
     except ValueError:
         raise Reject(f"{name}: {value[:40]!r} is not an ISO 8601 timestamp") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # the catalog's sources serve UTC
+        moment = moment.replace(tzinfo=UTC)  # the catalog's sources serve UTC
     return moment.isoformat()
 
 

@@ -21,8 +21,8 @@ import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from .domains import Domain
 from .connections import postgres_errors
+from .domains import Domain
 from .models import Lineage, Rejected
 
 

@@ -17,13 +17,13 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 MAX_PAGE_SIZE = 10_000
-_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _ADJECTIVES = ("Compact", "Deluxe", "Eco", "Ergonomic", "Portable", "Rugged", "Smart", "Wireless")
 _NOUNS = ("Blender", "Backpack", "Headphones", "Kettle", "Lamp", "Monitor", "Keyboard", "Tent")
 _CATEGORIES = ("home", "kitchen", "outdoor", "electronics", "office", "travel")

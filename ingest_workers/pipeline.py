@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 
 from .connections import redis_errors
@@ -19,8 +19,17 @@ from .dedup import RedisDedup
 from .domains import DOMAINS, Domain
 from .http import HttpClient, RetryPolicy
 from .loader import PostgresLoader
-from .metrics import (FETCH_REQUESTS, FETCH_RETRIES, JOB_DURATION, JOBS, LAST_SUCCESS, LOAD_DURATION, LOAD_ROWS,
-                      RECORDS, MetricsRecorder)
+from .metrics import (
+    FETCH_REQUESTS,
+    FETCH_RETRIES,
+    JOB_DURATION,
+    JOBS,
+    LAST_SUCCESS,
+    LOAD_DURATION,
+    LOAD_ROWS,
+    RECORDS,
+    MetricsRecorder,
+)
 from .models import Counts, Lineage, Record, Rejected, SourceSpec
 from .resources import Resources
 from .runs import JobHistory
@@ -37,7 +46,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     """
     history = JobHistory(res.pg)
     history.started(job_id, run_id, spec.name)
-    lineage = Lineage(spec.name, run_id, job_id, datetime.now(timezone.utc).isoformat())
+    lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
     recorder, counts, started = MetricsRecorder(), Counts(), time.monotonic()
     log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)
     try:

@@ -11,7 +11,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from rq import Callback, Queue, Retry
@@ -35,7 +35,7 @@ class Enqueued:
 
 def new_run_id(now: datetime | None = None) -> str:
     """A fresh run id: UTC time to the second plus a random suffix (``20261121T235400Z-3fa2``)."""
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 

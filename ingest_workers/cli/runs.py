@@ -1,102 +1,28 @@
-"""The ``ingest`` command. It parses flags, builds the settings once, and calls one
-function per subcommand; errors a user can fix end in one line, not a traceback."""
+"""Runs: ``ingest enqueue``, ``ingest run`` (local workers) and ``ingest demo`` (everything)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import __version__
-from .catalog import Catalog, load_catalog
-from .config import DEFAULT_CATALOG, ENV_VARS, Settings, load_settings
-from .connections import connect_postgres, connect_redis
-from .errors import ConfigError, IngestError
-from .migrate import migrate
-from .producer import Enqueued, check_run_id, enqueue_run, make_queue, new_run_id
-from .runs import JobHistory
-from .watch import JobState, format_table, summary_document, wait_for_jobs, write_summary
-
-
-@dataclass
-class App:
-    """What the subcommands share: the flags of the group, turned into settings on first use."""
-
-    flags: dict[str, Any]
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-
-    @cached_property
-    def catalog(self) -> Catalog:
-        path = self.flags.get("catalog_path") or self.env.get(ENV_VARS["catalog_path"]) or DEFAULT_CATALOG
-        return load_catalog(Path(path), self.env)
-
-    @cached_property
-    def settings(self) -> Settings:
-        return load_settings(self.flags, self.env, self.catalog.settings, f"{self.catalog.path} [settings]")
-
-
-class IngestGroup(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except IngestError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
-            ctx.exit(1)
-
-
-@click.group(cls=IngestGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="ingest")
-@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Source catalog (TOML). [env: INGEST_CATALOG; default: the packaged mock-source catalog]")
-@click.option("--redis-url", help="Redis holding the queue, dedup sets and metrics. [env: REDIS_URL]")
-@click.option("--database-url", help="PostgreSQL the records load into. [env: DATABASE_URL]")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-@click.pass_context
-def main(ctx: click.Context, catalog_path: Path | None, redis_url: str | None, database_url: str | None,
-         log_level: str) -> None:
-    """Ingest sources through RQ workers into PostgreSQL, exactly once.
-
-    Typical use: `ingest db migrate`, start workers with `rq worker --serializer json
-    --with-scheduler ingest`, then `ingest enqueue --sources all`. `ingest demo`
-    does all of it on one machine.
-    """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = App({"catalog_path": catalog_path, "redis_url": redis_url, "database_url": database_url})
-
-
-@main.group()
-def db() -> None:
-    """Manage the PostgreSQL schema."""
-
-
-@db.command("migrate")
-@click.pass_obj
-def db_migrate(app: App) -> None:
-    """Apply the numbered SQL migrations that are missing (safe to run again)."""
-    applied = _migrate(app.settings)
-    click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
-
-
-def _migrate(settings: Settings) -> list[str]:
-    conn = connect_postgres(settings.database_url)
-    try:
-        return migrate(conn)
-    finally:
-        conn.close()
-
+from ..config import Settings, load_settings
+from ..connections import connect_postgres, connect_redis
+from ..errors import ConfigError
+from ..producer import Enqueued, check_run_id, enqueue_run, make_queue, new_run_id
+from ..runs import JobHistory
+from ..watch import JobState, format_table, summary_document, wait_for_jobs, write_summary
+from .app import App
+from .db import apply_migrations
 
 SOURCES_HELP = "'all', or source names separated by commas."
 
 
-@main.command()
+@click.command()
 @click.option("--sources", required=True, help=SOURCES_HELP)
 @click.option("--run-id", help="Reuse a run id to make enqueueing idempotent (default: a new run).")
 @click.option("--wait", is_flag=True, help="Wait for the jobs, show progress, then print the summary.")
@@ -116,7 +42,7 @@ def enqueue(app: App, sources: str, run_id: str | None, wait: bool, timeout: flo
         sys.exit(0 if ok else 1)
 
 
-@main.command()
+@click.command()
 @click.option("--sources", default="all", show_default=True, help=SOURCES_HELP)
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="cores",
               help="Local `rq worker` processes to start for this run.")
@@ -175,7 +101,7 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
     return bool(document["ok"])
 
 
-@main.command()
+@click.command()
 @click.option("--records", type=click.IntRange(min=0), default=20_000, show_default=True,
               help="Products the mock source serves.")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="cores")
@@ -203,49 +129,10 @@ def demo(app: App, records: int, workers: int, worker_class: str | None, port: i
         app.flags.update(redis_url=services.redis_url, database_url=services.database_url)
         app.env["INGEST_MOCK_URL"] = server.url
         try:
-            applied = _migrate(app.settings)
+            applied = apply_migrations(app.settings)
             click.echo(f"schema: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
             ok = run_locally(app, "all", workers, worker_class, None, Path("out/summary.json"))
         finally:
             server.shutdown()
             server.server_close()
     sys.exit(0 if ok else 1)
-
-
-@main.command("mock-sources")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option("--records", type=click.IntRange(min=0), default=10_000, show_default=True,
-              help="Products served.")
-@click.option("--invalid-every", type=click.IntRange(min=0), default=97, show_default=True,
-              help="Break every Nth product (0: none), to exercise rejections.")
-@click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Seconds added to every page.")
-def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float) -> None:
-    """Serve deterministic paginated products on HOST:PORT until interrupted."""
-    from .mock_sources import MockConfig, MockServer
-
-    server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency))
-    click.echo(f"serving {records} products at {server.url}/products", err=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-
-
-@main.command("metrics-server")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=9108, show_default=True)
-@click.pass_obj
-def metrics_server(app: App, host: str, port: int) -> None:
-    """Serve /metrics (Prometheus) and /healthz (Redis, PostgreSQL, workers)."""
-    from .metrics_server import serve
-
-    client = connect_redis(app.settings.redis_url)
-    click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
-    try:
-        serve(client, app.settings, host, port)
-    except KeyboardInterrupt:
-        pass

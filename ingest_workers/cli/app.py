@@ -1,0 +1,64 @@
+"""The ``ingest`` group: global flags, the settings built from them once, and one-line errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..catalog import Catalog, load_catalog
+from ..config import DEFAULT_CATALOG, ENV_VARS, Settings, load_settings
+from ..errors import IngestError
+
+
+@dataclass
+class App:
+    """What the subcommands share: the flags of the group, turned into settings on first use."""
+
+    flags: dict[str, Any]
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        path = self.flags.get("catalog_path") or self.env.get(ENV_VARS["catalog_path"]) or DEFAULT_CATALOG
+        return load_catalog(Path(path), self.env)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.flags, self.env, self.catalog.settings, f"{self.catalog.path} [settings]")
+
+
+class IngestGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IngestError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=IngestGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ingest")
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Source catalog (TOML). [env: INGEST_CATALOG; default: the packaged mock-source catalog]")
+@click.option("--redis-url", help="Redis holding the queue, dedup sets and metrics. [env: REDIS_URL]")
+@click.option("--database-url", help="PostgreSQL the records load into. [env: DATABASE_URL]")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.pass_context
+def main(ctx: click.Context, catalog_path: Path | None, redis_url: str | None, database_url: str | None,
+         log_level: str) -> None:
+    """Ingest sources through RQ workers into PostgreSQL, exactly once.
+
+    Typical use: `ingest db migrate`, start workers with `rq worker --serializer json
+    --with-scheduler ingest`, then `ingest enqueue --sources all`. `ingest demo`
+    does all of it on one machine.
+    """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = App({"catalog_path": catalog_path, "redis_url": redis_url, "database_url": database_url})

@@ -1,0 +1,47 @@
+"""Long-running servers: the mock source and the metrics endpoint."""
+
+from __future__ import annotations
+
+import click
+
+from ..connections import connect_redis
+from .app import App
+
+
+@click.command("mock-sources")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--records", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="Products served.")
+@click.option("--invalid-every", type=click.IntRange(min=0), default=97, show_default=True,
+              help="Break every Nth product (0: none), to exercise rejections.")
+@click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds added to every page.")
+def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float) -> None:
+    """Serve deterministic paginated products on HOST:PORT until interrupted."""
+    from .mock_sources import MockConfig, MockServer
+
+    server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency))
+    click.echo(f"serving {records} products at {server.url}/products", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@click.command("metrics-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=9108, show_default=True)
+@click.pass_obj
+def metrics_server(app: App, host: str, port: int) -> None:
+    """Serve /metrics (Prometheus) and /healthz (Redis, PostgreSQL, workers)."""
+    from .metrics_server import serve
+
+    client = connect_redis(app.settings.redis_url)
+    click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
+    try:
+        serve(client, app.settings, host, port)
+    except KeyboardInterrupt:
+        pass
