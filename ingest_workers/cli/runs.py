@@ -60,7 +60,7 @@ def run(app: App, sources: str, workers: int, worker_class: str | None, timeout:
 
 def run_locally(app: App, sources: str, workers: int, worker_class: str | None, timeout: float | None,
                 out: Path) -> bool:
-    from .workerpool import local_workers
+    from ..workerpool import local_workers
 
     specs = app.catalog.select(sources)
     settings = app.settings
@@ -114,8 +114,8 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
 def demo(app: App, records: int, workers: int, worker_class: str | None, port: int, state_dir: Path) -> None:
     """The whole system on this machine: services (embedded if none answer), schema,
     mock source, workers, one run of every source, and its summary."""
-    from .devservices import ensure_services
-    from .mock_sources import MockConfig, MockServer
+    from ..devservices import ensure_services
+    from ..mock_sources import MockConfig, MockServer
 
     base = load_settings(app.flags, app.env)
     with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo) as services:
