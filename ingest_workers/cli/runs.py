@@ -12,10 +12,13 @@ import click
 
 from ..config import Settings, load_settings
 from ..connections import connect_postgres, connect_redis
+from ..devservices import ensure_services
 from ..errors import ConfigError
+from ..mock_sources import MockConfig, MockServer
 from ..producer import Enqueued, check_run_id, enqueue_run, make_queue, new_run_id
 from ..runs import JobHistory
 from ..watch import JobState, format_table, summary_document, wait_for_jobs, write_summary
+from ..workerpool import local_workers
 from .app import App
 from .db import apply_migrations
 
@@ -60,8 +63,6 @@ def run(app: App, sources: str, workers: int, worker_class: str | None, timeout:
 
 def run_locally(app: App, sources: str, workers: int, worker_class: str | None, timeout: float | None,
                 out: Path) -> bool:
-    from ..workerpool import local_workers
-
     specs = app.catalog.select(sources)
     settings = app.settings
     client = connect_redis(settings.redis_url)
@@ -114,9 +115,6 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
 def demo(app: App, records: int, workers: int, worker_class: str | None, port: int, state_dir: Path) -> None:
     """The whole system on this machine: services (embedded if none answer), schema,
     mock source, workers, one run of every source, and its summary."""
-    from ..devservices import ensure_services
-    from ..mock_sources import MockConfig, MockServer
-
     base = load_settings(app.flags, app.env)
     with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo) as services:
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from ..connections import connect_redis
+from ..metrics_server import serve
+from ..mock_sources import MockConfig, MockServer
 from .app import App
 
 
@@ -19,8 +21,6 @@ from .app import App
               help="Seconds added to every page.")
 def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float) -> None:
     """Serve deterministic paginated products on HOST:PORT until interrupted."""
-    from ..mock_sources import MockConfig, MockServer
-
     server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency))
     click.echo(f"serving {records} products at {server.url}/products", err=True)
     try:
@@ -37,8 +37,6 @@ def mock_sources(host: str, port: int, records: int, invalid_every: int, latency
 @click.pass_obj
 def metrics_server(app: App, host: str, port: int) -> None:
     """Serve /metrics (Prometheus) and /healthz (Redis, PostgreSQL, workers)."""
-    from ..metrics_server import serve
-
     client = connect_redis(app.settings.redis_url)
     click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
     try:
