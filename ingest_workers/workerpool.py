@@ -1,4 +1,4 @@
-"""Start and stop local ``rq worker`` processes (for ``ingest run`` and the demo).
+"""Start, watch and stop local ``rq worker`` processes (``ingest workers``, ``ingest run``, the demo).
 
 They are the same workers an operator runs by hand: :func:`worker_command` is the
 documented invocation, so what the demo exercises is what production runs.
@@ -14,8 +14,11 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from .config import ENV_VARS, Settings
+
+Process = subprocess.Popen[bytes]
 
 
 def worker_command(settings: Settings, name: str, worker_class: str | None = None) -> list[str]:
@@ -40,29 +43,41 @@ def worker_name(index: int) -> str:
     return f"{socket.gethostname()}.{os.getpid()}.{index}"
 
 
+def start_worker(settings: Settings, index: int, env: Mapping[str, str], log: IO[bytes] | None,
+                 worker_class: str | None = None) -> Process:
+    """One ``rq worker``; its output goes to ``log`` (None: this process's stdout and stderr).
+
+    It gets a session of its own: a signal sent to our process group (Ctrl+C in a
+    terminal, a process manager's killpg) would otherwise also reach the worker's
+    job child directly and kill the job mid-batch; instead :func:`stop_workers`
+    gives each worker RQ's warm shutdown.
+    """
+    return subprocess.Popen(worker_command(settings, worker_name(index), worker_class),
+                            env=worker_env(settings, env), stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
+
+
+def stop_workers(processes: list[Process], timeout: float = 30.0) -> None:
+    """SIGTERM (RQ's warm shutdown: the current job finishes), then SIGKILL after ``timeout``."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def local_workers(settings: Settings, count: int, env: Mapping[str, str], log_path: Path,
-                  worker_class: str | None = None,
-                  stop_timeout: float = 30.0) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Run ``count`` workers for the duration of the block, their output appended to
-    ``log_path``; stop them with SIGTERM (RQ's warm shutdown: the current job
-    finishes), then SIGKILL after ``stop_timeout``."""
-    child_env = worker_env(settings, env)
+                  worker_class: str | None = None, stop_timeout: float = 30.0) -> Iterator[list[Process]]:
+    """Run ``count`` workers for the duration of the block, their output appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("ab")
-    processes = [subprocess.Popen(worker_command(settings, worker_name(i), worker_class), env=child_env,
-                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-                 for i in range(count)]
-    try:
-        yield processes
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=stop_timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
+    with log_path.open("ab") as log:
+        processes = [start_worker(settings, i, env, log, worker_class) for i in range(count)]
+        try:
+            yield processes
+        finally:
+            stop_workers(processes, stop_timeout)

@@ -4,8 +4,9 @@ from .app import main
 from .db import db
 from .runs import demo, enqueue, run
 from .servers import metrics_server, mock_sources
+from .workers import workers
 
-for command in (db, enqueue, run, demo, mock_sources, metrics_server):
+for command in (db, enqueue, run, demo, workers, mock_sources, metrics_server):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import click
 
 from ..connections import connect_redis
 from ..metrics_server import serve
 from ..mock_sources import MockConfig, MockServer
 from .app import App
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (from a process manager) end the server like Ctrl+C: cleanly, exit status 0."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @click.command("mock-sources")
@@ -23,6 +35,7 @@ def mock_sources(host: str, port: int, records: int, invalid_every: int, latency
     """Serve deterministic paginated products on HOST:PORT until interrupted."""
     server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency))
     click.echo(f"serving {records} products at {server.url}/products", err=True)
+    stop_on_sigterm()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -39,6 +52,7 @@ def metrics_server(app: App, host: str, port: int) -> None:
     """Serve /metrics (Prometheus) and /healthz (Redis, PostgreSQL, workers)."""
     client = connect_redis(app.settings.redis_url)
     click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
+    stop_on_sigterm()
     try:
         serve(client, app.settings, host, port)
     except KeyboardInterrupt:

@@ -44,3 +44,17 @@ ensure_services_installable() {
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[embedded]" >&2
     fi
 }
+
+# ensure_debian_tool COMMAND PACKAGE: install Debian's PACKAGE when COMMAND is missing (root only;
+# otherwise say what to install: the tests that need it will then fail, never skip).
+ensure_debian_tool() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian's $2 (for $1)" >&2
+        apt-get install -y -q "$2" >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$2" >/dev/null 2>&1; } ||
+            echo "warning: could not install $2; the tests that use $1 will fail" >&2
+    else
+        echo "warning: $1 is missing (Debian package $2); the tests that use it will fail" >&2
+    fi
+}

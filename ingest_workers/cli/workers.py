@@ -1,0 +1,46 @@
+"""``ingest workers``: N plain ``rq worker`` processes under one supervisor (the Procfile's worker line)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import signal
+import threading
+
+import click
+
+from ..workerpool import start_worker, stop_workers, worker_command, worker_name
+from .app import App
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option("--count", type=click.IntRange(min=1), envvar="WORKERS", default=os.cpu_count() or 1,
+              show_default="cores", help="Worker processes. [env: WORKERS]")
+@click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
+@click.pass_obj
+def workers(app: App, count: int, worker_class: str | None) -> None:
+    """Run COUNT `rq worker` processes until SIGTERM or SIGINT, restarting any that die.
+
+    Each is exactly `rq worker --serializer json --with-scheduler --name HOST.PID.N
+    --url $REDIS_URL QUEUE`; on SIGTERM they get RQ's warm shutdown (the job in
+    hand finishes).
+    """
+    settings = app.settings
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("starting %d x %s", count, " ".join(worker_command(settings, worker_name(0), worker_class)))
+    # A new name for every start: RQ refuses a name whose dead owner is still registered.
+    numbers = itertools.count()
+    processes = [start_worker(settings, next(numbers), app.env, None, worker_class) for _ in range(count)]
+    try:
+        while not stop.wait(1.0):
+            for slot, process in enumerate(processes):
+                if process.poll() is not None:
+                    log.warning("a worker exited with status %s; starting another", process.returncode)
+                    processes[slot] = start_worker(settings, next(numbers), app.env, None, worker_class)
+    finally:
+        stop_workers(processes)

@@ -1,0 +1,92 @@
+"""The Procfile, run by honcho against the real Redis and PostgreSQL: records land, and
+SIGTERM stops every process it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2.extensions
+import pytest
+import redis
+import requests
+
+from ingest_workers.devservices import Services
+from ingest_workers.mock_sources import count_invalid
+from tests.helpers import scalar
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDS = 3000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting to be reaped is not alive
+        return stat.read().split()[2] != "Z"
+
+
+def test_procfile_runs_every_role_and_stops_cleanly(
+    services: Services, pg: psycopg2.extensions.connection, redis_client: redis.Redis, tmp_path: Path,
+) -> None:
+    mock_port, metrics_port = free_port(), free_port()
+    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
+           "INGEST_QUEUE": "procfile-test", "WORKERS": "2", "MOCK_PORT": str(mock_port),
+           "MOCK_RECORDS": str(RECORDS), "METRICS_PORT": str(metrics_port),
+           "INGEST_MOCK_URL": f"http://127.0.0.1:{mock_port}",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"], env=env,
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: redis_client.scard("rq:workers:procfile-test") == 2, 30, "two workers")
+
+        def metrics_up() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until(metrics_up, 30, "the metrics server")
+        enqueue = subprocess.run([sys.executable, "-m", "ingest_workers", "enqueue", "--sources", "all", "--wait",
+                                  "--timeout", "60"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                 timeout=90)
+        assert enqueue.returncode == 0, enqueue.stdout + enqueue.stderr
+        assert scalar(pg, "SELECT count(*) FROM products") == RECORDS - count_invalid(RECORDS, 97)
+        worker_pids = [int(redis_client.hget(key, "pid")) for key in redis_client.smembers("rq:workers:procfile-test")]
+    finally:
+        honcho.send_signal(signal.SIGTERM)
+        output = honcho.communicate(timeout=60)[0].decode()
+    for role in ("worker", "metrics", "mock"):
+        assert f"{role}.1 stopped (rc=0)" in output, output
+    wait_until(lambda: not group_alive(honcho.pid), 10, "every process of the Procfile to exit")
+    wait_until(lambda: not any(pid_alive(pid) for pid in worker_pids), 10, "the rq workers to exit")
+    assert redis_client.scard("rq:workers:procfile-test") == 0  # warm shutdown deregistered them
