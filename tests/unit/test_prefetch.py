@@ -1,0 +1,65 @@
+import threading
+import time
+
+import pytest
+
+from ingest_workers.prefetch import prefetched
+
+
+def test_items_arrive_in_order() -> None:
+    assert list(prefetched(range(1000), depth=7)) == list(range(1000))
+
+
+def test_depth_zero_is_plain_iteration() -> None:
+    assert list(prefetched(iter("abc"), depth=0)) == ["a", "b", "c"]
+
+
+def test_the_producer_never_runs_more_than_depth_ahead() -> None:
+    produced: list[int] = []
+
+    def source():
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    stream = prefetched(source(), depth=3)
+    assert next(stream) == 0
+    time.sleep(0.3)
+    assert len(produced) <= 1 + 3 + 1  # consumed, buffered, and one waiting to be put
+    stream.close()
+
+
+def test_a_source_error_is_raised_where_it_happened() -> None:
+    def source():
+        yield 1
+        yield 2
+        raise ValueError("page 3 broke")
+
+    stream = prefetched(source(), depth=2)
+    assert [next(stream), next(stream)] == [1, 2]
+    with pytest.raises(ValueError, match="page 3 broke"):
+        next(stream)
+
+
+def test_the_next_item_is_fetched_while_the_consumer_works_on_this_one() -> None:
+    fetched = [threading.Event() for _ in range(3)]
+
+    def source():
+        for i in range(3):
+            fetched[i].set()
+            yield i
+
+    stream = prefetched(source(), depth=2)
+    assert next(stream) == 0
+    # Still "working" on item 0: item 1 must arrive without the consumer asking for it.
+    assert fetched[1].wait(timeout=5)
+    assert list(stream) == [1, 2]
+
+
+def test_closing_early_stops_the_thread() -> None:
+    before = threading.active_count()
+    stream = prefetched(iter(range(10**9)), depth=2)
+    next(stream)
+    stream.close()
+    time.sleep(0.3)
+    assert threading.active_count() == before
