@@ -13,6 +13,7 @@ from rq.timeouts import JobTimeoutException
 
 from . import pipeline, resources
 from .errors import ServiceUnavailable, TransientError
+from .metrics import count_job_retry
 from .models import SourceSpec
 
 # What may pass if the job runs again later; anything else fails the job at once.
@@ -34,6 +35,8 @@ def on_failure(job: Job, connection: Any, exc_type: type[BaseException], exc_val
     """RQ failure callback: keep RQ's retries for errors that may pass; fail the rest now."""
     if not isinstance(exc_value, RETRYABLE):
         job.retries_left = 0
+    elif job.retries_left and "source" in job.meta:
+        count_job_retry(connection, job.meta["source"])
 
 
 def _ensure_logging() -> None:

@@ -1,13 +1,14 @@
 """``ingest metrics-server``: ``/metrics`` for Prometheus and ``/healthz`` for probes.
 
 Counted metrics come from Redis (see :mod:`.metrics`); queue depths and live
-workers are read from RQ's own registries at scrape time.
+workers are read from RQ's own registries at scrape time; each source's schedule
+comes from the catalog (for freshness alerts).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -22,6 +23,7 @@ from .config import Settings
 from .connections import connect_postgres
 from .errors import ServiceUnavailable
 from .metrics import RedisCollector
+from .models import SourceSpec
 
 
 class RqCollector(Collector):
@@ -44,9 +46,26 @@ class RqCollector(Collector):
         yield workers
 
 
-def make_registry(client: redis.Redis) -> CollectorRegistry:
+class CatalogCollector(Collector):
+    """The interval each source is scheduled at, so alerts can tell a stale source."""
+
+    def __init__(self, sources: Sequence[SourceSpec]) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        interval = GaugeMetricFamily("ingest_source_interval_seconds",
+                                     "Seconds between scheduled runs of each source (from the catalog).",
+                                     labels=["source"])
+        for spec in self._sources:
+            if spec.interval_seconds:
+                interval.add_metric([spec.name], spec.interval_seconds)
+        yield interval
+
+
+def make_registry(client: redis.Redis, sources: Sequence[SourceSpec] = ()) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(client, extra=RqCollector(client)))
+    registry.register(RedisCollector(client, extra=RqCollector(client), sources=[s.name for s in sources]))
+    registry.register(CatalogCollector(sources))
     return registry
 
 
@@ -69,8 +88,9 @@ def health(client: redis.Redis, settings: Settings) -> tuple[bool, dict[str, Any
     return ok, checks
 
 
-def make_app(client: redis.Redis, settings: Settings) -> Callable[..., Iterable[bytes]]:
-    metrics_app = make_wsgi_app(make_registry(client))
+def make_app(client: redis.Redis, settings: Settings,
+             sources: Sequence[SourceSpec] = ()) -> Callable[..., Iterable[bytes]]:
+    metrics_app = make_wsgi_app(make_registry(client, sources))
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz":
@@ -88,6 +108,6 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve(client: redis.Redis, settings: Settings, host: str, port: int) -> None:
-    with make_server(host, port, make_app(client, settings), handler_class=_QuietHandler) as server:
+def serve(client: redis.Redis, settings: Settings, host: str, port: int, sources: Sequence[SourceSpec] = ()) -> None:
+    with make_server(host, port, make_app(client, settings, sources), handler_class=_QuietHandler) as server:
         server.serve_forever()

@@ -40,6 +40,6 @@ def metrics_server(app: App, host: str, port: int) -> None:
     client = connect_redis(app.settings.redis_url)
     click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
     try:
-        serve(client, app.settings, host, port)
+        serve(client, app.settings, host, port, list(app.catalog.sources.values()))
     except KeyboardInterrupt:
         pass

