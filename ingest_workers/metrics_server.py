@@ -26,6 +26,23 @@ from .metrics import RedisCollector
 from .models import SourceSpec
 
 
+def queue_depths(client: redis.Redis) -> list[tuple[str, str, int]]:
+    """(queue, state, jobs) for every RQ queue and state, from RQ's own registries."""
+    depths = []
+    for queue in Queue.all(connection=client, serializer=JSONSerializer):
+        registries = {"queued": queue, "started": queue.started_job_registry,
+                      "scheduled": queue.scheduled_job_registry, "deferred": queue.deferred_job_registry,
+                      "failed": queue.failed_job_registry, "finished": queue.finished_job_registry}
+        depths += [(queue.name, state, registry.count) for state, registry in registries.items()]
+    return depths
+
+
+def worker_counts(client: redis.Redis) -> dict[str, int]:
+    """Live RQ workers listening on each queue."""
+    return {queue.name: Worker.count(connection=client, queue=queue)
+            for queue in Queue.all(connection=client, serializer=JSONSerializer)}
+
+
 class RqCollector(Collector):
     """Queue depth by queue and state, and live workers by queue, from RQ's registries."""
 
@@ -35,13 +52,10 @@ class RqCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("ingest_queue_jobs", "Jobs in each RQ queue by state.", labels=["queue", "state"])
         workers = GaugeMetricFamily("ingest_workers", "Live RQ workers listening on each queue.", labels=["queue"])
-        for queue in Queue.all(connection=self._client, serializer=JSONSerializer):
-            registries = {"queued": queue, "started": queue.started_job_registry,
-                          "scheduled": queue.scheduled_job_registry, "deferred": queue.deferred_job_registry,
-                          "failed": queue.failed_job_registry, "finished": queue.finished_job_registry}
-            for state, registry in registries.items():
-                depth.add_metric([queue.name, state], registry.count)
-            workers.add_metric([queue.name], Worker.count(connection=self._client, queue=queue))
+        for queue, state, count in queue_depths(self._client):
+            depth.add_metric([queue, state], count)
+        for queue, count in worker_counts(self._client).items():
+            workers.add_metric([queue], count)
         yield depth
         yield workers
 

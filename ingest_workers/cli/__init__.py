@@ -4,8 +4,10 @@ from .app import main
 from .db import db
 from .runs import demo, enqueue, run
 from .servers import metrics_server, mock_sources
+from .status import status
 
 for command in (db, enqueue, run, demo, mock_sources, metrics_server):
     main.add_command(command)
+main.add_command(status)
 
 __all__ = ["main"]
