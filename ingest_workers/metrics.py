@@ -131,6 +131,12 @@ def count_job_retry(client: redis.Redis, source: str) -> None:
     client.hincrby(METRICS_KEY, _field(JOB_RETRIES, (source,)), 1)
 
 
+def read_counters(client: redis.Redis, metric: Declared, label_sets: Iterable[tuple[str, ...]]) -> list[float]:
+    """The current values of ``metric`` for each of ``label_sets`` (0 for a series not counted yet)."""
+    fields = [_field(metric, labels) for labels in label_sets]
+    return [float(value or 0) for value in client.hmget(METRICS_KEY, fields)] if fields else []
+
+
 class RedisCollector(Collector):
     """Reads the counted metrics from Redis at scrape time; ``extra`` adds live gauges.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg2.extensions
@@ -19,7 +21,7 @@ from ingest_workers.producer import enqueue_run, make_queue
 from ingest_workers.runs import JobHistory
 from ingest_workers.status import source_status
 from ingest_workers.watch import wait_for_jobs
-from ingest_workers.workerpool import local_workers
+from ingest_workers.workerpool import local_workers, worker_env
 from tests.helpers import scalar, write_catalog
 
 
@@ -88,3 +90,25 @@ def test_health_thresholds_over_the_window(pg: psycopg2.extensions.connection) -
     assert report["shop_fine"]["loaded"] == 200 and report["shop_fine"]["recent_failures"] == []
     assert report["shop_fine"]["last_run"]["run_id"] != "old"
     assert [f["error"] for f in report["shop_bad"]["recent_failures"]] == ["TransientError: HTTP 503"]
+
+
+def test_enqueue_wait_ends_with_the_table_and_fails_when_a_job_failed(
+    redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, mock_server: MockServer,
+    tmp_path: Path,
+) -> None:
+    mock_server.config = MockConfig(records=300)
+    catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_good",
+                            extra=f'[sources.shop_broken]\nkind = "http_json"\ndomain = "products"\n'
+                                  f'url = "{mock_server.url}/missing"\n')
+    env = worker_env(settings, os.environ)
+    with local_workers(settings, 2, os.environ, tmp_path / "workers.log"):
+        done = subprocess.run([sys.executable, "-m", "ingest_workers", "--catalog", str(catalog), "enqueue",
+                               "--sources", "all", "--wait", "--timeout", "60"],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 1, done.stdout + done.stderr
+    table = done.stdout.splitlines()
+    assert any(line.startswith("shop_good") and line.endswith("healthy") for line in table)
+    assert any(line.startswith("shop_broken") and line.endswith("unhealthy") for line in table)
+    assert "jobs" in done.stderr  # the progress bar (drawn in full on a terminal)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["totals"]["loaded"] == scalar(pg, "SELECT count(*) FROM products") > 0
