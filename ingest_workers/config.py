@@ -36,6 +36,7 @@ class Settings:
     http_read_timeout: float = 30.0
     http_max_attempts: int = 5  # tries per HTTP request, the first included
     http_max_backoff: float = 30.0  # seconds; also caps a server's Retry-After
+    log_format: str = "text"  # or "json": one JSON object per line, with source, run id and job id
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.
@@ -48,6 +49,7 @@ ENV_VARS = {
     "job_timeout": "INGEST_JOB_TIMEOUT",
     "job_retries": "INGEST_JOB_RETRIES",
     "http_max_attempts": "INGEST_HTTP_MAX_ATTEMPTS",
+    "log_format": "INGEST_LOG_FORMAT",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

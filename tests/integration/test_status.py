@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -100,10 +101,11 @@ def test_enqueue_wait_ends_with_the_table_and_fails_when_a_job_failed(
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_good",
                             extra=f'[sources.shop_broken]\nkind = "http_json"\ndomain = "products"\n'
                                   f'url = "{mock_server.url}/missing"\n')
+    settings = dataclasses.replace(settings, log_format="json")
     env = worker_env(settings, os.environ)
     with local_workers(settings, 2, os.environ, tmp_path / "workers.log"):
-        done = subprocess.run([sys.executable, "-m", "ingest_workers", "--catalog", str(catalog), "enqueue",
-                               "--sources", "all", "--wait", "--timeout", "60"],
+        done = subprocess.run([sys.executable, "-m", "ingest_workers", "--catalog", str(catalog), "--log-format",
+                               "json", "enqueue", "--sources", "all", "--wait", "--timeout", "60"],
                               env=env, cwd=tmp_path, capture_output=True, text=True, timeout=90)
     assert done.returncode == 1, done.stdout + done.stderr
     table = done.stdout.splitlines()
@@ -112,3 +114,12 @@ def test_enqueue_wait_ends_with_the_table_and_fails_when_a_job_failed(
     assert "jobs" in done.stderr  # the progress bar (drawn in full on a terminal)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["totals"]["loaded"] == scalar(pg, "SELECT count(*) FROM products") > 0
+
+    # The workers' own lines are JSON, each naming its source, run and job.
+    ours = [json.loads(line) for line in (tmp_path / "workers.log").read_text().splitlines()
+            if line.startswith("{")]
+    assert {line["source"] for line in ours} == {"shop_good", "shop_broken"}
+    for line in ours:
+        assert line["logger"].startswith("ingest_workers")
+        assert line["job_id"] == f"{line['run_id']}-{line['source']}"
+    assert any(line["level"] == "ERROR" and "HTTP 404" in line["message"] for line in ours)
