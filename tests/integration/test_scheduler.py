@@ -12,7 +12,9 @@ from pathlib import Path
 
 import psycopg2.extensions
 import redis
+from click.testing import CliRunner
 
+from ingest_workers.cli import main
 from ingest_workers.config import Settings
 from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
 from ingest_workers.producer import make_queue
@@ -90,3 +92,10 @@ def test_two_schedulers_and_a_restart_fire_each_slot_once_with_one_run_in_flight
             assert later[4] >= earlier[5], f"{later[1]} started while {earlier[1]} was in flight"
     valid = 300 - count_invalid(300, 97)
     assert scalar(pg, "SELECT count(*) FROM products") == 2 * valid
+
+
+def test_schedule_without_scheduled_sources_is_a_one_line_error(settings: Settings, tmp_path: Path) -> None:
+    catalog = write_catalog(tmp_path / "c.toml", "http://127.0.0.1:1/products")  # no interval_seconds
+    result = CliRunner().invoke(main, ["--catalog", str(catalog), "--redis-url", settings.redis_url, "schedule"])
+    assert result.exit_code == 1
+    assert result.output == "error: no selected source has interval_seconds in the catalog; nothing to schedule\n"
