@@ -85,6 +85,10 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> 
     page_size = values.get("page_size", SourceSpec.page_size)
     if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
         raise ConfigError(f"{where} key 'page_size': expected a whole number above 0, got {page_size!r}")
+    interval = values.get("interval_seconds")
+    if interval is not None and (not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0):
+        raise ConfigError(f"{where} key 'interval_seconds': expected a whole number of seconds above 0, "
+                          f"got {interval!r}")
     fields = values.get("fields", {})
     if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
         raise ConfigError(f"{where} key 'fields': expected a table of unified field = \"dotted.path\"")

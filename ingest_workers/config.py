@@ -36,6 +36,8 @@ class Settings:
     http_read_timeout: float = 30.0
     http_max_attempts: int = 5  # tries per HTTP request, the first included
     http_max_backoff: float = 30.0  # seconds; also caps a server's Retry-After
+    # "text", or "json": one JSON object per line, with source, run id and job id
+    log_format: str = field(default="text", metadata={"choices": ("text", "json")})
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.
@@ -48,6 +50,7 @@ ENV_VARS = {
     "job_timeout": "INGEST_JOB_TIMEOUT",
     "job_retries": "INGEST_JOB_RETRIES",
     "http_max_attempts": "INGEST_HTTP_MAX_ATTEMPTS",
+    "log_format": "INGEST_LOG_FORMAT",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -90,6 +93,9 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
     if isinstance(default, str):
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{origin}: expected a non-empty string, got {raw!r}")
+        choices = _FIELDS[name].metadata.get("choices")
+        if choices and raw not in choices:
+            raise ConfigError(f"{origin}: expected one of {', '.join(choices)}, got {raw!r}")
         return raw
     kind = type(default)
     try:

@@ -13,6 +13,8 @@ from rq.timeouts import JobTimeoutException
 
 from . import pipeline, resources
 from .errors import ServiceUnavailable, TransientError
+from .logs import configure_logging, job_context
+from .metrics import count_job_retry
 from .models import SourceSpec
 
 # What may pass if the job runs again later; anything else fails the job at once.
@@ -21,11 +23,13 @@ RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
 
 def fetch_source(spec: dict[str, Any], run_id: str) -> dict[str, int]:
     """Ingest one source for one run; return its counts (fetched, rejected, duplicate, loaded)."""
-    _ensure_logging()
+    res = resources.current()
+    _ensure_logging(res.settings.log_format)
     job = get_current_job()
     job_id = job.id if job else f"{run_id}-{spec['name']}"
     queue = job.origin if job else "inline"
-    counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, resources.current())
+    with job_context(spec["name"], run_id, job_id):
+        counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res)
     return counts.to_dict()
 
 
@@ -34,9 +38,11 @@ def on_failure(job: Job, connection: Any, exc_type: type[BaseException], exc_val
     """RQ failure callback: keep RQ's retries for errors that may pass; fail the rest now."""
     if not isinstance(exc_value, RETRYABLE):
         job.retries_left = 0
+    elif job.retries_left and "source" in job.meta:
+        count_job_retry(connection, job.meta["source"])
 
 
-def _ensure_logging() -> None:
+def _ensure_logging(log_format: str) -> None:
     # `rq worker` sets up only its own logger; give ours the same destination (stderr).
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging("INFO", log_format)

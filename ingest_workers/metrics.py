@@ -17,7 +17,7 @@ import bisect
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,11 +54,27 @@ LOAD_DURATION = Declared("ingest_load_batch_duration_seconds", "histogram",
                          (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 LOAD_ROWS = Declared("ingest_load_batch_rows", "histogram", "Records per loaded batch.", ("source",),
                      (1, 10, 100, 250, 500, 1000, 2500, 5000, 10000))
+JOB_RETRIES = Declared("ingest_job_retries", "counter",
+                       "Fetch jobs that failed transiently and were scheduled to run again.", ("source",))
 LAST_SUCCESS = Declared("ingest_last_success_timestamp_seconds", "gauge",
                         "Unix time of the last fetch job of a source that succeeded.", ("source",))
+CIRCUIT_STATE = Declared("ingest_circuit_state", "gauge",
+                         "Circuit breaker of each source: 0 closed, 1 half-open, 2 open.", ("source",))
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
-DECLARED = {d.name: d for d in (RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_DURATION, LOAD_DURATION,
-                                LOAD_ROWS, LAST_SUCCESS)}
+DECLARED = {d.name: d for d in (RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION,
+                                LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS, CIRCUIT_STATE)}
+
+# Series every catalog source has from the start, at zero (a closed circuit), so that
+# rate(), ratios and alerts work before the first event instead of seeing no series.
+# Sample values are (metric, label values after the source, value).
+SOURCE_DEFAULTS: tuple[tuple[Declared, tuple[str, ...], float], ...] = (
+    (RECORDS, ("fetch", "fetched"), 0), (RECORDS, ("validate", "rejected"), 0),
+    (RECORDS, ("dedup", "duplicate"), 0), (RECORDS, ("load", "duplicate"), 0), (RECORDS, ("load", "loaded"), 0),
+    (FETCH_REQUESTS, ("2xx",), 0), (FETCH_REQUESTS, ("4xx",), 0), (FETCH_REQUESTS, ("5xx",), 0),
+    (FETCH_REQUESTS, ("error",), 0), (FETCH_RETRIES, (), 0), (JOB_RETRIES, (), 0),
+    (JOBS, ("success",), 0), (JOBS, ("failure",), 0), (CIRCUIT_STATE, (), CIRCUIT_STATES["closed"]),
+)
 
 
 def _field(metric: Declared, labels: tuple[str, ...], suffix: str = "") -> str:
@@ -100,12 +116,37 @@ class MetricsRecorder:
         self._gauges.clear()
 
 
-class RedisCollector(Collector):
-    """Reads the counted metrics from Redis at scrape time; ``extra`` adds live gauges."""
+def set_circuit_state(client: redis.Redis | redis.client.Pipeline, source: str, state: str) -> None:
+    """Publish the circuit breaker state of ``source`` ("closed", "half_open" or "open").
 
-    def __init__(self, client: redis.Redis, extra: Collector | None = None) -> None:
+    The breaker calls this on every transition; on a pipeline, the caller executes it.
+    """
+    if state not in CIRCUIT_STATES:
+        raise ValueError(f"circuit state must be one of {', '.join(CIRCUIT_STATES)}, got {state!r}")
+    client.hset(GAUGES_KEY, _field(CIRCUIT_STATE, (source,)), CIRCUIT_STATES[state])
+
+
+def count_job_retry(client: redis.Redis, source: str) -> None:
+    """Count one job of ``source`` that RQ will run again."""
+    client.hincrby(METRICS_KEY, _field(JOB_RETRIES, (source,)), 1)
+
+
+def read_counters(client: redis.Redis, metric: Declared, label_sets: Iterable[tuple[str, ...]]) -> list[float]:
+    """The current values of ``metric`` for each of ``label_sets`` (0 for a series not counted yet)."""
+    fields = [_field(metric, labels) for labels in label_sets]
+    return [float(value or 0) for value in client.hmget(METRICS_KEY, fields)] if fields else []
+
+
+class RedisCollector(Collector):
+    """Reads the counted metrics from Redis at scrape time; ``extra`` adds live gauges.
+
+    ``sources`` (the catalog's names) get the :data:`SOURCE_DEFAULTS` series until they have their own.
+    """
+
+    def __init__(self, client: redis.Redis, extra: Collector | None = None, sources: Iterable[str] = ()) -> None:
         self._client = client
         self._extra = extra
+        self._sources = tuple(sources)
 
     def collect(self) -> Iterator[Metric]:
         values: dict[str, dict[tuple[str, ...], dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
@@ -117,6 +158,9 @@ class RedisCollector(Collector):
                     continue  # not ours; never let one bad field break the scrape
                 if name in DECLARED:
                     values[name][tuple(labels)][suffix] = float(raw_value)
+        for source in self._sources:
+            for metric, rest, value in SOURCE_DEFAULTS:
+                values[metric.name][(source, *rest)].setdefault("", value)
         for metric in DECLARED.values():
             yield _family(metric, values.get(metric.name, {}))
         if self._extra is not None:

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 
+from .metrics import RECORDS, read_counters
 from .runs import SourceSummary
 
 DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -30,6 +32,29 @@ def job_states(queue: Queue, job_ids: Sequence[str]) -> JobState:
     statuses = [job.get_status(refresh=False) if job else JobStatus.CANCELED for job in jobs]
     return JobState(done=sum(s in DONE for s in statuses), total=len(job_ids),
                     failed=sum(s != JobStatus.FINISHED for s in statuses if s in DONE))
+
+
+class RecordProgress:
+    """Records fetched from some sources since this object was made, read from the metrics
+    hash in Redis (the workers publish them batch by batch), and the rate."""
+
+    def __init__(self, client: redis.Redis, sources: Sequence[str],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._labels = [(source, "fetch", "fetched") for source in sources]
+        self._clock = clock
+        self._start, self._started = self._fetched(), clock()
+
+    def _fetched(self) -> float:
+        return sum(read_counters(self._client, RECORDS, self._labels))
+
+    def elapsed(self) -> float:
+        """Seconds since this object was made (the start of the run it watches)."""
+        return self._clock() - self._started
+
+    def describe(self) -> str:
+        records = int(self._fetched() - self._start)
+        return f"{records:,} records fetched ({records / max(self.elapsed(), 1e-9):,.0f}/s)"
 
 
 def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[JobState], None],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,6 +14,7 @@ from .. import __version__
 from ..catalog import Catalog, load_catalog
 from ..config import DEFAULT_CATALOG, ENV_VARS, Settings, load_settings
 from ..errors import IngestError
+from ..logs import LOG_FORMATS, configure_logging
 
 
 @dataclass
@@ -51,14 +51,18 @@ class IngestGroup(click.Group):
 @click.option("--database-url", help="PostgreSQL the records load into. [env: DATABASE_URL]")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), envvar="INGEST_LOG_FORMAT",
+              help="'text' (default), or 'json': one object per line with source, run id and job id; "
+                   "workers started by `ingest run`/`demo` use it too. [env: INGEST_LOG_FORMAT]")
 @click.pass_context
 def main(ctx: click.Context, catalog_path: Path | None, redis_url: str | None, database_url: str | None,
-         log_level: str) -> None:
+         log_level: str, log_format: str | None) -> None:
     """Ingest sources through RQ workers into PostgreSQL, exactly once.
 
     Typical use: `ingest db migrate`, start workers with `rq worker --serializer json
     --with-scheduler ingest`, then `ingest enqueue --sources all`. `ingest demo`
     does all of it on one machine.
     """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = App({"catalog_path": catalog_path, "redis_url": redis_url, "database_url": database_url})
+    configure_logging(log_level, log_format or "text")
+    ctx.obj = App({"catalog_path": catalog_path, "redis_url": redis_url, "database_url": database_url,
+                   "log_format": log_format})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from ..errors import ConfigError
 from ..mock_sources import MockConfig, MockServer
 from ..producer import Enqueued, check_run_id, enqueue_run, make_queue, new_run_id
 from ..runs import JobHistory
-from ..watch import JobState, format_table, summary_document, wait_for_jobs, write_summary
+from ..watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
 from ..workerpool import local_workers
 from .app import App
 from .db import apply_migrations
@@ -37,11 +36,12 @@ def enqueue(app: App, sources: str, run_id: str | None, wait: bool, timeout: flo
     run_id = check_run_id(run_id) if run_id else new_run_id()
     client = connect_redis(app.settings.redis_url)
     queue = make_queue(client, app.settings)
+    records = RecordProgress(client, [spec.name for spec in specs])
     enqueued = enqueue_run(queue, app.settings, specs, run_id)
     for item in enqueued:
         click.echo(f"{'enqueued' if item.created else 'already enqueued'} {item.source} as job {item.job_id}")
     if wait:
-        ok = _watch(app.settings, queue, run_id, enqueued, time.monotonic(), timeout, Path("out/summary.json"))
+        ok = _watch(app.settings, queue, run_id, enqueued, records, timeout, Path("out/summary.json"))
         sys.exit(0 if ok else 1)
 
 
@@ -68,27 +68,33 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
     client = connect_redis(settings.redis_url)
     connect_postgres(settings.database_url).close()  # fail now, in one line, rather than in every job
     queue = make_queue(client, settings)
-    started = time.monotonic()
+    records = RecordProgress(client, [spec.name for spec in specs])
     run_id = new_run_id()
     with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class):
         enqueued = enqueue_run(queue, settings, specs, run_id)
         click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
                    f"{out.parent / 'workers.log'}")
-        return _watch(settings, queue, run_id, enqueued, started, timeout, out)
+        return _watch(settings, queue, run_id, enqueued, records, timeout, out)
 
 
-def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued], started: float,
+def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
            timeout: float | None, out: Path) -> bool:
-    """Show progress until the jobs end, then print the table and write ``out``; True if all succeeded."""
+    """Show progress (jobs done/total with ETA, records fetched and their rate) until the jobs end,
+    then print the table and write ``out``; True if all succeeded."""
     job_ids = [item.job_id for item in enqueued]
-    with click.progressbar(length=len(job_ids), label="jobs", show_pos=True, file=sys.stderr) as bar:
+    with click.progressbar(length=len(job_ids), label="jobs", show_pos=True, show_eta=True, file=sys.stderr,
+                           item_show_func=lambda text: text) as bar:
         def on_progress(state: JobState) -> None:
-            bar.update(state.done - bar.pos)
+            bar.current_item = records.describe()
+            if state.done > bar.pos:
+                bar.update(state.done - bar.pos)
+            else:
+                bar.render_progress()  # the records moved on, the jobs did not
 
         state = wait_for_jobs(queue, job_ids, on_progress, timeout)
     conn = connect_postgres(settings.database_url)
     try:
-        document = summary_document(run_id, JobHistory(conn).summarise(run_id), time.monotonic() - started)
+        document = summary_document(run_id, JobHistory(conn).summarise(run_id), records.elapsed())
     finally:
         conn.close()
     unfinished = state.total - state.done

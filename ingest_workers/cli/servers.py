@@ -54,6 +54,6 @@ def metrics_server(app: App, host: str, port: int) -> None:
     click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
     stop_on_sigterm()
     try:
-        serve(client, app.settings, host, port)
+        serve(client, app.settings, host, port, list(app.catalog.sources.values()))
     except KeyboardInterrupt:
         pass

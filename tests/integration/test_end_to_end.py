@@ -4,10 +4,6 @@ Prometheus counters scraped from a real `ingest metrics-server` agree with the t
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +19,8 @@ from ingest_workers.models import SourceSpec
 from ingest_workers.producer import enqueue_run, make_queue
 from ingest_workers.runs import JobHistory
 from ingest_workers.watch import wait_for_jobs
-from ingest_workers.workerpool import local_workers, worker_env
-from tests.helpers import scalar
+from ingest_workers.workerpool import local_workers
+from tests.helpers import metrics_server, scalar
 
 RECORDS = 2_000
 INVALID = count_invalid(RECORDS, 97)
@@ -88,31 +84,10 @@ def test_a_failing_source_fails_its_job_alone_and_at_once(
     assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_good'") == 500 - count_invalid(500, 97)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def metrics_url(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "ingest_workers", "metrics-server", "--port", str(port)],
-                               env=worker_env(settings, os.environ), stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            requests.get(f"{url}/metrics", timeout=1)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+def metrics_url(settings: Settings) -> Iterator[str]:
+    with metrics_server(settings) as url:
+        yield url
 
 
 def scrape(url: str) -> dict[tuple[str, frozenset], float]:

@@ -35,6 +35,7 @@ def test_the_packaged_catalog_loads() -> None:
     catalog = load_catalog(DEFAULT_CATALOG, {})
     assert list(catalog.sources) == ["shop_products"]
     assert catalog.sources["shop_products"].url == "http://127.0.0.1:8765/products"
+    assert catalog.sources["shop_products"].interval_seconds == 300
 
 
 def test_environment_references_expand_with_defaults(tmp_path: Path) -> None:
@@ -49,6 +50,7 @@ def test_select_all_and_by_name(tmp_path: Path) -> None:
     assert [s.name for s in catalog.select("shop_b, shop_a,shop_b")] == ["shop_b", "shop_a"]
     assert catalog.settings == {"batch_size": 10}
     assert catalog.sources["shop_b"].fields == {"product_id": "sku"}
+    assert catalog.sources["shop_b"].interval_seconds is None  # not scheduled
 
 
 def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
@@ -65,6 +67,8 @@ def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
         ("[sources.a]\nkind = 'http_json'\ndomain = 'cars'\nurl = 'x'\n", r"key 'domain': unknown domain 'cars'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\npage_size = 0\n", "key 'page_size'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ncolour = 1\n", "unknown key 'colour'"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ninterval_seconds = '5m'\n",
+         "key 'interval_seconds': expected a whole number of seconds"),
         ("[sources.Bad-Name]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\n", "a source name must be"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = '${NOPE}'\n", "NOPE is not set"),
         ("[source.a]\n", "unknown top-level key 'source'"),

@@ -34,6 +34,7 @@ def test_paths_and_numbers_are_converted() -> None:
         ({"file_settings": {"batch_size": -1}}, "key 'batch_size'"),
         ({"file_settings": {"bach_size": 1}}, "unknown key 'bach_size'"),
         ({"flags": {"job_timeout": "soon"}}, "--job-timeout"),
+        ({"env": {"INGEST_LOG_FORMAT": "xml"}}, "INGEST_LOG_FORMAT: expected one of text, json, got 'xml'"),
     ],
 )
 def test_bad_values_name_where_they_came_from(kwargs: dict, named: str) -> None:

@@ -5,7 +5,17 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingest_workers.metrics import JOB_DURATION, LAST_SUCCESS, RECORDS, MetricsRecorder, RedisCollector
+from ingest_workers.metrics import (
+    JOB_DURATION,
+    JOBS,
+    LAST_SUCCESS,
+    RECORDS,
+    MetricsRecorder,
+    RedisCollector,
+    count_job_retry,
+    read_counters,
+    set_circuit_state,
+)
 
 
 def scrape(client: fakeredis.FakeRedis) -> dict[tuple[str, tuple], float]:
@@ -80,3 +90,44 @@ def test_foreign_fields_do_not_break_a_scrape() -> None:
     client.hset("ingest:metrics", "garbage", 1)
     client.hset("ingest:metrics", '["unknown_metric",[],""]', 1)
     assert ("ingest_records_total", ()) not in scrape(client)
+
+
+def test_catalog_sources_have_zero_series_and_a_closed_circuit_until_counted() -> None:
+    client = fakeredis.FakeRedis()
+    recorder = MetricsRecorder()
+    recorder.inc(JOBS, "shop", "success", amount=2)
+    flush(client, recorder)
+    registry = CollectorRegistry()
+    registry.register(RedisCollector(client, sources=["shop", "idle"]))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in family.samples}
+    assert samples[("ingest_jobs_total", (("outcome", "success"), ("source", "shop")))] == 2
+    assert samples[("ingest_jobs_total", (("outcome", "failure"), ("source", "shop")))] == 0
+    assert samples[("ingest_jobs_total", (("outcome", "success"), ("source", "idle")))] == 0
+    assert samples[("ingest_fetch_retries_total", (("source", "idle"),))] == 0
+    assert samples[("ingest_circuit_state", (("source", "idle"),))] == 0
+
+
+def test_circuit_state_and_job_retries_published_for_other_modules() -> None:
+    client = fakeredis.FakeRedis()
+    set_circuit_state(client, "shop", "open")
+    pipe = client.pipeline()
+    set_circuit_state(pipe, "other", "half_open")
+    pipe.execute()
+    count_job_retry(client, "shop")
+    count_job_retry(client, "shop")
+    samples = scrape(client)
+    assert samples[("ingest_circuit_state", (("source", "shop"),))] == 2
+    assert samples[("ingest_circuit_state", (("source", "other"),))] == 1
+    assert samples[("ingest_job_retries_total", (("source", "shop"),))] == 2
+    with pytest.raises(ValueError, match="circuit state must be one of closed, half_open, open"):
+        set_circuit_state(client, "shop", "ajar")
+
+
+def test_read_counters_gives_zero_for_series_not_counted_yet() -> None:
+    client = fakeredis.FakeRedis()
+    recorder = MetricsRecorder()
+    recorder.inc(RECORDS, "shop", "fetch", "fetched", amount=7)
+    flush(client, recorder)
+    assert read_counters(client, RECORDS, [("shop", "fetch", "fetched"), ("new", "fetch", "fetched")]) == [7, 0]

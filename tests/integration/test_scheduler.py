@@ -1,0 +1,101 @@
+"""Two real `ingest schedule` processes (and a restart of one) enqueue each due source once
+per slot, and never while the source's previous run is still in flight."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2.extensions
+import redis
+from click.testing import CliRunner
+
+from ingest_workers.cli import main
+from ingest_workers.config import Settings
+from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
+from ingest_workers.producer import make_queue
+from ingest_workers.workerpool import local_workers, worker_env
+from tests.helpers import scalar, wait_until, write_catalog
+
+ENQUEUED = re.compile(r"source (\w+): enqueued job (\S+) for the slot")
+
+
+def start_scheduler(settings: Settings, catalog: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "ingest_workers", "--catalog", str(catalog), "schedule",
+                                 "--poll", "0.1"], env=worker_env(settings, os.environ), stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    assert process.wait(timeout=10) == 0  # a clean stop on SIGTERM
+
+
+def enqueued(logs: list[Path]) -> list[tuple[str, str]]:
+    """(source, job id) of every job any scheduler says it enqueued."""
+    return [match.groups() for log in logs if log.exists() for match in ENQUEUED.finditer(log.read_text())]
+
+
+def test_two_schedulers_and_a_restart_fire_each_slot_once_with_one_run_in_flight(
+    redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, mock_server: MockServer,
+    tmp_path: Path,
+) -> None:
+    mock_server.config = MockConfig(records=300)
+    catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_fast",
+                            extra="interval_seconds = 1\n[sources.shop_slow]\nkind = \"http_json\"\n"
+                                  f"domain = \"products\"\nurl = \"{mock_server.url}/products\"\n"
+                                  "interval_seconds = 2\nfields = { product_id = \"id\", name = \"title\" }\n")
+    logs = [tmp_path / f"scheduler-{name}.log" for name in ("a", "b", "a-restarted")]
+    queue = make_queue(redis_client, settings)
+    processes = [start_scheduler(settings, catalog, log) for log in logs[:2]]
+    first, second = processes
+    try:
+        # No workers yet: the first run of each source stays queued, so later slots must be skipped.
+        wait_until(lambda: len(enqueued(logs)) == 2, timeout=20)
+        time.sleep(2.5)  # more than two slots of shop_fast and one of shop_slow
+        assert sorted(source for source, _ in enqueued(logs)) == ["shop_fast", "shop_slow"]
+        assert queue.count == 2
+        assert "still in flight" in logs[0].read_text() + logs[1].read_text()
+
+        stop(first)
+        restarted = start_scheduler(settings, catalog, logs[2])
+        processes.append(restarted)
+        with local_workers(settings, 2, os.environ, tmp_path / "workers.log"):
+            def finished(source: str) -> int:
+                return scalar(pg, "SELECT count(*) FROM ingest_jobs WHERE source = %s AND status = 'finished'",
+                              source)
+            wait_until(lambda: finished("shop_fast") >= 4 and finished("shop_slow") >= 2, timeout=30)
+            stop(second)
+            stop(restarted)
+            wait_until(lambda: queue.count == 0 and queue.started_job_registry.count == 0, timeout=30)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+
+    fired = enqueued(logs)
+    job_ids = [job_id for _, job_id in fired]
+    assert len(job_ids) == len(set(job_ids)), "a slot was enqueued twice"
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT source, job_id, attempts, status, started_at, finished_at FROM ingest_jobs "
+                    "ORDER BY source, started_at")
+        history = cur.fetchall()
+    assert sorted(job_id for _, job_id, *_ in history) == sorted(job_ids)  # what ran is what was fired
+    assert all((attempts, status) == (1, "finished") for _, _, attempts, status, _, _ in history)
+    for earlier, later in zip(history, history[1:]):
+        if earlier[0] == later[0]:
+            assert later[4] >= earlier[5], f"{later[1]} started while {earlier[1]} was in flight"
+    valid = 300 - count_invalid(300, 97)
+    assert scalar(pg, "SELECT count(*) FROM products") == 2 * valid
+
+
+def test_schedule_without_scheduled_sources_is_a_one_line_error(settings: Settings, tmp_path: Path) -> None:
+    catalog = write_catalog(tmp_path / "c.toml", "http://127.0.0.1:1/products")  # no interval_seconds
+    result = CliRunner().invoke(main, ["--catalog", str(catalog), "--redis-url", settings.redis_url, "schedule"])
+    assert result.exit_code == 1
+    assert result.output == "error: no selected source has interval_seconds in the catalog; nothing to schedule\n"
