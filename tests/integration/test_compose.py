@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker" / "docker-compose.yml"
-INGEST_ROLES = {"migrate", "mock-sources", "worker", "metrics-server"}
+INGEST_ROLES = {"migrate", "mock-sources", "worker", "scheduler", "metrics-server"}
 
 
 def resolved() -> dict:
@@ -63,3 +63,14 @@ def test_the_dockerfile_runs_as_a_non_root_user_with_a_dependency_layer() -> Non
     assert user and user[-1] != "USER root"
     copies = [line for line in lines if line.startswith("COPY ")]
     assert copies[0].startswith("COPY setup.cfg") and copies[-1].startswith("COPY ingest_workers")
+
+
+def test_prometheus_scrapes_the_metrics_server_and_grafana_gets_its_files() -> None:
+    services = resolved()["services"]
+    config = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())
+    [target] = config["scrape_configs"][0]["static_configs"][0]["targets"]
+    port = services["metrics-server"]["command"][services["metrics-server"]["command"].index("--port") + 1]
+    assert target == f"metrics-server:{port}"
+    mounted = [volume.split(":")[0] for volume in services["prometheus"]["volumes"] + services["grafana"]["volumes"]]
+    assert mounted and all(Path(path).exists() for path in mounted)
+    assert any(path.endswith("alerts.yml") for path in mounted)

@@ -85,7 +85,7 @@ def test_procfile_runs_every_role_and_stops_cleanly(
     finally:
         honcho.send_signal(signal.SIGTERM)
         output = honcho.communicate(timeout=60)[0].decode()
-    for role in ("worker", "metrics", "mock"):
+    for role in ("worker", "scheduler", "metrics", "mock"):
         assert f"{role}.1 stopped (rc=0)" in output, output
     wait_until(lambda: not group_alive(honcho.pid), 10, "every process of the Procfile to exit")
     wait_until(lambda: not any(pid_alive(pid) for pid in worker_pids), 10, "the rq workers to exit")
