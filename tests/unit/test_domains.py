@@ -54,7 +54,9 @@ def test_a_good_product_is_normalised() -> None:
         ({"currency": "dollars"}, "currency: text longer than 3"),
         ({"currency": "us"}, "currency: expected a 3-letter code"),
         ({"updated_at": "yesterday"}, "updated_at: 'yesterday' is not an ISO 8601 timestamp"),
-        ({"updated_at": 5}, "updated_at: expected an ISO 8601 timestamp"),
+        ({"updated_at": True}, "updated_at: expected an ISO 8601 timestamp"),
+        ({"updated_at": [5]}, "updated_at: expected an ISO 8601 timestamp"),
+        ({"updated_at": -5}, "updated_at: Unix time -5 out of range"),
     ],
 )
 def test_bad_products_are_rejected_with_a_specific_reason(change: dict, reason: str) -> None:
