@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg2.extensions
 
-from ingest_workers.mock_sources import FEEDS, count_refused_csv
+from ingest_workers.mock_sources import FEEDS, count_refused_csv, sensors
 from ingest_workers.sources.synthetic import PROFILES, SensorPlan, reading
 
 DOMAIN_TABLES = {"products": "products", "quotes": "stock_quotes", "mentions": "social_mentions", "posts": "posts",
@@ -52,3 +53,13 @@ def expected_refused(source: str, records: int, invalid_every: int = 97) -> int:
         return sum(not PROFILES[r["kind"]][3] <= r["value"] <= PROFILES[r["kind"]][4]
                    for r in (reading(plan, i) for i in range(records)))
     return FEEDS[path].count_refused(records, invalid_every)
+
+
+def served_record(source: str, index: int) -> dict[str, Any]:
+    """Record ``index`` as a default-catalog source receives it (CSV rows as text)."""
+    path = DEFAULT_SOURCES[source][1]
+    if path is None:
+        return reading(SensorPlan(records=index + 1, seed=42, sensors=6), index)
+    if path == "/sensors.csv":
+        return {k: str(v) for k, v in sensors.csv_reading(index).items()}
+    return FEEDS[path].record(index, 97)

@@ -7,17 +7,23 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ingest_workers.errors import TransientError
 from ingest_workers.models import Record
 
 
 class CountingSource:
-    """A source kind: posts 1..options.count."""
+    """A source kind: posts ``since``..options.count (ids from 1); with option ``fail_after``
+    it fails like a dropped connection after serving that many."""
 
     def __init__(self, spec: Any, context: Any) -> None:
         self.count = int(spec.options.get("count", 3))
+        self.fail_after = spec.options.get("fail_after")
+        self.first = int(context.since or 1)
 
     def stream(self) -> Iterator[dict[str, Any]]:
-        for i in range(1, self.count + 1):
+        for served, i in enumerate(range(self.first, self.count + 1)):
+            if self.fail_after is not None and served == self.fail_after:
+                raise TransientError("connection dropped")
             yield {"id": i, "userId": 1, "title": f"post {i}"}
 
 

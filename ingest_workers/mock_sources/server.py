@@ -199,6 +199,7 @@ class MockServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="mock-sources", daemon=True)
+        # A short poll makes shutdown() quick (tests start and stop many servers).
+        thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="mock-sources", daemon=True)
         thread.start()
         return thread
