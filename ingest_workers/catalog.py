@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -93,7 +94,12 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> 
     if not all(isinstance(v, str) for v in values.get("fields", {}).values()):
         raise ConfigError(f"{where} key 'fields': expected a table of unified field = \"dotted.path\"")
     values["name"] = name
-    return SourceSpec(**values)
+    spec = SourceSpec(**values)
+    try:
+        json.dumps(spec.to_dict())  # the spec travels in the RQ job as JSON
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: a value cannot travel as JSON ({exc}); quote dates and times") from None
+    return spec
 
 
 def _check_parts(where: str, values: dict[str, Any]) -> None:

@@ -3,6 +3,10 @@
 The mark is advanced by :meth:`CursorStore.advance` on the cursor of the batch's own
 transaction, so it commits together with the rows it covers: a crash can never
 leave the mark past records that were not loaded. It only moves forward.
+
+This holds for a source that serves records in the order of its cursor field (what
+``updated_since``-style APIs do): a source that serves a later record before an
+earlier one must not have a ``cursor_field``.
 """
 
 from __future__ import annotations

@@ -113,6 +113,8 @@ def check_windowable(spec: SourceSpec) -> None:
     if not time_field or spec.cursor_field != time_field:
         raise ConfigError(f"source {spec.name} cannot be backfilled by time: its cursor_field is not "
                           f"{time_field or 'a time'}")
+    if spec.kind == "csv":
+        raise ConfigError(f"source {spec.name} cannot be backfilled by time: a CSV file cannot be asked for a range")
     if spec.kind == "http_json" and not (spec.since_param and spec.until_param):
         raise ConfigError(f"source {spec.name} cannot be backfilled by time: it needs since_param and until_param")
 

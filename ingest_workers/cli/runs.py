@@ -45,11 +45,11 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
     from the range, so the same backfill enqueued again adds nothing.
     """
     specs = app.catalog.select(sources)
+    if (since is None) != (until is None):
+        raise ConfigError("a backfill needs both --since and --until")
     client = connect_redis(app.settings.redis_url)
     queue = make_queue(client, app.settings)
-    if since is not None or until is not None:
-        if since is None or until is None:
-            raise ConfigError("a backfill needs both --since and --until")
+    if since is not None and until is not None:
         run_id, enqueued = enqueue_backfill(queue, app.settings, specs, since, until, window_size, run_id)
     else:
         run_id = check_run_id(run_id) if run_id else new_run_id()

@@ -26,5 +26,5 @@ def count_refused_csv(records: int, invalid_every: int) -> int:
     return sum(sensors.refused(i, invalid_every) for i in range(records))
 
 
-__all__ = ["FEEDS", "Feed", "MockConfig", "MockServer", "count_invalid", "count_refused_csv", "is_invalid",
+__all__ = ["FEEDS", "ROUTES", "Feed", "MockConfig", "MockServer", "count_invalid", "count_refused_csv", "is_invalid",
            "mentions", "posts", "product", "products", "quotes", "sensors"]

@@ -87,6 +87,8 @@ def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
          "key 'sinks': unknown sink 'kafka'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\noptions = 3\n",
          "key 'options': expected a table"),
+        ("[sources.a]\nkind = 'synthetic'\ndomain = 'sensors'\noptions = { start = 2026-01-01T00:00:00Z }\n",
+         "cannot travel as JSON"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'cars'\nurl = 'x'\n", r"key 'domain': unknown domain 'cars'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\npage_size = 0\n", "key 'page_size'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ncolour = 1\n", "unknown key 'colour'"),
