@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -27,6 +28,7 @@ from ingest_workers.pipeline import run_fetch_job
 from ingest_workers.producer import enqueue_backfill, enqueue_run, make_queue
 from ingest_workers.resources import Resources
 from ingest_workers.runs import JobHistory
+from ingest_workers.sinks import AlertSink, SinkContext
 from ingest_workers.watch import wait_for_jobs
 from ingest_workers.workerpool import local_workers
 from tests.helpers import scalar
@@ -100,35 +102,46 @@ def test_a_crash_leaves_the_cursor_at_the_last_committed_batch_and_the_next_run_
     assert scalar(pg, "SELECT count(*) FROM posts WHERE title = 'POST 7!'") == 1  # the plugin stage ran
 
 
-def test_the_cursor_commits_and_rolls_back_with_its_batch(pg: psycopg2.extensions.connection) -> None:
+def test_the_cursor_and_alerts_commit_and_roll_back_with_their_batch(pg: psycopg2.extensions.connection) -> None:
     lineage = Lineage("plugin_posts", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
     rows = [{"post_id": i, "user_id": 1, "title": "t", "body": None, "source": "plugin_posts", "run_id": "run-1",
              "job_id": "job-1", "fetched_at": lineage.fetched_at, "raw": {"id": i}} for i in (1, 2, 3)]
+    alerts = AlertSink(SinkContext(POSTS, lineage, pg), field="post_id", above=2)
 
-    def advance_then_crash(cur: Any) -> None:
+    def advance_alert_then_crash(cur: Any) -> None:
         CursorStore.advance(cur, "post_id", 3, lineage)
+        alerts.consume(rows)
         raise RuntimeError("worker killed")
 
     with pytest.raises(RuntimeError):
-        PostgresLoader(pg).load_batch(POSTS, rows, [], lineage, advance_then_crash)
-    assert scalar(pg, "SELECT count(*) FROM posts") == 0 and CursorStore(pg).position("plugin_posts") is None
+        PostgresLoader(pg).load_batch(POSTS, rows, [], lineage, advance_alert_then_crash)
+    assert scalar(pg, "SELECT count(*) FROM posts") == scalar(pg, "SELECT count(*) FROM alerts") == 0
+    assert CursorStore(pg).position("plugin_posts") is None
 
-    PostgresLoader(pg).load_batch(POSTS, rows, [], lineage, lambda cur: CursorStore.advance(cur, "post_id", 3, lineage))
+    def advance_and_alert(cur: Any) -> None:
+        CursorStore.advance(cur, "post_id", 3, lineage)
+        alerts.consume(rows)
+
+    for _ in range(2):  # the second time: nothing new, no second alert
+        PostgresLoader(pg).load_batch(POSTS, rows, [], lineage, advance_and_alert)
     assert scalar(pg, "SELECT count(*) FROM posts") == 3 and CursorStore(pg).position("plugin_posts") == 3
+    assert scalar(pg, "SELECT count(*) FROM alerts WHERE record_key = '3' AND rule = 'post_id > 2'") == 1
     PostgresLoader(pg).load_batch(POSTS, [], [], lineage, lambda cur: CursorStore.advance(cur, "post_id", 2, lineage))
     assert CursorStore(pg).position("plugin_posts") == 3  # never moves back
 
 
-def test_a_plugin_sink_sees_each_new_row_once(pg: psycopg2.extensions.connection, redis_client: redis.Redis,
-                                              res: Resources, tmp_path: Path) -> None:
+def test_sinks_see_each_new_row_once(pg: psycopg2.extensions.connection, redis_client: redis.Redis,
+                                     res: Resources, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "remembered.jsonl"
     spec = SourceSpec(**{**plugin_posts(count=10).to_dict(),
                          "sinks": [{"name": "tests.plugins:RememberSink", "path": str(out)},
-                                   {"name": "jsonl", "path": str(tmp_path / "rows.jsonl")}]})
+                                   {"name": "jsonl", "path": str(tmp_path / "rows.jsonl")}, "console"]})
     run_fetch_job(spec, "run-1", "job-1", "q", res)
     run_fetch_job(spec, "run-2", "job-2", "q", res)  # from the mark: one duplicate, nothing new
     assert out.read_text().count("\n") == 10 and '"title": "POST 10!"' in out.read_text()
-    assert (tmp_path / "rows.jsonl").read_text().count("\n") == 10
+    lines = (tmp_path / "rows.jsonl").read_text().splitlines()
+    assert len(lines) == 10 and json.loads(lines[0])["post_id"] == 1 and "raw" not in json.loads(lines[0])
+    assert capsys.readouterr().out.splitlines() == lines
 
 
 def test_a_backfill_loads_its_windows_once_and_leaves_the_cursor_alone(
