@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -13,13 +14,19 @@ from typing import Any
 from .domains import DOMAINS
 from .errors import ConfigError
 from .models import SourceSpec
-from .sources import SOURCE_KINDS
+from .sinks import sink_class
+from .sources import source_class
+from .sources.http_json import PAGINATIONS
+from .stage_registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
-_TEXT_FIELDS = {"kind", "domain", "url", "records_path", "page_param", "page_size_param", "auth_env", "auth_header"}
+_TEXT_FIELDS = {"kind", "domain", "url", "records_path", "pagination", "page_param", "page_size_param", "offset_param",
+                "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field", "since_param",
+                "until_param"}
+_TABLE_FIELDS = {"fields", "constants", "options"}
 
 
 @dataclass(frozen=True)
@@ -71,17 +78,16 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> 
     unknown = sorted(set(entry) - set(_SPEC_FIELDS) - {"name"})
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_SPEC_FIELDS))}")
-    for key in ("kind", "domain", "url"):
+    for key in ("kind", "domain"):
         if key not in entry:
             raise ConfigError(f"{where}: missing required key {key!r}")
     values = {key: _expand(where, key, value, env) for key, value in entry.items()}
     for key, value in values.items():
         if key in _TEXT_FIELDS and not isinstance(value, str):
             raise ConfigError(f"{where} key {key!r}: expected text, got {value!r}")
-    if values["kind"] not in SOURCE_KINDS:
-        raise ConfigError(f"{where} key 'kind': unknown kind {values['kind']!r}; known: {', '.join(SOURCE_KINDS)}")
-    if values["domain"] not in DOMAINS:
-        raise ConfigError(f"{where} key 'domain': unknown domain {values['domain']!r}; known: {', '.join(DOMAINS)}")
+        if key in _TABLE_FIELDS and not isinstance(value, dict):
+            raise ConfigError(f"{where} key {key!r}: expected a table, got {value!r}")
+    _check_parts(where, values)
     page_size = values.get("page_size", SourceSpec.page_size)
     if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
         raise ConfigError(f"{where} key 'page_size': expected a whole number above 0, got {page_size!r}")
@@ -89,14 +95,50 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> 
     if interval is not None and (not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0):
         raise ConfigError(f"{where} key 'interval_seconds': expected a whole number of seconds above 0, "
                           f"got {interval!r}")
-    fields = values.get("fields", {})
-    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+    if not all(isinstance(v, str) for v in values.get("fields", {}).values()):
         raise ConfigError(f"{where} key 'fields': expected a table of unified field = \"dotted.path\"")
     values["name"] = name
-    return SourceSpec(**values)
+    spec = SourceSpec(**values)
+    try:
+        json.dumps(spec.to_dict())  # the spec travels in the RQ job as JSON
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: a value cannot travel as JSON ({exc}); quote dates and times") from None
+    return spec
+
+
+def _check_parts(where: str, values: dict[str, Any]) -> None:
+    """The kind, domain, pagination, stages and sinks an entry names must exist."""
+    try:
+        source_class(values["kind"])
+    except ConfigError as exc:
+        raise ConfigError(f"{where} key 'kind': {exc}") from None
+    if values["kind"] in ("http_json", "csv") and not values.get("url"):
+        raise ConfigError(f"{where}: missing required key 'url'")
+    domain = DOMAINS.get(values["domain"])
+    if domain is None:
+        raise ConfigError(f"{where} key 'domain': unknown domain {values['domain']!r}; known: {', '.join(DOMAINS)}")
+    if values.get("pagination", "page") not in PAGINATIONS:
+        raise ConfigError(f"{where} key 'pagination': expected one of {', '.join(PAGINATIONS)}")
+    cursor_field = values.get("cursor_field")
+    if cursor_field is not None and cursor_field not in domain.fields:
+        raise ConfigError(f"{where} key 'cursor_field': {cursor_field!r} is not a column of {domain.name}; "
+                          f"known: {', '.join(domain.fields)}")
+    for key, check in (("stages", make_stage), ("sinks", sink_class)):
+        entries = values.get(key, [])
+        if not isinstance(entries, list):
+            raise ConfigError(f"{where} key {key!r}: expected a list of names or tables")
+        for entry in entries:
+            try:
+                check(entry)
+            except ConfigError as exc:
+                raise ConfigError(f"{where} key {key!r}: {exc}") from None
 
 
 def _expand(where: str, key: str, value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(where, f"{key}.{k}", v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(where, key, v, env) for v in value]
     if not isinstance(value, str):
         return value
 

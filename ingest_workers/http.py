@@ -69,7 +69,23 @@ class HttpClient:
     def get_json(self, url: str, params: Mapping[str, Any] | None = None,
                  headers: Mapping[str, str] | None = None) -> Any:
         """The decoded JSON body of ``GET url``, after at most ``policy.max_attempts`` tries."""
-        retrying = Retrying(
+        return self.get_json_page(url, params, headers)[0]
+
+    def get_json_page(self, url: str, params: Mapping[str, Any] | None = None,
+                      headers: Mapping[str, str] | None = None) -> tuple[Any, str | None]:
+        """The decoded JSON body of ``GET url`` and the URL of its ``Link: <...>; rel="next"``, if any."""
+        return self._retrying()(self._get_once, url, params, headers)
+
+    def open_stream(self, url: str, params: Mapping[str, Any] | None = None,
+                    headers: Mapping[str, str] | None = None) -> requests.Response:
+        """A successful ``GET url`` whose body is not read yet (for large files); the caller closes it.
+
+        Opening is retried like :meth:`get_json`; a failure while reading the body is the caller's.
+        """
+        return self._retrying()(self._open_once, url, params, headers)
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self._policy.max_attempts),
             wait=self._backoff,
@@ -77,12 +93,21 @@ class HttpClient:
             sleep=self._sleep,
             reraise=True,
         )
-        return retrying(self._get_once, url, params, headers)
 
-    def _get_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None) -> Any:
+    def _get_once(self, url: str, params: Mapping[str, Any] | None,
+                  headers: Mapping[str, str] | None) -> tuple[Any, str | None]:
+        response = self._open_once(url, params, headers, stream=False)
+        try:
+            body = response.json()
+        except ValueError:
+            raise PermanentError(f"GET {safe_url(url)}: the body is not JSON") from None
+        return body, response.links.get("next", {}).get("url")
+
+    def _open_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+                   stream: bool = True) -> requests.Response:
         where = safe_url(url)
         try:
-            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout)
+            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=stream)
         except (requests.ConnectionError, requests.Timeout) as exc:
             self._on_response("error")
             raise TransientError(f"GET {where}: {type(exc).__name__}") from None
@@ -92,13 +117,12 @@ class HttpClient:
         status = response.status_code
         self._on_response(f"{status // 100}xx")
         if status == 429 or status >= 500:
+            response.close()
             raise TransientError(f"GET {where}: HTTP {status}", retry_after=parse_retry_after(response))
         if status >= 400:
+            response.close()
             raise PermanentError(f"GET {where}: HTTP {status}")
-        try:
-            return response.json()
-        except ValueError:
-            raise PermanentError(f"GET {where}: the body is not JSON") from None
+        return response
 
     def _backoff(self, state: RetryCallState) -> float:
         delay = self._exponential(state)

@@ -15,21 +15,23 @@ from . import pipeline, resources
 from .errors import ServiceUnavailable, TransientError
 from .logs import configure_logging, job_context
 from .metrics import count_job_retry
-from .models import SourceSpec
+from .models import SourceSpec, Window
 
 # What may pass if the job runs again later; anything else fails the job at once.
 RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
 
 
-def fetch_source(spec: dict[str, Any], run_id: str) -> dict[str, int]:
-    """Ingest one source for one run; return its counts (fetched, rejected, duplicate, loaded)."""
+def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = None) -> dict[str, int]:
+    """Ingest one source for one run (only ``window`` = [since, until] for a backfill job);
+    return its counts (fetched, rejected, duplicate, loaded)."""
     res = resources.current()
     _ensure_logging(res.settings.log_format)
     job = get_current_job()
     job_id = job.id if job else f"{run_id}-{spec['name']}"
     queue = job.origin if job else "inline"
     with job_context(spec["name"], run_id, job_id):
-        counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res)
+        counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
+                                        Window(*window) if window else None)
     return counts.to_dict()
 
 

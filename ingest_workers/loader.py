@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -32,34 +32,38 @@ class PostgresLoader:
         self._staging_ready: set[str] = set()
 
     def load_batch(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
-                   lineage: Lineage) -> tuple[int, list[Rejected]]:
+                   lineage: Lineage, in_transaction: Callable[[Any], None] | None = None) -> tuple[int, list[Rejected]]:
         """Insert ``rows`` and record ``rejected`` in one transaction.
 
         Returns how many rows were new (the rest were in the table already) and the
         rows PostgreSQL itself refused (a value its types or checks reject): those are
         found by splitting the batch, recorded as rejections, and the rest still load.
+        ``in_transaction(cursor)`` runs inside the transaction that commits the batch's
+        last rows (cursor marks, transactional sinks), so it commits only with all of them.
         Raises :class:`TransientError` when PostgreSQL is unreachable: the whole batch
         can then be retried.
         """
         try:
-            return self._load(domain, rows, rejected, lineage), []
+            return self._load(domain, rows, rejected, lineage, in_transaction), []
         except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
             if len(rows) <= 1:
                 reason = f"PostgreSQL refused the row: {exc.diag.message_primary or type(exc).__name__}"
                 refused = [Rejected(row.get("raw"), reason, "load") for row in rows]
-                self._load(domain, [], [*rejected, *refused], lineage)
+                self._load(domain, [], [*rejected, *refused], lineage, in_transaction)
                 return 0, refused
         middle = len(rows) // 2
         first, refused_first = self.load_batch(domain, rows[:middle], rejected, lineage)
-        second, refused_second = self.load_batch(domain, rows[middle:], [], lineage)
+        second, refused_second = self.load_batch(domain, rows[middle:], [], lineage, in_transaction)
         return first + second, refused_first + refused_second
 
     def _load(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
-              lineage: Lineage) -> int:
+              lineage: Lineage, in_transaction: Callable[[Any], None] | None = None) -> int:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             inserted = self._insert_rows(cur, domain, rows) if rows else 0
             if rejected:
                 self._insert_rejections(cur, rejected, lineage)
+            if in_transaction is not None:
+                in_transaction(cur)
         if rows:  # a rolled-back transaction takes a new staging table with it
             self._staging_ready.add(domain.table)
         return inserted

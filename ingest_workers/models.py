@@ -14,16 +14,27 @@ class SourceSpec:
     *name* of the environment variable that holds a token."""
 
     name: str
-    kind: str
+    kind: str  # a built-in kind (http_json, csv, synthetic) or a plugin "package.module:ClassName"
     domain: str
-    url: str
-    records_path: str = "items"
+    url: str = ""  # http_json: the API; csv: a file path or an http(s) URL; synthetic: unused
+    records_path: str = "items"  # dotted path to the list of records in a page ("" for a top-level list)
+    pagination: str = "page"  # page | offset | cursor | link | none
     page_param: str = "page"
-    page_size_param: str = "per_page"
+    page_size_param: str = "per_page"  # also the "limit" of offset pagination
     page_size: int = 500
+    offset_param: str = "offset"
+    token_param: str = "cursor"  # cursor pagination: the query parameter carrying the token
+    next_token_path: str = "next_cursor"  # cursor pagination: where the next token is in the body
     fields: dict[str, str] = field(default_factory=dict)  # unified field -> dotted path in the record
+    constants: dict[str, Any] = field(default_factory=dict)  # unified field -> fixed value (e.g. platform)
     auth_env: str | None = None  # environment variable holding the auth header's value
     auth_header: str = "Authorization"
+    cursor_field: str | None = None  # row field whose highest value is the source's high-water mark
+    since_param: str | None = None  # query parameter that asks for records at or after a mark
+    until_param: str | None = None  # query parameter that asks for records before a moment (backfill windows)
+    stages: list[Any] | None = None  # stage names or {name = ..., params}; None: the domain's defaults
+    sinks: list[Any] = field(default_factory=list)  # sinks besides PostgreSQL: names or {name = ..., params}
+    options: dict[str, Any] = field(default_factory=dict)  # settings of the source kind (csv, synthetic, plugins)
     interval_seconds: int | None = None  # `ingest schedule` runs the source this often; None: never
 
     def to_dict(self) -> dict[str, Any]:
@@ -32,6 +43,17 @@ class SourceSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A backfill window: records at or after ``since`` and before ``until`` (ISO 8601, UTC)."""
+
+    since: str
+    until: str
+
+    def to_list(self) -> list[str]:
+        return [self.since, self.until]
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,22 @@
 
 Records flow lazily from the source through the stages and are loaded in
 batches of ``settings.batch_size``. Per batch: one Redis round trip to drop keys
-already loaded, one PostgreSQL transaction (rows and rejections), then one Redis
-round trip that marks the committed keys seen and adds the batch's metrics.
+already loaded, one PostgreSQL transaction (rows, rejections, the source's cursor
+mark and the transactional sinks), then one Redis round trip that marks the
+committed keys seen and adds the batch's metrics.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
+from typing import Any
 
 from .connections import redis_errors
+from .cursors import CursorStore, highest
 from .dedup import RedisDedup
 from .domains import DOMAINS, Domain
 from .http import HttpClient, RetryPolicy
@@ -30,17 +33,21 @@ from .metrics import (
     RECORDS,
     MetricsRecorder,
 )
-from .models import Counts, Lineage, Record, Rejected, SourceSpec
+from .models import Counts, Lineage, Record, Rejected, SourceSpec, Window
 from .resources import Resources
 from .runs import JobHistory
-from .sources import make_source
-from .stages import Item, compose, default_stages
+from .sinks import Sink, SinkContext, make_sink
+from .sources import SourceContext, make_source
+from .stage_registry import source_stages
+from .stages import Item, compose
 
 log = logging.getLogger(__name__)
 
 
-def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: Resources) -> Counts:
-    """Ingest ``spec`` for ``run_id``; record the job in ``ingest_jobs`` and in metrics.
+def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: Resources,
+                  window: Window | None = None) -> Counts:
+    """Ingest ``spec`` for ``run_id`` (only ``window``, for a backfill job); record the job
+    in ``ingest_jobs`` and in metrics.
 
     Any exception is recorded and re-raised, so RQ marks the job failed (or retries it).
     """
@@ -50,7 +57,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     recorder, counts, started = MetricsRecorder(), Counts(), time.monotonic()
     log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)
     try:
-        for batch_counts in ingest(spec, lineage, res, recorder):
+        for batch_counts in ingest(spec, lineage, res, recorder, window):
             counts.add(batch_counts)
     except Exception as exc:
         log.error("job %s: source %s failed after %s: %s", job_id, spec.name, counts.to_dict(), exc)
@@ -74,8 +81,13 @@ def _finish(res: Resources, recorder: MetricsRecorder, source: str, queue: str, 
         pipe.execute()
 
 
-def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: MetricsRecorder) -> Iterator[Counts]:
-    """Stream the source through the stages and load it batch by batch; yield each batch's counts."""
+def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
+           window: Window | None = None) -> Iterator[Counts]:
+    """Stream the source through the stages and load it batch by batch; yield each batch's counts.
+
+    An incremental run starts at the source's cursor and advances it with each batch;
+    a backfill ``window`` reads only that window and leaves the cursor alone.
+    """
     domain = DOMAINS[spec.domain]
     settings = res.settings
     client = HttpClient(
@@ -85,9 +97,16 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
         on_response=lambda status_class: recorder.inc(FETCH_REQUESTS, spec.name, status_class),
         on_retry=lambda error, delay: _note_retry(recorder, spec.name, error, delay),
     )
-    raw = _counted(make_source(spec, client, res.env).stream(), recorder, spec.name)
-    items = compose(default_stages(spec.fields, domain, lineage), (Record(r) for r in raw))
-    batch_loader = BatchLoader(domain, lineage, res, recorder)
+    if window is not None:
+        context = SourceContext(client, res.env, since=window.since, until=window.until)
+    else:
+        since = CursorStore(res.pg).position(spec.name) if spec.cursor_field else None
+        context = SourceContext(client, res.env, since=since)
+    sinks = [make_sink(entry, SinkContext(domain, lineage, res.pg)) for entry in spec.sinks]
+    raw = _counted(make_source(spec, context).stream(), recorder, spec.name)
+    items = compose(source_stages(spec, domain, lineage), (Record(r) for r in raw))
+    cursor_field = spec.cursor_field if window is None else None
+    batch_loader = BatchLoader(domain, lineage, res, recorder, cursor_field, sinks)
     while batch := list(islice(items, settings.batch_size)):
         yield batch_loader.load(batch)
 
@@ -104,28 +123,34 @@ def _note_retry(recorder: MetricsRecorder, source: str, error: Exception, delay:
 
 
 class BatchLoader:
-    """Dedup, load and account for one batch at a time."""
+    """Dedup, load and account for one batch at a time; advance the cursor and feed the
+    sinks with the batch."""
 
-    def __init__(self, domain: Domain, lineage: Lineage, res: Resources, recorder: MetricsRecorder) -> None:
+    def __init__(self, domain: Domain, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
+                 cursor_field: str | None = None, sinks: Sequence[Sink] = ()) -> None:
         self._domain = domain
         self._lineage = lineage
         self._res = res
         self._recorder = recorder
         self._dedup = RedisDedup(res.redis)
         self._loader = PostgresLoader(res.pg)
+        self._cursor_field = cursor_field
+        self._sinks_in_transaction = [s for s in sinks if getattr(s, "in_transaction", False)]
+        self._sinks_after_commit = [s for s in sinks if not getattr(s, "in_transaction", False)]
 
     def load(self, batch: list[Item]) -> Counts:
         source, inc = self._lineage.source, self._recorder.inc
         records = [item for item in batch if isinstance(item, Record)]
         rejected = [item for item in batch if isinstance(item, Rejected)]
-        keys = [self._key(record) for record in records]
+        keys = [self._domain.natural_key(record.row) for record in records]
         with redis_errors():
             unseen = self._dedup.unseen(source, keys)
         fresh = [(record.row, key) for record, key, new in zip(records, keys, unseen) if new]
+        fresh_rows = [row for row, _ in fresh]
 
         started = time.monotonic()
-        inserted, refused = self._loader.load_batch(self._domain, [row for row, _ in fresh], rejected,
-                                                    self._lineage)
+        inserted, refused = self._loader.load_batch(self._domain, fresh_rows, rejected, self._lineage,
+                                                    self._in_transaction(records, fresh_rows))
         self._recorder.observe(LOAD_DURATION, time.monotonic() - started, source)
         self._recorder.observe(LOAD_ROWS, len(fresh), source)
 
@@ -140,14 +165,25 @@ class BatchLoader:
 
         # Only now, after the commit: mark what PostgreSQL holds, and publish the counts.
         refused_payloads = {id(item.raw) for item in refused}
-        committed = [key for row, key in fresh if id(row["raw"]) not in refused_payloads]
+        committed = [(row, key) for row, key in fresh if id(row["raw"]) not in refused_payloads]
         with redis_errors():
             pipe = self._res.redis.pipeline(transaction=False)
-            self._dedup.mark_seen(pipe, source, committed)
+            self._dedup.mark_seen(pipe, source, [key for _, key in committed])
             self._recorder.flush_to(pipe)
             pipe.execute()
+        for sink in self._sinks_after_commit:
+            sink.consume(row for row, _ in committed)
         return counts
 
-    def _key(self, record: Record) -> str:
-        # The natural key without ``source``: the Redis set is per source already.
-        return "\x1f".join(str(record.row[column]) for column in self._domain.key[1:])
+    def _in_transaction(self, records: list[Record], fresh_rows: list[dict[str, Any]]) -> Callable[[Any], None]:
+        """What commits with the batch: the cursor's new mark (the highest among all the
+        batch's valid records, loaded now or before) and the transactional sinks."""
+        mark = highest(r.row.get(self._cursor_field) for r in records) if self._cursor_field else None
+
+        def run(cur: Any) -> None:
+            if mark is not None and self._cursor_field is not None:
+                CursorStore.advance(cur, self._cursor_field, mark, self._lineage)
+            for sink in self._sinks_in_transaction:
+                sink.consume(fresh_rows)
+
+        return run

@@ -3,6 +3,10 @@
 Enqueueing the same run again creates no second job: each job id is claimed with
 ``SET NX`` first (atomic, so two producers racing are safe too), and the jobs of
 a run go to Redis in one pipelined round trip.
+
+A backfill splits ``[since, until)`` into windows, one job per source and window,
+with ids made from the range and the window: enqueueing the same backfill again
+creates no job, and a window job that runs twice loads nothing the second time.
 """
 
 from __future__ import annotations
@@ -11,19 +15,21 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis
 from rq import Callback, Queue, Retry
 from rq.serializers import JSONSerializer
 
 from .config import Settings
+from .domains import DOMAINS
 from .errors import ConfigError
-from .models import SourceSpec
+from .models import SourceSpec, Window
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLAIM_PREFIX = "ingest:claimed:"
 RETRY_INTERVALS = [5, 30, 120]  # seconds before RQ re-runs a job that failed transiently
+MAX_WINDOWS = 10_000  # per source: a typo in --window should not flood the queue
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,13 @@ class Enqueued:
     source: str
     job_id: str
     created: bool  # False when this run already had the job
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    spec: SourceSpec
+    job_id: str
+    window: Window | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -57,30 +70,85 @@ def make_queue(client: redis.Redis, settings: Settings, is_async: bool = True) -
 def enqueue_run(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str) -> list[Enqueued]:
     """Enqueue one fetch job per source of ``specs`` for ``run_id``; skip those already enqueued."""
     check_run_id(run_id)
-    job_ids = [job_id_for(run_id, spec.name) for spec in specs]
+    return enqueue_jobs(queue, settings, run_id, [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs])
+
+
+def backfill_run_id(since: datetime, until: datetime) -> str:
+    """The same range always gives the same run id, so its jobs get the same ids."""
+    return f"backfill-{since:%Y%m%dT%H%M%SZ}-{until:%Y%m%dT%H%M%SZ}"
+
+
+def split_windows(since: datetime, until: datetime, size: timedelta) -> list[Window]:
+    """``[since, until)`` cut into windows of ``size`` (the last one shorter), in UTC."""
+    since, until = _utc(since), _utc(until)
+    if until <= since:
+        raise ConfigError("--until must be later than --since")
+    if size <= timedelta(0):
+        raise ConfigError("--window must be longer than 0")
+    if (until - since) / size > MAX_WINDOWS:
+        raise ConfigError(f"--since/--until/--window make more than {MAX_WINDOWS} windows; use a larger --window")
+    windows, start = [], since
+    while start < until:
+        end = min(start + size, until)
+        windows.append(Window(start.isoformat(), end.isoformat()))
+        start = end
+    return windows
+
+
+def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], since: datetime,
+                     until: datetime, size: timedelta, run_id: str | None = None) -> tuple[str, list[Enqueued]]:
+    """Enqueue one job per source and window of ``[since, until)``; return the run id and the jobs."""
+    for spec in specs:
+        check_windowable(spec)
+    windows = split_windows(since, until, size)
+    run_id = check_run_id(run_id) if run_id else backfill_run_id(_utc(since), _utc(until))
+    plans = [PlannedJob(spec, f"{run_id}-{spec.name}-{datetime.fromisoformat(w.since):%Y%m%dT%H%M%SZ}", w)
+             for spec in specs for w in windows]
+    return run_id, enqueue_jobs(queue, settings, run_id, plans)
+
+
+def check_windowable(spec: SourceSpec) -> None:
+    """A source can be backfilled by window when its cursor is its domain's time and it can ask by time."""
+    time_field = DOMAINS[spec.domain].time_field
+    if not time_field or spec.cursor_field != time_field:
+        raise ConfigError(f"source {spec.name} cannot be backfilled by time: its cursor_field is not "
+                          f"{time_field or 'a time'}")
+    if spec.kind == "csv":
+        raise ConfigError(f"source {spec.name} cannot be backfilled by time: a CSV file cannot be asked for a range")
+    if spec.kind == "http_json" and not (spec.since_param and spec.until_param):
+        raise ConfigError(f"source {spec.name} cannot be backfilled by time: it needs since_param and until_param")
+
+
+def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
+    """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip."""
     claim_ttl = settings.result_ttl + settings.job_timeout
     pipe = queue.connection.pipeline(transaction=False)
-    for job_id in job_ids:
-        pipe.set(CLAIM_PREFIX + job_id, run_id, nx=True, ex=claim_ttl)
+    for plan in plans:
+        pipe.set(CLAIM_PREFIX + plan.job_id, run_id, nx=True, ex=claim_ttl)
     claimed = pipe.execute()
 
     retry = Retry(max=settings.job_retries, interval=RETRY_INTERVALS) if settings.job_retries else None
     datas = [
         Queue.prepare_data(
             "ingest_workers.jobs.fetch_source",
-            args=(spec.to_dict(), run_id),
-            job_id=job_id,
-            description=f"fetch {spec.name} (run {run_id})",  # RQ logs this; the args stay out of logs
+            args=(plan.spec.to_dict(), run_id, *([plan.window.to_list()] if plan.window else [])),
+            job_id=plan.job_id,
+            description=f"fetch {plan.spec.name} (run {run_id}"
+                        f"{f', window {plan.window.since} to {plan.window.until}' if plan.window else ''})",
             timeout=settings.job_timeout,
             result_ttl=settings.result_ttl,
             failure_ttl=settings.failure_ttl,
             retry=retry,
             on_failure=Callback("ingest_workers.jobs.on_failure"),
-            meta={"source": spec.name, "run_id": run_id},
+            meta={"source": plan.spec.name, "run_id": run_id},
         )
-        for spec, job_id, new in zip(specs, job_ids, claimed)
+        for plan, new in zip(plans, claimed)
         if new
     ]
     if datas:
         queue.enqueue_many(datas)
-    return [Enqueued(spec.name, job_id, bool(new)) for spec, job_id, new in zip(specs, job_ids, claimed)]
+    return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

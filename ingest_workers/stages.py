@@ -48,29 +48,37 @@ def compose(stages: Sequence[Stage], items: Iterable[Item]) -> Iterator[Item]:
     return iter(reduce(lambda stream, stage: stage.process(stream), stages, items))
 
 
-def map_fields(fields: dict[str, str]) -> PerRecord:
+def map_fields(fields: dict[str, str], constants: dict[str, Any] | None = None) -> PerRecord:
     """Rename a source's fields to the domain's: ``{"product_id": "id", "price": "price.amount"}``.
 
-    Fields not named in ``fields`` are taken under their own name.
+    Fields not named in ``fields`` are taken under their own name; ``constants`` sets
+    fields every record of the source shares (``{"platform": "twitter"}``).
     """
+    paths = {target: path.split(".") for target, path in fields.items()}
+    fixed = dict(constants or {})
 
     def apply(record: Record) -> Record:
         if not isinstance(record.raw, dict):
             raise Reject(f"record is a JSON {type(record.raw).__name__}, not an object")
         mapped = dict(record.raw)
-        for target, path in fields.items():
-            mapped[target] = _dig(record.raw, path)
+        for target, parts in paths.items():
+            mapped[target] = _dig(record.raw, parts)
+        mapped.update(fixed)
         record.row = mapped
         return record
 
     return PerRecord("map", apply)
 
 
-def _dig(data: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(data, dict):
+def _dig(data: Any, parts: list[str]) -> Any:
+    """Follow a dotted path; a numeric part indexes a list (``entities.cashtags.0.tag``)."""
+    for part in parts:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
             return None
-        data = data.get(part)
     return data
 
 
@@ -97,6 +105,8 @@ def enrich(lineage: Lineage) -> PerRecord:
     return PerRecord("enrich", apply)
 
 
-def default_stages(fields: dict[str, str], domain: Domain, lineage: Lineage) -> list[Stage]:
-    """The stages every source runs: map its fields, validate into the domain, stamp lineage."""
-    return [map_fields(fields), validate(domain), enrich(lineage)]
+def default_stages(fields: dict[str, str], domain: Domain, lineage: Lineage, extra: Sequence[Stage] = (),
+                   constants: dict[str, Any] | None = None) -> list[Stage]:
+    """The stages every source runs: map its fields, validate into the domain, the ``extra``
+    stages of its catalog entry (or domain), then stamp lineage."""
+    return [map_fields(fields, constants), validate(domain), *extra, enrich(lineage)]

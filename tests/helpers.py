@@ -10,12 +10,26 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg2.extensions
 import requests
 
 from ingest_workers.config import Settings
+from ingest_workers.mock_sources import FEEDS, count_refused_csv, sensors
+from ingest_workers.sources.synthetic import PROFILES, SensorPlan, reading
 from ingest_workers.workerpool import worker_env
+
+DOMAIN_TABLES = {"products": "products", "quotes": "stock_quotes", "mentions": "social_mentions", "posts": "posts",
+                 "sensors": "sensor_readings"}
+# The default catalog's sources: (domain, mock feed path or None for the synthetic source).
+DEFAULT_SOURCES = {
+    "shop_products": ("products", "/products"), "shop_b_catalog": ("products", "/v2/catalog"),
+    "shop_c_products": ("products", "/shop-c/products"), "market_quotes": ("quotes", "/quotes"),
+    "twitter_mentions": ("mentions", "/twitter/tweets"), "telegram_mentions": ("mentions", "/telegram/getUpdates"),
+    "placeholder_posts": ("posts", "/posts"), "sensor_csv": ("sensors", "/sensors.csv"),
+    "sensor_synthetic": ("sensors", None),
+}
 
 
 def scalar(conn: psycopg2.extensions.connection, query: str, *params: object) -> int:
@@ -75,3 +89,25 @@ def _answers(url: str) -> bool:
     except requests.ConnectionError:
         return False
     return True
+
+
+def expected_refused(source: str, records: int, invalid_every: int = 97) -> int:
+    """How many of the ``records`` a default-catalog source serves its stages refuse."""
+    path = DEFAULT_SOURCES[source][1]
+    if path == "/sensors.csv":
+        return count_refused_csv(records, invalid_every)
+    if path is None:
+        plan = SensorPlan(records=records, seed=42, sensors=6, interval_seconds=60)
+        return sum(not PROFILES[r["kind"]][3] <= r["value"] <= PROFILES[r["kind"]][4]
+                   for r in (reading(plan, i) for i in range(records)))
+    return FEEDS[path].count_refused(records, invalid_every)
+
+
+def served_record(source: str, index: int) -> dict[str, Any]:
+    """Record ``index`` as a default-catalog source receives it (CSV rows as text)."""
+    path = DEFAULT_SOURCES[source][1]
+    if path is None:
+        return reading(SensorPlan(records=index + 1, seed=42, sensors=6), index)
+    if path == "/sensors.csv":
+        return {k: str(v) for k, v in sensors.csv_reading(index).items()}
+    return FEEDS[path].record(index, 97)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,36 @@ class App:
     @cached_property
     def settings(self) -> Settings:
         return load_settings(self.flags, self.env, self.catalog.settings, f"{self.catalog.path} [settings]")
+
+
+class IsoTime(click.ParamType):
+    """An ISO 8601 time (``2026-01-01``, ``2026-01-01T06:00:00Z``); UTC when it names no zone."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Duration(click.ParamType):
+    """A length of time: a number and a unit, ``s``, ``m``, ``h`` or ``d`` (``30m``, ``1d``)."""
+
+    name = "duration"
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip()
+        if len(text) >= 2 and text[-1] in self._UNITS and text[:-1].isdigit() and int(text[:-1]) > 0:
+            return timedelta(seconds=int(text[:-1]) * self._UNITS[text[-1]])
+        self.fail(f"{value!r} is not a duration such as 30m, 6h or 1d", param, ctx)
 
 
 class IngestGroup(click.Group):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,11 @@ from ..connections import connect_postgres, connect_redis
 from ..devservices import ensure_services
 from ..errors import ConfigError
 from ..mock_sources import MockConfig, MockServer
-from ..producer import Enqueued, check_run_id, enqueue_run, make_queue, new_run_id
+from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id
 from ..runs import JobHistory
 from ..watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
 from ..workerpool import local_workers
-from .app import App
+from .app import App, Duration, IsoTime
 from .db import apply_migrations
 
 SOURCES_HELP = "'all', or source names separated by commas."
@@ -27,17 +28,32 @@ SOURCES_HELP = "'all', or source names separated by commas."
 @click.command()
 @click.option("--sources", required=True, help=SOURCES_HELP)
 @click.option("--run-id", help="Reuse a run id to make enqueueing idempotent (default: a new run).")
+@click.option("--since", type=IsoTime(), help="Backfill: records at or after this time (ISO 8601, UTC if no zone).")
+@click.option("--until", type=IsoTime(), help="Backfill: records before this time; needs --since.")
+@click.option("--window", "window_size", type=Duration(), default="1d", show_default=True,
+              help="Backfill: one job per source and window of this length (30m, 6h, 1d, ...).")
 @click.option("--wait", is_flag=True, help="Wait for the jobs, show progress, then print the summary.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="With --wait: give up after S seconds.")
 @click.pass_obj
-def enqueue(app: App, sources: str, run_id: str | None, wait: bool, timeout: float | None) -> None:
-    """Enqueue one fetch job per source for a run; workers do the rest."""
+def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, until: datetime | None,
+            window_size: timedelta, wait: bool, timeout: float | None) -> None:
+    """Enqueue one fetch job per source for a run; workers do the rest.
+
+    Without --since, each source starts at its cursor (the highest mark loaded so far).
+    With --since and --until, the range is backfilled in window jobs whose ids come
+    from the range, so the same backfill enqueued again adds nothing.
+    """
     specs = app.catalog.select(sources)
-    run_id = check_run_id(run_id) if run_id else new_run_id()
+    if (since is None) != (until is None):
+        raise ConfigError("a backfill needs both --since and --until")
     client = connect_redis(app.settings.redis_url)
     queue = make_queue(client, app.settings)
     records = RecordProgress(client, [spec.name for spec in specs])
-    enqueued = enqueue_run(queue, app.settings, specs, run_id)
+    if since is not None and until is not None:
+        run_id, enqueued = enqueue_backfill(queue, app.settings, specs, since, until, window_size, run_id)
+    else:
+        run_id = check_run_id(run_id) if run_id else new_run_id()
+        enqueued = enqueue_run(queue, app.settings, specs, run_id)
     for item in enqueued:
         click.echo(f"{'enqueued' if item.created else 'already enqueued'} {item.source} as job {item.job_id}")
     if wait:
@@ -110,7 +126,7 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
 
 @click.command()
 @click.option("--records", type=click.IntRange(min=0), default=20_000, show_default=True,
-              help="Products the mock source serves.")
+              help="Records each mock feed serves (and the synthetic source generates).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="cores")
 @click.option("--worker-class", help="RQ worker class (default: the forking Worker).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
@@ -129,9 +145,10 @@ def demo(app: App, records: int, workers: int, worker_class: str | None, port: i
             raise ConfigError(f"cannot serve the mock source on 127.0.0.1:{port} ({exc.strerror}); "
                               "pass --port 0 for any free port") from None
         server.start_in_thread()
-        click.echo(f"mock source: {records} products at {server.url}")
+        click.echo(f"mock sources: {records} records per feed at {server.url}")
         app.flags.update(redis_url=services.redis_url, database_url=services.database_url)
         app.env["INGEST_MOCK_URL"] = server.url
+        app.env["INGEST_SYNTHETIC_RECORDS"] = str(records)
         try:
             applied = apply_migrations(app.settings)
             click.echo(f"schema: {'applied ' + ', '.join(applied) if applied else 'up to date'}")

@@ -9,7 +9,7 @@ import click
 
 from ..connections import connect_redis
 from ..metrics_server import serve
-from ..mock_sources import MockConfig, MockServer
+from ..mock_sources import ROUTES, MockConfig, MockServer
 from .app import App
 
 
@@ -26,15 +26,16 @@ def stop_on_sigterm() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--records", type=click.IntRange(min=0), default=10_000, show_default=True,
-              help="Products served.")
+              help="Records served by each feed.")
 @click.option("--invalid-every", type=click.IntRange(min=0), default=97, show_default=True,
               help="Break every Nth product (0: none), to exercise rejections.")
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds added to every page.")
 def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float) -> None:
-    """Serve deterministic paginated products on HOST:PORT until interrupted."""
+    """Serve the deterministic mock feeds of the five domains on HOST:PORT until interrupted."""
     server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency))
-    click.echo(f"serving {records} products at {server.url}/products", err=True)
+    click.echo(f"serving {records} records per feed at {server.url}: {', '.join([*ROUTES, '/sensors.csv'])}",
+               err=True)
     stop_on_sigterm()
     try:
         server.serve_forever()

@@ -1,26 +1,39 @@
 """Source connectors, one module per kind, and the registry the catalog names them by.
 
 A source is any object with ``stream() -> Iterator[raw record]``; it yields lazily,
-page by page, so memory stays flat however large the source is.
+page by page or row by row, so memory stays flat however large the source is. A
+kind is built as ``Kind(spec, context)``; a plugin kind (``package.module:Class``)
+follows the same contract.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, Protocol
 
-from ..http import HttpClient
 from ..models import SourceSpec
+from ..plugins import resolve
+from .base import SourceContext
+from .csv_file import CsvSource
 from .http_json import HttpJsonSource
+from .synthetic import SyntheticSource
 
 
 class Source(Protocol):
     def stream(self) -> Iterator[Any]: ...
 
 
-SOURCE_KINDS = {"http_json": HttpJsonSource}
+SOURCE_KINDS: dict[str, Any] = {"http_json": HttpJsonSource, "csv": CsvSource, "synthetic": SyntheticSource}
 
 
-def make_source(spec: SourceSpec, client: HttpClient, secrets: Mapping[str, str]) -> Source:
-    """Build the connector for ``spec``; ``secrets`` is where ``spec.auth_env`` is looked up."""
-    return SOURCE_KINDS[spec.kind](spec, client, secrets)
+def source_class(kind: str) -> Any:
+    """The class of a built-in kind or of a plugin ``package.module:ClassName``; ConfigError otherwise."""
+    return resolve(kind, SOURCE_KINDS, "source kind")
+
+
+def make_source(spec: SourceSpec, context: SourceContext) -> Source:
+    """Build the connector for ``spec``."""
+    return source_class(spec.kind)(spec, context)
+
+
+__all__ = ["SOURCE_KINDS", "Source", "SourceContext", "make_source", "source_class"]

@@ -15,8 +15,7 @@ from click.testing import CliRunner
 from ingest_workers.cli import main
 from ingest_workers.config import Settings
 from ingest_workers.devservices import Services
-from ingest_workers.mock_sources import count_invalid
-from tests.helpers import scalar, write_catalog
+from tests.helpers import DEFAULT_SOURCES, DOMAIN_TABLES, expected_refused, scalar, write_catalog
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
             ["status"], ["schedule"]]
@@ -72,7 +71,7 @@ def test_migrate_is_idempotent(services: Services) -> None:
     assert (code, output.strip()) == (0, "schema is up to date")
 
 
-def test_demo_loads_everything_once_and_a_rerun_loads_nothing(
+def test_demo_loads_every_domain_once_and_a_rerun_loads_nothing(
     services: Services, pg: psycopg2.extensions.connection, settings: Settings, redis_client: object, tmp_path: Path,
 ) -> None:
     records = 3000
@@ -82,17 +81,32 @@ def test_demo_loads_everything_once_and_a_rerun_loads_nothing(
     first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    valid = records - count_invalid(records, 97)
-    assert scalar(pg, "SELECT count(*) FROM products") == valid == summary["totals"]["loaded"]
-    assert scalar(pg, "SELECT count(DISTINCT (source, product_id)) FROM products") == valid
-    assert scalar(pg, "SELECT count(*) FROM rejected_records") == summary["totals"]["rejected"] \
-        == count_invalid(records, 97)
-    assert summary["totals"]["fetched"] == records and summary["ok"] is True
-    assert summary["sources"]["shop_products"]["health"] == "healthy"
-    assert "shop_products" in first.stdout and "summary written to out/summary.json" in first.stdout
+    assert set(summary["sources"]) == set(DEFAULT_SOURCES) and summary["ok"] is True
+    for source, (domain, _) in DEFAULT_SOURCES.items():
+        counts, refused = summary["sources"][source], expected_refused(source, records)
+        assert (counts["fetched"], counts["rejected"], counts["duplicate"], counts["loaded"]) \
+            == (records, refused, 0, records - refused), source
+        table = DOMAIN_TABLES[domain]
+        assert scalar(pg, f"SELECT count(*) FROM {table} WHERE source = %s", source) == records - refused, source
+        assert scalar(pg, "SELECT count(*) FROM rejected_records WHERE source = %s", source) == refused, source
+        assert counts["health"] == "healthy"
+    totals = summary["totals"]
+    assert totals["fetched"] == totals["rejected"] + totals["duplicate"] + totals["loaded"] == len(DEFAULT_SOURCES) \
+        * records
+    assert scalar(pg, "SELECT count(*) FROM rejected_records") == totals["rejected"]
+    assert scalar(pg, "SELECT count(*) FROM alerts") == scalar(
+        pg, "SELECT count(*) FROM sensor_readings WHERE normalised > 0.9") > 0
+    assert "shop_c_products" in first.stdout and "summary written to out/summary.json" in first.stdout
 
     second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
     again = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert again["totals"]["loaded"] == 0 and again["totals"]["duplicate"] == valid
-    assert scalar(pg, "SELECT count(*) FROM products") == valid
+    assert again["totals"]["loaded"] == 0
+    for source, counts in again["sources"].items():
+        assert counts["fetched"] == counts["rejected"] + counts["duplicate"], source
+    # Sources with a cursor ask only for what is at or after their mark; the others read everything again.
+    assert again["sources"]["shop_products"]["fetched"] == 1
+    assert again["sources"]["telegram_mentions"]["duplicate"] == records - expected_refused("telegram_mentions",
+                                                                                            records)
+    assert scalar(pg, "SELECT count(*) FROM products") == sum(
+        records - expected_refused(s, records) for s, (d, _) in DEFAULT_SOURCES.items() if d == "products")

@@ -80,7 +80,8 @@ def test_procfile_runs_every_role_and_stops_cleanly(
                                   "--timeout", "60"], env=env, cwd=tmp_path, capture_output=True, text=True,
                                  timeout=90)
         assert enqueue.returncode == 0, enqueue.stdout + enqueue.stderr
-        assert scalar(pg, "SELECT count(*) FROM products") == RECORDS - count_invalid(RECORDS, 97)
+        assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_products'") \
+            == RECORDS - count_invalid(RECORDS, 97)
         worker_pids = [int(redis_client.hget(key, "pid")) for key in redis_client.smembers("rq:workers:procfile-test")]
     finally:
         honcho.send_signal(signal.SIGTERM)

@@ -4,6 +4,7 @@ import pytest
 
 from ingest_workers.catalog import load_catalog
 from ingest_workers.config import DEFAULT_CATALOG
+from ingest_workers.domains import DOMAINS
 from ingest_workers.errors import ConfigError
 
 
@@ -31,11 +32,19 @@ fields = { product_id = "sku" }
 """
 
 
-def test_the_packaged_catalog_loads() -> None:
+def test_the_packaged_catalog_loads_and_covers_every_domain() -> None:
     catalog = load_catalog(DEFAULT_CATALOG, {})
-    assert list(catalog.sources) == ["shop_products"]
+    assert list(catalog.sources) == ["shop_products", "shop_b_catalog", "shop_c_products", "market_quotes",
+                                     "twitter_mentions", "telegram_mentions", "placeholder_posts", "sensor_csv",
+                                     "sensor_synthetic"]
     assert catalog.sources["shop_products"].url == "http://127.0.0.1:8765/products"
     assert catalog.sources["shop_products"].interval_seconds == 300
+    assert {s.domain for s in catalog.sources.values()} == set(DOMAINS)
+    assert {s.pagination for s in catalog.sources.values() if s.kind == "http_json"} == \
+        {"page", "offset", "cursor", "link"}
+    assert catalog.sources["sensor_synthetic"].options["records"] == "2000"
+    assert load_catalog(DEFAULT_CATALOG, {"INGEST_SYNTHETIC_RECORDS": "7"}).sources["sensor_synthetic"] \
+        .options["records"] == "7"
 
 
 def test_environment_references_expand_with_defaults(tmp_path: Path) -> None:
@@ -63,7 +72,25 @@ def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\n", r"\[sources.a\]: missing required key 'url'"),
-        ("[sources.a]\nkind = 'ftp'\ndomain = 'products'\nurl = 'x'\n", "key 'kind': unknown kind 'ftp'"),
+        ("[sources.a]\nkind = 'ftp'\ndomain = 'products'\nurl = 'x'\n", "key 'kind': unknown source kind 'ftp'"),
+        ("[sources.a]\nkind = 'nope.nothing:Cls'\ndomain = 'products'\nurl = 'x'\n", "cannot import nope.nothing"),
+        ("[sources.a]\nkind = 'json:NoSuchClass'\ndomain = 'products'\nurl = 'x'\n", "json has no NoSuchClass"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\npagination = 'scroll'\n",
+         "key 'pagination': expected one of"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ncursor_field = 'nope'\n",
+         "key 'cursor_field': 'nope' is not a column of products"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\nstages = ['sparkle']\n",
+         "key 'stages': unknown stage 'sparkle'"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\n"
+         "stages = [{ name = 'moving_average', window = 0 }]\n", "key 'stages': stage moving_average: window"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\n"
+         "stages = [{ name = 'threshold', colour = 1 }]\n", "key 'stages': stage threshold: .*colour"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\nsinks = ['kafka']\n",
+         "key 'sinks': unknown sink 'kafka'"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\noptions = 3\n",
+         "key 'options': expected a table"),
+        ("[sources.a]\nkind = 'synthetic'\ndomain = 'sensors'\noptions = { start = 2026-01-01T00:00:00Z }\n",
+         "cannot travel as JSON"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'cars'\nurl = 'x'\n", r"key 'domain': unknown domain 'cars'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\npage_size = 0\n", "key 'page_size'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ncolour = 1\n", "unknown key 'colour'"),
@@ -86,3 +113,18 @@ def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: st
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_catalog(tmp_path / "none.toml", {})
+
+
+PLUGIN = """
+[sources.mine]
+kind = "tests.plugins:CountingSource"
+domain = "posts"
+stages = ["tests.plugins:ShoutTitles", { name = "tests.plugins:ShoutTitles", suffix = "?" }]
+sinks = [{ name = "tests.plugins:RememberSink" }]
+"""
+
+
+def test_plugins_are_named_by_dotted_path(tmp_path: Path) -> None:
+    spec = load_catalog(write(tmp_path, PLUGIN), {}).sources["mine"]
+    assert spec.kind == "tests.plugins:CountingSource" and spec.url == ""
+    assert spec.stages[1] == {"name": "tests.plugins:ShoutTitles", "suffix": "?"}

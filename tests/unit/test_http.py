@@ -12,6 +12,9 @@ import requests
 
 from ingest_workers.errors import PermanentError, TransientError
 from ingest_workers.http import HttpClient, RetryPolicy, make_session, safe_url
+from ingest_workers.models import SourceSpec
+from ingest_workers.sources import SourceContext
+from ingest_workers.sources.http_json import HttpJsonSource
 
 
 class Scripted(ThreadingHTTPServer):
@@ -129,3 +132,34 @@ def test_safe_url_drops_query_and_password() -> None:
 
 def test_session_is_a_requests_session() -> None:
     assert isinstance(make_session(), requests.Session)
+
+
+def test_link_pagination_never_sends_the_token_to_another_host(server: Scripted) -> None:
+    page = json.dumps({"data": [1, 2]}).encode()
+    server.script = [(200, {"Content-Type": "application/json", "Link": '<http://evil.example/x?page=2>; rel="next"'},
+                      page)]
+    spec = SourceSpec(name="s", kind="http_json", domain="quotes", url=url(server), records_path="data",
+                      pagination="link", auth_env="TOKEN")
+    source = HttpJsonSource(spec, SourceContext(client([], [], []), {"TOKEN": "Bearer top-secret"}))
+    stream = source.stream()
+    assert [next(stream), next(stream)] == [1, 2]
+    with pytest.raises(PermanentError, match="Link rel=next leaves") as caught:
+        next(stream)
+    assert len(server.requests) == 1 and "top-secret" not in str(caught.value)
+
+
+def test_a_cursor_token_served_twice_stops_the_source(server: Scripted) -> None:
+    server.script = [(200, {}, json.dumps({"items": [1], "next_cursor": "same"}).encode())]
+    spec = SourceSpec(name="s", kind="http_json", domain="quotes", url=url(server), pagination="cursor")
+    with pytest.raises(PermanentError, match="cursor token twice"):
+        list(HttpJsonSource(spec, SourceContext(client([], [], []))).stream())
+    assert len(server.requests) == 2  # the token came back on the page that used it
+
+
+def test_open_stream_retries_the_opening_then_streams(server: Scripted) -> None:
+    server.script = [(503, {}, b""), (200, {"Content-Type": "text/csv"}, b"a,b\n1,2\n")]
+    sleeps: list[float] = []
+    response = client([], sleeps, []).open_stream(url(server))
+    with response:
+        assert response.raw.read() == b"a,b\n1,2\n"
+    assert len(sleeps) == 1

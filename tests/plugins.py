@@ -1,0 +1,54 @@
+"""Plugins as a user would write them: one class each, named in the catalog by dotted path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ingest_workers.errors import TransientError
+from ingest_workers.models import Record
+
+
+class CountingSource:
+    """A source kind: posts ``since``..options.count (ids from 1); with option ``fail_after``
+    it fails like a dropped connection after serving that many."""
+
+    def __init__(self, spec: Any, context: Any) -> None:
+        self.count = int(spec.options.get("count", 3))
+        self.fail_after = spec.options.get("fail_after")
+        self.first = int(context.since or 1)
+
+    def stream(self) -> Iterator[dict[str, Any]]:
+        for served, i in enumerate(range(self.first, self.count + 1)):
+            if self.fail_after is not None and served == self.fail_after:
+                raise TransientError("connection dropped")
+            yield {"id": i, "userId": 1, "title": f"post {i}"}
+
+
+class ShoutTitles:
+    """A stage: upper-case the title and add a suffix."""
+
+    name = "shout"
+
+    def __init__(self, suffix: str = "!") -> None:
+        self.suffix = suffix
+
+    def process(self, items: Iterable[Any]) -> Iterator[Any]:
+        for item in items:
+            if isinstance(item, Record):
+                item.row["title"] = item.row["title"].upper() + self.suffix
+            yield item
+
+
+class RememberSink:
+    """A sink: append each row's key fields as a JSON line to ``path``."""
+
+    def __init__(self, context: Any, path: str = "remembered.jsonl") -> None:
+        self.path = Path(path)
+
+    def consume(self, rows: Iterable[dict[str, Any]]) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps({"post_id": row["post_id"], "title": row["title"]}) + "\n")

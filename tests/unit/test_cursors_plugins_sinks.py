@@ -1,0 +1,62 @@
+"""Pure parts of cursors, plugin names and sink entries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ingest_workers.cursors import highest, is_after
+from ingest_workers.domains import SENSORS
+from ingest_workers.errors import ConfigError
+from ingest_workers.models import Lineage
+from ingest_workers.plugins import resolve, split_entry
+from ingest_workers.producer import split_windows
+from ingest_workers.sinks import AlertSink, SinkContext, make_sink
+
+
+def test_marks_compare_as_numbers_or_as_utc_iso_text() -> None:
+    assert is_after(10, 9) and not is_after(9, 10) and is_after(2.5, 2)
+    assert is_after("2026-01-01T00:00:00.500000+00:00", "2026-01-01T00:00:00+00:00")
+    assert not is_after("2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00")
+    assert is_after("2026-01-01T00:00:00+00:00", 5)  # the field's type changed: the new mark wins
+    assert highest([None, "2026-01-02T00:00:00+00:00", "2026-01-01T23:59:59.999999+00:00", None]) \
+        == "2026-01-02T00:00:00+00:00"
+    assert highest([None]) is None and highest([3, 11, 2]) == 11
+
+
+def test_plugin_names_resolve_to_classes() -> None:
+    assert resolve("json:JSONDecoder", {}, "stage").__name__ == "JSONDecoder"
+    assert resolve("x", {"x": int}, "stage") is int
+    for name, message in (("not a name", "unknown stage 'not a name'"), ("no_such_module_xyz:C", "cannot import"),
+                          ("json:Nope", "json has no Nope")):
+        with pytest.raises(ConfigError, match=message):
+            resolve(name, {"x": int}, "stage")
+    assert split_entry({"name": "alerts", "above": 1}, "sink") == ("alerts", {"above": 1})
+    with pytest.raises(ConfigError, match="a sink is a name or a table"):
+        split_entry({"above": 1}, "sink")
+
+
+CONTEXT = SinkContext(SENSORS, Lineage("s", "r", "j", "2026-01-01T00:00:00+00:00"), pg=None)  # type: ignore[arg-type]
+
+
+def test_alert_rules() -> None:
+    above = AlertSink(CONTEXT, field="normalised", above=0.9)
+    assert [above.crosses(v) for v in (0.95, 0.9, None, True, float("nan"), "1")] == [True, False] + [False] * 4
+    assert AlertSink(CONTEXT, field="value", below=-10).crosses(-11)
+    for params, message in (({"field": "v"}, "exactly one of above or below"),
+                            ({"field": "v", "above": 1, "below": 0}, "exactly one"),
+                            ({"field": "v", "above": "high"}, "must be a number"),
+                            ({"above": 1}, "sink alerts: .*field")):
+        with pytest.raises(ConfigError, match=message):
+            make_sink({"name": "alerts", **params}, CONTEXT)
+
+
+def test_windows_cover_the_range_exactly() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    windows = split_windows(start, start + timedelta(hours=25), timedelta(days=1))
+    assert [(w.since, w.until) for w in windows] == [
+        ("2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"),
+        ("2026-01-02T00:00:00+00:00", "2026-01-02T01:00:00+00:00")]
+    with pytest.raises(ConfigError, match="more than"):
+        split_windows(start, start + timedelta(days=365), timedelta(minutes=1))
