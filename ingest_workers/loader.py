@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -97,24 +98,36 @@ class PostgresLoader:
 
 def copy_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     """Rows in COPY's text format (tab-separated, ``\\N`` for NULL)."""
-    return "".join("\t".join(_copy_field(row.get(c)) for c in columns) + "\n" for row in rows)
+    field = _copy_field
+    return "".join(["\t".join([field(row.get(c)) for c in columns]) + "\n" for row in rows])
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")  # searching is much cheaper than translating text that has none
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # built once, not per call
+
+
+def _escaped(text: str) -> str:
+    return text.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(text) else text
 
 
 def _copy_field(value: Any) -> str:
+    kind = type(value)  # the exact types of decoded JSON and checked rows first, by identity
+    if kind is str:
+        return _escaped(value)
     if value is None:
         return "\\N"
-    if isinstance(value, bool):
+    if kind is dict:
+        return _escaped(jsonb_text(value))
+    if kind is bool:
         return "t" if value else "f"
     if isinstance(value, (int, float, Decimal)):
         return str(value)
     if isinstance(value, list):
-        return _array_literal(value).translate(_COPY_ESCAPES)
+        return _escaped(_array_literal(value))
     if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    return jsonb_text(value).translate(_COPY_ESCAPES)
+        return _escaped(value)
+    return _escaped(jsonb_text(value))
 
 
 def _array_literal(items: list[Any]) -> str:
@@ -130,7 +143,7 @@ def jsonb_text(value: Any) -> str:
     can still be audited.
     """
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _JSON.encode(value)
         text.encode("utf-8")
         if "\\u0000" not in text:
             return text

@@ -31,9 +31,12 @@ def stop_on_sigterm() -> None:
               help="Break every Nth product (0: none), to exercise rejections.")
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds added to every page.")
-def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float) -> None:
+@click.option("--cache-mb", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Keep served JSON pages up to this many MiB, so a page asked again costs no CPU (benchmarks).")
+def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float, cache_mb: int) -> None:
     """Serve the deterministic mock feeds of the five domains on HOST:PORT until interrupted."""
-    server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency))
+    server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency,
+                                               cache_bytes=cache_mb * 2**20))
     click.echo(f"serving {records} records per feed at {server.url}: {', '.join([*ROUTES, '/sensors.csv'])}",
                err=True)
     stop_on_sigterm()

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from . import mentions, posts, products, quotes, sensors
 from .feed import Feed
+from .page_cache import PageCache
 
 MAX_PAGE_SIZE = 10_000
 
@@ -38,6 +39,7 @@ class MockConfig:
     records: int = 10_000  # per feed
     invalid_every: int = 97  # 0: every record is valid
     latency: float = 0.0  # seconds added to every page
+    cache_bytes: int = 0  # keep served JSON pages up to this many bytes (0: compute every page)
 
 
 @dataclass(frozen=True)
@@ -151,18 +153,28 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint = ROUTES.get(url.path)
         if endpoint is None:
             return self._send(404, {"error": f"no such path {url.path}"})
+        cache = self.server.page_cache
+        cached = cache.get(self.path) if cache else None
+        if cached is not None:
+            return self._send_bytes(200, *cached)
         try:
             body, link = serve_page(endpoint, query, config, url.path)
         except BadRequest as exc:
             return self._send(400, {"error": str(exc)})
-        self._send(200, body, {"Link": f'<{self.server.url}{link}>; rel="next"'} if link else {})
+        data = json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Link": f'<{self.server.url}{link}>; rel="next"'} if link else {}
+        if cache:
+            cache.put(self.path, data, headers)
+        self._send_bytes(200, data, headers)
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
+        self._send_bytes(status, json.dumps(body, separators=(",", ":")).encode(), headers or {})
+
+    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
@@ -192,6 +204,14 @@ class MockServer(ThreadingHTTPServer):
     def __init__(self, host: str, port: int, config: MockConfig) -> None:
         super().__init__((host, port), _Handler)
         self.config = config
+        self._cache: tuple[MockConfig, PageCache | None] | None = None
+
+    @property
+    def page_cache(self) -> PageCache | None:
+        """The pages served under the current config (a new config, e.g. from a test, starts empty)."""
+        if self._cache is None or self._cache[0] is not self.config:
+            self._cache = (self.config, PageCache(self.config.cache_bytes) if self.config.cache_bytes else None)
+        return self._cache[1]
 
     @property
     def url(self) -> str:

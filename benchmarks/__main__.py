@@ -1,0 +1,229 @@
+"""``python -m benchmarks`` (run by ``scripts/bench``): measure, then write BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg2
+import redis
+import rq
+
+from ingest_workers.config import Settings
+from ingest_workers.devservices import ensure_services
+from ingest_workers.http import HttpClient, RetryPolicy, make_session
+from ingest_workers.models import Lineage
+from ingest_workers.sources import SourceContext, make_source
+
+from . import loads, peer, runs
+from .profiling import profile_job
+from .report import Figure, Report
+from .services import Bench, mock_server, recreate_database
+
+ROOT = Path(__file__).resolve().parent.parent
+FORKING = "rq.worker.Worker"
+
+
+def main() -> None:
+    args = _arguments()
+    started = time.monotonic()
+    with ensure_services(args.redis_url, args.database_url, ROOT / ".state" / "bench", log=_say) as services:
+        recreate_database(services.database_url)
+        settings = Settings(redis_url=services.redis_url, database_url=services.database_url, queue="bench",
+                            batch_size=1000, job_retries=0)
+        out = ROOT / "out"
+        out.mkdir(exist_ok=True)
+        report = measure(args, Bench(settings, "", args.records, out))
+    report.header.append(f"Whole run: {time.monotonic() - started:.0f} s (`scripts/bench {args.summary}`).")
+    args.output.write_text(report.markdown(), encoding="utf-8")
+    _say(f"wrote {args.output}")
+
+
+def measure(args: argparse.Namespace, bench: Bench) -> Report:
+    lineage = Lineage(bench.spec.name, "bench", "bench-loader", datetime.now(UTC).isoformat())
+    _say(f"making {args.records:,} records and their rows")
+    rows = loads.checked_rows(bench.spec, loads.served_records(args.records), lineage)
+    report = Report(_header(bench, len(rows)))
+    figures = report.figures
+
+    _say("load ceiling vs our loader (best of 2 each, alternated)")
+    ceiling_s, loader_s = _best_of_two(lambda: loads.copy_ceiling(bench.settings.database_url, rows),
+                                       lambda: loads.our_loader(bench.settings.database_url, rows, lineage))
+    ceiling = len(rows) / ceiling_s
+    figures.append(Figure("Load ceiling: one plain COPY, pre-serialised, into an empty table without keys",
+                          ceiling, "rows/s"))
+    figures.append(Figure("Our loader alone: COPY → temp staging → INSERT … ON CONFLICT, 1,000 rows per "
+                          "transaction, serialisation included", len(rows) / loader_s, "rows/s", "ceiling",
+                          ceiling, 0.6))
+
+    e2e = _end_to_end(args, bench)
+    recommended = e2e[(args.recommended, 2)]
+    _say("dlt append and merge")
+    append_s, dlt_version = peer.dlt_load(bench.settings.database_url, rows, "append")
+    merge_s, _ = peer.dlt_load(bench.settings.database_url, rows, "merge")
+    dlt_merge = len(rows) / merge_s
+    label = _label(args.recommended)
+    figures += [
+        Figure(f"End to end, {label}, 2 workers", recommended.rate, "records/s", "ceiling", ceiling, 0.4),
+        Figure(f"End to end, {label}, 2 workers", recommended.rate, "records/s", "dlt merge", dlt_merge, 3),
+        Figure(f"End to end, {label}: 2 workers vs 1", recommended.rate, "records/s", "1 worker",
+               e2e[(args.recommended, 1)].rate, 1.5),
+    ]
+    for (worker_class, workers), result in sorted(e2e.items()):
+        if (worker_class, workers) != (args.recommended, 2):
+            figures.append(Figure(f"End to end, {_label(worker_class)}, {workers} worker(s)", result.rate,
+                                  "records/s", "ceiling", ceiling))
+    figures += [
+        Figure(f"dlt {dlt_version} append (records in memory, no HTTP)", len(rows) / append_s, "rows/s",
+               "ceiling", ceiling),
+        Figure(f"dlt {dlt_version} merge on product_id (records in memory, no HTTP)", dlt_merge, "rows/s",
+               "ceiling", ceiling),
+    ]
+    _naive(args, bench, rows, figures, ceiling, recommended.rate)
+
+    _say("re-run: everything duplicate")
+    rerun = _rerun(args, bench)
+    figures.append(Figure(f"Re-run of the same ingest (all duplicate), {label}, 2 workers", rerun.rate,
+                          "records/s", "first run", recommended.rate, 2))
+    _memory(args, bench, figures)
+    _enqueue(args, bench, figures)
+    _say("profile of one job")
+    with mock_server(args.records, cache_mb=args.cache_mb) as url:
+        _warm(bench.with_mock(url), None)
+        report.profile = profile_job(bench.with_mock(url))
+    report.details += _details(e2e, args)
+    return report
+
+
+def _best_of_two(first, second) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    a1, b1 = first(), second()
+    a2, b2 = first(), second()
+    return min(a1, a2), min(b1, b2)
+
+
+def _end_to_end(args: argparse.Namespace, bench: Bench) -> dict[tuple[str, int], runs.RunResult]:
+    results = {}
+    with mock_server(args.records, cache_mb=args.cache_mb) as url:
+        bench = bench.with_mock(url)
+        _warm(bench, args.jobs)
+        for worker_class in args.worker_classes:
+            for workers in args.workers:
+                _say(f"end to end: {_label(worker_class)}, {workers} worker(s), {args.jobs} window jobs")
+                results[(worker_class, workers)] = runs.run_backfill(bench, worker_class, workers, args.jobs,
+                                                                     f"e2e-{workers}-{_label(worker_class)}")
+    return results
+
+
+def _rerun(args: argparse.Namespace, bench: Bench) -> runs.RunResult:
+    with mock_server(args.records, cache_mb=args.cache_mb) as url:
+        bench = bench.with_mock(url)
+        _warm(bench, args.jobs)
+        runs.run_backfill(bench, args.recommended, 2, args.jobs, "first")
+        return runs.run_backfill(bench, args.recommended, 2, args.jobs, "again", fresh=False)
+
+
+def _warm(bench: Bench, jobs: int | None) -> None:
+    """Ask the mock for every page the jobs will ask for, the way they ask (fills its page cache):
+    ``jobs`` window jobs, or one plain job (no window) for None."""
+    client = HttpClient(make_session(), timeout=(5, 60), policy=RetryPolicy())
+    windows = runs.windows(bench.records, jobs) if jobs else [None]
+    for window in windows:
+        context = SourceContext(client, since=window.since, until=window.until) if window else SourceContext(client)
+        for _ in make_source(bench.spec, context).stream():
+            pass
+
+
+def _naive(args: argparse.Namespace, bench: Bench, rows: list, figures: list[Figure], ceiling: float,
+           end_to_end: float) -> None:
+    _say(f"naive: one INSERT per row, {args.naive_rows:,} rows")
+    naive = args.naive_rows / loads.naive_inserts(bench.settings.database_url, rows[:args.naive_rows])
+    figures.append(Figure(f"Naive: one process, one INSERT and commit per row ({args.naive_rows:,} rows)",
+                          naive, "rows/s", "ceiling", ceiling))
+    figures.append(Figure(f"End to end, {_label(args.recommended)}, 2 workers, vs naive", end_to_end,
+                          "records/s", "naive", naive))
+
+
+def _memory(args: argparse.Namespace, bench: Bench, figures: list[Figure]) -> None:
+    small, large = args.memory_records
+    with mock_server(large, cache_mb=0) as url:
+        mock = bench.with_mock(url)
+        _say(f"memory: one forking worker, {small:,} then {large:,} records")
+        rss_small = runs.peak_rss_mib(mock, small, "memory-small")
+        rss_large = runs.peak_rss_mib(mock, large, "memory-large")
+    figures.append(Figure(f"Worker peak RSS, {large:,} records (forking worker, one job)", rss_large, "MiB",
+                          f"{small:,} records", rss_small, 1.1, at_most=True))
+
+
+def _enqueue(args: argparse.Namespace, bench: Bench, figures: list[Figure]) -> None:
+    _say(f"enqueue: {args.enqueue_windows:,} windows")
+    cli = args.enqueue_windows / runs.enqueue_cli(bench.with_mock("http://127.0.0.1:9"), args.enqueue_windows)
+    one_by_one = 1000 / runs.enqueue_one_by_one(bench, 1000)
+    figures.append(Figure(f"`ingest enqueue` of {args.enqueue_windows:,} windows (a process, start-up included)",
+                          cli, "jobs/s", "RQ enqueue_call, one per round trip", one_by_one))
+    figures.append(Figure("`ingest enqueue` against the issue's floor", cli, "jobs/s", "5,000 jobs/s", 5000, 1))
+
+
+def _details(e2e: dict[tuple[str, int], runs.RunResult], args: argparse.Namespace) -> list[str]:
+    lines = ["## End to end, every configuration", "",
+             "| worker class | workers | jobs | seconds | records/s | loaded | rejected | duplicate |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for (worker_class, workers), r in sorted(e2e.items()):
+        lines.append(f"| {_label(worker_class)} | {workers} | {r.jobs} | {r.seconds:.2f} | {r.rate:,.0f} | "
+                     f"{r.loaded:,} | {r.rejected:,} | {r.duplicate:,} |")
+    return lines
+
+
+def _header(bench: Bench, rows: int) -> list[str]:
+    conn = psycopg2.connect(bench.settings.database_url)
+    with conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        pg_version = cur.fetchone()[0]
+    conn.close()
+    client = redis.Redis.from_url(bench.settings.redis_url)
+    redis_version = client.info("server")["redis_version"]
+    client.close()
+    return [f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
+            f"({platform.machine()}, Python {platform.python_version()}, PostgreSQL {pg_version}, "
+            f"Redis {redis_version}, rq {rq.__version__}); {bench.records:,} shop A products "
+            f"(~300 bytes of JSON each), {rows:,} of them valid."]
+
+
+def _label(worker_class: str) -> str:
+    return worker_class.rsplit(".", 1)[-1]
+
+
+def _say(line: str) -> None:
+    print(f"[bench] {line}", flush=True)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"),
+                        help="a scratch Redis database: it is emptied [env: BENCH_REDIS_URL]")
+    parser.add_argument("--database-url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/ingest_bench"),
+        help="a database named ingest_bench*: it is dropped and created again [env: BENCH_DATABASE_URL]")
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--jobs", type=int, default=16, help="window jobs the source is split into")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--worker-classes", nargs="+", default=[FORKING, "rq.worker.SimpleWorker"])
+    parser.add_argument("--recommended", default=FORKING, help="the worker class the README recommends")
+    parser.add_argument("--naive-rows", type=int, default=10_000)
+    parser.add_argument("--memory-records", type=int, nargs=2, default=[100_000, 1_000_000])
+    parser.add_argument("--enqueue-windows", type=int, default=10_000)
+    parser.add_argument("--cache-mb", type=int, default=256, help="the mock source's page cache")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    if args.recommended not in args.worker_classes or 1 not in args.workers or 2 not in args.workers:
+        parser.error("--worker-classes must include --recommended, and --workers must include 1 and 2")
+    args.summary = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in (("records", args.records),
+                                                                         ("jobs", args.jobs)))
+    return args
+
+
+if __name__ == "__main__":
+    main()
