@@ -38,10 +38,11 @@ def chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield rows[start:start + size]
 
 
-def copy_ceiling(database_url: str, rows: Sequence[dict[str, Any]]) -> float:
-    """Seconds for one plain COPY of the rows, serialised beforehand (not timed), into an empty
-    table with the products' columns and no key, index or check: the physical limit here."""
-    payload = copy_text(rows, PRODUCTS.columns).encode("utf-8")
+def copy_ceiling(database_url: str, rows: Sequence[dict[str, Any]], batch: int | None = None) -> float:
+    """Seconds for a plain COPY of the rows, serialised beforehand (not timed), into an empty
+    table with the products' columns and no key, index or check: the physical limit here.
+    One COPY, or (``batch``) one COPY and commit per ``batch`` rows."""
+    payloads = [copy_text(part, PRODUCTS.columns).encode("utf-8") for part in chunks(rows, batch or len(rows))]
     columns = ", ".join(PRODUCTS.columns)
     conn = psycopg2.connect(database_url)
     try:
@@ -49,8 +50,9 @@ def copy_ceiling(database_url: str, rows: Sequence[dict[str, Any]]) -> float:
             cur.execute("DROP TABLE IF EXISTS bench_ceiling")
             cur.execute("CREATE TABLE bench_ceiling AS SELECT * FROM products WITH NO DATA")
         started = time.perf_counter()
-        with conn, conn.cursor() as cur:
-            cur.copy_expert(f"COPY bench_ceiling ({columns}) FROM STDIN", io.BytesIO(payload))
+        for payload in payloads:
+            with conn, conn.cursor() as cur:
+                cur.copy_expert(f"COPY bench_ceiling ({columns}) FROM STDIN", io.BytesIO(payload))
         return time.perf_counter() - started
     finally:
         with conn, conn.cursor() as cur:
@@ -71,6 +73,36 @@ def our_loader(database_url: str, rows: Sequence[dict[str, Any]], lineage: Linea
         if loaded != len(rows):
             raise SystemExit(f"loader benchmark: {loaded} of {len(rows)} rows loaded")
         return elapsed
+    finally:
+        _truncate(conn)
+        conn.close()
+
+
+def serialise_only(rows: Sequence[dict[str, Any]]) -> float:
+    """Seconds the loader spends making COPY text of the rows (the client's part), batch by batch."""
+    started = time.perf_counter()
+    for batch in chunks(rows, BATCH):
+        copy_text(batch, PRODUCTS.columns).encode("utf-8")
+    return time.perf_counter() - started
+
+
+def server_only(database_url: str, rows: Sequence[dict[str, Any]]) -> float:
+    """Seconds of the loader's statements with the COPY text made beforehand (the server's part):
+    per 1,000 rows, COPY into the temp staging table, INSERT … ON CONFLICT, commit."""
+    payloads = [copy_text(batch, PRODUCTS.columns).encode("utf-8") for batch in chunks(rows, BATCH)]
+    columns = ", ".join(PRODUCTS.columns)
+    conn = psycopg2.connect(database_url)
+    try:
+        _truncate(conn)
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE staging_products (LIKE products INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        started = time.perf_counter()
+        for payload in payloads:
+            with conn, conn.cursor() as cur:
+                cur.copy_expert(f"COPY staging_products ({columns}) FROM STDIN", io.BytesIO(payload))
+                cur.execute(f"INSERT INTO products ({columns}) SELECT {columns} FROM staging_products "
+                            "ON CONFLICT (source, product_id) DO NOTHING")
+        return time.perf_counter() - started
     finally:
         _truncate(conn)
         conn.close()

@@ -1,13 +1,23 @@
-"""Where a worker's time goes: one job over the whole source, in this process, under cProfile."""
+"""Where a worker's time goes: one job over the whole source, in a process of its own (this one
+holds the benchmark's records, which would make every garbage collection slower), under cProfile.
+
+    python -m benchmarks.profiling BENCH_JSON   (prints the profile as JSON)
+"""
 
 from __future__ import annotations
 
 import cProfile
+import dataclasses
+import json
 import os
 import pstats
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from ingest_workers.config import Settings
 from ingest_workers.pipeline import run_fetch_job
 from ingest_workers.resources import Resources
 
@@ -30,7 +40,19 @@ class Profile:
     lines: list[ProfileLine]  # most own time first
 
 
-def profile_job(bench: Bench, top: int = 15) -> Profile:
+def profile_job(bench: Bench) -> Profile:
+    """:func:`profile_here` in a fresh Python process."""
+    settings = bench.settings
+    arguments = {"redis_url": settings.redis_url, "database_url": settings.database_url,
+                 "mock_url": bench.mock_url, "records": bench.records, "out": str(bench.out)}
+    output = subprocess.run([sys.executable, "-m", "benchmarks.profiling", json.dumps(arguments)], check=True,
+                            capture_output=True, text=True).stdout
+    data = json.loads(output)
+    return Profile(data["seconds"], data["profiled_seconds"], data["records"],
+                   [ProfileLine(**line) for line in data["lines"]])
+
+
+def profile_here(bench: Bench, top: int = 15) -> Profile:
     """Run the source as one job twice (once timed, once profiled) and list the costliest functions."""
     seconds = _run(bench, "bench-plain", profiler=None)
     profiler = cProfile.Profile()
@@ -71,3 +93,11 @@ def _name(func: tuple[str, int, str]) -> str:
     else:
         parts = parts[-2:]
     return f"{'/'.join(parts)}:{line} {name}"
+
+
+if __name__ == "__main__":
+    given = json.loads(sys.argv[1])
+    settings = Settings(redis_url=given["redis_url"], database_url=given["database_url"], queue="bench",
+                        job_retries=0)
+    result = profile_here(Bench(settings, given["mock_url"], given["records"], Path(given["out"])))
+    print(json.dumps(dataclasses.asdict(result)))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg2
 import redis
@@ -96,8 +96,10 @@ def _result(bench: Bench, run_id: str, elapsed: float, jobs: int) -> RunResult:
 
 
 def peak_rss_mib(bench: Bench, records: int, run_id: str) -> float:
-    """Peak RSS (MiB) of one forking ``rq worker --burst`` (the worker and its job's work horse)
-    running one job over the source's first ``records`` records."""
+    """Peak RSS (MiB) of one forking ``rq worker --burst`` running one job over the source's first
+    ``records`` records: the highest ``VmHWM`` of the worker and of its job's work horse, polled.
+    (``wait4``'s ``ru_maxrss`` would count this big process too: a child's high-water mark starts
+    with its parent's at the fork.)"""
     settings = bench.settings
     reset_state(settings)
     client = redis.Redis.from_url(settings.redis_url)
@@ -106,15 +108,36 @@ def peak_rss_mib(bench: Bench, records: int, run_id: str) -> float:
                      timedelta(seconds=records), run_id)
     client.close()
     command = [*worker_command(settings, f"bench-memory-{records}"), "--burst"]
+    peak_kib = 0
     with (bench.out / "workers.log").open("ab") as log:
         process = subprocess.Popen(command, env=worker_env(settings, worker_environment(bench.mock_url)),
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)  # ru_maxrss: the worker or its largest waited child
-        process.returncode = os.waitstatus_to_exitcode(status)
+        while process.poll() is None:
+            peak_kib = max([peak_kib, *(_high_water_kib(pid) for pid in _process_tree(process.pid))])
+            time.sleep(0.05)
     if process.returncode != 0:
         raise SystemExit(f"memory run over {records} records failed")
     _result(bench.with_records(records), run_id, 1.0, 1)
-    return usage.ru_maxrss / 1024
+    return peak_kib / 1024
+
+
+def _process_tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [pid, *(p for child in children for p in _process_tree(int(child)))]
+
+
+def _high_water_kib(pid: int) -> int:
+    """The process's peak resident set (``VmHWM``, KiB); 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def enqueue_cli(bench: Bench, windows: int) -> float:
