@@ -154,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         if endpoint is None:
             return self._send(404, {"error": f"no such path {url.path}"})
         cache = self.server.page_cache
-        cached = cache.get(self.path) if cache else None
+        cached = cache.get(self.path) if cache is not None else None
         if cached is not None:
             return self._send_bytes(200, *cached)
         try:
@@ -163,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"error": str(exc)})
         data = json.dumps(body, separators=(",", ":")).encode()
         headers = {"Link": f'<{self.server.url}{link}>; rel="next"'} if link else {}
-        if cache:
+        if cache is not None:
             cache.put(self.path, data, headers)
         self._send_bytes(200, data, headers)
 
