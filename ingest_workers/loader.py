@@ -72,16 +72,17 @@ class PostgresLoader:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
         take the staging path, which skips those (``ON CONFLICT DO NOTHING``)."""
         target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
-        payload = copy_text(rows, domain.columns).encode("utf-8")
+        stream = CopyStream(rows, domain.columns)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
         # COPY into the table costs the server far less than COPY to staging plus INSERT ... SELECT.
         cur.execute("SAVEPOINT direct_copy")
         try:
-            cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns).as_string(cur),
-                            io.BytesIO(payload))
+            cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns).as_string(cur), stream,
+                            size=COPY_READ_SIZE)
             return len(rows)
         except psycopg2.errors.UniqueViolation:  # Redis lost a key, a run raced us, or a key repeats
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
+        payload = stream.whole()
         staging = sql.Identifier(f"staging_{domain.table}")
         # Temporary: private to this connection, emptied at each commit.
         cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
@@ -104,6 +105,39 @@ class PostgresLoader:
                            lineage.run_id, lineage.job_id))
         execute_values(cur, "INSERT INTO rejected_records (source, fingerprint, stage, reason, payload, run_id, job_id)"
                             " VALUES %s ON CONFLICT (source, fingerprint) DO NOTHING", values)
+
+
+COPY_READ_SIZE = 65536
+_ROWS_PER_PIECE = 50
+
+
+class CopyStream:
+    """The rows' COPY text, made as PostgreSQL reads it: the server parses the first rows while the
+    next ones are serialised. What was made is kept, for a second COPY (:meth:`whole`)."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+        self._pieces = (copy_text(rows[start:start + _ROWS_PER_PIECE], columns).encode("utf-8")
+                        for start in range(0, len(rows), _ROWS_PER_PIECE))
+        self._made: list[bytes] = []
+        self._pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        """At most ``size`` bytes (all that is left for a negative size); b"" at the end."""
+        while size < 0 or len(self._pending) < size:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._made.append(piece)
+            self._pending += piece
+        if size < 0:
+            size = len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    def whole(self) -> bytes:
+        """All of the COPY text (what is not made yet is made now)."""
+        self.read(-1)
+        return b"".join(self._made)
 
 
 def copy_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

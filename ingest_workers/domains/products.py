@@ -9,7 +9,6 @@ from ..models import Reject
 from .base import Domain
 from .checks import checked_text, currency_code, optional_text, optional_timestamp, parse_price, required_text
 
-
 _PRICE_LIMIT = Decimal("1e10")
 _CENT = Decimal("0.01")
 

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest_workers.loader import copy_text, jsonb_text
+from ingest_workers.loader import CopyStream, copy_text, jsonb_text
 
 
 def _reference_copy_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -112,3 +112,20 @@ def test_escapes_and_nulls_in_one_row() -> None:
     row = {"a": "tab\there", "b": ["x\\y", 'q"'], "c": None, "raw": {"t": "a\tb", "n": float("nan"), "z": "\x00"}}
     assert copy_text([row], COLUMNS) == (
         'tab\\there\t{"x\\\\\\\\y","q\\\\""}\t\\N\t\\N\t{"t":"a\\\\tb","n":"nan","z":"\ufffd"}\n')
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"a": TEXT, "c": st.integers(), "raw": JSON_VALUES}), max_size=130),
+       st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=8), st.booleans())
+def test_the_copy_stream_reads_as_the_whole_text(rows: list[dict[str, Any]], sizes: list[int],
+                                                 stop_early: bool) -> None:
+    """Read in any sizes, the stream gives the batch's COPY text; ``whole()`` (the second COPY of a
+    batch that repeated a key) gives all of it, however much was read before."""
+    expected = copy_text(rows, COLUMNS).encode("utf-8")
+    stream = CopyStream(rows, COLUMNS)
+    read = b""
+    for size in sizes if stop_early else [*sizes, *[max(sizes)] * (len(expected) // max(sizes) + 2)]:
+        read += stream.read(size)
+    assert expected.startswith(read) and (stop_early or read == expected)
+    assert stream.whole() == expected
+    assert stream.read(10) == b""
