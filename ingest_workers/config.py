@@ -36,6 +36,10 @@ class Settings:
     http_read_timeout: float = 30.0
     http_max_attempts: int = 5  # tries per HTTP request, the first included
     http_max_backoff: float = 30.0  # seconds; also caps a server's Retry-After
+    http_max_body_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (its page rejected)
+    breaker_failures: int = 3  # consecutive failed requests to a source that open its circuit
+    breaker_cooldown: float = 30.0  # seconds a circuit stays open before a probe
+    max_kills: int = 3  # a job whose worker died this many times is quarantined
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.
@@ -48,6 +52,11 @@ ENV_VARS = {
     "job_timeout": "INGEST_JOB_TIMEOUT",
     "job_retries": "INGEST_JOB_RETRIES",
     "http_max_attempts": "INGEST_HTTP_MAX_ATTEMPTS",
+    "http_max_backoff": "INGEST_HTTP_MAX_BACKOFF",
+    "http_max_body_bytes": "INGEST_HTTP_MAX_BODY_BYTES",
+    "breaker_failures": "INGEST_BREAKER_FAILURES",
+    "breaker_cooldown": "INGEST_BREAKER_COOLDOWN",
+    "max_kills": "INGEST_MAX_KILLS",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -10,6 +10,7 @@ without its query string or password, and never a header value.
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from tenacity import (
     wait_random,
 )
 
-from .errors import PermanentError, TransientError
+from .errors import PermanentError, TransientError, UnreadableBody
 from .redact import mask_url
 
 
@@ -36,6 +37,10 @@ class RetryPolicy:
     max_attempts: int = 5
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
+
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
 
 
 class HttpClient:
@@ -54,8 +59,14 @@ class HttpClient:
         on_response: Callable[[str], None] = lambda status_class: None,
         on_retry: Callable[[TransientError, float], None] = lambda error, delay: None,
         sleep: Callable[[float], None] = time.sleep,
+        before_attempt: Callable[[], None] = lambda: None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        guard: Callable[[Callable[[], Any]], Any] = lambda request: request(),
     ) -> None:
+        self._guard = guard  # runs each whole request (all its tries), e.g. under a circuit breaker
         self._session = session
+        self._before_attempt = before_attempt  # e.g. take a token from the source's rate limit
+        self._max_body_bytes = max_body_bytes
         self._timeout = timeout
         self._policy = policy
         self._on_response = on_response
@@ -77,28 +88,52 @@ class HttpClient:
             sleep=self._sleep,
             reraise=True,
         )
-        return retrying(self._get_once, url, params, headers)
+        return self._guard(lambda: retrying(self._get_once, url, params, headers))
 
     def _get_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None) -> Any:
         where = safe_url(url)
+        self._before_attempt()
         try:
-            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True)
+            with response:
+                return self._decode(response, where)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._on_response("error")
             raise TransientError(f"GET {where}: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             self._on_response("error")
             raise PermanentError(f"GET {where}: {type(exc).__name__}") from None
+
+    def _decode(self, response: requests.Response, where: str) -> Any:
         status = response.status_code
         self._on_response(f"{status // 100}xx")
         if status == 429 or status >= 500:
             raise TransientError(f"GET {where}: HTTP {status}", retry_after=parse_retry_after(response))
         if status >= 400:
             raise PermanentError(f"GET {where}: HTTP {status}")
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        body = self._read_capped(response, where)
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise UnreadableBody(f"GET {where}: content type {content_type[:60]!r}",
+                                 f"content type {content_type[:60]!r} is not JSON", _head(body))
         try:
-            return response.json()
-        except ValueError:
-            raise PermanentError(f"GET {where}: the body is not JSON") from None
+            return json.loads(body)
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+            raise UnreadableBody(f"GET {where}: the body is not JSON", "the body is not JSON", _head(body)) from None
+
+    def _read_capped(self, response: requests.Response, where: str) -> bytes:
+        """The body, refusing it as soon as it passes ``max_body_bytes`` (memory stays bounded)."""
+        cap = self._max_body_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise UnreadableBody(f"GET {where}: body of {declared} bytes", f"response over the size cap ({cap} bytes)")
+        chunks, size = [], 0
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                raise UnreadableBody(f"GET {where}: body over {cap} bytes", f"response over the size cap ({cap} bytes)")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _backoff(self, state: RetryCallState) -> float:
         delay = self._exponential(state)
@@ -111,6 +146,10 @@ class HttpClient:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, TransientError):
             self._on_retry(error, state.upcoming_sleep)
+
+
+def _head(body: bytes) -> str:
+    return body[:200].decode("utf-8", "replace")
 
 
 def make_session(user_agent: str = "ingest-workers") -> requests.Session:

@@ -56,9 +56,15 @@ LOAD_ROWS = Declared("ingest_load_batch_rows", "histogram", "Records per loaded 
                      (1, 10, 100, 250, 500, 1000, 2500, 5000, 10000))
 LAST_SUCCESS = Declared("ingest_last_success_timestamp_seconds", "gauge",
                         "Unix time of the last fetch job of a source that succeeded.", ("source",))
+CIRCUIT_STATE = Declared("ingest_circuit_state", "gauge",
+                         "Circuit breaker of a source as last seen: 0 closed, 1 half-open, 2 open.", ("source",))
+RATE_LIMIT_WAIT = Declared("ingest_rate_limit_wait_seconds", "counter",
+                           "Time spent waiting for the cluster-wide rate limit of a source.", ("source",))
+JOBS_DEFERRED = Declared("ingest_jobs_deferred", "counter", "Fetch jobs deferred because a circuit was open.",
+                         ("source",))
 
 DECLARED = {d.name: d for d in (RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_DURATION, LOAD_DURATION,
-                                LOAD_ROWS, LAST_SUCCESS)}
+                                LOAD_ROWS, LAST_SUCCESS, CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED)}
 
 
 def _field(metric: Declared, labels: tuple[str, ...], suffix: str = "") -> str:

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .mock_faults import FaultInjector
+
 MAX_PAGE_SIZE = 10_000
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _ADJECTIVES = ("Compact", "Deluxe", "Eco", "Ergonomic", "Portable", "Rugged", "Smart", "Wireless")
@@ -91,10 +93,13 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(config.latency)
         start = (page - 1) * per_page
         items = [product(i, config.invalid_every) for i in range(start, min(start + per_page, config.records))]
-        self._send(200, {"items": items, "page": page, "per_page": per_page, "total": config.records})
+        page_body = {"items": items, "page": page, "per_page": per_page, "total": config.records}
+        if self.server.faults.respond(self, _encode(page_body)):
+            return
+        self._send(200, page_body)
 
     def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = _encode(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -105,12 +110,17 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: the demo prints its own progress
 
 
+def _encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 class MockServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, config: MockConfig) -> None:
+    def __init__(self, host: str, port: int, config: MockConfig, faults: FaultInjector | None = None) -> None:
         super().__init__((host, port), _Handler)
         self.config = config
+        self.faults = faults or FaultInjector()  # tests may swap it for another
 
     @property
     def url(self) -> str:

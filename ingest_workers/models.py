@@ -24,6 +24,7 @@ class SourceSpec:
     fields: dict[str, str] = field(default_factory=dict)  # unified field -> dotted path in the record
     auth_env: str | None = None  # environment variable holding the auth header's value
     auth_header: str = "Authorization"
+    rate_limit: float = 5.0  # requests/second to this source, all workers together (0: unlimited)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

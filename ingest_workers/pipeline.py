@@ -14,23 +14,29 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 
+from .breaker import STATES, BreakerPolicy, CircuitBreaker
 from .connections import redis_errors
 from .dedup import RedisDedup
 from .domains import DOMAINS, Domain
+from .errors import CircuitOpen
 from .http import HttpClient, RetryPolicy
 from .loader import PostgresLoader
 from .metrics import (
+    CIRCUIT_STATE,
     FETCH_REQUESTS,
     FETCH_RETRIES,
     JOB_DURATION,
     JOBS,
+    JOBS_DEFERRED,
     LAST_SUCCESS,
     LOAD_DURATION,
     LOAD_ROWS,
+    RATE_LIMIT_WAIT,
     RECORDS,
     MetricsRecorder,
 )
 from .models import Counts, Lineage, Record, Rejected, SourceSpec
+from .ratelimit import RateLimiter
 from .resources import Resources
 from .runs import JobHistory
 from .sources import make_source
@@ -50,8 +56,15 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     recorder, counts, started = MetricsRecorder(), Counts(), time.monotonic()
     log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)
     try:
-        for batch_counts in ingest(spec, lineage, res, recorder):
-            counts.add(batch_counts)
+        with redis_errors():  # the breaker and the rate limit talk to Redis too
+            for batch_counts in ingest(spec, lineage, res, recorder):
+                counts.add(batch_counts)
+    except CircuitOpen as exc:
+        log.warning("job %s: %s; deferring after %s", job_id, exc, counts.to_dict())
+        recorder.inc(JOBS_DEFERRED, spec.name)
+        _finish(res, recorder, spec.name, queue, "deferred", started)
+        history.failed(job_id, counts, f"deferred: {exc}")
+        raise
     except Exception as exc:
         log.error("job %s: source %s failed after %s: %s", job_id, spec.name, counts.to_dict(), exc)
         _finish(res, recorder, spec.name, queue, "failure", started)
@@ -78,15 +91,25 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     """Stream the source through the stages and load it batch by batch; yield each batch's counts."""
     domain = DOMAINS[spec.domain]
     settings = res.settings
+    limiter = RateLimiter(res.redis)
+    breaker = CircuitBreaker(
+        res.redis, BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown, settings.job_timeout),
+        on_state=lambda source, state: recorder.set(CIRCUIT_STATE, STATES.index(state), source))
     client = HttpClient(
         res.http,
         timeout=(settings.http_connect_timeout, settings.http_read_timeout),
         policy=RetryPolicy(max_attempts=settings.http_max_attempts, max_backoff=settings.http_max_backoff),
         on_response=lambda status_class: recorder.inc(FETCH_REQUESTS, spec.name, status_class),
         on_retry=lambda error, delay: _note_retry(recorder, spec.name, error, delay),
+        before_attempt=lambda: recorder.inc(RATE_LIMIT_WAIT, spec.name,
+                                            amount=limiter.acquire(spec.name, spec.rate_limit)),
+        max_body_bytes=settings.http_max_body_bytes,
+        guard=lambda request: breaker.call(spec.name, request),
     )
     raw = _counted(make_source(spec, client, res.env).stream(), recorder, spec.name)
-    items = compose(default_stages(spec.fields, domain, lineage), (Record(r) for r in raw))
+    # A source yields a Rejected itself for a page it could not read; stages pass it through.
+    items = compose(default_stages(spec.fields, domain, lineage),
+                    (r if isinstance(r, Rejected) else Record(r) for r in raw))
     batch_loader = BatchLoader(domain, lineage, res, recorder)
     while batch := list(islice(items, settings.batch_size)):
         yield batch_loader.load(batch)

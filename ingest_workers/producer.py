@@ -76,7 +76,7 @@ def enqueue_run(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], r
             failure_ttl=settings.failure_ttl,
             retry=retry,
             on_failure=Callback("ingest_workers.jobs.on_failure"),
-            meta={"source": spec.name, "run_id": run_id},
+            meta={"source": spec.name, "run_id": run_id, "max_kills": settings.max_kills},
         )
         for spec, job_id, new in zip(specs, job_ids, claimed)
         if new

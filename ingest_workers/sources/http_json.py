@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..errors import ConfigError, PermanentError
+from ..errors import ConfigError, PermanentError, UnreadableBody
 from ..http import HttpClient, safe_url
-from ..models import SourceSpec
+from ..models import Rejected, SourceSpec
+
+MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job
 
 
 class HttpJsonSource:
@@ -22,11 +24,26 @@ class HttpJsonSource:
             self._headers[spec.auth_header] = token
 
     def stream(self) -> Iterator[Any]:
-        """Yield the records of page 1, 2, ... until a short or empty page."""
-        spec, page = self._spec, 1
+        """Yield the records of page 1, 2, ... until a short or empty page.
+
+        A page whose body stays unreadable after the client's retries is yielded as one
+        :class:`Rejected` (stage ``fetch``) and paging goes on; several in a row fail the job.
+        """
+        spec, page, bad_in_a_row = self._spec, 1, 0
         while True:
             params = {spec.page_param: page, spec.page_size_param: spec.page_size}
-            body = self._client.get_json(spec.url, params=params, headers=self._headers)
+            try:
+                body = self._client.get_json(spec.url, params=params, headers=self._headers)
+            except UnreadableBody as exc:
+                bad_in_a_row += 1
+                if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:
+                    raise PermanentError(f"source {spec.name}: {bad_in_a_row} pages in a row unreadable: "
+                                         f"{exc.reason}") from None
+                yield Rejected({"page": page, "url": safe_url(spec.url), "body_head": exc.head},
+                               f"page {page}: {exc.reason}", "fetch")
+                page += 1
+                continue
+            bad_in_a_row = 0
             records = records_at(body, spec.records_path)
             if records is None:
                 raise PermanentError(
