@@ -40,6 +40,11 @@ class Settings:
     breaker_failures: int = 3  # consecutive failed requests to a source that open its circuit
     breaker_cooldown: float = 30.0  # seconds a circuit stays open before a probe
     max_kills: int = 3  # a job whose worker died this many times is quarantined
+    # A job whose worker died runs again within 3 * job_monitoring_interval + max(maintenance_interval,
+    # worker_ttl - 15) seconds (RQ's defaults make that over 10 minutes); see ingest_workers/worker.py.
+    job_monitoring_interval: int = 5
+    maintenance_interval: int = 10
+    worker_ttl: int = 25
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.

@@ -18,18 +18,18 @@ from pathlib import Path
 from .config import ENV_VARS, Settings
 
 DEFAULT_WORKER_CLASS = "ingest_workers.worker.IngestWorker"
-JOB_MONITORING_INTERVAL = 5  # seconds between heartbeats of a busy worker
-MAINTENANCE_INTERVAL = 10  # seconds between sweeps for abandoned jobs (one worker sweeps)
 
 
 def worker_command(settings: Settings, name: str, worker_class: str | None = None) -> list[str]:
     """``rq worker`` with the JSON serializer, the scheduler that runs delayed retries and
-    deferred jobs, and short deadlines: a job whose worker died is run again within
-    ``3 * JOB_MONITORING_INTERVAL + MAINTENANCE_INTERVAL`` seconds (see :mod:`ingest_workers.worker`)."""
+    deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.worker`)."""
     return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
-            "--name", name, "--url", settings.redis_url, "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
-            "--job-monitoring-interval", str(JOB_MONITORING_INTERVAL),
-            "--maintenance-interval", str(MAINTENANCE_INTERVAL), settings.queue]
+            "--name", name, "--url", settings.redis_url,
+            "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
+            "--queue-class", "ingest_workers.worker.IngestQueue",
+            "--job-monitoring-interval", str(settings.job_monitoring_interval),
+            "--maintenance-interval", str(settings.maintenance_interval),
+            "--worker-ttl", str(settings.worker_ttl), settings.queue]
 
 
 def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
