@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -121,6 +122,11 @@ class MockServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.config = config
         self.faults = faults or FaultInjector()  # tests may swap it for another
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away (or a dropped-connection fault): nothing to report
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
+from typing import Any
 
 from .breaker import STATES, BreakerPolicy, CircuitBreaker
 from .connections import redis_errors
@@ -36,6 +37,8 @@ from .metrics import (
     MetricsRecorder,
 )
 from .models import Counts, Lineage, Record, Rejected, SourceSpec
+from .pgretry import Connection, PostgresRetry
+from .progress import JobProgress
 from .ratelimit import RateLimiter
 from .resources import Resources
 from .runs import JobHistory
@@ -50,7 +53,8 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
 
     Any exception is recorded and re-raised, so RQ marks the job failed (or retries it).
     """
-    history = JobHistory(res.pg)
+    postgres = postgres_retry(res)
+    history = HistoryWriter(postgres)
     history.started(job_id, run_id, spec.name)
     lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
     recorder, counts, started = MetricsRecorder(), Counts(), time.monotonic()
@@ -88,14 +92,43 @@ def _finish(res: Resources, recorder: MetricsRecorder, source: str, queue: str, 
 
 
 def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: MetricsRecorder) -> Iterator[Counts]:
-    """Stream the source through the stages and load it batch by batch; yield each batch's counts."""
+    """Stream the source through the stages and load it batch by batch; yield each batch's counts.
+
+    A source that can resume (``resume_from``/``resume_page``) starts where an earlier
+    run of the same job left off, and its progress is saved after each committed batch.
+    """
     domain = DOMAINS[spec.domain]
+    source = make_source(spec, _http_client(spec, res, recorder), res.env)
+    progress = JobProgress(res.redis, lineage.job_id) if hasattr(source, "resume_from") else None
+    if progress is not None:
+        start = progress.page()
+        if start > 1:
+            log.info("job %s: resuming source %s at page %d", lineage.job_id, spec.name, start)
+        source.resume_from(start)
+    raw = _counted(source.stream(), recorder, spec.name)
+    # A source yields a Rejected itself for a page it could not read; stages pass it through.
+    items = compose(default_stages(spec.fields, domain, lineage),
+                    (r if isinstance(r, Rejected) else Record(r) for r in raw))
+    batch_loader = BatchLoader(domain, lineage, res, recorder)
+    while batch := list(islice(items, res.settings.batch_size)):
+        counts = batch_loader.load(batch)
+        if progress is not None:
+            with redis_errors():
+                progress.save(source.resume_page)
+        yield counts
+    if progress is not None:
+        with redis_errors():
+            progress.clear()
+
+
+def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) -> HttpClient:
+    """The source's HTTP client: retries, the cluster-wide rate limit and the circuit breaker."""
     settings = res.settings
     limiter = RateLimiter(res.redis)
     breaker = CircuitBreaker(
         res.redis, BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown, settings.job_timeout),
         on_state=lambda source, state: recorder.set(CIRCUIT_STATE, STATES.index(state), source))
-    client = HttpClient(
+    return HttpClient(
         res.http,
         timeout=(settings.http_connect_timeout, settings.http_read_timeout),
         policy=RetryPolicy(max_attempts=settings.http_max_attempts, max_backoff=settings.http_max_backoff),
@@ -106,13 +139,6 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
         max_body_bytes=settings.http_max_body_bytes,
         guard=lambda request: breaker.call(spec.name, request),
     )
-    raw = _counted(make_source(spec, client, res.env).stream(), recorder, spec.name)
-    # A source yields a Rejected itself for a page it could not read; stages pass it through.
-    items = compose(default_stages(spec.fields, domain, lineage),
-                    (r if isinstance(r, Rejected) else Record(r) for r in raw))
-    batch_loader = BatchLoader(domain, lineage, res, recorder)
-    while batch := list(islice(items, settings.batch_size)):
-        yield batch_loader.load(batch)
 
 
 def _counted(records: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:
@@ -135,7 +161,14 @@ class BatchLoader:
         self._res = res
         self._recorder = recorder
         self._dedup = RedisDedup(res.redis)
-        self._loader = PostgresLoader(res.pg)
+        self._postgres = postgres_retry(res)
+        self._loader: PostgresLoader | None = None
+
+    def _load_batch(self, conn: Connection, rows: list[dict[str, Any]],
+                    rejected: list[Rejected]) -> tuple[int, list[Rejected]]:
+        if self._loader is None or self._loader.connection is not conn:
+            self._loader = PostgresLoader(conn)  # after a reconnect: new connection, new staging table
+        return self._loader.load_batch(self._domain, rows, rejected, self._lineage)
 
     def load(self, batch: list[Item]) -> Counts:
         source, inc = self._lineage.source, self._recorder.inc
@@ -147,8 +180,8 @@ class BatchLoader:
         fresh = [(record.row, key) for record, key, new in zip(records, keys, unseen) if new]
 
         started = time.monotonic()
-        inserted, refused = self._loader.load_batch(self._domain, [row for row, _ in fresh], rejected,
-                                                    self._lineage)
+        rows = [row for row, _ in fresh]
+        inserted, refused = self._postgres.run(lambda conn: self._load_batch(conn, rows, rejected))
         self._recorder.observe(LOAD_DURATION, time.monotonic() - started, source)
         self._recorder.observe(LOAD_ROWS, len(fresh), source)
 
@@ -174,3 +207,25 @@ class BatchLoader:
     def _key(self, record: Record) -> str:
         # The natural key without ``source``: the Redis set is per source already.
         return "\x1f".join(str(record.row[column]) for column in self._domain.key[1:])
+
+
+def postgres_retry(res: Resources) -> PostgresRetry:
+    """Units of PostgreSQL work that wait out an outage of up to ``pg_retry_seconds``."""
+    return PostgresRetry(lambda: res.pg, res.discard_pg, res.settings.pg_retry_seconds,
+                         on_retry=lambda error, delay: log.warning("PostgreSQL: %s; retrying in %.1fs", error, delay))
+
+
+class HistoryWriter:
+    """:class:`JobHistory` writes that survive a PostgreSQL outage."""
+
+    def __init__(self, postgres: PostgresRetry) -> None:
+        self._postgres = postgres
+
+    def started(self, job_id: str, run_id: str, source: str) -> None:
+        self._postgres.run(lambda conn: JobHistory(conn).started(job_id, run_id, source))
+
+    def finished(self, job_id: str, counts: Counts) -> None:
+        self._postgres.run(lambda conn: JobHistory(conn).finished(job_id, counts))
+
+    def failed(self, job_id: str, counts: Counts, error: str) -> None:
+        self._postgres.run(lambda conn: JobHistory(conn).failed(job_id, counts, error))

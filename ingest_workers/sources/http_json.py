@@ -16,6 +16,8 @@ class HttpJsonSource:
     def __init__(self, spec: SourceSpec, client: HttpClient, secrets: Mapping[str, str]) -> None:
         self._spec = spec
         self._client = client
+        self._start_page = 1
+        self.resume_page = 1  # the first page whose records may not all have been taken yet
         self._headers: dict[str, str] = {}
         if spec.auth_env:
             token = secrets.get(spec.auth_env)
@@ -23,14 +25,19 @@ class HttpJsonSource:
                 raise ConfigError(f"source {spec.name}: environment variable {spec.auth_env} (auth_env) is not set")
             self._headers[spec.auth_header] = token
 
+    def resume_from(self, page: int) -> None:
+        """Start at ``page`` (a job resuming after its worker died); call before :meth:`stream`."""
+        self._start_page = self.resume_page = max(1, page)
+
     def stream(self) -> Iterator[Any]:
         """Yield the records of page 1, 2, ... until a short or empty page.
 
         A page whose body stays unreadable after the client's retries is yielded as one
         :class:`Rejected` (stage ``fetch``) and paging goes on; several in a row fail the job.
         """
-        spec, page, bad_in_a_row = self._spec, 1, 0
+        spec, page, bad_in_a_row = self._spec, self._start_page, 0
         while True:
+            self.resume_page = page
             params = {spec.page_param: page, spec.page_size_param: spec.page_size}
             try:
                 body = self._client.get_json(spec.url, params=params, headers=self._headers)

@@ -16,10 +16,10 @@ from rq import Callback, Retry
 
 from ingest_workers.cli import main
 from ingest_workers.config import Settings
+from ingest_workers.fleet import WorkerFleet
 from ingest_workers.producer import make_queue
 from ingest_workers.quarantine import deaths
 from ingest_workers.workerpool import worker_command, worker_env
-from tests.processes import WorkerFleet
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
-"""Process helpers for tests that kill workers: always by pid, never by name."""
+"""A fleet of local ``rq worker`` processes that the chaos run and the tests kill and
+replace. Processes are found through Linux's /proc and signalled by pid, never by name."""
 
 from __future__ import annotations
 
