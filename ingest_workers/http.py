@@ -116,10 +116,15 @@ class HttpClient:
         if content_type != "application/json" and not content_type.endswith("+json"):
             raise UnreadableBody(f"GET {where}: content type {content_type[:60]!r}",
                                  f"content type {content_type[:60]!r} is not JSON", _head(body))
+        # Invalid UTF-8 bytes become U+FFFD: one bad character must not cost the page's other records.
+        text = body.decode("utf-8", errors="replace")
         try:
-            return json.loads(body)
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+            return json.loads(text)
+        except ValueError:
             raise UnreadableBody(f"GET {where}: the body is not JSON", "the body is not JSON", _head(body)) from None
+        except RecursionError:
+            raise UnreadableBody(f"GET {where}: JSON nested too deeply", "the body is JSON nested too deeply",
+                                 _head(body)) from None
 
     def _read_capped(self, response: requests.Response, where: str) -> bytes:
         """The body, refusing it as soon as it passes ``max_body_bytes`` (memory stays bounded)."""

@@ -18,7 +18,8 @@ from ingest_workers.devservices import Services
 from ingest_workers.mock_sources import count_invalid
 from tests.helpers import scalar, write_catalog
 
-COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"]]
+COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
+            ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ingest")

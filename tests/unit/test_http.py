@@ -104,20 +104,25 @@ def test_other_4xx_are_permanent_and_not_retried(server: Scripted, status: int) 
 
 @pytest.mark.parametrize(("content_type", "body", "reason"), [
     ("application/json", b'{"items": [1, 2', "the body is not JSON"),
-    ("application/json", b'{"items": ["\xff\xfe"]}', "the body is not JSON"),  # invalid UTF-8
+    ("application/json", b'[' * 3000 + b']' * 3000, "the body is JSON nested too deeply"),
     ("text/html", b"<html>502 Bad Gateway</html>", "content type 'text/html' is not JSON"),
-    ("application/json", b'{"items": [' + b'"x",' * 300 + b'"x"]}', "response over the size cap (1000 bytes)"),
+    ("application/json", b'{"items": [' + b'"x",' * 3000 + b'"x"]}', "response over the size cap (10000 bytes)"),
 ])
 def test_an_unreadable_body_is_retried_then_reported_with_its_reason(
         server: Scripted, content_type: str, body: bytes, reason: str) -> None:
     server.script = [(200, {"Content-Type": content_type}, body)]
     client = HttpClient(make_session(), (2, 2), RetryPolicy(max_attempts=2, initial_backoff=0.01),
-                        sleep=lambda seconds: None, max_body_bytes=1000)
+                        sleep=lambda seconds: None, max_body_bytes=10_000)
     with pytest.raises(UnreadableBody) as caught:
         client.get_json(url(server))
     assert caught.value.reason == reason
     assert len(server.requests) == 2
     assert isinstance(caught.value, TransientError)
+
+
+def test_invalid_utf8_is_replaced_and_the_page_kept(server: Scripted) -> None:
+    server.script = [(200, {"Content-Type": "application/json"}, b'{"items": ["ok", "bad \xff byte"]}')]
+    assert client([], [], []).get_json(url(server)) == {"items": ["ok", "bad \ufffd byte"]}
 
 
 def test_an_unreadable_body_that_passes_on_retry_is_used(server: Scripted) -> None:
