@@ -164,17 +164,16 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, server: MockS
                 proxy.cut()
                 cut_at = now
                 log(f"chaos: PostgreSQL cut at {now - started:.0f}s")
-            elif cut_at is not None and proxy.cuts == 1 and now - cut_at >= plan.pg_outage:
+            elif cut_at is not None and not result.pg_cut_seconds and now - cut_at >= plan.pg_outage:
                 proxy.restore()
                 result.pg_cut_seconds = now - cut_at
-                proxy.cuts += 1  # restored once; never cut again
                 log(f"chaos: PostgreSQL back at {now - started:.0f}s")
             if now >= next_kill:
                 next_kill = now + plan.kill_every
                 result.kills += _kill_one(fleet, rng, _scheduler_pid(client, settings.queue), log)
             time.sleep(0.2)
             state = job_states(queue, job_ids)
-        if cut_at is not None and proxy.cuts == 1:
+        if cut_at is not None and not result.pg_cut_seconds:  # the jobs ended during the outage
             proxy.restore()
             result.pg_cut_seconds = time.monotonic() - cut_at
         result.jobs_failed, result.jobs_unfinished = state.failed, state.total - state.done
