@@ -123,10 +123,10 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
         server = MockServer("127.0.0.1", 0, MockConfig(records=plan.records, invalid_every=plan.invalid_every),
                             FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
         server.start_in_thread()
-        proxy = CuttableProxy(_host_port(database_url)).start()
+        proxy = CuttableProxy(postgres_address(database_url)).start()
         try:
             result = _run(plan, rng, client, server, proxy, names,
-                          chaos_settings(redis_url, _through(database_url, proxy.address)), log_dir, log)
+                          chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log)
         finally:
             proxy.close()
             server.shutdown()
@@ -240,12 +240,12 @@ def _forget(client: redis.Redis, conn: psycopg2.extensions.connection, names: li
                   *[prefix + name for name in names for prefix in (SEEN_PREFIX, BREAKER_PREFIX, RATE_PREFIX)])
 
 
-def _host_port(database_url: str) -> tuple[str, int]:
+def postgres_address(database_url: str) -> tuple[str, int]:
     params = psycopg2.extensions.parse_dsn(database_url)
     return params.get("host") or "127.0.0.1", int(params.get("port") or 5432)
 
 
-def _through(database_url: str, address: tuple[str, int]) -> str:
+def dsn_through(database_url: str, address: tuple[str, int]) -> str:
     """``database_url`` with host and port replaced by the proxy's (as a key=value DSN)."""
     params = psycopg2.extensions.parse_dsn(database_url)
     params.update(host=address[0], port=str(address[1]))
