@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 
+from ingest_workers.cli import main
 from ingest_workers.errors import TransientError, UnreadableBody
 from ingest_workers.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.mock_faults import FaultConfig, FaultInjector
@@ -75,3 +77,8 @@ def test_parse_reads_the_cli_flag_and_refuses_nonsense() -> None:
         FaultConfig.parse("explode=1")
     with pytest.raises(ValueError, match="sum to at most 1"):
         FaultConfig.parse("error=0.8,throttle=0.5")
+
+
+def test_the_mock_sources_command_refuses_a_bad_faults_flag() -> None:
+    result = CliRunner().invoke(main, ["mock-sources", "--port", "0", "--faults", "error=2"])
+    assert result.exit_code == 2 and "--faults" in result.output and "sum to at most 1" in result.output
