@@ -108,7 +108,7 @@ def chaos_settings(redis_url: str, database_url: str) -> Settings:
     return Settings(redis_url=redis_url, database_url=database_url, queue=CHAOS_QUEUE, batch_size=500,
                     job_timeout=600, job_retries=8, http_max_attempts=8, http_max_backoff=4.0,
                     breaker_cooldown=5.0, pg_retry_seconds=120.0, max_kills=10,
-                    job_monitoring_interval=2, maintenance_interval=4, worker_ttl=19)
+                    job_monitoring_interval=1, maintenance_interval=2, worker_ttl=17)
 
 
 def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
