@@ -43,7 +43,6 @@ from .mock_faults import FaultConfig, FaultInjector
 from .mock_sources import MockConfig, MockServer, count_invalid
 from .models import SourceSpec
 from .producer import enqueue_run, make_queue, new_run_id
-from .quarantine import DEATHS_PREFIX
 from .ratelimit import RATE_PREFIX
 from .tcpproxy import CuttableProxy
 from .watch import job_states
@@ -82,11 +81,9 @@ class ChaosResult:
     jobs_failed: int = 0
     jobs_unfinished: int = 0
     kills: int = 0
-    worker_deaths: int = 0
     pg_cut_seconds: float = 0.0
     faults: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
-    job_ids: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -99,7 +96,7 @@ class ChaosResult:
                 f"rejected={self.rejected} lost={self.lost} duplicated={self.duplicated} "
                 f"rejections_without_reason={self.without_reason} page_rejections={self.page_rejections} "
                 f"jobs={self.jobs} failed={self.jobs_failed} unfinished={self.jobs_unfinished} "
-                f"kills={self.kills} worker_deaths_counted={self.worker_deaths} "
+                f"kills={self.kills} "
                 f"pg_down={self.pg_cut_seconds:.0f}s faults[{faults}] elapsed={self.elapsed:.1f}s")
 
 
@@ -133,8 +130,6 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
             server.server_close()
         result.faults = dict(server.faults.injected)
         _check(conn, plan, names, result)
-        deaths = client.mget([DEATHS_PREFIX + job_id for job_id in result.job_ids])
-        result.worker_deaths = sum(int(value or 0) for value in deaths)
     finally:
         conn.close()
         client.close()
@@ -155,7 +150,7 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, server: MockS
     started = time.monotonic()
     try:
         fleet.start(plan.workers)
-        job_ids = result.job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_id)]
+        job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_id)]
         result.jobs = len(job_ids)
         next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
         while state.done < state.total and time.monotonic() - started < plan.timeout:

@@ -8,10 +8,12 @@ killer, a lost host). RQ notices in two ways and both end here:
 * if the whole worker died, ``StartedJobRegistry.cleanup`` finds the job's
   heartbeat expired and calls the job's failure callback with ``AbandonedJobError``.
 
-Each death is counted in Redis per job id. Below ``max_kills`` the job gets one
-more run (a death is not the job's fault, so it does not use up the retries
-meant for transient errors); at ``max_kills`` it is quarantined: failed with
-its reason, for ``ingest failed list`` to show, instead of looping.
+Each death is counted in Redis per job id, and the count is cleared whenever the
+job gets past the page it had reached before (:mod:`progress`): what is counted
+is deaths without progress. Below ``max_kills`` the job gets one more run (a
+death is not the job's fault, so it does not use up the retries meant for
+transient errors); at ``max_kills`` it is quarantined: failed with its reason,
+for ``ingest failed list`` to show, instead of looping.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def note_worker_death(job: Any, connection: redis.Redis) -> bool:
     max_kills = int(job.meta.get("max_kills", DEFAULT_MAX_KILLS))
     if deaths >= max_kills:
         job.retries_left = 0
-        job.meta["quarantined"] = f"quarantined: its worker died {deaths} times (max_kills={max_kills})"
+        job.meta["quarantined"] = (f"quarantined: its worker died {deaths} times without progress "
+                                   f"(max_kills={max_kills})")
         job.save_meta()
         return True
     job.retries_left = (job.retries_left or 0) + 1  # RQ takes one back when it re-runs the job

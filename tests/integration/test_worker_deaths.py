@@ -85,7 +85,7 @@ def test_a_job_that_kills_its_worker_is_quarantined_then_listed_retried_and_purg
     wait_until(lambda: queue.fetch_job("killer").get_status() == "failed", 30, "the job to be quarantined")
     job = queue.fetch_job("killer")
     assert deaths(redis_client, "killer") == 2
-    assert job.meta["quarantined"] == "quarantined: its worker died 2 times (max_kills=2)"
+    assert job.meta["quarantined"] == "quarantined: its worker died 2 times without progress (max_kills=2)"
     assert fleet.workers[0].poll() is None  # the worker itself survived both deaths of its horse
 
     env = {"REDIS_URL": fast_settings.redis_url, "DATABASE_URL": fast_settings.database_url,
