@@ -33,6 +33,10 @@ class PostgresLoader:
     def __init__(self, conn: psycopg2.extensions.connection) -> None:
         self._conn = conn
 
+    @property
+    def connection(self) -> psycopg2.extensions.connection:
+        return self._conn
+
     def load_batch(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
                    lineage: Lineage, in_transaction: Callable[[Any], None] | None = None) -> tuple[int, list[Rejected]]:
         """Insert ``rows`` and record ``rejected`` in one transaction.

@@ -19,6 +19,7 @@ parameter (before); their names are in the table below.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from ..mock_faults import FaultInjector
 from . import mentions, posts, products, quotes, sensors
 from .feed import Feed
 from .page_cache import PageCache
@@ -154,27 +156,26 @@ class _Handler(BaseHTTPRequestHandler):
         if endpoint is None:
             return self._send(404, {"error": f"no such path {url.path}"})
         cache = self.server.page_cache
-        cached = cache.get(self.path) if cache is not None else None
-        if cached is not None:
-            return self._send_bytes(200, *cached)
-        try:
-            body, link = serve_page(endpoint, query, config, url.path)
-        except BadRequest as exc:
-            return self._send(400, {"error": str(exc)})
-        data = json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Link": f'<{self.server.url}{link}>; rel="next"'} if link else {}
-        if cache is not None:
-            cache.put(self.path, data, headers)
-        self._send_bytes(200, data, headers)
+        page = cache.get(self.path) if cache is not None else None
+        if page is None:
+            try:
+                body, link = serve_page(endpoint, query, config, url.path)
+            except BadRequest as exc:
+                return self._send(400, {"error": str(exc)})
+            page = (_encode(body), {"Link": f'<{self.server.url}{link}>; rel="next"'} if link else {})
+            if cache is not None:
+                cache.put(self.path, *page)
+        data, headers = page
+        if self.server.faults.respond(self, data):  # the one place faults are injected
+            return
+        self._send(200, data, headers)
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        self._send_bytes(status, json.dumps(body, separators=(",", ":")).encode(), headers or {})
-
-    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+        data = body if isinstance(body, bytes) else _encode(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
+        for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
@@ -198,12 +199,17 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: the demo prints its own progress
 
 
+def _encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 class MockServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, config: MockConfig) -> None:
+    def __init__(self, host: str, port: int, config: MockConfig, faults: FaultInjector | None = None) -> None:
         super().__init__((host, port), _Handler)
         self.config = config
+        self.faults = faults or FaultInjector()  # tests may swap it for another
         self._cache: tuple[MockConfig, PageCache | None] | None = None
 
     @property
@@ -212,6 +218,11 @@ class MockServer(ThreadingHTTPServer):
         if self._cache is None or self._cache[0] is not self.config:
             self._cache = (self.config, PageCache(self.config.cache_bytes) if self.config.cache_bytes else None)
         return self._cache[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away (or a dropped-connection fault): nothing to report
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:
