@@ -26,7 +26,8 @@ from .report import Figure, Report
 from .services import Bench, mock_server, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
-FORKING = "rq.worker.Worker"
+PLAIN_FORKING = "rq.worker.Worker"
+INGEST_WORKER = "ingest_workers.worker.IngestWorker"  # forking too: what `ingest workers` and the demo run
 
 
 def main() -> None:
@@ -239,8 +240,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--jobs", type=int, default=16, help="window jobs the source is split into")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--worker-classes", nargs="+", default=[FORKING, "rq.worker.SimpleWorker"])
-    parser.add_argument("--recommended", default=FORKING, help="the worker class the README recommends")
+    parser.add_argument("--worker-classes", nargs="+", default=[PLAIN_FORKING, INGEST_WORKER, "rq.worker.SimpleWorker"])
+    parser.add_argument("--recommended", default=INGEST_WORKER, help="the worker class the README recommends")
     parser.add_argument("--recommended-workers", type=int, default=4, help="the workers the README recommends")
     parser.add_argument("--rounds", type=int, default=2, help="end-to-end runs per configuration (best counts)")
     parser.add_argument("--naive-rows", type=int, default=10_000)
