@@ -17,6 +17,7 @@ class Figure:
     target: float | None = None  # the ratio must be at least this (or at most, when ``at_most``)
     at_most: bool = False
     note: str = ""
+    why: str = ""  # what the report says when the target is missed
 
     @property
     def ratio(self) -> float | None:
@@ -47,6 +48,10 @@ class Report:
             ratio = "" if fig.ratio is None else f"{fig.ratio:.2f}×"
             lines.append(f"| {number} | {fig.name}{f' ({fig.note})' if fig.note else ''} | "
                          f"{_num(fig.value)} {fig.unit} | {baseline} | {ratio} | {target} | {fig.verdict} |")
+        missed = [(n, f) for n, f in enumerate(self.figures, 1) if f.verdict == "**missed**"]
+        if missed:
+            lines += ["", "## Targets missed, and why", ""]
+            lines += [f"- **#{n} {f.name}** ({f.ratio:.2f}× against {f.target:g}×): {f.why}" for n, f in missed]
         lines += ["", *self.details]
         if self.profile is not None:
             lines += ["", *_profile_section(self.profile)]
