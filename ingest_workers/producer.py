@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from rq import Callback, Queue, Retry
+from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from .config import Settings
@@ -120,7 +121,8 @@ def check_windowable(spec: SourceSpec) -> None:
 
 
 def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
-    """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip."""
+    """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip per queue
+    (``queue``, or the source's own ``queue`` from the catalog)."""
     claim_ttl = settings.result_ttl + settings.job_timeout
     pipe = queue.connection.pipeline(transaction=False)
     for plan in plans:
@@ -145,9 +147,18 @@ def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[
         for plan, new in zip(plans, claimed)
         if new
     ]
-    if datas:
-        queue.enqueue_many(datas)
+    by_queue: dict[str, list[EnqueueData]] = {}
+    for plan, data in zip([plan for plan, new in zip(plans, claimed) if new], datas):
+        by_queue.setdefault(plan.spec.queue or queue.name, []).append(data)
+    for name, queued in by_queue.items():
+        target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer)
+        target.enqueue_many(queued)
     return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)]
+
+
+def queues_of(settings: Settings, specs: Sequence[SourceSpec]) -> list[str]:
+    """The queues jobs of ``specs`` go to: the settings' queue, then the sources' own."""
+    return list(dict.fromkeys([settings.queue, *(spec.queue for spec in specs if spec.queue)]))
 
 
 def _utc(moment: datetime) -> datetime:

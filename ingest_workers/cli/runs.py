@@ -15,7 +15,7 @@ from ..connections import connect_postgres, connect_redis
 from ..devservices import ensure_services
 from ..errors import ConfigError
 from ..mock_sources import MockConfig, MockServer
-from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id
+from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id, queues_of
 from ..runs import JobHistory
 from ..watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
 from ..workerpool import local_workers
@@ -86,7 +86,8 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
     queue = make_queue(client, settings)
     records = RecordProgress(client, [spec.name for spec in specs])
     run_id = new_run_id()
-    with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class):
+    with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class,
+                       queues=queues_of(settings, specs)):
         enqueued = enqueue_run(queue, settings, specs, run_id)
         click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
                    f"{out.parent / 'workers.log'}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import replace
 
 import redis
 from rq.job import Job
 
 from ingest_workers.config import Settings
 from ingest_workers.models import SourceSpec
-from ingest_workers.producer import enqueue_run, make_queue, new_run_id
+from ingest_workers.producer import enqueue_run, make_queue, new_run_id, queues_of
 
 SPECS = [SourceSpec(name=n, kind="http_json", domain="products", url=f"http://127.0.0.1:1/{n}") for n in ("a", "b")]
 
@@ -44,3 +45,13 @@ def test_jobs_are_stored_as_json_never_pickle(redis_client: redis.Redis, setting
 def test_new_run_ids_are_unique_and_valid() -> None:
     ids = {new_run_id() for _ in range(50)}
     assert len(ids) == 50
+
+
+def test_a_source_with_its_own_queue_is_enqueued_there(redis_client: redis.Redis, settings: Settings) -> None:
+    heavy = SourceSpec(name="heavy", kind="http_json", domain="products", url="http://127.0.0.1:1/h",
+                       queue="ingest-test-heavy")
+    queue = make_queue(redis_client, settings)
+    enqueue_run(queue, settings, [SPECS[0], heavy], "run-1")
+    assert queue.job_ids == ["run-1-a"]
+    assert make_queue(redis_client, replace(settings, queue="ingest-test-heavy")).job_ids == ["run-1-heavy"]
+    assert queues_of(settings, [SPECS[0], heavy, heavy]) == [settings.queue, "ingest-test-heavy"]
