@@ -110,8 +110,10 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
                    "2 cores bound it; dlt was given its rows in memory (no HTTP), which favours it."),
         Figure(f"End to end, {label}: 2 workers vs 1", e2e[(args.recommended, 2)].rate, "records/s", "1 worker",
                e2e[(args.recommended, 1)].rate, 1.5,
-               why="two workers share two cores with PostgreSQL, Redis and the mock source; one worker "
-                   "already keeps more than one core busy (its own Python plus the server side)."),
+               why="two workers share two cores with PostgreSQL, Redis and the mock source. With one worker "
+                   "the other core already runs PostgreSQL's side of each batch, Redis and the mock, so a second "
+                   "worker finds much less than a core free. This ratio moved between 1.2× and 1.7× from one "
+                   "whole run to the next."),
     ]
     for (worker_class, workers), result in sorted(e2e.items()):
         if (worker_class, workers) != (args.recommended, args.recommended_workers):
@@ -179,6 +181,9 @@ def _method(args: argparse.Namespace) -> list[str]:
         f"- **Enqueue**: `ingest enqueue` of {args.enqueue_windows:,} one-minute windows, as a process (start-up "
         "included); the baseline is RQ's `Queue.enqueue_call`, one round trip per job.",
         "- **Profile**: one plain job over the whole source, in a fresh process, under cProfile.",
+        "- **Noise**: this machine is shared. Between whole runs the same configuration moved by up to ±20%; "
+        "the ratios above, taken within one run, move less, but a ratio near its target can land on either "
+        "side of it from run to run (the re-run's did: 1.9× to 2.2×).",
     ]
 
 
