@@ -36,6 +36,8 @@ class Settings:
     http_read_timeout: float = 30.0
     http_max_attempts: int = 5  # tries per HTTP request, the first included
     http_max_backoff: float = 30.0  # seconds; also caps a server's Retry-After
+    # pages of a source a job reads ahead while it processes and loads the current one (0: none)
+    prefetch_pages: int = field(default=2, metadata={"minimum": 0})
     # "text", or "json": one JSON object per line, with source, run id and job id
     log_format: str = field(default="text", metadata={"choices": ("text", "json")})
 
@@ -50,6 +52,7 @@ ENV_VARS = {
     "job_timeout": "INGEST_JOB_TIMEOUT",
     "job_retries": "INGEST_JOB_RETRIES",
     "http_max_attempts": "INGEST_HTTP_MAX_ATTEMPTS",
+    "prefetch_pages": "INGEST_PREFETCH_PAGES",
     "log_format": "INGEST_LOG_FORMAT",
 }
 

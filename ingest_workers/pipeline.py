@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -34,6 +35,7 @@ from .metrics import (
     MetricsRecorder,
 )
 from .models import Counts, Lineage, Record, Rejected, SourceSpec, Window
+from .prefetch import read_ahead
 from .resources import Resources
 from .runs import JobHistory
 from .sinks import Sink, SinkContext, make_sink
@@ -103,12 +105,15 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
         since = CursorStore(res.pg).position(spec.name) if spec.cursor_field else None
         context = SourceContext(client, res.env, since=since)
     sinks = [make_sink(entry, SinkContext(domain, lineage, res.pg)) for entry in spec.sinks]
-    raw = _counted(make_source(spec, context).stream(), recorder, spec.name)
+    # Read ahead in a thread, so the source's latency overlaps the work on what it served.
+    stream = read_ahead(make_source(spec, context).stream(), settings.prefetch_pages, spec.page_size)
+    raw = _counted(stream, recorder, spec.name)
     items = compose(source_stages(spec, domain, lineage), (Record(r) for r in raw))
     cursor_field = spec.cursor_field if window is None else None
     batch_loader = BatchLoader(domain, lineage, res, recorder, cursor_field, sinks)
-    while batch := list(islice(items, settings.batch_size)):
-        yield batch_loader.load(batch)
+    with closing(stream):  # stops the read-ahead thread when a batch fails
+        while batch := list(islice(items, settings.batch_size)):
+            yield batch_loader.load(batch)
 
 
 def _counted(records: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from rq import Callback, Queue, Retry
+from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from .config import Settings
@@ -121,6 +122,15 @@ def check_windowable(spec: SourceSpec) -> None:
 
 def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
     """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip."""
+    enqueued, datas = claim_jobs(queue, settings, run_id, plans)
+    if datas:
+        queue.enqueue_many(datas)
+    return enqueued
+
+
+def claim_jobs(queue: Queue, settings: Settings, run_id: str,
+               plans: Sequence[PlannedJob]) -> tuple[list[Enqueued], list[EnqueueData]]:
+    """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them."""
     claim_ttl = settings.result_ttl + settings.job_timeout
     pipe = queue.connection.pipeline(transaction=False)
     for plan in plans:
@@ -145,9 +155,7 @@ def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[
         for plan, new in zip(plans, claimed)
         if new
     ]
-    if datas:
-        queue.enqueue_many(datas)
-    return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)]
+    return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)], datas
 
 
 def _utc(moment: datetime) -> datetime:

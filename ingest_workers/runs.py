@@ -43,6 +43,12 @@ class JobHistory:
                     "loaded = %s, error = %s, finished_at = now() WHERE job_id = %s",
                     (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, error[:2000], job_id))
 
+    def abandoned(self, job_ids: list[str], reason: str) -> None:
+        """Mark as failed, with ``reason``, those of ``job_ids`` whose process was stopped while
+        they ran (they could not record their own end)."""
+        self._write("UPDATE ingest_jobs SET status = 'failed', error = %s, finished_at = now() "
+                    "WHERE job_id = ANY(%s) AND status = 'started'", (reason[:2000], job_ids))
+
     def summarise(self, run_id: str) -> list[SourceSummary]:
         """Per source: jobs, their counts and errors, and the wall time from first start to last finish."""
         with postgres_errors(), self._conn, self._conn.cursor() as cur:

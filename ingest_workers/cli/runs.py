@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .. import resources
 from ..config import Settings, load_settings
 from ..connections import connect_postgres, connect_redis
 from ..devservices import ensure_services
 from ..errors import ConfigError
+from ..localrun import STOPPED, run_inline, stop_unfinished
 from ..mock_sources import MockConfig, MockServer
 from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id
 from ..runs import JobHistory
 from ..watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
-from ..workerpool import local_workers
+from ..workerpool import local_workers, stop_workers
 from .app import App, Duration, IsoTime
 from .db import apply_migrations
 
@@ -63,16 +66,19 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
 
 @click.command()
 @click.option("--sources", default="all", show_default=True, help=SOURCES_HELP)
-@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="cores",
-              help="Local `rq worker` processes to start for this run.")
+@click.option("--workers", type=click.IntRange(min=0), default=os.cpu_count() or 1, show_default="cores",
+              help="Local `rq worker` processes to start for this run; 0: run every job inline in this "
+                   "process (RQ's synchronous mode: a breakpoint in a source or a stage is hit).")
 @click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="INGEST_TIMEOUT",
-              help="Give up after S seconds. [env: INGEST_TIMEOUT]")
+              help="Time limit in seconds: then the jobs not finished are cancelled or stopped, what "
+                   "finished stays loaded, and the exit status is 1. [env: INGEST_TIMEOUT]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("out/summary.json"),
               show_default=True, help="Where to write the run's summary.")
 @click.pass_obj
 def run(app: App, sources: str, workers: int, worker_class: str | None, timeout: float | None, out: Path) -> None:
-    """Run sources on this machine: enqueue, start N workers, wait, summarise, stop them."""
+    """Run sources on this machine: enqueue, run the jobs inline or on N workers started for
+    this run, wait, summarise, stop the workers."""
     ok = run_locally(app, sources, workers, worker_class, timeout, out)
     sys.exit(0 if ok else 1)
 
@@ -83,21 +89,44 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
     settings = app.settings
     client = connect_redis(settings.redis_url)
     connect_postgres(settings.database_url).close()  # fail now, in one line, rather than in every job
-    queue = make_queue(client, settings)
     records = RecordProgress(client, [spec.name for spec in specs])
     run_id = new_run_id()
-    with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class):
-        enqueued = enqueue_run(queue, settings, specs, run_id)
-        click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
-                   f"{out.parent / 'workers.log'}")
-        return _watch(settings, queue, run_id, enqueued, records, timeout, out)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if workers == 0:
+        click.echo(f"run {run_id}: {len(specs)} job(s) inline in this process (pid {os.getpid()})")
+
+        def on_job(index: int, total: int, item: Enqueued) -> None:
+            click.echo(f"job {index + 1}/{total}: {item.source}", err=True)
+
+        with resources.using(settings, app.env):
+            queue = make_queue(client, settings, is_async=False)
+            enqueued, unfinished = run_inline(queue, settings, specs, run_id, deadline, on_job)
+    else:
+        queue = make_queue(client, settings)
+        with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class) as processes:
+            enqueued = enqueue_run(queue, settings, specs, run_id)
+            click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
+                       f"{out.parent / 'workers.log'}")
+            state = _progress(queue, [item.job_id for item in enqueued], records, timeout)
+            unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total \
+                else {}
+            if unfinished:
+                stop_workers(processes, timeout=10)
+    return _report(settings, run_id, enqueued, records, unfinished, timeout, out)
 
 
 def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
            timeout: float | None, out: Path) -> bool:
-    """Show progress (jobs done/total with ETA, records fetched and their rate) until the jobs end,
-    then print the table and write ``out``; True if all succeeded."""
+    """Show progress until the jobs end or ``timeout``, then report (the jobs keep running)."""
     job_ids = [item.job_id for item in enqueued]
+    state = _progress(queue, job_ids, records, timeout)
+    if state.done < state.total:
+        click.echo(f"{state.total - state.done} job(s) did not finish within {timeout}s", err=True)
+    return _report(settings, run_id, enqueued, records, {}, timeout, out) and state.done == state.total
+
+
+def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None) -> JobState:
+    """Show jobs done/total with ETA, records fetched and their rate, until the jobs end or ``timeout``."""
     with click.progressbar(length=len(job_ids), label="jobs", show_pos=True, show_eta=True, file=sys.stderr,
                            item_show_func=lambda text: text) as bar:
         def on_progress(state: JobState) -> None:
@@ -107,19 +136,26 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
             else:
                 bar.render_progress()  # the records moved on, the jobs did not
 
-        state = wait_for_jobs(queue, job_ids, on_progress, timeout)
+        return wait_for_jobs(queue, job_ids, on_progress, timeout)
+
+
+def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
+            unfinished: dict[str, str], timeout: float | None, out: Path) -> bool:
+    """Print the table and write ``out``; True if every job succeeded."""
+    sources = {item.job_id: item.source for item in enqueued}
     conn = connect_postgres(settings.database_url)
     try:
-        document = summary_document(run_id, JobHistory(conn).summarise(run_id), records.elapsed())
+        history = JobHistory(conn)
+        stopped = [job_id for job_id, what in unfinished.items() if what == STOPPED]
+        if stopped:  # their process was killed before it could record its end
+            history.abandoned(stopped, f"stopped: the run's time limit ({timeout:g}s) passed")
+        document = summary_document(run_id, history.summarise(run_id), records.elapsed(),
+                                    {sources[job_id]: f"{what} (time limit {timeout:g}s)"
+                                     for job_id, what in unfinished.items()})
     finally:
         conn.close()
-    unfinished = state.total - state.done
-    document["unfinished_jobs"] = unfinished
-    document["ok"] = document["ok"] and unfinished == 0
     write_summary(document, out)
     click.echo(format_table(document))
-    if unfinished:
-        click.echo(f"{unfinished} job(s) did not finish within {timeout}s", err=True)
     click.echo(f"summary written to {out}")
     return bool(document["ok"])
 

@@ -1,9 +1,12 @@
+import sys
 import threading
 import time
 
+import fakeredis
 import pytest
 
-from ingest_workers.prefetch import prefetched
+from ingest_workers.metrics import FETCH_REQUESTS, MetricsRecorder, read_counters
+from ingest_workers.prefetch import prefetched, read_ahead
 
 
 def test_items_arrive_in_order() -> None:
@@ -63,3 +66,57 @@ def test_closing_early_stops_the_thread() -> None:
     stream.close()
     time.sleep(0.3)
     assert threading.active_count() == before
+
+
+def test_read_ahead_yields_every_item_in_order_across_pages() -> None:
+    assert list(read_ahead(range(1001), pages=2, page_size=100)) == list(range(1001))
+    assert list(read_ahead(iter("abc"), pages=0, page_size=100)) == ["a", "b", "c"]
+
+
+def test_read_ahead_stays_within_its_pages() -> None:
+    produced: list[int] = []
+
+    def source():
+        for i in range(10_000):
+            produced.append(i)
+            yield i
+
+    stream = read_ahead(source(), pages=2, page_size=100)
+    assert next(stream) == 0
+    time.sleep(0.3)
+    # the page in hand, two buffered, one being filled: memory is bounded by pages, not the source
+    assert len(produced) <= 4 * 100 + 1
+    stream.close()
+
+
+def test_closing_read_ahead_stops_its_thread() -> None:
+    before = threading.active_count()
+    stream = read_ahead(iter(range(10**9)), pages=2, page_size=10)
+    next(stream)
+    stream.close()
+    time.sleep(0.3)
+    assert threading.active_count() == before
+
+
+def test_the_recorder_loses_no_increment_from_another_thread() -> None:
+    recorder, client = MetricsRecorder(), fakeredis.FakeRedis()
+
+    sources = [f"shop_{i}" for i in range(50)]
+
+    def count() -> None:
+        for i in range(100_000):
+            recorder.inc(FETCH_REQUESTS, sources[i % 50], "2xx")
+
+    thread = threading.Thread(target=count)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a busy machine might
+    try:
+        thread.start()
+        while thread.is_alive():
+            recorder.flush_to(pipe := client.pipeline(transaction=False))
+            pipe.execute()
+    finally:
+        sys.setswitchinterval(interval)
+    recorder.flush_to(pipe := client.pipeline(transaction=False))
+    pipe.execute()
+    assert read_counters(client, FETCH_REQUESTS, [(source, "2xx") for source in sources]) == [2000] * 50
