@@ -133,7 +133,8 @@ def test_time_limit_inline_stops_the_job_and_skips_the_rest(
 ) -> None:
     mock_server.config = MockConfig(records=1000, latency=0.2)
     catalog = slow_catalog(tmp_path / "catalog.toml", mock_server.url)
-    code, output, summary = ingest_run(services, tmp_path, "--workers", "0", "--timeout", "1.5", catalog=catalog)
+    code, output, summary = ingest_run(services, tmp_path, "--workers", "0", catalog=catalog,
+                                       env={"INGEST_TIMEOUT": "1.5"})
     assert code == 1
     assert summary["ok"] is False
     assert summary["unfinished"] == {"slow": "stopped while running (time limit 1.5s)",

@@ -1,11 +1,8 @@
-import sys
 import threading
 import time
 
-import fakeredis
 import pytest
 
-from ingest_workers.metrics import FETCH_REQUESTS, MetricsRecorder, read_counters
 from ingest_workers.prefetch import prefetched, read_ahead
 
 
@@ -97,26 +94,3 @@ def test_closing_read_ahead_stops_its_thread() -> None:
     time.sleep(0.3)
     assert threading.active_count() == before
 
-
-def test_the_recorder_loses_no_increment_from_another_thread() -> None:
-    recorder, client = MetricsRecorder(), fakeredis.FakeRedis()
-
-    sources = [f"shop_{i}" for i in range(50)]
-
-    def count() -> None:
-        for i in range(100_000):
-            recorder.inc(FETCH_REQUESTS, sources[i % 50], "2xx")
-
-    thread = threading.Thread(target=count)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads often, as a busy machine might
-    try:
-        thread.start()
-        while thread.is_alive():
-            recorder.flush_to(pipe := client.pipeline(transaction=False))
-            pipe.execute()
-    finally:
-        sys.setswitchinterval(interval)
-    recorder.flush_to(pipe := client.pipeline(transaction=False))
-    pipe.execute()
-    assert read_counters(client, FETCH_REQUESTS, [(source, "2xx") for source in sources]) == [2000] * 50
