@@ -28,6 +28,7 @@ from .producer import Enqueued, PlannedJob, check_run_id, claim_jobs, job_id_for
 from .watch import DONE
 
 NOT_STARTED = "cancelled before it started"
+WAITING = "cancelled while it waited to run again"  # a retry, or deferred while its circuit is open
 STOPPED = "stopped while running"
 
 
@@ -109,7 +110,7 @@ def stop_unfinished(queue: Queue, job_ids: Sequence[str]) -> dict[str, str]:
                     outcome[job.id] = STOPPED
                 elif status not in DONE:
                     job.cancel()
-                    outcome[job.id] = NOT_STARTED
+                    outcome[job.id] = WAITING if status == JobStatus.SCHEDULED else NOT_STARTED
             except (InvalidJobOperation, NoSuchJobError):
                 continue  # it ended or was cancelled meanwhile
     return outcome

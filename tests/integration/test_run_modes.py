@@ -3,6 +3,7 @@ either way, and the time limit (`--timeout`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,11 +15,16 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from ingest_workers.cli import main
+from ingest_workers.config import Settings
 from ingest_workers.devservices import Services
+from ingest_workers.localrun import WAITING, stop_unfinished
 from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
+from ingest_workers.models import SourceSpec
+from ingest_workers.producer import enqueue_run, make_queue
+from ingest_workers.workerpool import local_workers
 from tests import plugins
 from tests.conftest import TABLES
-from tests.helpers import DEFAULT_SOURCES, scalar
+from tests.helpers import DEFAULT_SOURCES, free_port, scalar, wait_until
 
 # Lineage and clock columns differ from run to run; everything else must not.
 VOLATILE = ["id", "run_id", "job_id", "fetched_at", "loaded_at", "created_at", "rejected_at"]
@@ -170,3 +176,18 @@ def assert_what_finished_stays(pg: psycopg2.extensions.connection, summary: dict
         scalar(pg, "SELECT count(*) FROM rejected_records WHERE source = 'slow'")
     assert 0 < slow < 1000 and slow % 20 == 0
     assert scalar(pg, "SELECT count(*) FROM ingest_jobs WHERE source = 'never'") == 0
+
+
+def test_a_job_waiting_for_its_retry_is_cancelled(
+    redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, tmp_path: Path,
+) -> None:
+    settings = dataclasses.replace(settings, job_retries=1, http_max_attempts=1)
+    unreachable = SourceSpec(name="shop_down", kind="http_json", domain="products", url=f"http://127.0.0.1:{free_port()}")
+    queue = make_queue(redis_client, settings)
+    with local_workers(settings, 1, os.environ, tmp_path / "workers.log"):
+        [job] = enqueue_run(queue, settings, [unreachable], "run-1")
+        # A connection refused is transient: RQ schedules the job's retry 5 s later.
+        wait_until(lambda: queue.fetch_job(job.job_id).get_status() == JobStatus.SCHEDULED, timeout=30)
+        assert stop_unfinished(queue, [job.job_id]) == {job.job_id: WAITING}
+    assert queue.fetch_job(job.job_id).get_status() == JobStatus.CANCELED
+    assert queue.scheduled_job_registry.count == 0
