@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg2.extensions
+from psycopg2 import sql
 
 from .connections import postgres_errors
 from .models import Counts
@@ -43,11 +44,18 @@ class JobHistory:
                     "loaded = %s, error = %s, finished_at = now() WHERE job_id = %s",
                     (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, error[:2000], job_id))
 
-    def abandoned(self, job_ids: list[str], reason: str) -> None:
-        """Mark as failed, with ``reason``, those of ``job_ids`` whose process was stopped while
-        they ran (they could not record their own end)."""
-        self._write("UPDATE ingest_jobs SET status = 'failed', error = %s, finished_at = now() "
-                    "WHERE job_id = ANY(%s) AND status = 'started'", (reason[:2000], job_ids))
+    def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
+        """Mark ``job_id`` failed with ``reason`` if its process was stopped while it ran (it could
+        not record its end), with the counts of what it committed: rows in ``table`` and rejections."""
+        statement = sql.SQL(
+            "UPDATE ingest_jobs SET status = 'failed', error = %(reason)s, finished_at = now(), duplicate = 0, "
+            "loaded = (SELECT count(*) FROM {table} WHERE source = %(source)s AND job_id = %(job)s), "
+            "rejected = (SELECT count(*) FROM rejected_records WHERE source = %(source)s AND job_id = %(job)s) "
+            "WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute(statement, {"reason": reason[:2000], "source": source, "job": job_id})
+            cur.execute("UPDATE ingest_jobs SET fetched = loaded + rejected WHERE job_id = %s AND error = %s",
+                        (job_id, reason[:2000]))
 
     def summarise(self, run_id: str) -> list[SourceSummary]:
         """Per source: jobs, their counts and errors, and the wall time from first start to last finish."""

@@ -15,9 +15,11 @@ from .. import resources
 from ..config import Settings, load_settings
 from ..connections import connect_postgres, connect_redis
 from ..devservices import ensure_services
+from ..domains import DOMAINS
 from ..errors import ConfigError
 from ..localrun import STOPPED, run_inline, stop_unfinished
 from ..mock_sources import MockConfig, MockServer
+from ..models import SourceSpec
 from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id
 from ..runs import JobHistory
 from ..watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
@@ -112,7 +114,22 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
                 else {}
             if unfinished:
                 stop_workers(processes, timeout=10)
+                _record_stopped(settings, specs, enqueued, unfinished, f"the run's time limit ({timeout:g}s) passed")
     return _report(settings, run_id, enqueued, records, unfinished, timeout, out)
+
+
+def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[Enqueued],
+                    unfinished: dict[str, str], why: str) -> None:
+    """Record the end of the jobs stopped while running: their process was killed before it could."""
+    domains = {spec.name: spec.domain for spec in specs}
+    conn = connect_postgres(settings.database_url)
+    try:
+        for item in enqueued:
+            if unfinished.get(item.job_id) == STOPPED:
+                JobHistory(conn).abandoned(item.job_id, item.source, DOMAINS[domains[item.source]].table,
+                                           f"stopped: {why}")
+    finally:
+        conn.close()
 
 
 def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
@@ -146,9 +163,6 @@ def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: 
     conn = connect_postgres(settings.database_url)
     try:
         history = JobHistory(conn)
-        stopped = [job_id for job_id, what in unfinished.items() if what == STOPPED]
-        if stopped:  # their process was killed before it could record its end
-            history.abandoned(stopped, f"stopped: the run's time limit ({timeout:g}s) passed")
         document = summary_document(run_id, history.summarise(run_id), records.elapsed(),
                                     {sources[job_id]: f"{what} (time limit {timeout:g}s)"
                                      for job_id, what in unfinished.items()})

@@ -164,7 +164,12 @@ def test_time_limit_with_workers_cancels_and_stops_the_jobs(
         serializer=JSONSerializer)}
     assert {name: job.get_status() for name, job in jobs.items()} == {
         "quick": JobStatus.FINISHED, "slow": JobStatus.STOPPED, "never": JobStatus.CANCELED}
-    assert summary["sources"]["slow"]["errors"] == ["stopped: the run's time limit (8s) passed"]
+    slow = summary["sources"]["slow"]
+    assert slow["errors"] == ["stopped: the run's time limit (8s) passed"]
+    # What it committed before it was stopped, counted from the tables.
+    assert slow["loaded"] == scalar(pg, "SELECT count(*) FROM products WHERE source = 'slow'") > 0
+    assert slow["rejected"] == scalar(pg, "SELECT count(*) FROM rejected_records WHERE source = 'slow'")
+    assert slow["fetched"] == slow["loaded"] + slow["rejected"]
     assert_what_finished_stays(pg, summary)
 
 
