@@ -69,12 +69,13 @@ def _run_one(queue: Queue, data: EnqueueData, remaining: float | None) -> bool:
     if remaining is None:
         queue.enqueue_job(job)
         return True
+    started = time.monotonic()
     try:
         with _time_limit(remaining):
             queue.enqueue_job(job)
     except JobTimeoutException:
         pass  # the alarm rang after the job itself, in RQ's bookkeeping
-    return job.get_status(refresh=True) == JobStatus.FINISHED
+    return time.monotonic() - started < remaining or job.get_status(refresh=True) == JobStatus.FINISHED
 
 
 @contextmanager
@@ -99,7 +100,10 @@ def stop_unfinished(queue: Queue, job_ids: Sequence[str]) -> dict[str, str]:
     stop the running ones (RQ's stop-job command: the worker kills the job's process, so
     its uncommitted batch rolls back). Returns what happened to each, by job id."""
     outcome: dict[str, str] = {}
-    for _ in range(2):  # a job a worker took between our look and our cancel is stopped next time
+    # Looked at again after a moment: a worker may have taken a job between our look and our
+    # cancel, or may still be scheduling a failed job's retry (RQ sets the status first).
+    for pause in (0.0, 0.5, 0.5):
+        time.sleep(pause)
         for job in Job.fetch_many(list(job_ids), connection=queue.connection, serializer=queue.serializer):
             if job is None or outcome.get(job.id) == STOPPED:
                 continue

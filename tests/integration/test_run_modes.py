@@ -120,15 +120,16 @@ stages = ["tests.plugins:NotePid"]
 
 
 def slow_catalog(path: Path, url: str) -> Path:
-    """`quick` (one page), then `slow` (100 pages), then `never`, 0.2 s per page."""
+    """`broken` (a 404), `quick` (one page), then `slow` (100 pages), then `never`, 0.2 s per page."""
     entries = [f"""
 [sources.{name}]
 kind = "http_json"
 domain = "products"
-url = "{url}/products"
+url = "{url}{path}"
 page_size = {size}
 fields = {{ product_id = "id", name = "title" }}
-""" for name, size in (("quick", 2000), ("slow", 10), ("never", 2000))]
+""" for name, path, size in (("broken", "/missing", 10), ("quick", "/products", 2000), ("slow", "/products", 10),
+                             ("never", "/products", 2000))]
     path.write_text("[settings]\nbatch_size = 20\njob_retries = 0\n" + "".join(entries), encoding="utf-8")
     return path
 
@@ -160,10 +161,11 @@ def test_time_limit_with_workers_cancels_and_stops_the_jobs(
     assert summary["unfinished"] == {"slow": "stopped while running (time limit 8s)",
                                      "never": "cancelled before it started (time limit 8s)"}
     jobs = {job.meta["source"]: job for job in Job.fetch_many(
-        [f"{summary['run_id']}-{name}" for name in ("quick", "slow", "never")], connection=redis_client,
+        [f"{summary['run_id']}-{name}" for name in ("broken", "quick", "slow", "never")], connection=redis_client,
         serializer=JSONSerializer)}
     assert {name: job.get_status() for name, job in jobs.items()} == {
-        "quick": JobStatus.FINISHED, "slow": JobStatus.STOPPED, "never": JobStatus.CANCELED}
+        "broken": JobStatus.FAILED, "quick": JobStatus.FINISHED, "slow": JobStatus.STOPPED,
+        "never": JobStatus.CANCELED}
     slow = summary["sources"]["slow"]
     assert slow["errors"] == ["stopped: the run's time limit (8s) passed"]
     # What it committed before it was stopped, counted from the tables.
@@ -174,6 +176,8 @@ def test_time_limit_with_workers_cancels_and_stops_the_jobs(
 
 
 def assert_what_finished_stays(pg: psycopg2.extensions.connection, summary: dict) -> None:
+    # A job that failed on its own before the limit is a failure, not "did not finish".
+    assert summary["sources"]["broken"]["failed_jobs"] == 1 and "broken" not in summary["unfinished"]
     assert summary["sources"]["quick"]["loaded"] == 1000 - count_invalid(1000, 97)
     assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'quick'") == 1000 - count_invalid(1000, 97)
     # The stopped job's committed batches stay; the one in flight rolled back whole.
@@ -193,6 +197,7 @@ def test_a_job_waiting_for_its_retry_is_cancelled(
         [job] = enqueue_run(queue, settings, [unreachable], "run-1")
         # A connection refused is transient: RQ schedules the job's retry 5 s later.
         wait_until(lambda: queue.fetch_job(job.job_id).get_status() == JobStatus.SCHEDULED, timeout=30)
+        # (RQ sets the status before it writes the retry's schedule: cancelling must not lose that race.)
         assert stop_unfinished(queue, [job.job_id]) == {job.job_id: WAITING}
     assert queue.fetch_job(job.job_id).get_status() == JobStatus.CANCELED
     assert queue.scheduled_job_registry.count == 0
