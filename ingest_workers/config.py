@@ -30,6 +30,7 @@ class Settings:
     batch_size: int = 1000  # records per load transaction
     job_timeout: int = 1800  # seconds one fetch job may run
     job_retries: int = field(default=3, metadata={"minimum": 0})  # RQ re-runs of a transiently failed job
+    job_retry_intervals: str = "5,30,120"  # seconds before each re-run (the last one repeats)
     result_ttl: int = 86400  # how long finished jobs and their counts stay in Redis
     failure_ttl: int = 7 * 86400  # how long failed jobs stay for `rq`/`ingest failed`
     http_connect_timeout: float = 5.0
@@ -51,6 +52,7 @@ ENV_VARS = {
     "batch_size": "INGEST_BATCH_SIZE",
     "job_timeout": "INGEST_JOB_TIMEOUT",
     "job_retries": "INGEST_JOB_RETRIES",
+    "job_retry_intervals": "INGEST_JOB_RETRY_INTERVALS",
     "http_max_attempts": "INGEST_HTTP_MAX_ATTEMPTS",
     "prefetch_pages": "INGEST_PREFETCH_PAGES",
     "log_format": "INGEST_LOG_FORMAT",
