@@ -90,6 +90,7 @@ class BreakerWatch:
         self._client = client
         self._keys = {source: prefix + source for source in sources}
         self._last: dict[str, tuple[str, bytes | None]] = {source: ("closed", None) for source in self._keys}
+        self.reopened: set[str] = set()  # sources whose probe failed at least once
 
     def changes(self) -> list[str]:
         lines = []
@@ -102,6 +103,7 @@ class BreakerWatch:
             if state == "open" and last_state != "closed" and until != last_until:
                 # Re-opened, whether or not a poll saw the short half-open moment in between.
                 lines.append(f"{source}: the probe failed: the circuit opens again, for another cool-down")
+                self.reopened.add(source)
             elif state != last_state:
                 lines.append(BREAKER_WORDS[state].format(source=source, failures=int(failures or 0)))
             self._last[source] = (state, until)

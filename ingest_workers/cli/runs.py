@@ -115,7 +115,7 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
             if unfinished:
                 stop_workers(processes, timeout=10)
                 _record_stopped(settings, specs, enqueued, unfinished, f"the run's time limit ({timeout:g}s) passed")
-    return _report(settings, run_id, enqueued, records, unfinished, timeout, out)
+    return _report(settings, run_id, enqueued, records, unfinished, f"time limit {timeout:g}s", out)
 
 
 def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[Enqueued],
@@ -139,7 +139,7 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
     state = _progress(queue, job_ids, records, timeout)
     if state.done < state.total:
         click.echo(f"{state.total - state.done} job(s) did not finish within {timeout}s", err=True)
-    return _report(settings, run_id, enqueued, records, {}, timeout, out) and state.done == state.total
+    return _report(settings, run_id, enqueued, records, {}, "", out) and state.done == state.total
 
 
 def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None) -> JobState:
@@ -157,15 +157,14 @@ def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: 
 
 
 def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
-            unfinished: dict[str, str], timeout: float | None, out: Path) -> bool:
-    """Print the table and write ``out``; True if every job succeeded."""
+            unfinished: dict[str, str], why: str, out: Path) -> bool:
+    """Print the table and write ``out``; True if every job succeeded. ``unfinished``: what
+    happened to the jobs that did not finish, by job id, and ``why``."""
     sources = {item.job_id: item.source for item in enqueued}
     conn = connect_postgres(settings.database_url)
     try:
-        history = JobHistory(conn)
-        document = summary_document(run_id, history.summarise(run_id), records.elapsed(),
-                                    {sources[job_id]: f"{what} (time limit {timeout:g}s)"
-                                     for job_id, what in unfinished.items()})
+        document = summary_document(run_id, JobHistory(conn).summarise(run_id), records.elapsed(),
+                                    {sources[job_id]: f"{what} ({why})" for job_id, what in unfinished.items()})
     finally:
         conn.close()
     write_summary(document, out)

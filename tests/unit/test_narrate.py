@@ -59,6 +59,7 @@ def test_breaker_changes_are_told_once_each() -> None:
     assert watch.changes() == ["shop: the probe failed: the circuit opens again, for another cool-down"]
     client.hset("ingest:breaker:shop", mapping={"state": "open", "failures": 5, "until": 400})  # half-open unseen
     assert watch.changes() == ["shop: the probe failed: the circuit opens again, for another cool-down"]
+    assert watch.reopened == {"shop"}
     client.hset("ingest:breaker:shop", mapping={"state": "closed", "failures": 0, "until": 0})
     assert "circuit closed" in watch.changes()[0]
 
