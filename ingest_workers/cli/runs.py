@@ -115,7 +115,8 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
             if unfinished:
                 stop_workers(processes, timeout=10)
                 _record_stopped(settings, specs, enqueued, unfinished, f"the run's time limit ({timeout:g}s) passed")
-    return _report(settings, run_id, enqueued, records, unfinished, f"time limit {timeout:g}s", out)
+    return _report(settings, run_id, enqueued, records, unfinished, f"time limit {timeout:g}s" if timeout else "",
+                   out)
 
 
 def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[Enqueued],
