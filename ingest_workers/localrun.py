@@ -30,6 +30,7 @@ from .watch import DONE
 NOT_STARTED = "cancelled before it started"
 WAITING = "cancelled while it waited to run again"  # a retry, or deferred while its circuit is open
 STOPPED = "stopped while running"
+INTERRUPTED = "interrupted (Ctrl+C)"
 
 
 def run_inline(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str,
@@ -47,14 +48,21 @@ def run_inline(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], ru
                                  [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs])
     by_id = {item.job_id: item for item in enqueued}
     unfinished: dict[str, str] = {}
-    for index, data in enumerate(datas):
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            unfinished.update((d.job_id, NOT_STARTED) for d in datas[index:])
-            break
-        on_job(index, len(datas), by_id[data.job_id])
-        if not _run_one(queue, data, remaining):
-            unfinished[data.job_id] = STOPPED
+    with _interruptible() as interrupted:
+        for index, data in enumerate(datas):
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if interrupted or (remaining is not None and remaining <= 0):
+                unfinished.update((d.job_id, NOT_STARTED) for d in datas[index:])
+                break
+            on_job(index, len(datas), by_id[data.job_id])
+            try:
+                in_time = _run_one(queue, data, remaining)
+            except KeyboardInterrupt:  # it came between RQ's steps, outside the job
+                in_time = True
+            if interrupted:
+                unfinished[data.job_id] = INTERRUPTED
+            elif not in_time:
+                unfinished[data.job_id] = STOPPED
     return enqueued, unfinished
 
 
@@ -76,6 +84,24 @@ def _run_one(queue: Queue, data: EnqueueData, remaining: float | None) -> bool:
     except JobTimeoutException:
         pass  # the alarm rang after the job itself, in RQ's bookkeeping
     return time.monotonic() - started < remaining or job.get_status(refresh=True) == JobStatus.FINISHED
+
+
+@contextmanager
+def _interruptible() -> Iterator[list[bool]]:
+    """Ctrl+C ends the inline run after the job in hand (RQ's synchronous mode records the
+    interrupt as the job's failure and would go on with the next job). The list is true once
+    interrupted."""
+    interrupted: list[bool] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        interrupted.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

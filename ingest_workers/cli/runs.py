@@ -165,7 +165,8 @@ def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: 
     conn = connect_postgres(settings.database_url)
     try:
         document = summary_document(run_id, JobHistory(conn).summarise(run_id), records.elapsed(),
-                                    {sources[job_id]: f"{what} ({why})" for job_id, what in unfinished.items()})
+                                    {sources[job_id]: f"{what} ({why})" if why else what
+                                     for job_id, what in unfinished.items()})
     finally:
         conn.close()
     write_summary(document, out)

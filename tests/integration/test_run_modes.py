@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import threading
 from pathlib import Path
 
 import psycopg2.extensions
@@ -201,3 +203,20 @@ def test_a_job_waiting_for_its_retry_is_cancelled(
         assert stop_unfinished(queue, [job.job_id]) == {job.job_id: WAITING}
     assert queue.fetch_job(job.job_id).get_status() == JobStatus.CANCELED
     assert queue.scheduled_job_registry.count == 0
+
+
+def test_ctrl_c_inline_ends_the_run_after_the_job_in_hand(
+    services: Services, redis_client: redis.Redis, pg: psycopg2.extensions.connection, mock_server: MockServer,
+    tmp_path: Path,
+) -> None:
+    mock_server.config = MockConfig(records=1000, latency=0.2)
+    catalog = slow_catalog(tmp_path / "catalog.toml", mock_server.url)
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))  # while `slow` runs
+    timer.start()
+    try:
+        code, output, summary = ingest_run(services, tmp_path, "--workers", "0", catalog=catalog)
+    finally:
+        timer.cancel()
+    assert code == 1
+    assert summary["unfinished"] == {"slow": "interrupted (Ctrl+C)", "never": "cancelled before it started"}
+    assert summary["sources"]["quick"]["loaded"] == 1000 - count_invalid(1000, 97)
