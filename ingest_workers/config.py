@@ -30,7 +30,7 @@ class Settings:
     batch_size: int = 1000  # records per load transaction
     job_timeout: int = 1800  # seconds one fetch job may run
     job_retries: int = field(default=3, metadata={"minimum": 0})  # RQ re-runs of a transiently failed job
-    job_retry_intervals: str = "5,30,120"  # seconds before each re-run (the last one repeats)
+    job_retry_intervals: str = "5,30,120"  # seconds before each re-run (RQ repeats the first when short)
     result_ttl: int = 86400  # how long finished jobs and their counts stay in Redis
     failure_ttl: int = 7 * 86400  # how long failed jobs stay for `rq`/`ingest failed`
     http_connect_timeout: float = 5.0
