@@ -41,6 +41,16 @@ class Settings:
     prefetch_pages: int = field(default=2, metadata={"minimum": 0})
     # "text", or "json": one JSON object per line, with source, run id and job id
     log_format: str = field(default="text", metadata={"choices": ("text", "json")})
+    http_max_body_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (its page rejected)
+    breaker_failures: int = 3  # consecutive failed requests to a source that open its circuit
+    breaker_cooldown: float = 30.0  # seconds a circuit stays open before a probe
+    pg_retry_seconds: float = 120.0  # how long a job waits out a PostgreSQL outage before failing
+    max_kills: int = 3  # a job whose worker died this many times is quarantined
+    # A job whose worker died runs again within 3 * job_monitoring_interval + max(maintenance_interval,
+    # worker_ttl - 15) seconds (RQ's defaults make that over 10 minutes); see ingest_workers/worker.py.
+    job_monitoring_interval: int = 5
+    maintenance_interval: int = 10
+    worker_ttl: int = 25
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.
@@ -56,6 +66,12 @@ ENV_VARS = {
     "http_max_attempts": "INGEST_HTTP_MAX_ATTEMPTS",
     "prefetch_pages": "INGEST_PREFETCH_PAGES",
     "log_format": "INGEST_LOG_FORMAT",
+    "http_max_backoff": "INGEST_HTTP_MAX_BACKOFF",
+    "http_max_body_bytes": "INGEST_HTTP_MAX_BODY_BYTES",
+    "breaker_failures": "INGEST_BREAKER_FAILURES",
+    "breaker_cooldown": "INGEST_BREAKER_COOLDOWN",
+    "max_kills": "INGEST_MAX_KILLS",
+    "pg_retry_seconds": "INGEST_PG_RETRY_SECONDS",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

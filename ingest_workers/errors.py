@@ -4,6 +4,8 @@
     ├── ConfigError              bad catalog, flag or environment value; fix the input
     ├── ServiceUnavailable       Redis or PostgreSQL cannot be reached (URL masked)
     ├── TransientError           safe to retry: timeouts, connection drops, 429, 5xx
+    │   ├── UnreadableBody       a 200 whose body is not JSON, too large or not application/json
+    │   └── CircuitOpen          the source's breaker is open: defer the job, do not call it
     └── PermanentError           retrying cannot help: 4xx, a body that is not JSON, ...
 
 Third-party errors (requests, psycopg2, redis) are translated into these at the
@@ -39,3 +41,24 @@ class TransientError(IngestError):
 
 class PermanentError(IngestError):
     """A failure that retrying cannot fix (a 4xx answer, a body that is not JSON, ...)."""
+
+
+class UnreadableBody(TransientError):
+    """An answer whose body cannot be used: not JSON, over the size cap, or not a JSON content type.
+
+    Retried like any transient failure (a truncated transfer or a proxy's error page may
+    pass); when it persists, the source records the page in ``rejected_records`` with
+    ``reason`` and moves on.
+    """
+
+    def __init__(self, message: str, reason: str, head: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.head = head  # the first characters of the body, for the audit trail
+
+
+class CircuitOpen(TransientError):
+    """The source failed too often recently; ``retry_after`` says when a probe may try again.
+
+    The job must be deferred (re-enqueued with that delay), never slept out in a worker.
+    """

@@ -10,6 +10,7 @@ without its query string or password, and never a header value.
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from tenacity import (
     wait_random,
 )
 
-from .errors import PermanentError, TransientError
+from .errors import PermanentError, TransientError, UnreadableBody
 from .redact import mask_url
 
 
@@ -36,6 +37,10 @@ class RetryPolicy:
     max_attempts: int = 5
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
+
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
 
 
 class HttpClient:
@@ -54,8 +59,14 @@ class HttpClient:
         on_response: Callable[[str], None] = lambda status_class: None,
         on_retry: Callable[[TransientError, float], None] = lambda error, delay: None,
         sleep: Callable[[float], None] = time.sleep,
+        before_attempt: Callable[[], None] = lambda: None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        guard: Callable[[Callable[[], Any]], Any] = lambda request: request(),
     ) -> None:
+        self._guard = guard  # runs each whole request (all its tries), e.g. under a circuit breaker
         self._session = session
+        self._before_attempt = before_attempt  # e.g. take a token from the source's rate limit
+        self._max_body_bytes = max_body_bytes
         self._timeout = timeout
         self._policy = policy
         self._on_response = on_response
@@ -74,7 +85,8 @@ class HttpClient:
     def get_json_page(self, url: str, params: Mapping[str, Any] | None = None,
                       headers: Mapping[str, str] | None = None) -> tuple[Any, str | None]:
         """The decoded JSON body of ``GET url`` and the URL of its ``Link: <...>; rel="next"``, if any."""
-        return self._retrying()(self._get_once, url, params, headers)
+        retrying = self._retrying()
+        return self._guard(lambda: retrying(self._get_once, url, params, headers))
 
     def open_stream(self, url: str, params: Mapping[str, Any] | None = None,
                     headers: Mapping[str, str] | None = None) -> requests.Response:
@@ -82,7 +94,8 @@ class HttpClient:
 
         Opening is retried like :meth:`get_json`; a failure while reading the body is the caller's.
         """
-        return self._retrying()(self._open_once, url, params, headers)
+        retrying = self._retrying()
+        return self._guard(lambda: retrying(self._open_once, url, params, headers))
 
     def _retrying(self) -> Retrying:
         return Retrying(
@@ -96,19 +109,23 @@ class HttpClient:
 
     def _get_once(self, url: str, params: Mapping[str, Any] | None,
                   headers: Mapping[str, str] | None) -> tuple[Any, str | None]:
-        response = self._open_once(url, params, headers, stream=False)
-        try:
-            body = response.json()
-        except ValueError:
-            raise PermanentError(f"GET {safe_url(url)}: the body is not JSON") from None
-        return body, response.links.get("next", {}).get("url")
-
-    def _open_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
-                   stream: bool = True) -> requests.Response:
         where = safe_url(url)
+        response = self._open_once(url, params, headers)
         try:
-            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=stream)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+            with response:
+                return self._decode(response, where), response.links.get("next", {}).get("url")
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            self._on_response("error")  # the connection broke while the body was read
+            raise TransientError(f"GET {where}: {type(exc).__name__}") from None
+
+    def _open_once(self, url: str, params: Mapping[str, Any] | None,
+                   headers: Mapping[str, str] | None) -> requests.Response:
+        """One GET whose status is 2xx or 3xx; its body is not read yet."""
+        where = safe_url(url)
+        self._before_attempt()
+        try:
+            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._on_response("error")
             raise TransientError(f"GET {where}: {type(exc).__name__}") from None
         except requests.RequestException as exc:
@@ -124,6 +141,37 @@ class HttpClient:
             raise PermanentError(f"GET {where}: HTTP {status}")
         return response
 
+    def _decode(self, response: requests.Response, where: str) -> Any:
+        """The JSON body of a successful answer, or :class:`UnreadableBody` saying why not."""
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        body = self._read_capped(response, where)
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise UnreadableBody(f"GET {where}: content type {content_type[:60]!r}",
+                                 f"content type {content_type[:60]!r} is not JSON", _head(body))
+        # Invalid UTF-8 bytes become U+FFFD: one bad character must not cost the page's other records.
+        text = body.decode("utf-8", errors="replace")
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise UnreadableBody(f"GET {where}: the body is not JSON", "the body is not JSON", _head(body)) from None
+        except RecursionError:
+            raise UnreadableBody(f"GET {where}: JSON nested too deeply", "the body is JSON nested too deeply",
+                                 _head(body)) from None
+
+    def _read_capped(self, response: requests.Response, where: str) -> bytes:
+        """The body, refusing it as soon as it passes ``max_body_bytes`` (memory stays bounded)."""
+        cap = self._max_body_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise UnreadableBody(f"GET {where}: body of {declared} bytes", f"response over the size cap ({cap} bytes)")
+        chunks, size = [], 0
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                raise UnreadableBody(f"GET {where}: body over {cap} bytes", f"response over the size cap ({cap} bytes)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def _backoff(self, state: RetryCallState) -> float:
         delay = self._exponential(state)
         error = state.outcome.exception() if state.outcome else None
@@ -135,6 +183,10 @@ class HttpClient:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, TransientError):
             self._on_retry(error, state.upcoming_sleep)
+
+
+def _head(body: bytes) -> str:
+    return body[:200].decode("utf-8", "replace")
 
 
 def make_session(user_agent: str = "ingest-workers") -> requests.Session:

@@ -31,6 +31,10 @@ class PostgresLoader:
         self._conn = conn
         self._staging_ready: set[str] = set()
 
+    @property
+    def connection(self) -> psycopg2.extensions.connection:
+        return self._conn
+
     def load_batch(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
                    lineage: Lineage, in_transaction: Callable[[Any], None] | None = None) -> tuple[int, list[Rejected]]:
         """Insert ``rows`` and record ``rejected`` in one transaction.

@@ -60,11 +60,16 @@ JOB_RETRIES = Declared("ingest_job_retries", "counter",
 LAST_SUCCESS = Declared("ingest_last_success_timestamp_seconds", "gauge",
                         "Unix time of the last fetch job of a source that succeeded.", ("source",))
 CIRCUIT_STATE = Declared("ingest_circuit_state", "gauge",
-                         "Circuit breaker of each source: 0 closed, 1 half-open, 2 open.", ("source",))
+                         "Circuit breaker of each source as last seen: 0 closed, 1 half-open, 2 open.", ("source",))
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+RATE_LIMIT_WAIT = Declared("ingest_rate_limit_wait_seconds", "counter",
+                           "Time spent waiting for the cluster-wide rate limit of a source.", ("source",))
+JOBS_DEFERRED = Declared("ingest_jobs_deferred", "counter", "Fetch jobs deferred because a circuit was open.",
+                         ("source",))
 
 DECLARED = {d.name: d for d in (RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION,
-                                LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS, CIRCUIT_STATE)}
+                                LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS, CIRCUIT_STATE, RATE_LIMIT_WAIT,
+                                JOBS_DEFERRED)}
 
 # Series every catalog source has from the start, at zero (a closed circuit), so that
 # rate(), ratios and alerts work before the first event instead of seeing no series.
@@ -75,6 +80,7 @@ SOURCE_DEFAULTS: tuple[tuple[Declared, tuple[str, ...], float], ...] = (
     (FETCH_REQUESTS, ("2xx",), 0), (FETCH_REQUESTS, ("4xx",), 0), (FETCH_REQUESTS, ("5xx",), 0),
     (FETCH_REQUESTS, ("error",), 0), (FETCH_RETRIES, (), 0), (JOB_RETRIES, (), 0),
     (JOBS, ("success",), 0), (JOBS, ("failure",), 0), (CIRCUIT_STATE, (), CIRCUIT_STATES["closed"]),
+    (RATE_LIMIT_WAIT, (), 0), (JOBS_DEFERRED, (), 0),
 )
 
 

@@ -36,6 +36,7 @@ class SourceSpec:
     sinks: list[Any] = field(default_factory=list)  # sinks besides PostgreSQL: names or {name = ..., params}
     options: dict[str, Any] = field(default_factory=dict)  # settings of the source kind (csv, synthetic, plugins)
     interval_seconds: int | None = None  # `ingest schedule` runs the source this often; None: never
+    rate_limit: float = 5.0  # requests/second to this source, all workers together (0: unlimited)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

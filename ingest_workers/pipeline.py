@@ -17,25 +17,34 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
+from .breaker import BreakerPolicy, CircuitBreaker
 from .connections import redis_errors
 from .cursors import CursorStore, highest
 from .dedup import RedisDedup
 from .domains import DOMAINS, Domain
+from .errors import CircuitOpen
 from .http import HttpClient, RetryPolicy
 from .loader import PostgresLoader
 from .metrics import (
+    CIRCUIT_STATE,
+    CIRCUIT_STATES,
     FETCH_REQUESTS,
     FETCH_RETRIES,
     JOB_DURATION,
     JOBS,
+    JOBS_DEFERRED,
     LAST_SUCCESS,
     LOAD_DURATION,
     LOAD_ROWS,
+    RATE_LIMIT_WAIT,
     RECORDS,
     MetricsRecorder,
 )
 from .models import Counts, Lineage, Record, Rejected, SourceSpec, Window
+from .pgretry import Connection, PostgresRetry
 from .prefetch import read_ahead
+from .progress import JobProgress
+from .ratelimit import RateLimiter
 from .resources import Resources
 from .runs import JobHistory
 from .sinks import Sink, SinkContext, make_sink
@@ -53,14 +62,22 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
 
     Any exception is recorded and re-raised, so RQ marks the job failed (or retries it).
     """
-    history = JobHistory(res.pg)
+    postgres = postgres_retry(res)
+    history = HistoryWriter(postgres)
     history.started(job_id, run_id, spec.name)
     lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
     recorder, counts, started = MetricsRecorder(), Counts(), time.monotonic()
     log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)
     try:
-        for batch_counts in ingest(spec, lineage, res, recorder, window):
-            counts.add(batch_counts)
+        with redis_errors():  # the breaker and the rate limit talk to Redis too
+            for batch_counts in ingest(spec, lineage, res, recorder, window):
+                counts.add(batch_counts)
+    except CircuitOpen as exc:
+        log.warning("job %s: %s; deferring after %s", job_id, exc, counts.to_dict())
+        recorder.inc(JOBS_DEFERRED, spec.name)
+        _finish(res, recorder, spec.name, queue, "deferred", started)
+        history.failed(job_id, counts, f"deferred: {exc}")
+        raise
     except Exception as exc:
         log.error("job %s: source %s failed after %s: %s", job_id, spec.name, counts.to_dict(), exc)
         _finish(res, recorder, spec.name, queue, "failure", started)
@@ -88,32 +105,85 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     """Stream the source through the stages and load it batch by batch; yield each batch's counts.
 
     An incremental run starts at the source's cursor and advances it with each batch;
-    a backfill ``window`` reads only that window and leaves the cursor alone.
+    a backfill ``window`` reads only that window and leaves the cursor alone. A source
+    without a cursor that can resume (page paging) starts where an earlier run of the
+    same job left off, its progress saved after each committed batch.
     """
     domain = DOMAINS[spec.domain]
+    postgres = postgres_retry(res)
+    client = _http_client(spec, res, recorder)
+    cursor_field = spec.cursor_field if window is None else None
+    if window is not None:
+        context = SourceContext(client, res.env, since=window.since, until=window.until)
+    else:
+        since = postgres.run(lambda conn: CursorStore(conn).position(spec.name)) if cursor_field else None
+        context = SourceContext(client, res.env, since=since)
+    sinks = [make_sink(entry, SinkContext(domain, lineage, lambda: res.pg)) for entry in spec.sinks]
+    source = make_source(spec, context)
+    # A cursor is itself the resume point: page numbers under a newer mark address other records.
+    progress = (JobProgress(res.redis, lineage.job_id)
+                if getattr(source, "resumable", False) and cursor_field is None else None)
+    if progress is not None:
+        start = progress.page()
+        if start > 1:
+            log.info("job %s: resuming source %s at page %d", lineage.job_id, spec.name, start)
+        source.resume_from(start)
+    # Read ahead in a thread, so the source's latency overlaps the work on what it served. The
+    # thread runs pages ahead, so each record carries the page to resume at as of its reading.
+    stream = read_ahead(_with_resume_page(source), res.settings.prefetch_pages, spec.page_size)
+    position = _Position()
+    raw = _counted(position.follow(stream), recorder, spec.name)
+    # A source yields a Rejected itself for a page it could not read; stages pass it through.
+    items = compose(source_stages(spec, domain, lineage),
+                    (r if isinstance(r, Rejected) else Record(r) for r in raw))
+    batch_loader = BatchLoader(domain, lineage, res, recorder, postgres, cursor_field, sinks)
+    with closing(stream):  # stops the read-ahead thread when a batch fails
+        while batch := list(islice(items, res.settings.batch_size)):
+            counts = batch_loader.load(batch)
+            if progress is not None:
+                with redis_errors():
+                    progress.save(position.resume_page)
+            yield counts
+    if progress is not None:
+        with redis_errors():
+            progress.clear()
+
+
+def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) -> HttpClient:
+    """The source's HTTP client: retries, the cluster-wide rate limit and the circuit breaker."""
     settings = res.settings
-    client = HttpClient(
+    limiter = RateLimiter(res.redis)
+    breaker = CircuitBreaker(
+        res.redis, BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown, settings.job_timeout),
+        on_state=lambda source, state: recorder.set(CIRCUIT_STATE, CIRCUIT_STATES[state], source))
+    return HttpClient(
         res.http,
         timeout=(settings.http_connect_timeout, settings.http_read_timeout),
         policy=RetryPolicy(max_attempts=settings.http_max_attempts, max_backoff=settings.http_max_backoff),
         on_response=lambda status_class: recorder.inc(FETCH_REQUESTS, spec.name, status_class),
         on_retry=lambda error, delay: _note_retry(recorder, spec.name, error, delay),
+        before_attempt=lambda: recorder.inc(RATE_LIMIT_WAIT, spec.name,
+                                            amount=limiter.acquire(spec.name, spec.rate_limit)),
+        max_body_bytes=settings.http_max_body_bytes,
+        guard=lambda request: breaker.call(spec.name, request),
     )
-    if window is not None:
-        context = SourceContext(client, res.env, since=window.since, until=window.until)
-    else:
-        since = CursorStore(res.pg).position(spec.name) if spec.cursor_field else None
-        context = SourceContext(client, res.env, since=since)
-    sinks = [make_sink(entry, SinkContext(domain, lineage, res.pg)) for entry in spec.sinks]
-    # Read ahead in a thread, so the source's latency overlaps the work on what it served.
-    stream = read_ahead(make_source(spec, context).stream(), settings.prefetch_pages, spec.page_size)
-    raw = _counted(stream, recorder, spec.name)
-    items = compose(source_stages(spec, domain, lineage), (Record(r) for r in raw))
-    cursor_field = spec.cursor_field if window is None else None
-    batch_loader = BatchLoader(domain, lineage, res, recorder, cursor_field, sinks)
-    with closing(stream):  # stops the read-ahead thread when a batch fails
-        while batch := list(islice(items, settings.batch_size)):
-            yield batch_loader.load(batch)
+
+
+def _with_resume_page(source: Any) -> Iterator[tuple[object, int | None]]:
+    """The source's records, each with the page it would resume at right after that record."""
+    for record in source.stream():
+        yield record, getattr(source, "resume_page", None)
+
+
+class _Position:
+    """The resume page of the last record the job took (not of the page read ahead)."""
+
+    resume_page: int | None = None
+
+    def follow(self, pairs: Iterable[tuple[object, int | None]]) -> Iterator[object]:
+        for record, resume_page in pairs:
+            self.resume_page = resume_page
+            yield record
 
 
 def _counted(records: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:
@@ -132,13 +202,14 @@ class BatchLoader:
     sinks with the batch."""
 
     def __init__(self, domain: Domain, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
-                 cursor_field: str | None = None, sinks: Sequence[Sink] = ()) -> None:
+                 postgres: PostgresRetry, cursor_field: str | None = None, sinks: Sequence[Sink] = ()) -> None:
         self._domain = domain
         self._lineage = lineage
         self._res = res
         self._recorder = recorder
         self._dedup = RedisDedup(res.redis)
-        self._loader = PostgresLoader(res.pg)
+        self._postgres = postgres
+        self._loader: PostgresLoader | None = None
         self._cursor_field = cursor_field
         self._sinks_in_transaction = [s for s in sinks if getattr(s, "in_transaction", False)]
         self._sinks_after_commit = [s for s in sinks if not getattr(s, "in_transaction", False)]
@@ -154,8 +225,10 @@ class BatchLoader:
         fresh_rows = [row for row, _ in fresh]
 
         started = time.monotonic()
-        inserted, refused = self._loader.load_batch(self._domain, fresh_rows, rejected, self._lineage,
-                                                    self._in_transaction(records, fresh_rows))
+        in_transaction = self._in_transaction(records, fresh_rows)
+        inserted, refused = self._postgres.run(
+            lambda conn: self._loader_for(conn).load_batch(self._domain, fresh_rows, rejected, self._lineage,
+                                                           in_transaction))
         self._recorder.observe(LOAD_DURATION, time.monotonic() - started, source)
         self._recorder.observe(LOAD_ROWS, len(fresh), source)
 
@@ -180,6 +253,11 @@ class BatchLoader:
             sink.consume(row for row, _ in committed)
         return counts
 
+    def _loader_for(self, conn: Connection) -> PostgresLoader:
+        if self._loader is None or self._loader.connection is not conn:
+            self._loader = PostgresLoader(conn)  # after a reconnect: new connection, new staging table
+        return self._loader
+
     def _in_transaction(self, records: list[Record], fresh_rows: list[dict[str, Any]]) -> Callable[[Any], None]:
         """What commits with the batch: the cursor's new mark (the highest among all the
         batch's valid records, loaded now or before) and the transactional sinks."""
@@ -192,3 +270,25 @@ class BatchLoader:
                 sink.consume(fresh_rows)
 
         return run
+
+
+def postgres_retry(res: Resources) -> PostgresRetry:
+    """Units of PostgreSQL work that wait out an outage of up to ``pg_retry_seconds``."""
+    return PostgresRetry(lambda: res.pg, res.discard_pg, res.settings.pg_retry_seconds,
+                         on_retry=lambda error, delay: log.warning("PostgreSQL: %s; retrying in %.1fs", error, delay))
+
+
+class HistoryWriter:
+    """:class:`JobHistory` writes that survive a PostgreSQL outage."""
+
+    def __init__(self, postgres: PostgresRetry) -> None:
+        self._postgres = postgres
+
+    def started(self, job_id: str, run_id: str, source: str) -> None:
+        self._postgres.run(lambda conn: JobHistory(conn).started(job_id, run_id, source))
+
+    def finished(self, job_id: str, counts: Counts) -> None:
+        self._postgres.run(lambda conn: JobHistory(conn).finished(job_id, counts))
+
+    def failed(self, job_id: str, counts: Counts, error: str) -> None:
+        self._postgres.run(lambda conn: JobHistory(conn).failed(job_id, counts, error))

@@ -149,7 +149,7 @@ def claim_jobs(queue: Queue, settings: Settings, run_id: str,
             failure_ttl=settings.failure_ttl,
             retry=retry,
             on_failure=Callback("ingest_workers.jobs.on_failure"),
-            meta={"source": plan.spec.name, "run_id": run_id},
+            meta={"source": plan.spec.name, "run_id": run_id, "max_kills": settings.max_kills},
         )
         for plan, new in zip(plans, claimed)
         if new

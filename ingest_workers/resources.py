@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+import psycopg2
 import psycopg2.extensions
 import redis
 import requests
@@ -40,6 +41,15 @@ class Resources:
         if self._pg is None or self._pg.closed:
             self._pg = connect_postgres(self.settings.database_url)
         return self._pg
+
+    def discard_pg(self) -> None:
+        """Drop the PostgreSQL connection (after an error that may have left it half-dead)."""
+        if self._pg is not None:
+            try:
+                self._pg.close()
+            except psycopg2.Error:
+                pass  # already broken: closing is best effort
+            self._pg = None
 
     @property
     def http(self) -> requests.Session:

@@ -57,6 +57,12 @@ class JobHistory:
             cur.execute("UPDATE ingest_jobs SET fetched = loaded + rejected WHERE job_id = %s AND error = %s",
                         (job_id, reason[:2000]))
 
+    def attempts(self, job_ids: list[str]) -> dict[str, int]:
+        """How many times each of ``job_ids`` started (jobs never started are absent)."""
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT job_id, attempts FROM ingest_jobs WHERE job_id = ANY(%s)", (list(job_ids),))
+            return {job_id: int(attempts) for job_id, attempts in cur.fetchall()}
+
     def summarise(self, run_id: str) -> list[SourceSummary]:
         """Per source: jobs, their counts and errors, and the wall time from first start to last finish."""
         with postgres_errors(), self._conn, self._conn.cursor() as cur:

@@ -2,7 +2,7 @@
 loaded rows also go. A sink is ``Sink(context, **params)`` with ``consume(rows)``.
 
 A sink with ``in_transaction = True`` is called inside the batch's PostgreSQL
-transaction (it writes through ``context.pg``), so what it writes commits or rolls
+transaction (it writes through ``context.connection()``), so what it writes commits or rolls
 back with the rows. Other sinks are called after the commit; a crash between the
 commit and the call skips them for that batch (at most once).
 """
@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,7 +37,8 @@ class Sink(Protocol):
 class SinkContext:
     domain: Domain
     lineage: Lineage
-    pg: psycopg2.extensions.connection
+    # The job's current PostgreSQL connection: the batch's, which may be a new one after an outage.
+    connection: Callable[[], psycopg2.extensions.connection]
 
 
 def _plain(row: dict[str, Any], skip: Sequence[str] = ("raw",)) -> str:
@@ -101,7 +102,7 @@ class AlertSink:
                   for row in rows if self.crosses(row.get(self._field))]
         if not values:
             return
-        with self._context.pg.cursor() as cur:
+        with self._context.connection().cursor() as cur:
             new = execute_values(cur, "INSERT INTO alerts (source, record_key, rule, field, value, threshold, row_data,"
                                       " run_id, job_id) VALUES %s ON CONFLICT (source, record_key, rule) DO NOTHING"
                                       " RETURNING record_key, value", values, fetch=True)

@@ -19,15 +19,19 @@ from typing import IO
 from .config import ENV_VARS, Settings
 
 Process = subprocess.Popen[bytes]
+DEFAULT_WORKER_CLASS = "ingest_workers.worker.IngestWorker"
 
 
 def worker_command(settings: Settings, name: str, worker_class: str | None = None) -> list[str]:
-    """``rq worker`` with the JSON serializer and the scheduler that runs delayed retries."""
-    command = [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
-               "--name", name, "--url", settings.redis_url]
-    if worker_class:
-        command += ["--worker-class", worker_class]
-    return [*command, settings.queue]
+    """``rq worker`` with the JSON serializer, the scheduler that runs delayed retries and
+    deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.worker`)."""
+    return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
+            "--name", name, "--url", settings.redis_url,
+            "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
+            "--queue-class", "ingest_workers.worker.IngestQueue",
+            "--job-monitoring-interval", str(settings.job_monitoring_interval),
+            "--maintenance-interval", str(settings.maintenance_interval),
+            "--worker-ttl", str(settings.worker_ttl), settings.queue]
 
 
 def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:

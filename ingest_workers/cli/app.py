@@ -90,8 +90,8 @@ def main(ctx: click.Context, catalog_path: Path | None, redis_url: str | None, d
          log_level: str, log_format: str | None) -> None:
     """Ingest sources through RQ workers into PostgreSQL, exactly once.
 
-    Typical use: `ingest db migrate`, start workers with `rq worker --serializer json
-    --with-scheduler ingest`, then `ingest enqueue --sources all`. `ingest demo`
+    Typical use: `ingest db migrate`, start workers with `ingest workers --count N`
+    (plain `rq worker` processes), then `ingest enqueue --sources all`. `ingest demo`
     does all of it on one machine.
     """
     configure_logging(log_level, log_format or "text")

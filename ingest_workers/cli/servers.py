@@ -9,6 +9,7 @@ import click
 
 from ..connections import connect_redis
 from ..metrics_server import serve
+from ..mock_faults import FaultConfig, FaultInjector
 from ..mock_sources import ROUTES, MockConfig, MockServer
 from .app import App
 
@@ -31,9 +32,16 @@ def stop_on_sigterm() -> None:
               help="Break every Nth product (0: none), to exercise rejections.")
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds added to every page.")
-def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float) -> None:
+@click.option("--faults", "fault_spec", default="", metavar="NAME=VALUE,...",
+              help="Fault rates per page, e.g. error=0.2,throttle=0.1,malformed=0.05 "
+                   "(also drop, wrong_type, oversize, latency, retry_after, oversize_bytes, seed).")
+def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float, fault_spec: str) -> None:
     """Serve the deterministic mock feeds of the five domains on HOST:PORT until interrupted."""
-    server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency))
+    try:
+        faults = FaultInjector(FaultConfig.parse(fault_spec))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency), faults)
     click.echo(f"serving {records} records per feed at {server.url}: {', '.join([*ROUTES, '/sensors.csv'])}",
                err=True)
     stop_on_sigterm()

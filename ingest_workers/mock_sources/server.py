@@ -19,6 +19,7 @@ parameter (before); their names are in the table below.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from ..mock_faults import FaultInjector
 from . import mentions, posts, products, quotes, sensors
 from .feed import Feed
 
@@ -155,10 +157,13 @@ class _Handler(BaseHTTPRequestHandler):
             body, link = serve_page(endpoint, query, config, url.path)
         except BadRequest as exc:
             return self._send(400, {"error": str(exc)})
-        self._send(200, body, {"Link": f'<{self.server.url}{link}>; rel="next"'} if link else {})
+        data = _encode(body)
+        if self.server.faults.respond(self, data):  # the one place faults are injected
+            return
+        self._send(200, data, {"Link": f'<{self.server.url}{link}>; rel="next"'} if link else {})
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = body if isinstance(body, bytes) else _encode(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -186,12 +191,22 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: the demo prints its own progress
 
 
+def _encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 class MockServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, config: MockConfig) -> None:
+    def __init__(self, host: str, port: int, config: MockConfig, faults: FaultInjector | None = None) -> None:
         super().__init__((host, port), _Handler)
         self.config = config
+        self.faults = faults or FaultInjector()  # tests may swap it for another
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away (or a dropped-connection fault): nothing to report
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

@@ -1,5 +1,12 @@
 """``http_json``: a JSON API, paginated by page number, offset/limit, a cursor token or
-``Link`` headers, with the records at a configurable path of each page."""
+``Link`` headers, with the records at a configurable path of each page.
+
+A page whose body stays unreadable after the client's retries (not JSON, over the size
+cap, a proxy's HTML page) is yielded as one :class:`Rejected` with the reason, and paging
+goes on where the next page can be found without it (page and offset paging); several in
+a row, or one in cursor or Link paging (the next page's address is in the lost body),
+fail the job.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, PermanentError
+from ..errors import ConfigError, PermanentError, UnreadableBody
 from ..http import safe_url
-from ..models import SourceSpec
+from ..models import Rejected, SourceSpec
 from .base import SourceContext
 
 PAGINATIONS = ("page", "offset", "cursor", "link", "none")
+MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job
 
 
 class HttpJsonSource:
@@ -23,6 +31,8 @@ class HttpJsonSource:
             raise ConfigError(f"source {spec.name}: http_json needs a url")
         self._spec = spec
         self._client = context.client
+        self._start_page = 1
+        self.resume_page = 1  # page paging: the first page whose records may not all have been taken yet
         self._headers: dict[str, str] = {}
         if spec.auth_env:
             token = context.secrets.get(spec.auth_env)
@@ -38,25 +48,50 @@ class HttpJsonSource:
                 raise ConfigError(f"source {spec.name}: cannot ask for records by time without {what}")
             self._filters[param] = value
 
+    @property
+    def resumable(self) -> bool:
+        """Page numbers address the same records again only in page paging."""
+        return self._spec.pagination == "page"
+
+    def resume_from(self, page: int) -> None:
+        """Start at ``page`` (a job resuming after its worker died); call before :meth:`stream`."""
+        self._start_page = self.resume_page = max(1, page)
+
     def stream(self) -> Iterator[Any]:
         """Yield the records of every page, fetching the next page only when asked for."""
         return getattr(self, f"_{self._spec.pagination}_pages")()
 
     def _page_pages(self) -> Iterator[Any]:
-        spec, page = self._spec, 1
+        spec, page, bad_in_a_row = self._spec, self._start_page, 0
         while True:
-            records = self._records({spec.page_param: page, spec.page_size_param: spec.page_size}, f"page {page}")[0]
-            yield from records
+            self.resume_page = page
+            try:
+                records = self._records({spec.page_param: page, spec.page_size_param: spec.page_size},
+                                        f"page {page}")[0]
+                bad_in_a_row = 0
+            except UnreadableBody as exc:
+                bad_in_a_row += 1
+                yield self._rejected_page({"page": page}, f"page {page}", exc, bad_in_a_row)
+                records = [None] * spec.page_size  # a full page was lost: go on to the next
+            else:
+                yield from records
             if len(records) < spec.page_size:
                 return
             page += 1
 
     def _offset_pages(self) -> Iterator[Any]:
-        spec, offset = self._spec, 0
+        spec, offset, bad_in_a_row = self._spec, 0, 0
         while True:
-            records = self._records({spec.offset_param: offset, spec.page_size_param: spec.page_size},
-                                    f"offset {offset}")[0]
-            yield from records
+            try:
+                records = self._records({spec.offset_param: offset, spec.page_size_param: spec.page_size},
+                                        f"offset {offset}")[0]
+                bad_in_a_row = 0
+            except UnreadableBody as exc:
+                bad_in_a_row += 1
+                yield self._rejected_page({"offset": offset}, f"offset {offset}", exc, bad_in_a_row)
+                records = [None] * spec.page_size
+            else:
+                yield from records
             if len(records) < spec.page_size:
                 return
             offset += len(records)
@@ -67,7 +102,7 @@ class HttpJsonSource:
             params: dict[str, Any] = {spec.page_size_param: spec.page_size}
             if token is not None:
                 params[spec.token_param] = token
-            records, body, _ = self._records(params, "a page")
+            records, body, _ = self._records_or_fail(params, "a page")
             yield from records
             token = _at(body, spec.next_token_path)
             if token in (None, "") or not records:
@@ -78,7 +113,7 @@ class HttpJsonSource:
 
     def _link_pages(self) -> Iterator[Any]:
         spec, origin = self._spec, urlsplit(self._spec.url)[:2]
-        records, _, next_url = self._records({spec.page_size_param: spec.page_size}, "page 1")
+        records, _, next_url = self._records_or_fail({spec.page_size_param: spec.page_size}, "page 1")
         seen: set[str] = set()
         while True:
             yield from records
@@ -89,10 +124,27 @@ class HttpJsonSource:
             if next_url in seen:
                 raise PermanentError(f"source {spec.name}: {safe_url(spec.url)} links to the same page twice")
             seen.add(next_url)
-            records, _, next_url = self._records({}, "a linked page", next_url)
+            records, _, next_url = self._records_or_fail({}, "a linked page", next_url)
 
     def _none_pages(self) -> Iterator[Any]:
-        yield from self._records({}, "the response")[0]
+        yield from self._records_or_fail({}, "the response")[0]
+
+    def _rejected_page(self, position: dict[str, int], where: str, error: UnreadableBody,
+                       bad_in_a_row: int) -> Rejected:
+        if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:
+            raise PermanentError(f"source {self._spec.name}: {bad_in_a_row} pages in a row unreadable: "
+                                 f"{error.reason}") from None
+        return Rejected({**position, "url": safe_url(self._spec.url), "body_head": error.head},
+                        f"{where}: {error.reason}", "fetch")
+
+    def _records_or_fail(self, params: dict[str, Any], where: str,
+                         linked: str | None = None) -> tuple[list[Any], Any, str | None]:
+        """:meth:`_records` where an unreadable page hides the way on: it fails the job."""
+        try:
+            return self._records(params, where, linked)
+        except UnreadableBody as exc:
+            raise PermanentError(f"source {self._spec.name}: {where} unreadable ({exc.reason}); "
+                                 "the next page's address was in it") from None
 
     def _records(self, params: dict[str, Any], where: str,
                  linked: str | None = None) -> tuple[list[Any], Any, str | None]:

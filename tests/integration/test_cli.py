@@ -18,7 +18,7 @@ from ingest_workers.devservices import Services
 from tests.helpers import DEFAULT_SOURCES, DOMAIN_TABLES, expected_refused, scalar, write_catalog
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
-            ["status"], ["schedule"]]
+            ["status"], ["schedule"], ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ingest")

@@ -106,7 +106,7 @@ def test_the_cursor_and_alerts_commit_and_roll_back_with_their_batch(pg: psycopg
     lineage = Lineage("plugin_posts", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
     rows = [{"post_id": i, "user_id": 1, "title": "t", "body": None, "source": "plugin_posts", "run_id": "run-1",
              "job_id": "job-1", "fetched_at": lineage.fetched_at, "raw": {"id": i}} for i in (1, 2, 3)]
-    alerts = AlertSink(SinkContext(POSTS, lineage, pg), field="post_id", above=2)
+    alerts = AlertSink(SinkContext(POSTS, lineage, lambda: pg), field="post_id", above=2)
 
     def advance_alert_then_crash(cur: Any) -> None:
         CursorStore.advance(cur, "post_id", 3, lineage)

@@ -37,7 +37,7 @@ def test_plugin_names_resolve_to_classes() -> None:
         split_entry({"above": 1}, "sink")
 
 
-CONTEXT = SinkContext(SENSORS, Lineage("s", "r", "j", "2026-01-01T00:00:00+00:00"), pg=None)  # type: ignore[arg-type]
+CONTEXT = SinkContext(SENSORS, Lineage("s", "r", "j", "2026-01-01T00:00:00+00:00"), connection=lambda: None)  # type: ignore[arg-type,return-value]
 
 
 def test_alert_rules() -> None:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from ingest_workers.errors import PermanentError, TransientError
+from ingest_workers.errors import PermanentError, TransientError, UnreadableBody
 from ingest_workers.http import HttpClient, RetryPolicy, make_session, safe_url
 from ingest_workers.models import SourceSpec
 from ingest_workers.sources import SourceContext
@@ -105,10 +105,32 @@ def test_other_4xx_are_permanent_and_not_retried(server: Scripted, status: int) 
     assert "sekrit" not in str(caught.value)
 
 
-def test_a_body_that_is_not_json_is_permanent(server: Scripted) -> None:
-    server.script = [(200, {"Content-Type": "text/html"}, b"<html>")]
-    with pytest.raises(PermanentError, match="not JSON"):
-        client([], [], []).get_json(url(server))
+@pytest.mark.parametrize(("content_type", "body", "reason"), [
+    ("application/json", b'{"items": [1, 2', "the body is not JSON"),
+    ("application/json", b'[' * 3000 + b']' * 3000, "the body is JSON nested too deeply"),
+    ("text/html", b"<html>502 Bad Gateway</html>", "content type 'text/html' is not JSON"),
+    ("application/json", b'{"items": [' + b'"x",' * 3000 + b'"x"]}', "response over the size cap (10000 bytes)"),
+])
+def test_an_unreadable_body_is_retried_then_reported_with_its_reason(
+        server: Scripted, content_type: str, body: bytes, reason: str) -> None:
+    server.script = [(200, {"Content-Type": content_type}, body)]
+    client = HttpClient(make_session(), (2, 2), RetryPolicy(max_attempts=2, initial_backoff=0.01),
+                        sleep=lambda seconds: None, max_body_bytes=10_000)
+    with pytest.raises(UnreadableBody) as caught:
+        client.get_json(url(server))
+    assert caught.value.reason == reason
+    assert len(server.requests) == 2
+    assert isinstance(caught.value, TransientError)
+
+
+def test_invalid_utf8_is_replaced_and_the_page_kept(server: Scripted) -> None:
+    server.script = [(200, {"Content-Type": "application/json"}, b'{"items": ["ok", "bad \xff byte"]}')]
+    assert client([], [], []).get_json(url(server)) == {"items": ["ok", "bad \ufffd byte"]}
+
+
+def test_an_unreadable_body_that_passes_on_retry_is_used(server: Scripted) -> None:
+    server.script = [(200, {"Content-Type": "text/html"}, b"<html>"), OK]
+    assert client([], [], []).get_json(url(server)) == {"items": [1]}
 
 
 def test_connection_refused_is_transient() -> None:
@@ -149,7 +171,8 @@ def test_link_pagination_never_sends_the_token_to_another_host(server: Scripted)
 
 
 def test_a_cursor_token_served_twice_stops_the_source(server: Scripted) -> None:
-    server.script = [(200, {}, json.dumps({"items": [1], "next_cursor": "same"}).encode())]
+    body = json.dumps({"items": [1], "next_cursor": "same"}).encode()
+    server.script = [(200, {"Content-Type": "application/json"}, body)]
     spec = SourceSpec(name="s", kind="http_json", domain="quotes", url=url(server), pagination="cursor")
     with pytest.raises(PermanentError, match="cursor token twice"):
         list(HttpJsonSource(spec, SourceContext(client([], [], []))).stream())

@@ -1,0 +1,30 @@
+"""The chaos run, small: source faults, SIGKILLed workers and a PostgreSQL outage, and
+still every served record is loaded once or rejected with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from ingest_workers.chaos import ChaosPlan, run_chaos
+from ingest_workers.devservices import Services
+from ingest_workers.mock_faults import FaultConfig
+
+pytestmark = pytest.mark.integration
+
+
+def test_nothing_is_lost_or_duplicated_under_faults_kills_and_a_postgres_outage(
+        services: Services, redis_client: redis.Redis, tmp_path: Path) -> None:
+    plan = ChaosPlan(sources=4, records=1500, page_size=200, workers=3, rate_limit=20,
+                     faults=FaultConfig(error=0.2, throttle=0.1, malformed=0.05, drop=0.02, retry_after=1),
+                     kill_every=4, pg_outage_at=5, pg_outage=6, timeout=100, seed=4)
+    lines: list[str] = []
+    result = run_chaos(plan, services.redis_url, services.database_url, tmp_path, log=lines.append)
+    print(result.line())
+    assert result.ok, result.line()
+    assert (result.lost, result.duplicated, result.without_reason) == (0, 0, 0)
+    assert result.loaded + result.rejected == result.served == 6000
+    assert result.kills >= 1 and result.pg_cut_seconds >= 6  # the chaos really happened
+    assert sum(result.faults.values()) > 0

@@ -1,0 +1,91 @@
+"""Security: workers refuse pickled jobs, and planted secrets never show in logs,
+command output, the summary or the metrics."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2.extensions
+import pytest
+import redis
+from prometheus_client import generate_latest
+from rq import Queue
+
+from ingest_workers.config import Settings
+from ingest_workers.devservices import Services
+from ingest_workers.fleet import WorkerFleet
+from ingest_workers.metrics_server import make_registry
+from ingest_workers.mock_sources import MockConfig, MockServer
+from ingest_workers.workerpool import worker_command, worker_env
+
+pytestmark = pytest.mark.integration
+TOKEN = "planted-token-7f3a9c"
+DB_PASSWORD = "planted-dbpass-51be0d"
+URL_KEY = "planted-urlkey-c2e8"
+
+
+def test_a_worker_refuses_a_pickled_job(redis_client: redis.Redis, settings: Settings, tmp_path: Path) -> None:
+    marker = tmp_path / "the-pickled-job-ran"
+    pickled = Queue(settings.queue, connection=redis_client)  # RQ's default serializer: pickle
+    pickled.enqueue_call("os.mkdir", args=(str(marker),), job_id="pickled")
+    fleet = WorkerFleet(lambda name: worker_command(settings, name), worker_env(settings, os.environ),
+                        tmp_path / "workers.log")
+    fleet.start(1)
+    try:
+        deadline = time.monotonic() + 20
+        while redis_client.hget("rq:job:pickled", "status") != b"failed":
+            assert time.monotonic() < deadline, "the worker never dealt with the pickled job"
+            time.sleep(0.1)
+        assert fleet.workers[0].poll() is None  # it refused the job and lives on
+    finally:
+        fleet.close()
+    assert not marker.exists()
+    assert "DeserializationError" in (tmp_path / "workers.log").read_text()
+
+
+def test_planted_secrets_never_leak(services: Services, redis_client: redis.Redis,
+                                    pg: psycopg2.extensions.connection, mock_server: MockServer,
+                                    tmp_path: Path) -> None:
+    mock_server.config = MockConfig(records=300)
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f"""
+[sources.shop_secret]
+kind = "http_json"
+domain = "products"
+url = "{mock_server.url}/products"
+auth_env = "SHOP_TOKEN"
+fields = {{ product_id = "id", name = "title" }}
+
+[sources.shop_broken]
+kind = "http_json"
+domain = "products"
+url = "{mock_server.url}/missing?api_key={URL_KEY}"
+""", encoding="utf-8")
+    database_url = services.database_url.replace("postgres@", f"postgres:{DB_PASSWORD}@")  # trust auth ignores it
+    assert DB_PASSWORD in database_url
+    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": database_url, "SHOP_TOKEN": TOKEN,
+           "INGEST_QUEUE": "ingest-secret-test", "INGEST_JOB_RETRIES": "0"}
+    run = subprocess.run([sys.executable, "-m", "ingest_workers", "--catalog", str(catalog), "run",
+                          "--workers", "2", "--timeout", "60"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr  # shop_broken fails (404): its error is printed
+    assert "HTTP 404" in run.stdout + run.stderr + (tmp_path / "out" / "workers.log").read_text()
+
+    failed = subprocess.run([sys.executable, "-m", "ingest_workers", "failed", "list"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    metrics = generate_latest(make_registry(redis_client)).decode()
+    captured = {
+        "stdout": run.stdout, "stderr": run.stderr,
+        "workers.log": (tmp_path / "out" / "workers.log").read_text(),
+        "summary.json": (tmp_path / "out" / "summary.json").read_text(),
+        "failed list": failed.stdout + failed.stderr,
+        "metrics": metrics,
+    }
+    assert "shop_secret" in metrics and "shop_broken" in captured["failed list"]
+    for where, text in captured.items():
+        for secret in (TOKEN, DB_PASSWORD, URL_KEY):
+            assert secret not in text, f"{secret} leaked into {where}"

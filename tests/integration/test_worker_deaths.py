@@ -1,0 +1,107 @@
+"""Workers killed with SIGKILL mid-job: the job runs again elsewhere within the configured
+deadline, and a job that keeps killing its worker is quarantined with its reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+from rq import Callback, Retry
+
+from ingest_workers.cli import main
+from ingest_workers.config import Settings
+from ingest_workers.fleet import WorkerFleet
+from ingest_workers.producer import make_queue
+from ingest_workers.quarantine import deaths
+from ingest_workers.workerpool import worker_command, worker_env
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    # Taken over within 3 * 1 + max(2, 17 - 15) = 5 seconds.
+    return dataclasses.replace(settings, job_monitoring_interval=1, maintenance_interval=2, worker_ttl=17)
+
+
+@pytest.fixture
+def fleet(fast_settings: Settings, tmp_path: Path) -> Iterator[WorkerFleet]:
+    fleet = WorkerFleet(lambda name: worker_command(fast_settings, name), worker_env(fast_settings, os.environ),
+                        tmp_path / "workers.log")
+    yield fleet
+    fleet.close()
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def enqueue(client: redis.Redis, settings: Settings, func: str, args: tuple[object, ...], job_id: str,
+            max_kills: int = 3) -> None:
+    make_queue(client, settings).enqueue_call(
+        func, args=args, job_id=job_id, timeout=120, retry=Retry(max=1),
+        on_failure=Callback("ingest_workers.jobs.on_failure"),
+        meta={"source": "shop", "run_id": "run-1", "max_kills": max_kills})
+
+
+def test_a_job_whose_whole_worker_died_runs_again_elsewhere_within_the_deadline(
+        redis_client: redis.Redis, fast_settings: Settings, fleet: WorkerFleet) -> None:
+    queue = make_queue(redis_client, fast_settings)
+    fleet.start(1)
+    enqueue(redis_client, fast_settings, "time.sleep", (30,), "sleepy")
+    wait_until(lambda: queue.fetch_job("sleepy").get_status() == "started", 20, "the job to start")
+    first_worker = queue.fetch_job("sleepy").worker_name
+    fleet.start(1)  # the survivor
+    fleet.kill_worker(fleet.workers[0])  # worker and horse: nobody is left to report the job
+    killed_at = time.monotonic()
+
+    def running_elsewhere() -> bool:
+        job = queue.fetch_job("sleepy")
+        return job.get_status() == "started" and job.worker_name != first_worker
+
+    wait_until(running_elsewhere, 20, "another worker to take the job over")
+    taken_over_after = time.monotonic() - killed_at
+    assert taken_over_after < 5 + 4  # the deadline, plus a scheduler tick and process start-up
+    assert deaths(redis_client, "sleepy") == 1
+    for worker in list(fleet.workers):
+        fleet.kill_worker(worker)  # rather than wait for the 30 s job to end
+
+
+def test_a_job_that_kills_its_worker_is_quarantined_then_listed_retried_and_purged(
+        redis_client: redis.Redis, fast_settings: Settings, fleet: WorkerFleet, pg: object) -> None:
+    queue = make_queue(redis_client, fast_settings)
+    fleet.start(1)
+    enqueue(redis_client, fast_settings, "os.abort", (), "killer", max_kills=2)
+    wait_until(lambda: queue.fetch_job("killer").get_status() == "failed", 30, "the job to be quarantined")
+    job = queue.fetch_job("killer")
+    assert deaths(redis_client, "killer") == 2
+    assert job.meta["quarantined"] == "quarantined: its worker died 2 times without progress (max_kills=2)"
+    assert fleet.workers[0].poll() is None  # the worker itself survived both deaths of its horse
+
+    env = {"REDIS_URL": fast_settings.redis_url, "DATABASE_URL": fast_settings.database_url,
+           "INGEST_QUEUE": fast_settings.queue}
+    runner = CliRunner()
+    listed = runner.invoke(main, ["failed", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "killer" in listed.output and "shop" in listed.output and "died 2 times" in listed.output
+
+    retried = runner.invoke(main, ["failed", "retry", "killer"], env=env)
+    assert retried.exit_code == 0 and "requeued killer" in retried.output
+    wait_until(lambda: queue.fetch_job("killer").get_status() == "failed", 30, "the job to fail again")
+    assert deaths(redis_client, "killer") == 2  # counted afresh after the retry
+
+    unknown = runner.invoke(main, ["failed", "retry", "nope"], env=env)
+    assert unknown.exit_code != 0 and "not among the failed jobs: nope" in unknown.output
+    purged = runner.invoke(main, ["failed", "purge", "--yes"], env=env)
+    assert purged.exit_code == 0 and "purged 1 failed jobs" in purged.output
+    assert runner.invoke(main, ["failed", "list"], env=env).output.strip() == "no failed jobs"
