@@ -72,7 +72,15 @@ def _retry_words(source: str, error: str, delay: float) -> str:
     if status := re.search(r"HTTP (5\d\d)", error):
         return (f"{source}: the source answered {status[1]} (a server error); trying again in {delay:.1f}s "
                 "(each wait longer than the last)")
+    for cause, words in _CAUSES.items():
+        if cause in error:
+            return f"{source}: {words}; trying again in {delay:.1f}s"
     return f"{source}: {error}; trying again in {delay:.1f}s"
+
+
+_CAUSES = {"ChunkedEncodingError": "the connection broke in the middle of a page",
+           "ConnectionError": "the connection broke", "Timeout": "no answer in time",
+           "not JSON": "the page came back cut short (not valid JSON)"}
 
 
 BREAKER_WORDS = {

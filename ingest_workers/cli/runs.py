@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .. import resources
+from .. import faultdemo, resources
 from ..config import Settings, load_settings
 from ..connections import connect_postgres, connect_redis
 from ..devservices import ensure_services
 from ..domains import DOMAINS
 from ..errors import ConfigError
 from ..localrun import STOPPED, run_inline, stop_unfinished
-from ..mock_sources import MockConfig, MockServer
+from ..mock_sources import MockServer
 from ..models import SourceSpec
 from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id
 from ..runs import JobHistory
@@ -184,27 +186,67 @@ def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: 
               help="Port of the mock source (0: any free port).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".state"),
               show_default=True, help="Where embedded Redis/PostgreSQL keep their files, when they are needed.")
+@click.option("--faults", is_flag=True,
+              help="The resilience demo: healthy sources next to one that fails hard, one rate-limited with "
+                   "429s and a flaky one, told in plain words as it happens.")
 @click.pass_obj
-def demo(app: App, records: int, workers: int, worker_class: str | None, port: int, state_dir: Path) -> None:
+def demo(app: App, records: int, workers: int, worker_class: str | None, port: int, state_dir: Path,
+         faults: bool) -> None:
     """The whole system on this machine: services (embedded if none answer), schema,
     mock source, workers, one run of every source, and its summary."""
     base = load_settings(app.flags, app.env)
     with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo) as services:
-        try:
-            server = MockServer("127.0.0.1", port, MockConfig(records=records))
-        except OSError as exc:
-            raise ConfigError(f"cannot serve the mock source on 127.0.0.1:{port} ({exc.strerror}); "
-                              "pass --port 0 for any free port") from None
-        server.start_in_thread()
-        click.echo(f"mock sources: {records} records per feed at {server.url}")
         app.flags.update(redis_url=services.redis_url, database_url=services.database_url)
-        app.env["INGEST_MOCK_URL"] = server.url
-        app.env["INGEST_SYNTHETIC_RECORDS"] = str(records)
-        try:
+        if faults:
+            app.flags.update(faultdemo.SETTINGS)
+        with ExitStack() as stack:
+            try:
+                healthy, faulty = stack.enter_context(
+                    faultdemo.mock_servers(records, port, faultdemo.FAULTY if faults else ()))
+            except OSError as exc:
+                raise ConfigError(f"cannot serve the mock source on 127.0.0.1:{port} ({exc.strerror}); "
+                                  "pass --port 0 for any free port") from None
+            click.echo(f"mock sources: {records} records per feed at {healthy.url}")
+            app.env["INGEST_MOCK_URL"] = healthy.url
+            app.env["INGEST_SYNTHETIC_RECORDS"] = str(records)
             applied = apply_migrations(app.settings)
             click.echo(f"schema: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
-            ok = run_locally(app, "all", workers, worker_class, None, Path("out/summary.json"))
-        finally:
-            server.shutdown()
-            server.server_close()
+            if faults:
+                ok = fault_demo(app, workers, worker_class, healthy.url, faulty, Path("out/summary.json"))
+            else:
+                ok = run_locally(app, "all", workers, worker_class, None, Path("out/summary.json"))
     sys.exit(0 if ok else 1)
+
+
+def fault_demo(app: App, workers: int, worker_class: str | None, healthy_url: str,
+               servers: dict[str, MockServer], out: Path) -> bool:
+    """Run the healthy and faulty sources on local workers, narrating; True if every source but
+    the one that fails hard succeeded (the demo went as designed)."""
+    specs = faultdemo.demo_specs(app.catalog, healthy_url, servers)
+    settings = app.settings
+    client = connect_redis(settings.redis_url)
+    queue = make_queue(client, settings)
+    records = RecordProgress(client, [spec.name for spec in specs])
+    run_id, log_path, started = new_run_id(), out.parent / "workers.log", time.monotonic()
+    workers = max(workers, len(faultdemo.FAULTY) + 1)  # the faulty sources mostly wait: no core is idle
+
+    def say(words: str) -> None:
+        click.echo(f"[{time.monotonic() - started:5.1f}s] {words}")
+
+    for words in faultdemo.introduction(settings):
+        say(words)
+    with local_workers(settings, workers, app.env, log_path, worker_class) as processes:
+        enqueued = enqueue_run(queue, settings, specs, run_id)
+        say(f"run {run_id}: {len(enqueued)} jobs on {workers} workers (their own log: {log_path})")
+        state = faultdemo.tell_run(queue, enqueued, log_path, servers, say)
+        unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total else {}
+        if unfinished:
+            stop_workers(processes, timeout=10)
+            _record_stopped(settings, specs, enqueued, unfinished, "the demo stopped waiting for it")
+    _report(settings, run_id, enqueued, records, unfinished, "the demo stopped waiting for it", out)
+    document = json.loads(out.read_text(encoding="utf-8"))
+    others = {name: s for name, s in document["sources"].items() if name != faultdemo.DOWN}
+    healthy = [name for name, s in others.items() if s["failed_jobs"] == 0 and name not in document["unfinished"]]
+    say(f"{len(healthy)} of {len(others)} other sources finished despite the faults ({', '.join(healthy)}); "
+        f"{faultdemo.DOWN} is {document['sources'].get(faultdemo.DOWN, {}).get('health', 'not run')}")
+    return len(healthy) == len(others) == len(specs) - 1

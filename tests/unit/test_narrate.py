@@ -19,7 +19,9 @@ def test_log_lines_in_plain_words() -> None:
     assert "'too many requests' (429); waiting 2.0s as it asks" in describe_log_line(
         line("source shop_slow: GET http://127.0.0.1:9/v2/catalog: HTTP 429; retrying in 2.0s"))
     assert describe_log_line(line("source shop_flaky: GET http://127.0.0.1:9/x: ConnectionError; retrying in 0.6s")) \
-        == "shop_flaky: ConnectionError; trying again in 0.6s"
+        == "shop_flaky: the connection broke; trying again in 0.6s"
+    assert describe_log_line(line("source shop_flaky: GET http://h/x: the body is not JSON; retrying in 1.4s")) \
+        == "shop_flaky: the page came back cut short (not valid JSON); trying again in 1.4s"
     deferred = describe_log_line(line("job r-shop_down: source shop_down: circuit open; next try in 4.2s; "
                                       "deferring after {'fetched': 0, 'rejected': 0, 'duplicate': 0, 'loaded': 0}"))
     assert deferred.startswith("shop_down: circuit open, so the job does not call the source") and "in 4s" in deferred
