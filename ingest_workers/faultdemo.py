@@ -26,11 +26,13 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import psycopg2.extensions
 from rq.queue import Queue
 
 from .breaker import BREAKER_PREFIX
 from .catalog import Catalog
 from .config import Settings
+from .connections import postgres_errors
 from .mock_faults import FaultConfig, FaultInjector
 from .mock_sources import MockConfig, MockServer
 from .models import SourceSpec
@@ -152,3 +154,12 @@ def tell_run(queue: Queue, enqueued: Sequence[Enqueued], log_path: Path, servers
             say(f"every other source is done, and {DOWN} is still down: the demo stops waiting for it")
             return state
         time.sleep(poll)
+
+
+def unreadable_pages(conn: psycopg2.extensions.connection, run_id: str) -> list[str]:
+    """Plain words for each page of the run that stayed unreadable (rejected whole, with its reason)."""
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute("SELECT source, reason FROM rejected_records WHERE run_id = %s AND stage = 'fetch' "
+                    "ORDER BY rejected_at", (run_id,))
+        return [f"{source}: {reason} after every try: the page is in rejected_records with that reason "
+                "(to fetch again later), and paging went on" for source, reason in cur.fetchall()]

@@ -243,6 +243,12 @@ def fault_demo(app: App, workers: int, worker_class: str | None, healthy_url: st
         if unfinished:
             stop_workers(processes, timeout=10)
             _record_stopped(settings, specs, enqueued, unfinished, "the demo stopped waiting for it")
+    conn = connect_postgres(settings.database_url)
+    try:
+        for words in faultdemo.unreadable_pages(conn, run_id):
+            say(words)
+    finally:
+        conn.close()
     _report(settings, run_id, enqueued, records, unfinished, "the demo stopped waiting for it", out)
     document = json.loads(out.read_text(encoding="utf-8"))
     others = {name: s for name, s in document["sources"].items() if name != faultdemo.DOWN}
