@@ -21,11 +21,12 @@ from .stage_registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
+QUEUE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
-_TEXT_FIELDS = {"kind", "domain", "url", "records_path", "pagination", "page_param", "page_size_param", "offset_param",
-                "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field", "since_param",
-                "until_param"}
+_TEXT_FIELDS = {"kind", "domain", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
+                "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
+                "since_param", "until_param"}
 _TABLE_FIELDS = {"fields", "constants", "options"}
 
 
@@ -91,6 +92,9 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> 
     page_size = values.get("page_size", SourceSpec.page_size)
     if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
         raise ConfigError(f"{where} key 'page_size': expected a whole number above 0, got {page_size!r}")
+    queue = values.get("queue")
+    if queue is not None and not QUEUE_PATTERN.fullmatch(queue):
+        raise ConfigError(f"{where} key 'queue': use letters, digits, '-', '_' or '.', got {queue!r}")
     interval = values.get("interval_seconds")
     if interval is not None and (not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0):
         raise ConfigError(f"{where} key 'interval_seconds': expected a whole number of seconds above 0, "

@@ -37,6 +37,7 @@ class SourceSpec:
     options: dict[str, Any] = field(default_factory=dict)  # settings of the source kind (csv, synthetic, plugins)
     interval_seconds: int | None = None  # `ingest schedule` runs the source this often; None: never
     rate_limit: float = 5.0  # requests/second to this source, all workers together (0: unlimited)
+    queue: str | None = None  # an RQ queue of its own (e.g. for heavy sources); None: the settings' queue
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

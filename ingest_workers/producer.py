@@ -120,10 +120,16 @@ def check_windowable(spec: SourceSpec) -> None:
 
 
 def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
-    """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip."""
+    """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip per queue
+    (``queue``, or the source's own ``queue`` from the catalog)."""
     enqueued, datas = claim_jobs(queue, settings, run_id, plans)
-    if datas:
-        queue.enqueue_many(datas)
+    queue_of = {plan.job_id: plan.spec.queue or queue.name for plan in plans}
+    by_queue: dict[str, list[EnqueueData]] = {}
+    for data in datas:
+        by_queue.setdefault(queue_of[data.job_id], []).append(data)
+    for name, queued in by_queue.items():
+        target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer)
+        target.enqueue_many(queued)
     return enqueued
 
 
@@ -167,6 +173,11 @@ def retry_intervals(settings: Settings) -> list[int]:
         raise ConfigError(f"job_retry_intervals: expected whole seconds separated by commas, such as 5,30,120; "
                           f"got {settings.job_retry_intervals!r}")
     return intervals
+
+
+def queues_of(settings: Settings, specs: Sequence[SourceSpec]) -> list[str]:
+    """The queues jobs of ``specs`` go to: the settings' queue, then the sources' own."""
+    return list(dict.fromkeys([settings.queue, *(spec.queue for spec in specs if spec.queue)]))
 
 
 def _utc(moment: datetime) -> datetime:

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -22,7 +22,8 @@ Process = subprocess.Popen[bytes]
 DEFAULT_WORKER_CLASS = "ingest_workers.worker.IngestWorker"
 
 
-def worker_command(settings: Settings, name: str, worker_class: str | None = None) -> list[str]:
+def worker_command(settings: Settings, name: str, worker_class: str | None = None,
+                   queues: Sequence[str] = ()) -> list[str]:
     """``rq worker`` with the JSON serializer, the scheduler that runs delayed retries and
     deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.worker`)."""
     return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
@@ -31,7 +32,7 @@ def worker_command(settings: Settings, name: str, worker_class: str | None = Non
             "--queue-class", "ingest_workers.worker.IngestQueue",
             "--job-monitoring-interval", str(settings.job_monitoring_interval),
             "--maintenance-interval", str(settings.maintenance_interval),
-            "--worker-ttl", str(settings.worker_ttl), settings.queue]
+            "--worker-ttl", str(settings.worker_ttl), *(queues or [settings.queue])]
 
 
 def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -48,15 +49,16 @@ def worker_name(index: int) -> str:
 
 
 def start_worker(settings: Settings, index: int, env: Mapping[str, str], log: IO[bytes] | None,
-                 worker_class: str | None = None) -> Process:
-    """One ``rq worker``; its output goes to ``log`` (None: this process's stdout and stderr).
+                 worker_class: str | None = None, queues: Sequence[str] = ()) -> Process:
+    """One ``rq worker`` on ``queues`` (in priority order; default: the settings' queue); its
+    output goes to ``log`` (None: this process's stdout and stderr).
 
     It gets a session of its own: a signal sent to our process group (Ctrl+C in a
     terminal, a process manager's killpg) would otherwise also reach the worker's
     job child directly and kill the job mid-batch; instead :func:`stop_workers`
     gives each worker RQ's warm shutdown.
     """
-    return subprocess.Popen(worker_command(settings, worker_name(index), worker_class),
+    return subprocess.Popen(worker_command(settings, worker_name(index), worker_class, queues),
                             env=worker_env(settings, env), stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
 
@@ -76,11 +78,12 @@ def stop_workers(processes: list[Process], timeout: float = 30.0) -> None:
 
 @contextmanager
 def local_workers(settings: Settings, count: int, env: Mapping[str, str], log_path: Path,
-                  worker_class: str | None = None, stop_timeout: float = 30.0) -> Iterator[list[Process]]:
-    """Run ``count`` workers for the duration of the block, their output appended to ``log_path``."""
+                  worker_class: str | None = None, stop_timeout: float = 30.0,
+                  queues: Sequence[str] = ()) -> Iterator[list[Process]]:
+    """Run ``count`` workers on ``queues`` for the duration of the block, their output appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        processes = [start_worker(settings, i, env, log, worker_class) for i in range(count)]
+        processes = [start_worker(settings, i, env, log, worker_class, queues) for i in range(count)]
         try:
             yield processes
         finally:

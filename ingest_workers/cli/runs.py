@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..localrun import STOPPED, run_inline, stop_unfinished
 from ..mock_sources import MockServer
 from ..models import SourceSpec
-from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id
+from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id, queues_of
 from ..runs import JobHistory
 from ..watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
 from ..workerpool import local_workers, stop_workers
@@ -107,7 +107,8 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
             enqueued, unfinished = run_inline(queue, settings, specs, run_id, deadline, on_job)
     else:
         queue = make_queue(client, settings)
-        with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class) as processes:
+        with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class,
+                           queues=queues_of(settings, specs)) as processes:
             enqueued = enqueue_run(queue, settings, specs, run_id)
             click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
                        f"{out.parent / 'workers.log'}")
@@ -235,7 +236,8 @@ def fault_demo(app: App, workers: int, worker_class: str | None, healthy_url: st
 
     for words in faultdemo.introduction(settings):
         say(words)
-    with local_workers(settings, workers, app.env, log_path, worker_class) as processes:
+    with local_workers(settings, workers, app.env, log_path, worker_class,
+                       queues=queues_of(settings, specs)) as processes:
         enqueued = enqueue_run(queue, settings, specs, run_id)
         say(f"run {run_id}: {len(enqueued)} jobs on {workers} workers (their own log: {log_path})")
         state = faultdemo.tell_run(queue, enqueued, log_path, servers, say)

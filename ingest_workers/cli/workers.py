@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 @click.option("--count", type=click.IntRange(min=1), envvar="WORKERS", default=os.cpu_count() or 1,
               show_default="cores", help="Worker processes. [env: WORKERS]")
 @click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
+@click.option("--queues", envvar="WORKER_QUEUES", help="Queues to work on, highest priority first, separated by "
+              "commas (default: INGEST_QUEUE; add the catalog's per-source queues). [env: WORKER_QUEUES]")
 @click.pass_obj
-def workers(app: App, count: int, worker_class: str | None) -> None:
+def workers(app: App, count: int, worker_class: str | None, queues: str | None) -> None:
     """Run COUNT `rq worker` processes until SIGTERM or SIGINT, restarting any that die.
 
     Each is exactly `rq worker --serializer json --with-scheduler --name HOST.PID.N
@@ -29,18 +31,19 @@ def workers(app: App, count: int, worker_class: str | None) -> None:
     hand finishes).
     """
     settings = app.settings
+    names = [name.strip() for name in (queues or settings.queue).split(",") if name.strip()]
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    log.info("starting %d x %s", count, " ".join(worker_command(settings, worker_name(0), worker_class)))
+    log.info("starting %d x %s", count, " ".join(worker_command(settings, worker_name(0), worker_class, names)))
     # A new name for every start: RQ refuses a name whose dead owner is still registered.
     numbers = itertools.count()
-    processes = [start_worker(settings, next(numbers), app.env, None, worker_class) for _ in range(count)]
+    processes = [start_worker(settings, next(numbers), app.env, None, worker_class, names) for _ in range(count)]
     try:
         while not stop.wait(1.0):
             for slot, process in enumerate(processes):
                 if process.poll() is not None:
                     log.warning("a worker exited with status %s; starting another", process.returncode)
-                    processes[slot] = start_worker(settings, next(numbers), app.env, None, worker_class)
+                    processes[slot] = start_worker(settings, next(numbers), app.env, None, worker_class, names)
     finally:
         stop_workers(processes)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from ingest_workers.cli import main
 from ingest_workers.config import Settings
 from ingest_workers.devservices import Services
+from ingest_workers.mock_sources import MockServer, count_invalid
 from tests.helpers import DEFAULT_SOURCES, DOMAIN_TABLES, expected_refused, scalar, write_catalog
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
@@ -110,3 +111,22 @@ def test_demo_loads_every_domain_once_and_a_rerun_loads_nothing(
                                                                                             records)
     assert scalar(pg, "SELECT count(*) FROM products") == sum(
         records - expected_refused(s, records) for s, (d, _) in DEFAULT_SOURCES.items() if d == "products")
+
+
+def test_run_works_every_queue_its_sources_use(
+    services: Services, pg: psycopg2.extensions.connection, settings: Settings, redis_client: object,
+    mock_server: MockServer, tmp_path: Path,
+) -> None:
+    url = f"{mock_server.url}/products"
+    catalog = write_catalog(tmp_path / "c.toml", url, name="light",
+                            extra=f'\n[sources.heavy]\nkind = "http_json"\ndomain = "products"\nurl = "{url}"\n'
+                                  'queue = "ingest-test-heavy"\nfields = { product_id = "id", name = "title" }\n')
+    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
+           "INGEST_QUEUE": "ingest-test-light"}
+    result = subprocess.run([sys.executable, "-m", "ingest_workers", "--catalog", str(catalog), "run", "--workers",
+                             "1", "--timeout", "120"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    valid = mock_server.config.records - count_invalid(mock_server.config.records, 97)
+    for source in ("light", "heavy"):
+        assert scalar(pg, "SELECT count(*) FROM products WHERE source = %s", source) == valid

@@ -5,37 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg2.extensions
-import pytest
 import redis
 import requests
 
 from ingest_workers.devservices import Services
 from ingest_workers.mock_sources import count_invalid
-from tests.helpers import scalar
+from tests.helpers import free_port, scalar, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 3000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def group_alive(pgid: int) -> bool:
@@ -67,7 +50,7 @@ def test_procfile_runs_every_role_and_stops_cleanly(
     honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"], env=env,
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_until(lambda: redis_client.scard("rq:workers:procfile-test") == 2, 30, "two workers")
+        wait_until(lambda: redis_client.scard("rq:workers:procfile-test") == 2, 30)
 
         def metrics_up() -> bool:
             try:
@@ -75,7 +58,7 @@ def test_procfile_runs_every_role_and_stops_cleanly(
             except requests.ConnectionError:
                 return False
 
-        wait_until(metrics_up, 30, "the metrics server")
+        wait_until(metrics_up, 30)
         enqueue = subprocess.run([sys.executable, "-m", "ingest_workers", "enqueue", "--sources", "all", "--wait",
                                   "--timeout", "60"], env=env, cwd=tmp_path, capture_output=True, text=True,
                                  timeout=90)
@@ -88,6 +71,6 @@ def test_procfile_runs_every_role_and_stops_cleanly(
         output = honcho.communicate(timeout=60)[0].decode()
     for role in ("worker", "scheduler", "metrics", "mock"):
         assert f"{role}.1 stopped (rc=0)" in output, output
-    wait_until(lambda: not group_alive(honcho.pid), 10, "every process of the Procfile to exit")
-    wait_until(lambda: not any(pid_alive(pid) for pid in worker_pids), 10, "the rq workers to exit")
+    wait_until(lambda: not group_alive(honcho.pid), 10)
+    wait_until(lambda: not any(pid_alive(pid) for pid in worker_pids), 10)
     assert redis_client.scard("rq:workers:procfile-test") == 0  # warm shutdown deregistered them

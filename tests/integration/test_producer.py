@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
+from dataclasses import replace
 
 import pytest
 import redis
@@ -13,7 +14,7 @@ from rq.job import Job
 from ingest_workers.config import Settings
 from ingest_workers.errors import ConfigError
 from ingest_workers.models import SourceSpec
-from ingest_workers.producer import enqueue_run, make_queue, new_run_id
+from ingest_workers.producer import enqueue_run, make_queue, new_run_id, queues_of
 
 SPECS = [SourceSpec(name=n, kind="http_json", domain="products", url=f"http://127.0.0.1:1/{n}") for n in ("a", "b")]
 
@@ -58,3 +59,13 @@ def test_retry_intervals_come_from_the_settings(redis_client: redis.Redis, setti
     with pytest.raises(ConfigError, match="job_retry_intervals: expected whole seconds"):
         enqueue_run(queue, dataclasses.replace(settings, job_retry_intervals="soon"), SPECS[1:], "run-1")
     assert enqueue_run(queue, settings, SPECS[1:], "run-1")[0].created  # nothing was claimed by the failure
+
+
+def test_a_source_with_its_own_queue_is_enqueued_there(redis_client: redis.Redis, settings: Settings) -> None:
+    heavy = SourceSpec(name="heavy", kind="http_json", domain="products", url="http://127.0.0.1:1/h",
+                       queue="ingest-test-heavy")
+    queue = make_queue(redis_client, settings)
+    enqueue_run(queue, settings, [SPECS[0], heavy], "run-1")
+    assert queue.job_ids == ["run-1-a"]
+    assert make_queue(redis_client, replace(settings, queue="ingest-test-heavy")).job_ids == ["run-1-heavy"]
+    assert queues_of(settings, [SPECS[0], heavy, heavy]) == [settings.queue, "ingest-test-heavy"]

@@ -63,8 +63,13 @@ def test_the_burst_lets_the_first_requests_through_at_once(redis_client: redis.R
     assert len(waits) == 1 and 0.3 < waits[0] <= 0.5
 
 
+# Long enough that the circuit is still open when the last of the spawned processes reports
+# (starting interpreters on a busy machine takes seconds); the test waits it out once.
+COOLDOWN = 5.0
+
+
 def fail_once(url: str, out: multiprocessing.Queue) -> None:
-    breaker = CircuitBreaker(redis.Redis.from_url(url), BreakerPolicy(failures=3, cooldown=1.0, probe_timeout=5))
+    breaker = CircuitBreaker(redis.Redis.from_url(url), BreakerPolicy(failures=3, cooldown=COOLDOWN, probe_timeout=5))
 
     def request() -> None:
         raise TransientError("HTTP 503")
@@ -78,7 +83,7 @@ def fail_once(url: str, out: multiprocessing.Queue) -> None:
 
 
 def probe(url: str, out: multiprocessing.Queue) -> None:
-    breaker = CircuitBreaker(redis.Redis.from_url(url), BreakerPolicy(failures=3, cooldown=1.0, probe_timeout=5))
+    breaker = CircuitBreaker(redis.Redis.from_url(url), BreakerPolicy(failures=3, cooldown=COOLDOWN, probe_timeout=5))
     try:
         breaker.check("shop")
         out.put("probe")
@@ -96,14 +101,14 @@ def test_the_breaker_opens_for_every_process_lets_one_probe_and_closes(redis_cli
     outcomes = run_processes(fail_once, (url,), 5)
     # The first three failures open it; whoever came later was deferred without calling the source.
     assert outcomes.count("failed") >= 3
-    breaker = CircuitBreaker(redis_client, BreakerPolicy(failures=3, cooldown=1.0, probe_timeout=5))
+    breaker = CircuitBreaker(redis_client, BreakerPolicy(failures=3, cooldown=COOLDOWN, probe_timeout=5))
     assert breaker.state("shop") == "open"
     breaker.check("other_shop")  # other sources keep flowing
     with pytest.raises(CircuitOpen) as caught:
         breaker.check("shop")
-    assert 0 < caught.value.retry_after <= 1.0
+    assert 0 < caught.value.retry_after <= COOLDOWN
 
-    time.sleep(1.1)  # the cool-down (the test waits; a worker would have deferred its job)
+    time.sleep(caught.value.retry_after + 0.1)  # the cool-down (a worker would have deferred its job)
     assert sorted(run_processes(probe, (url,), 4)) == ["deferred", "deferred", "deferred", "probe"]
     assert breaker.state("shop") == "half_open"
     breaker.record_success("shop")
@@ -113,11 +118,11 @@ def test_the_breaker_opens_for_every_process_lets_one_probe_and_closes(redis_cli
 
 def test_a_failed_probe_opens_the_circuit_again(redis_client: redis.Redis) -> None:
     states: list[tuple[str, str]] = []
-    breaker = CircuitBreaker(redis_client, BreakerPolicy(failures=2, cooldown=0.2, probe_timeout=5),
+    breaker = CircuitBreaker(redis_client, BreakerPolicy(failures=2, cooldown=2.0, probe_timeout=5),
                              on_state=lambda source, state: states.append((source, state)))
     for _ in range(2):
         breaker.record_failure("shop")
-    time.sleep(0.25)
+    time.sleep(2.05)
     breaker.check("shop")  # the probe
     breaker.record_failure("shop")
     with pytest.raises(CircuitOpen):
