@@ -30,12 +30,15 @@ class Settings:
     batch_size: int = 1000  # records per load transaction
     job_timeout: int = 1800  # seconds one fetch job may run
     job_retries: int = field(default=3, metadata={"minimum": 0})  # RQ re-runs of a transiently failed job
+    job_retry_intervals: str = "5,30,120"  # seconds before each re-run (RQ repeats the first when short)
     result_ttl: int = 86400  # how long finished jobs and their counts stay in Redis
     failure_ttl: int = 7 * 86400  # how long failed jobs stay for `rq`/`ingest failed`
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 30.0
     http_max_attempts: int = 5  # tries per HTTP request, the first included
     http_max_backoff: float = 30.0  # seconds; also caps a server's Retry-After
+    # pages of a source a job reads ahead while it processes and loads the current one (0: none)
+    prefetch_pages: int = field(default=2, metadata={"minimum": 0})
     # "text", or "json": one JSON object per line, with source, run id and job id
     log_format: str = field(default="text", metadata={"choices": ("text", "json")})
     http_max_body_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (its page rejected)
@@ -59,7 +62,9 @@ ENV_VARS = {
     "batch_size": "INGEST_BATCH_SIZE",
     "job_timeout": "INGEST_JOB_TIMEOUT",
     "job_retries": "INGEST_JOB_RETRIES",
+    "job_retry_intervals": "INGEST_JOB_RETRY_INTERVALS",
     "http_max_attempts": "INGEST_HTTP_MAX_ATTEMPTS",
+    "prefetch_pages": "INGEST_PREFETCH_PAGES",
     "log_format": "INGEST_LOG_FORMAT",
     "http_max_backoff": "INGEST_HTTP_MAX_BACKOFF",
     "http_max_body_bytes": "INGEST_HTTP_MAX_BODY_BYTES",

@@ -17,6 +17,7 @@ import bisect
 import functools
 import json
 import math
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -92,36 +93,44 @@ def _field(metric: Declared, labels: tuple[str, ...], suffix: str = "") -> str:
 
 
 class MetricsRecorder:
-    """Collects increments in memory; :meth:`flush_to` adds them to a Redis pipeline."""
+    """Collects increments in memory; :meth:`flush_to` adds them to a Redis pipeline.
+
+    Thread-safe: a job's read-ahead thread counts its HTTP answers while the job flushes.
+    """
 
     def __init__(self) -> None:
         self._counts: dict[str, float] = defaultdict(float)
         self._gauges: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def inc(self, metric: Declared, *labels: str, amount: float = 1) -> None:
         if amount:
-            self._counts[_field(metric, labels)] += amount
+            with self._lock:
+                self._counts[_field(metric, labels)] += amount
 
     def observe(self, metric: Declared, value: float, *labels: str) -> None:
         index = bisect.bisect_left(metric.buckets, value)
         bound = floatToGoString(metric.buckets[index]) if index < len(metric.buckets) else "+Inf"
-        self._counts[_field(metric, labels, f"le={bound}")] += 1
-        self._counts[_field(metric, labels, "sum")] += value
+        with self._lock:
+            self._counts[_field(metric, labels, f"le={bound}")] += 1
+            self._counts[_field(metric, labels, "sum")] += value
 
     def set(self, metric: Declared, value: float, *labels: str) -> None:
-        self._gauges[_field(metric, labels)] = value
+        with self._lock:
+            self._gauges[_field(metric, labels)] = value
 
     def flush_to(self, pipe: redis.client.Pipeline) -> None:
         """Queue the pending increments on ``pipe`` and forget them (the caller executes it)."""
-        for field, amount in self._counts.items():
+        with self._lock:
+            counts, gauges = self._counts, self._gauges
+            self._counts, self._gauges = defaultdict(float), {}
+        for field, amount in counts.items():
             if float(amount).is_integer():
                 pipe.hincrby(METRICS_KEY, field, int(amount))
             else:
                 pipe.hincrbyfloat(METRICS_KEY, field, amount)
-        if self._gauges:
-            pipe.hset(GAUGES_KEY, mapping=self._gauges)
-        self._counts.clear()
-        self._gauges.clear()
+        if gauges:
+            pipe.hset(GAUGES_KEY, mapping=gauges)
 
 
 def set_circuit_state(client: redis.Redis | redis.client.Pipeline, source: str, state: str) -> None:

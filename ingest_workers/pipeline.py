@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -41,6 +42,7 @@ from .metrics import (
 )
 from .models import Counts, Lineage, Record, Rejected, SourceSpec, Window
 from .pgretry import Connection, PostgresRetry
+from .prefetch import read_ahead
 from .progress import JobProgress
 from .ratelimit import RateLimiter
 from .resources import Resources
@@ -126,17 +128,22 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
         if start > 1:
             log.info("job %s: resuming source %s at page %d", lineage.job_id, spec.name, start)
         source.resume_from(start)
-    raw = _counted(source.stream(), recorder, spec.name)
+    # Read ahead in a thread, so the source's latency overlaps the work on what it served. The
+    # thread runs pages ahead, so each record carries the page to resume at as of its reading.
+    stream = read_ahead(_with_resume_page(source), res.settings.prefetch_pages, spec.page_size)
+    position = _Position()
+    raw = _counted(position.follow(stream), recorder, spec.name)
     # A source yields a Rejected itself for a page it could not read; stages pass it through.
     items = compose(source_stages(spec, domain, lineage),
                     (r if isinstance(r, Rejected) else Record(r) for r in raw))
     batch_loader = BatchLoader(domain, lineage, res, recorder, postgres, cursor_field, sinks)
-    while batch := list(islice(items, res.settings.batch_size)):
-        counts = batch_loader.load(batch)
-        if progress is not None:
-            with redis_errors():
-                progress.save(source.resume_page)
-        yield counts
+    with closing(stream):  # stops the read-ahead thread when a batch fails
+        while batch := list(islice(items, res.settings.batch_size)):
+            counts = batch_loader.load(batch)
+            if progress is not None:
+                with redis_errors():
+                    progress.save(position.resume_page)
+            yield counts
     if progress is not None:
         with redis_errors():
             progress.clear()
@@ -160,6 +167,23 @@ def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) ->
         max_body_bytes=settings.http_max_body_bytes,
         guard=lambda request: breaker.call(spec.name, request),
     )
+
+
+def _with_resume_page(source: Any) -> Iterator[tuple[object, int | None]]:
+    """The source's records, each with the page it would resume at right after that record."""
+    for record in source.stream():
+        yield record, getattr(source, "resume_page", None)
+
+
+class _Position:
+    """The resume page of the last record the job took (not of the page read ahead)."""
+
+    resume_page: int | None = None
+
+    def follow(self, pairs: Iterable[tuple[object, int | None]]) -> Iterator[object]:
+        for record, resume_page in pairs:
+            self.resume_page = resume_page
+            yield record
 
 
 def _counted(records: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import closing
+from itertools import islice
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -62,3 +64,21 @@ def prefetched(items: Iterable[T], depth: int) -> Iterator[T]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def read_ahead(items: Iterable[T], pages: int, page_size: int) -> Iterator[T]:
+    """Yield ``items`` in order while a thread reads up to ``pages`` pages of ``page_size``
+    items ahead (0 pages: no thread). Items cross threads a page at a time: a hand-off per
+    item would cost more than the work on many items."""
+    if pages <= 0:
+        yield from items
+        return
+    with closing(prefetched(_pages(items, page_size), pages)) as ahead:
+        for page in ahead:
+            yield from page
+
+
+def _pages(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while page := list(islice(iterator, size)):
+        yield page

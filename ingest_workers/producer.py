@@ -29,7 +29,6 @@ from .models import SourceSpec, Window
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLAIM_PREFIX = "ingest:claimed:"
-RETRY_INTERVALS = [5, 30, 120]  # seconds before RQ re-runs a job that failed transiently
 MAX_WINDOWS = 10_000  # per source: a typo in --window should not flood the queue
 
 
@@ -123,13 +122,27 @@ def check_windowable(spec: SourceSpec) -> None:
 def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
     """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip per queue
     (``queue``, or the source's own ``queue`` from the catalog)."""
+    enqueued, datas = claim_jobs(queue, settings, run_id, plans)
+    queue_of = {plan.job_id: plan.spec.queue or queue.name for plan in plans}
+    by_queue: dict[str, list[EnqueueData]] = {}
+    for data in datas:
+        by_queue.setdefault(queue_of[data.job_id], []).append(data)
+    for name, queued in by_queue.items():
+        target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer)
+        target.enqueue_many(queued)
+    return enqueued
+
+
+def claim_jobs(queue: Queue, settings: Settings, run_id: str,
+               plans: Sequence[PlannedJob]) -> tuple[list[Enqueued], list[EnqueueData]]:
+    """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them."""
+    retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
     claim_ttl = settings.result_ttl + settings.job_timeout
     pipe = queue.connection.pipeline(transaction=False)
     for plan in plans:
         pipe.set(CLAIM_PREFIX + plan.job_id, run_id, nx=True, ex=claim_ttl)
     claimed = pipe.execute()
 
-    retry = Retry(max=settings.job_retries, interval=RETRY_INTERVALS) if settings.job_retries else None
     datas = [
         Queue.prepare_data(
             "ingest_workers.jobs.fetch_source",
@@ -147,13 +160,19 @@ def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[
         for plan, new in zip(plans, claimed)
         if new
     ]
-    by_queue: dict[str, list[EnqueueData]] = {}
-    for plan, data in zip([plan for plan, new in zip(plans, claimed) if new], datas):
-        by_queue.setdefault(plan.spec.queue or queue.name, []).append(data)
-    for name, queued in by_queue.items():
-        target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer)
-        target.enqueue_many(queued)
-    return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)]
+    return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)], datas
+
+
+def retry_intervals(settings: Settings) -> list[int]:
+    """Seconds before RQ re-runs a job that failed transiently, from ``job_retry_intervals`` ("5,30,120")."""
+    try:
+        intervals = [int(part) for part in settings.job_retry_intervals.split(",")]
+    except ValueError:
+        intervals = []
+    if not intervals or min(intervals) < 0:
+        raise ConfigError(f"job_retry_intervals: expected whole seconds separated by commas, such as 5,30,120; "
+                          f"got {settings.job_retry_intervals!r}")
+    return intervals
 
 
 def queues_of(settings: Settings, specs: Sequence[SourceSpec]) -> list[str]:

@@ -8,7 +8,8 @@ from the parent must not be shared, so the holder is keyed by pid. With
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import psycopg2
 import psycopg2.extensions
@@ -76,3 +77,17 @@ def current() -> Resources:
         _holder.clear()  # the parent's clients: never used from a child
         _holder[pid] = Resources(load_settings(env=os.environ), os.environ)
     return _holder[pid]
+
+
+@contextmanager
+def using(settings: Settings, env: Mapping[str, str]) -> Iterator[Resources]:
+    """Within the block, jobs run in this process use ``settings`` rather than the environment's
+    (``ingest run --workers 0``: the CLI's flags and catalog settings hold inline too)."""
+    pid, saved = os.getpid(), dict(_holder)
+    res = _holder[pid] = Resources(settings, env)
+    try:
+        yield res
+    finally:
+        res.close()
+        _holder.clear()
+        _holder.update(saved)

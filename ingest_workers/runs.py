@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg2.extensions
+from psycopg2 import sql
 
 from .connections import postgres_errors
 from .models import Counts
@@ -42,6 +43,19 @@ class JobHistory:
         self._write("UPDATE ingest_jobs SET status = 'failed', fetched = %s, rejected = %s, duplicate = %s, "
                     "loaded = %s, error = %s, finished_at = now() WHERE job_id = %s",
                     (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, error[:2000], job_id))
+
+    def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
+        """Mark ``job_id`` failed with ``reason`` if its process was stopped while it ran (it could
+        not record its end), with the counts of what it committed: rows in ``table`` and rejections."""
+        statement = sql.SQL(
+            "UPDATE ingest_jobs SET status = 'failed', error = %(reason)s, finished_at = now(), duplicate = 0, "
+            "loaded = (SELECT count(*) FROM {table} WHERE source = %(source)s AND job_id = %(job)s), "
+            "rejected = (SELECT count(*) FROM rejected_records WHERE source = %(source)s AND job_id = %(job)s) "
+            "WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute(statement, {"reason": reason[:2000], "source": source, "job": job_id})
+            cur.execute("UPDATE ingest_jobs SET fetched = loaded + rejected WHERE job_id = %s AND error = %s",
+                        (job_id, reason[:2000]))
 
     def attempts(self, job_ids: list[str]) -> dict[str, int]:
         """How many times each of ``job_ids`` started (jobs never started are absent)."""

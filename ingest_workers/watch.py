@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,9 @@ def health(success_rate: float) -> str:
     return "degraded" if success_rate >= 0.80 else "unhealthy"
 
 
-def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: float) -> dict[str, Any]:
+def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: float,
+                     unfinished: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The run's summary; ``unfinished`` names, by source, the jobs that did not finish and why."""
     sources = {}
     for s in summaries:
         rate = s.finished / s.jobs if s.jobs else 0.0
@@ -86,7 +88,8 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded",
                                                                  "jobs", "failed_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,
-            "ok": totals["failed_jobs"] == 0 and totals["jobs"] > 0}
+            "unfinished": dict(unfinished or {}),
+            "ok": totals["failed_jobs"] == 0 and totals["jobs"] > 0 and not unfinished}
 
 
 def format_table(document: dict[str, Any]) -> str:
@@ -106,6 +109,8 @@ def format_table(document: dict[str, Any]) -> str:
     for name, s in document["sources"].items():
         for error in s["errors"]:
             lines.append(f"{name}: {error}")
+    for name, reason in document.get("unfinished", {}).items():
+        lines.append(f"{name}: did not finish: {reason}")
     return "\n".join(lines)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,3 +54,15 @@ class RememberSink:
         with self.path.open("a", encoding="utf-8") as out:
             for row in rows:
                 out.write(json.dumps({"post_id": row["post_id"], "title": row["title"]}) + "\n")
+
+
+STAGE_CALLS: list[tuple[int, bool]] = []
+
+
+class NotePid:
+    """A stage that notes the process and whether the main thread ran it, where a breakpoint
+    would stop."""
+
+    def process(self, items: Iterable[Any]) -> Iterator[Any]:
+        STAGE_CALLS.append((os.getpid(), threading.current_thread() is threading.main_thread()))
+        yield from items

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .. import faultdemo, resources
 from ..config import Settings, load_settings
 from ..connections import connect_postgres, connect_redis
 from ..devservices import ensure_services
+from ..domains import DOMAINS
 from ..errors import ConfigError
-from ..mock_sources import MockConfig, MockServer
+from ..localrun import STOPPED, run_inline, stop_unfinished
+from ..mock_sources import MockServer
+from ..models import SourceSpec
 from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id, queues_of
 from ..runs import JobHistory
 from ..watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
-from ..workerpool import local_workers
+from ..workerpool import local_workers, stop_workers
 from .app import App, Duration, IsoTime
 from .db import apply_migrations
 
@@ -63,16 +70,19 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
 
 @click.command()
 @click.option("--sources", default="all", show_default=True, help=SOURCES_HELP)
-@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="cores",
-              help="Local `rq worker` processes to start for this run.")
+@click.option("--workers", type=click.IntRange(min=0), default=os.cpu_count() or 1, show_default="cores",
+              help="Local `rq worker` processes to start for this run; 0: run every job inline in this "
+                   "process (RQ's synchronous mode: a breakpoint in a source or a stage is hit).")
 @click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="INGEST_TIMEOUT",
-              help="Give up after S seconds. [env: INGEST_TIMEOUT]")
+              help="Time limit in seconds: then the jobs not finished are cancelled or stopped, what "
+                   "finished stays loaded, and the exit status is 1. [env: INGEST_TIMEOUT]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("out/summary.json"),
               show_default=True, help="Where to write the run's summary.")
 @click.pass_obj
 def run(app: App, sources: str, workers: int, worker_class: str | None, timeout: float | None, out: Path) -> None:
-    """Run sources on this machine: enqueue, start N workers, wait, summarise, stop them."""
+    """Run sources on this machine: enqueue, run the jobs inline or on N workers started for
+    this run, wait, summarise, stop the workers."""
     ok = run_locally(app, sources, workers, worker_class, timeout, out)
     sys.exit(0 if ok else 1)
 
@@ -83,22 +93,61 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
     settings = app.settings
     client = connect_redis(settings.redis_url)
     connect_postgres(settings.database_url).close()  # fail now, in one line, rather than in every job
-    queue = make_queue(client, settings)
     records = RecordProgress(client, [spec.name for spec in specs])
     run_id = new_run_id()
-    with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class,
-                       queues=queues_of(settings, specs)):
-        enqueued = enqueue_run(queue, settings, specs, run_id)
-        click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
-                   f"{out.parent / 'workers.log'}")
-        return _watch(settings, queue, run_id, enqueued, records, timeout, out)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if workers == 0:
+        click.echo(f"run {run_id}: {len(specs)} job(s) inline in this process (pid {os.getpid()})")
+
+        def on_job(index: int, total: int, item: Enqueued) -> None:
+            click.echo(f"job {index + 1}/{total}: {item.source}", err=True)
+
+        with resources.using(settings, app.env):
+            queue = make_queue(client, settings, is_async=False)
+            enqueued, unfinished = run_inline(queue, settings, specs, run_id, deadline, on_job)
+    else:
+        queue = make_queue(client, settings)
+        with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class,
+                           queues=queues_of(settings, specs)) as processes:
+            enqueued = enqueue_run(queue, settings, specs, run_id)
+            click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
+                       f"{out.parent / 'workers.log'}")
+            state = _progress(queue, [item.job_id for item in enqueued], records, timeout)
+            unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total \
+                else {}
+            if unfinished:
+                stop_workers(processes, timeout=10)
+                _record_stopped(settings, specs, enqueued, unfinished, f"the run's time limit ({timeout:g}s) passed")
+    return _report(settings, run_id, enqueued, records, unfinished, f"time limit {timeout:g}s" if timeout else "",
+                   out)
+
+
+def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[Enqueued],
+                    unfinished: dict[str, str], why: str) -> None:
+    """Record the end of the jobs stopped while running: their process was killed before it could."""
+    domains = {spec.name: spec.domain for spec in specs}
+    conn = connect_postgres(settings.database_url)
+    try:
+        for item in enqueued:
+            if unfinished.get(item.job_id) == STOPPED:
+                JobHistory(conn).abandoned(item.job_id, item.source, DOMAINS[domains[item.source]].table,
+                                           f"stopped: {why}")
+    finally:
+        conn.close()
 
 
 def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
            timeout: float | None, out: Path) -> bool:
-    """Show progress (jobs done/total with ETA, records fetched and their rate) until the jobs end,
-    then print the table and write ``out``; True if all succeeded."""
+    """Show progress until the jobs end or ``timeout``, then report (the jobs keep running)."""
     job_ids = [item.job_id for item in enqueued]
+    state = _progress(queue, job_ids, records, timeout)
+    if state.done < state.total:
+        click.echo(f"{state.total - state.done} job(s) did not finish within {timeout}s", err=True)
+    return _report(settings, run_id, enqueued, records, {}, "", out) and state.done == state.total
+
+
+def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None) -> JobState:
+    """Show jobs done/total with ETA, records fetched and their rate, until the jobs end or ``timeout``."""
     with click.progressbar(length=len(job_ids), label="jobs", show_pos=True, show_eta=True, file=sys.stderr,
                            item_show_func=lambda text: text) as bar:
         def on_progress(state: JobState) -> None:
@@ -108,19 +157,23 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
             else:
                 bar.render_progress()  # the records moved on, the jobs did not
 
-        state = wait_for_jobs(queue, job_ids, on_progress, timeout)
+        return wait_for_jobs(queue, job_ids, on_progress, timeout)
+
+
+def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
+            unfinished: dict[str, str], why: str, out: Path) -> bool:
+    """Print the table and write ``out``; True if every job succeeded. ``unfinished``: what
+    happened to the jobs that did not finish, by job id, and ``why``."""
+    sources = {item.job_id: item.source for item in enqueued}
     conn = connect_postgres(settings.database_url)
     try:
-        document = summary_document(run_id, JobHistory(conn).summarise(run_id), records.elapsed())
+        document = summary_document(run_id, JobHistory(conn).summarise(run_id), records.elapsed(),
+                                    {sources[job_id]: f"{what} ({why})" if why else what
+                                     for job_id, what in unfinished.items()})
     finally:
         conn.close()
-    unfinished = state.total - state.done
-    document["unfinished_jobs"] = unfinished
-    document["ok"] = document["ok"] and unfinished == 0
     write_summary(document, out)
     click.echo(format_table(document))
-    if unfinished:
-        click.echo(f"{unfinished} job(s) did not finish within {timeout}s", err=True)
     click.echo(f"summary written to {out}")
     return bool(document["ok"])
 
@@ -134,27 +187,74 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
               help="Port of the mock source (0: any free port).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".state"),
               show_default=True, help="Where embedded Redis/PostgreSQL keep their files, when they are needed.")
+@click.option("--faults", is_flag=True,
+              help="The resilience demo: healthy sources next to one that fails hard, one rate-limited with "
+                   "429s and a flaky one, told in plain words as it happens.")
 @click.pass_obj
-def demo(app: App, records: int, workers: int, worker_class: str | None, port: int, state_dir: Path) -> None:
+def demo(app: App, records: int, workers: int, worker_class: str | None, port: int, state_dir: Path,
+         faults: bool) -> None:
     """The whole system on this machine: services (embedded if none answer), schema,
     mock source, workers, one run of every source, and its summary."""
     base = load_settings(app.flags, app.env)
     with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo) as services:
-        try:
-            server = MockServer("127.0.0.1", port, MockConfig(records=records))
-        except OSError as exc:
-            raise ConfigError(f"cannot serve the mock source on 127.0.0.1:{port} ({exc.strerror}); "
-                              "pass --port 0 for any free port") from None
-        server.start_in_thread()
-        click.echo(f"mock sources: {records} records per feed at {server.url}")
         app.flags.update(redis_url=services.redis_url, database_url=services.database_url)
-        app.env["INGEST_MOCK_URL"] = server.url
-        app.env["INGEST_SYNTHETIC_RECORDS"] = str(records)
-        try:
+        if faults:
+            app.flags.update(faultdemo.SETTINGS)
+        with ExitStack() as stack:
+            try:
+                healthy, faulty = stack.enter_context(
+                    faultdemo.mock_servers(records, port, faultdemo.FAULTY if faults else ()))
+            except OSError as exc:
+                raise ConfigError(f"cannot serve the mock source on 127.0.0.1:{port} ({exc.strerror}); "
+                                  "pass --port 0 for any free port") from None
+            click.echo(f"mock sources: {records} records per feed at {healthy.url}")
+            app.env["INGEST_MOCK_URL"] = healthy.url
+            app.env["INGEST_SYNTHETIC_RECORDS"] = str(records)
             applied = apply_migrations(app.settings)
             click.echo(f"schema: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
-            ok = run_locally(app, "all", workers, worker_class, None, Path("out/summary.json"))
-        finally:
-            server.shutdown()
-            server.server_close()
+            if faults:
+                ok = fault_demo(app, workers, worker_class, healthy.url, faulty, Path("out/summary.json"))
+            else:
+                ok = run_locally(app, "all", workers, worker_class, None, Path("out/summary.json"))
     sys.exit(0 if ok else 1)
+
+
+def fault_demo(app: App, workers: int, worker_class: str | None, healthy_url: str,
+               servers: dict[str, MockServer], out: Path) -> bool:
+    """Run the healthy and faulty sources on local workers, narrating; True if every source but
+    the one that fails hard succeeded (the demo went as designed)."""
+    specs = faultdemo.demo_specs(app.catalog, healthy_url, servers)
+    settings = app.settings
+    client = connect_redis(settings.redis_url)
+    queue = make_queue(client, settings)
+    records = RecordProgress(client, [spec.name for spec in specs])
+    run_id, log_path, started = new_run_id(), out.parent / "workers.log", time.monotonic()
+    workers = max(workers, len(faultdemo.FAULTY) + 1)  # the faulty sources mostly wait: no core is idle
+
+    def say(words: str) -> None:
+        click.echo(f"[{time.monotonic() - started:5.1f}s] {words}")
+
+    for words in faultdemo.introduction(settings):
+        say(words)
+    with local_workers(settings, workers, app.env, log_path, worker_class,
+                       queues=queues_of(settings, specs)) as processes:
+        enqueued = enqueue_run(queue, settings, specs, run_id)
+        say(f"run {run_id}: {len(enqueued)} jobs on {workers} workers (their own log: {log_path})")
+        state = faultdemo.tell_run(queue, enqueued, log_path, servers, say)
+        unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total else {}
+        if unfinished:
+            stop_workers(processes, timeout=10)
+            _record_stopped(settings, specs, enqueued, unfinished, "the demo stopped waiting for it")
+    conn = connect_postgres(settings.database_url)
+    try:
+        for words in faultdemo.unreadable_pages(conn, run_id):
+            say(words)
+    finally:
+        conn.close()
+    _report(settings, run_id, enqueued, records, unfinished, "the demo stopped waiting for it", out)
+    document = json.loads(out.read_text(encoding="utf-8"))
+    others = {name: s for name, s in document["sources"].items() if name != faultdemo.DOWN}
+    healthy = [name for name, s in others.items() if s["failed_jobs"] == 0 and name not in document["unfinished"]]
+    say(f"{len(healthy)} of {len(others)} other sources finished despite the faults ({', '.join(healthy)}); "
+        f"{faultdemo.DOWN} is {document['sources'].get(faultdemo.DOWN, {}).get('health', 'not run')}")
+    return len(healthy) == len(others) == len(specs) - 1

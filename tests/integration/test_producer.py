@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from dataclasses import replace
 
+import pytest
 import redis
 from rq.job import Job
 
 from ingest_workers.config import Settings
+from ingest_workers.errors import ConfigError
 from ingest_workers.models import SourceSpec
 from ingest_workers.producer import enqueue_run, make_queue, new_run_id, queues_of
 
@@ -45,6 +48,17 @@ def test_jobs_are_stored_as_json_never_pickle(redis_client: redis.Redis, setting
 def test_new_run_ids_are_unique_and_valid() -> None:
     ids = {new_run_id() for _ in range(50)}
     assert len(ids) == 50
+
+
+def test_retry_intervals_come_from_the_settings(redis_client: redis.Redis, settings: Settings) -> None:
+    settings = dataclasses.replace(settings, job_retries=3, job_retry_intervals="1,2")
+    queue = make_queue(redis_client, settings)
+    enqueue_run(queue, settings, SPECS[:1], "run-1")
+    job = queue.fetch_job("run-1-a")
+    assert (job.retries_left, job.retry_intervals) == (3, [1, 2])
+    with pytest.raises(ConfigError, match="job_retry_intervals: expected whole seconds"):
+        enqueue_run(queue, dataclasses.replace(settings, job_retry_intervals="soon"), SPECS[1:], "run-1")
+    assert enqueue_run(queue, settings, SPECS[1:], "run-1")[0].created  # nothing was claimed by the failure
 
 
 def test_a_source_with_its_own_queue_is_enqueued_there(redis_client: redis.Redis, settings: Settings) -> None:

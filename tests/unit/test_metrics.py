@@ -1,11 +1,15 @@
 """Metrics counted in Redis (fakeredis here) and exposed in Prometheus's text format."""
 
+import sys
+import threading
+
 import fakeredis
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest_workers.metrics import (
+    FETCH_REQUESTS,
     JOB_DURATION,
     JOBS,
     LAST_SUCCESS,
@@ -131,3 +135,27 @@ def test_read_counters_gives_zero_for_series_not_counted_yet() -> None:
     recorder.inc(RECORDS, "shop", "fetch", "fetched", amount=7)
     flush(client, recorder)
     assert read_counters(client, RECORDS, [("shop", "fetch", "fetched"), ("new", "fetch", "fetched")]) == [7, 0]
+
+
+def test_the_recorder_loses_no_increment_from_another_thread() -> None:
+    recorder, client = MetricsRecorder(), fakeredis.FakeRedis()
+
+    sources = [f"shop_{i}" for i in range(50)]
+
+    def count() -> None:
+        for i in range(100_000):
+            recorder.inc(FETCH_REQUESTS, sources[i % 50], "2xx")
+
+    thread = threading.Thread(target=count)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a busy machine might
+    try:
+        thread.start()
+        while thread.is_alive():
+            recorder.flush_to(pipe := client.pipeline(transaction=False))
+            pipe.execute()
+    finally:
+        sys.setswitchinterval(interval)
+    recorder.flush_to(pipe := client.pipeline(transaction=False))
+    pipe.execute()
+    assert read_counters(client, FETCH_REQUESTS, [(source, "2xx") for source in sources]) == [2000] * 50

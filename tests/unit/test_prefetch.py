@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from ingest_workers.prefetch import prefetched
+from ingest_workers.pipeline import _Position, _with_resume_page
+from ingest_workers.prefetch import prefetched, read_ahead
 
 
 def test_items_arrive_in_order() -> None:
@@ -63,3 +64,58 @@ def test_closing_early_stops_the_thread() -> None:
     stream.close()
     time.sleep(0.3)
     assert threading.active_count() == before
+
+
+def test_read_ahead_yields_every_item_in_order_across_pages() -> None:
+    assert list(read_ahead(range(1001), pages=2, page_size=100)) == list(range(1001))
+    assert list(read_ahead(iter("abc"), pages=0, page_size=100)) == ["a", "b", "c"]
+
+
+def test_read_ahead_stays_within_its_pages() -> None:
+    produced: list[int] = []
+
+    def source():
+        for i in range(10_000):
+            produced.append(i)
+            yield i
+
+    stream = read_ahead(source(), pages=2, page_size=100)
+    assert next(stream) == 0
+    time.sleep(0.3)
+    # the page in hand, two buffered, one being filled: memory is bounded by pages, not the source
+    assert len(produced) <= 4 * 100 + 1
+    stream.close()
+
+
+def test_closing_read_ahead_stops_its_thread() -> None:
+    before = threading.active_count()
+    stream = read_ahead(iter(range(10**9)), pages=2, page_size=10)
+    next(stream)
+    stream.close()
+    time.sleep(0.3)
+    assert threading.active_count() == before
+
+
+
+class PagedSource:
+    """Three pages of three records; ``resume_page`` moves as each page is read (like http_json)."""
+
+    resumable = True
+
+    def __init__(self) -> None:
+        self.resume_page = 1
+
+    def stream(self):
+        for page in (1, 2, 3):
+            self.resume_page = page
+            yield from (f"p{page}r{i}" for i in range(3))
+
+
+def test_the_resume_point_is_the_page_of_the_record_taken_not_of_the_page_read_ahead() -> None:
+    source, position = PagedSource(), _Position()
+    records = position.follow(read_ahead(_with_resume_page(source), pages=2, page_size=3))
+    assert [next(records) for _ in range(4)] == ["p1r0", "p1r1", "p1r2", "p2r0"]
+    time.sleep(0.3)
+    assert source.resume_page == 3  # the thread has read ahead...
+    assert position.resume_page == 2  # ...but a job that committed these four resumes at page 2
+    records.close()
