@@ -102,8 +102,8 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
                    "stages, serialisation: see the profile below), PostgreSQL's key and index upkeep, Redis and "
                    "the mock source. One job alone in one process, with nothing competing, runs at "
                    "{single:.2f}× the ceiling (the profile below): the workers' Python per record costs more "
-                   "than 40% of the ceiling allows. Next steps: overlapping fetch with processing (`prefetch`, "
-                   "issue 8) and a C serialiser."),
+                   "than 40% of the ceiling allows, even with the next page read ahead in a thread (`prefetch`). "
+                   "Next step: a C serialiser."),
         Figure(f"End to end, recommended: {label}, {args.recommended_workers} workers", recommended.rate,
                "records/s", "dlt merge", dlt_merge, 3,
                why="see the profile: the per-record Python path (stages and serialisation) and the shared "
