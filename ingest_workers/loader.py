@@ -1,5 +1,6 @@
-"""Write batches to PostgreSQL idempotently: COPY into a staging table, then
-``INSERT ... ON CONFLICT DO NOTHING`` into the target, one transaction per batch.
+"""Write batches to PostgreSQL idempotently, one transaction per batch: COPY straight into
+the target, or, when a key is there already, COPY into a staging table and then
+``INSERT ... ON CONFLICT DO NOTHING`` into the target.
 
 Running the same batch twice inserts nothing the second time, so an RQ job that
 is retried after a crash cannot load a record twice. Rejections are written in
@@ -12,11 +13,13 @@ import hashlib
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extras import execute_values
@@ -29,7 +32,6 @@ from .models import Lineage, Rejected
 class PostgresLoader:
     def __init__(self, conn: psycopg2.extensions.connection) -> None:
         self._conn = conn
-        self._staging_ready: set[str] = set()
 
     @property
     def connection(self) -> psycopg2.extensions.connection:
@@ -68,22 +70,32 @@ class PostgresLoader:
                 self._insert_rejections(cur, rejected, lineage)
             if in_transaction is not None:
                 in_transaction(cur)
-        if rows:  # a rolled-back transaction takes a new staging table with it
-            self._staging_ready.add(domain.table)
         return inserted
 
     def _insert_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]]) -> int:
+        """COPY the rows straight into the table; if one of their keys is there already, go back and
+        take the staging path, which skips those (``ON CONFLICT DO NOTHING``)."""
+        target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
+        stream = CopyStream(rows, domain.columns)
+        # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
+        # COPY into the table costs the server far less than COPY to staging plus INSERT ... SELECT.
+        cur.execute("SAVEPOINT direct_copy")
+        try:
+            cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns).as_string(cur), stream,
+                            size=COPY_READ_SIZE)
+            return len(rows)
+        except psycopg2.errors.UniqueViolation:  # Redis lost a key, a run raced us, or a key repeats
+            cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
+        payload = stream.whole()
         staging = sql.Identifier(f"staging_{domain.table}")
-        columns = sql.SQL(", ").join(map(sql.Identifier, domain.columns))
-        if domain.table not in self._staging_ready:
-            # Temporary: private to this connection, emptied at each commit.
-            cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
-                                "ON COMMIT DELETE ROWS").format(staging, sql.Identifier(domain.table)))
-        buffer = io.BytesIO(copy_text(rows, domain.columns).encode("utf-8"))
-        cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, columns).as_string(cur), buffer)
+        # Temporary: private to this connection, emptied at each commit.
+        cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+                            "ON COMMIT DELETE ROWS").format(staging, target))
+        cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, columns).as_string(cur),
+                        io.BytesIO(payload))
         cur.execute(sql.SQL("INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging} "
                             "ON CONFLICT ({key}) DO NOTHING").format(
-            target=sql.Identifier(domain.table), columns=columns, staging=staging,
+            target=target, columns=columns, staging=staging,
             key=sql.SQL(", ").join(map(sql.Identifier, domain.key))))
         return cur.rowcount
 
@@ -99,26 +111,71 @@ class PostgresLoader:
                             " VALUES %s ON CONFLICT (source, fingerprint) DO NOTHING", values)
 
 
+COPY_READ_SIZE = 65536
+_ROWS_PER_PIECE = 50
+
+
+class CopyStream:
+    """The rows' COPY text, made as PostgreSQL reads it: the server parses the first rows while the
+    next ones are serialised. What was made is kept, for a second COPY (:meth:`whole`)."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+        self._pieces = (copy_text(rows[start:start + _ROWS_PER_PIECE], columns).encode("utf-8")
+                        for start in range(0, len(rows), _ROWS_PER_PIECE))
+        self._made: list[bytes] = []
+        self._pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        """At most ``size`` bytes (all that is left for a negative size); b"" at the end."""
+        while size < 0 or len(self._pending) < size:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._made.append(piece)
+            self._pending += piece
+        if size < 0:
+            size = len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    def whole(self) -> bytes:
+        """All of the COPY text (what is not made yet is made now)."""
+        self.read(-1)
+        return b"".join(self._made)
+
+
 def copy_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     """Rows in COPY's text format (tab-separated, ``\\N`` for NULL)."""
-    return "".join("\t".join(_copy_field(row.get(c)) for c in columns) + "\n" for row in rows)
+    field = _copy_field
+    return "".join(["\t".join([field(row.get(c)) for c in columns]) + "\n" for row in rows])
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")  # searching is much cheaper than translating text that has none
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # built once, not per call
+
+
+def _escaped(text: str) -> str:
+    return text.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(text) else text
 
 
 def _copy_field(value: Any) -> str:
+    kind = type(value)  # the exact types of decoded JSON and checked rows first, by identity
+    if kind is str:
+        return _escaped(value)
     if value is None:
         return "\\N"
-    if isinstance(value, bool):
+    if kind is dict:
+        return _escaped(jsonb_text(value))
+    if kind is bool:
         return "t" if value else "f"
     if isinstance(value, (int, float, Decimal)):
         return str(value)
     if isinstance(value, list):
-        return _array_literal(value).translate(_COPY_ESCAPES)
+        return _escaped(_array_literal(value))
     if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    return jsonb_text(value).translate(_COPY_ESCAPES)
+        return _escaped(value)
+    return _escaped(jsonb_text(value))
 
 
 def _array_literal(items: list[Any]) -> str:
@@ -134,7 +191,7 @@ def jsonb_text(value: Any) -> str:
     can still be audited.
     """
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _JSON.encode(value)
         text.encode("utf-8")
         if "\\u0000" not in text:
             return text

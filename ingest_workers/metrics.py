@@ -14,6 +14,7 @@ Counters restart from zero if Redis loses its data; ``rate()`` handles such rese
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 import threading
@@ -84,6 +85,7 @@ SOURCE_DEFAULTS: tuple[tuple[Declared, tuple[str, ...], float], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # labels are bounded; a job counts the same few series per record
 def _field(metric: Declared, labels: tuple[str, ...], suffix: str = "") -> str:
     if len(labels) != len(metric.labels):
         raise ValueError(f"{metric.name} takes labels {metric.labels}, got {labels}")

@@ -44,8 +44,42 @@ class PerRecord:
 
 
 def compose(stages: Sequence[Stage], items: Iterable[Item]) -> Iterator[Item]:
-    """Chain the stages lazily, first to last."""
-    return iter(reduce(lambda stream, stage: stage.process(stream), stages, items))
+    """Chain the stages lazily, first to last. Consecutive :class:`PerRecord` stages run as one
+    loop (the same items come out, with one generator per record instead of one per stage)."""
+    return iter(reduce(lambda stream, stage: stage.process(stream), _fused(stages), items))
+
+
+@dataclass(frozen=True)
+class PerRecordChain:
+    """Several :class:`PerRecord` stages applied in turn to each record; a :class:`Reject`
+    names the stage that raised it, and the record skips the rest of the chain."""
+
+    stages: tuple[PerRecord, ...]
+
+    @property
+    def name(self) -> str:
+        return "+".join(stage.name for stage in self.stages)
+
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            for stage in self.stages:
+                if isinstance(item, Rejected):
+                    break
+                try:
+                    item = stage.apply(item)
+                except Reject as exc:
+                    item = Rejected(item.raw, exc.reason, stage.name)
+            yield item
+
+
+def _fused(stages: Sequence[Stage]) -> list[Stage]:
+    fused: list[Stage] = []
+    for stage in stages:
+        if isinstance(stage, PerRecord) and fused and isinstance(fused[-1], PerRecordChain):
+            fused[-1] = PerRecordChain((*fused[-1].stages, stage))
+        else:
+            fused.append(PerRecordChain((stage,)) if isinstance(stage, PerRecord) else stage)
+    return fused
 
 
 def map_fields(fields: dict[str, str], constants: dict[str, Any] | None = None) -> PerRecord:

@@ -35,13 +35,17 @@ def stop_on_sigterm() -> None:
 @click.option("--faults", "fault_spec", default="", metavar="NAME=VALUE,...",
               help="Fault rates per page, e.g. error=0.2,throttle=0.1,malformed=0.05 "
                    "(also drop, wrong_type, oversize, latency, retry_after, oversize_bytes, seed).")
-def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float, fault_spec: str) -> None:
+@click.option("--cache-mb", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Keep served JSON pages up to this many MiB, so a page asked again costs no CPU (benchmarks).")
+def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float, fault_spec: str,
+                 cache_mb: int) -> None:
     """Serve the deterministic mock feeds of the five domains on HOST:PORT until interrupted."""
     try:
         faults = FaultInjector(FaultConfig.parse(fault_spec))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
-    server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency), faults)
+    server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency,
+                                               cache_bytes=cache_mb * 2**20), faults)
     click.echo(f"serving {records} records per feed at {server.url}: {', '.join([*ROUTES, '/sensors.csv'])}",
                err=True)
     stop_on_sigterm()

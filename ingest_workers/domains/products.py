@@ -9,12 +9,15 @@ from ..models import Reject
 from .base import Domain
 from .checks import checked_text, currency_code, optional_text, optional_timestamp, parse_price, required_text
 
+_PRICE_LIMIT = Decimal("1e10")
+_CENT = Decimal("0.01")
+
 
 def check_product(record: dict[str, Any]) -> dict[str, Any]:
     amount, text_currency = parse_price(record.get("price"))
     if amount < 0:
         raise Reject("price: must not be negative")
-    if amount >= Decimal("1e10"):
+    if amount >= _PRICE_LIMIT:
         raise Reject("price: larger than 9,999,999,999.99")
     currency = currency_code(optional_text(record, "currency", 3) or text_currency or "USD")
     category = record.get("category")
@@ -28,7 +31,7 @@ def check_product(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "product_id": required_text(record, "product_id", 200),
         "name": required_text(record, "name", 1000),
-        "price": amount.quantize(Decimal("0.01")),
+        "price": amount.quantize(_CENT),
         "currency": currency,
         "category": [checked_text("category", c, 200) for c in category] if category else None,
         "in_stock": in_stock,

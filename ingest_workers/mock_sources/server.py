@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from ..mock_faults import FaultInjector
 from . import mentions, posts, products, quotes, sensors
 from .feed import Feed
+from .page_cache import PageCache
 
 MAX_PAGE_SIZE = 10_000
 
@@ -40,6 +41,7 @@ class MockConfig:
     records: int = 10_000  # per feed
     invalid_every: int = 97  # 0: every record is valid
     latency: float = 0.0  # seconds added to every page
+    cache_bytes: int = 0  # keep served JSON pages up to this many bytes (0: compute every page)
 
 
 @dataclass(frozen=True)
@@ -153,14 +155,20 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint = ROUTES.get(url.path)
         if endpoint is None:
             return self._send(404, {"error": f"no such path {url.path}"})
-        try:
-            body, link = serve_page(endpoint, query, config, url.path)
-        except BadRequest as exc:
-            return self._send(400, {"error": str(exc)})
-        data = _encode(body)
+        cache = self.server.page_cache
+        page = cache.get(self.path) if cache is not None else None
+        if page is None:
+            try:
+                body, link = serve_page(endpoint, query, config, url.path)
+            except BadRequest as exc:
+                return self._send(400, {"error": str(exc)})
+            page = (_encode(body), {"Link": f'<{self.server.url}{link}>; rel="next"'} if link else {})
+            if cache is not None:
+                cache.put(self.path, *page)
+        data, headers = page
         if self.server.faults.respond(self, data):  # the one place faults are injected
             return
-        self._send(200, data, {"Link": f'<{self.server.url}{link}>; rel="next"'} if link else {})
+        self._send(200, data, headers)
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else _encode(body)
@@ -202,6 +210,14 @@ class MockServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.config = config
         self.faults = faults or FaultInjector()  # tests may swap it for another
+        self._cache: tuple[MockConfig, PageCache | None] | None = None
+
+    @property
+    def page_cache(self) -> PageCache | None:
+        """The pages served under the current config (a new config, e.g. from a test, starts empty)."""
+        if self._cache is None or self._cache[0] is not self.config:
+            self._cache = (self.config, PageCache(self.config.cache_bytes) if self.config.cache_bytes else None)
+        return self._cache[1]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):

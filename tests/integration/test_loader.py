@@ -30,6 +30,24 @@ def test_a_batch_loaded_twice_is_inserted_once(pg: psycopg2.extensions.connectio
     assert scalar(pg, "SELECT count(*) FROM products") == 500
 
 
+def test_a_batch_partly_loaded_before_inserts_only_its_new_rows(pg: psycopg2.extensions.connection) -> None:
+    """The direct COPY meets a key already there: the batch goes the staging way, in the same transaction,
+    with its rejections and the in-transaction work, and nothing of the failed COPY stays."""
+    loader = PostgresLoader(pg)
+    assert loader.load_batch(PRODUCTS, [row(str(i)) for i in range(0, 300, 2)], [], LINEAGE) == (150, [])
+    calls = []
+    batch = [row(str(i), run_id="run-2") for i in range(300)]
+    inserted, refused = loader.load_batch(PRODUCTS, batch, [Rejected({"id": "x"}, "name: missing", "validate")],
+                                          LINEAGE, in_transaction=calls.append)
+    assert (inserted, refused, len(calls)) == (150, [], 1)
+    assert scalar(pg, "SELECT count(*) FROM products") == 300
+    assert scalar(pg, "SELECT count(*) FROM products WHERE run_id = 'run-2'") == 150
+    assert scalar(pg, "SELECT count(*) FROM rejected_records") == 1
+    # The next batch, all new, takes the direct way again on the same connection.
+    assert loader.load_batch(PRODUCTS, [row(str(i)) for i in range(300, 400)], [], LINEAGE) == (100, [])
+    assert scalar(pg, "SELECT count(*) FROM products") == 400
+
+
 def test_duplicate_keys_inside_one_batch_insert_once(pg: psycopg2.extensions.connection) -> None:
     assert PostgresLoader(pg).load_batch(PRODUCTS, [row("a"), row("a"), row("b")], [], LINEAGE) == (2, [])
 

@@ -9,7 +9,7 @@ from ingest_workers.catalog import load_catalog
 from ingest_workers.config import DEFAULT_CATALOG
 from ingest_workers.domains import DOMAINS, PRODUCTS
 from ingest_workers.loader import copy_text
-from ingest_workers.models import Lineage, Record, Rejected, SourceSpec
+from ingest_workers.models import Lineage, Record, Reject, Rejected, SourceSpec
 from ingest_workers.stage_registry import source_stages
 from ingest_workers.stages import PerRecord, compose, default_stages, map_fields
 from tests.helpers import served_record
@@ -131,3 +131,46 @@ def test_every_catalog_source_turns_arbitrary_json_into_loadable_rows_or_rejecti
                 domain.natural_key(item.row)
 
     check()
+
+
+def _refuse_when(name: str, divisor: int) -> PerRecord:
+    def apply(record: Record) -> Record:
+        if isinstance(record.raw, int) and record.raw % divisor == 0:
+            raise Reject(f"{name}: {record.raw} divisible by {divisor}")
+        record.row = {**record.row, name: True}
+        return record
+
+    return PerRecord(name, apply)
+
+
+class _Doubler:
+    """A stage that is not a PerRecord: breaks a run of PerRecord stages in two."""
+
+    name = "double"
+
+    def process(self, items):
+        for item in items:
+            if isinstance(item, Record):
+                item.row = {**item.row, "doubled": True}
+            yield item
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=60) | st.just("earlier"), max_size=40),
+       st.lists(st.sampled_from([2, 3, 5, 7, 0]), min_size=1, max_size=6))
+def test_fused_stages_give_what_stage_by_stage_gives(raws: list[Any], divisors: list[int]) -> None:
+    """compose() runs consecutive PerRecord stages in one loop: the same items, rejections naming
+    the stage that refused, earlier rejections passed through, in the same order."""
+    stages = [_Doubler() if d == 0 else _refuse_when(f"s{i}", d) for i, d in enumerate(divisors)]
+
+    def items() -> list[Record | Rejected]:
+        return [Rejected(r, "before", "fetch") if r == "earlier" else Record(r) for r in raws]
+
+    one_by_one: Any = items()
+    for stage in stages:
+        one_by_one = stage.process(one_by_one)
+    expected = [(type(i).__name__, i.raw, getattr(i, "row", None), getattr(i, "reason", None),
+                 getattr(i, "stage", None)) for i in one_by_one]
+    got = [(type(i).__name__, i.raw, getattr(i, "row", None), getattr(i, "reason", None),
+            getattr(i, "stage", None)) for i in compose(stages, items())]
+    assert got == expected

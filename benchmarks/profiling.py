@@ -1,0 +1,103 @@
+"""Where a worker's time goes: one job over the whole source, in a process of its own (this one
+holds the benchmark's records, which would make every garbage collection slower), under cProfile.
+
+    python -m benchmarks.profiling BENCH_JSON   (prints the profile as JSON)
+"""
+
+from __future__ import annotations
+
+import cProfile
+import dataclasses
+import json
+import os
+import pstats
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest_workers.config import Settings
+from ingest_workers.pipeline import run_fetch_job
+from ingest_workers.resources import Resources
+
+from .services import Bench, reset_state, worker_environment
+
+
+@dataclass(frozen=True)
+class ProfileLine:
+    function: str
+    own_seconds: float
+    total_seconds: float
+    calls: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    seconds: float  # wall time without the profiler
+    profiled_seconds: float
+    records: int
+    lines: list[ProfileLine]  # most own time first
+
+
+def profile_job(bench: Bench) -> Profile:
+    """:func:`profile_here` in a fresh Python process."""
+    settings = bench.settings
+    arguments = {"redis_url": settings.redis_url, "database_url": settings.database_url,
+                 "mock_url": bench.mock_url, "records": bench.records, "out": str(bench.out)}
+    output = subprocess.run([sys.executable, "-m", "benchmarks.profiling", json.dumps(arguments)], check=True,
+                            capture_output=True, text=True).stdout
+    data = json.loads(output)
+    return Profile(data["seconds"], data["profiled_seconds"], data["records"],
+                   [ProfileLine(**line) for line in data["lines"]])
+
+
+def profile_here(bench: Bench, top: int = 15) -> Profile:
+    """Run the source as one job twice (once timed, once profiled) and list the costliest functions."""
+    seconds = _run(bench, "bench-plain", profiler=None)
+    profiler = cProfile.Profile()
+    profiled = _run(bench, "bench-profiled", profiler)
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+    lines = [ProfileLine(_name(func), tt, ct, nc) for func, (cc, nc, tt, ct, callers) in rows]
+    return Profile(seconds, profiled, bench.records, lines)
+
+
+def _run(bench: Bench, run_id: str, profiler: cProfile.Profile | None) -> float:
+    reset_state(bench.settings)
+    res = Resources(bench.settings, worker_environment(bench.mock_url))
+    try:
+        started = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        counts = run_fetch_job(bench.spec, run_id, f"{run_id}-job", "bench", res)
+        if profiler is not None:
+            profiler.disable()
+        elapsed = time.perf_counter() - started
+    finally:
+        res.close()
+    if counts.fetched != bench.records:
+        raise SystemExit(f"profiled job fetched {counts.fetched} of {bench.records} records")
+    return elapsed
+
+
+def _name(func: tuple[str, int, str]) -> str:
+    path, line, name = func
+    if path == "~":
+        return name  # a built-in, e.g. <method 'translate' of 'str' objects>
+    parts = path.split(os.sep)
+    for anchor in ("ingest_workers", "site-packages"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + (anchor == "site-packages"):]
+            break
+    else:
+        parts = parts[-2:]
+    return f"{'/'.join(parts)}:{line} {name}"
+
+
+if __name__ == "__main__":
+    given = json.loads(sys.argv[1])
+    settings = Settings(redis_url=given["redis_url"], database_url=given["database_url"], queue="bench",
+                        job_retries=0)
+    result = profile_here(Bench(settings, given["mock_url"], given["records"], Path(given["out"])))
+    print(json.dumps(dataclasses.asdict(result)))

@@ -1,0 +1,76 @@
+"""BENCHMARKS.md: every figure with the baseline it was divided by, both from the same run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .profiling import Profile
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str
+    baseline_name: str = ""
+    baseline: float = 0.0
+    target: float | None = None  # the ratio must be at least this (or at most, when ``at_most``)
+    at_most: bool = False
+    note: str = ""
+    why: str = ""  # what the report says when the target is missed
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+    @property
+    def verdict(self) -> str:
+        if self.target is None or self.ratio is None:
+            return ""
+        met = self.ratio <= self.target if self.at_most else self.ratio >= self.target
+        return "met" if met else "**missed**"
+
+
+@dataclass
+class Report:
+    header: list[str]
+    figures: list[Figure] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # extra markdown sections
+    profile: Profile | None = None
+
+    def markdown(self) -> str:
+        lines = ["# Benchmarks", "", *self.header, "",
+                 "| # | figure | measured | baseline (same run) | ratio | target | |",
+                 "|---|---|---:|---|---:|---|---|"]
+        for number, fig in enumerate(self.figures, 1):
+            target = "" if fig.target is None else f"{'≤' if fig.at_most else '≥'} {fig.target:g}×"
+            baseline = f"{fig.baseline_name}: {_num(fig.baseline)}" if fig.baseline_name else ""
+            ratio = "" if fig.ratio is None else f"{fig.ratio:.2f}×"
+            lines.append(f"| {number} | {fig.name}{f' ({fig.note})' if fig.note else ''} | "
+                         f"{_num(fig.value)} {fig.unit} | {baseline} | {ratio} | {target} | {fig.verdict} |")
+        missed = [(n, f) for n, f in enumerate(self.figures, 1) if f.verdict == "**missed**"]
+        if missed:
+            lines += ["", "## Targets missed, and why", ""]
+            lines += [f"- **#{n} {f.name}** ({f.ratio:.2f}× against {f.target:g}×): {f.why}" for n, f in missed]
+        lines += ["", *self.details]
+        if self.profile is not None:
+            lines += ["", *_profile_section(self.profile)]
+        return "\n".join(lines) + "\n"
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+
+
+def _profile_section(profile: Profile) -> list[str]:
+    rate = profile.records / profile.seconds
+    lines = ["## Where a worker's time goes", "",
+             f"One job over all {profile.records:,} records in one process (no RQ), against the same mock "
+             f"source: {profile.seconds:.2f} s ({rate:,.0f} records/s) without the profiler, "
+             f"{profile.profiled_seconds:.2f} s under cProfile. The costliest functions by own time:", "",
+             "| function | own s | own % | with callees s | calls |", "|---|---:|---:|---:|---:|"]
+    for line in profile.lines:
+        share = 100 * line.own_seconds / profile.profiled_seconds
+        lines.append(f"| `{line.function}` | {line.own_seconds:.2f} | {share:.0f}% | {line.total_seconds:.2f} | "
+                     f"{line.calls:,} |")
+    return lines

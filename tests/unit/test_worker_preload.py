@@ -1,0 +1,13 @@
+"""The worker's parent process holds the job code, so each forked work horse does not import it again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_loading_the_worker_class_loads_the_job_code_without_connecting() -> None:
+    check = ("import sys, ingest_workers.worker as w, ingest_workers.resources as r; "
+             "assert 'ingest_workers.jobs' in sys.modules and 'ingest_workers.pipeline' in sys.modules; "
+             "assert not r._holder, 'the parent must not build clients'")
+    subprocess.run([sys.executable, "-c", check], check=True, env={"PATH": ""})
