@@ -6,6 +6,8 @@ import argparse
 import gc
 import os
 import platform
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -41,9 +43,24 @@ def main() -> None:
         out = ROOT / "out"
         out.mkdir(exist_ok=True)
         report = measure(args, Bench(settings, "", args.records, out))
+        _say("overlapped fetch (scripts/bench_overlap.py): read-ahead against a slow source, slow sources")
+        overlap = overlapped_fetch(services.redis_url, services.database_url)
     report.header.append(f"Whole run: {time.monotonic() - started:.0f} s (`scripts/bench {args.summary}`).")
-    args.output.write_text(report.markdown(), encoding="utf-8")
+    args.output.write_text(report.markdown() + overlap, encoding="utf-8")
     _say(f"wrote {args.output}")
+
+
+def overlapped_fetch(redis_url: str, database_url: str) -> str:
+    """The figures of ``scripts/bench_overlap.py`` (issue 8's read-ahead), run now on the same services."""
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_overlap.py"), "--redis-url", redis_url,
+                             "--database-url", database_url, "--repeat", "3"],
+                            capture_output=True, text=True, check=True, timeout=900)
+    lines = result.stdout.splitlines()[1:]  # the first line repeats the machine, already in the header
+    return ("\n## Overlapped fetch\n\nA job reads its source ahead (`INGEST_PREFETCH_PAGES`, default 2) while it "
+            "loads the current page. Each row: a real `ingest run --workers 0` of one source (medians of 3) "
+            "against `ingest mock-sources --latency`; the baseline is the row with read-ahead off, in this run. "
+            "Then three slow sources in one run, inline (their times add up) against one worker each (the run "
+            "takes the time of the slowest).\n" + "\n".join(lines) + "\n")
 
 
 def measure(args: argparse.Namespace, bench: Bench) -> Report:

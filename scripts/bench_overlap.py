@@ -93,31 +93,36 @@ def run(args: argparse.Namespace, url: str, sources: str, workers: int, prefetch
 def bench_prefetch(args: argparse.Namespace) -> None:
     source = args.source
     print(f"\n### One job, {args.records:,} records of `{source}` (pages of 500), inline, median of {args.repeat}\n")
-    print("| latency per page | read-ahead | job seconds | records/s |")
-    print("| ---: | --- | ---: | ---: |")
+    print("| latency per page | read-ahead | job seconds | records/s | vs read-ahead off |")
+    print("| ---: | --- | ---: | ---: | ---: |")
     for latency, depths in ((0.0, (0, 2)), (args.latency, (0, 1, 2))):
         with mock_source(args.records, latency) as url:
+            off = None
             for pages in depths:
                 seconds = [run(args, url, source, 0, pages)["sources"][source]["duration_seconds"]
                            for _ in range(args.repeat)]
                 median = statistics.median(seconds)
+                off = off or median  # depths start with 0: the baseline of this latency
                 label = "off" if pages == 0 else f"{pages} page{'s' if pages > 1 else ''}"
-                print(f"| {latency * 1000:.0f} ms | {label} | {median:.2f} | {args.records / median:,.0f} |")
+                print(f"| {latency * 1000:.0f} ms | {label} | {median:.2f} | {args.records / median:,.0f} | "
+                      f"{off / median:.2f}× |")
 
 
 def bench_sources(args: argparse.Namespace) -> None:
     sources = "shop_products,shop_b_catalog,placeholder_posts"
     records = 1200  # pages of 500: three requests per source, about 3 s each at 1 s per page
     print(f"\n### Three sources, {records:,} records each, 1 s per page (3 pages: ~3 s each)\n")
-    print("| mode | slowest source s | sum of sources s | run span s | command wall s |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| mode | slowest source s | sum of sources s | run span s | command wall s | span vs inline |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     with mock_source(records, 1.0) as url:
+        inline_span = None
         for workers in (0, 3):
             result = run(args, url, sources, workers, 2)
             seconds = [s["duration_seconds"] for s in result["sources"].values()]
+            inline_span = inline_span or result["span"]
             mode = "inline (`--workers 0`)" if workers == 0 else f"`--workers {workers}`"
             print(f"| {mode} | {max(seconds):.2f} | {sum(seconds):.2f} | {result['span']:.2f} | "
-                  f"{result['wall']:.2f} |")
+                  f"{result['wall']:.2f} | {inline_span / result['span']:.2f}× faster |")
 
 
 def main() -> None:
