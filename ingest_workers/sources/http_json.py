@@ -62,39 +62,31 @@ class HttpJsonSource:
         return getattr(self, f"_{self._spec.pagination}_pages")()
 
     def _page_pages(self) -> Iterator[Any]:
-        spec, page, bad_in_a_row = self._spec, self._start_page, 0
+        return self._numbered_pages(self._spec.page_param, self._start_page, by_page=True)
+
+    def _offset_pages(self) -> Iterator[Any]:
+        return self._numbered_pages(self._spec.offset_param, 0, by_page=False)
+
+    def _numbered_pages(self, param: str, position: int, by_page: bool) -> Iterator[Any]:
+        """Pages addressed by number (``page=1, 2, ...``) or by offset (``offset=0, 500, ...``):
+        the next page's address does not depend on this one, so an unreadable page can be skipped."""
+        spec, bad_in_a_row = self._spec, 0
         while True:
-            self.resume_page = page
+            where = f"{'page' if by_page else 'offset'} {position}"
+            if by_page:
+                self.resume_page = position
             try:
-                records = self._records({spec.page_param: page, spec.page_size_param: spec.page_size},
-                                        f"page {page}")[0]
+                records = self._records({param: position, spec.page_size_param: spec.page_size}, where)[0]
                 bad_in_a_row = 0
             except UnreadableBody as exc:
                 bad_in_a_row += 1
-                yield self._rejected_page({"page": page}, f"page {page}", exc, bad_in_a_row)
+                yield self._rejected_page({"page" if by_page else "offset": position}, where, exc, bad_in_a_row)
                 records = [None] * spec.page_size  # a full page was lost: go on to the next
             else:
                 yield from records
             if len(records) < spec.page_size:
                 return
-            page += 1
-
-    def _offset_pages(self) -> Iterator[Any]:
-        spec, offset, bad_in_a_row = self._spec, 0, 0
-        while True:
-            try:
-                records = self._records({spec.offset_param: offset, spec.page_size_param: spec.page_size},
-                                        f"offset {offset}")[0]
-                bad_in_a_row = 0
-            except UnreadableBody as exc:
-                bad_in_a_row += 1
-                yield self._rejected_page({"offset": offset}, f"offset {offset}", exc, bad_in_a_row)
-                records = [None] * spec.page_size
-            else:
-                yield from records
-            if len(records) < spec.page_size:
-                return
-            offset += len(records)
+            position += 1 if by_page else len(records)
 
     def _cursor_pages(self) -> Iterator[Any]:
         spec, token, seen = self._spec, None, set()
