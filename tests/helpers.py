@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import psycopg2.extensions
 import requests
 
 from ingest_workers.config import Settings
+from ingest_workers.devservices import free_port
 from ingest_workers.mock_sources import FEEDS, count_refused_csv, sensors
 from ingest_workers.sources.synthetic import PROFILES, SensorPlan, reading
 from ingest_workers.workerpool import worker_env
@@ -53,10 +53,6 @@ fields = {{ product_id = "id", name = "title" }}
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

