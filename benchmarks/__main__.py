@@ -17,11 +17,11 @@ import psycopg2
 import redis
 import rq
 
-from ingest_workers.config import Settings
-from ingest_workers.devservices import ensure_services
-from ingest_workers.http import HttpClient, RetryPolicy, make_session
-from ingest_workers.models import Lineage
+from ingest_workers.core.config import Settings
+from ingest_workers.core.models import Lineage
 from ingest_workers.sources import SourceContext, make_source
+from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
+from ingest_workers.testing.devservices import ensure_services
 
 from . import loads, peer, runs
 from .profiling import profile_job
@@ -30,7 +30,7 @@ from .services import Bench, mock_server, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAIN_FORKING = "rq.worker.Worker"
-INGEST_WORKER = "ingest_workers.worker.IngestWorker"  # forking too: what `ingest workers` and the demo run
+INGEST_WORKER = "ingest_workers.runtime.worker.IngestWorker"  # forking too: what `ingest workers` and the demo run
 
 
 def main() -> None:
@@ -181,7 +181,7 @@ def _method(args: argparse.Namespace) -> list[str]:
         "Best of 2, alternated with the loader's runs.",
         "- **End to end**: the source split into "
         f"{args.jobs} backfill window jobs (`ingest enqueue --since/--until --window`, here through "
-        "`enqueue_backfill`), N `rq worker` processes started by `ingest_workers.workerpool` (the command "
+        "`enqueue_backfill`), N `rq worker` processes started by `ingest_workers.runtime.workerpool` (the command "
         "`ingest workers` runs) and registered before the clock starts; timed from enqueue to the last job "
         "finished (the sizes of RQ's finished and failed registries, polled every 10 ms). Every configuration "
         f"runs {args.rounds} times, round after round; the fastest counts. Redis and the tables are emptied "

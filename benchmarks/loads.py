@@ -11,12 +11,12 @@ from typing import Any
 import psycopg2
 from psycopg2.extras import Json
 
-from ingest_workers.domains import PRODUCTS
-from ingest_workers.loader import PostgresLoader, copy_text
-from ingest_workers.mock_sources import FEEDS
-from ingest_workers.models import Lineage, Record, SourceSpec
-from ingest_workers.stage_registry import source_stages
-from ingest_workers.stages import compose
+from ingest_workers.core.models import Lineage, Record, SourceSpec
+from ingest_workers.datasets import PRODUCTS
+from ingest_workers.load.loader import PostgresLoader, copy_text
+from ingest_workers.stages.base import compose
+from ingest_workers.stages.registry import source_stages
+from ingest_workers.testing.mock_sources import FEEDS
 
 BATCH = 1000
 

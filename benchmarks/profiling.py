@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest_workers.config import Settings
+from ingest_workers.core.config import Settings
 from ingest_workers.pipeline import run_fetch_job
-from ingest_workers.resources import Resources
+from ingest_workers.runtime.resources import Resources
 
 from .services import Bench, reset_state, worker_environment
 

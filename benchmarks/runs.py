@@ -14,11 +14,11 @@ import redis
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
-from ingest_workers.mock_sources.feed import EPOCH
-from ingest_workers.models import Window
-from ingest_workers.producer import enqueue_backfill, make_queue, split_windows
-from ingest_workers.runs import JobHistory
-from ingest_workers.workerpool import local_workers, worker_command, worker_env
+from ingest_workers.core.models import Window
+from ingest_workers.ops.history import JobHistory
+from ingest_workers.runtime.producer import enqueue_backfill, make_queue, split_windows
+from ingest_workers.runtime.workerpool import local_workers, worker_command, worker_env
+from ingest_workers.testing.mock_sources.feed import EPOCH
 
 from .services import Bench, reset_state, worker_environment
 
@@ -178,7 +178,8 @@ def enqueue_one_by_one(bench: Bench, jobs: int) -> float:
     spec = bench.spec.to_dict()
     started = time.perf_counter()
     for index in range(jobs):
-        queue.enqueue_call("ingest_workers.jobs.fetch_source", args=(spec, "bench"), job_id=f"one-by-one-{index}")
+        queue.enqueue_call("ingest_workers.runtime.jobs.fetch_source", args=(spec, "bench"),
+                           job_id=f"one-by-one-{index}")
     elapsed = time.perf_counter() - started
     client.close()
     reset_state(bench.settings)

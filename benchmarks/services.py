@@ -19,10 +19,11 @@ from psycopg2 import sql
 from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, parse_dsn
 
 from ingest_workers.catalog import load_catalog
-from ingest_workers.config import DEFAULT_CATALOG, Settings
-from ingest_workers.devservices import free_port
-from ingest_workers.migrate import migrate
-from ingest_workers.models import SourceSpec
+from ingest_workers.core.config import Settings
+from ingest_workers.core.models import SourceSpec
+from ingest_workers.load.migrate import migrate
+from ingest_workers.testing import DEMO_CATALOG
+from ingest_workers.testing.devservices import free_port
 
 SOURCE = "shop_products"  # shop A: ~300-byte products, page numbers, updated_at = 2026-01-01 + i seconds
 TABLES = ("products", "rejected_records", "ingest_jobs", "source_cursors")
@@ -39,7 +40,7 @@ class Bench:
     def spec(self) -> SourceSpec:
         """The packaged catalog's shop A entry, pointed at this run's mock server, without its
         politeness rate limit (50 requests/s would cap the run at 25,000 records/s)."""
-        catalog = load_catalog(Path(DEFAULT_CATALOG), {"INGEST_MOCK_URL": self.mock_url})
+        catalog = load_catalog(Path(DEMO_CATALOG), {"INGEST_MOCK_URL": self.mock_url})
         return replace(catalog.sources[SOURCE], rate_limit=0)
 
     def with_mock(self, mock_url: str) -> Bench:

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .domains import DOMAINS
-from .errors import ConfigError
-from .models import SourceSpec
-from .sinks import sink_class
+from .core.errors import ConfigError
+from .core.models import SourceSpec
+from .datasets import DOMAINS
+from .load.sinks import sink_class
 from .sources import source_class
 from .sources.http_json import PAGINATIONS
-from .stage_registry import make_stage
+from .stages.registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")

@@ -11,21 +11,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
-from .breaker import BreakerPolicy, CircuitBreaker
-from .connections import redis_errors
-from .cursors import CursorStore, highest
-from .dedup import RedisDedup
-from .domains import DOMAINS, Domain
-from .errors import CircuitOpen
-from .http import HttpClient, RetryPolicy
-from .loader import PostgresLoader
-from .metrics import (
+import psycopg2.extensions
+import redis
+import requests
+
+from .core.config import Settings
+from .core.connections import redis_errors
+from .core.errors import CircuitOpen
+from .core.models import Counts, Lineage, Record, Rejected, SourceSpec, Window
+from .datasets import DOMAINS, Domain
+from .guards.breaker import BreakerPolicy, CircuitBreaker
+from .guards.progress import JobProgress
+from .guards.ratelimit import RateLimiter
+from .load.cursors import CursorStore, highest
+from .load.dedup import RedisDedup
+from .load.loader import PostgresLoader
+from .load.pgretry import Connection, PostgresRetry
+from .load.sinks import Sink, SinkContext, make_sink
+from .ops.history import JobHistory
+from .ops.metrics import (
     CIRCUIT_STATE,
     CIRCUIT_STATES,
     FETCH_REQUESTS,
@@ -40,19 +50,32 @@ from .metrics import (
     RECORDS,
     MetricsRecorder,
 )
-from .models import Counts, Lineage, Record, Rejected, SourceSpec, Window
-from .pgretry import Connection, PostgresRetry
-from .prefetch import read_ahead
-from .progress import JobProgress
-from .ratelimit import RateLimiter
-from .resources import Resources
-from .runs import JobHistory
-from .sinks import Sink, SinkContext, make_sink
 from .sources import SourceContext, make_source
-from .stage_registry import source_stages
-from .stages import Item, compose
+from .sources.http import HttpClient, RetryPolicy
+from .sources.prefetch import read_ahead
+from .stages.base import Item, compose
+from .stages.registry import source_stages
 
 log = logging.getLogger(__name__)
+
+
+class Resources(Protocol):
+    """The clients a job runs with (:class:`ingest_workers.runtime.resources.Resources` is one):
+    this process's, so a forked job never shares a parent's socket."""
+
+    settings: Settings
+    env: Mapping[str, str]  # where sources look up the secrets their catalog entry names
+
+    @property
+    def redis(self) -> redis.Redis: ...
+
+    @property
+    def pg(self) -> psycopg2.extensions.connection: ...
+
+    @property
+    def http(self) -> requests.Session: ...
+
+    def discard_pg(self) -> None: ...
 
 
 def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: Resources,

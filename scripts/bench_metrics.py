@@ -26,7 +26,7 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ingest_workers import metrics as m
+from ingest_workers.ops import metrics as m
 
 
 def job_events(index: int, sources: int) -> tuple[str, list[tuple[str, tuple[str, ...], float]]]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg2
 import redis
 
-from ingest_workers.devservices import free_port
+from ingest_workers.testing.devservices import free_port
 
 TABLES = ("products", "stock_quotes", "social_mentions", "posts", "sensor_readings", "alerts", "source_cursors",
           "rejected_records", "ingest_jobs")

@@ -15,10 +15,10 @@ import psycopg2
 import pytest
 import redis
 
-from ingest_workers.config import Settings
-from ingest_workers.devservices import Services, ensure_services
-from ingest_workers.migrate import migrate
-from ingest_workers.mock_sources import MockConfig, MockServer
+from ingest_workers.core.config import Settings
+from ingest_workers.load.migrate import migrate
+from ingest_workers.testing.devservices import Services, ensure_services
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

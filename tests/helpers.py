@@ -14,11 +14,11 @@ from typing import Any
 import psycopg2.extensions
 import requests
 
-from ingest_workers.config import Settings
-from ingest_workers.devservices import free_port
-from ingest_workers.mock_sources import FEEDS, count_refused_csv, sensors
+from ingest_workers.core.config import Settings
+from ingest_workers.runtime.workerpool import worker_env
 from ingest_workers.sources.synthetic import PROFILES, SensorPlan, reading
-from ingest_workers.workerpool import worker_env
+from ingest_workers.testing.devservices import free_port
+from ingest_workers.testing.mock_sources import FEEDS, count_refused_csv, sensors
 
 DOMAIN_TABLES = {"products": "products", "quotes": "stock_quotes", "mentions": "social_mentions", "posts": "posts",
                  "sensors": "sensor_readings"}

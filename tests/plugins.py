@@ -9,8 +9,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ingest_workers.errors import TransientError
-from ingest_workers.models import Record
+from ingest_workers.core.errors import TransientError
+from ingest_workers.core.models import Record
 
 
 class CountingSource:

@@ -13,9 +13,9 @@ import click
 
 from .. import __version__
 from ..catalog import Catalog, load_catalog
-from ..config import DEFAULT_CATALOG, ENV_VARS, Settings, load_settings
-from ..errors import IngestError
-from ..logs import LOG_FORMATS, configure_logging
+from ..core.config import ENV_VARS, Settings, load_settings
+from ..core.errors import IngestError
+from ..ops.logs import LOG_FORMATS, configure_logging
 
 
 @dataclass
@@ -26,13 +26,30 @@ class App:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @cached_property
+    def optional_catalog(self) -> Catalog | None:
+        """The catalog named by --catalog or INGEST_CATALOG; None when neither names one."""
+        path = self.flags.get("catalog_path") or self.env.get(ENV_VARS["catalog_path"])
+        return load_catalog(Path(path), self.env) if path else None
+
+    @property
     def catalog(self) -> Catalog:
-        path = self.flags.get("catalog_path") or self.env.get(ENV_VARS["catalog_path"]) or DEFAULT_CATALOG
-        return load_catalog(Path(path), self.env)
+        """The catalog, for commands that cannot run without one."""
+        if self.optional_catalog is None:
+            raise NoCatalog("no catalog: pass --catalog FILE or set INGEST_CATALOG to your catalog "
+                            "(`ingest demo` runs the packaged demo catalog; the README's \"Running it for real\" "
+                            "shows a minimal one)")
+        return self.optional_catalog
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings(self.flags, self.env, self.catalog.settings, f"{self.catalog.path} [settings]")
+        catalog = self.optional_catalog
+        if catalog is None:
+            return load_settings(self.flags, self.env)
+        return load_settings(self.flags, self.env, catalog.settings, f"{catalog.path} [settings]")
+
+
+class NoCatalog(IngestError):
+    """A command that needs a catalog was given none: a usage problem (exit status 2)."""
 
 
 class IsoTime(click.ParamType):
@@ -71,13 +88,13 @@ class IngestGroup(click.Group):
             return super().invoke(ctx)
         except IngestError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
-            ctx.exit(1)
+            ctx.exit(2 if isinstance(exc, NoCatalog) else 1)
 
 
 @click.group(cls=IngestGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ingest")
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Source catalog (TOML). [env: INGEST_CATALOG; default: the packaged mock-source catalog]")
+              help="Source catalog (TOML); enqueue, run and schedule need one. [env: INGEST_CATALOG]")
 @click.option("--redis-url", help="Redis holding the queue, dedup sets and metrics. [env: REDIS_URL]")
 @click.option("--database-url", help="PostgreSQL the records load into. [env: DATABASE_URL]")
 @click.option("--log-level", default="INFO", show_default=True,

@@ -6,10 +6,10 @@ import time
 
 import click
 
-from ..config import Settings
-from ..connections import connect_postgres
-from ..errors import ServiceUnavailable
-from ..migrate import migrate
+from ..core.config import Settings
+from ..core.connections import connect_postgres
+from ..core.errors import ServiceUnavailable
+from ..load.migrate import migrate
 from .app import App
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..connections import connect_postgres, connect_redis
-from ..failed import FailedJobs
-from ..producer import make_queue
-from ..runs import JobHistory
+from ..core.connections import connect_postgres, connect_redis
+from ..ops.failed import FailedJobs
+from ..ops.history import JobHistory
+from ..runtime.producer import make_queue
 from .app import App
 
 

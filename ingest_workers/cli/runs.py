@@ -13,19 +13,20 @@ from typing import Any
 
 import click
 
-from .. import faultdemo, resources
-from ..config import Settings, load_settings
-from ..connections import connect_postgres, connect_redis
-from ..devservices import ensure_services
-from ..domains import DOMAINS
-from ..errors import ConfigError
-from ..localrun import STOPPED, run_inline, stop_unfinished
-from ..mock_sources import MockServer
-from ..models import SourceSpec
-from ..producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id, queues_of
-from ..runs import JobHistory
-from ..watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
-from ..workerpool import local_workers, stop_workers
+from ..core.config import Settings, load_settings
+from ..core.connections import connect_postgres, connect_redis
+from ..core.errors import ConfigError
+from ..core.models import SourceSpec
+from ..datasets import DOMAINS
+from ..ops.history import JobHistory
+from ..ops.watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
+from ..runtime import resources
+from ..runtime.localrun import STOPPED, run_inline, stop_unfinished
+from ..runtime.producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id, queues_of
+from ..runtime.workerpool import local_workers, stop_workers
+from ..testing import DEMO_CATALOG, faultdemo
+from ..testing.devservices import ensure_services
+from ..testing.mock_sources import MockServer
 from .app import App, Duration, IsoTime
 from .db import apply_migrations
 
@@ -194,7 +195,10 @@ def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: 
 def demo(app: App, records: int, workers: int, worker_class: str | None, port: int, state_dir: Path,
          faults: bool) -> None:
     """The whole system on this machine: services (embedded if none answer), schema,
-    mock source, workers, one run of every source, and its summary."""
+    mock source, workers, one run of every source, and its summary. It runs the packaged demo
+    catalog (the mock's feeds) unless --catalog names another."""
+    if app.flags.get("catalog_path") is None:
+        app.flags["catalog_path"] = DEMO_CATALOG
     base = load_settings(app.flags, app.env)
     with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo) as services:
         app.flags.update(redis_url=services.redis_url, database_url=services.database_url)

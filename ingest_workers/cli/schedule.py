@@ -8,9 +8,9 @@ from types import FrameType
 
 import click
 
-from ..connections import connect_redis
-from ..producer import make_queue
-from ..scheduler import SourceScheduler, run_schedule
+from ..core.connections import connect_redis
+from ..runtime.producer import make_queue
+from ..runtime.scheduler import SourceScheduler, run_schedule
 from .app import App
 
 

@@ -7,10 +7,10 @@ from types import FrameType
 
 import click
 
-from ..connections import connect_redis
-from ..metrics_server import serve
-from ..mock_faults import FaultConfig, FaultInjector
-from ..mock_sources import ROUTES, MockConfig, MockServer
+from ..core.connections import connect_redis
+from ..ops.metrics_server import serve
+from ..testing.mock_faults import FaultConfig, FaultInjector
+from ..testing.mock_sources import ROUTES, MockConfig, MockServer
 from .app import App
 
 
@@ -67,6 +67,7 @@ def metrics_server(app: App, host: str, port: int) -> None:
     click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
     stop_on_sigterm()
     try:
-        serve(client, app.settings, host, port, list(app.catalog.sources.values()))
+        catalog = app.optional_catalog
+        serve(client, app.settings, host, port, list(catalog.sources.values()) if catalog else [])
     except KeyboardInterrupt:
         pass

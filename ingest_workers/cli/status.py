@@ -6,8 +6,8 @@ import json
 
 import click
 
-from ..connections import connect_postgres, connect_redis
-from ..status import format_status, status_document
+from ..core.connections import connect_postgres, connect_redis
+from ..ops.status import format_status, status_document
 from .app import App
 
 
@@ -23,7 +23,8 @@ def status(app: App, as_json: bool, hours: float) -> None:
     client = connect_redis(app.settings.redis_url)
     conn = connect_postgres(app.settings.database_url)
     try:
-        document = status_document(conn, client, app.catalog.sources, hours)
+        catalog = app.optional_catalog  # without one, the sources with a history
+        document = status_document(conn, client, catalog.sources if catalog else (), hours)
     finally:
         conn.close()
     click.echo(json.dumps(document, indent=2) if as_json else format_status(document))

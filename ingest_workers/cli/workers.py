@@ -10,7 +10,7 @@ import threading
 
 import click
 
-from ..workerpool import start_worker, stop_workers, worker_command, worker_name
+from ..runtime.workerpool import start_worker, stop_workers, worker_command, worker_name
 from .app import App
 
 log = logging.getLogger(__name__)

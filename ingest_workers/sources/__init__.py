@@ -4,6 +4,12 @@ A source is any object with ``stream() -> Iterator[raw record]``; it yields lazi
 page by page or row by row, so memory stays flat however large the source is. A
 kind is built as ``Kind(spec, context)``; a plugin kind (``package.module:Class``)
 follows the same contract.
+
+- :mod:`.http_json`, :mod:`.csv_file`, :mod:`.synthetic`: the built-in kinds.
+- :mod:`.http`: the HTTP client they share (timeouts, retries with tenacity, body caps).
+- :mod:`.prefetch`: read a source ahead in a thread while the job works on what it served.
+
+May import: ``core``.
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from ..models import SourceSpec
-from ..plugins import resolve
+from ..core.models import SourceSpec
+from ..core.plugins import resolve
 from .base import SourceContext
 from .csv_file import CsvSource
 from .http_json import HttpJsonSource

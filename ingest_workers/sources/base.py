@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..http import HttpClient
+from .http import HttpClient
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 import urllib3
 
-from ..errors import ConfigError, PermanentError, TransientError
-from ..models import SourceSpec
+from ..core.errors import ConfigError, PermanentError, TransientError
+from ..core.models import SourceSpec
 from .base import SourceContext
 
 

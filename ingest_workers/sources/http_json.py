@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, PermanentError, UnreadableBody
-from ..http import safe_url
-from ..models import Rejected, SourceSpec
+from ..core.errors import ConfigError, PermanentError, UnreadableBody
+from ..core.models import Rejected, SourceSpec
 from .base import SourceContext
+from .http import safe_url
 
 PAGINATIONS = ("page", "offset", "cursor", "link", "none")
 MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job

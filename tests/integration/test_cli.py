@@ -13,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from ingest_workers.cli import main
-from ingest_workers.config import Settings
-from ingest_workers.devservices import Services
-from ingest_workers.mock_sources import MockServer, count_invalid
+from ingest_workers.core.config import Settings
+from ingest_workers.testing import DEMO_CATALOG
+from ingest_workers.testing.devservices import Services
+from ingest_workers.testing.mock_sources import MockServer, count_invalid
 from tests.helpers import DEFAULT_SOURCES, DOMAIN_TABLES, expected_refused, scalar, write_catalog
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
@@ -48,8 +49,26 @@ def test_bad_catalog_names_file_and_key(tmp_path: Path) -> None:
     assert output.count("\n") == 1 and "key 'records_path': expected text" in output and str(catalog) in output
 
 
+@pytest.mark.parametrize("command", [["enqueue", "--sources", "all"], ["run"], ["schedule"]], ids=lambda c: c[0])
+def test_no_catalog_is_one_sentence_and_exit_status_2(command: list[str]) -> None:
+    code, output = invoke(command, env={"INGEST_CATALOG": ""})
+    assert code == 2
+    assert output == ("error: no catalog: pass --catalog FILE or set INGEST_CATALOG to your catalog (`ingest demo` "
+                      "runs the packaged demo catalog; the README's \"Running it for real\" shows a minimal one)\n")
+
+
+def test_no_catalog_from_a_real_shell_has_no_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "INGEST_CATALOG"}
+    done = subprocess.run([sys.executable, "-m", "ingest_workers", "enqueue", "--sources", "all"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout == "" and done.stderr.startswith("error: no catalog: ") and done.stderr.count("\n") == 1
+
+
 def test_unreachable_redis_is_one_sentence_with_the_password_masked(tmp_path: Path) -> None:
-    code, output = invoke(["--redis-url", "redis://:hunter2@127.0.0.1:1/0", "enqueue", "--sources", "all"])
+    catalog = write_catalog(tmp_path / "c.toml", "http://127.0.0.1:1/products")
+    code, output = invoke(["--catalog", str(catalog), "--redis-url", "redis://:hunter2@127.0.0.1:1/0", "enqueue",
+                           "--sources", "all"])
     assert code == 1
     assert output.startswith("error: cannot reach Redis at redis://:***@127.0.0.1:1/0")
     assert "hunter2" not in output and "Traceback" not in output and output.count("\n") == 1
@@ -63,7 +82,8 @@ def test_unreachable_postgres_is_one_sentence_with_the_password_masked() -> None
 
 
 def test_bad_environment_value_is_named() -> None:
-    code, output = invoke(["enqueue", "--sources", "all"], env={"INGEST_BATCH_SIZE": "many"})
+    code, output = invoke(["--catalog", str(DEMO_CATALOG), "enqueue", "--sources", "all"],
+                          env={"INGEST_BATCH_SIZE": "many"})
     assert code == 1 and "environment variable INGEST_BATCH_SIZE: expected a number, got 'many'" in output
 
 

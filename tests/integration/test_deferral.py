@@ -12,14 +12,14 @@ import psycopg2.extensions
 import pytest
 import redis
 
-from ingest_workers.breaker import BreakerPolicy, CircuitBreaker
-from ingest_workers.config import Settings
-from ingest_workers.metrics import CIRCUIT_STATE, JOBS_DEFERRED, METRICS_KEY, _field
-from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
-from ingest_workers.models import SourceSpec
-from ingest_workers.producer import enqueue_run, make_queue
-from ingest_workers.watch import wait_for_jobs
-from ingest_workers.workerpool import local_workers
+from ingest_workers.core.config import Settings
+from ingest_workers.core.models import SourceSpec
+from ingest_workers.guards.breaker import BreakerPolicy, CircuitBreaker
+from ingest_workers.ops.metrics import CIRCUIT_STATE, JOBS_DEFERRED, METRICS_KEY, _field
+from ingest_workers.ops.watch import wait_for_jobs
+from ingest_workers.runtime.producer import enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import local_workers
+from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
 from tests.helpers import scalar
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ import psycopg2
 import pytest
 import redis
 
-from ingest_workers import devservices
-from ingest_workers.devservices import ensure_services, postgres_reachable, redis_reachable
-from ingest_workers.errors import ServiceUnavailable
+from ingest_workers.core.errors import ServiceUnavailable
+from ingest_workers.testing import devservices
+from ingest_workers.testing.devservices import ensure_services, postgres_reachable, redis_reachable
 
 UNREACHABLE_REDIS = "redis://:secret@127.0.0.1:1/0"
 UNREACHABLE_POSTGRES = "postgresql://x:secret@127.0.0.1:1/ingest_devsvc_test"
@@ -95,7 +95,7 @@ def test_nested_use_in_one_process_shares_embedded_postgres(tmp_path: Path) -> N
 
 def test_server_left_by_a_killed_process_is_stopped_by_the_next_user(tmp_path: Path) -> None:
     script = (
-        "import sys, time; from pathlib import Path; from ingest_workers.devservices import ensure_services\n"
+        "import sys, time; from pathlib import Path; from ingest_workers.testing.devservices import ensure_services\n"
         "with ensure_services(sys.argv[1], sys.argv[2], Path(sys.argv[3]), log=lambda line: None) as svc:\n"
         "    print(svc.database_url, flush=True); time.sleep(60)\n"
     )

@@ -12,14 +12,15 @@ import pytest
 import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from rq import Callback
 
-from ingest_workers.config import Settings
-from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
-from ingest_workers.models import SourceSpec
-from ingest_workers.producer import enqueue_run, make_queue
-from ingest_workers.runs import JobHistory
-from ingest_workers.watch import wait_for_jobs
-from ingest_workers.workerpool import local_workers
+from ingest_workers.core.config import Settings
+from ingest_workers.core.models import SourceSpec
+from ingest_workers.ops.history import JobHistory
+from ingest_workers.ops.watch import wait_for_jobs
+from ingest_workers.runtime.producer import enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import local_workers
+from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
 from tests.helpers import metrics_server, scalar
 
 RECORDS = 2_000
@@ -123,3 +124,20 @@ def test_scraped_counters_equal_the_rows_in_postgres(
     assert samples[("ingest_queue_jobs", frozenset({("queue", settings.queue), ("state", "finished")}))] == 4
     assert samples[("ingest_fetch_requests_total", frozenset({("source", "shop_a"), ("status_class", "2xx")}))] \
         == 2 * (RECORDS // 300 + 1)
+
+
+def test_jobs_queued_under_the_old_module_paths_still_run(
+    redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, mock_server: MockServer,
+    tmp_path: Path,
+) -> None:
+    """Jobs in Redis from before the layout name ``ingest_workers.jobs.fetch_source`` and its failure
+    callback; a hand-written command line names ``ingest_workers.worker.IngestWorker``."""
+    mock_server.config = MockConfig(records=RECORDS)
+    [spec] = specs(mock_server, "shop_old")
+    queue = make_queue(redis_client, settings)
+    job = queue.enqueue_call("ingest_workers.jobs.fetch_source", args=(spec.to_dict(), "run-old"),
+                             job_id="run-old-shop_old", on_failure=Callback("ingest_workers.jobs.on_failure"))
+    with local_workers(settings, 1, os.environ, tmp_path / "workers.log", "ingest_workers.worker.IngestWorker"):
+        state = wait_for_jobs(queue, [job.id], lambda state: None, timeout=120)
+    assert (state.done, state.failed) == (1, 0), (tmp_path / "workers.log").read_text()
+    assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_old'") == RECORDS - INVALID

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg2.extensions
 import redis
 
-from ingest_workers.devservices import Services
-from ingest_workers.faultdemo import DOWN, FAULTY, HEALTHY, THROTTLED_RATE
-from ingest_workers.mock_sources import FEEDS
+from ingest_workers.testing.devservices import Services
+from ingest_workers.testing.faultdemo import DOWN, FAULTY, HEALTHY, THROTTLED_RATE
+from ingest_workers.testing.mock_sources import FEEDS
 from tests.helpers import expected_refused, scalar
 
 

@@ -16,21 +16,22 @@ from click.testing import CliRunner
 
 from ingest_workers.catalog import load_catalog
 from ingest_workers.cli import main
-from ingest_workers.config import DEFAULT_CATALOG, Settings
-from ingest_workers.cursors import CursorStore
-from ingest_workers.domains import POSTS
-from ingest_workers.errors import TransientError
-from ingest_workers.loader import PostgresLoader
-from ingest_workers.mock_sources import FEEDS, MockConfig, MockServer
-from ingest_workers.mock_sources.feed import EPOCH
-from ingest_workers.models import Lineage, SourceSpec
+from ingest_workers.core.config import Settings
+from ingest_workers.core.errors import TransientError
+from ingest_workers.core.models import Lineage, SourceSpec
+from ingest_workers.datasets import POSTS
+from ingest_workers.load.cursors import CursorStore
+from ingest_workers.load.loader import PostgresLoader
+from ingest_workers.load.sinks import AlertSink, SinkContext
+from ingest_workers.ops.history import JobHistory
+from ingest_workers.ops.watch import wait_for_jobs
 from ingest_workers.pipeline import run_fetch_job
-from ingest_workers.producer import enqueue_backfill, enqueue_run, make_queue
-from ingest_workers.resources import Resources
-from ingest_workers.runs import JobHistory
-from ingest_workers.sinks import AlertSink, SinkContext
-from ingest_workers.watch import wait_for_jobs
-from ingest_workers.workerpool import local_workers
+from ingest_workers.runtime.producer import enqueue_backfill, enqueue_run, make_queue
+from ingest_workers.runtime.resources import Resources
+from ingest_workers.runtime.workerpool import local_workers
+from ingest_workers.testing import DEMO_CATALOG
+from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer
+from ingest_workers.testing.mock_sources.feed import EPOCH
 from tests.helpers import scalar
 
 CURSOR_SOURCES = {"shop_products": ("products", "/products"), "market_quotes": ("stock_quotes", "/quotes"),
@@ -38,7 +39,7 @@ CURSOR_SOURCES = {"shop_products": ("products", "/products"), "market_quotes": (
 
 
 def catalog_specs(server: MockServer, *names: str) -> list[SourceSpec]:
-    sources = load_catalog(DEFAULT_CATALOG, {"INGEST_MOCK_URL": server.url}).sources
+    sources = load_catalog(DEMO_CATALOG, {"INGEST_MOCK_URL": server.url}).sources
     return [SourceSpec(**{**sources[n].to_dict(), "page_size": 200}) for n in names]
 
 
@@ -175,7 +176,8 @@ def test_a_backfill_loads_its_windows_once_and_leaves_the_cursor_alone(
 
 def test_enqueue_backfill_from_the_command_line(redis_client: redis.Redis, settings: Settings,
                                                 mock_server: MockServer) -> None:
-    env = {"REDIS_URL": settings.redis_url, "INGEST_QUEUE": settings.queue, "INGEST_MOCK_URL": mock_server.url}
+    env = {"REDIS_URL": settings.redis_url, "INGEST_QUEUE": settings.queue, "INGEST_MOCK_URL": mock_server.url,
+           "INGEST_CATALOG": str(DEMO_CATALOG)}
     args = ["enqueue", "--sources", "market_quotes,sensor_synthetic", "--since", "2026-01-01", "--until",
             "2026-01-01T12:00:00Z", "--window", "6h"]
     first = CliRunner().invoke(main, args, env=env)

@@ -7,9 +7,9 @@ from typing import Any
 
 import psycopg2.extensions
 
-from ingest_workers.domains import PRODUCTS
-from ingest_workers.loader import PostgresLoader
-from ingest_workers.models import Lineage, Rejected
+from ingest_workers.core.models import Lineage, Rejected
+from ingest_workers.datasets import PRODUCTS
+from ingest_workers.load.loader import PostgresLoader
 from tests.helpers import scalar
 
 LINEAGE = Lineage("shop", "run-1", "job-1", "2026-01-01T00:00:00+00:00")

@@ -13,13 +13,13 @@ import pytest
 import redis
 
 from ingest_workers import pipeline
-from ingest_workers.chaos import dsn_through, postgres_address
-from ingest_workers.config import Settings
-from ingest_workers.dedup import SEEN_PREFIX
-from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
-from ingest_workers.models import Counts, SourceSpec
-from ingest_workers.resources import Resources
-from ingest_workers.tcpproxy import CuttableProxy
+from ingest_workers.core.config import Settings
+from ingest_workers.core.models import Counts, SourceSpec
+from ingest_workers.load.dedup import SEEN_PREFIX
+from ingest_workers.runtime.resources import Resources
+from ingest_workers.testing.chaos import dsn_through, postgres_address
+from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
+from ingest_workers.testing.tcpproxy import CuttableProxy
 from tests.helpers import scalar
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,9 @@ import psycopg2.extensions
 import redis
 import requests
 
-from ingest_workers.devservices import Services
-from ingest_workers.mock_sources import count_invalid
+from ingest_workers.testing import DEMO_CATALOG
+from ingest_workers.testing.devservices import Services
+from ingest_workers.testing.mock_sources import count_invalid
 from tests.helpers import free_port, scalar, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def test_procfile_runs_every_role_and_stops_cleanly(
     env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
            "INGEST_QUEUE": "procfile-test", "WORKERS": "2", "MOCK_PORT": str(mock_port),
            "MOCK_RECORDS": str(RECORDS), "METRICS_PORT": str(metrics_port),
-           "INGEST_MOCK_URL": f"http://127.0.0.1:{mock_port}",
+           "INGEST_MOCK_URL": f"http://127.0.0.1:{mock_port}", "INGEST_CATALOG": str(DEMO_CATALOG),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"], env=env,
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

@@ -11,10 +11,10 @@ import pytest
 import redis
 from rq.job import Job
 
-from ingest_workers.config import Settings
-from ingest_workers.errors import ConfigError
-from ingest_workers.models import SourceSpec
-from ingest_workers.producer import enqueue_run, make_queue, new_run_id, queues_of
+from ingest_workers.core.config import Settings
+from ingest_workers.core.errors import ConfigError
+from ingest_workers.core.models import SourceSpec
+from ingest_workers.runtime.producer import enqueue_run, make_queue, new_run_id, queues_of
 
 SPECS = [SourceSpec(name=n, kind="http_json", domain="products", url=f"http://127.0.0.1:1/{n}") for n in ("a", "b")]
 
@@ -42,7 +42,7 @@ def test_jobs_are_stored_as_json_never_pickle(redis_client: redis.Redis, setting
     queue = make_queue(redis_client, settings)
     enqueue_run(queue, settings, SPECS[:1], "run-1")
     stored = zlib.decompress(redis_client.hget(Job.key_for("run-1-a"), "data"))  # RQ compresses job data
-    assert json.loads(stored)[0] == "ingest_workers.jobs.fetch_source"
+    assert json.loads(stored)[0] == "ingest_workers.runtime.jobs.fetch_source"
 
 
 def test_new_run_ids_are_unique_and_valid() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from ingest_workers.progress import JobProgress
-from ingest_workers.quarantine import DEATHS_PREFIX, deaths
+from ingest_workers.guards.progress import JobProgress
+from ingest_workers.guards.quarantine import DEATHS_PREFIX, deaths
 
 pytestmark = pytest.mark.integration
 

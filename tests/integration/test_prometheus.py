@@ -19,12 +19,12 @@ import redis
 import requests
 
 from ingest_workers.catalog import load_catalog
-from ingest_workers.config import Settings
-from ingest_workers.metrics import set_circuit_state
-from ingest_workers.mock_sources import MockConfig, MockServer
-from ingest_workers.producer import enqueue_run, make_queue
-from ingest_workers.watch import wait_for_jobs
-from ingest_workers.workerpool import local_workers
+from ingest_workers.core.config import Settings
+from ingest_workers.ops.metrics import set_circuit_state
+from ingest_workers.ops.watch import wait_for_jobs
+from ingest_workers.runtime.producer import enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import local_workers
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.conftest import ROOT
 from tests.helpers import free_port, metrics_server, scalar, wait_until
 

@@ -9,9 +9,9 @@ import time
 import pytest
 import redis
 
-from ingest_workers.breaker import BreakerPolicy, CircuitBreaker
-from ingest_workers.errors import CircuitOpen, TransientError
-from ingest_workers.ratelimit import RateLimiter
+from ingest_workers.core.errors import CircuitOpen, TransientError
+from ingest_workers.guards.breaker import BreakerPolicy, CircuitBreaker
+from ingest_workers.guards.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.integration
 CONTEXT = multiprocessing.get_context("spawn")  # a fresh interpreter, like a worker on another host

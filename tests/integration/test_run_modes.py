@@ -17,13 +17,14 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from ingest_workers.cli import main
-from ingest_workers.config import Settings
-from ingest_workers.devservices import Services
-from ingest_workers.localrun import WAITING, stop_unfinished
-from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
-from ingest_workers.models import SourceSpec
-from ingest_workers.producer import enqueue_run, make_queue
-from ingest_workers.workerpool import local_workers
+from ingest_workers.core.config import Settings
+from ingest_workers.core.models import SourceSpec
+from ingest_workers.runtime.localrun import WAITING, stop_unfinished
+from ingest_workers.runtime.producer import enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import local_workers
+from ingest_workers.testing import DEMO_CATALOG
+from ingest_workers.testing.devservices import Services
+from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
 from tests import plugins
 from tests.conftest import TABLES
 from tests.helpers import DEFAULT_SOURCES, free_port, scalar, wait_until
@@ -40,8 +41,7 @@ def ingest_run(services: Services, tmp_path: Path, *args: str, catalog: Path | N
     out = tmp_path / "out" / "summary.json"
     out.unlink(missing_ok=True)
     flags = ["--redis-url", services.redis_url, "--database-url", services.database_url, "--log-level", "WARNING"]
-    if catalog:
-        flags += ["--catalog", str(catalog)]
+    flags += ["--catalog", str(catalog or DEMO_CATALOG)]
     result = CliRunner().invoke(main, [*flags, "run", *args, "--out", str(out)], env=env)
     return result.exit_code, result.output, json.loads(out.read_text()) if out.exists() else {}
 

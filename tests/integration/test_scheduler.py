@@ -15,10 +15,10 @@ import redis
 from click.testing import CliRunner
 
 from ingest_workers.cli import main
-from ingest_workers.config import Settings
-from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
-from ingest_workers.producer import make_queue
-from ingest_workers.workerpool import local_workers, worker_env
+from ingest_workers.core.config import Settings
+from ingest_workers.runtime.producer import make_queue
+from ingest_workers.runtime.workerpool import local_workers, worker_env
+from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
 from tests.helpers import scalar, wait_until, write_catalog
 
 ENQUEUED = re.compile(r"source (\w+): enqueued job (\S+) for the slot")

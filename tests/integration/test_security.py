@@ -15,12 +15,12 @@ import redis
 from prometheus_client import generate_latest
 from rq import Queue
 
-from ingest_workers.config import Settings
-from ingest_workers.devservices import Services
-from ingest_workers.fleet import WorkerFleet
-from ingest_workers.metrics_server import make_registry
-from ingest_workers.mock_sources import MockConfig, MockServer
-from ingest_workers.workerpool import worker_command, worker_env
+from ingest_workers.core.config import Settings
+from ingest_workers.ops.metrics_server import make_registry
+from ingest_workers.runtime.workerpool import worker_command, worker_env
+from ingest_workers.testing.devservices import Services
+from ingest_workers.testing.fleet import WorkerFleet
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
 
 pytestmark = pytest.mark.integration
 TOKEN = "planted-token-7f3a9c"

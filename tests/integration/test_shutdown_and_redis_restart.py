@@ -15,16 +15,16 @@ import psycopg2.extensions
 import pytest
 import redis
 
-from ingest_workers.config import Settings
-from ingest_workers.devservices import _redis_server_executable, free_port
-from ingest_workers.fleet import WorkerFleet
-from ingest_workers.mock_sources import MockConfig, MockServer, count_invalid
-from ingest_workers.models import SourceSpec
-from ingest_workers.producer import enqueue_run, make_queue
-from ingest_workers.quarantine import deaths
-from ingest_workers.runs import JobHistory
-from ingest_workers.watch import wait_for_jobs
-from ingest_workers.workerpool import local_workers, worker_command, worker_env
+from ingest_workers.core.config import Settings
+from ingest_workers.core.models import SourceSpec
+from ingest_workers.guards.quarantine import deaths
+from ingest_workers.ops.history import JobHistory
+from ingest_workers.ops.watch import wait_for_jobs
+from ingest_workers.runtime.producer import enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import local_workers, worker_command, worker_env
+from ingest_workers.testing.devservices import _redis_server_executable, free_port
+from ingest_workers.testing.fleet import WorkerFleet
+from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
 from tests.helpers import scalar
 
 pytestmark = pytest.mark.integration

@@ -12,22 +12,22 @@ from typing import Any
 import pytest
 
 from ingest_workers.catalog import load_catalog
-from ingest_workers.config import DEFAULT_CATALOG
-from ingest_workers.domains import DOMAINS
-from ingest_workers.http import HttpClient, RetryPolicy, make_session
-from ingest_workers.mock_sources import FEEDS, MockConfig, MockServer, sensors
-from ingest_workers.mock_sources.feed import EPOCH
-from ingest_workers.models import Lineage, Record, Rejected, SourceSpec
+from ingest_workers.core.models import Lineage, Record, Rejected, SourceSpec
+from ingest_workers.datasets import DOMAINS
 from ingest_workers.sources import SourceContext, make_source
+from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.sources.synthetic import SensorPlan, reading
-from ingest_workers.stage_registry import source_stages
-from ingest_workers.stages import compose
+from ingest_workers.stages.base import compose
+from ingest_workers.stages.registry import source_stages
+from ingest_workers.testing import DEMO_CATALOG
+from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer, sensors
+from ingest_workers.testing.mock_sources.feed import EPOCH
 
 LINEAGE = Lineage("test", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
 
 
 def catalog_spec(server: MockServer, name: str, **changes: Any) -> SourceSpec:
-    spec = load_catalog(DEFAULT_CATALOG, {"INGEST_MOCK_URL": server.url}).sources[name]
+    spec = load_catalog(DEMO_CATALOG, {"INGEST_MOCK_URL": server.url}).sources[name]
     return SourceSpec(**{**spec.to_dict(), **changes})
 
 
@@ -154,7 +154,7 @@ def test_an_unparsable_csv_row_is_rejected_and_the_rest_flow(mock_server: MockSe
 
 
 def test_a_missing_csv_file_fails_the_source_permanently(mock_server: MockServer, tmp_path: Path) -> None:
-    from ingest_workers.errors import PermanentError
+    from ingest_workers.core.errors import PermanentError
 
     with pytest.raises(PermanentError, match="cannot open"):
         fetch(catalog_spec(mock_server, "sensor_csv", url=str(tmp_path / "none.csv")))

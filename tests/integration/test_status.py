@@ -15,14 +15,14 @@ from click.testing import CliRunner
 
 from ingest_workers.catalog import load_catalog
 from ingest_workers.cli import main
-from ingest_workers.config import Settings
-from ingest_workers.mock_sources import MockConfig, MockServer
-from ingest_workers.models import Counts
-from ingest_workers.producer import enqueue_run, make_queue
-from ingest_workers.runs import JobHistory
-from ingest_workers.status import source_status
-from ingest_workers.watch import wait_for_jobs
-from ingest_workers.workerpool import local_workers, worker_env
+from ingest_workers.core.config import Settings
+from ingest_workers.core.models import Counts
+from ingest_workers.ops.history import JobHistory
+from ingest_workers.ops.status import source_status
+from ingest_workers.ops.watch import wait_for_jobs
+from ingest_workers.runtime.producer import enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import local_workers, worker_env
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import scalar, write_catalog
 
 

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from rq import Callback, Retry
 
 from ingest_workers.cli import main
-from ingest_workers.config import Settings
-from ingest_workers.fleet import WorkerFleet
-from ingest_workers.producer import make_queue
-from ingest_workers.quarantine import deaths
-from ingest_workers.workerpool import worker_command, worker_env
+from ingest_workers.core.config import Settings
+from ingest_workers.guards.quarantine import deaths
+from ingest_workers.runtime.producer import make_queue
+from ingest_workers.runtime.workerpool import worker_command, worker_env
+from ingest_workers.testing.fleet import WorkerFleet
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def enqueue(client: redis.Redis, settings: Settings, func: str, args: tuple[obje
             max_kills: int = 3) -> None:
     make_queue(client, settings).enqueue_call(
         func, args=args, job_id=job_id, timeout=120, retry=Retry(max=1),
-        on_failure=Callback("ingest_workers.jobs.on_failure"),
+        on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
         meta={"source": "shop", "run_id": "run-1", "max_kills": max_kills})
 
 

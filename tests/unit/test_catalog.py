@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 
 from ingest_workers.catalog import load_catalog
-from ingest_workers.config import DEFAULT_CATALOG
-from ingest_workers.domains import DOMAINS
-from ingest_workers.errors import ConfigError
+from ingest_workers.core.errors import ConfigError
+from ingest_workers.datasets import DOMAINS
+from ingest_workers.testing import DEMO_CATALOG
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -32,8 +32,15 @@ fields = { product_id = "sku" }
 """
 
 
+def test_the_readme_s_minimal_catalog_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```toml\n# catalog.toml\n", 1)[1].split("```", 1)[0]
+    [spec] = load_catalog(write(tmp_path, block), {}).sources.values()
+    assert (spec.name, spec.domain, spec.records_path, spec.fields["post_id"]) == ("blog_posts", "posts", "", "id")
+
+
 def test_the_packaged_catalog_loads_and_covers_every_domain() -> None:
-    catalog = load_catalog(DEFAULT_CATALOG, {})
+    catalog = load_catalog(DEMO_CATALOG, {})
     assert list(catalog.sources) == ["shop_products", "shop_b_catalog", "shop_c_products", "market_quotes",
                                      "twitter_mentions", "telegram_mentions", "placeholder_posts", "sensor_csv",
                                      "sensor_synthetic"]
@@ -43,7 +50,7 @@ def test_the_packaged_catalog_loads_and_covers_every_domain() -> None:
     assert {s.pagination for s in catalog.sources.values() if s.kind == "http_json"} == \
         {"page", "offset", "cursor", "link"}
     assert catalog.sources["sensor_synthetic"].options["records"] == "2000"
-    assert load_catalog(DEFAULT_CATALOG, {"INGEST_SYNTHETIC_RECORDS": "7"}).sources["sensor_synthetic"] \
+    assert load_catalog(DEMO_CATALOG, {"INGEST_SYNTHETIC_RECORDS": "7"}).sources["sensor_synthetic"] \
         .options["records"] == "7"
 
 

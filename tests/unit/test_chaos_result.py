@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from ingest_workers.chaos import ChaosResult, main
+from ingest_workers.testing.chaos import ChaosResult, main
 
 CLEAN = ChaosResult(served=100, loaded=97, rejected=3, jobs=2)
 

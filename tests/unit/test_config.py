@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest_workers.config import Settings, load_settings
-from ingest_workers.errors import ConfigError
+from ingest_workers.core.config import Settings, load_settings
+from ingest_workers.core.errors import ConfigError
 
 
 def test_defaults_when_nothing_is_given() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest_workers.loader import CopyStream, copy_text, jsonb_text
+from ingest_workers.load.loader import CopyStream, copy_text, jsonb_text
 
 
 def _reference_copy_text(rows: list[dict[str, Any]], columns: list[str]) -> str:

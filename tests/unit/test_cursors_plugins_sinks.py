@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest_workers.cursors import highest, is_after
-from ingest_workers.domains import SENSORS
-from ingest_workers.errors import ConfigError
-from ingest_workers.models import Lineage
-from ingest_workers.plugins import resolve, split_entry
-from ingest_workers.producer import split_windows
-from ingest_workers.sinks import AlertSink, SinkContext, make_sink
+from ingest_workers.core.errors import ConfigError
+from ingest_workers.core.models import Lineage
+from ingest_workers.core.plugins import resolve, split_entry
+from ingest_workers.datasets import SENSORS
+from ingest_workers.load.cursors import highest, is_after
+from ingest_workers.load.sinks import AlertSink, SinkContext, make_sink
+from ingest_workers.runtime.producer import split_windows
 
 
 def test_marks_compare_as_numbers_or_as_utc_iso_text() -> None:

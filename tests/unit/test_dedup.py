@@ -2,7 +2,7 @@
 
 import fakeredis
 
-from ingest_workers.dedup import RedisDedup
+from ingest_workers.load.dedup import RedisDedup
 
 
 def test_keys_are_unseen_until_marked_after_commit() -> None:

@@ -2,12 +2,12 @@ from decimal import Decimal
 
 import pytest
 
-from ingest_workers.domains import check_product, parse_price
-from ingest_workers.domains.mentions import check_mention
-from ingest_workers.domains.posts import check_post
-from ingest_workers.domains.quotes import check_quote
-from ingest_workers.domains.sensors import check_reading
-from ingest_workers.models import Reject
+from ingest_workers.core.models import Reject
+from ingest_workers.datasets import check_product, parse_price
+from ingest_workers.datasets.mentions import check_mention
+from ingest_workers.datasets.posts import check_post
+from ingest_workers.datasets.quotes import check_quote
+from ingest_workers.datasets.sensors import check_reading
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from ingest_workers.errors import PermanentError, TransientError, UnreadableBody
-from ingest_workers.http import HttpClient, RetryPolicy, make_session, safe_url
-from ingest_workers.models import SourceSpec
+from ingest_workers.core.errors import PermanentError, TransientError, UnreadableBody
+from ingest_workers.core.models import SourceSpec
 from ingest_workers.sources import SourceContext
+from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session, safe_url
 from ingest_workers.sources.http_json import HttpJsonSource
 
 

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from ingest_workers.errors import ConfigError
-from ingest_workers.logs import JsonFormatter, TextFormatter, configure_logging, job_context
+from ingest_workers.core.errors import ConfigError
+from ingest_workers.ops.logs import JsonFormatter, TextFormatter, configure_logging, job_context
 
 
 def emit(formatter: logging.Formatter, message: str) -> str:

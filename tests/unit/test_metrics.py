@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingest_workers.metrics import (
+from ingest_workers.ops.metrics import (
     FETCH_REQUESTS,
     JOB_DURATION,
     JOBS,

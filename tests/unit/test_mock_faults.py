@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from ingest_workers.cli import main
-from ingest_workers.errors import TransientError, UnreadableBody
-from ingest_workers.http import HttpClient, RetryPolicy, make_session
-from ingest_workers.mock_faults import FaultConfig, FaultInjector
-from ingest_workers.mock_sources import MockConfig, MockServer
+from ingest_workers.core.errors import TransientError, UnreadableBody
+from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
+from ingest_workers.testing.mock_faults import FaultConfig, FaultInjector
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import fakeredis
 
-from ingest_workers.narrate import BreakerWatch, LogTail, RateWatch, describe_log_line
+from ingest_workers.testing.narrate import BreakerWatch, LogTail, RateWatch, describe_log_line
 
 
 def line(message: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from ingest_workers.mock_sources import MockConfig, MockServer
-from ingest_workers.mock_sources.page_cache import PageCache
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
+from ingest_workers.testing.mock_sources.page_cache import PageCache
 
 
 def test_least_recently_used_pages_go_first_past_the_bound() -> None:

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from ingest_workers.pipeline import _Position, _with_resume_page
-from ingest_workers.prefetch import prefetched, read_ahead
+from ingest_workers.sources.prefetch import prefetched, read_ahead
 
 
 def test_items_arrive_in_order() -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from ingest_workers.redact import mask_url
+from ingest_workers.core.redact import mask_url
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from ingest_workers.errors import ConfigError
-from ingest_workers.models import Record, Rejected
-from ingest_workers.series_stages import MovingAverage, Normalise, ThresholdFilter
-from ingest_workers.stage_registry import make_stage
-from ingest_workers.text_stages import PumpSignal, Sentiment
+from ingest_workers.core.errors import ConfigError
+from ingest_workers.core.models import Record, Rejected
+from ingest_workers.stages.registry import make_stage
+from ingest_workers.stages.series import MovingAverage, Normalise, ThresholdFilter
+from ingest_workers.stages.text import PumpSignal, Sentiment
 
 RANGES = {"temperature": [-40, 125], "flow": [0, 100]}
 

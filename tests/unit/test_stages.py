@@ -6,12 +6,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest_workers.catalog import load_catalog
-from ingest_workers.config import DEFAULT_CATALOG
-from ingest_workers.domains import DOMAINS, PRODUCTS
-from ingest_workers.loader import copy_text
-from ingest_workers.models import Lineage, Record, Reject, Rejected, SourceSpec
-from ingest_workers.stage_registry import source_stages
-from ingest_workers.stages import PerRecord, compose, default_stages, map_fields
+from ingest_workers.core.models import Lineage, Record, Reject, Rejected, SourceSpec
+from ingest_workers.datasets import DOMAINS, PRODUCTS
+from ingest_workers.load.loader import copy_text
+from ingest_workers.stages.base import PerRecord, compose, default_stages, map_fields
+from ingest_workers.stages.registry import source_stages
+from ingest_workers.testing import DEMO_CATALOG
 from tests.helpers import served_record
 
 LINEAGE = Lineage("shop", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
@@ -109,7 +109,7 @@ def served_then_broken(source: str, paths: list[str]) -> st.SearchStrategy[dict[
                      st.lists(st.tuples(st.sampled_from(paths), json_values), max_size=3))
 
 
-CATALOG_SPECS = list(load_catalog(DEFAULT_CATALOG, {}).sources.values())
+CATALOG_SPECS = list(load_catalog(DEMO_CATALOG, {}).sources.values())
 
 
 @pytest.mark.parametrize("spec", CATALOG_SPECS, ids=lambda spec: spec.name)

@@ -2,8 +2,8 @@
 
 import fakeredis
 
-from ingest_workers.metrics import RECORDS, MetricsRecorder
-from ingest_workers.watch import RecordProgress
+from ingest_workers.ops.metrics import RECORDS, MetricsRecorder
+from ingest_workers.ops.watch import RecordProgress
 
 
 def publish(client: fakeredis.FakeRedis, source: str, fetched: int) -> None:

@@ -7,7 +7,7 @@ import sys
 
 
 def test_loading_the_worker_class_loads_the_job_code_without_connecting() -> None:
-    check = ("import sys, ingest_workers.worker as w, ingest_workers.resources as r; "
-             "assert 'ingest_workers.jobs' in sys.modules and 'ingest_workers.pipeline' in sys.modules; "
+    check = ("import sys, ingest_workers.runtime.worker as w, ingest_workers.runtime.resources as r; "
+             "assert 'ingest_workers.runtime.jobs' in sys.modules and 'ingest_workers.pipeline' in sys.modules; "
              "assert not r._holder, 'the parent must not build clients'")
     subprocess.run([sys.executable, "-c", check], check=True, env={"PATH": ""})

@@ -1,0 +1,127 @@
+"""``ingest metrics-server``: ``/metrics`` for Prometheus and ``/healthz`` for probes.
+
+Counted metrics come from Redis (see :mod:`.metrics`); queue depths and live
+workers are read from RQ's own registries at scrape time; each source's schedule
+comes from the catalog (for freshness alerts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import redis
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+
+from ..core.config import Settings
+from ..core.connections import connect_postgres
+from ..core.errors import ServiceUnavailable
+from ..core.models import SourceSpec
+from .metrics import RedisCollector
+
+
+def queue_depths(client: redis.Redis) -> list[tuple[str, str, int]]:
+    """(queue, state, jobs) for every RQ queue and state, from RQ's own registries."""
+    depths = []
+    for queue in Queue.all(connection=client, serializer=JSONSerializer):
+        registries = {"queued": queue, "started": queue.started_job_registry,
+                      "scheduled": queue.scheduled_job_registry, "deferred": queue.deferred_job_registry,
+                      "failed": queue.failed_job_registry, "finished": queue.finished_job_registry}
+        depths += [(queue.name, state, registry.count) for state, registry in registries.items()]
+    return depths
+
+
+def worker_counts(client: redis.Redis) -> dict[str, int]:
+    """Live RQ workers listening on each queue."""
+    return {queue.name: Worker.count(connection=client, queue=queue)
+            for queue in Queue.all(connection=client, serializer=JSONSerializer)}
+
+
+class RqCollector(Collector):
+    """Queue depth by queue and state, and live workers by queue, from RQ's registries."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("ingest_queue_jobs", "Jobs in each RQ queue by state.", labels=["queue", "state"])
+        workers = GaugeMetricFamily("ingest_workers", "Live RQ workers listening on each queue.", labels=["queue"])
+        for queue, state, count in queue_depths(self._client):
+            depth.add_metric([queue, state], count)
+        for queue, count in worker_counts(self._client).items():
+            workers.add_metric([queue], count)
+        yield depth
+        yield workers
+
+
+class CatalogCollector(Collector):
+    """The interval each source is scheduled at, so alerts can tell a stale source."""
+
+    def __init__(self, sources: Sequence[SourceSpec]) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        interval = GaugeMetricFamily("ingest_source_interval_seconds",
+                                     "Seconds between scheduled runs of each source (from the catalog).",
+                                     labels=["source"])
+        for spec in self._sources:
+            if spec.interval_seconds:
+                interval.add_metric([spec.name], spec.interval_seconds)
+        yield interval
+
+
+def make_registry(client: redis.Redis, sources: Sequence[SourceSpec] = ()) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(client, extra=RqCollector(client), sources=[s.name for s in sources]))
+    registry.register(CatalogCollector(sources))
+    return registry
+
+
+def health(client: redis.Redis, settings: Settings) -> tuple[bool, dict[str, Any]]:
+    """Whether Redis and PostgreSQL answer and at least one worker is alive."""
+    checks: dict[str, Any] = {}
+    try:
+        client.ping()
+        checks["redis"] = "ok"
+        checks["workers"] = Worker.count(connection=client)
+    except redis.RedisError as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+        checks["workers"] = 0
+    try:
+        connect_postgres(settings.database_url, timeout=2).close()
+        checks["postgres"] = "ok"
+    except ServiceUnavailable:
+        checks["postgres"] = "unreachable"
+    ok = checks["redis"] == "ok" and checks["postgres"] == "ok" and checks["workers"] > 0
+    return ok, checks
+
+
+def make_app(client: redis.Redis, settings: Settings,
+             sources: Sequence[SourceSpec] = ()) -> Callable[..., Iterable[bytes]]:
+    metrics_app = make_wsgi_app(make_registry(client, sources))
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            ok, checks = health(client, settings)
+            body = json.dumps({"status": "ok" if ok else "unhealthy", **checks}).encode()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
+            return [body]
+        return metrics_app(environ, start_response)
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's signature)
+        pass
+
+
+def serve(client: redis.Redis, settings: Settings, host: str, port: int, sources: Sequence[SourceSpec] = ()) -> None:
+    with make_server(host, port, make_app(client, settings, sources), handler_class=_QuietHandler) as server:
+        server.serve_forever()

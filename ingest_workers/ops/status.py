@@ -1,0 +1,110 @@
+"""``ingest status``: how each source has been doing, from the job history in PostgreSQL
+(``ingest_jobs``, written by the pipeline), plus queue depths and live workers from RQ."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg2.extensions
+import redis
+
+from ..core.connections import postgres_errors
+from .metrics_server import queue_depths, worker_counts
+from .watch import health
+
+_AGGREGATES = """
+SELECT source,
+       count(*) FILTER (WHERE status IN ('finished', 'failed')),
+       count(*) FILTER (WHERE status = 'finished'),
+       coalesce(sum(loaded), 0)
+FROM ingest_jobs WHERE started_at >= now() - %(hours)s * interval '1 hour' GROUP BY source"""
+
+_LAST_RUNS = """
+SELECT DISTINCT ON (source) source, run_id, status, started_at, finished_at
+FROM ingest_jobs ORDER BY source, started_at DESC"""
+
+_RECENT_FAILURES = """
+SELECT source, job_id, finished_at, error FROM (
+    SELECT source, job_id, finished_at, error,
+           row_number() OVER (PARTITION BY source ORDER BY started_at DESC) AS newest
+    FROM ingest_jobs
+    WHERE status = 'failed' AND started_at >= now() - %(hours)s * interval '1 hour') AS failed
+WHERE newest <= %(failures)s ORDER BY source, finished_at DESC"""
+
+
+def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], hours: float = 24,
+                  failures: int = 3) -> dict[str, dict[str, Any]]:
+    """Per source (``sources`` and any other with history): last run, success rate and health
+    over the last ``hours``, records loaded, and the newest ``failures`` failures with their reasons."""
+    params = {"hours": hours, "failures": failures}
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute(_AGGREGATES, params)
+        aggregates = {row[0]: row[1:] for row in cur.fetchall()}
+        cur.execute(_LAST_RUNS)
+        last_runs = {row[0]: row[1:] for row in cur.fetchall()}
+        cur.execute(_RECENT_FAILURES, params)
+        recent = cur.fetchall()
+
+    report: dict[str, dict[str, Any]] = {}
+    for source in sorted({*sources, *last_runs}):
+        ended, succeeded, loaded = aggregates.get(source, (0, 0, 0))
+        run_id, status, started_at, finished_at = last_runs.get(source, (None, None, None, None))
+        rate = succeeded / ended if ended else None
+        report[source] = {
+            "last_run": {"run_id": run_id, "status": status, "started_at": _iso(started_at),
+                         "finished_at": _iso(finished_at)} if run_id else None,
+            "jobs": ended, "succeeded": succeeded, "success_rate": None if rate is None else round(rate, 4),
+            "health": "no runs" if rate is None else health(rate), "loaded": int(loaded),
+            "recent_failures": [],
+        }
+    for source, job_id, finished_at, error in recent:
+        report[source]["recent_failures"].append({"job_id": job_id, "at": _iso(finished_at), "error": error})
+    return report
+
+
+def status_document(conn: psycopg2.extensions.connection, client: redis.Redis, sources: Iterable[str],
+                    hours: float = 24) -> dict[str, Any]:
+    """Everything ``ingest status`` shows, as plain JSON-ready data."""
+    workers = worker_counts(client)
+    queues: dict[str, dict[str, int]] = {}
+    for queue, state, count in queue_depths(client):
+        queues.setdefault(queue, {})[state] = count
+    for queue, count in workers.items():
+        queues.setdefault(queue, {})["workers"] = count
+    return {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "window_hours": hours,
+            "sources": source_status(conn, sources, hours), "queues": queues}
+
+
+def format_status(document: dict[str, Any]) -> str:
+    hours = f"{document['window_hours']:g}h"
+    header = ("source", "last run", "outcome", f"success {hours}", "health", f"loaded {hours}")
+    rows: list[Sequence[str]] = [header]
+    for name, s in document["sources"].items():
+        last = s["last_run"] or {}
+        rate = "-" if s["success_rate"] is None else f"{s['success_rate']:.0%} of {s['jobs']}"
+        rows.append((name, _short(last.get("started_at")), last.get("status") or "never", rate, s["health"],
+                     str(s["loaded"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    failures = [(name, f) for name, s in document["sources"].items() for f in s["recent_failures"]]
+    if failures:
+        lines += ["", "recent failures:"]
+        lines += [f"  {name}  {_short(f['at'])}  {f['job_id']}: {f['error']}" for name, f in failures]
+    lines.append("")
+    for queue, states in sorted(document["queues"].items()):
+        counts = ", ".join(f"{state} {count}" for state, count in states.items() if state != "workers")
+        lines.append(f"queue {queue}: {counts}; live workers {states.get('workers', 0)}")
+    if not document["queues"]:
+        lines.append("no queues in Redis yet")
+    return "\n".join(lines)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
+
+
+def _short(iso: str | None) -> str:
+    return iso.replace("T", " ").replace("+00:00", "Z") if iso else "-"

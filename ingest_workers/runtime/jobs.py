@@ -1,0 +1,67 @@
+"""RQ entry points. Their dotted paths are stored in Redis with every queued job:
+renaming one breaks the jobs already queued. Each builds nothing itself."""
+
+from __future__ import annotations
+
+import logging
+import math
+from types import TracebackType
+from typing import Any
+
+from rq import Retry, get_current_job
+from rq.exceptions import AbandonedJobError
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+
+from .. import pipeline
+from ..core.errors import CircuitOpen, ServiceUnavailable, TransientError
+from ..core.models import SourceSpec, Window
+from ..guards.quarantine import note_worker_death
+from ..ops.logs import configure_logging, job_context
+from ..ops.metrics import count_job_retry
+from . import resources
+
+# What may pass if the job runs again later; anything else fails the job at once.
+RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
+MAX_DEFERRALS = 50  # an open circuit defers a job at most this many times, then it fails
+
+
+def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = None) -> dict[str, int] | Retry:
+    """Ingest one source for one run (only ``window`` = [since, until] for a backfill job);
+    return its counts (fetched, rejected, duplicate, loaded).
+
+    While the source's circuit is open, return an RQ ``Retry``: RQ's scheduler re-enqueues
+    the job when the cool-down is over, and this worker moves on to other sources.
+    """
+    res = resources.current()
+    _ensure_logging(res.settings.log_format)
+    job = get_current_job()
+    job_id = job.id if job else f"{run_id}-{spec['name']}"
+    queue = job.origin if job else "inline"
+    with job_context(spec["name"], run_id, job_id):
+        try:
+            counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
+                                            Window(*window) if window else None)
+        except CircuitOpen as exc:
+            return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
+    return counts.to_dict()
+
+
+def on_failure(job: Job, connection: Any, exc_type: type[BaseException], exc_value: BaseException,
+               traceback: TracebackType | None) -> None:
+    """RQ failure callback: keep RQ's retries for errors that may pass; fail the rest now.
+
+    A job whose worker vanished (``AbandonedJobError``) runs again, up to ``max_kills`` times.
+    """
+    if isinstance(exc_value, AbandonedJobError):
+        note_worker_death(job, connection)
+    elif not isinstance(exc_value, RETRYABLE):
+        job.retries_left = 0
+    elif job.retries_left and "source" in job.meta:
+        count_job_retry(connection, job.meta["source"])
+
+
+def _ensure_logging(log_format: str) -> None:
+    # `rq worker` sets up only its own logger; give ours the same destination (stderr).
+    if not logging.getLogger().handlers:
+        configure_logging("INFO", log_format)

@@ -1,0 +1,184 @@
+"""Enqueue fetch jobs: one per source and run, with a deterministic job id.
+
+Enqueueing the same run again creates no second job: each job id is claimed with
+``SET NX`` first (atomic, so two producers racing are safe too), and the jobs of
+a run go to Redis in one pipelined round trip.
+
+A backfill splits ``[since, until)`` into windows, one job per source and window,
+with ids made from the range and the window: enqueueing the same backfill again
+creates no job, and a window job that runs twice loads nothing the second time.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis
+from rq import Callback, Queue, Retry
+from rq.queue import EnqueueData
+from rq.serializers import JSONSerializer
+
+from ..core.config import Settings
+from ..core.errors import ConfigError
+from ..core.models import SourceSpec, Window
+from ..datasets import DOMAINS
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CLAIM_PREFIX = "ingest:claimed:"
+MAX_WINDOWS = 10_000  # per source: a typo in --window should not flood the queue
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    source: str
+    job_id: str
+    created: bool  # False when this run already had the job
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    spec: SourceSpec
+    job_id: str
+    window: Window | None = None
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A fresh run id: UTC time to the second plus a random suffix (``20261121T235400Z-3fa2``)."""
+    moment = now or datetime.now(UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ConfigError(f"--run-id {run_id!r}: use 1 to 64 letters, digits, '-' or '_'")
+    return run_id
+
+
+def job_id_for(run_id: str, source: str) -> str:
+    return f"{run_id}-{source}"
+
+
+def make_queue(client: redis.Redis, settings: Settings, is_async: bool = True) -> Queue:
+    """The ingest queue, always with the JSON serializer (never pickle)."""
+    return Queue(settings.queue, connection=client, serializer=JSONSerializer, is_async=is_async)
+
+
+def enqueue_run(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str) -> list[Enqueued]:
+    """Enqueue one fetch job per source of ``specs`` for ``run_id``; skip those already enqueued."""
+    check_run_id(run_id)
+    return enqueue_jobs(queue, settings, run_id, [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs])
+
+
+def backfill_run_id(since: datetime, until: datetime) -> str:
+    """The same range always gives the same run id, so its jobs get the same ids."""
+    return f"backfill-{since:%Y%m%dT%H%M%SZ}-{until:%Y%m%dT%H%M%SZ}"
+
+
+def split_windows(since: datetime, until: datetime, size: timedelta) -> list[Window]:
+    """``[since, until)`` cut into windows of ``size`` (the last one shorter), in UTC."""
+    since, until = _utc(since), _utc(until)
+    if until <= since:
+        raise ConfigError("--until must be later than --since")
+    if size <= timedelta(0):
+        raise ConfigError("--window must be longer than 0")
+    if (until - since) / size > MAX_WINDOWS:
+        raise ConfigError(f"--since/--until/--window make more than {MAX_WINDOWS} windows; use a larger --window")
+    windows, start = [], since
+    while start < until:
+        end = min(start + size, until)
+        windows.append(Window(start.isoformat(), end.isoformat()))
+        start = end
+    return windows
+
+
+def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], since: datetime,
+                     until: datetime, size: timedelta, run_id: str | None = None) -> tuple[str, list[Enqueued]]:
+    """Enqueue one job per source and window of ``[since, until)``; return the run id and the jobs."""
+    for spec in specs:
+        check_windowable(spec)
+    windows = split_windows(since, until, size)
+    run_id = check_run_id(run_id) if run_id else backfill_run_id(_utc(since), _utc(until))
+    plans = [PlannedJob(spec, f"{run_id}-{spec.name}-{datetime.fromisoformat(w.since):%Y%m%dT%H%M%SZ}", w)
+             for spec in specs for w in windows]
+    return run_id, enqueue_jobs(queue, settings, run_id, plans)
+
+
+def check_windowable(spec: SourceSpec) -> None:
+    """A source can be backfilled by window when its cursor is its domain's time and it can ask by time."""
+    time_field = DOMAINS[spec.domain].time_field
+    if not time_field or spec.cursor_field != time_field:
+        raise ConfigError(f"source {spec.name} cannot be backfilled by time: its cursor_field is not "
+                          f"{time_field or 'a time'}")
+    if spec.kind == "csv":
+        raise ConfigError(f"source {spec.name} cannot be backfilled by time: a CSV file cannot be asked for a range")
+    if spec.kind == "http_json" and not (spec.since_param and spec.until_param):
+        raise ConfigError(f"source {spec.name} cannot be backfilled by time: it needs since_param and until_param")
+
+
+def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
+    """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip per queue
+    (``queue``, or the source's own ``queue`` from the catalog)."""
+    enqueued, datas = claim_jobs(queue, settings, run_id, plans)
+    queue_of = {plan.job_id: plan.spec.queue or queue.name for plan in plans}
+    by_queue: dict[str, list[EnqueueData]] = {}
+    for data in datas:
+        by_queue.setdefault(queue_of[data.job_id], []).append(data)
+    for name, queued in by_queue.items():
+        target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer)
+        target.enqueue_many(queued)
+    return enqueued
+
+
+def claim_jobs(queue: Queue, settings: Settings, run_id: str,
+               plans: Sequence[PlannedJob]) -> tuple[list[Enqueued], list[EnqueueData]]:
+    """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them."""
+    retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
+    claim_ttl = settings.result_ttl + settings.job_timeout
+    pipe = queue.connection.pipeline(transaction=False)
+    for plan in plans:
+        pipe.set(CLAIM_PREFIX + plan.job_id, run_id, nx=True, ex=claim_ttl)
+    claimed = pipe.execute()
+
+    datas = [
+        Queue.prepare_data(
+            "ingest_workers.runtime.jobs.fetch_source",
+            args=(plan.spec.to_dict(), run_id, *([plan.window.to_list()] if plan.window else [])),
+            job_id=plan.job_id,
+            description=f"fetch {plan.spec.name} (run {run_id}"
+                        f"{f', window {plan.window.since} to {plan.window.until}' if plan.window else ''})",
+            timeout=settings.job_timeout,
+            result_ttl=settings.result_ttl,
+            failure_ttl=settings.failure_ttl,
+            retry=retry,
+            on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
+            meta={"source": plan.spec.name, "run_id": run_id, "max_kills": settings.max_kills},
+        )
+        for plan, new in zip(plans, claimed)
+        if new
+    ]
+    return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)], datas
+
+
+def retry_intervals(settings: Settings) -> list[int]:
+    """Seconds before RQ re-runs a job that failed transiently, from ``job_retry_intervals`` ("5,30,120")."""
+    try:
+        intervals = [int(part) for part in settings.job_retry_intervals.split(",")]
+    except ValueError:
+        intervals = []
+    if not intervals or min(intervals) < 0:
+        raise ConfigError(f"job_retry_intervals: expected whole seconds separated by commas, such as 5,30,120; "
+                          f"got {settings.job_retry_intervals!r}")
+    return intervals
+
+
+def queues_of(settings: Settings, specs: Sequence[SourceSpec]) -> list[str]:
+    """The queues jobs of ``specs`` go to: the settings' queue, then the sources' own."""
+    return list(dict.fromkeys([settings.queue, *(spec.queue for spec in specs if spec.queue)]))
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

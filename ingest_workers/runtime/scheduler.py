@@ -1,0 +1,129 @@
+"""``ingest schedule``: enqueue each source every ``interval_seconds`` (its catalog entry).
+
+Time is cut into slots of a source's interval, counted from the Unix epoch, so every
+scheduler on every host agrees on them. Per source and tick, under a short Redis lock
+(``ingest:schedule:lock:SOURCE``), a scheduler enqueues the current slot's run only if
+
+* no scheduler has fired this slot yet (``ingest:schedule:SOURCE`` remembers the last slot), and
+* the source's last scheduled job has ended (one run in flight per source at most; a
+  slot that passes while a run is still going is skipped, not queued up).
+
+The run id of a slot is deterministic (``sched-20261122T001500Z``), so even a scheduler
+that dies between enqueueing and remembering cannot double-fire on restart: the
+producer's ``SET NX`` claim on the job id refuses a second job for the same slot.
+
+Why not RQ's own facilities: ``rq.cron.CronScheduler`` (rq 3.0) enqueues through a
+``Queue`` without a serializer (pickle; our queues are JSON only), keeps the last run
+time in process memory (two schedulers both fire, a restarted one fires again at once)
+and knows nothing of runs in flight. ``rq.scheduler.RQScheduler`` only moves jobs that
+were already scheduled (``enqueue_in``, ``Retry`` intervals) when due; our workers run
+it with ``--with-scheduler`` for retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.exceptions import LockError
+from rq.job import Job
+from rq.queue import Queue
+
+from ..core.config import Settings
+from ..core.connections import redis_errors
+from ..core.errors import ConfigError, ServiceUnavailable, TransientError
+from ..core.models import SourceSpec
+from ..ops.watch import DONE
+from .producer import enqueue_run
+
+log = logging.getLogger(__name__)
+
+STATE_PREFIX = "ingest:schedule:"
+LOCK_PREFIX = "ingest:schedule:lock:"
+LOCK_TIMEOUT = 30  # seconds; a decision takes milliseconds, this only frees the lock of a dead scheduler
+
+
+@dataclass(frozen=True)
+class Fired:
+    source: str
+    slot_start: datetime
+    job_id: str
+    created: bool  # False: the job of this slot existed already (a scheduler died after enqueueing it)
+
+
+def slot_run_id(slot_start: datetime) -> str:
+    return f"sched-{slot_start:%Y%m%dT%H%M%SZ}"
+
+
+class SourceScheduler:
+    """Decides, tick by tick, which scheduled sources are due, and enqueues them."""
+
+    def __init__(self, queue: Queue, settings: Settings, specs: Sequence[SourceSpec],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._queue = queue
+        self._client = queue.connection
+        self._settings = settings
+        self._specs = [spec for spec in specs if spec.interval_seconds]
+        if not self._specs:
+            raise ConfigError("no selected source has interval_seconds in the catalog; nothing to schedule")
+        self._clock = clock
+        self._waiting: dict[str, int] = {}  # source -> slot already reported as waiting for a run in flight
+
+    @property
+    def specs(self) -> list[SourceSpec]:
+        return list(self._specs)
+
+    def tick(self) -> list[Fired]:
+        """Enqueue every source whose slot is due; return what was enqueued now."""
+        moment = self._clock()
+        with redis_errors():
+            return [fired for spec in self._specs if (fired := self._fire_if_due(spec, moment))]
+
+    def _fire_if_due(self, spec: SourceSpec, moment: float) -> Fired | None:
+        assert spec.interval_seconds
+        slot = int(moment // spec.interval_seconds)
+        lock = self._client.lock(LOCK_PREFIX + spec.name, timeout=LOCK_TIMEOUT)
+        if not lock.acquire(blocking=False):
+            return None  # another scheduler is deciding for this source right now
+        try:
+            last_slot, last_job = self._client.hmget(STATE_PREFIX + spec.name, "slot", "job_id")
+            if last_slot is not None and int(last_slot) >= slot:
+                return None
+            if last_job is not None and self._in_flight(last_job.decode()):
+                if self._waiting.get(spec.name) != slot:
+                    log.info("source %s: skipping this slot, its last run (job %s) is still in flight",
+                             spec.name, last_job.decode())
+                    self._waiting[spec.name] = slot
+                return None
+            slot_start = datetime.fromtimestamp(slot * spec.interval_seconds, UTC)
+            [enqueued] = enqueue_run(self._queue, self._settings, [spec], slot_run_id(slot_start))
+            self._client.hset(STATE_PREFIX + spec.name, mapping={"slot": slot, "job_id": enqueued.job_id})
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                log.warning("source %s: the schedule lock expired while deciding", spec.name)
+        if enqueued.created:
+            log.info("source %s: enqueued job %s for the slot starting %s", spec.name, enqueued.job_id,
+                     slot_start.isoformat())
+        return Fired(spec.name, slot_start, enqueued.job_id, enqueued.created)
+
+    def _in_flight(self, job_id: str) -> bool:
+        job = Job.fetch_many([job_id], connection=self._client, serializer=self._queue.serializer)[0]
+        return job is not None and job.get_status(refresh=False) not in DONE
+
+
+def run_schedule(scheduler: SourceScheduler, stop: threading.Event, poll: float = 1.0) -> None:
+    """Tick every ``poll`` seconds until ``stop`` is set. Redis trouble is logged and retried."""
+    for spec in scheduler.specs:
+        log.info("scheduling source %s every %ss", spec.name, spec.interval_seconds)
+    while not stop.is_set():
+        try:
+            scheduler.tick()
+        except (TransientError, ServiceUnavailable) as exc:
+            log.warning("scheduler: %s; trying again", exc)
+        stop.wait(poll)

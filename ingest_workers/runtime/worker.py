@@ -1,0 +1,60 @@
+"""The RQ worker and queue classes to run: RQ's forking ``Worker`` with a shorter
+abandoned-job deadline and worker deaths counted towards quarantine.
+
+Run it with ``rq worker --worker-class ingest_workers.runtime.worker.IngestWorker
+--queue-class ingest_workers.runtime.worker.IngestQueue --job-monitoring-interval 5
+--maintenance-interval 10 --worker-ttl 25 ...`` (see
+:func:`ingest_workers.runtime.workerpool.worker_command`).
+
+Why RQ's own mechanism: the parent process already heartbeats every
+``job_monitoring_interval`` and extends the job's entry in the
+``StartedJobRegistry``; ``clean_registries`` (every ``maintenance_interval``)
+retries or fails entries whose deadline passed, calling the job's failure
+callback with ``AbandonedJobError``. RQ adds a fixed 60 s of grace to each
+heartbeat and cleans every 10 minutes by default; here the grace is two
+monitoring intervals. An idle worker runs maintenance only between two blocking
+dequeues (``worker_ttl - 15`` seconds each), so a job whose worker died is
+taken over after at most ``3 * job_monitoring_interval + max(maintenance_interval,
+worker_ttl - 15)`` seconds.
+
+Importing this module also imports :mod:`ingest_workers.runtime.jobs` (and the whole pipeline) into the
+worker's parent process: every job's work horse is a fork of it and inherits the code instead of
+importing it again, which cost each job about 80 ms (measured in BENCHMARKS.md). The parent
+opens no connection (``resources`` are per pid), so nothing is shared with the children.
+
+RQ holds its registry-cleaning lock for 899 s and releases it when done; a worker
+SIGKILLed while cleaning would stop all cleaning for 15 minutes, so
+:class:`IngestQueue` holds it for a minute only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rq import Queue
+from rq.job import Job
+from rq.worker import Worker
+
+from ..guards.quarantine import note_worker_death
+from . import jobs  # noqa: F401  (preloaded, see the module docstring)
+
+MAINTENANCE_LOCK_SECONDS = 60
+
+
+class IngestQueue(Queue):
+    def acquire_maintenance_lock(self) -> bool:
+        return bool(self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=MAINTENANCE_LOCK_SECONDS))
+
+
+class IngestWorker(Worker):
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        interval = self.job_monitoring_interval
+        if job.timeout and job.timeout > 0:
+            interval = min(job.timeout - working_time, interval)
+        return int(max(interval, 1)) + 2 * self.job_monitoring_interval
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        """The parent saw its work horse die (SIGKILL, OOM, a crash): count it, maybe quarantine."""
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if note_worker_death(job, self.connection):
+            self.log.warning("job %s quarantined: %s", job.id, job.meta.get("quarantined"))

@@ -1,0 +1,92 @@
+"""Start, watch and stop local ``rq worker`` processes (``ingest workers``, ``ingest run``, the demo).
+
+They are the same workers an operator runs by hand: :func:`worker_command` is the
+documented invocation, so what the demo exercises is what production runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from ..core.config import ENV_VARS, Settings
+
+Process = subprocess.Popen[bytes]
+DEFAULT_WORKER_CLASS = "ingest_workers.runtime.worker.IngestWorker"
+
+
+def worker_command(settings: Settings, name: str, worker_class: str | None = None,
+                   queues: Sequence[str] = ()) -> list[str]:
+    """``rq worker`` with the JSON serializer, the scheduler that runs delayed retries and
+    deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.runtime.worker`)."""
+    return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
+            "--name", name, "--url", settings.redis_url,
+            "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
+            "--queue-class", "ingest_workers.runtime.worker.IngestQueue",
+            "--job-monitoring-interval", str(settings.job_monitoring_interval),
+            "--maintenance-interval", str(settings.maintenance_interval),
+            "--worker-ttl", str(settings.worker_ttl), *(queues or [settings.queue])]
+
+
+def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment that makes a worker see the same settings as this process."""
+    env = dict(base)
+    for field, variable in ENV_VARS.items():
+        value = getattr(settings, field)
+        if value is not None:
+            env[variable] = str(value)
+    return env
+
+
+def worker_name(index: int) -> str:
+    """Unique across hosts and runs: host name, this process's pid, worker number."""
+    return f"{socket.gethostname()}.{os.getpid()}.{index}"
+
+
+def start_worker(settings: Settings, index: int, env: Mapping[str, str], log: IO[bytes] | None,
+                 worker_class: str | None = None, queues: Sequence[str] = ()) -> Process:
+    """One ``rq worker`` on ``queues`` (in priority order; default: the settings' queue); its
+    output goes to ``log`` (None: this process's stdout and stderr).
+
+    It gets a session of its own: a signal sent to our process group (Ctrl+C in a
+    terminal, a process manager's killpg) would otherwise also reach the worker's
+    job child directly and kill the job mid-batch; instead :func:`stop_workers`
+    gives each worker RQ's warm shutdown.
+    """
+    return subprocess.Popen(worker_command(settings, worker_name(index), worker_class, queues),
+                            env=worker_env(settings, env), stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
+
+
+def stop_workers(processes: list[Process], timeout: float = 30.0) -> None:
+    """SIGTERM (RQ's warm shutdown: the current job finishes), then SIGKILL after ``timeout``."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def local_workers(settings: Settings, count: int, env: Mapping[str, str], log_path: Path,
+                  worker_class: str | None = None, stop_timeout: float = 30.0,
+                  queues: Sequence[str] = ()) -> Iterator[list[Process]]:
+    """Run ``count`` workers on ``queues`` for the duration of the block, their output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        processes = [start_worker(settings, i, env, log, worker_class, queues) for i in range(count)]
+        try:
+            yield processes
+        finally:
+            stop_workers(processes, stop_timeout)

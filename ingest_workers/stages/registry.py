@@ -1,0 +1,31 @@
+"""The stages a catalog entry can name, and the full stage list of a source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.errors import ConfigError
+from ..core.models import Lineage, SourceSpec
+from ..core.plugins import resolve, split_entry
+from ..datasets import Domain
+from .base import Stage, default_stages
+from .series import MovingAverage, Normalise, ThresholdFilter
+from .text import PumpSignal, Sentiment
+
+STAGES: dict[str, Any] = {cls.name: cls for cls in (ThresholdFilter, Normalise, MovingAverage, Sentiment, PumpSignal)}
+
+
+def make_stage(entry: Any) -> Stage:
+    """Build one stage from a catalog entry (``"sentiment"`` or ``{name = "threshold", maximum = 5}``)."""
+    name, params = split_entry(entry, "stage")
+    cls = resolve(name, STAGES, "stage")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ConfigError(f"stage {name}: {exc}") from None
+
+
+def source_stages(spec: SourceSpec, domain: Domain, lineage: Lineage) -> list[Stage]:
+    """map -> validate -> the entry's stages (or the domain's defaults) -> enrich."""
+    extra = spec.stages if spec.stages is not None else list(domain.default_stages)
+    return default_stages(spec.fields, domain, lineage, [make_stage(e) for e in extra], spec.constants)

@@ -1,0 +1,276 @@
+"""The chaos run: ingest a known set under source faults, SIGKILLed workers and a
+PostgreSQL outage, then prove that nothing was lost or duplicated.
+
+What it does (``scripts/chaos``; a smaller plan runs in the test suite):
+
+* serves ``sources x records`` products from the mock source with faults on
+  (5xx, 429 with ``Retry-After``, dropped connections, malformed pages);
+* runs ``workers`` real ``rq worker`` processes (:class:`IngestWorker`) whose
+  ``DATABASE_URL`` points at a :class:`CuttableProxy` in front of PostgreSQL;
+* every ``kill_every`` seconds SIGKILLs a busy worker: either its work horse alone
+  (the worker notices at once) or the worker and its horse (the job is found
+  abandoned by heartbeat deadline), and starts a replacement for a dead worker;
+* cuts PostgreSQL at the network for ``pg_outage`` seconds, once;
+* checks: loaded + rejected == served, no key loaded twice, every rejection has a
+  reason, every job finished; prints one line of figures.
+
+It only touches its own sources (``chaos_0``, ``chaos_1``, ...) and queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+import redis
+from psycopg2 import sql
+
+from ..core.config import Settings
+from ..core.models import SourceSpec
+from ..guards.breaker import BREAKER_PREFIX
+from ..guards.ratelimit import RATE_PREFIX
+from ..load.dedup import SEEN_PREFIX
+from ..load.migrate import migrate
+from ..ops.watch import job_states
+from ..runtime.producer import enqueue_run, make_queue, new_run_id
+from ..runtime.workerpool import worker_command, worker_env
+from .fleet import WorkerFleet, children, work_horses
+from .mock_faults import FaultConfig, FaultInjector
+from .mock_sources import MockConfig, MockServer, count_invalid
+from .tcpproxy import CuttableProxy
+
+CHAOS_QUEUE = "chaos"
+DEFAULT_FAULTS = FaultConfig(error=0.2, throttle=0.1, malformed=0.05, drop=0.02, retry_after=1)
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    sources: int = 10
+    records: int = 10_000  # per source
+    page_size: int = 500
+    invalid_every: int = 97
+    workers: int = 4
+    rate_limit: float = 5.0  # requests/second per source
+    faults: FaultConfig = DEFAULT_FAULTS
+    kill_every: float = 5.0  # seconds between two SIGKILLs
+    pg_outage_at: float = 15.0  # seconds after the start
+    pg_outage: float = 25.0  # seconds PostgreSQL is unreachable
+    timeout: float = 600.0
+    seed: int | None = None
+
+
+@dataclass
+class ChaosResult:
+    served: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    without_reason: int = 0
+    page_rejections: int = 0
+    jobs: int = 0
+    jobs_failed: int = 0
+    jobs_unfinished: int = 0
+    kills: int = 0
+    pg_cut_seconds: float = 0.0
+    faults: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.without_reason or self.jobs_failed
+                    or self.jobs_unfinished or self.loaded + self.rejected != self.served)
+
+    def line(self) -> str:
+        faults = ",".join(f"{name}={count}" for name, count in sorted(self.faults.items()))
+        return (f"chaos {'PASS' if self.ok else 'FAIL'}: served={self.served} loaded={self.loaded} "
+                f"rejected={self.rejected} lost={self.lost} duplicated={self.duplicated} "
+                f"rejections_without_reason={self.without_reason} page_rejections={self.page_rejections} "
+                f"jobs={self.jobs} failed={self.jobs_failed} unfinished={self.jobs_unfinished} "
+                f"kills={self.kills} "
+                f"pg_down={self.pg_cut_seconds:.0f}s faults[{faults}] elapsed={self.elapsed:.1f}s")
+
+
+def chaos_settings(redis_url: str, database_url: str) -> Settings:
+    """Worker settings for the run: enough retries to outlast the faults, short deadlines."""
+    return Settings(redis_url=redis_url, database_url=database_url, queue=CHAOS_QUEUE, batch_size=500,
+                    job_timeout=600, job_retries=8, http_max_attempts=8, http_max_backoff=4.0,
+                    breaker_cooldown=5.0, pg_retry_seconds=120.0, max_kills=10,
+                    job_monitoring_interval=1, maintenance_interval=2, worker_ttl=17)
+
+
+def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
+              log: Callable[[str], None] = print) -> ChaosResult:
+    rng = random.Random(plan.seed)
+    client = redis.Redis.from_url(redis_url)
+    conn = psycopg2.connect(database_url)
+    names = [f"chaos_{i}" for i in range(plan.sources)]
+    try:
+        migrate(conn)
+        _forget(client, conn, names, CHAOS_QUEUE)
+        server = MockServer("127.0.0.1", 0, MockConfig(records=plan.records, invalid_every=plan.invalid_every),
+                            FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
+        server.start_in_thread()
+        proxy = CuttableProxy(postgres_address(database_url)).start()
+        try:
+            result = _run(plan, rng, client, server, proxy, names,
+                          chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log)
+        finally:
+            proxy.close()
+            server.shutdown()
+            server.server_close()
+        result.faults = dict(server.faults.injected)
+        _check(conn, plan, names, result)
+    finally:
+        conn.close()
+        client.close()
+    return result
+
+
+def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, server: MockServer, proxy: CuttableProxy,
+         names: list[str], settings: Settings, log_dir: Path, log: Callable[[str], None]) -> ChaosResult:
+    result = ChaosResult(served=plan.sources * plan.records)
+    specs = [SourceSpec(name=name, kind="http_json", domain="products", url=f"{server.url}/products",
+                        page_size=plan.page_size, fields={"product_id": "id", "name": "title"},
+                        rate_limit=plan.rate_limit) for name in names]
+    queue = make_queue(client, settings)
+    run_id = new_run_id()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    fleet = WorkerFleet(lambda name: worker_command(settings, name), worker_env(settings, os.environ),
+                        log_dir / "chaos-workers.log")
+    started = time.monotonic()
+    try:
+        fleet.start(plan.workers)
+        job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_id)]
+        result.jobs = len(job_ids)
+        next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
+        while state.done < state.total and time.monotonic() - started < plan.timeout:
+            now = time.monotonic()
+            if cut_at is None and now - started >= plan.pg_outage_at:
+                proxy.cut()
+                cut_at = now
+                log(f"chaos: PostgreSQL cut at {now - started:.0f}s")
+            elif cut_at is not None and not result.pg_cut_seconds and now - cut_at >= plan.pg_outage:
+                proxy.restore()
+                result.pg_cut_seconds = now - cut_at
+                log(f"chaos: PostgreSQL back at {now - started:.0f}s")
+            if now >= next_kill:
+                next_kill = now + plan.kill_every
+                result.kills += _kill_one(fleet, rng, _scheduler_pid(client, settings.queue), log)
+            time.sleep(0.2)
+            state = job_states(queue, job_ids)
+        if cut_at is not None and not result.pg_cut_seconds:  # the jobs ended during the outage
+            proxy.restore()
+            result.pg_cut_seconds = time.monotonic() - cut_at
+        result.jobs_failed, result.jobs_unfinished = state.failed, state.total - state.done
+    finally:
+        fleet.close()
+        result.elapsed = time.monotonic() - started
+    return result
+
+
+def _kill_one(fleet: WorkerFleet, rng: random.Random, scheduler_pid: int | None,
+              log: Callable[[str], None]) -> int:
+    """SIGKILL a random worker: its work horse only, or the worker and its horse.
+
+    The worker whose child runs RQ's scheduler loses only its horse: RQ hands the
+    scheduler lock to another worker after 120 s at the earliest, and until then no
+    retry or deferred job would be enqueued; that would test RQ's patience, not ours.
+    """
+    victim = rng.choice(fleet.workers)
+    holds_scheduler = scheduler_pid is not None and scheduler_pid in children(victim.pid)
+    horse_only = holds_scheduler or rng.random() < 0.5
+    if horse_only and not work_horses(victim.pid):
+        return 0  # idle: nothing to kill mid-job
+    fleet.kill_worker(victim, horse_only=horse_only)
+    if not horse_only:
+        fleet.start(1)
+    log(f"chaos: SIGKILL {'work horse of ' if horse_only else 'worker '}{victim.pid}")
+    return 1
+
+
+def _scheduler_pid(client: redis.Redis, queue: str) -> int | None:
+    """The pid of the process running RQ's scheduler for ``queue`` (from its lock and hash)."""
+    name = client.get(f"rq:scheduler-lock:{queue}")
+    pid = client.hget(f"rq:scheduler:{name.decode()}", "pid") if name else None
+    return int(pid) if pid else None
+
+
+def _check(conn: psycopg2.extensions.connection, plan: ChaosPlan, names: list[str], result: ChaosResult) -> None:
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(DISTINCT (source, product_id)) FROM products WHERE source = ANY(%s)",
+                    (names,))
+        result.loaded, distinct = cur.fetchone()
+        cur.execute("SELECT count(*) FILTER (WHERE stage <> 'fetch'), count(*) FILTER (WHERE stage = 'fetch'), "
+                    "count(*) FILTER (WHERE coalesce(reason, '') = '') FROM rejected_records "
+                    "WHERE source = ANY(%s)", (names,))
+        result.rejected, result.page_rejections, result.without_reason = cur.fetchone()
+        # A served key both loaded and rejected would be counted twice.
+        cur.execute("SELECT count(*) FROM rejected_records r JOIN products p ON p.source = r.source "
+                    "AND p.product_id = r.payload->>'id' WHERE r.source = ANY(%s)", (names,))
+        both = cur.fetchone()[0]
+    result.duplicated = (result.loaded - distinct) + both + max(0, result.loaded + result.rejected - result.served)
+    result.lost = max(0, result.served - result.loaded - result.rejected)
+    expected_valid = plan.sources * (plan.records - count_invalid(plan.records, plan.invalid_every))
+    if result.loaded != expected_valid:  # the wrong records loaded, even if the totals add up
+        result.lost = max(result.lost, abs(expected_valid - result.loaded))
+
+
+def _forget(client: redis.Redis, conn: psycopg2.extensions.connection, names: list[str], queue: str) -> None:
+    """Start from nothing for the chaos sources only: their rows, filters, limits and breakers,
+    and the scheduler lock a SIGKILLed scheduler of an earlier run may still hold (61 s)."""
+    with conn, conn.cursor() as cur:
+        for table in ("products", "rejected_records", "ingest_jobs"):
+            cur.execute(sql.SQL("DELETE FROM {} WHERE source = ANY(%s)").format(sql.Identifier(table)), (names,))
+    client.delete(f"rq:scheduler-lock:{queue}",
+                  *[prefix + name for name in names for prefix in (SEEN_PREFIX, BREAKER_PREFIX, RATE_PREFIX)])
+
+
+def postgres_address(database_url: str) -> tuple[str, int]:
+    params = psycopg2.extensions.parse_dsn(database_url)
+    return params.get("host") or "127.0.0.1", int(params.get("port") or 5432)
+
+
+def dsn_through(database_url: str, address: tuple[str, int]) -> str:
+    """``database_url`` with host and port replaced by the proxy's (as a key=value DSN)."""
+    params = psycopg2.extensions.parse_dsn(database_url)
+    params.update(host=address[0], port=str(address[1]))
+    return psycopg2.extensions.make_dsn(**params)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ingest_workers.testing.chaos --redis-url URL --database-url URL [...]`` (see scripts/chaos)."""
+    parser = argparse.ArgumentParser(prog="chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--sources", type=int, default=ChaosPlan.sources)
+    parser.add_argument("--records", type=int, default=ChaosPlan.records, help="per source")
+    parser.add_argument("--workers", type=int, default=ChaosPlan.workers)
+    parser.add_argument("--kill-every", type=float, default=ChaosPlan.kill_every)
+    parser.add_argument("--pg-outage", type=float, default=ChaosPlan.pg_outage)
+    parser.add_argument("--pg-outage-at", type=float, default=ChaosPlan.pg_outage_at)
+    parser.add_argument("--faults", default="error=0.2,throttle=0.1,malformed=0.05,drop=0.02,retry_after=1")
+    parser.add_argument("--timeout", type=float, default=ChaosPlan.timeout)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--log-dir", type=Path, default=Path("out"))
+    args = parser.parse_args(argv)
+    plan = ChaosPlan(sources=args.sources, records=args.records, workers=args.workers, kill_every=args.kill_every,
+                     pg_outage=args.pg_outage, pg_outage_at=args.pg_outage_at,
+                     faults=FaultConfig.parse(args.faults), timeout=args.timeout, seed=args.seed)
+    result = run_chaos(plan, args.redis_url, args.database_url, args.log_dir,
+                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(result.line(), flush=True)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

