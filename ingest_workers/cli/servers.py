@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import signal
+import socketserver
+import threading
 from types import FrameType
 
 import click
 
 from ..core.connections import connect_redis
-from ..ops.metrics_server import serve
+from ..ops.metrics_server import make_metrics_server
 from ..testing.mock_faults import FaultConfig, FaultInjector
 from ..testing.mock_sources import ROUTES, MockConfig, MockServer
 from .app import App
 
 
-def stop_on_sigterm() -> None:
-    """Make SIGTERM (from a process manager) end the server like Ctrl+C: cleanly, exit status 0."""
+def serve_until_stopped(server: socketserver.BaseServer) -> None:
+    """Serve until SIGTERM (a process manager) or SIGINT (Ctrl+C), then close: exit status 0.
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+    The signal asks the serving loop to stop from another thread rather than raising in the handler:
+    an exception raised while a request is being answered is caught by wsgiref's request handler (a
+    bare ``except``, answered with a 500), so the stop would be lost and the server would run on.
+    """
 
-    signal.signal(signal.SIGTERM, interrupt)
+    def stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, name="stop", daemon=True).start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
 
 
 @click.command("mock-sources")
@@ -48,13 +60,7 @@ def mock_sources(host: str, port: int, records: int, invalid_every: int, latency
                                                cache_bytes=cache_mb * 2**20), faults)
     click.echo(f"serving {records} records per feed at {server.url}: {', '.join([*ROUTES, '/sensors.csv'])}",
                err=True)
-    stop_on_sigterm()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_stopped(server)
 
 
 @click.command("metrics-server")
@@ -64,10 +70,7 @@ def mock_sources(host: str, port: int, records: int, invalid_every: int, latency
 def metrics_server(app: App, host: str, port: int) -> None:
     """Serve /metrics (Prometheus) and /healthz (Redis, PostgreSQL, workers)."""
     client = connect_redis(app.settings.redis_url)
+    catalog = app.optional_catalog
+    server = make_metrics_server(client, app.settings, host, port, list(catalog.sources.values()) if catalog else [])
     click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
-    stop_on_sigterm()
-    try:
-        catalog = app.optional_catalog
-        serve(client, app.settings, host, port, list(catalog.sources.values()) if catalog else [])
-    except KeyboardInterrupt:
-        pass
+    serve_until_stopped(server)

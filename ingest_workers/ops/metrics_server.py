@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -122,6 +122,7 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve(client: redis.Redis, settings: Settings, host: str, port: int, sources: Sequence[SourceSpec] = ()) -> None:
-    with make_server(host, port, make_app(client, settings, sources), handler_class=_QuietHandler) as server:
-        server.serve_forever()
+def make_metrics_server(client: redis.Redis, settings: Settings, host: str, port: int,
+                        sources: Sequence[SourceSpec] = ()) -> WSGIServer:
+    """The server of :func:`make_app` on ``host:port`` (the caller serves it and closes it)."""
+    return make_server(host, port, make_app(client, settings, sources), handler_class=_QuietHandler)

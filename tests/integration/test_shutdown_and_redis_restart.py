@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ from pathlib import Path
 import psycopg2.extensions
 import pytest
 import redis
+import requests
 
 from ingest_workers.core.config import Settings
 from ingest_workers.core.models import SourceSpec
@@ -154,3 +158,34 @@ def test_after_redis_lost_everything_re_enqueueing_converges_to_the_same_tables(
     assert scalar(pg, "SELECT count(DISTINCT (source, product_id)) FROM products") == 2 * VALID
     for summary in JobHistory(pg).summarise("run-2"):  # PostgreSQL refused every row as a duplicate
         assert (summary.counts.loaded, summary.counts.duplicate) == (0, VALID)
+
+
+def test_sigterm_while_the_metrics_server_answers_a_request_stops_it(settings: Settings) -> None:
+    """A SIGTERM that lands while /healthz waits on PostgreSQL (here a port that accepts and never
+    answers) used to be swallowed by the request handler, and the server ran on for good."""
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody ever speaks
+    port = free_port()
+    env = {**worker_env(settings, os.environ),
+           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x"}
+    server = subprocess.Popen([sys.executable, "-m", "ingest_workers", "metrics-server", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/metrics"), 20, "the metrics server to answer")
+        in_flight = threading.Thread(target=_answers, args=(f"http://127.0.0.1:{port}/healthz", 10))
+        in_flight.start()
+        time.sleep(0.5)  # the request is now inside the handler, waiting on PostgreSQL
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=15) == 0
+        in_flight.join(timeout=15)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        silent.close()
+
+
+def _answers(url: str, timeout: float = 1) -> bool:
+    try:
+        requests.get(url, timeout=timeout)
+    except requests.RequestException:
+        return False
+    return True
