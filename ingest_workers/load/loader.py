@@ -38,43 +38,49 @@ class PostgresLoader:
         return self._conn
 
     def load_batch(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
-                   lineage: Lineage, in_transaction: Callable[[Any], None] | None = None) -> tuple[int, list[Rejected]]:
+                   lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
+                   on_inserted: Callable[[Any, list[dict[str, Any]]], None] | None = None,
+                   ) -> tuple[list[dict[str, Any]], list[Rejected]]:
         """Insert ``rows`` and record ``rejected`` in one transaction.
 
-        Returns how many rows were new (the rest were in the table already) and the
-        rows PostgreSQL itself refused (a value its types or checks reject): those are
-        found by splitting the batch, recorded as rejections, and the rest still load.
+        Returns the rows PostgreSQL inserted (the rest were in the table already) and the
+        rows it refused (a value its types or checks reject): those are found by splitting
+        the batch, recorded as rejections, and the rest still load.
         ``in_transaction(cursor)`` runs inside the transaction that commits the batch's
-        last rows (cursor marks, transactional sinks), so it commits only with all of them.
-        Raises :class:`TransientError` when PostgreSQL is unreachable: the whole batch
-        can then be retried.
+        last rows (cursor marks), so it commits only with all of them; ``on_inserted(cursor,
+        rows)`` inside every transaction that inserts rows, with exactly those rows
+        (transactional sinks). Raises :class:`TransientError` when PostgreSQL is unreachable:
+        the whole batch can then be retried.
         """
         try:
-            return self._load(domain, rows, rejected, lineage, in_transaction), []
+            return self._load(domain, rows, rejected, lineage, in_transaction, on_inserted), []
         except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
             if len(rows) <= 1:
                 reason = f"PostgreSQL refused the row: {exc.diag.message_primary or type(exc).__name__}"
                 refused = [Rejected(row.get("raw"), reason, "load") for row in rows]
                 self._load(domain, [], [*rejected, *refused], lineage, in_transaction)
-                return 0, refused
+                return [], refused
         middle = len(rows) // 2
-        first, refused_first = self.load_batch(domain, rows[:middle], rejected, lineage)
-        second, refused_second = self.load_batch(domain, rows[middle:], [], lineage, in_transaction)
+        first, refused_first = self.load_batch(domain, rows[:middle], rejected, lineage, None, on_inserted)
+        second, refused_second = self.load_batch(domain, rows[middle:], [], lineage, in_transaction, on_inserted)
         return first + second, refused_first + refused_second
 
     def _load(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
-              lineage: Lineage, in_transaction: Callable[[Any], None] | None = None) -> int:
+              lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
+              on_inserted: Callable[[Any, list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            inserted = self._insert_rows(cur, domain, rows) if rows else 0
+            inserted = self._insert_rows(cur, domain, rows) if rows else []
             if rejected:
                 self._insert_rejections(cur, rejected, lineage)
+            if on_inserted is not None and inserted:
+                on_inserted(cur, inserted)
             if in_transaction is not None:
                 in_transaction(cur)
         return inserted
 
-    def _insert_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]]) -> int:
+    def _insert_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
-        take the staging path, which skips those (``ON CONFLICT DO NOTHING``)."""
+        take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
         target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
         stream = CopyStream(rows, domain.columns)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
@@ -83,21 +89,32 @@ class PostgresLoader:
         try:
             cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns).as_string(cur), stream,
                             size=COPY_READ_SIZE)
-            return len(rows)
+            return list(rows)
         except psycopg2.errors.UniqueViolation:  # Redis lost a key, a run raced us, or a key repeats
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        payload = stream.whole()
+        return [rows[i] for i in self._insert_new_from_staging(cur, domain, stream.whole())]
+
+    @staticmethod
+    def _insert_new_from_staging(cur: Any, domain: Domain, payload: bytes) -> list[int]:
+        """COPY ``payload`` (the rows' COPY text) into a staging table, each row numbered, then
+        ``INSERT ... ON CONFLICT DO NOTHING`` into the table; the numbers of the rows inserted
+        (``RETURNING``, matched back by key), in order."""
+        target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
+        key = sql.SQL(", ").join(map(sql.Identifier, domain.key))
         staging = sql.Identifier(f"staging_{domain.table}")
-        # Temporary: private to this connection, emptied at each commit.
-        cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+        # Temporary: private to this connection, emptied at each commit. row_number: the row's place in the batch.
+        cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS, row_number integer) "
                             "ON COMMIT DELETE ROWS").format(staging, target))
-        cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, columns).as_string(cur),
-                        io.BytesIO(payload))
-        cur.execute(sql.SQL("INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging} "
-                            "ON CONFLICT ({key}) DO NOTHING").format(
-            target=target, columns=columns, staging=staging,
-            key=sql.SQL(", ").join(map(sql.Identifier, domain.key))))
-        return cur.rowcount
+        numbered = b"".join(b"%s\t%d\n" % (line, n) for n, line in enumerate(payload.split(b"\n")[:-1]))
+        cur.copy_expert(sql.SQL("COPY {} ({}, row_number) FROM STDIN").format(staging, columns).as_string(cur),
+                        io.BytesIO(numbered))
+        # The first row of a key repeated in the batch is the one inserted (and matched back).
+        cur.execute(sql.SQL(
+            "WITH inserted AS (INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging} ORDER BY row_number "
+            "ON CONFLICT ({key}) DO NOTHING RETURNING {key}) "
+            "SELECT min(s.row_number) FROM inserted JOIN {staging} s USING ({key}) GROUP BY {key} "
+            "ORDER BY 1").format(target=target, columns=columns, staging=staging, key=key))
+        return [number for (number,) in cur.fetchall()]
 
     @staticmethod
     def _insert_rejections(cur: Any, rejected: Sequence[Rejected], lineage: Lineage) -> None:
