@@ -190,8 +190,7 @@ def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) ->
     settings = res.settings
     limiter = RateLimiter(res.redis)
     breaker = CircuitBreaker(
-        res.redis, BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown,
-                                 settings.breaker_probe_timeout),
+        res.redis, breaker_policy(settings),
         on_state=lambda source, state: recorder.set(CIRCUIT_STATE, CIRCUIT_STATES[state], source))
     return HttpClient(
         res.http,
@@ -206,6 +205,12 @@ def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) ->
         max_page_values=settings.max_page_values,
         guard=lambda request: breaker.call(spec.name, request),
     )
+
+
+def breaker_policy(settings: Settings) -> BreakerPolicy:
+    """A half-open probe holds its slot for ``breaker_probe_timeout``, its own bound (not the
+    job's timeout): a probe whose worker died frees the way for the next within that time."""
+    return BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown, settings.breaker_probe_timeout)
 
 
 def _with_resume_page(source: Any) -> Iterator[tuple[object, int | None]]:
@@ -250,7 +255,7 @@ class BatchLoader:
         self._lineage = lineage
         self._res = res
         self._recorder = recorder
-        self._dedup = RedisDedup(res.redis)
+        self._dedup = RedisDedup(res.redis, res.settings.dedup_ttl)
         self._postgres = postgres
         self._loader: PostgresLoader | None = None
         self._cursor_field = cursor_field
@@ -294,7 +299,7 @@ class BatchLoader:
         committed = [(row, key) for row, key in fresh if id(row["raw"]) not in refused_payloads]
         with redis_errors():
             pipe = self._res.redis.pipeline(transaction=False)
-            self._dedup.mark_seen(pipe, source, [key for _, key in committed])
+            self._dedup.mark_seen(pipe, source, [key for _, key in committed], self._dedup.ttl)
             self._recorder.flush_to(pipe)
             pipe.execute()
         for sink in self._sinks_after_commit:  # exactly the rows this batch inserted
