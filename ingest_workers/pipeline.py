@@ -175,10 +175,13 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     with closing(stream):  # stops the read-ahead thread when a batch fails
         while batch := list(islice(items, res.settings.batch_size)):
             counts = batch_loader.load(batch)
-            # Past a lost page the saved resume page would skip it, like a cursor: keep it before.
-            if progress is not None and not batch_loader.lost_pages:
+            if progress is not None:
+                # A resume page past a lost page would skip it, like a cursor: it stops at the gap.
+                gap = batch_loader.first_lost_page
+                resume = position.resume_page if gap is None or position.resume_page is None \
+                    else min(position.resume_page, gap)
                 with redis_errors():
-                    progress.save(position.resume_page)
+                    progress.save(resume)
             yield counts
     if progress is not None:
         with redis_errors():
@@ -262,6 +265,7 @@ class BatchLoader:
         self._sinks_in_transaction = [s for s in sinks if getattr(s, "in_transaction", False)]
         self._sinks_after_commit = [s for s in sinks if not getattr(s, "in_transaction", False)]
         self.lost_pages: list[str] = []  # the reasons of the pages lost so far in this job
+        self.first_lost_page: int | None = None  # page paging: the number of the job's first lost page
 
     def load(self, batch: list[Item]) -> Counts:
         source, inc = self._lineage.source, self._recorder.inc
@@ -290,7 +294,11 @@ class BatchLoader:
         inc(RECORDS, source, "load", "duplicate", amount=len(fresh) - len(refused) - inserted)
         inc(RECORDS, source, "load", "loaded", amount=inserted)
         counts.fetched = len(batch)
-        counts.lost_pages = [item.reason for item in batch if isinstance(item, LostPage)]
+        lost = [item for item in batch if isinstance(item, LostPage)]
+        counts.lost_pages = [item.reason for item in lost]
+        if lost and self.first_lost_page is None and isinstance(lost[0].raw, dict):
+            page = lost[0].raw.get("page")
+            self.first_lost_page = page if isinstance(page, int) else None
         self.lost_pages.extend(counts.lost_pages)
 
         # Only now, after the commit: mark what PostgreSQL holds (inserted now or before), and

@@ -28,7 +28,6 @@ import requests
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
     wait_random,
@@ -49,6 +48,9 @@ class RetryPolicy:
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
 MAX_REDIRECTS = 5
+# A whole 200 answer whose body is unreadable rarely mends on a retry (a cut transfer does, and is
+# retried like a dropped connection): two more tries, not max_attempts, before its page is lost.
+UNREADABLE_BODY_ATTEMPTS = 3
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -114,7 +116,7 @@ class HttpClient:
 
     def _retrying(self) -> Retrying:
         return Retrying(
-            retry=retry_if_exception_type(TransientError),
+            retry=self._should_retry,
             stop=stop_after_attempt(self._policy.max_attempts),
             wait=self._backoff,
             before_sleep=self._before_sleep,
@@ -211,6 +213,13 @@ class HttpClient:
                 raise UnreadableBody(f"GET {where}: body over {cap} bytes", f"response over the size cap ({cap} bytes)")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    @staticmethod
+    def _should_retry(state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, UnreadableBody):
+            return state.attempt_number < UNREADABLE_BODY_ATTEMPTS
+        return isinstance(error, TransientError)
 
     def _backoff(self, state: RetryCallState) -> float:
         delay = self._exponential(state)
