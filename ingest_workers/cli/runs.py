@@ -214,7 +214,7 @@ def demo(app: App, records: int, workers: int, worker_class: str | None, port: i
             click.echo(f"mock sources: {records} records per feed at {healthy.url}")
             app.env["INGEST_MOCK_URL"] = healthy.url
             app.env["INGEST_SYNTHETIC_RECORDS"] = str(records)
-            applied = apply_migrations(app.settings)
+            applied = apply_migrations(app.settings, datasets=list(app.catalog.datasets.values()))
             click.echo(f"schema: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
             if faults:
                 ok = fault_demo(app, workers, worker_class, healthy.url, faulty, Path("out/summary.json"))
