@@ -68,7 +68,7 @@ def our_loader(database_url: str, rows: Sequence[dict[str, Any]], lineage: Linea
         _truncate(conn)
         loader = PostgresLoader(conn)
         started = time.perf_counter()
-        loaded = sum(len(loader.load_batch(PRODUCTS, batch, [], lineage)[0]) for batch in chunks(rows, BATCH))
+        loaded = sum(loader.load_batch(PRODUCTS, batch, [], lineage)[0] for batch in chunks(rows, BATCH))
         elapsed = time.perf_counter() - started
         if loaded != len(rows):
             raise SystemExit(f"loader benchmark: {loaded} of {len(rows)} rows loaded")

@@ -47,14 +47,15 @@ class JobHistory:
 
     def _ended(self, job_id: str, status: str, counts: Counts, error: str | None) -> None:
         """Record one attempt's end: its counts appended to ``attempt_counts``, and added to the
-        job's columns (the sum over attempts: fetched = rejected + duplicate + loaded still holds)."""
+        job's columns (the sum over attempts: fetched = rejected + duplicate + loaded + updated still holds)."""
         self._write("UPDATE ingest_jobs SET status = %(status)s, fetched = fetched + %(fetched)s, "
                     "rejected = rejected + %(rejected)s, duplicate = duplicate + %(duplicate)s, "
-                    "loaded = loaded + %(loaded)s, error = %(error)s, finished_at = now(), "
+                    "loaded = loaded + %(loaded)s, updated = updated + %(updated)s, error = %(error)s, "
+                    "finished_at = now(), "
                     "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object("
                     "'attempt', attempts, 'status', %(status)s::text, 'fetched', %(fetched)s::bigint, "
                     "'rejected', %(rejected)s::bigint, 'duplicate', %(duplicate)s::bigint, "
-                    "'loaded', %(loaded)s::bigint)) WHERE job_id = %(job)s",
+                    "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint)) WHERE job_id = %(job)s",
                     {"status": status, **counts.to_dict(), "error": error[:2000] if error else None, "job": job_id})
 
     def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
@@ -72,7 +73,7 @@ class JobHistory:
             "fetched = ingest_jobs.fetched + a.loaded + a.rejected, "
             "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object('attempt', attempts, "
             "'status', 'failed', 'fetched', a.loaded + a.rejected, 'rejected', a.rejected, 'duplicate', 0, "
-            "'loaded', a.loaded)) "
+            "'loaded', a.loaded, 'updated', 0)) "
             "FROM attempt a WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, {"reason": reason[:2000], "source": source, "job": job_id})
@@ -90,13 +91,13 @@ class JobHistory:
                 "SELECT source, count(*), count(*) FILTER (WHERE status = 'finished'), "
                 "count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'partial'), "
                 "sum(fetched), sum(rejected), sum(duplicate), "
-                "sum(loaded), extract(epoch FROM max(finished_at) - min(started_at)), "
+                "sum(loaded), sum(updated), extract(epoch FROM max(finished_at) - min(started_at)), "
                 "array_remove(array_agg(DISTINCT error), NULL) "
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             return [SourceSummary(source, jobs, finished, failed,
-                                  Counts(int(f), int(r), int(d), int(lo)), float(seconds or 0.0), tuple(errors),
-                                  partial)
-                    for source, jobs, finished, failed, partial, f, r, d, lo, seconds, errors in cur.fetchall()]
+                                  Counts(int(f), int(r), int(d), int(lo), int(up)), float(seconds or 0.0),
+                                  tuple(errors), partial)
+                    for source, jobs, finished, failed, partial, f, r, d, lo, up, seconds, errors in cur.fetchall()]
 
     def _write(self, statement: str, params: tuple[object, ...] | dict[str, object]) -> None:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:

@@ -19,8 +19,10 @@ What it does (``scripts/chaos``; a smaller plan runs in the test suite):
 * checks, per record, across both runs: each served record is loaded or rejected with a
   reason (never both, never lost); every job of the clean re-run finished, and the stuck
   paginator was stopped in both; prints one line of figures.
+* meanwhile ``merge_sources`` more sources load a merge dataset ``passes`` times, the feed
+  changing between passes (:mod:`.chaos_merge`): each key's final row must hold the last revision.
 
-It only touches its own sources (``chaos_0``, ``chaos_1``, ...) and queue.
+It only touches its own sources (``chaos_0``, ..., ``chaos_merge_0``, ...) and queue.
 """
 
 from __future__ import annotations
@@ -44,11 +46,12 @@ from ..core.config import Settings
 from ..core.models import SourceSpec
 from ..guards.breaker import BREAKER_PREFIX
 from ..guards.ratelimit import RATE_PREFIX
-from ..load.dedup import SEEN_PREFIX
+from ..load.dedup import FINGERPRINT_PREFIX, SEEN_PREFIX
 from ..load.migrate import migrate
 from ..ops.watch import job_states
 from ..runtime.producer import enqueue_run, make_queue, new_run_id
 from ..runtime.workerpool import worker_command, worker_env
+from .chaos_merge import MERGE_DATASET, MergePasses, MergeVerdict, check_merge, forget_merge, merge_specs
 from .fleet import WorkerFleet, children, work_horses
 from .mock_faults import FaultConfig, FaultInjector
 from .mock_sources import MockConfig, MockServer
@@ -75,6 +78,8 @@ class ChaosPlan:
     pg_outage: float = 25.0  # seconds PostgreSQL is unreachable
     timeout: float = 600.0
     seed: int | None = None
+    merge_sources: int = 2  # sources of a merge dataset, run once per revision of the feed
+    passes: int = 3  # revisions 0, 1, ... passes - 1
 
 
 @dataclass
@@ -95,11 +100,13 @@ class ChaosResult:
     pg_cut_seconds: float = 0.0
     faults: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
+    merge: MergeVerdict = field(default_factory=MergeVerdict)
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.duplicated or self.without_reason or self.jobs_failed
-                    or self.jobs_unfinished or self.stuck_not_stopped or self.loaded + self.rejected != self.served)
+                    or self.jobs_unfinished or self.stuck_not_stopped or self.loaded + self.rejected != self.served
+                    or not self.merge.ok)
 
     def line(self) -> str:
         faults = ",".join(f"{name}={count}" for name, count in sorted(self.faults.items()))
@@ -108,7 +115,9 @@ class ChaosResult:
                 f"rejections_without_reason={self.without_reason} page_rejections={self.page_rejections} "
                 f"jobs={self.jobs} failed={self.jobs_failed} partial={self.jobs_partial} "
                 f"unfinished={self.jobs_unfinished} stuck_not_stopped={self.stuck_not_stopped} "
-                f"kills={self.kills} "
+                f"kills={self.kills} merge[rows={self.merge.rows} revision={self.merge.revision} "
+                f"updated={self.merge.updated} stale={self.merge.stale} missing={self.merge.missing} "
+                f"extra={self.merge.extra}] "
                 f"pg_down={self.pg_cut_seconds:.0f}s faults[{faults}] elapsed={self.elapsed:.1f}s")
 
 
@@ -133,8 +142,9 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
     rng = random.Random(plan.seed)
     client = redis.Redis.from_url(redis_url)
     conn = psycopg2.connect(database_url)
+    merge_names = [f"chaos_merge_{i}" for i in range(plan.merge_sources)]
     try:
-        migrate(conn)
+        migrate(conn, [MERGE_DATASET])
         config = MockConfig(records=plan.records, invalid_every=plan.invalid_every)
         server = MockServer("127.0.0.1", 0, config, FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
         lossy = MockServer("127.0.0.1", 0, config, FaultInjector(
@@ -142,13 +152,17 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
         injected = (server.faults, lossy.faults)  # the re-run swaps them for fault-free ones
         sources = chaos_sources(plan, server.url, lossy.url)
         names = [source.spec.name for source in sources]
-        _forget(client, conn, names, CHAOS_QUEUE)
+        _forget(client, conn, [*names, *merge_names], CHAOS_QUEUE)
+        forget_merge(conn, merge_names)
         for mock in (server, lossy):
             mock.start_in_thread()
         proxy = CuttableProxy(postgres_address(database_url)).start()
         try:
+            passes = MergePasses(merge_specs(merge_names, server.url, plan.page_size, plan.rate_limit),
+                                 plan.passes, server)
             result, run_ids = _run(plan, rng, client, (server, lossy), proxy, sources,
-                                   chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log)
+                                   chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log,
+                                   passes)
         finally:
             proxy.close()
             for mock in (server, lossy):
@@ -156,6 +170,7 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
                 mock.server_close()
         result.faults = dict(injected[0].injected + injected[1].injected)
         _check(conn, sources, run_ids, result)
+        result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes.revision)
     finally:
         conn.close()
         client.close()
@@ -183,8 +198,9 @@ def chaos_sources(plan: ChaosPlan, url: str, lossy_url: str) -> list[ChaosSource
 
 def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tuple[MockServer, MockServer],
          proxy: CuttableProxy, sources: list[ChaosSource], settings: Settings, log_dir: Path,
-         log: Callable[[str], None]) -> tuple[ChaosResult, list[str]]:
-    """The chaos run, then the clean re-run; returns the result so far and both run ids."""
+         log: Callable[[str], None], passes: MergePasses) -> tuple[ChaosResult, list[str]]:
+    """The chaos run (and the merge passes), then the clean re-run; returns the result so far and
+    both run ids."""
     result = ChaosResult(served=sum(source.served for source in sources))
     specs = [source.spec for source in sources]
     queue = make_queue(client, settings)
@@ -196,9 +212,9 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
     try:
         fleet.start(plan.workers)
         job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_ids[0])]
-        result.jobs = len(job_ids)
+        job_ids += passes.advance(queue, settings)
         next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
-        while state.done < state.total and time.monotonic() - started < plan.timeout:
+        while (state.done < state.total or passes.remaining) and time.monotonic() - started < plan.timeout:
             now = time.monotonic()
             if cut_at is None and now - started >= plan.pg_outage_at:
                 proxy.cut()
@@ -212,11 +228,16 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
                 next_kill = now + plan.kill_every
                 result.kills += _kill_one(fleet, rng, _scheduler_pid(client, settings.queue), log)
             time.sleep(0.2)
+            more = passes.advance(queue, settings)
+            if more:
+                job_ids += more
+                log(f"chaos: merge pass at revision {passes.revision}")
             state = job_states(queue, job_ids)
         if cut_at is not None and not result.pg_cut_seconds:  # the jobs ended during the outage
             proxy.restore()
             result.pg_cut_seconds = time.monotonic() - cut_at
-        result.jobs_unfinished = state.total - state.done
+        result.jobs = len(job_ids)
+        result.jobs_unfinished = state.total - state.done + passes.remaining * plan.merge_sources
         log(f"chaos: the chaos run ended at {time.monotonic() - started:.0f}s; a clean re-run follows")
         for server in servers:
             server.faults = FaultInjector()
@@ -301,7 +322,8 @@ def _forget(client: redis.Redis, conn: psycopg2.extensions.connection, names: li
         for table in ("products", "rejected_records", "ingest_jobs", "source_cursors"):
             cur.execute(sql.SQL("DELETE FROM {} WHERE source = ANY(%s)").format(sql.Identifier(table)), (names,))
     client.delete(f"rq:scheduler-lock:{queue}",
-                  *[prefix + name for name in names for prefix in (SEEN_PREFIX, BREAKER_PREFIX, RATE_PREFIX)])
+                  *[prefix + name for name in names
+                    for prefix in (SEEN_PREFIX, FINGERPRINT_PREFIX, BREAKER_PREFIX, RATE_PREFIX)])
 
 
 def postgres_address(database_url: str) -> tuple[str, int]:
@@ -333,12 +355,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of the lossy sources' pages that stay unreadable")
     parser.add_argument("--timeout", type=float, default=ChaosPlan.timeout)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--merge-sources", type=int, default=ChaosPlan.merge_sources,
+                        help="sources of a merge dataset whose records change between passes")
+    parser.add_argument("--passes", type=int, default=ChaosPlan.passes, help="revisions the merge sources load")
     parser.add_argument("--log-dir", type=Path, default=Path("out"))
     args = parser.parse_args(argv)
     plan = ChaosPlan(sources=args.sources, records=args.records, workers=args.workers, kill_every=args.kill_every,
                      pg_outage=args.pg_outage, pg_outage_at=args.pg_outage_at,
                      faults=FaultConfig.parse(args.faults), timeout=args.timeout, seed=args.seed,
-                     lossy_sources=args.lossy_sources, unreadable=args.unreadable)
+                     lossy_sources=args.lossy_sources, unreadable=args.unreadable,
+                     merge_sources=args.merge_sources, passes=args.passes)
     result = run_chaos(plan, args.redis_url, args.database_url, args.log_dir,
                        log=lambda line: print(line, file=sys.stderr, flush=True))
     print(result.line(), flush=True)

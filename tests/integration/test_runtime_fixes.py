@@ -151,8 +151,10 @@ def test_job_history_keeps_each_attempts_counts_and_their_sum(pg: psycopg2.exten
     assert (status, attempts) == ("finished", 2)
     assert (fetched, rejected, duplicate, loaded) == (1400, 20, 380, 1000)
     assert per_attempt == [
-        {"attempt": 1, "status": "failed", "fetched": 400, "rejected": 10, "duplicate": 90, "loaded": 300},
-        {"attempt": 2, "status": "finished", "fetched": 1000, "rejected": 10, "duplicate": 290, "loaded": 700},
+        {"attempt": 1, "status": "failed", "fetched": 400, "rejected": 10, "duplicate": 90, "loaded": 300,
+         "updated": 0},
+        {"attempt": 2, "status": "finished", "fetched": 1000, "rejected": 10, "duplicate": 290, "loaded": 700,
+         "updated": 0},
     ]
 
 
