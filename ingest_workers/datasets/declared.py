@@ -17,7 +17,8 @@ from typing import Any
 from ..core.errors import ConfigError
 from ..core.models import Reject
 from .base import LINEAGE_COLUMNS, Domain
-from .types import NUMBER_TYPES, TEXT_TYPES, TYPES, as_money
+from .checks import checked_text
+from .types import NUMBER_TYPES, TEXT_TYPES, TYPES, UNLIMITED, as_money, as_text
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 WRITES = ("append", "merge")
@@ -106,19 +107,14 @@ class RowCheck:
     every record."""
 
     def __init__(self, columns: tuple[Column, ...]) -> None:
-        self._columns = columns
-        self._money = [(c.name, _money_reader(c)) for c in columns if c.type == "money"]
-        self._plain = [(c.name, _column_reader(c)) for c in columns if c.type != "money"]
+        # Money first: the currency its text names fills the currency column read after it.
+        self._readers = tuple([(c.name, _money_reader(c)) for c in columns if c.type == "money"]
+                              + [(c.name, _column_reader(c)) for c in columns if c.type != "money"])
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
-        row: dict[str, Any] = {}
         implied: dict[str, Any] = {}  # a currency the money text named, for its currency column
         get = record.get
-        for name, read in self._money:
-            row[name] = read(get(name), implied)
-        for name, read in self._plain:
-            row[name] = read(get(name), implied)
-        return row
+        return {name: read(get(name), implied) for name, read in self._readers}
 
 
 Reader = Callable[[Any, dict[str, Any]], Any]
@@ -128,6 +124,8 @@ def _column_reader(column: Column) -> Reader:
     name, default, required = column.name, column.default, column.required
     if column.computed:
         return lambda value, implied: None
+    if column.type == "text":
+        return _text_reader(column)
     read = TYPES[column.type][0]
     steps = _steps(column)
 
@@ -145,6 +143,40 @@ def _column_reader(column: Column) -> Reader:
         return value
 
     return value_of
+
+
+def _text_reader(column: Column) -> Reader:
+    """The most common column, read in one function (it runs for most columns of every record)."""
+    name, default, required, limit = column.name, column.default, column.required, column.max_length
+    pattern = re.compile(column.pattern) if column.pattern else None
+    change = None if column.case is None else str.lower if column.case == "lower" else str.upper
+    allowed = frozenset(column.one_of) if column.one_of is not None else None
+    listed = ", ".join(map(str, column.one_of or ()))
+
+    def text_of(value: Any, implied: dict[str, Any]) -> Any:
+        if value.__class__ is str:
+            text = value.strip() or None
+            if text is not None and ("\x00" in text or not text.isascii()):
+                checked_text(name, text, UNLIMITED)  # NUL or a lone surrogate: refused with its reason
+        else:
+            text = None if value is None else as_text(name, value)
+        if text is None:
+            text = implied.get(name, default) if implied else default
+            if text is None:
+                if required:
+                    raise Reject(f"{name}: required value missing")
+                return None
+        if change is not None:
+            text = change(text)
+        if limit is not None and len(text) > limit:
+            raise Reject(f"{name}: {len(text)} characters is above the maximum length {limit}")
+        if pattern is not None and not pattern.fullmatch(text):
+            raise Reject(f"{name}: {_shown(text)} does not match the pattern {column.pattern}")
+        if allowed is not None and text not in allowed:
+            raise Reject(f"{name}: {_shown(text)} is not one of {listed}")
+        return text
+
+    return text_of
 
 
 def _money_reader(column: Column) -> Reader:
