@@ -81,7 +81,7 @@ class HttpJsonSource:
             if by_page:
                 self.resume_page = position
             try:
-                records = self._records({param: position, spec.page_size_param: spec.page_size}, where)[0]
+                records = self._records({param: position, **self._size_param()}, where)[0]
                 bad_in_a_row = 0
             except UnreadableBody as exc:
                 bad_in_a_row += 1
@@ -96,7 +96,7 @@ class HttpJsonSource:
     def _cursor_pages(self) -> Iterator[Any]:
         spec, token, seen = self._spec, None, set()
         while True:
-            params: dict[str, Any] = {spec.page_size_param: spec.page_size}
+            params = self._size_param()
             if token is not None:
                 params[spec.token_param] = token
             records, body, _ = self._records_or_fail(params, "a page")
@@ -110,7 +110,7 @@ class HttpJsonSource:
 
     def _link_pages(self) -> Iterator[Any]:
         spec, origin = self._spec, _origin(self._spec.url)
-        records, _, next_url = self._records_or_fail({spec.page_size_param: spec.page_size}, "page 1")
+        records, _, next_url = self._records_or_fail(self._size_param(), "page 1")
         seen: set[str] = set()
         while True:
             yield from records
