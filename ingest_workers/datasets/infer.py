@@ -21,7 +21,7 @@ from .checks import parse_price
 
 FIT = 0.95  # share of the non-missing values a type must read for the column to get it
 MAX_DEPTH = 3  # nested objects are flattened into columns down to a.b.c; deeper ones stay json
-RESERVED = frozenset({"source", "run_id", "job_id", "fetched_at", "raw"})  # lineage columns of every table
+RESERVED = frozenset({"source", "run_id", "job_id", "fetched_at", "raw", "loaded_at"})  # columns every table has
 _ID_NAMES = frozenset({"id", "sku", "uuid", "guid", "key", "slug", "code", "number"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DECIMAL = re.compile(r"\s*-?\d+\.\d+\s*")
