@@ -17,7 +17,7 @@ from ..core.config import Settings, load_settings
 from ..core.connections import connect_postgres, connect_redis
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec
-from ..datasets import DOMAINS
+from ..datasets import domain_of
 from ..ops.history import JobHistory
 from ..ops.watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
 from ..runtime import resources
@@ -126,12 +126,12 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
 def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[Enqueued],
                     unfinished: dict[str, str], why: str) -> None:
     """Record the end of the jobs stopped while running: their process was killed before it could."""
-    domains = {spec.name: spec.domain for spec in specs}
+    tables = {spec.name: domain_of(spec.domain, spec.declaration).table for spec in specs}
     conn = connect_postgres(settings.database_url)
     try:
         for item in enqueued:
             if unfinished.get(item.job_id) == STOPPED:
-                JobHistory(conn).abandoned(item.job_id, item.source, DOMAINS[domains[item.source]].table,
+                JobHistory(conn).abandoned(item.job_id, item.source, tables[item.source],
                                            f"stopped: {why}")
     finally:
         conn.close()
