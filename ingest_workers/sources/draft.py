@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..datasets import BUILTIN
 from ..datasets.infer import DraftColumn, column_name, infer_columns, key_candidate
 from .probe import ApiShape
 
@@ -28,10 +29,15 @@ _TIME_WORDS = ("updated", "modified", "changed")
 
 
 def default_name(url: str) -> str:
-    """A dataset and source name from the URL's last path part (``/v2/getUpdates`` -> ``get_updates``)."""
-    parts = [p for p in urlsplit(url).path.split("/") if p and not re.fullmatch(r"v\d+", p)]
-    last = parts[-1].rsplit(".", 1)[0] if parts else urlsplit(url).hostname or "api"
-    return column_name((last,)).removesuffix("_value")
+    """A dataset and source name from the URL's last path part (``/v2/getUpdates`` -> ``get_updates``);
+    one a built-in dataset or table has is prefixed with the part before it (``shop_c_products``),
+    or ``my_``."""
+    parts = [p.rsplit(".", 1)[0] for p in urlsplit(url).path.split("/") if p and not re.fullmatch(r"v\d+", p)]
+    name = column_name((parts[-1] if parts else urlsplit(url).hostname or "api",)).removesuffix("_value")
+    taken = {*BUILTIN, *(d.table for d in BUILTIN.values())}
+    if name in taken:
+        name = column_name((parts[-2], parts[-1])) if len(parts) > 1 else f"my_{name}"
+    return name[:63]
 
 
 def draft_catalog(shape: ApiShape, name: str, auth: Mapping[str, str] | None = None) -> str:

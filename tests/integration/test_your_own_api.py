@@ -82,8 +82,13 @@ page_size_param = "limit"
 page_size = 10
 params = {{ expand = "lines" }}
 auth = {{ kind = "basic", username_env = "BILLING_USER", password_env = "BILLING_PASSWORD" }}
-fields = {{ invoice_id = "id", customer_id = "customer", lines = "lines.data",
-           first_line_amount = "lines.data.0.amount", order_ref = "metadata.order", created_at = "created" }}
+[sources.billing_invoices.fields]
+invoice_id = "id"
+customer_id = "customer"
+lines = "lines.data"
+first_line_amount = "lines.data.0.amount"
+order_ref = "metadata.order"
+created_at = "created"
 """
 
 
@@ -184,7 +189,7 @@ def test_your_own_api_loads_merges_and_stays_put(services: Services, redis_clien
     assert values(first["billing_invoices"]) == expected_invoices(data)
     requests = [path for path, _ in data.requests]
     assert "/api/customers?page=2&size=10" in requests  # the relative HAL link was followed
-    assert "/v1/invoices?limit=10&expand=lines&starting_after=in_000009" in requests
+    assert "/v1/invoices?expand=lines&limit=10&starting_after=in_000009" in requests
 
     # Revision 2: some records changed, two customers are new; the rest is served unchanged.
     data.revision, data.customers = 2, data.customers + 2

@@ -65,9 +65,9 @@ def test_the_draft_of_each_mock_feed_finds_its_records_paging_and_key(mock: Mock
 
 def test_the_draft_of_the_csv_feed_is_a_csv_source(mock: MockServer) -> None:
     fragment = draft(f"{mock.url}/sensors.csv")
-    assert fragment["sources"]["sensors"]["kind"] == "csv"
-    assert fragment["datasets"]["sensors"]["key"] == ["sensor_id", "ts"]
-    columns = fragment["datasets"]["sensors"]["columns"]
+    assert fragment["sources"]["my_sensors"]["kind"] == "csv"
+    assert fragment["datasets"]["my_sensors"]["key"] == ["sensor_id", "ts"]
+    columns = fragment["datasets"]["my_sensors"]["columns"]
     assert (columns["value"], columns["unit"]) == ("numeric", "text")
 
 
