@@ -172,7 +172,7 @@ class HttpJsonSource:
         """HAL-style: the next page's URL (absolute or relative) is at ``next_url_path`` in the body."""
         spec = self._spec
         records, page = self._document_or_fail(self._size_param(), "page 1")
-        seen: set[str] = set()
+        seen = {page.url}  # a page naming itself as the next one is a loop too
         while True:
             yield from records
             found = _at(page.body, spec.next_url_path)

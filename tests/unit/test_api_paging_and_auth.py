@@ -173,3 +173,11 @@ def test_the_catalog_takes_the_new_paginations_and_auth_kinds(tmp_path: Path) ->
     assert (spec.pagination, spec.after_param, spec.has_more_path) == ("after_last", "after", "more")
     assert spec.auth == {"kind": "api_key", "name": "key", "location": "query", "value_env": "K"}
     assert spec.params == {"expand": "lines", "limit": 100} and spec.headers == {"Accept": "json"}
+
+
+def test_a_next_url_naming_the_page_itself_stops_the_source(api: FixtureApi) -> None:
+    # The first page is /api/customers?page=1&size=10, and its self link names exactly that URL.
+    spec = customers_spec(api, url=f"{api.url}/api/customers?page=1", next_url_path="_links.self.href")
+    with pytest.raises(PermanentError, match="links to the same page twice"):
+        stream(spec)
+    assert len(api.data.requests) == 1
