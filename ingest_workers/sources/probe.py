@@ -47,11 +47,12 @@ class ApiShape:
 
 class ApiProbe:
     def __init__(self, client: HttpClient, url: str, records_path: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, secret_params: Mapping[str, str] | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise PermanentError(f"catalog draft: {url!r} is not an http(s) URL")
         self._client, self._headers, self._records_path = client, dict(headers or {}), records_path
+        self._secret_params = dict(secret_params or {})  # an api key in the query: sent, never drafted
         self._base = urlunsplit(parts._replace(query="", fragment=""))
         self._query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self._requests = 0
@@ -180,7 +181,8 @@ class ApiProbe:
 
     def _get(self, params: Mapping[str, Any], url: str | None = None) -> JsonPage:
         self._requests += 1
-        return self._client.get_json_document(url or self._base, params=params, headers=self._headers)
+        return self._client.get_json_document(url or self._base, params={**params, **self._secret_params},
+                                              headers=self._headers)
 
     def _served(self, params: Mapping[str, Any]) -> list[Any] | None:
         """The records of the page ``params`` ask for; None when the API refuses them."""
@@ -198,7 +200,8 @@ class ApiProbe:
 
     def _csv_shape(self) -> ApiShape:
         self._requests += 1
-        response = self._client.open_stream(self._base, params=self._query, headers=self._headers)
+        response = self._client.open_stream(self._base, params={**self._query, **self._secret_params},
+                                            headers=self._headers)
         with response:
             response.raw.decode_content = True
             text = io.TextIOWrapper(response.raw, encoding="utf-8", errors="replace", newline="")

@@ -14,7 +14,7 @@ from ingest_workers.cli import main
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.datasets.infer import column_type, infer_columns, key_candidate
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
-from tests.fixture_api import PASSWORD, TOKEN, USER, FixtureApi
+from tests.fixture_api import API_KEY, PASSWORD, TOKEN, USER, FixtureApi
 
 # feed -> what a person reading the feed's documentation would write
 MOCK_FEEDS: dict[str, dict[str, Any]] = {
@@ -116,3 +116,18 @@ def test_column_types_from_the_values_seen(values: list[Any], expected: str) -> 
 def test_no_key_is_proposed_when_nothing_is_unique() -> None:
     records = [{"name": "a", "n": 1}, {"name": "a", "n": 1}]
     assert key_candidate(infer_columns(records), records) == []
+
+
+def test_an_api_key_in_the_query_is_sent_and_named_but_never_drafted() -> None:
+    api = FixtureApi().start()
+    try:
+        result = CliRunner().invoke(main, ["catalog", "draft", f"{api.url}/linked/events", "--api-key-env",
+                                           "api_key=EVENTS_KEY", "--api-key-in", "query"], env={"EVENTS_KEY": API_KEY})
+        assert result.exit_code == 0, result.output
+        assert API_KEY not in result.output
+        source = tomllib.loads(result.output)["sources"]["events"]
+        assert source["pagination"] == "link" and "params" not in source
+        assert source["auth"] == {"kind": "api_key", "name": "api_key", "location": "query", "value_env": "EVENTS_KEY"}
+        assert all(f"api_key={API_KEY}" in path for path, _ in api.data.requests)
+    finally:
+        api.stop()
