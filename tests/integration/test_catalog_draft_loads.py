@@ -5,6 +5,10 @@ only records it may refuse are those the mock breaks on purpose)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ from click.testing import CliRunner
 from ingest_workers.cli import main
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer, is_invalid, sensors
+from tests.fixture_api import TOKEN, FixtureApi
 
 RECORDS = 450  # several pages of the draft's page size (the mock's default, 100)
 INVALID_EVERY = 97
@@ -66,3 +71,19 @@ def test_a_draft_used_unedited_loads_its_feed(services: Services, redis_client: 
     valid_rejected = [reason for (_, reason), raw in zip(found, rejected, strict=True) if raw not in broken]
     assert not valid_rejected, f"valid records rejected: {valid_rejected[:5]}"
     assert rows == distinct == RECORDS - len(rejected) == counts["loaded"]
+
+
+def test_the_draft_command_as_a_process(tmp_path: Path) -> None:
+    api = FixtureApi().start()
+    try:
+        env = {**os.environ, "CRM_TOKEN": TOKEN}
+        done = subprocess.run([sys.executable, "-m", "ingest_workers", "catalog", "draft",
+                               f"{api.url}/api/customers?size=10", "--name", "crm", "--token-env", "CRM_TOKEN"],
+                              env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        api.stop()
+    assert done.returncode == 0, done.stderr
+    assert TOKEN not in done.stdout + done.stderr
+    fragment = tomllib.loads(done.stdout)
+    assert fragment["sources"]["crm"]["auth"] == {"kind": "bearer", "token_env": "CRM_TOKEN"}
+    assert fragment["datasets"]["crm"]["key"] == ["customer_id"]
