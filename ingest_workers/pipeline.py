@@ -262,18 +262,8 @@ class BatchLoader:
         rejected = [item for item in batch if isinstance(item, Rejected)]
         keys = [domain.natural_key(record.row) for record in records]
         merge = domain.write == "merge"
-        with redis_errors():
-            if merge:  # a changed record must get through: compare what was loaded, not just the key
-                prints = [fingerprint(domain, record.row) for record in records]
-                known = self._dedup.remembered(source, keys)
-                unseen = [remembered != current for remembered, current in zip(known, prints)]
-            else:
-                prints, known = [""] * len(records), [None] * len(records)
-                unseen = self._dedup.unseen(source, keys)
-        fresh = [(record.row, key, current, remembered is None)
-                 for record, key, current, remembered, new in zip(records, keys, prints, known, unseen) if new]
-        fresh_rows = [row for row, *_ in fresh]
-        all_new = merge and all(never for *_, never in fresh)
+        fresh, all_new = self._not_loaded(records, keys)
+        fresh_rows = [row for row, _, _ in fresh]
 
         started = time.monotonic()
         in_transaction = self._in_transaction(records, fresh_rows)
@@ -295,7 +285,7 @@ class BatchLoader:
 
         # Only now, after the commit: mark what PostgreSQL holds, and publish the counts.
         refused_payloads = {id(item.raw) for item in refused}
-        committed = [(row, key, current) for row, key, current, _ in fresh if id(row["raw"]) not in refused_payloads]
+        committed = [(row, key, current) for row, key, current in fresh if id(row["raw"]) not in refused_payloads]
         with redis_errors():
             pipe = self._res.redis.pipeline(transaction=False)
             if merge:  # in batch order: a key that repeats is remembered with its last record's print
@@ -307,6 +297,22 @@ class BatchLoader:
         for sink in self._sinks_after_commit:
             sink.consume(row for row, _, _ in committed)
         return counts
+
+    def _not_loaded(self, records: list[Record], keys: list[str]) -> tuple[list[tuple[dict[str, Any], str, str]], bool]:
+        """The records Redis does not know as loaded (row, key, fingerprint), and whether none of
+        their keys was ever loaded. Append: the key is enough. Merge: a changed record must get
+        through, so what was loaded is compared (its fingerprint), not just the key."""
+        source, domain = self._lineage.source, self._domain
+        with redis_errors():
+            if domain.write != "merge":
+                unseen = self._dedup.unseen(source, keys)
+                return [(r.row, key, "") for r, key, new in zip(records, keys, unseen) if new], False
+            prints = [fingerprint(domain, record.row) for record in records]
+            known = self._dedup.remembered(source, keys)
+        fresh = [(r.row, key, current) for r, key, current, remembered in zip(records, keys, prints, known)
+                 if remembered != current]
+        all_new = all(remembered is None for remembered, current in zip(known, prints) if remembered != current)
+        return fresh, all_new
 
     def _loader_for(self, conn: Connection) -> PostgresLoader:
         if self._loader is None or self._loader.connection is not conn:

@@ -9,9 +9,10 @@ import click
 
 from ..core.config import Settings
 from ..core.connections import connect_postgres
-from ..core.errors import ServiceUnavailable
+from ..core.errors import ConfigError, ServiceUnavailable
 from ..datasets import Dataset
 from ..load.migrate import migrate
+from ..load.schema import differences
 from .app import App
 
 
@@ -50,3 +51,15 @@ def apply_migrations(settings: Settings, wait_seconds: float = 0, datasets: Sequ
         return migrate(conn, datasets)
     finally:
         conn.close()
+
+
+def check_tables(settings: Settings, datasets: list[Dataset]) -> None:
+    """Refuse to start workers whose catalog's tables are missing or differ, saying which."""
+    conn = connect_postgres(settings.database_url)
+    try:
+        differ = differences(conn, datasets)
+    finally:
+        conn.close()
+    if differ:
+        raise ConfigError("the tables do not match the catalog; run `ingest db migrate` with this catalog:\n  "
+                          + "\n  ".join(differ))

@@ -10,13 +10,9 @@ import threading
 
 import click
 
-from ..core.config import Settings
-from ..core.connections import connect_postgres
-from ..core.errors import ConfigError
-from ..datasets import Dataset
-from ..load.schema import differences
 from ..runtime.workerpool import start_worker, stop_workers, worker_command, worker_name
 from .app import App
+from .db import check_tables
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +50,3 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
                     processes[slot] = start_worker(settings, next(numbers), app.env, None, worker_class, names)
     finally:
         stop_workers(processes)
-
-
-def check_tables(settings: Settings, datasets: list[Dataset]) -> None:
-    """Refuse to start workers whose catalog's tables are missing or differ, saying which."""
-    conn = connect_postgres(settings.database_url)
-    try:
-        differ = differences(conn, datasets)
-    finally:
-        conn.close()
-    if differ:
-        raise ConfigError("the tables do not match the catalog; run `ingest db migrate` with this catalog:\n  "
-                          + "\n  ".join(differ))
