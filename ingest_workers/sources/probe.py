@@ -106,7 +106,7 @@ class ApiProbe:
             else:
                 shape.notes.append("the next page's URL is on another origin: ingest will refuse to follow it")
         elif (token := _find_token(page.body, path)) is not None:
-            found = self._token_param(token[1], records, size_param)
+            found = self._token_param(token[1], records)
             source.update(pagination="cursor", next_token_path=token[0], token_param=found[0] if found else "cursor")
             second = found[1] if found else None
             shape.notes.append(f"pagination: a cursor token at {token[0]!r}, sent back as "
@@ -120,9 +120,11 @@ class ApiProbe:
             shape.notes.append(f"page 2: {len(second)} records")
 
     def _size_param(self, records: list[Any]) -> str | None:
+        """The parameter that sets the page size: the URL's own numbers first, then the usual names."""
+        given = [k for k, v in self._query.items() if v.isdigit()]
         if len(records) <= 2:
-            return next((k for k in self._query if k in SIZE_PARAMS), None)
-        for name in dict.fromkeys([*(k for k in self._query if k in SIZE_PARAMS), *SIZE_PARAMS]):
+            return next((k for k in given if k in SIZE_PARAMS), None)
+        for name in dict.fromkeys([*given, *SIZE_PARAMS]):
             if self._served({**self._query, name: 2}) == records[:2]:
                 return name
         return None
@@ -150,11 +152,12 @@ class ApiProbe:
             return self._served({**self._query, size_param: 2, name: 2 if by_page else 1}) == wanted
         return self._new_records(self._served({**self._query, name: 2 if by_page else len(records)}), records)
 
-    def _token_param(self, token: Any, records: list[Any], size_param: str | None) -> tuple[str, list[Any]] | None:
+    def _token_param(self, token: Any, records: list[Any]) -> tuple[str, list[Any]] | None:
+        """The parameter that sends the token back: the first that serves records page 1 did not."""
         for name in TOKEN_PARAMS:
             served = self._served({**self._query, name: token})
-            if self._new_records(served, records):
-                return name, served  # type: ignore[return-value]
+            if served and self._new_records(served, records):
+                return name, served
         return None
 
     def _after_last(self, more: tuple[str, bool], records: list[Any], shape: ApiShape) -> list[Any] | None:
