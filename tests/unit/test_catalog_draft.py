@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from ingest_workers.cli import main
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.datasets.infer import column_type, infer_columns, key_candidate
+from ingest_workers.sources.draft import default_name
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.fixture_api import API_KEY, PASSWORD, TOKEN, USER, FixtureApi
 
@@ -131,3 +132,28 @@ def test_an_api_key_in_the_query_is_sent_and_named_but_never_drafted() -> None:
         assert all(f"api_key={API_KEY}" in path for path, _ in api.data.requests)
     finally:
         api.stop()
+
+
+@pytest.mark.parametrize(("url", "name"), [
+    ("https://api.example/v2/getUpdates", "get_updates"),
+    ("https://api.example/shop-c/products", "shop_c_products"),  # "products" is a built-in dataset
+    ("https://api.example/products", "my_products"),
+    ("https://api.example/files/sensors.csv", "files_sensors"),
+    ("https://api.example/api/customers?size=10", "customers"),
+])
+def test_default_names_come_from_the_path_and_avoid_the_built_in_datasets(url: str, name: str) -> None:
+    assert default_name(url) == name
+
+
+def test_the_key_prefers_id_then_the_shallowest_id_like_field() -> None:
+    records = [{"uid": i, "id": f"r{i}", "owner": {"user_id": i % 2}} for i in range(20)]
+    assert key_candidate(infer_columns(records), records) == ["id"]
+    records = [{"message": {"message_id": i}, "update_id": 100 + i} for i in range(20)]
+    assert key_candidate(infer_columns(records), records) == ["update_id"]
+
+
+def test_columns_get_snake_case_names_and_never_a_lineage_name() -> None:
+    columns = infer_columns([{"productId": 1, "source": "web", "raw": "x", "a": {"bC": {"d": 1, "e": {"f": 1}}}}])
+    assert [(c.name, c.path, c.type) for c in columns] == [
+        ("product_id", "productId", "integer"), ("source_value", "source", "text"), ("raw_value", "raw", "text"),
+        ("a_b_c_d", "a.bC.d", "integer"), ("a_b_c_e", "a.bC.e", "json")]
