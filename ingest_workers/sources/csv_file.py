@@ -4,7 +4,9 @@ Rows are read through a small buffer, never the whole file, so a file of any siz
 runs in constant memory. Each row becomes a record ``{column: text}``; the
 domain's check reads numbers and times from the text. Options: ``delimiter``, and
 ``max_line_length`` (characters, default 1 MiB): a longer line is rejected with its
-line number and never held whole, so a file without newlines cannot fill memory.
+line number and never held whole, so a file without newlines cannot fill memory. Over
+http(s), the source's ``params``, ``headers`` and ``auth`` go with the request, as for
+``http_json``.
 A CSV has no query to ask for "records since": a csv source reads the whole file
 every run and relies on dedup to load each row once.
 """
@@ -21,6 +23,7 @@ import urllib3
 
 from ..core.errors import ConfigError, PermanentError, TransientError
 from ..core.models import SourceSpec
+from .auth import RequestAuth
 from .base import SourceContext
 
 DEFAULT_MAX_LINE_LENGTH = 1024 * 1024
@@ -35,6 +38,7 @@ class CsvSource:
         if not (isinstance(delimiter, str) and len(delimiter) == 1):
             raise ConfigError(f"source {spec.name}: csv option delimiter must be one character")
         self._spec, self._client, self._delimiter = spec, context.client, delimiter
+        self._auth = RequestAuth(spec, context.secrets)  # an http(s) file may need credentials too
         max_line = spec.options.get("max_line_length", DEFAULT_MAX_LINE_LENGTH)
         if not isinstance(max_line, int) or isinstance(max_line, bool) or max_line <= 0:
             raise ConfigError(f"source {spec.name}: csv option max_line_length must be a whole number above 0")
@@ -62,7 +66,9 @@ class CsvSource:
         # Everything below returns a text stream read line by line through _capped_lines.
         url = self._spec.url
         if url.startswith(("http://", "https://")):
-            response = self._client.open_stream(url)
+            credentials = self._auth.credentials()
+            response = self._client.open_stream(url, params={**self._spec.params, **credentials.params} or None,
+                                                headers={**self._spec.headers, **credentials.headers} or None)
             response.raw.decode_content = True  # undo gzip/deflate transfer encodings
             return io.TextIOWrapper(response.raw, encoding="utf-8", errors="replace", newline="")
         try:
