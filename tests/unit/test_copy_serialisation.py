@@ -114,8 +114,12 @@ def test_escapes_and_nulls_in_one_row() -> None:
         'tab\\there\t{"x\\\\\\\\y","q\\\\""}\t\\N\t\\N\t{"t":"a\\\\tb","n":"nan","z":"\ufffd"}\n')
 
 
+# A text column never holds a lone surrogate (the checks refuse one: "not valid Unicode"); raw payloads may.
+VALID_TEXT = TEXT.filter(lambda text: not any(0xD800 <= ord(c) <= 0xDFFF for c in text))
+
+
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.fixed_dictionaries({"a": TEXT, "c": st.integers(), "raw": JSON_VALUES}), max_size=130),
+@given(st.lists(st.fixed_dictionaries({"a": VALID_TEXT, "c": st.integers(), "raw": JSON_VALUES}), max_size=130),
        st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=8), st.booleans())
 def test_the_copy_stream_reads_as_the_whole_text(rows: list[dict[str, Any]], sizes: list[int],
                                                  stop_early: bool) -> None:
