@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 def workers(app: App, count: int, worker_class: str | None, queues: str | None) -> None:
     """Run COUNT `rq worker` processes until SIGTERM or SIGINT, restarting any that die.
 
-    Each is exactly `rq worker --serializer json --with-scheduler --name HOST.PID.N
-    --url $REDIS_URL QUEUE`; on SIGTERM they get RQ's warm shutdown (the job in
-    hand finishes).
+    Each is exactly `rq worker --serializer json --with-scheduler --worker-class
+    ingest_workers.runtime.worker.IngestWorker ... --name HOST.PID.N QUEUE`, its Redis
+    URL in its environment (RQ_REDIS_URL), never its arguments; on SIGTERM they get
+    RQ's warm shutdown (the job in hand finishes).
     """
     settings = app.settings
     names = [name.strip() for name in (queues or settings.queue).split(",") if name.strip()]

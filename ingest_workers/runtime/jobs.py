@@ -25,6 +25,12 @@ from . import resources
 RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
 MAX_DEFERRALS = 50  # an open circuit defers a job at most this many times, then it fails
 
+# What a queued job may name, under this layout's paths and the previous layout's (``ingest_workers.jobs``,
+# still resolved through the package's ``__getattr__``): ``IngestWorker`` refuses any other function or
+# callback before running anything (a job's names are imported and called by RQ).
+JOB_FUNCTIONS = frozenset({"ingest_workers.runtime.jobs.fetch_source", "ingest_workers.jobs.fetch_source"})
+JOB_CALLBACKS = frozenset({"ingest_workers.runtime.jobs.on_failure", "ingest_workers.jobs.on_failure"})
+
 
 def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = None) -> dict[str, int] | Retry:
     """Ingest one source for one run (only ``window`` = [since, until] for a backfill job);

@@ -25,9 +25,11 @@ DEFAULT_WORKER_CLASS = "ingest_workers.runtime.worker.IngestWorker"
 def worker_command(settings: Settings, name: str, worker_class: str | None = None,
                    queues: Sequence[str] = ()) -> list[str]:
     """``rq worker`` with the JSON serializer, the scheduler that runs delayed retries and
-    deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.runtime.worker`)."""
-    return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
-            "--name", name, "--url", settings.redis_url,
+    deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.runtime.worker`).
+
+    No Redis URL: every local user can read a process's arguments (``/proc/PID/cmdline``), so the
+    URL and its password reach ``rq worker`` in its environment (``RQ_REDIS_URL``, :func:`worker_env`)."""
+    return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler", "--name", name,
             "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
             "--queue-class", "ingest_workers.runtime.worker.IngestQueue",
             "--job-monitoring-interval", str(settings.job_monitoring_interval),
@@ -36,12 +38,14 @@ def worker_command(settings: Settings, name: str, worker_class: str | None = Non
 
 
 def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
-    """The environment that makes a worker see the same settings as this process."""
+    """The environment that makes a worker see the same settings as this process (``rq worker``
+    itself reads its Redis URL from ``RQ_REDIS_URL``)."""
     env = dict(base)
     for field, variable in ENV_VARS.items():
         value = getattr(settings, field)
         if value is not None:
             env[variable] = str(value)
+    env["RQ_REDIS_URL"] = settings.redis_url
     return env
 
 

@@ -13,14 +13,19 @@ import psycopg2.extensions
 import pytest
 import redis
 from prometheus_client import generate_latest
-from rq import Queue
+from rq import Callback, Queue, Retry
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from ingest_workers.core.config import Settings
+from ingest_workers.ops.failed import FailedJobs
 from ingest_workers.ops.metrics_server import make_registry
+from ingest_workers.runtime.producer import make_queue
 from ingest_workers.runtime.workerpool import worker_command, worker_env
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.fleet import WorkerFleet
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 TOKEN = "planted-token-7f3a9c"
@@ -45,6 +50,34 @@ def test_a_worker_refuses_a_pickled_job(redis_client: redis.Redis, settings: Set
         fleet.close()
     assert not marker.exists()
     assert "DeserializationError" in (tmp_path / "workers.log").read_text()
+
+
+def test_a_worker_refuses_a_job_naming_any_other_function(redis_client: redis.Redis, settings: Settings,
+                                                           tmp_path: Path) -> None:
+    """A JSON job (no pickle needed) naming os.mkdir, and one of ours with a foreign callback: each is
+    failed with its reason before anything runs, and never retried."""
+    marker, called_back = tmp_path / "the-mkdir-job-ran", tmp_path / "the-callback-ran"
+    queue = make_queue(redis_client, settings)
+    queue.enqueue_call("os.mkdir", args=(str(marker),), job_id="mkdir", retry=Retry(max=3))
+    queue.enqueue_call("ingest_workers.runtime.jobs.fetch_source", args=({"name": "x"}, str(called_back)),
+                       job_id="callback", on_failure=Callback("os.mkdir"))
+    assert redis_client.hget("rq:job:mkdir", "data")  # as an attacker writes it: plain JSON
+    fleet = WorkerFleet(lambda name: worker_command(settings, name), worker_env(settings, os.environ),
+                        tmp_path / "workers.log")
+    fleet.start(1)
+    try:
+        wait_until(lambda: all(redis_client.hget(f"rq:job:{job_id}", "status") == b"failed"
+                               for job_id in ("mkdir", "callback")), timeout=30)
+        assert fleet.workers[0].poll() is None  # it refused the jobs and lives on
+    finally:
+        fleet.close()
+    assert not marker.exists() and not called_back.exists()
+    failed = {job.job_id: job.error for job in FailedJobs(queue).list()}
+    assert failed == {"mkdir": "refused: ingest workers only run ingest_workers jobs, not os.mkdir",
+                      "callback": "refused: ingest workers only run ingest_workers jobs, not the callback os.mkdir"}
+    assert Job.fetch("mkdir", connection=redis_client, serializer=JSONSerializer).retries_left == 0
+    assert redis_client.llen(queue.intermediate_queue_key) == 0 and len(queue) == 0
+    assert "not os.mkdir" in (tmp_path / "workers.log").read_text()
 
 
 def test_planted_secrets_never_leak(services: Services, redis_client: redis.Redis,
