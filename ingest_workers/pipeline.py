@@ -21,10 +21,12 @@ import psycopg2.extensions
 import redis
 import requests
 
-from .core.config import Settings
+from .core.config import WORKER_OWN_VARIABLES, Settings
 from .core.connections import redis_errors
+from .core.envrefs import resolve_entry
 from .core.errors import CircuitOpen
 from .core.models import Counts, Lineage, Record, Rejected, SourceSpec, Window
+from .core.redact import redact
 from .datasets import DOMAINS, Domain
 from .guards.breaker import BreakerPolicy, CircuitBreaker
 from .guards.progress import JobProgress
@@ -99,12 +101,12 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
         log.warning("job %s: %s; deferring after %s", job_id, exc, counts.to_dict())
         recorder.inc(JOBS_DEFERRED, spec.name)
         _finish(res, recorder, spec.name, queue, "deferred", started)
-        history.failed(job_id, counts, f"deferred: {exc}")
+        history.failed(job_id, counts, redact(f"deferred: {exc}"))
         raise
     except Exception as exc:
         log.error("job %s: source %s failed after %s: %s", job_id, spec.name, counts.to_dict(), exc)
         _finish(res, recorder, spec.name, queue, "failure", started)
-        history.failed(job_id, counts, f"{type(exc).__name__}: {exc}")
+        history.failed(job_id, counts, redact(f"{type(exc).__name__}: {exc}"))
         raise
     history.finished(job_id, counts)
     recorder.set(LAST_SUCCESS, time.time(), spec.name)
@@ -132,6 +134,7 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     without a cursor that can resume (page paging) starts where an earlier run of the
     same job left off, its progress saved after each committed batch.
     """
+    spec = resolved(spec, res)
     domain = DOMAINS[spec.domain]
     postgres = postgres_retry(res)
     client = _http_client(spec, res, recorder)
@@ -170,6 +173,13 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     if progress is not None:
         with redis_errors():
             progress.clear()
+
+
+def resolved(spec: SourceSpec, res: Resources) -> SourceSpec:
+    """The job's entry with its ``${VAR}`` references expanded from this worker's environment
+    (their values, and those of the ``*_env`` variables it names, hidden from every message)."""
+    entry = resolve_entry(spec.to_dict(), res.env, f"source {spec.name}", WORKER_OWN_VARIABLES)
+    return SourceSpec.from_dict(entry)
 
 
 def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) -> HttpClient:

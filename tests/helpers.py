@@ -15,6 +15,8 @@ import psycopg2.extensions
 import requests
 
 from ingest_workers.core.config import Settings
+from ingest_workers.core.envrefs import expand
+from ingest_workers.core.models import SourceSpec
 from ingest_workers.runtime.workerpool import worker_env
 from ingest_workers.sources.synthetic import PROFILES, SensorPlan, reading
 from ingest_workers.testing.devservices import free_port
@@ -37,6 +39,11 @@ def scalar(conn: psycopg2.extensions.connection, query: str, *params: object) ->
     with conn, conn.cursor() as cur:
         cur.execute(query, params)
         return int(cur.fetchone()[0])
+
+
+def resolved(spec: SourceSpec, env: dict[str, str]) -> SourceSpec:
+    """``spec`` with its ``${VAR}`` references expanded from ``env``, as a worker would run it."""
+    return SourceSpec.from_dict({key: expand(value, env, spec.name, key) for key, value in spec.to_dict().items()})
 
 
 def write_catalog(path: Path, url: str, name: str = "shop_products", extra: str = "") -> Path:

@@ -74,6 +74,9 @@ ENV_VARS = {
     "pg_retry_seconds": "INGEST_PG_RETRY_SECONDS",
 }
 
+# What a worker keeps to itself: a job's catalog entry may not name these (core.envrefs).
+WORKER_OWN_VARIABLES = frozenset({*ENV_VARS.values(), "RQ_REDIS_URL", "PGPASSWORD", "REDISCLI_AUTH"})
+
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
