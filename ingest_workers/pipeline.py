@@ -26,6 +26,7 @@ from .core.connections import redis_errors
 from .core.envrefs import resolve_entry
 from .core.errors import CircuitOpen
 from .core.models import Counts, Lineage, Record, Rejected, SourceSpec, Window
+from .core.permissions import Permissions
 from .core.redact import redact
 from .datasets import DOMAINS, Domain
 from .guards.breaker import BreakerPolicy, CircuitBreaker
@@ -177,9 +178,12 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
 
 def resolved(spec: SourceSpec, res: Resources) -> SourceSpec:
     """The job's entry with its ``${VAR}`` references expanded from this worker's environment
-    (their values, and those of the ``*_env`` variables it names, hidden from every message)."""
+    (their values, and those of the ``*_env`` variables it names, hidden from every message), once
+    the worker's permissions allow its plugins and local files (:class:`Refused` otherwise)."""
     entry = resolve_entry(spec.to_dict(), res.env, f"source {spec.name}", WORKER_OWN_VARIABLES)
-    return SourceSpec.from_dict(entry)
+    spec = SourceSpec.from_dict(entry)
+    Permissions.of(res.settings).check(spec)
+    return spec
 
 
 def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) -> HttpClient:

@@ -41,9 +41,12 @@ def services() -> Iterator[Services]:
 
 
 @pytest.fixture
-def settings(services: Services) -> Settings:
+def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Workers that allow the tests' plugins (tests/plugins.py) and local files in pytest's temporary
+    directories (INGEST_PLUGINS, INGEST_FILES_DIR)."""
     return Settings(redis_url=services.redis_url, database_url=services.database_url, queue="ingest-test",
-                    batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2)
+                    batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2,
+                    plugins="tests.plugins", files_dir=str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture

@@ -51,6 +51,11 @@ class Settings:
     job_monitoring_interval: int = 5
     maintenance_interval: int = 10
     worker_ttl: int = 25
+    # The worker's own permissions (core.permissions), from its environment only, never a catalog:
+    # modules plugin kinds, stages and sinks may come from (comma-separated; None: built-ins only),
+    # and directories local files may be read or written in (os.pathsep-separated; None: no local file).
+    plugins: str | None = field(default=None, metadata={"text": True, "worker_own": True})
+    files_dir: str | None = field(default=None, metadata={"text": True, "worker_own": True})
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.
@@ -72,6 +77,8 @@ ENV_VARS = {
     "breaker_cooldown": "INGEST_BREAKER_COOLDOWN",
     "max_kills": "INGEST_MAX_KILLS",
     "pg_retry_seconds": "INGEST_PG_RETRY_SECONDS",
+    "plugins": "INGEST_PLUGINS",
+    "files_dir": "INGEST_FILES_DIR",
 }
 
 # What a worker keeps to itself: a job's catalog entry may not name these (core.envrefs).
@@ -95,6 +102,10 @@ def load_settings(
     unknown = sorted(set(file_settings) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"{file_label}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_FIELDS))}")
+    own = sorted(name for name in file_settings if _FIELDS[name].metadata.get("worker_own"))
+    if own:
+        raise ConfigError(f"{file_label} key {own[0]!r}: a worker's own permission, set only in its environment "
+                          f"({ENV_VARS[own[0]]}), never by a catalog")
 
     values: dict[str, Any] = {}
     for name in _FIELDS:
@@ -114,6 +125,8 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
     default = _FIELDS[name].default
     if _FIELDS[name].metadata.get("path"):
         return Path(raw)
+    if _FIELDS[name].metadata.get("text"):
+        return str(raw)
     if isinstance(default, str):
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{origin}: expected a non-empty string, got {raw!r}")

@@ -14,15 +14,11 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from .errors import ConfigError, PermanentError
+from .errors import ConfigError, Refused
 from .redact import hide
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ENV_NAME_SUFFIX = "_env"
-
-
-class ForbiddenVariable(PermanentError):
-    """A job's entry names a variable the worker keeps to itself (its Redis or PostgreSQL URL, ...)."""
 
 
 def expand(value: Any, env: Mapping[str, str], where: str, key: str) -> Any:
@@ -62,12 +58,12 @@ def variables(value: Any, key: str = "") -> set[str]:
 def resolve_entry(entry: dict[str, Any], env: Mapping[str, str], where: str,
                   forbidden: Collection[str] = ()) -> dict[str, Any]:
     """``entry`` with its references expanded from ``env``, every value it reads from ``env``
-    hidden from this process's messages from now on. Refuses (:class:`ForbiddenVariable`) an entry
-    naming a variable of ``forbidden``."""
+    hidden from this process's messages from now on. Refuses an entry
+    naming a variable of ``forbidden`` (:class:`Refused`)."""
     names = variables(entry)
     refused = sorted(names & set(forbidden))
     if refused:
-        raise ForbiddenVariable(f"{where}: refused: it names the worker's own setting {', '.join(refused)}; "
-                                "a source may use other variables only")
+        raise Refused(f"{where}: it names the worker's own setting {', '.join(refused)}; a source may name "
+                      "other variables only")
     hide({name: env[name] for name in names if env.get(name)})
     return {key: expand(value, env, where, key) for key, value in entry.items()}
