@@ -3,34 +3,45 @@ command output, the summary or the metrics."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import psycopg2
 import psycopg2.extensions
 import pytest
 import redis
-from prometheus_client import generate_latest
+import requests
+from psycopg2 import sql
 from rq import Callback, Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from ingest_workers.core.config import Settings
 from ingest_workers.ops.failed import FailedJobs
-from ingest_workers.ops.metrics_server import make_registry
 from ingest_workers.runtime.producer import make_queue
 from ingest_workers.runtime.workerpool import worker_command, worker_env
-from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.fleet import WorkerFleet
-from ingest_workers.testing.mock_sources import MockConfig, MockServer
-from tests.helpers import wait_until
+from ingest_workers.testing.devservices import Services, free_port
+from ingest_workers.testing.fleet import WorkerFleet, children
+from tests.helpers import private_redis, redis_contents, scalar, wait_until
 
 pytestmark = pytest.mark.integration
-TOKEN = "planted-token-7f3a9c"
-DB_PASSWORD = "planted-dbpass-51be0d"
-URL_KEY = "planted-urlkey-c2e8"
+TOKEN = "planted-token-7f3a9c"  # the auth header's value (auth_env)
+URL_KEY = "planted-urlkey-c2e8"  # a ${VAR} in a URL's query
+PATH_KEY = "planted-pathkey-4b1d"  # a ${VAR} in a URL's path
+REDIS_PASSWORD = "planted-redispass-8e21"  # Redis's default user
+REDIS_USER_PASSWORD = "planted-aclpass-93d7"  # a Redis ACL user
+PG_PASSWORD = "planted-pgpass-51be0d"
+POSTS = 30
 
 
 def test_a_worker_refuses_a_pickled_job(redis_client: redis.Redis, settings: Settings, tmp_path: Path) -> None:
@@ -80,45 +91,174 @@ def test_a_worker_refuses_a_job_naming_any_other_function(redis_client: redis.Re
     assert "not os.mkdir" in (tmp_path / "workers.log").read_text()
 
 
-def test_planted_secrets_never_leak(services: Services, redis_client: redis.Redis,
-                                    pg: psycopg2.extensions.connection, mock_server: MockServer,
-                                    tmp_path: Path) -> None:
-    mock_server.config = MockConfig(records=300)
+class Gate(BaseHTTPRequestHandler):
+    """A source that serves /posts only to a request with the planted token and URL key, so the
+    run proves the worker resolved and sent them; anything else is a 404."""
+
+    authorised: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        url = urlsplit(self.path)
+        if url.path != "/posts" or parse_qs(url.query).get("api_key") != [URL_KEY] \
+                or self.headers.get("Authorization") != TOKEN:
+            self.send_error(404)
+            return
+        Gate.authorised.append(url.path)
+        body = json.dumps([{"id": i, "userId": 1, "title": f"post {i}", "body": "b"} for i in range(1, POSTS + 1)])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class ProcessWatch:
+    """Polls ``/proc`` for the command lines of the processes it is given and of all their
+    descendants (workers, their work horses and schedulers), for as long as they live."""
+
+    def __init__(self) -> None:
+        self.roots: list[int] = []
+        self.cmdlines: dict[int, bytes] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.02):
+            pending = list(self.roots)
+            while pending:
+                pid = pending.pop()
+                try:
+                    self.cmdlines.setdefault(pid, Path(f"/proc/{pid}/cmdline").read_bytes())
+                except OSError:
+                    continue
+                pending += children(pid)
+
+    def run(self, args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   **kwargs)
+        self.roots.append(process.pid)
+        stdout, stderr = process.communicate(timeout=180)
+        return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+    def close(self) -> bytes:
+        self._stop.set()
+        self._thread.join()
+        return b"\n".join(self.cmdlines.values())
+
+
+@contextmanager
+def role_with_password(services: Services, password: str) -> Iterator[str]:
+    """A PostgreSQL role of this test database's own that has ``password``; yields DATABASE_URL for
+    it (sslmode passed through). Local trust authentication does not check the password: it is
+    carried everywhere a real one would be, which is what the scan is about."""
+    dsn = psycopg2.extensions.parse_dsn(services.database_url)
+    role = f"leak_test_{dsn['dbname']}"
+    admin = psycopg2.connect(services.database_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER").format(sql.Identifier(role)))
+        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(role)), (password,))
+    try:
+        yield (f"postgresql://{role}:{password}@{dsn.get('host', '127.0.0.1')}:{dsn.get('port', '5432')}/"
+               f"{dsn['dbname']}?sslmode=disable&application_name=leak-test")
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        admin.close()
+
+
+def test_planted_secrets_never_leak(services: Services, pg: psycopg2.extensions.connection, tmp_path: Path) -> None:
+    """The secrets go where secrets go: ${VAR}s in a URL's query and path, the auth header's token
+    (auth_env), the ACL user's and the default user's Redis passwords (TLS to Redis), a PostgreSQL
+    password. A whole run with real workers, one source failing (tracebacks are written); then
+    nothing anywhere shows one of them."""
+    gate = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
+    threading.Thread(target=gate.serve_forever, daemon=True).start()
+    Gate.authorised.clear()
     catalog = tmp_path / "catalog.toml"
-    catalog.write_text(f"""
-[sources.shop_secret]
+    catalog.write_text("""
+[sources.posts_secret]
 kind = "http_json"
-domain = "products"
-url = "{mock_server.url}/products"
-auth_env = "SHOP_TOKEN"
-fields = {{ product_id = "id", name = "title" }}
+domain = "posts"
+url = "${GATE_URL}/posts?api_key=${POSTS_URL_KEY}"
+records_path = ""
+pagination = "none"
+auth_env = "POSTS_TOKEN"
+fields = { post_id = "id", user_id = "userId" }
 
-[sources.shop_broken]
+[sources.posts_broken]
 kind = "http_json"
-domain = "products"
-url = "{mock_server.url}/missing?api_key={URL_KEY}"
+domain = "posts"
+url = "${GATE_URL}/missing/${POSTS_PATH_KEY}?api_key=${POSTS_URL_KEY}"
+records_path = ""
+pagination = "none"
+auth_env = "POSTS_TOKEN"
+fields = { post_id = "id", user_id = "userId" }
 """, encoding="utf-8")
-    database_url = services.database_url.replace("postgres@", f"postgres:{DB_PASSWORD}@")  # trust auth ignores it
-    assert DB_PASSWORD in database_url
-    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": database_url, "SHOP_TOKEN": TOKEN,
-           "INGEST_QUEUE": "ingest-secret-test", "INGEST_JOB_RETRIES": "0"}
-    run = subprocess.run([sys.executable, "-m", "ingest_workers", "--catalog", str(catalog), "run",
-                          "--workers", "2", "--timeout", "60"],
-                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1, run.stdout + run.stderr  # shop_broken fails (404): its error is printed
-    assert "HTTP 404" in run.stdout + run.stderr + (tmp_path / "out" / "workers.log").read_text()
+    watch = ProcessWatch()
+    with private_redis(tmp_path / "redis", REDIS_PASSWORD, "ingest", REDIS_USER_PASSWORD) as server, \
+            role_with_password(services, PG_PASSWORD) as database_url:
+        secrets = {"POSTS_TOKEN": TOKEN, "POSTS_URL_KEY": URL_KEY, "POSTS_PATH_KEY": PATH_KEY}
+        base = {**os.environ, **secrets, "GATE_URL": f"http://127.0.0.1:{gate.server_address[1]}",
+                "DATABASE_URL": database_url, "INGEST_QUEUE": "ingest-secret-test", "INGEST_JOB_RETRIES": "0"}
+        # The workers and the run: TLS to the ACL user; the operator's commands: the default user.
+        run_env, ops_env = {**base, "REDIS_URL": server.tls_user_url()}, {**base, "REDIS_URL": server.url()}
+        ingest = [sys.executable, "-m", "ingest_workers"]
+        run = watch.run([*ingest, "--catalog", str(catalog), "run", "--workers", "2", "--timeout", "90"], run_env,
+                        cwd=tmp_path)
+        failed = watch.run([*ingest, "failed", "list"], ops_env)
+        status = watch.run([*ingest, "status", "--json"], ops_env)
+        port = free_port()
+        with (tmp_path / "metrics.log").open("wb") as metrics_log:
+            metrics_server = subprocess.Popen([*ingest, "--catalog", str(catalog), "metrics-server", "--port",
+                                               str(port)], env=ops_env, stdout=metrics_log, stderr=subprocess.STDOUT)
+        watch.roots.append(metrics_server.pid)
+        try:
+            wait_until(lambda: _answers(f"http://127.0.0.1:{port}/metrics"), timeout=20)
+            metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        finally:
+            metrics_server.terminate()
+            metrics_server.wait(timeout=10)
+        client = redis.Redis.from_url(server.url())
+        in_redis = redis_contents(client)
+        client.close()
+    gate.shutdown()
+    cmdlines = watch.close()
+    workers_log = (tmp_path / "out" / "workers.log").read_text()
 
-    failed = subprocess.run([sys.executable, "-m", "ingest_workers", "failed", "list"], env=env,
-                            capture_output=True, text=True, timeout=60)
-    metrics = generate_latest(make_registry(redis_client)).decode()
+    # What happened is what the fixture set up: one source loaded through the gate, one failed.
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert Gate.authorised == ["/posts"]  # the worker resolved the URL key and the token, and sent them
+    assert scalar(pg, "SELECT count(*) FROM posts WHERE source = 'posts_secret'") == POSTS
+    assert "HTTP 404" in workers_log and "Traceback" in workers_log and b"Traceback" in in_redis
+    assert b"rq.cli" in cmdlines and b"metrics-server" in cmdlines  # the workers and servers were seen
+    assert "posts_broken" in failed.stdout and "posts_broken" in status.stdout and "posts_secret" in metrics
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT coalesce(string_agg(row_to_json(j)::text, ' '), '') FROM ingest_jobs j")
+        history = cur.fetchone()[0]
     captured = {
-        "stdout": run.stdout, "stderr": run.stderr,
-        "workers.log": (tmp_path / "out" / "workers.log").read_text(),
-        "summary.json": (tmp_path / "out" / "summary.json").read_text(),
-        "failed list": failed.stdout + failed.stderr,
-        "metrics": metrics,
+        "redis": in_redis.decode("utf-8", "replace"), "command lines": cmdlines.decode("utf-8", "replace"),
+        "run output": run.stdout + run.stderr, "workers.log": workers_log,
+        "redis.log": (tmp_path / "redis" / "redis.log").read_text(),
+        "metrics.log": (tmp_path / "metrics.log").read_text(),
+        "summary.json": (tmp_path / "out" / "summary.json").read_text(), "failed list": failed.stdout + failed.stderr,
+        "status --json": status.stdout + status.stderr, "/metrics": metrics, "ingest_jobs": history,
     }
-    assert "shop_secret" in metrics and "shop_broken" in captured["failed list"]
     for where, text in captured.items():
-        for secret in (TOKEN, DB_PASSWORD, URL_KEY):
+        for secret in (TOKEN, URL_KEY, PATH_KEY, REDIS_PASSWORD, REDIS_USER_PASSWORD, PG_PASSWORD):
             assert secret not in text, f"{secret} leaked into {where}"
+    assert b"${POSTS_URL_KEY}" in in_redis  # the job carries the reference, not the value
+    assert "${POSTS_PATH_KEY}" in captured["summary.json"]  # the failure names the URL as the catalog writes it
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=1)
+    except requests.ConnectionError:
+        return False
+    return True
