@@ -3,6 +3,7 @@ command output, the summary or the metrics."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -27,9 +28,14 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from ingest_workers.core.config import Settings
+from ingest_workers.core.connections import connect_postgres
+from ingest_workers.core.errors import ServiceUnavailable
+from ingest_workers.core.models import SourceSpec
 from ingest_workers.ops.failed import FailedJobs
-from ingest_workers.runtime.producer import make_queue
-from ingest_workers.runtime.workerpool import worker_command, worker_env
+from ingest_workers.ops.history import JobHistory
+from ingest_workers.ops.watch import wait_for_jobs
+from ingest_workers.runtime.producer import enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import local_workers, worker_command, worker_env
 from ingest_workers.testing.devservices import Services, free_port
 from ingest_workers.testing.fleet import WorkerFleet, children
 from tests.helpers import private_redis, redis_contents, scalar, wait_until
@@ -89,6 +95,49 @@ def test_a_worker_refuses_a_job_naming_any_other_function(redis_client: redis.Re
     assert Job.fetch("mkdir", connection=redis_client, serializer=JSONSerializer).retries_left == 0
     assert redis_client.llen(queue.intermediate_queue_key) == 0 and len(queue) == 0
     assert "not os.mkdir" in (tmp_path / "workers.log").read_text()
+
+
+def test_jobs_asking_for_a_foreign_plugin_or_a_file_outside_the_allowed_directory_are_refused(
+    redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, tmp_path: Path,
+) -> None:
+    """Whoever can write a job names its plugins and files; the worker allows tests.plugins and
+    tmp/inside only. Each job fails at once with its reason, and nothing it asked for happens:
+    the module is never imported, the file never read, the sink never written."""
+    inside, outside, marker = tmp_path / "inside", tmp_path / "outside", tmp_path / "foreign-plugin-imported"
+    inside.mkdir()
+    outside.mkdir()
+    (outside / "readings.csv").write_text("sensor_id,kind,value,read_at\ns1,temperature,20,2026-01-01T00:00:00Z\n")
+    worker_settings = dataclasses.replace(settings, plugins="tests.plugins", files_dir=str(inside))
+    specs = [SourceSpec(name="foreign_kind", kind="tests.foreign_plugin:Source", domain="posts"),
+             SourceSpec(name="outside_csv", kind="csv", domain="sensors", url=str(outside / "readings.csv")),
+             SourceSpec(name="outside_sink", kind="tests.plugins:CountingSource", domain="posts",
+                        fields={"post_id": "id", "user_id": "userId"}, options={"count": 3},
+                        sinks=[{"name": "jsonl", "path": str(inside / ".." / "outside" / "rows.jsonl")}]),
+             SourceSpec(name="allowed", kind="tests.plugins:CountingSource", domain="posts",
+                        fields={"post_id": "id", "user_id": "userId"}, options={"count": 3},
+                        sinks=[{"name": "jsonl", "path": str(inside / "rows.jsonl")}])]
+    queue = make_queue(redis_client, worker_settings)
+    enqueued = enqueue_run(queue, worker_settings, specs, "run-refused")
+    env = {**os.environ, "FOREIGN_PLUGIN_MARKER": str(marker)}
+    with local_workers(worker_settings, 1, env, tmp_path / "workers.log"):
+        state = wait_for_jobs(queue, [item.job_id for item in enqueued], lambda state: None, timeout=60)
+    assert (state.done, state.failed) == (4, 3), (tmp_path / "workers.log").read_text()
+    reasons = {
+        "foreign_kind": "source foreign_kind: source kind 'tests.foreign_plugin:Source': module tests.foreign_plugin "
+                        "is not allowed by INGEST_PLUGINS (tests.plugins)",
+        "outside_csv": f"source outside_csv: csv file '{outside / 'readings.csv'}' is not inside INGEST_FILES_DIR "
+                       f"({inside})",
+        "outside_sink": f"source outside_sink: jsonl sink path '{inside / '..' / 'outside' / 'rows.jsonl'}' is not "
+                        f"inside INGEST_FILES_DIR ({inside})",
+    }
+    failed = {job.source: job.error for job in FailedJobs(queue).list()}
+    assert failed == {source: f"ingest_workers.core.errors.Refused: {reason}" for source, reason in reasons.items()}
+    assert {s.source: s.errors for s in JobHistory(pg).summarise("run-refused") if s.errors} \
+        == {source: (f"Refused: {reason}",) for source, reason in reasons.items()}
+    assert not marker.exists() and not (outside / "rows.jsonl").exists()
+    assert scalar(pg, "SELECT count(*) FROM sensor_readings") == 0
+    assert scalar(pg, "SELECT count(*) FROM posts WHERE source <> 'allowed'") == 0
+    assert (inside / "rows.jsonl").read_text().count("\n") == 3  # the allowed plugin and path work
 
 
 class Gate(BaseHTTPRequestHandler):
@@ -262,3 +311,13 @@ def _answers(url: str) -> bool:
     except requests.ConnectionError:
         return False
     return True
+
+
+def test_postgresql_ssl_settings_reach_the_driver_through_database_url(services: Services) -> None:
+    """sslmode (and the other libpq parameters) in DATABASE_URL are libpq's own: this server has no
+    TLS, so requiring it fails, saying so, the password masked."""
+    url = services.database_url.replace("postgres@", f"postgres:{PG_PASSWORD}@")
+    connect_postgres(f"{url}?sslmode=disable&application_name=ssl-test").close()
+    with pytest.raises(ServiceUnavailable, match="SSL") as refused:
+        connect_postgres(f"{url}?sslmode=require")
+    assert PG_PASSWORD not in str(refused.value) and "postgres:***@" in str(refused.value)
