@@ -69,8 +69,10 @@ def test_a_worker_refuses_a_pickled_job(redis_client: redis.Redis, settings: Set
     assert "DeserializationError" in (tmp_path / "workers.log").read_text()
 
 
+@pytest.mark.parametrize("worker_class", ["ingest_workers.runtime.worker.IngestWorker",
+                                          "ingest_workers.runtime.worker.IngestSimpleWorker"])
 def test_a_worker_refuses_a_job_naming_any_other_function(redis_client: redis.Redis, settings: Settings,
-                                                           tmp_path: Path) -> None:
+                                                           tmp_path: Path, worker_class: str) -> None:
     """A JSON job (no pickle needed) naming os.mkdir, and one of ours with a foreign callback: each is
     failed with its reason before anything runs, and never retried."""
     marker, called_back = tmp_path / "the-mkdir-job-ran", tmp_path / "the-callback-ran"
@@ -79,7 +81,7 @@ def test_a_worker_refuses_a_job_naming_any_other_function(redis_client: redis.Re
     queue.enqueue_call("ingest_workers.runtime.jobs.fetch_source", args=({"name": "x"}, str(called_back)),
                        job_id="callback", on_failure=Callback("os.mkdir"))
     assert redis_client.hget("rq:job:mkdir", "data")  # as an attacker writes it: plain JSON
-    fleet = WorkerFleet(lambda name: worker_command(settings, name), worker_env(settings, os.environ),
+    fleet = WorkerFleet(lambda name: worker_command(settings, name, worker_class), worker_env(settings, os.environ),
                         tmp_path / "workers.log")
     fleet.start(1)
     try:
