@@ -21,7 +21,7 @@ import psycopg2.extensions
 import redis
 import requests
 
-from .core.config import WORKER_OWN_VARIABLES, Settings
+from .core.config import Settings
 from .core.connections import redis_errors
 from .core.envrefs import resolve_entry
 from .core.errors import CircuitOpen
@@ -179,10 +179,12 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
 def resolved(spec: SourceSpec, res: Resources) -> SourceSpec:
     """The job's entry with its ``${VAR}`` references expanded from this worker's environment
     (their values, and those of the ``*_env`` variables it names, hidden from every message), once
-    the worker's permissions allow its plugins and local files (:class:`Refused` otherwise)."""
-    entry = resolve_entry(spec.to_dict(), res.env, f"source {spec.name}", WORKER_OWN_VARIABLES)
-    spec = SourceSpec.from_dict(entry)
-    Permissions.of(res.settings).check(spec)
+    the worker's permissions allow the variables, plugins and local files it names (:class:`Refused`
+    otherwise)."""
+    permissions = Permissions.of(res.settings)
+    permissions.check_variables(spec)
+    spec = SourceSpec.from_dict(resolve_entry(spec.to_dict(), res.env, f"source {spec.name}"))
+    permissions.check(spec)
     return spec
 
 

@@ -56,6 +56,9 @@ class Settings:
     # and directories local files may be read or written in (os.pathsep-separated; None: no local file).
     plugins: str | None = field(default=None, metadata={"text": True, "worker_own": True})
     files_dir: str | None = field(default=None, metadata={"text": True, "worker_own": True})
+    # environment variables a job's entry may name (comma-separated names, or prefixes ending in '*');
+    # None: any but the worker's own (WORKER_OWN_VARIABLES)
+    source_vars: str | None = field(default=None, metadata={"text": True, "worker_own": True})
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.
@@ -79,9 +82,10 @@ ENV_VARS = {
     "pg_retry_seconds": "INGEST_PG_RETRY_SECONDS",
     "plugins": "INGEST_PLUGINS",
     "files_dir": "INGEST_FILES_DIR",
+    "source_vars": "INGEST_SOURCE_VARS",
 }
 
-# What a worker keeps to itself: a job's catalog entry may not name these (core.envrefs).
+# What a worker keeps to itself: a job's catalog entry may never name these (core.permissions).
 WORKER_OWN_VARIABLES = frozenset({*ENV_VARS.values(), "RQ_REDIS_URL", "PGPASSWORD", "REDISCLI_AUTH"})
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

