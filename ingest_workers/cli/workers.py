@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.option("--count", type=click.IntRange(min=1), envvar="WORKERS", default=os.cpu_count() or 1,
               show_default="cores", help="Worker processes. [env: WORKERS]")
-@click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
+@click.option("--worker-class", help="RQ worker class, e.g. ingest_workers.runtime.worker.IngestSimpleWorker "
+              "(jobs in the worker process; default: the forking IngestWorker). Both run only this package's jobs.")
 @click.option("--queues", envvar="WORKER_QUEUES", help="Queues to work on, highest priority first, separated by "
               "commas (default: INGEST_QUEUE; add the catalog's per-source queues). [env: WORKER_QUEUES]")
 @click.pass_obj
