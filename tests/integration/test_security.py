@@ -262,6 +262,14 @@ fields = { post_id = "id", user_id = "userId" }
         ingest = [sys.executable, "-m", "ingest_workers"]
         run = watch.run([*ingest, "--catalog", str(catalog), "run", "--workers", "2", "--timeout", "90"], run_env,
                         cwd=tmp_path)
+        # `ingest workers` as an operator runs it: it logs each worker's command line.
+        supervisor = subprocess.Popen([*ingest, "workers", "--count", "1"], env=ops_env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True)
+        watch.roots.append(supervisor.pid)
+        client = redis.Redis.from_url(server.url())
+        wait_until(lambda: client.scard("rq:workers:ingest-secret-test") == 1, timeout=30)
+        supervisor.terminate()
+        supervisor_log = supervisor.communicate(timeout=60)[0]
         failed = watch.run([*ingest, "failed", "list"], ops_env)
         status = watch.run([*ingest, "status", "--json"], ops_env)
         port = free_port()
@@ -275,7 +283,6 @@ fields = { post_id = "id", user_id = "userId" }
         finally:
             metrics_server.terminate()
             metrics_server.wait(timeout=10)
-        client = redis.Redis.from_url(server.url())
         in_redis = redis_contents(client)
         client.close()
     gate.shutdown()
@@ -288,13 +295,14 @@ fields = { post_id = "id", user_id = "userId" }
     assert scalar(pg, "SELECT count(*) FROM posts WHERE source = 'posts_secret'") == POSTS
     assert "HTTP 404" in workers_log and "Traceback" in workers_log and b"Traceback" in in_redis
     assert b"rq.cli" in cmdlines and b"metrics-server" in cmdlines  # the workers and servers were seen
+    assert "starting 1 x" in supervisor_log and "rq.cli worker" in supervisor_log
     assert "posts_broken" in failed.stdout and "posts_broken" in status.stdout and "posts_secret" in metrics
     with pg, pg.cursor() as cur:
         cur.execute("SELECT coalesce(string_agg(row_to_json(j)::text, ' '), '') FROM ingest_jobs j")
         history = cur.fetchone()[0]
     captured = {
         "redis": in_redis.decode("utf-8", "replace"), "command lines": cmdlines.decode("utf-8", "replace"),
-        "run output": run.stdout + run.stderr, "workers.log": workers_log,
+        "run output": run.stdout + run.stderr, "workers.log": workers_log, "ingest workers": supervisor_log,
         "redis.log": (tmp_path / "redis" / "redis.log").read_text(),
         "metrics.log": (tmp_path / "metrics.log").read_text(),
         "summary.json": (tmp_path / "out" / "summary.json").read_text(), "failed list": failed.stdout + failed.stderr,
