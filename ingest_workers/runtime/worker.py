@@ -46,6 +46,7 @@ from rq.utils import now
 from rq.worker import SimpleWorker, Worker
 
 from ..guards.quarantine import note_worker_death
+from ..ops.logs import redact_log_records
 from . import jobs  # (also preloaded, see the module docstring)
 
 MAINTENANCE_LOCK_SECONDS = 60
@@ -73,7 +74,12 @@ def refusal(job: Job) -> str | None:
 
 
 class OnlyIngestJobs:
-    """Refuse, before running it, any job :func:`refusal` refuses (mixed into an RQ worker class)."""
+    """Refuse, before running it, any job :func:`refusal` refuses (mixed into an RQ worker class);
+    every log line of the worker, RQ's own included, redacted (``ops.logs.redact_log_records``)."""
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        redact_log_records()
+        super().bootstrap(*args, **kwargs)  # type: ignore[misc]
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         reason = refusal(job)
