@@ -43,7 +43,10 @@ class SourceSpec:
     declaration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["declaration"] is None:  # a built-in dataset: the job stays readable by workers of 0.1
+            del data["declaration"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
