@@ -3,6 +3,7 @@ command output, the summary or the metrics."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -47,7 +48,20 @@ PATH_KEY = "planted-pathkey-4b1d"  # a ${VAR} in a URL's path
 REDIS_PASSWORD = "planted-redispass-8e21"  # Redis's default user
 REDIS_USER_PASSWORD = "planted-aclpass-93d7"  # a Redis ACL user
 PG_PASSWORD = "planted-pgpass-51be0d"
+HEADER_KEY = "planted-headerkey-77c1"  # a ${VAR} in a static header
+BEARER = "planted-bearer-0a9f"  # auth kind bearer
+BASIC_USER, BASIC_PASSWORD = "planted-user-5d2c", "planted-basicpass-e3b4"  # auth kind basic
+API_KEY = "planted-apikey-61f0"  # auth kind api_key, in the query and in a header
+BASIC = "Basic " + base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
 POSTS = 30
+# Each gate path: the headers and query parameters a request must carry to be served (one source each).
+GATES = {
+    "/posts": ({"Authorization": TOKEN}, {"api_key": URL_KEY}),
+    "/bearer": ({"Authorization": f"Bearer {BEARER}", "X-Client-Key": HEADER_KEY}, {}),
+    "/basic": ({"Authorization": BASIC}, {}),
+    "/key-in-query": ({}, {"key": API_KEY}),
+    "/key-in-header": ({"X-Api-Key": API_KEY}, {}),
+}
 
 
 def test_a_worker_refuses_a_pickled_job(redis_client: redis.Redis, settings: Settings, tmp_path: Path) -> None:
@@ -143,15 +157,16 @@ def test_jobs_asking_for_a_foreign_plugin_or_a_file_outside_the_allowed_director
 
 
 class Gate(BaseHTTPRequestHandler):
-    """A source that serves /posts only to a request with the planted token and URL key, so the
-    run proves the worker resolved and sent them; anything else is a 404."""
+    """A source that serves each path of :data:`GATES` only to a request with its planted secrets,
+    so the run proves the worker resolved and sent them; anything else is a 404."""
 
     authorised: list[str] = []
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         url = urlsplit(self.path)
-        if url.path != "/posts" or parse_qs(url.query).get("api_key") != [URL_KEY] \
-                or self.headers.get("Authorization") != TOKEN:
+        headers, query = GATES.get(url.path, ({"": "no such path"}, {}))
+        if any(self.headers.get(k) != v for k, v in headers.items()) \
+                or any(parse_qs(url.query).get(k) != [v] for k, v in query.items()):
             self.send_error(404)
             return
         Gate.authorised.append(url.path)
@@ -224,10 +239,10 @@ def role_with_password(services: Services, password: str) -> Iterator[str]:
 
 
 def test_planted_secrets_never_leak(services: Services, pg: psycopg2.extensions.connection, tmp_path: Path) -> None:
-    """The secrets go where secrets go: ${VAR}s in a URL's query and path, the auth header's token
-    (auth_env), the ACL user's and the default user's Redis passwords (TLS to Redis), a PostgreSQL
-    password. A whole run with real workers, one source failing (tracebacks are written); then
-    nothing anywhere shows one of them."""
+    """The secrets go where secrets go: ${VAR}s in a URL's query and path and in a header, every
+    auth kind (auth_env, bearer, basic, api_key in the query and in a header), the ACL user's and the
+    default user's Redis passwords (TLS to Redis), a PostgreSQL password. A whole run with real
+    workers, one source failing (tracebacks are written); then nothing anywhere shows one of them."""
     gate = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
     threading.Thread(target=gate.serve_forever, daemon=True).start()
     Gate.authorised.clear()
@@ -242,6 +257,43 @@ pagination = "none"
 auth_env = "POSTS_TOKEN"
 fields = { post_id = "id", user_id = "userId" }
 
+[sources.posts_bearer]
+kind = "http_json"
+domain = "posts"
+url = "${GATE_URL}/bearer"
+records_path = ""
+pagination = "none"
+headers = { "X-Client-Key" = "${POSTS_HEADER_KEY}" }
+auth = { kind = "bearer", token_env = "POSTS_BEARER" }
+fields = { post_id = "id", user_id = "userId" }
+
+[sources.posts_basic]
+kind = "http_json"
+domain = "posts"
+url = "${GATE_URL}/basic"
+records_path = ""
+pagination = "none"
+auth = { kind = "basic", username_env = "POSTS_USER", password_env = "POSTS_PASSWORD" }
+fields = { post_id = "id", user_id = "userId" }
+
+[sources.posts_key_in_query]
+kind = "http_json"
+domain = "posts"
+url = "${GATE_URL}/key-in-query"
+records_path = ""
+pagination = "none"
+auth = { kind = "api_key", name = "key", location = "query", value_env = "POSTS_API_KEY" }
+fields = { post_id = "id", user_id = "userId" }
+
+[sources.posts_key_in_header]
+kind = "http_json"
+domain = "posts"
+url = "${GATE_URL}/key-in-header"
+records_path = ""
+pagination = "none"
+auth = { kind = "api_key", name = "X-Api-Key", location = "header", value_env = "POSTS_API_KEY" }
+fields = { post_id = "id", user_id = "userId" }
+
 [sources.posts_broken]
 kind = "http_json"
 domain = "posts"
@@ -254,7 +306,9 @@ fields = { post_id = "id", user_id = "userId" }
     watch = ProcessWatch()
     with private_redis(tmp_path / "redis", REDIS_PASSWORD, "ingest", REDIS_USER_PASSWORD) as server, \
             role_with_password(services, PG_PASSWORD) as database_url:
-        secrets = {"POSTS_TOKEN": TOKEN, "POSTS_URL_KEY": URL_KEY, "POSTS_PATH_KEY": PATH_KEY}
+        secrets = {"POSTS_TOKEN": TOKEN, "POSTS_URL_KEY": URL_KEY, "POSTS_PATH_KEY": PATH_KEY,
+                   "POSTS_HEADER_KEY": HEADER_KEY, "POSTS_BEARER": BEARER, "POSTS_USER": BASIC_USER,
+                   "POSTS_PASSWORD": BASIC_PASSWORD, "POSTS_API_KEY": API_KEY}
         base = {**os.environ, **secrets, "GATE_URL": f"http://127.0.0.1:{gate.server_address[1]}",
                 "DATABASE_URL": database_url, "INGEST_QUEUE": "ingest-secret-test", "INGEST_JOB_RETRIES": "0"}
         # The workers and the run: TLS to the ACL user; the operator's commands: the default user.
@@ -291,8 +345,8 @@ fields = { post_id = "id", user_id = "userId" }
 
     # What happened is what the fixture set up: one source loaded through the gate, one failed.
     assert run.returncode == 1, run.stdout + run.stderr
-    assert Gate.authorised == ["/posts"]  # the worker resolved the URL key and the token, and sent them
-    assert scalar(pg, "SELECT count(*) FROM posts WHERE source = 'posts_secret'") == POSTS
+    assert sorted(Gate.authorised) == sorted(GATES)  # the worker resolved every secret, and sent it
+    assert scalar(pg, "SELECT count(*) FROM posts WHERE source <> 'posts_broken'") == POSTS * len(GATES)
     assert "HTTP 404" in workers_log and "Traceback" in workers_log and b"Traceback" in in_redis
     assert b"rq.cli" in cmdlines and b"metrics-server" in cmdlines  # the workers and servers were seen
     assert "starting 1 x" in supervisor_log and "rq.cli worker" in supervisor_log
@@ -309,7 +363,8 @@ fields = { post_id = "id", user_id = "userId" }
         "status --json": status.stdout + status.stderr, "/metrics": metrics, "ingest_jobs": history,
     }
     for where, text in captured.items():
-        for secret in (TOKEN, URL_KEY, PATH_KEY, REDIS_PASSWORD, REDIS_USER_PASSWORD, PG_PASSWORD):
+        for secret in (TOKEN, URL_KEY, PATH_KEY, REDIS_PASSWORD, REDIS_USER_PASSWORD, PG_PASSWORD, HEADER_KEY,
+                       BEARER, BASIC_USER, BASIC_PASSWORD, BASIC.split()[1], API_KEY):
             assert secret not in text, f"{secret} leaked into {where}"
     assert b"${POSTS_URL_KEY}" in in_redis  # the job carries the reference, not the value
     assert "${POSTS_PATH_KEY}" in captured["summary.json"]  # the failure names the URL as the catalog writes it
