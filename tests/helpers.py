@@ -23,9 +23,9 @@ from ingest_workers.core.config import Settings
 from ingest_workers.core.envrefs import expand
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.runtime.workerpool import worker_env
-from ingest_workers.sources.synthetic import PROFILES, SensorPlan, reading
+from ingest_workers.sources.synthetic import SensorPlan, reading
 from ingest_workers.testing.devservices import free_port
-from ingest_workers.testing.mock_sources import FEEDS, count_refused_csv, sensors
+from ingest_workers.testing.mock_sources import FEEDS, sensors
 
 DOMAIN_TABLES = {"products": "products", "quotes": "stock_quotes", "mentions": "social_mentions", "posts": "posts",
                  "sensors": "sensor_readings"}
@@ -99,16 +99,33 @@ def _answers(url: str) -> bool:
     return True
 
 
-def expected_refused(source: str, records: int, invalid_every: int = 97) -> int:
-    """How many of the ``records`` a default-catalog source serves its stages refuse."""
-    path = DEFAULT_SOURCES[source][1]
-    if path == "/sensors.csv":
-        return count_refused_csv(records, invalid_every)
-    if path is None:
-        plan = SensorPlan(records=records, seed=42, sensors=6, interval_seconds=60)
-        return sum(not PROFILES[r["kind"]][3] <= r["value"] <= PROFILES[r["kind"]][4]
-                   for r in (reading(plan, i) for i in range(records)))
-    return FEEDS[path].count_refused(records, invalid_every)
+# What the demo catalog's stages refuse of the first N records of each feed, listed here by the
+# tests (not asked of the mock): every 97th record is broken on purpose (N // 97), and beyond that
+# market_quotes has a ticker that always quotes 0 (one in 24 quotes, then broken ones), sensor_csv
+# and sensor_synthetic readings outside their kind's range. The 20,000 row is the demo table of the
+# README; the mock and these figures must agree, whoever changes one.
+REFUSED = {
+    1000: {"shop_products": 10},
+    2000: {"shop_products": 20, "shop_b_catalog": 20, "shop_c_products": 20, "market_quotes": 103,
+           "twitter_mentions": 20, "telegram_mentions": 20, "placeholder_posts": 20, "sensor_csv": 60,
+           "sensor_synthetic": 40},
+    3000: {"shop_products": 30, "shop_b_catalog": 30, "shop_c_products": 30, "market_quotes": 154,
+           "twitter_mentions": 30, "telegram_mentions": 30, "placeholder_posts": 30, "sensor_csv": 90,
+           "sensor_synthetic": 60},
+    20000: {"shop_products": 206, "shop_b_catalog": 206, "shop_c_products": 206, "market_quotes": 1031,
+            "twitter_mentions": 206, "telegram_mentions": 206, "placeholder_posts": 206, "sensor_csv": 602,
+            "sensor_synthetic": 400},
+}
+
+
+def expected_refused(source: str, records: int) -> int:
+    """How many of the first ``records`` a default-catalog source serves its stages refuse (:data:`REFUSED`)."""
+    return REFUSED[records][source]
+
+
+def broken_products(records: int) -> int:
+    """How many of shop A's first ``records`` products the mock breaks: every 97th (the fixture's rule)."""
+    return records // 97
 
 
 def served_record(source: str, index: int) -> dict[str, Any]:

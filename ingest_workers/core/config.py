@@ -42,8 +42,15 @@ class Settings:
     # "text", or "json": one JSON object per line, with source, run id and job id
     log_format: str = field(default="text", metadata={"choices": ("text", "json")})
     http_max_body_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (its page rejected)
+    max_page_values: int = 500_000  # JSON values one page may decode to; a larger page is refused (lost)
+    max_nesting: int = 512  # levels of lists and objects per record; a deeper record is rejected alone
+    # seconds `ingest workers` gives its workers after SIGTERM to finish the job in hand, then SIGKILL
+    # (keep it above job_timeout, and compose's stop_grace_period above it)
+    stop_grace: float = 1830.0
+    dedup_ttl: int = 30 * 86400  # seconds a source's dedup set lives after its last use
     breaker_failures: int = 3  # consecutive failed requests to a source that open its circuit
     breaker_cooldown: float = 30.0  # seconds a circuit stays open before a probe
+    breaker_probe_timeout: float = 60.0  # seconds a half-open probe holds its slot before another may try
     pg_retry_seconds: float = 120.0  # how long a job waits out a PostgreSQL outage before failing
     max_kills: int = 3  # a job whose worker died this many times is quarantined
     # A job whose worker died runs again within 3 * job_monitoring_interval + max(maintenance_interval,
@@ -83,6 +90,11 @@ ENV_VARS = {
     "plugins": "INGEST_PLUGINS",
     "files_dir": "INGEST_FILES_DIR",
     "source_vars": "INGEST_SOURCE_VARS",
+    "breaker_probe_timeout": "INGEST_BREAKER_PROBE_TIMEOUT",
+    "max_page_values": "INGEST_MAX_PAGE_VALUES",
+    "max_nesting": "INGEST_MAX_NESTING",
+    "stop_grace": "INGEST_STOP_GRACE",
+    "dedup_ttl": "INGEST_DEDUP_TTL",
 }
 
 # What a worker keeps to itself: a job's catalog entry may never name these (core.permissions).
