@@ -34,7 +34,7 @@ from tenacity import (
 )
 
 from ..core.errors import PermanentError, TransientError, UnreadableBody
-from ..core.redact import mask_url, redact
+from ..core.redact import redact
 from .jsonlimits import DEFAULT_MAX_NESTING, DEFAULT_MAX_PAGE_VALUES, cut_deeper_than, values_at_most
 
 
