@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from rq import Callback, Queue, Retry
@@ -26,6 +27,7 @@ from ..core.config import Settings
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec, Window
 from ..datasets import DOMAINS
+from ..ops import history
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLAIM_PREFIX = "ingest:claimed:"
@@ -67,10 +69,13 @@ def make_queue(client: redis.Redis, settings: Settings, is_async: bool = True) -
     return Queue(settings.queue, connection=client, serializer=JSONSerializer, is_async=is_async)
 
 
-def enqueue_run(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str) -> list[Enqueued]:
-    """Enqueue one fetch job per source of ``specs`` for ``run_id``; skip those already enqueued."""
+def enqueue_run(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str,
+                job_list: history.JobHistory | None = None) -> list[Enqueued]:
+    """Enqueue one fetch job per source of ``specs`` for ``run_id``; skip those already enqueued.
+    With ``job_list``, the jobs are first written to the run's list in PostgreSQL."""
     check_run_id(run_id)
-    return enqueue_jobs(queue, settings, run_id, [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs])
+    return enqueue_jobs(queue, settings, run_id, [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs],
+                        job_list)
 
 
 def backfill_run_id(since: datetime, until: datetime) -> str:
@@ -96,7 +101,8 @@ def split_windows(since: datetime, until: datetime, size: timedelta) -> list[Win
 
 
 def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], since: datetime,
-                     until: datetime, size: timedelta, run_id: str | None = None) -> tuple[str, list[Enqueued]]:
+                     until: datetime, size: timedelta, run_id: str | None = None,
+                     job_list: history.JobHistory | None = None) -> tuple[str, list[Enqueued]]:
     """Enqueue one job per source and window of ``[since, until)``; return the run id and the jobs."""
     for spec in specs:
         check_windowable(spec)
@@ -104,7 +110,7 @@ def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpe
     run_id = check_run_id(run_id) if run_id else backfill_run_id(_utc(since), _utc(until))
     plans = [PlannedJob(spec, f"{run_id}-{spec.name}-{datetime.fromisoformat(w.since):%Y%m%dT%H%M%SZ}", w)
              for spec in specs for w in windows]
-    return run_id, enqueue_jobs(queue, settings, run_id, plans)
+    return run_id, enqueue_jobs(queue, settings, run_id, plans, job_list)
 
 
 def check_windowable(spec: SourceSpec) -> None:
@@ -119,11 +125,16 @@ def check_windowable(spec: SourceSpec) -> None:
         raise ConfigError(f"source {spec.name} cannot be backfilled by time: it needs since_param and until_param")
 
 
-def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
+def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob],
+                 job_list: history.JobHistory | None = None) -> list[Enqueued]:
     """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip per queue
-    (``queue``, or the source's own ``queue`` from the catalog)."""
-    enqueued, datas = claim_jobs(queue, settings, run_id, plans)
+    (``queue``, or the source's own ``queue`` from the catalog). With ``job_list``, the run's jobs
+    are written to PostgreSQL first, so a job Redis loses can be enqueued again (runtime.reconcile)."""
     queue_of = {plan.job_id: plan.spec.queue or queue.name for plan in plans}
+    if job_list is not None:
+        job_list.planned(run_id, [history.PlannedJob(plan.job_id, plan.spec.name, queue_of[plan.job_id],
+                                                     job_args(plan, run_id)) for plan in plans])
+    enqueued, datas = claim_jobs(queue, settings, run_id, plans)
     by_queue: dict[str, list[EnqueueData]] = {}
     for data in datas:
         by_queue.setdefault(queue_of[data.job_id], []).append(data)
@@ -136,31 +147,39 @@ def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[
 def claim_jobs(queue: Queue, settings: Settings, run_id: str,
                plans: Sequence[PlannedJob]) -> tuple[list[Enqueued], list[EnqueueData]]:
     """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them."""
-    retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
+    retry_intervals(settings)  # a bad setting fails before anything is claimed
     claim_ttl = settings.result_ttl + settings.job_timeout
     pipe = queue.connection.pipeline(transaction=False)
     for plan in plans:
         pipe.set(CLAIM_PREFIX + plan.job_id, run_id, nx=True, ex=claim_ttl)
     claimed = pipe.execute()
 
-    datas = [
-        Queue.prepare_data(
-            "ingest_workers.runtime.jobs.fetch_source",
-            args=(plan.spec.to_dict(), run_id, *([plan.window.to_list()] if plan.window else [])),
-            job_id=plan.job_id,
-            description=f"fetch {plan.spec.name} (run {run_id}"
-                        f"{f', window {plan.window.since} to {plan.window.until}' if plan.window else ''})",
-            timeout=settings.job_timeout,
-            result_ttl=settings.result_ttl,
-            failure_ttl=settings.failure_ttl,
-            retry=retry,
-            on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
-            meta={"source": plan.spec.name, "run_id": run_id, "max_kills": settings.max_kills},
-        )
-        for plan, new in zip(plans, claimed)
-        if new
-    ]
+    datas = [job_data(settings, plan.job_id, plan.spec.name, run_id, job_args(plan, run_id))
+             for plan, new in zip(plans, claimed) if new]
     return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)], datas
+
+
+def job_args(plan: PlannedJob, run_id: str) -> list[Any]:
+    """``fetch_source``'s arguments for ``plan`` (JSON: they are stored in Redis and PostgreSQL)."""
+    return [plan.spec.to_dict(), run_id, *([plan.window.to_list()] if plan.window else [])]
+
+
+def job_data(settings: Settings, job_id: str, source: str, run_id: str, args: Sequence[Any]) -> EnqueueData:
+    """The fetch job ``job_id`` of ``source`` in ``run_id``, ready for ``enqueue_many``."""
+    retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
+    window = f", window {args[2][0]} to {args[2][1]}" if len(args) > 2 else ""
+    return Queue.prepare_data(
+        "ingest_workers.runtime.jobs.fetch_source",
+        args=tuple(args),
+        job_id=job_id,
+        description=f"fetch {source} (run {run_id}{window})",
+        timeout=settings.job_timeout,
+        result_ttl=settings.result_ttl,
+        failure_ttl=settings.failure_ttl,
+        retry=retry,
+        on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
+        meta={"source": source, "run_id": run_id, "max_kills": settings.max_kills},
+    )
 
 
 def retry_intervals(settings: Settings) -> list[int]:

@@ -27,12 +27,20 @@ def worker_command(settings: Settings, name: str, worker_class: str | None = Non
     """``rq worker`` with the JSON serializer, the scheduler that runs delayed retries and
     deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.runtime.worker`)."""
     return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
-            "--name", name, "--url", settings.redis_url,
+            "--name", name, *redis_options(settings),
             "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
             "--queue-class", "ingest_workers.runtime.worker.IngestQueue",
             "--job-monitoring-interval", str(settings.job_monitoring_interval),
             "--maintenance-interval", str(settings.maintenance_interval),
             "--worker-ttl", str(settings.worker_ttl), *(queues or [settings.queue])]
+
+
+def redis_options(settings: Settings) -> list[str]:
+    """How ``rq worker`` finds Redis: ``--url``, or through Sentinel, RQ's ``SENTINEL`` setting in
+    :mod:`ingest_workers.runtime.rq_config` (built from the worker's environment, never argv)."""
+    if settings.redis_sentinels:
+        return ["--config", "ingest_workers.runtime.rq_config"]
+    return ["--url", settings.redis_url]
 
 
 def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -42,6 +50,8 @@ def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
         value = getattr(settings, field)
         if value is not None:
             env[variable] = str(value)
+    if settings.redis_sentinels:
+        env.pop("RQ_REDIS_URL", None)  # rq prefers a URL to its --config: the Sentinel master would be ignored
     return env
 
 
