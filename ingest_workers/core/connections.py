@@ -19,7 +19,9 @@ from contextlib import contextmanager
 import psycopg2
 import psycopg2.extensions
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.connection import parse_url
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from .config import Settings, sentinel_addresses
@@ -42,6 +44,17 @@ def connect_redis(url: str, timeout: float = 5.0, sentinels: str = "", master: s
     return client
 
 
+# Through Sentinel, a command that finds no master retries for about 15 s (a failover with
+# down-after-milliseconds of a few seconds takes 3 to 10 s): the worker's parent, watching its
+# job, would otherwise exit at the first refused connection, and its replacement would wait a
+# minute for the RQ scheduler lock the dead one held.
+FAILOVER_RETRIES = 18
+
+
+def failover_retry() -> Retry:
+    return Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), FAILOVER_RETRIES)
+
+
 def redis_for(settings: Settings, timeout: float = 5.0) -> redis.Redis:
     """The Redis of ``settings``: ``redis_url``, or the Sentinel master when sentinels are set."""
     return connect_redis(settings.redis_url, timeout, settings.redis_sentinels, settings.redis_sentinel_master)
@@ -52,14 +65,16 @@ def rq_sentinel_settings(settings: Settings, timeout: float = 5.0) -> dict[str, 
     auth = _auth(settings.redis_url)
     return {"INSTANCES": sentinel_addresses(settings.redis_sentinels), "MASTER_NAME": settings.redis_sentinel_master,
             "DB": auth.pop("db"), "USERNAME": auth.get("username"), "PASSWORD": auth.get("password"),
-            "CONNECTION_KWARGS": {"socket_connect_timeout": timeout, "health_check_interval": 30},
+            "CONNECTION_KWARGS": {"socket_connect_timeout": timeout, "health_check_interval": 30,
+                                  "retry": failover_retry()},
             "SENTINEL_KWARGS": {"socket_timeout": timeout, "socket_connect_timeout": timeout}}
 
 
 def _sentinel_master(url: str, sentinels: str, master: str, timeout: float) -> redis.Redis:
     sentinel = Sentinel(sentinel_addresses(sentinels),
                         sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout})
-    return sentinel.master_for(master, socket_connect_timeout=timeout, health_check_interval=30, **_auth(url))
+    return sentinel.master_for(master, socket_connect_timeout=timeout, health_check_interval=30,
+                               retry=failover_retry(), **_auth(url))
 
 
 def _auth(url: str) -> dict[str, object]:
