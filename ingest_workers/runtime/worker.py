@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rq import Queue
+from rq import Queue, worker_registration
+from rq.executions import Execution
 from rq.job import Job
 from rq.worker import Worker
 
@@ -52,6 +53,28 @@ class IngestWorker(Worker):
         if job.timeout and job.timeout > 0:
             interval = min(job.timeout - working_time, interval)
         return int(max(interval, 1)) + 2 * self.job_monitoring_interval
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            self.register_again_if_dropped()
+
+    def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
+        super().maintain_heartbeats(job, execution)
+        self.register_again_if_dropped()
+
+    def register_again_if_dropped(self) -> None:
+        """A worker whose host was cut off longer than its key's TTL was removed from RQ's registry by
+        another worker's clean-up; RQ's heartbeat would only recreate a bare key, so the worker ran on
+        unlisted (no ``ingest_workers``, no ``rq info``) until it restarted. Register it again."""
+        if self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
+            return
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.execute()
+        self.log.warning("worker %s was dropped from the registry (cut off from Redis?); registered again", self.name)
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         """The parent saw its work horse die (SIGKILL, OOM, a crash): count it, maybe quarantine."""

@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
-from rq import Callback, Retry
+from rq import Callback, Queue, Retry
+from rq.serializers import JSONSerializer
+from rq.worker import Worker
+from rq.worker_registration import clean_worker_registry
 
 from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.guards.quarantine import deaths
 from ingest_workers.runtime.producer import make_queue
+from ingest_workers.runtime.worker import IngestWorker
 from ingest_workers.runtime.workerpool import worker_command, worker_env
 from ingest_workers.testing.fleet import WorkerFleet
 
@@ -105,3 +109,16 @@ def test_a_job_that_kills_its_worker_is_quarantined_then_listed_retried_and_purg
     purged = runner.invoke(main, ["failed", "purge", "--yes"], env=env)
     assert purged.exit_code == 0 and "purged 1 failed jobs" in purged.output
     assert runner.invoke(main, ["failed", "list"], env=env).output.strip() == "no failed jobs"
+
+
+def test_a_worker_dropped_from_the_registry_while_cut_off_registers_again(redis_client: redis.Redis) -> None:
+    """A host cut off longer than its worker key's TTL (scripts/hosts found it): another worker's clean-up
+    removed it from RQ's registry, and RQ's heartbeat only recreated a bare key."""
+    worker = IngestWorker(["ingest-test"], connection=redis_client, serializer=JSONSerializer, name="cut.1.0")
+    worker.register_birth()
+    redis_client.delete(worker.key)  # its TTL ran out while the host was cut off
+    clean_worker_registry(Queue("ingest-test", connection=redis_client))
+    assert Worker.all(connection=redis_client) == []
+    worker.heartbeat()  # the host is back
+    [found] = Worker.all(connection=redis_client)
+    assert (found.name, found.hostname, found.queue_names()) == ("cut.1.0", worker.hostname, ["ingest-test"])
