@@ -151,7 +151,8 @@ def _start_services(lab: Lab, host: Host, pgdata: Path, log_dir: Path) -> None:
                    "-k", str(pgdata), "-c", "fsync=off", "-c", "synchronous_commit=off"], env,
             (log_dir / "services-postgres.log").open("ab"), user="postgres")
     lab.run(host, [REDIS_SERVER, "--bind", host.address, "--port", "6379", "--save", "", "--appendonly", "no",
-                   "--protected-mode", "no"], env, (log_dir / "services-redis.log").open("ab"), user="postgres")
+                   "--protected-mode", "no", "--dir", str(pgdata)], env, (log_dir / "services-redis.log").open("ab"),
+            user="postgres")
 
 
 def plan_args(plan: HostsPlan) -> list[str]:
@@ -172,7 +173,10 @@ class Scenario:
         self.started = time.monotonic()
 
     def say(self, words: str) -> None:
-        self.log(f"[{time.monotonic() - self.started:5.1f}s] {words}")
+        line = f"[{time.monotonic() - self.started:5.1f}s] {words}"
+        self.log(line)
+        with (self.log_dir / "scenario.log").open("a", encoding="utf-8") as story:
+            story.write(line + "\n")
 
     def run(self) -> HostsResult:
         result = HostsResult(served=self.plan.sources * self.plan.records, jobs=self.plan.sources)

@@ -38,9 +38,23 @@ def hosts(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
                             cwd=tmp_path)
 
 
+def told(tmp_path: Path) -> str:
+    story = tmp_path / "hosts" / "scenario.log"
+    return story.read_text(encoding="utf-8") if story.exists() else ""
+
+
+def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """Its output once it ended; Ctrl+C (SIGINT) first if it is still running after ``timeout``."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)
+        return process.communicate(timeout=60)
+
+
 def test_a_worker_host_cut_off_mid_job_loses_nothing_and_loads_nothing_twice(tmp_path: Path) -> None:
     process = hosts(tmp_path, *SHORT)
-    out, err = process.communicate(timeout=170)
+    out, err = finish(process, 170)
     assert process.returncode == 0, out + err[-4000:]
     verdict = out.strip().splitlines()[-1]
     assert verdict.startswith("hosts PASS: served=8000 loaded=7920 rejected=80 lost=0 duplicated=0"), verdict
@@ -51,11 +65,13 @@ def test_a_worker_host_cut_off_mid_job_loses_nothing_and_loads_nothing_twice(tmp
 
 def test_ctrl_c_removes_the_namespaces_and_their_processes(tmp_path: Path) -> None:
     process = hosts(tmp_path, *SHORT)
-    deadline = time.monotonic() + 60
-    while not leftovers(process.pid) or not (tmp_path / "hosts" / "worker1.log").exists():
-        assert time.monotonic() < deadline and process.poll() is None, "the lab never came up"
-        time.sleep(0.2)
-    time.sleep(1)
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while "cut off the network" not in told(tmp_path):
+            assert time.monotonic() < deadline and process.poll() is None, "the run never got to the cut"
+            time.sleep(0.2)
+        assert leftovers(process.pid)
+        process.send_signal(signal.SIGINT)
+    finally:
+        finish(process, 60)
     assert leftovers(process.pid) == []
