@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extras import Json, execute_values
 
 from ..core.connections import postgres_errors
+from ..core.errors import ConfigError
 from ..core.models import Counts
 
 
@@ -45,10 +47,15 @@ class JobHistory:
         (enqueued again, or already run) is left as it is."""
         if not jobs:
             return
-        with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            execute_values(cur, "INSERT INTO ingest_jobs (job_id, run_id, source, status, attempts, queue, job_args) "
-                                "VALUES %s ON CONFLICT (job_id) DO NOTHING",
-                           [(job.job_id, run_id, job.source, "enqueued", 0, job.queue, Json(job.args)) for job in jobs])
+        try:
+            with postgres_errors(), self._conn, self._conn.cursor() as cur:
+                execute_values(cur, "INSERT INTO ingest_jobs (job_id, run_id, source, status, attempts, queue, "
+                                    "job_args) VALUES %s ON CONFLICT (job_id) DO NOTHING",
+                               [(job.job_id, run_id, job.source, "enqueued", 0, job.queue, Json(job.args))
+                                for job in jobs])
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn):
+            raise ConfigError("the database has no run job list (ingest_jobs.job_args): its schema is older "
+                              "than this version; run `ingest db migrate`") from None
 
     def unfinished(self, run_id: str) -> list[PlannedJob]:
         """The listed jobs of ``run_id`` that have not ended (not started yet, or started and never
