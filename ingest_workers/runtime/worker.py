@@ -29,6 +29,8 @@ SIGKILLed while cleaning would stop all cleaning for 15 minutes, so
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from rq import Queue, worker_registration
@@ -40,6 +42,14 @@ from ..guards.quarantine import note_worker_death
 from . import jobs  # noqa: F401  (preloaded, see the module docstring)
 
 MAINTENANCE_LOCK_SECONDS = 60
+# RQ's scheduler renews its lock to interval + 60 s every interval (1 s); a lock unrenewed this long
+# belongs to a scheduler that died with its host, and would otherwise stop every retry for a minute.
+SCHEDULER_SILENCE_SECONDS = 10
+
+
+@cache
+def _stale_scheduler_lock() -> str:
+    return resources.files(__package__).joinpath("stale_scheduler_lock.lua").read_text(encoding="utf-8")
 
 
 class IngestQueue(Queue):
@@ -53,6 +63,16 @@ class IngestWorker(Worker):
         if job.timeout and job.timeout > 0:
             interval = min(job.timeout - working_time, interval)
         return int(max(interval, 1)) + 2 * self.job_monitoring_interval
+
+    def run_maintenance_tasks(self) -> None:
+        """Free the scheduler lock of a dead scheduler first, so this worker's scheduler can take over now."""
+        if self.scheduler is not None:
+            free = self.connection.register_script(_stale_scheduler_lock())
+            for queue in self.queues:
+                if free(keys=[self.scheduler.get_locking_key(queue.name)],
+                        args=[self.scheduler.interval + 60, SCHEDULER_SILENCE_SECONDS]):
+                    self.log.warning("scheduler lock of %s freed: its holder stopped renewing it", queue.name)
+        super().run_maintenance_tasks()
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         super().heartbeat(timeout, pipeline)

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import psycopg2
 import redis
@@ -319,7 +320,7 @@ class Scenario:
         self.lab.run(host, [sys.executable, "-m", "ingest_workers", "workers", "--count", "1"],
                      {"REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url}, self._log_file(host.name))
 
-    def _log_file(self, name: str):  # type: ignore[no-untyped-def]
+    def _log_file(self, name: str) -> IO[bytes]:
         return (self.log_dir / f"{name}.log").open("ab")
 
     def _query(self, statement: str, *params: object) -> object:

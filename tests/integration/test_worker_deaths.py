@@ -13,6 +13,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 from rq import Callback, Queue, Retry
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker import Worker
 from rq.worker_registration import clean_worker_registry
@@ -122,3 +123,16 @@ def test_a_worker_dropped_from_the_registry_while_cut_off_registers_again(redis_
     worker.heartbeat()  # the host is back
     [found] = Worker.all(connection=redis_client)
     assert (found.name, found.hostname, found.queue_names()) == ("cut.1.0", worker.hostname, ["ingest-test"])
+
+
+def test_the_scheduler_lock_of_a_dead_host_is_freed_within_seconds(redis_client: redis.Redis) -> None:
+    """scripts/hosts found it: a host killed while its worker ran RQ's scheduler left the lock held for 61 s,
+    and no retry or deferred job was enqueued meanwhile."""
+    worker = IngestWorker(["ingest-test", "other"], connection=redis_client, serializer=JSONSerializer,
+                          name="alive.1.0")
+    worker.scheduler = RQScheduler(worker.queues, connection=redis_client, serializer=JSONSerializer)
+    redis_client.set("rq:scheduler-lock:ingest-test", "dead-host-scheduler", ex=61 - 11)  # 11 s unrenewed
+    redis_client.set("rq:scheduler-lock:other", "live-scheduler", ex=61 - 2)  # renewed 2 s ago
+    worker.run_maintenance_tasks()
+    assert not redis_client.exists("rq:scheduler-lock:ingest-test")
+    assert redis_client.get("rq:scheduler-lock:other") == b"live-scheduler"
