@@ -24,8 +24,11 @@ import requests
 
 from .core.config import Settings
 from .core.connections import redis_errors
+from .core.envrefs import resolve_entry
 from .core.errors import CircuitOpen, PermanentError
 from .core.models import Counts, Lineage, LostPage, Record, Rejected, SourceSpec, Window
+from .core.permissions import Permissions
+from .core.redact import redact
 from .datasets import Domain, domain_of
 from .guards.breaker import BreakerPolicy, CircuitBreaker
 from .guards.progress import JobProgress
@@ -101,12 +104,12 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
         log.warning("job %s: %s; deferring after %s", job_id, exc, counts.to_dict())
         recorder.inc(JOBS_DEFERRED, spec.name)
         _finish(res, recorder, spec.name, queue, "deferred", started)
-        history.failed(job_id, counts, f"deferred: {exc}")
+        history.failed(job_id, counts, redact(f"deferred: {exc}"))
         raise
     except Exception as exc:
         log.error("job %s: source %s failed after %s: %s", job_id, spec.name, counts.to_dict(), exc)
         _finish(res, recorder, spec.name, queue, "failure", started)
-        history.failed(job_id, counts, f"{type(exc).__name__}: {exc}")
+        history.failed(job_id, counts, redact(f"{type(exc).__name__}: {exc}"))
         raise
     if counts.lost_pages:  # what was read is loaded, but not all of the source: never a success
         reason = lost_pages_reason(counts.lost_pages)
@@ -146,6 +149,7 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     without a cursor that can resume (page paging) starts where an earlier run of the
     same job left off, its progress saved after each committed batch.
     """
+    spec = resolved(spec, res)
     domain = domain_of(spec.domain, spec.declaration)
     postgres = postgres_retry(res)
     _check_table(postgres, domain)
@@ -189,6 +193,18 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     if progress is not None:
         with redis_errors():
             progress.clear()
+
+
+def resolved(spec: SourceSpec, res: Resources) -> SourceSpec:
+    """The job's entry with its ``${VAR}`` references expanded from this worker's environment
+    (their values, and those of the ``*_env`` variables it names, hidden from every message), once
+    the worker's permissions allow the variables, plugins and local files it names (:class:`Refused`
+    otherwise)."""
+    permissions = Permissions.of(res.settings)
+    permissions.check_variables(spec)
+    spec = SourceSpec.from_dict(resolve_entry(spec.to_dict(), res.env, f"source {spec.name}"))
+    permissions.check(spec)
+    return spec
 
 
 _TABLES_MATCHING: set[tuple[int, str]] = set()  # (pid, declaration) this process found its table to match

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.option("--count", type=click.IntRange(min=1), envvar="WORKERS", default=os.cpu_count() or 1,
               show_default="cores", help="Worker processes. [env: WORKERS]")
-@click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
+@click.option("--worker-class", help="RQ worker class, e.g. ingest_workers.runtime.worker.IngestSimpleWorker "
+              "(jobs in the worker process; default: the forking IngestWorker). Both run only this package's jobs.")
 @click.option("--queues", envvar="WORKER_QUEUES", help="Queues to work on, highest priority first, separated by "
               "commas (default: INGEST_QUEUE; add the catalog's per-source queues). [env: WORKER_QUEUES]")
 @click.pass_obj
@@ -29,10 +30,12 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
     """Run COUNT `rq worker` processes until SIGTERM or SIGINT, restarting any that die
     (after a back-off that doubles, up to a minute, while a worker keeps dying at once).
 
-    Each is exactly `rq worker --serializer json --with-scheduler --name HOST.PID.N
-    --url $REDIS_URL QUEUE`; on SIGTERM they get RQ's warm shutdown (the job in
-    hand finishes) for INGEST_STOP_GRACE seconds (default 1830, above the job timeout),
-    then SIGKILL. Give the container the same grace (compose's stop_grace_period).
+    Each is exactly `rq worker --serializer json --with-scheduler --worker-class
+    ingest_workers.runtime.worker.IngestWorker ... --name HOST.PID.N QUEUE`, its Redis
+    URL in its environment (RQ_REDIS_URL), never its arguments; on SIGTERM they get
+    RQ's warm shutdown (the job in hand finishes) for INGEST_STOP_GRACE seconds (default
+    1830, above the job timeout), then SIGKILL. Give the container the same grace
+    (compose's stop_grace_period).
     """
     settings = app.settings
     if app.optional_catalog is not None:

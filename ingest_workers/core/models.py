@@ -10,8 +10,9 @@ from typing import Any
 @dataclass(frozen=True)
 class SourceSpec:
     """One catalog entry. It travels inside the RQ job (as JSON), so a worker on
-    another host needs no copy of the catalog file. It holds no secrets: only the
-    *name* of the environment variable that holds a token."""
+    another host needs no copy of the catalog file. It holds no secrets: only
+    ``${VAR}`` references and the *names* of the variables that hold tokens, which
+    the worker resolves from its own environment (``core.envrefs``)."""
 
     name: str
     kind: str  # a built-in kind (http_json, csv, synthetic) or a plugin "package.module:ClassName"

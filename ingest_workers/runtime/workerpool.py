@@ -26,9 +26,13 @@ DEFAULT_WORKER_CLASS = "ingest_workers.runtime.worker.IngestWorker"
 def worker_command(settings: Settings, name: str, worker_class: str | None = None,
                    queues: Sequence[str] = ()) -> list[str]:
     """``rq worker`` with the JSON serializer, the scheduler that runs delayed retries and
-    deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.runtime.worker`)."""
+    deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.runtime.worker`).
+
+    No Redis URL: every local user can read a process's arguments (``/proc/PID/cmdline``), so the
+    URL and its password reach ``rq worker`` in its environment (``RQ_REDIS_URL``, :func:`worker_env`),
+    or, through Sentinel, RQ's ``SENTINEL`` setting built from that environment."""
     return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
-            "--name", name, "--url", settings.redis_url,
+            "--name", name, *redis_options(settings),
             "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
             "--queue-class", "ingest_workers.runtime.worker.IngestQueue",
             "--job-monitoring-interval", str(settings.job_monitoring_interval),
@@ -36,13 +40,24 @@ def worker_command(settings: Settings, name: str, worker_class: str | None = Non
             "--worker-ttl", str(settings.worker_ttl), *(queues or [settings.queue])]
 
 
+def redis_options(settings: Settings) -> list[str]:
+    """How ``rq worker`` finds Redis beyond ``RQ_REDIS_URL``: through Sentinel, RQ's ``SENTINEL``
+    setting in :mod:`ingest_workers.runtime.rq_config` (built from the worker's environment, never argv)."""
+    return ["--config", "ingest_workers.runtime.rq_config"] if settings.redis_sentinels else []
+
+
 def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
-    """The environment that makes a worker see the same settings as this process."""
+    """The environment that makes a worker see the same settings as this process (``rq worker``
+    itself reads its Redis URL from ``RQ_REDIS_URL``)."""
     env = dict(base)
     for name, variable in ENV_VARS.items():
         value = getattr(settings, name)
         if value is not None:
             env[variable] = str(value)
+    if settings.redis_sentinels:
+        env.pop("RQ_REDIS_URL", None)  # rq prefers a URL to its --config: the Sentinel master would be ignored
+    else:
+        env["RQ_REDIS_URL"] = settings.redis_url
     return env
 
 

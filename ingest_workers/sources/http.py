@@ -34,7 +34,7 @@ from tenacity import (
 )
 
 from ..core.errors import PermanentError, TransientError, UnreadableBody
-from ..core.redact import mask_url
+from ..core.redact import redact
 from .jsonlimits import DEFAULT_MAX_NESTING, DEFAULT_MAX_PAGE_VALUES, cut_deeper_than, values_at_most
 
 
@@ -281,9 +281,10 @@ def make_session(user_agent: str = "ingest-workers") -> requests.Session:
 
 
 def safe_url(url: str) -> str:
-    """The URL fit for a message: no query string (tokens hide there), password masked."""
+    """The URL fit for a message: no query string (tokens hide there), password masked, the
+    values of the job's environment references shown as ``${NAME}``."""
     parts = urlsplit(url)
-    return mask_url(urlunsplit(parts._replace(query="", fragment="")))
+    return redact(urlunsplit(parts._replace(query="", fragment="")))
 
 
 def parse_retry_after(response: requests.Response) -> float | None:

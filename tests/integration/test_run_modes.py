@@ -35,6 +35,9 @@ COMPARED = ("products", "stock_quotes", "social_mentions", "posts", "sensor_read
             "source_cursors")
 
 
+ALLOW_PLUGINS = {"INGEST_PLUGINS": "tests.plugins"}
+
+
 def ingest_run(services: Services, tmp_path: Path, *args: str, catalog: Path | None = None,
                env: dict[str, str] | None = None) -> tuple[int, str, dict]:
     """`ingest run ARGS` in this process (CliRunner); its exit code, output and summary."""
@@ -107,6 +110,11 @@ stages = ["tests.plugins:NotePid"]
 """, encoding="utf-8")
     plugins.STAGE_CALLS.clear()
     code, output, _ = ingest_run(services, tmp_path, "--workers", "0", catalog=catalog)
+    assert code == 1 and "stage 'tests.plugins:NotePid': module tests.plugins is not allowed by INGEST_PLUGINS" \
+        in output, output  # a worker's permission, inline too
+    plugins.STAGE_CALLS.clear()
+    start_afresh(redis_client, pg)
+    code, output, _ = ingest_run(services, tmp_path, "--workers", "0", catalog=catalog, env=ALLOW_PLUGINS)
     assert code == 0, output
     # This process, and its main thread (the source is read ahead in another thread; the stages are not).
     assert plugins.STAGE_CALLS == [(os.getpid(), True)]
@@ -115,7 +123,7 @@ stages = ["tests.plugins:NotePid"]
 
     plugins.STAGE_CALLS.clear()
     start_afresh(redis_client, pg)
-    code, output, _ = ingest_run(services, tmp_path, "--workers", "1", catalog=catalog)
+    code, output, _ = ingest_run(services, tmp_path, "--workers", "1", catalog=catalog, env=ALLOW_PLUGINS)
     assert code == 0, output
     assert plugins.STAGE_CALLS == []  # a worker process ran it
     assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_a'") == loaded
