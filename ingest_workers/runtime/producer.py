@@ -52,9 +52,10 @@ class PlannedJob:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """A fresh run id: UTC time to the second plus a random suffix (``20261121T235400Z-3fa2``)."""
+    """A fresh run id: UTC time to the second plus 32 random bits (``20261121T235400Z-3fa2c01b``): runs started in the same second
+    stay apart (16 bits collided in about 2% of 50 ids drawn in one second)."""
     moment = now or datetime.now(UTC)
-    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 def check_run_id(run_id: str) -> str:
