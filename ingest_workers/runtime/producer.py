@@ -52,8 +52,8 @@ class PlannedJob:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """A fresh run id: UTC time to the second plus 32 random bits (``20261121T235400Z-3fa2c01b``): runs started in the same second
-    stay apart (16 bits collided in about 2% of 50 ids drawn in one second)."""
+    """A fresh run id: UTC time to the second plus 32 random bits (``20261121T235400Z-3fa2c01b``), so
+    runs started in the same second stay apart (16 bits collided for about 2% of 50 ids in one second)."""
     moment = now or datetime.now(UTC)
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
