@@ -14,6 +14,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 import redis
+from psycopg2 import sql
+from psycopg2.extensions import make_dsn, parse_dsn
 
 from ingest_workers.core.config import Settings
 from ingest_workers.load.migrate import migrate
@@ -43,6 +45,23 @@ def services() -> Iterator[Services]:
 def settings(services: Services) -> Settings:
     return Settings(redis_url=services.redis_url, database_url=services.database_url, queue="ingest-test",
                     batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2)
+
+
+@pytest.fixture
+def empty_database(services: Services) -> Iterator[str]:
+    """The URL of a new, empty database next to the test database (never migrated); dropped after."""
+    name = f"{parse_dsn(services.database_url).get('dbname', 'ingest_test')}_empty"
+    admin = psycopg2.connect(make_dsn(services.database_url, dbname="postgres"))
+    admin.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield make_dsn(services.database_url, dbname=name)
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        admin.close()
 
 
 @pytest.fixture

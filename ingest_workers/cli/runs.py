@@ -27,7 +27,7 @@ from ..runtime.workerpool import local_workers, stop_workers
 from ..testing import DEMO_CATALOG, faultdemo
 from ..testing.devservices import ensure_services
 from ..testing.mock_sources import MockServer
-from .app import App, Duration, IsoTime
+from .app import App, Duration, EnvOption, IsoTime
 from .db import apply_migrations
 
 SOURCES_HELP = "'all', or source names separated by commas."
@@ -54,7 +54,8 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
     specs = app.catalog.select(sources)
     if (since is None) != (until is None):
         raise ConfigError("a backfill needs both --since and --until")
-    client = connect_redis(app.settings.redis_url)
+    client = app.redis()
+    app.postgres().close()  # a job on a database without the schema could only fail: say so now
     queue = make_queue(client, app.settings)
     records = RecordProgress(client, [spec.name for spec in specs])
     if since is not None and until is not None:
@@ -75,7 +76,7 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
               help="Local `rq worker` processes to start for this run; 0: run every job inline in this "
                    "process (RQ's synchronous mode: a breakpoint in a source or a stage is hit).")
 @click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="INGEST_TIMEOUT",
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="INGEST_TIMEOUT", cls=EnvOption,
               help="Time limit in seconds: then the jobs not finished are cancelled or stopped, what "
                    "finished stays loaded, and the exit status is 1. [env: INGEST_TIMEOUT]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("out/summary.json"),
@@ -92,8 +93,8 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
                 out: Path) -> bool:
     specs = app.catalog.select(sources)
     settings = app.settings
-    client = connect_redis(settings.redis_url)
-    connect_postgres(settings.database_url).close()  # fail now, in one line, rather than in every job
+    client = app.redis()
+    app.postgres().close()  # fail now, in one line, rather than in every job
     records = RecordProgress(client, [spec.name for spec in specs])
     run_id = new_run_id()
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -8,7 +8,6 @@ from types import FrameType
 
 import click
 
-from ..core.connections import connect_redis
 from ..runtime.producer import make_queue
 from ..runtime.scheduler import SourceScheduler, run_schedule
 from .app import App
@@ -26,7 +25,8 @@ def schedule(app: App, sources: str, poll: float) -> None:
     once, and never while its previous run is still in flight.
     """
     specs = app.catalog.select(sources)
-    client = connect_redis(app.settings.redis_url)
+    client = app.redis()
+    app.postgres().close()  # jobs need the schema: wait for it (the Procfile's worker line applies it)
     scheduler = SourceScheduler(make_queue(client, app.settings), app.settings, specs)
     stop = threading.Event()
 

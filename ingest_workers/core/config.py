@@ -46,6 +46,8 @@ class Settings:
     breaker_cooldown: float = 30.0  # seconds a circuit stays open before a probe
     pg_retry_seconds: float = 120.0  # how long a job waits out a PostgreSQL outage before failing
     max_kills: int = 3  # a job whose worker died this many times is quarantined
+    # how long a command or role waits for Redis, PostgreSQL and the schema before it gives up in one line
+    service_wait: float = field(default=10.0, metadata={"minimum": 0})
     # A job whose worker died runs again within 3 * job_monitoring_interval + max(maintenance_interval,
     # worker_ttl - 15) seconds (RQ's defaults make that over 10 minutes); see ingest_workers/runtime/worker.py.
     job_monitoring_interval: int = 5
@@ -72,6 +74,7 @@ ENV_VARS = {
     "breaker_cooldown": "INGEST_BREAKER_COOLDOWN",
     "max_kills": "INGEST_MAX_KILLS",
     "pg_retry_seconds": "INGEST_PG_RETRY_SECONDS",
+    "service_wait": "INGEST_SERVICE_WAIT",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -1,7 +1,8 @@
 """Open Redis and PostgreSQL connections, and translate their errors at the boundary.
 
 Connecting fails with :class:`ServiceUnavailable` (one sentence, URL masked); a
-connection lost mid-job becomes a :class:`TransientError`, so RQ retries the job.
+connection lost mid-job becomes a :class:`TransientError`, so RQ retries the job, and a
+table of the schema that is not there a :class:`SchemaMissing` (never a traceback).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import redis
 
-from .errors import ServiceUnavailable, TransientError
+from .errors import SchemaMissing, ServiceUnavailable, TransientError
 from .redact import mask_url
 
 
@@ -34,11 +36,17 @@ def connect_postgres(url: str, timeout: float = 5.0) -> psycopg2.extensions.conn
         raise ServiceUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
 
 
+NO_SCHEMA = "the database has no ingest schema: run ingest db migrate"
+
+
 @contextmanager
 def postgres_errors() -> Iterator[None]:
-    """Turn a lost PostgreSQL connection into a :class:`TransientError`."""
+    """Turn a lost PostgreSQL connection into a :class:`TransientError`, a missing table into
+    :class:`SchemaMissing`."""
     try:
         yield
+    except psycopg2.errors.UndefinedTable as exc:
+        raise SchemaMissing(f"{NO_SCHEMA} ({_first_line(exc)})") from None
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         raise TransientError(f"PostgreSQL: {_first_line(exc)}") from None
 

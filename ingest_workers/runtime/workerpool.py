@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import IO
 
 from ..core.config import ENV_VARS, Settings
+from ..core.connections import connect_redis
+from ..core.errors import ServiceUnavailable
 
 Process = subprocess.Popen[bytes]
 DEFAULT_WORKER_CLASS = "ingest_workers.runtime.worker.IngestWorker"
@@ -63,6 +65,16 @@ def start_worker(settings: Settings, index: int, env: Mapping[str, str], log: IO
     return subprocess.Popen(worker_command(settings, worker_name(index), worker_class, queues),
                             env=worker_env(settings, env), stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
+
+
+def redis_down(settings: Settings) -> str | None:
+    """Why Redis does not answer (one sentence, URL masked), or None when it does: a worker that
+    died while Redis is down is not restarted into it (it would only die again, every second)."""
+    try:
+        connect_redis(settings.redis_url, timeout=1.0).close()
+    except ServiceUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def stop_workers(processes: list[Process], timeout: float = 30.0) -> None:
