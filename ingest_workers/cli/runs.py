@@ -22,7 +22,16 @@ from ..ops.history import JobHistory
 from ..ops.watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
 from ..runtime import resources
 from ..runtime.localrun import STOPPED, run_inline, stop_unfinished
-from ..runtime.producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id, queues_of
+from ..runtime.producer import (
+    Enqueued,
+    check_run_id,
+    enqueue_backfill,
+    enqueue_run,
+    make_queue,
+    new_run_id,
+    not_windowable,
+    queues_of,
+)
 from ..runtime.workerpool import local_workers, stop_workers
 from ..testing import DEMO_CATALOG, faultdemo
 from ..testing.devservices import ensure_services
@@ -54,6 +63,8 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
     specs = app.catalog.select(sources)
     if (since is None) != (until is None):
         raise ConfigError("a backfill needs both --since and --until")
+    if since is not None and sources.strip() == "all":
+        specs = _backfillable(specs)
     client = app.redis()
     app.postgres().close()  # a job on a database without the schema could only fail: say so now
     queue = make_queue(client, app.settings)
@@ -68,6 +79,20 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
     if wait:
         ok = _watch(app.settings, queue, run_id, enqueued, records, timeout, Path("out/summary.json"))
         sys.exit(0 if ok else 1)
+
+
+def _backfillable(specs: list[SourceSpec]) -> list[SourceSpec]:
+    """The sources of ``--sources all`` that can be backfilled; each of the others is named, with why."""
+    kept = []
+    for spec in specs:
+        reason = not_windowable(spec)
+        if reason:
+            click.echo(f"skipped {spec.name}: it cannot be backfilled by time: {reason}", err=True)
+        else:
+            kept.append(spec)
+    if not kept:
+        raise ConfigError("no source of the catalog can be backfilled by time (each is listed above, with why)")
+    return kept
 
 
 @click.command()

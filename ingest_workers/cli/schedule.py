@@ -26,8 +26,8 @@ def schedule(app: App, sources: str, poll: float) -> None:
     """
     specs = app.catalog.select(sources)
     client = app.redis()
-    app.postgres().close()  # jobs need the schema: wait for it (the Procfile's worker line applies it)
     scheduler = SourceScheduler(make_queue(client, app.settings), app.settings, specs)
+    app.postgres().close()  # jobs need the schema: wait for it (the Procfile's worker line applies it)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -37,8 +37,8 @@ def serve_until_stopped(server: socketserver.BaseServer) -> None:
 @click.command("mock-sources")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option("--records", type=click.IntRange(min=0), default=10_000, show_default=True,
-              help="Records served by each feed.")
+@click.option("--records", type=click.IntRange(min=0), default=20_000, show_default=True,
+              help="Records served by each feed (the demo's and the Procfile's number).")
 @click.option("--invalid-every", type=click.IntRange(min=0), default=97, show_default=True,
               help="Break every Nth product (0: none), to exercise rejections.")
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,

@@ -92,7 +92,9 @@ def format_status(document: dict[str, Any]) -> str:
     failures = [(name, f) for name, s in document["sources"].items() for f in s["recent_failures"]]
     if failures:
         lines += ["", "recent failures:"]
-        lines += [f"  {name}  {_short(f['at'])}  {f['job_id']}: {f['error']}" for name, f in failures]
+        table = [(name, _short(f["at"]), f"{f['job_id']}:", f["error"] or "") for name, f in failures]
+        widths = [max(len(row[i]) for row in table) for i in range(3)]
+        lines += ["  " + "  ".join([*(v.ljust(w) for v, w in zip(row, widths)), row[3]]).rstrip() for row in table]
     lines.append("")
     for queue, states in sorted(document["queues"].items()):
         counts = ", ".join(f"{state} {count}" for state, count in states.items() if state != "workers")
