@@ -49,6 +49,7 @@ from .ops.metrics import (
     RATE_LIMIT_WAIT,
     RECORDS,
     MetricsRecorder,
+    announce_job,
 )
 from .sources import SourceContext, make_source
 from .sources.http import HttpClient, RetryPolicy
@@ -88,6 +89,8 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     postgres = postgres_retry(res)
     history = HistoryWriter(postgres)
     history.started(job_id, run_id, spec.name)
+    with redis_errors():
+        announce_job(res.redis, spec.name, spec.interval_seconds, time.time())
     lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
     recorder, counts, started = MetricsRecorder(), Counts(), time.monotonic()
     log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)

@@ -1,8 +1,8 @@
 """``ingest metrics-server``: ``/metrics`` for Prometheus and ``/healthz`` for probes.
 
 Counted metrics come from Redis (see :mod:`.metrics`); queue depths and live
-workers are read from RQ's own registries at scrape time; each source's schedule
-comes from the catalog (for freshness alerts).
+workers are read from RQ's own registries at scrape time. Jobs publish their source's
+schedule themselves; the catalog's, when the server has one, stands in until they do.
 """
 
 from __future__ import annotations
@@ -60,26 +60,11 @@ class RqCollector(Collector):
         yield workers
 
 
-class CatalogCollector(Collector):
-    """The interval each source is scheduled at, so alerts can tell a stale source."""
-
-    def __init__(self, sources: Sequence[SourceSpec]) -> None:
-        self._sources = sources
-
-    def collect(self) -> Iterator[Metric]:
-        interval = GaugeMetricFamily("ingest_source_interval_seconds",
-                                     "Seconds between scheduled runs of each source (from the catalog).",
-                                     labels=["source"])
-        for spec in self._sources:
-            if spec.interval_seconds:
-                interval.add_metric([spec.name], spec.interval_seconds)
-        yield interval
-
-
 def make_registry(client: redis.Redis, sources: Sequence[SourceSpec] = ()) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(client, extra=RqCollector(client), sources=[s.name for s in sources]))
-    registry.register(CatalogCollector(sources))
+    intervals = {spec.name: spec.interval_seconds for spec in sources if spec.interval_seconds}
+    registry.register(RedisCollector(client, extra=RqCollector(client), sources=[s.name for s in sources],
+                                     intervals=intervals))
     return registry
 
 
