@@ -67,9 +67,10 @@ def mock_sources(host: str, port: int, records: int, invalid_every: int, latency
 @click.option("--port", type=click.IntRange(0, 65535), default=9108, show_default=True)
 @click.pass_obj
 def metrics_server(app: App, host: str, port: int) -> None:
-    """Serve /metrics (Prometheus) and /healthz (Redis, PostgreSQL, workers)."""
+    """Serve /metrics (Prometheus), /healthz (Redis, PostgreSQL, workers), /status (the JSON of
+    `ingest status --json`) and / (the same as an HTML page that refreshes itself)."""
     client = app.redis()
     catalog = app.optional_catalog
     server = make_metrics_server(client, app.settings, host, port, list(catalog.sources.values()) if catalog else [])
-    click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
+    click.echo(f"metrics at http://{host}:{port}/metrics, status page at http://{host}:{port}/", err=True)
     serve_until_stopped(server)

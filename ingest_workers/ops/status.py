@@ -11,7 +11,7 @@ import psycopg2.extensions
 import redis
 
 from ..core.connections import postgres_errors
-from .metrics_server import queue_depths, worker_counts
+from .queues import queue_depths, worker_counts
 from .watch import health
 
 _AGGREGATES = """

