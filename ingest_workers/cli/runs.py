@@ -19,7 +19,15 @@ from ..core.errors import ConfigError
 from ..core.models import SourceSpec
 from ..datasets import DOMAINS
 from ..ops.history import JobHistory
-from ..ops.watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
+from ..ops.watch import (
+    JobState,
+    RecordProgress,
+    format_table,
+    progress_line,
+    summary_document,
+    wait_for_jobs,
+    write_summary,
+)
 from ..runtime import resources
 from ..runtime.localrun import STOPPED, run_inline, stop_unfinished
 from ..runtime.producer import (
@@ -139,7 +147,8 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
             enqueued = enqueue_run(queue, settings, specs, run_id)
             click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
                        f"{out.parent / 'workers.log'}")
-            state = _progress(queue, [item.job_id for item in enqueued], records, timeout)
+            state = _progress(queue, [item.job_id for item in enqueued], records, timeout,
+                              settings.progress_interval)
             unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total \
                 else {}
             if unfinished:
@@ -167,14 +176,18 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
            timeout: float | None, out: Path) -> bool:
     """Show progress until the jobs end or ``timeout``, then report (the jobs keep running)."""
     job_ids = [item.job_id for item in enqueued]
-    state = _progress(queue, job_ids, records, timeout)
+    state = _progress(queue, job_ids, records, timeout, settings.progress_interval)
     if state.done < state.total:
         click.echo(f"{state.total - state.done} job(s) did not finish within {timeout}s", err=True)
     return _report(settings, run_id, enqueued, records, {}, "", out) and state.done == state.total
 
 
-def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None) -> JobState:
-    """Show jobs done/total with ETA, records fetched and their rate, until the jobs end or ``timeout``."""
+def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
+              interval: float = 5.0) -> JobState:
+    """Show jobs done/total with ETA, records fetched and their rate, until the jobs end or ``timeout``:
+    a progress bar in a terminal, else (CI logs, `docker logs`, honcho) a line every ``interval`` seconds."""
+    if not sys.stderr.isatty():
+        return _progress_lines(queue, job_ids, records, timeout, interval)
     with click.progressbar(length=len(job_ids), label="jobs", show_pos=True, show_eta=True, file=sys.stderr,
                            item_show_func=lambda text: text) as bar:
         def on_progress(state: JobState) -> None:
@@ -185,6 +198,21 @@ def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: 
                 bar.render_progress()  # the records moved on, the jobs did not
 
         return wait_for_jobs(queue, job_ids, on_progress, timeout)
+
+
+def _progress_lines(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
+                    interval: float) -> JobState:
+    next_line = time.monotonic() + interval
+
+    def on_progress(state: JobState) -> None:
+        nonlocal next_line
+        if time.monotonic() >= next_line:
+            click.echo(progress_line(state, records.describe(), records.elapsed()), err=True)
+            next_line = time.monotonic() + interval
+
+    state = wait_for_jobs(queue, job_ids, on_progress, timeout)
+    click.echo(progress_line(state, records.describe(), records.elapsed()), err=True)
+    return state
 
 
 def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: RecordProgress,

@@ -48,6 +48,7 @@ class Settings:
     max_kills: int = 3  # a job whose worker died this many times is quarantined
     # how long a command or role waits for Redis, PostgreSQL and the schema before it gives up in one line
     service_wait: float = field(default=10.0, metadata={"minimum": 0})
+    progress_interval: float = 5.0  # seconds between progress lines when the output is no terminal
     # A job whose worker died runs again within 3 * job_monitoring_interval + max(maintenance_interval,
     # worker_ttl - 15) seconds (RQ's defaults make that over 10 minutes); see ingest_workers/runtime/worker.py.
     job_monitoring_interval: int = 5
@@ -75,6 +76,7 @@ ENV_VARS = {
     "max_kills": "INGEST_MAX_KILLS",
     "pg_retry_seconds": "INGEST_PG_RETRY_SECONDS",
     "service_wait": "INGEST_SERVICE_WAIT",
+    "progress_interval": "INGEST_PROGRESS_INTERVAL",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

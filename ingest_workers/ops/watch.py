@@ -57,6 +57,17 @@ class RecordProgress:
         return f"{records:,} records fetched ({records / max(self.elapsed(), 1e-9):,.0f}/s)"
 
 
+def progress_line(state: JobState, records: str, elapsed: float) -> str:
+    """One line of progress for logs: ``jobs 3/9 done, 45,000 records fetched (9,000/s), ETA 12s``
+    (the ETA from the pace of the jobs done so far)."""
+    if state.done == 0:
+        eta = "unknown"
+    else:
+        eta = f"{elapsed / state.done * (state.total - state.done):.0f}s"
+    failed = f" ({state.failed} failed)" if state.failed else ""
+    return f"jobs {state.done}/{state.total} done{failed}, {records}, ETA {eta}"
+
+
 def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[JobState], None],
                   timeout: float | None = None, poll: float = 0.25) -> JobState:
     """Poll until every job ended or ``timeout`` seconds passed; return the last state."""
