@@ -19,7 +19,7 @@ from psycopg2.extensions import make_dsn, parse_dsn
 
 from ingest_workers.core.config import Settings
 from ingest_workers.load.migrate import migrate
-from ingest_workers.testing.devservices import Services, ensure_services
+from ingest_workers.testing.devservices import ALLOW_CHMOD_ENV, Services, ensure_services
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,8 @@ TABLES = ("products", "stock_quotes", "social_mentions", "posts", "sensor_readin
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     with ensure_services(TEST_REDIS_URL, TEST_DATABASE_URL, ROOT / ".state" / "test",
-                         log=lambda line: print(f"[services] {line}")) as found:
+                         log=lambda line: print(f"[services] {line}"),
+                         allow_permission_changes=os.environ.get(ALLOW_CHMOD_ENV) == "yes") as found:
         conn = psycopg2.connect(found.database_url)
         try:
             migrate(conn)

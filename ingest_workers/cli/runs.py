@@ -42,7 +42,7 @@ from ..runtime.producer import (
 )
 from ..runtime.workerpool import local_workers, stop_workers
 from ..testing import DEMO_CATALOG, faultdemo
-from ..testing.devservices import ensure_services
+from ..testing.devservices import ALLOW_CHMOD_ENV, ensure_services
 from ..testing.mock_sources import MockServer
 from .app import App, Duration, EnvOption, IsoTime
 from .db import apply_migrations
@@ -254,7 +254,8 @@ def demo(app: App, records: int, workers: int, worker_class: str | None, port: i
     if app.flags.get("catalog_path") is None:
         app.flags["catalog_path"] = DEMO_CATALOG
     base = load_settings(app.flags, app.env)
-    with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo) as services:
+    with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo,
+                         allow_permission_changes=app.env.get(ALLOW_CHMOD_ENV) == "yes") as services:
         app.flags.update(redis_url=services.redis_url, database_url=services.database_url)
         if faults:
             app.flags.update(faultdemo.SETTINGS)

