@@ -62,3 +62,21 @@ ensure_debian_tool() {
         echo "warning: $1 is missing (Debian package $2); the tests that use it will fail" >&2
     fi
 }
+
+# ensure_npm_tools: install tests/grafana/package.json's npm packages (Grafana's published dashboard
+# schema, TypeScript) into .state/npm from the npm registry, when missing or changed; without npm
+# the dashboard schema test fails, never skips.
+ensure_npm_tools() {
+    local dir="$ROOT/.state/npm" want="$ROOT/tests/grafana/package.json"
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "warning: npm is missing (Debian package npm); the dashboard schema test will fail" >&2
+        return 0
+    fi
+    if [ -x "$dir/node_modules/.bin/tsc" ] && cmp -s "$want" "$dir/package.json"; then
+        return 0
+    fi
+    echo "installing $(cd "$ROOT/tests/grafana" && node -e 'console.log(Object.entries(require("./package.json").dependencies).map(([n, v]) => n + "@" + v).join(" "))') into $dir" >&2
+    mkdir -p "$dir" && cp "$want" "$dir/package.json"
+    (cd "$dir" && npm install --no-audit --no-fund --silent >&2) ||
+        echo "warning: could not install the npm packages; the dashboard schema test will fail" >&2
+}
