@@ -110,6 +110,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
         history.failed(job_id, counts, f"{type(exc).__name__}: {exc}")
         raise
     history.finished(job_id, counts)
+    history.record_stats(job_id, DOMAINS[spec.domain], spec.name, run_id)
     recorder.set(LAST_SUCCESS, time.time(), spec.name)
     _finish(res, recorder, spec.name, queue, "success", started)
     log.info("job %s: source %s done: %s", job_id, spec.name, counts.to_dict())
@@ -315,6 +316,12 @@ class HistoryWriter:
 
     def finished(self, job_id: str, counts: Counts) -> None:
         self._postgres.run(lambda conn: JobHistory(conn).finished(job_id, counts))
+
+    def record_stats(self, job_id: str, domain: Domain, source: str, run_id: str) -> None:
+        """The column statistics of the rows this job loaded, for a dataset with ``stats``."""
+        if domain.stats:
+            self._postgres.run(lambda conn: JobHistory(conn).record_stats(job_id, domain.table, source, run_id,
+                                                                          domain.stats))
 
     def failed(self, job_id: str, counts: Counts, error: str) -> None:
         self._postgres.run(lambda conn: JobHistory(conn).failed(job_id, counts, error))

@@ -19,6 +19,8 @@ class Domain:
     time_field: str | None = None  # the column that says when a record happened (cursors, backfill windows)
     # Stages a source of this domain runs after ``check`` unless its catalog entry names its own.
     default_stages: tuple[Any, ...] = field(default=())
+    # Numeric columns whose count, min, max and mean each job records (``stats``; empty: none).
+    stats: tuple[str, ...] = field(default=())
 
     def natural_key(self, row: dict[str, Any]) -> str:
         """The row's unique key without ``source`` (Redis sets and alerts are per source already)."""

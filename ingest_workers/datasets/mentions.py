@@ -47,4 +47,5 @@ MENTIONS = Domain(
     check=check_mention,
     time_field="ts",
     default_stages=("sentiment", "pump_signal"),
+    stats=("sentiment_score",),
 )

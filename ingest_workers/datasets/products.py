@@ -46,4 +46,5 @@ PRODUCTS = Domain(
     fields=("product_id", "name", "price", "currency", "category", "in_stock", "updated_at"),
     check=check_product,
     time_field="updated_at",
+    stats=("price",),
 )

@@ -46,4 +46,5 @@ QUOTES = Domain(
     fields=("ticker", "ts", "price", "volume", "currency", "exchange"),
     check=check_quote,
     time_field="ts",
+    stats=("price", "volume"),
 )

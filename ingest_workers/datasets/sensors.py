@@ -34,4 +34,5 @@ SENSORS = Domain(
     fields=("sensor_id", "kind", "ts", "value", "unit", "normalised", "moving_avg"),
     check=check_reading,
     time_field="ts",
+    stats=("value", "normalised", "moving_avg"),
 )

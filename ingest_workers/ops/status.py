@@ -11,6 +11,7 @@ import psycopg2.extensions
 import redis
 
 from ..core.connections import postgres_errors
+from .history import JobHistory
 from .queues import queue_depths, worker_counts
 from .watch import health
 
@@ -46,6 +47,7 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
         last_runs = {row[0]: row[1:] for row in cur.fetchall()}
         cur.execute(_RECENT_FAILURES, params)
         recent = cur.fetchall()
+    stats = JobHistory(conn).run_stats([row[0] for row in last_runs.values()])
 
     report: dict[str, dict[str, Any]] = {}
     for source in sorted({*sources, *last_runs}):
@@ -54,7 +56,8 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
         rate = succeeded / ended if ended else None
         report[source] = {
             "last_run": {"run_id": run_id, "status": status, "started_at": _iso(started_at),
-                         "finished_at": _iso(finished_at)} if run_id else None,
+                         "finished_at": _iso(finished_at),
+                         "column_stats": stats.get((run_id, source), {})} if run_id else None,
             "jobs": ended, "succeeded": succeeded, "success_rate": None if rate is None else round(rate, 4),
             "health": "no runs" if rate is None else health(rate), "loaded": int(loaded),
             "recent_failures": [],

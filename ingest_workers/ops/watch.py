@@ -95,7 +95,7 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
         rate = s.finished / s.jobs if s.jobs else 0.0
         sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed,
                              "duration_seconds": round(s.seconds, 3), "success_rate": round(rate, 4),
-                             "health": health(rate), "errors": list(s.errors)}
+                             "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats}
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded",
                                                                  "jobs", "failed_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,
