@@ -23,7 +23,7 @@ from ingest_workers.sources import SourceContext, make_source
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.testing.devservices import ensure_services
 
-from . import loads, peer, runs
+from . import loads, merge, peer, runs
 from .profiling import profile_job
 from .report import Figure, Report
 from .services import Bench, mock_server, recreate_database
@@ -143,6 +143,8 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
                "ceiling", ceiling),
     ]
     _naive(args, bench, rows, figures, ceiling, recommended.rate)
+    _say("merge: 10% changed since the first load, ours against dlt merge (benchmarks/merge.py)")
+    figures += merge.merge_figures(bench.settings, args.records, bench.out, say=_say)
 
     _say("re-run: everything duplicate")
     first, rerun = _rerun(args, bench)

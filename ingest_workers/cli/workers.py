@@ -14,6 +14,7 @@ import click
 
 from ..runtime.workerpool import redis_down, start_worker, stop_workers, worker_command, worker_name
 from .app import App, EnvOption
+from .db import check_tables
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
     names = [name.strip() for name in (queues or settings.queue).split(",") if name.strip()]
     app.redis().close()
     app.postgres().close()  # jobs on a database without the schema could only fail
+    if app.optional_catalog is not None:
+        check_tables(settings, list(app.optional_catalog.used_datasets().values()))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -64,7 +64,7 @@ def test_a_database_never_migrated_is_named_with_the_command_that_fixes_it(
 def test_db_migrate_then_the_commands_work(services: Services, empty_database: str, redis_client: object) -> None:
     env = {"REDIS_URL": services.redis_url, "DATABASE_URL": empty_database, "INGEST_SERVICE_WAIT": "1"}
     code, lines = invoke(["db", "migrate"], env)
-    assert code == 0 and lines[0].startswith("applied 0001")
+    assert code == 0 and "0001_initial" in lines, lines
     code, lines = invoke(["status"], env)
     assert code == 0, lines
 
