@@ -1,4 +1,11 @@
-"""Read and check the source catalog (TOML). Every error names the file and the key."""
+"""Read and check the source catalog (TOML). Every error names the file and the key.
+
+``${VAR}`` references are expanded here only in the keys that say what a source *is* and where its
+jobs go (:data:`EXPANDED_HERE`: kind, domain, queue, ...), its stages and its sinks' names. Every
+other value keeps its references as written, and travels so in the job: the worker that runs it
+expands them from its own environment (:mod:`.core.envrefs`), so a secret never reaches Redis and
+the host that enqueues needs none.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .core.envrefs import expand
 from .core.errors import ConfigError
 from .core.models import SourceSpec
 from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
+from .sources.auth import check_auth
 from .sources.http_json import PAGINATIONS
 from .stages.registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 QUEUE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Known where the job is made (to check the entry and route its job): never secrets. So are stages.
+EXPANDED_HERE = ("kind", "domain", "queue", "pagination", "cursor_field")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "domain", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
-                "since_param", "until_param"}
-_TABLE_FIELDS = {"fields", "constants", "options"}
+                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path"}
+_TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
 _NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
 
 
@@ -57,7 +67,8 @@ class Catalog:
 
 
 def load_catalog(path: Path, env: Mapping[str, str]) -> Catalog:
-    """Parse ``path``; ``${VAR}`` and ``${VAR:-default}`` in string values are taken from ``env``."""
+    """Parse ``path``; ``${VAR}`` and ``${VAR:-default}`` in the keys of :data:`EXPANDED_HERE` and in
+    stage and sink names are taken from ``env``, the others are kept for the worker."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -123,7 +134,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     for key in ("kind", "domain"):
         if key not in entry:
             raise ConfigError(f"{where}: missing required key {'dataset' if key == 'domain' else key!r}")
-    values = {key: _expand(where, key, value, env) for key, value in entry.items()}
+    values = {key: _expand_here(where, key, value, env) for key, value in entry.items()}
     for key, value in values.items():
         if key in _TEXT_FIELDS and not isinstance(value, str):
             raise ConfigError(f"{where} key {key!r}: expected text, got {value!r}")
@@ -131,6 +142,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
             raise ConfigError(f"{where} key {key!r}: expected a table, got {value!r}")
     declared = (datasets or {}).get(values["domain"]) if isinstance(values["domain"], str) else None
     _check_parts(where, values, declared, dataset_key)
+    _check_request(where, values)
     if declared is not None:
         values["declaration"] = declared.to_dict()
     page_size = values.get("page_size", SourceSpec.page_size)
@@ -185,20 +197,26 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = 
                 raise ConfigError(f"{where} key {key!r}: {exc}") from None
 
 
-def _expand(where: str, key: str, value: Any, env: Mapping[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _expand(where, f"{key}.{k}", v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(where, key, v, env) for v in value]
-    if not isinstance(value, str):
-        return value
+def _check_request(where: str, values: dict[str, Any]) -> None:
+    """Static headers are text, static params scalars; ``auth`` names variables, never secrets."""
+    for name, value in values.get("headers", {}).items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} key 'headers.{name}': expected text, got {value!r}")
+    for name, value in values.get("params", {}).items():
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where} key 'params.{name}': expected text, a number or a boolean, got {value!r}")
+    if "auth" in values:
+        check_auth(where, values["auth"], values)
 
-    def substitute(match: re.Match[str]) -> str:
-        var, default = match.group(1), match.group(2)
-        if env.get(var):
-            return env[var]
-        if default is not None:
-            return default
-        raise ConfigError(f"{where} key {key!r}: environment variable {var} is not set and has no default")
 
-    return _ENV_REF.sub(substitute, value)
+def _expand_here(where: str, key: str, value: Any, env: Mapping[str, str]) -> Any:
+    """The value as the job carries it: expanded when it is a key of :data:`EXPANDED_HERE`, a stage
+    (pure, checked here by building it) or a sink's name; as written otherwise (a sink's settings
+    may hold a webhook's token)."""
+    if key in EXPANDED_HERE or key == "stages":
+        return expand(value, env, where, key)
+    if key == "sinks" and isinstance(value, list):
+        return [expand(entry, env, where, key) if isinstance(entry, str)
+                else {**entry, "name": expand(entry["name"], env, where, key)} if isinstance(entry, dict)
+                and "name" in entry else entry for entry in value]
+    return value

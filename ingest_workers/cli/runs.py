@@ -108,7 +108,8 @@ def _backfillable(specs: list[SourceSpec]) -> list[SourceSpec]:
 @click.option("--workers", type=click.IntRange(min=0), default=os.cpu_count() or 1, show_default="cores",
               help="Local `rq worker` processes to start for this run; 0: run every job inline in this "
                    "process (RQ's synchronous mode: a breakpoint in a source or a stage is hit).")
-@click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
+@click.option("--worker-class", help="RQ worker class, e.g. ingest_workers.runtime.worker.IngestSimpleWorker "
+              "(jobs in the worker process; default: the forking IngestWorker). Both run only this package's jobs.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="INGEST_TIMEOUT", cls=EnvOption,
               help="Time limit in seconds: then the jobs not finished are cancelled or stopped, what "
                    "finished stays loaded, and the exit status is 1. [env: INGEST_TIMEOUT]")

@@ -42,8 +42,15 @@ class Settings:
     # "text", or "json": one JSON object per line, with source, run id and job id
     log_format: str = field(default="text", metadata={"choices": ("text", "json")})
     http_max_body_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (its page rejected)
+    max_page_values: int = 500_000  # JSON values one page may decode to; a larger page is refused (lost)
+    max_nesting: int = 512  # levels of lists and objects per record; a deeper record is rejected alone
+    # seconds `ingest workers` gives its workers after SIGTERM to finish the job in hand, then SIGKILL
+    # (keep it above job_timeout, and compose's stop_grace_period above it)
+    stop_grace: float = 1830.0
+    dedup_ttl: int = 30 * 86400  # seconds a source's dedup set lives after its last use
     breaker_failures: int = 3  # consecutive failed requests to a source that open its circuit
     breaker_cooldown: float = 30.0  # seconds a circuit stays open before a probe
+    breaker_probe_timeout: float = 60.0  # seconds a half-open probe holds its slot before another may try
     pg_retry_seconds: float = 120.0  # how long a job waits out a PostgreSQL outage before failing
     max_kills: int = 3  # a job whose worker died this many times is quarantined
     # how long a command or role waits for Redis, PostgreSQL and the schema before it gives up in one line
@@ -54,6 +61,14 @@ class Settings:
     job_monitoring_interval: int = 5
     maintenance_interval: int = 10
     worker_ttl: int = 25
+    # The worker's own permissions (core.permissions), from its environment only, never a catalog:
+    # modules plugin kinds, stages and sinks may come from (comma-separated; None: built-ins only),
+    # and directories local files may be read or written in (os.pathsep-separated; None: no local file).
+    plugins: str | None = field(default=None, metadata={"text": True, "worker_own": True})
+    files_dir: str | None = field(default=None, metadata={"text": True, "worker_own": True})
+    # environment variables a job's entry may name (comma-separated names, or prefixes ending in '*');
+    # None: any but the worker's own (WORKER_OWN_VARIABLES)
+    source_vars: str | None = field(default=None, metadata={"text": True, "worker_own": True})
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.
@@ -77,7 +92,18 @@ ENV_VARS = {
     "pg_retry_seconds": "INGEST_PG_RETRY_SECONDS",
     "service_wait": "INGEST_SERVICE_WAIT",
     "progress_interval": "INGEST_PROGRESS_INTERVAL",
+    "plugins": "INGEST_PLUGINS",
+    "files_dir": "INGEST_FILES_DIR",
+    "source_vars": "INGEST_SOURCE_VARS",
+    "breaker_probe_timeout": "INGEST_BREAKER_PROBE_TIMEOUT",
+    "max_page_values": "INGEST_MAX_PAGE_VALUES",
+    "max_nesting": "INGEST_MAX_NESTING",
+    "stop_grace": "INGEST_STOP_GRACE",
+    "dedup_ttl": "INGEST_DEDUP_TTL",
 }
+
+# What a worker keeps to itself: a job's catalog entry may never name these (core.permissions).
+WORKER_OWN_VARIABLES = frozenset({*ENV_VARS.values(), "RQ_REDIS_URL", "PGPASSWORD", "REDISCLI_AUTH"})
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
@@ -97,6 +123,10 @@ def load_settings(
     unknown = sorted(set(file_settings) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"{file_label}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_FIELDS))}")
+    own = sorted(name for name in file_settings if _FIELDS[name].metadata.get("worker_own"))
+    if own:
+        raise ConfigError(f"{file_label} key {own[0]!r}: a worker's own permission, set only in its environment "
+                          f"({ENV_VARS[own[0]]}), never by a catalog")
 
     values: dict[str, Any] = {}
     for name in _FIELDS:
@@ -116,6 +146,8 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
     default = _FIELDS[name].default
     if _FIELDS[name].metadata.get("path"):
         return Path(raw)
+    if _FIELDS[name].metadata.get("text"):
+        return str(raw)
     if isinstance(default, str):
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{origin}: expected a non-empty string, got {raw!r}")

@@ -10,18 +10,20 @@ from typing import Any
 @dataclass(frozen=True)
 class SourceSpec:
     """One catalog entry. It travels inside the RQ job (as JSON), so a worker on
-    another host needs no copy of the catalog file. It holds no secrets: only the
-    *name* of the environment variable that holds a token."""
+    another host needs no copy of the catalog file. It holds no secrets: only
+    ``${VAR}`` references and the *names* of the variables that hold tokens, which
+    the worker resolves from its own environment (``core.envrefs``)."""
 
     name: str
     kind: str  # a built-in kind (http_json, csv, synthetic) or a plugin "package.module:ClassName"
     domain: str  # the dataset the records land in (the catalog's `dataset`, or `domain` for a built-in)
     url: str = ""  # http_json: the API; csv: a file path or an http(s) URL; synthetic: unused
     records_path: str = "items"  # dotted path to the list of records in a page ("" for a top-level list)
-    pagination: str = "page"  # page | offset | cursor | link | none
+    pagination: str = "page"  # page | offset | cursor | link | next_url | after_last | none
     page_param: str = "page"
     page_size_param: str = "per_page"  # also the "limit" of offset pagination
     page_size: int = 500
+    max_pages: int = 10_000  # a job fetching more pages than this fails (a paginator that never ends)
     offset_param: str = "offset"
     token_param: str = "cursor"  # cursor pagination: the query parameter carrying the token
     next_token_path: str = "next_cursor"  # cursor pagination: where the next token is in the body
@@ -29,6 +31,14 @@ class SourceSpec:
     constants: dict[str, Any] = field(default_factory=dict)  # unified field -> fixed value (e.g. platform)
     auth_env: str | None = None  # environment variable holding the auth header's value
     auth_header: str = "Authorization"
+    # {kind = "bearer" | "basic" | "api_key", ...}: names environment variables, never holds a secret
+    auth: dict[str, Any] | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # static query parameters of every request
+    headers: dict[str, str] = field(default_factory=dict)  # static headers of every request
+    next_url_path: str = "next"  # next_url pagination: where the next page's URL is in the body
+    after_param: str = "starting_after"  # after_last pagination: the parameter carrying the last key
+    after_field: str = "id"  # after_last pagination: dotted path of that key in the last record
+    has_more_path: str = "has_more"  # after_last pagination: a boolean in the body; "" for "a full page"
     cursor_field: str | None = None  # row field whose highest value is the source's high-water mark
     since_param: str | None = None  # query parameter that asks for records at or after a mark
     until_param: str | None = None  # query parameter that asks for records before a moment (backfill windows)
@@ -42,7 +52,10 @@ class SourceSpec:
     declaration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["declaration"] is None:  # a built-in dataset: the job stays readable by workers of 0.1
+            del data["declaration"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
@@ -87,6 +100,14 @@ class Rejected:
     stage: str
 
 
+@dataclass(frozen=True, slots=True)
+class LostPage(Rejected):
+    """A page the source could not read (``where``: "page 3", "offset 500"): one row of
+    ``rejected_records``, and a gap in what the job loaded, so a cursor must not pass it."""
+
+    where: str = ""
+
+
 @dataclass
 class Counts:
     """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated``
@@ -97,13 +118,19 @@ class Counts:
     duplicate: int = 0
     loaded: int = 0
     updated: int = 0
+    # the pages the source could not read ("page 3: the body is not JSON"): the job is partial
+    lost_pages: list[str] = field(default_factory=list)
 
     def add(self, other: Counts) -> None:
-        for name in ("fetched", "rejected", "duplicate", "loaded", "updated"):
+        for name in COUNT_NAMES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.lost_pages.extend(other.lost_pages)
 
     def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in COUNT_NAMES}
+
+
+COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated")
 
 
 class Reject(Exception):

@@ -24,6 +24,7 @@ class SourceSummary:
     counts: Counts
     seconds: float
     errors: tuple[str, ...]
+    partial: int = 0  # jobs that ended with pages they could not read
     column_stats: Stats = field(default_factory=dict)  # merged over the source's jobs of the run
 
 
@@ -39,29 +40,47 @@ class JobHistory:
                     (job_id, run_id, source))
 
     def finished(self, job_id: str, counts: Counts) -> None:
-        self._write("UPDATE ingest_jobs SET status = 'finished', fetched = %s, rejected = %s, duplicate = %s, "
-                    "loaded = %s, updated = %s, finished_at = now() WHERE job_id = %s",
-                    (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, counts.updated, job_id))
+        self._ended(job_id, "finished", counts, None)
+
+    def partial(self, job_id: str, counts: Counts, reason: str) -> None:
+        """The attempt ended, but with pages it could not read (``reason`` names them)."""
+        self._ended(job_id, "partial", counts, reason)
 
     def failed(self, job_id: str, counts: Counts, error: str) -> None:
-        self._write("UPDATE ingest_jobs SET status = 'failed', fetched = %s, rejected = %s, duplicate = %s, "
-                    "loaded = %s, updated = %s, error = %s, finished_at = now() WHERE job_id = %s",
-                    (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, counts.updated, error[:2000],
-                     job_id))
+        self._ended(job_id, "failed", counts, error)
+
+    def _ended(self, job_id: str, status: str, counts: Counts, error: str | None) -> None:
+        """Record one attempt's end: its counts appended to ``attempt_counts``, and added to the
+        job's columns (the sum over attempts: fetched = rejected + duplicate + loaded + updated still holds)."""
+        self._write("UPDATE ingest_jobs SET status = %(status)s, fetched = fetched + %(fetched)s, "
+                    "rejected = rejected + %(rejected)s, duplicate = duplicate + %(duplicate)s, "
+                    "loaded = loaded + %(loaded)s, updated = updated + %(updated)s, error = %(error)s, "
+                    "finished_at = now(), "
+                    "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object("
+                    "'attempt', attempts, 'status', %(status)s::text, 'fetched', %(fetched)s::bigint, "
+                    "'rejected', %(rejected)s::bigint, 'duplicate', %(duplicate)s::bigint, "
+                    "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint)) WHERE job_id = %(job)s",
+                    {"status": status, **counts.to_dict(), "error": error[:2000] if error else None, "job": job_id})
 
     def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
         """Mark ``job_id`` failed with ``reason`` if its process was stopped while it ran (it could
-        not record its end), with the counts of what it committed: rows in ``table`` and rejections."""
+        not record its end), with the counts of what the attempt committed: rows in ``table`` and
+        rejections of this job beyond those of its earlier attempts."""
         statement = sql.SQL(
-            "UPDATE ingest_jobs SET status = 'failed', error = %(reason)s, finished_at = now(), duplicate = 0, "
-            "updated = 0, "
-            "loaded = (SELECT count(*) FROM {table} WHERE source = %(source)s AND job_id = %(job)s), "
-            "rejected = (SELECT count(*) FROM rejected_records WHERE source = %(source)s AND job_id = %(job)s) "
-            "WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
+            "WITH committed AS (SELECT (SELECT count(*) FROM {table} WHERE source = %(source)s AND job_id = %(job)s) "
+            "AS loaded, (SELECT count(*) FROM rejected_records WHERE source = %(source)s AND job_id = %(job)s) "
+            "AS rejected), attempt AS (SELECT greatest(c.loaded - j.loaded, 0) AS loaded, "
+            "greatest(c.rejected - j.rejected, 0) AS rejected FROM committed c, ingest_jobs j "
+            "WHERE j.job_id = %(job)s) "
+            "UPDATE ingest_jobs SET status = 'failed', error = %(reason)s, finished_at = now(), "
+            "loaded = ingest_jobs.loaded + a.loaded, rejected = ingest_jobs.rejected + a.rejected, "
+            "fetched = ingest_jobs.fetched + a.loaded + a.rejected, "
+            "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object('attempt', attempts, "
+            "'status', 'failed', 'fetched', a.loaded + a.rejected, 'rejected', a.rejected, 'duplicate', 0, "
+            "'loaded', a.loaded, 'updated', 0)) "
+            "FROM attempt a WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, {"reason": reason[:2000], "source": source, "job": job_id})
-            cur.execute("UPDATE ingest_jobs SET fetched = loaded + rejected WHERE job_id = %s AND error = %s",
-                        (job_id, reason[:2000]))
 
     def record_stats(self, job_id: str, table: str, source: str, run_id: str, columns: Sequence[str]) -> None:
         """Store count, min, max and mean of ``columns`` over the rows of ``table`` this job loaded
@@ -101,16 +120,17 @@ class JobHistory:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(
                 "SELECT source, count(*), count(*) FILTER (WHERE status = 'finished'), "
-                "count(*) FILTER (WHERE status = 'failed'), sum(fetched), sum(rejected), sum(duplicate), "
+                "count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'partial'), "
+                "sum(fetched), sum(rejected), sum(duplicate), "
                 "sum(loaded), sum(updated), extract(epoch FROM max(finished_at) - min(started_at)), "
                 "array_remove(array_agg(DISTINCT error), NULL) "
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             rows = cur.fetchall()
         stats = self.run_stats([run_id])
         return [SourceSummary(source, jobs, finished, failed, Counts(int(f), int(r), int(d), int(lo), int(up)),
-                              float(seconds or 0.0), tuple(errors), stats.get((run_id, source), {}))
-                for source, jobs, finished, failed, f, r, d, lo, up, seconds, errors in rows]
+                              float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}))
+                for source, jobs, finished, failed, partial, f, r, d, lo, up, seconds, errors in rows]
 
-    def _write(self, statement: str, params: tuple[object, ...]) -> None:
+    def _write(self, statement: str, params: tuple[object, ...] | dict[str, object]) -> None:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, params)

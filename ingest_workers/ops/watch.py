@@ -93,14 +93,16 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
     sources = {}
     for s in summaries:
         rate = s.finished / s.jobs if s.jobs else 0.0
-        sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed,
+        sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed, "partial_jobs": s.partial,
                              "duration_seconds": round(s.seconds, 3), "success_rate": round(rate, 4),
                              "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats}
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded", "updated",
-                                                                 "jobs", "failed_jobs")}
+                                                                 "jobs", "failed_jobs", "partial_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,
             "unfinished": dict(unfinished or {}),
-            "ok": totals["failed_jobs"] == 0 and totals["jobs"] > 0 and not unfinished}
+            # a partial job lost pages: the run did not load all of its sources
+            "ok": totals["failed_jobs"] == 0 and totals["partial_jobs"] == 0 and totals["jobs"] > 0
+            and not unfinished}
 
 
 def format_table(document: dict[str, Any]) -> str:

@@ -1,8 +1,10 @@
 """Enqueue fetch jobs: one per source and run, with a deterministic job id.
 
-Enqueueing the same run again creates no second job: each job id is claimed with
-``SET NX`` first (atomic, so two producers racing are safe too), and the jobs of
-a run go to Redis in one pipelined round trip.
+Enqueueing the same run again creates no second job: each job id is claimed, and
+the claims and the jobs go to Redis in one ``MULTI``/``EXEC`` transaction under
+``WATCH`` of the claim keys: a producer that dies before ``EXEC`` leaves neither
+claims nor jobs (enqueueing again creates them), and two producers racing cannot
+both claim an id (the second one's ``EXEC`` fails and it looks again).
 
 A backfill splits ``[since, until)`` into windows, one job per source and window,
 with ids made from the range and the window: enqueueing the same backfill again
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
+from redis.exceptions import WatchError
 from rq import Callback, Queue, Retry
 from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
@@ -128,30 +131,66 @@ def not_windowable(spec: SourceSpec) -> str | None:
 
 
 def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
-    """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip per queue
-    (``queue``, or the source's own ``queue`` from the catalog)."""
+    """Claim each job id not claimed yet and enqueue its job (on ``queue``, or the source's own
+    ``queue`` from the catalog), claims and jobs in one transaction: both or neither."""
+    if not queue._is_async:  # inline runs execute each job as it is enqueued: nothing to make atomic
+        return _claim_then_run_inline(queue, settings, run_id, plans)
+    keys = [CLAIM_PREFIX + plan.job_id for plan in plans]
+    with queue.connection.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(*keys)
+                taken = pipe.mget(keys)
+                new = [plan for plan, owner in zip(plans, taken) if owner is None]
+                pipe.multi()
+                for plan in new:
+                    pipe.set(CLAIM_PREFIX + plan.job_id, run_id, ex=settings.result_ttl + settings.job_timeout)
+                _enqueue_prepared(queue, plans, prepare_jobs(settings, run_id, new), pipe)
+                pipe.execute()
+                break
+            except WatchError:  # another producer claimed one of these ids meanwhile: look again
+                continue
+    created = {plan.job_id for plan in new}
+    return [Enqueued(plan.spec.name, plan.job_id, plan.job_id in created) for plan in plans]
+
+
+def _claim_then_run_inline(queue: Queue, settings: Settings, run_id: str,
+                           plans: Sequence[PlannedJob]) -> list[Enqueued]:
     enqueued, datas = claim_jobs(queue, settings, run_id, plans)
-    queue_of = {plan.job_id: plan.spec.queue or queue.name for plan in plans}
-    by_queue: dict[str, list[EnqueueData]] = {}
-    for data in datas:
-        by_queue.setdefault(queue_of[data.job_id], []).append(data)
-    for name, queued in by_queue.items():
-        target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer)
-        target.enqueue_many(queued)
+    _enqueue_prepared(queue, plans, datas, None)
     return enqueued
 
 
 def claim_jobs(queue: Queue, settings: Settings, run_id: str,
                plans: Sequence[PlannedJob]) -> tuple[list[Enqueued], list[EnqueueData]]:
-    """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them."""
-    retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
+    """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them
+    (for inline runs, which run each job as they enqueue it)."""
     claim_ttl = settings.result_ttl + settings.job_timeout
     pipe = queue.connection.pipeline(transaction=False)
     for plan in plans:
         pipe.set(CLAIM_PREFIX + plan.job_id, run_id, nx=True, ex=claim_ttl)
     claimed = pipe.execute()
+    new = [plan for plan, ok in zip(plans, claimed) if ok]
+    return ([Enqueued(plan.spec.name, plan.job_id, bool(ok)) for plan, ok in zip(plans, claimed)],
+            prepare_jobs(settings, run_id, new))
 
-    datas = [
+
+def _enqueue_prepared(queue: Queue, plans: Sequence[PlannedJob], datas: Sequence[EnqueueData],
+                      pipe: redis.client.Pipeline | None) -> None:
+    queue_of = {plan.job_id: plan.spec.queue or queue.name for plan in plans}
+    by_queue: dict[str, list[EnqueueData]] = {}
+    for data in datas:
+        by_queue.setdefault(queue_of[data.job_id], []).append(data)
+    for name, queued in by_queue.items():
+        target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer,
+                                                        is_async=queue._is_async)
+        target.enqueue_many(queued, pipeline=pipe)
+
+
+def prepare_jobs(settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[EnqueueData]:
+    """The RQ jobs of ``plans``, ready for ``enqueue_many``."""
+    retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
+    return [
         Queue.prepare_data(
             "ingest_workers.runtime.jobs.fetch_source",
             args=(plan.spec.to_dict(), run_id, *([plan.window.to_list()] if plan.window else [])),
@@ -165,10 +204,8 @@ def claim_jobs(queue: Queue, settings: Settings, run_id: str,
             on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
             meta={"source": plan.spec.name, "run_id": run_id, "max_kills": settings.max_kills},
         )
-        for plan, new in zip(plans, claimed)
-        if new
+        for plan in plans
     ]
-    return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)], datas
 
 
 def retry_intervals(settings: Settings) -> list[int]:

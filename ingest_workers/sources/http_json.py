@@ -1,25 +1,38 @@
-"""``http_json``: a JSON API, paginated by page number, offset/limit, a cursor token or
-``Link`` headers, with the records at a configurable path of each page.
+"""``http_json``: a JSON API, paginated by page number, offset/limit, a cursor token,
+``Link`` headers, a next URL in the body (HAL-style) or the last record's key (Stripe-style
+``starting_after`` with ``has_more``), with the records at a configurable path of each page.
+
+Every request carries the source's static ``params`` and ``headers`` and its credentials
+(:mod:`.auth`, read from the worker's environment per request). A next page's URL, from a
+``Link`` header or the body, may be relative: it resolves against the URL of the page that
+gave it, and one on another origin (scheme, host, port) is refused, so credentials never
+leave the source's host.
 
 A page whose body stays unreadable after the client's retries (not JSON, over the size
-cap, a proxy's HTML page) is yielded as one :class:`Rejected` with the reason, and paging
+cap, a proxy's HTML page) is yielded as one :class:`LostPage` with the reason, and paging
 goes on where the next page can be found without it (page and offset paging); several in
-a row, or one in cursor or Link paging (the next page's address is in the lost body),
-fail the job.
+a row, or one in the other paginations (the next page's address is in the lost body),
+fail the job. A record nested deeper than the client's ``max_nesting`` is rejected alone.
+Paging stops with a :class:`PermanentError` when a page repeats the one before it (same
+records, or the same token or next URL) or after ``max_pages`` pages. A lost page is a
+gap: the pipeline keeps the cursor before it and ends the job ``partial``, so the next
+run fetches it again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from ..core.errors import ConfigError, PermanentError, UnreadableBody
-from ..core.models import Rejected, SourceSpec
+from ..core.models import LostPage, Rejected, SourceSpec
+from .auth import RequestAuth
 from .base import SourceContext
-from .http import safe_url
+from .http import JsonPage, safe_url
+from .jsonlimits import DEEP_MARKER, too_deep
 
-PAGINATIONS = ("page", "offset", "cursor", "link", "none")
+PAGINATIONS = ("page", "offset", "cursor", "link", "next_url", "after_last", "none")
 MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job
 
 
@@ -29,17 +42,17 @@ class HttpJsonSource:
             raise ConfigError(f"source {spec.name}: pagination {spec.pagination!r}; known: {', '.join(PAGINATIONS)}")
         if not spec.url:
             raise ConfigError(f"source {spec.name}: http_json needs a url")
+        if not isinstance(spec.max_pages, int) or isinstance(spec.max_pages, bool) or spec.max_pages <= 0:
+            raise ConfigError(f"source {spec.name}: max_pages must be a whole number above 0, got {spec.max_pages!r}")
         self._spec = spec
+        self._pages_fetched = 0
         self._client = context.client
         self._start_page = 1
         self.resume_page = 1  # page paging: the first page whose records may not all have been taken yet
-        self._headers: dict[str, str] = {}
-        if spec.auth_env:
-            token = context.secrets.get(spec.auth_env)
-            if not token:
-                raise ConfigError(f"source {spec.name}: environment variable {spec.auth_env} (auth_env) is not set")
-            self._headers[spec.auth_header] = token
-        self._filters: dict[str, Any] = {}
+        self._auth = RequestAuth(spec, context.secrets)
+        # TOML booleans go out as the words JSON APIs expect, not Python's True/False.
+        self._params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in spec.params.items()}
+        self._filters: dict[str, Any] = dict(self._params)
         for param, value, what in ((spec.since_param, context.since, "since_param"),
                                    (spec.until_param, context.until, "until_param")):
             if value is None:
@@ -70,31 +83,35 @@ class HttpJsonSource:
     def _numbered_pages(self, param: str, position: int, by_page: bool) -> Iterator[Any]:
         """Pages addressed by number (``page=1, 2, ...``) or by offset (``offset=0, 500, ...``):
         the next page's address does not depend on this one, so an unreadable page can be skipped."""
-        spec, bad_in_a_row = self._spec, 0
+        spec, bad_in_a_row, previous = self._spec, 0, None
         while True:
             where = f"{'page' if by_page else 'offset'} {position}"
             if by_page:
                 self.resume_page = position
             try:
-                records = self._records({param: position, spec.page_size_param: spec.page_size}, where)[0]
+                records = self._records({param: position, **self._size_param()}, where)[0]
                 bad_in_a_row = 0
             except UnreadableBody as exc:
                 bad_in_a_row += 1
                 yield self._rejected_page({"page" if by_page else "offset": position}, where, exc, bad_in_a_row)
-                records = [None] * spec.page_size  # a full page was lost: go on to the next
+                records, previous = [None] * spec.page_size, None  # a full page was lost: go on to the next
             else:
+                self._refuse_repeat(records, previous, where)
+                previous = records
                 yield from records
             if len(records) < spec.page_size:
                 return
             position += 1 if by_page else len(records)
 
     def _cursor_pages(self) -> Iterator[Any]:
-        spec, token, seen = self._spec, None, set()
+        spec, token, seen, previous = self._spec, None, set(), None
         while True:
-            params: dict[str, Any] = {spec.page_size_param: spec.page_size}
+            params = self._size_param()
             if token is not None:
                 params[spec.token_param] = token
             records, body, _ = self._records_or_fail(params, "a page")
+            self._refuse_repeat(records, previous, "a page")
+            previous = records
             yield from records
             token = _at(body, spec.next_token_path)
             if token in (None, "") or not records:
@@ -104,30 +121,39 @@ class HttpJsonSource:
             seen.add(token)
 
     def _link_pages(self) -> Iterator[Any]:
-        spec, origin = self._spec, urlsplit(self._spec.url)[:2]
-        records, _, next_url = self._records_or_fail({spec.page_size_param: spec.page_size}, "page 1")
+        spec, origin = self._spec, _origin(self._spec.url)
+        records, _, next_url = self._records_or_fail(self._size_param(), "page 1")
         seen: set[str] = set()
         while True:
             yield from records
+            previous = records
             if not next_url:
                 return
-            if urlsplit(next_url)[:2] != origin:  # never send the auth header to another host
+            if _origin(next_url) != origin:  # never send credentials to another host
                 raise PermanentError(f"source {spec.name}: Link rel=next leaves {safe_url(spec.url)}")
             if next_url in seen:
                 raise PermanentError(f"source {spec.name}: {safe_url(spec.url)} links to the same page twice")
             seen.add(next_url)
             records, _, next_url = self._records_or_fail({}, "a linked page", next_url)
+            self._refuse_repeat(records, previous, "a linked page")
 
     def _none_pages(self) -> Iterator[Any]:
         yield from self._records_or_fail({}, "the response")[0]
 
+    def _refuse_repeat(self, records: list[Any], previous: list[Any] | None, where: str) -> None:
+        """A full page equal to the one before: the server ignores the paging parameter, and
+        would serve it forever."""
+        if records and previous is not None and records == previous:
+            raise PermanentError(f"source {self._spec.name}: {where} of {safe_url(self._spec.url)} repeats the "
+                                 "page before it (the server ignores the paging parameters?); stopped")
+
     def _rejected_page(self, position: dict[str, int], where: str, error: UnreadableBody,
-                       bad_in_a_row: int) -> Rejected:
+                       bad_in_a_row: int) -> LostPage:
         if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:
             raise PermanentError(f"source {self._spec.name}: {bad_in_a_row} pages in a row unreadable: "
                                  f"{error.reason}") from None
-        return Rejected({**position, "url": safe_url(self._spec.url), "body_head": error.head},
-                        f"{where}: {error.reason}", "fetch")
+        return LostPage({**position, "url": safe_url(self._spec.url), "body_head": error.head},
+                        f"{where}: {error.reason}", "fetch", where)
 
     def _records_or_fail(self, params: dict[str, Any], where: str,
                          linked: str | None = None) -> tuple[list[Any], Any, str | None]:
@@ -142,17 +168,116 @@ class HttpJsonSource:
                  linked: str | None = None) -> tuple[list[Any], Any, str | None]:
         """The records of one page, the page, and its Link next URL; ``linked`` is a URL to
         follow as given (it carries its own query)."""
+        records, page = self._document(params, where, linked)
+        return records, page.body, page.next_link
+
+    def _document(self, params: dict[str, Any], where: str, linked: str | None = None) -> tuple[list[Any], JsonPage]:
+        """The records of one page and the page itself (body, URL, Link)."""
         spec = self._spec
+        self._pages_fetched += 1
+        if self._pages_fetched > spec.max_pages:
+            raise PermanentError(f"source {spec.name}: more than {spec.max_pages} pages from {safe_url(spec.url)} "
+                                 "in one job (max_pages in the catalog); stopped")
+        credentials = self._auth.credentials()
+        headers = {**spec.headers, **credentials.headers}
         if linked:
-            body, next_url = self._client.get_json_page(linked, headers=self._headers)
+            # The linked URL carries its own query: add only what it lacks (static params, an api key).
+            present = {name for name, _ in parse_qsl(urlsplit(linked).query, keep_blank_values=True)}
+            extra = {k: v for k, v in {**self._params, **credentials.params}.items() if k not in present}
+            page = self._client.get_json_document(linked, params=extra, headers=headers)
         else:
-            body, next_url = self._client.get_json_page(spec.url, params={**self._filters, **params},
-                                                        headers=self._headers)
-        records = _at(body, spec.records_path)
+            page = self._client.get_json_document(spec.url, params={**self._filters, **params, **credentials.params},
+                                                  headers=headers)
+        records = _at(page.body, spec.records_path)
         if not isinstance(records, list):
             raise PermanentError(f"source {spec.name}: {where} of {safe_url(spec.url)} has no list at "
                                  f"{spec.records_path!r}")
-        return records, body, next_url
+        limit = self._client.max_nesting
+        if any(type(r) in (dict, list) and too_deep(r, limit) for r in records):
+            records = [_too_deep(r, where, limit) if type(r) in (dict, list) and too_deep(r, limit) else r
+                       for r in records]
+        return records, page
+
+    def _next_url_pages(self) -> Iterator[Any]:
+        """HAL-style: the next page's URL (absolute or relative) is at ``next_url_path`` in the body."""
+        spec = self._spec
+        records, page = self._document_or_fail(self._size_param(), "page 1")
+        seen = {page.url}  # a page naming itself as the next one is a loop too
+        while True:
+            yield from records
+            found = _at(page.body, spec.next_url_path)
+            if found in (None, "") or not records:
+                return
+            if not isinstance(found, str):
+                raise PermanentError(f"source {spec.name}: next_url_path {spec.next_url_path!r} holds "
+                                     f"{type(found).__name__}, not a URL")
+            next_url = self._follow(page.url, found, "next_url_path")
+            if next_url in seen:
+                raise PermanentError(f"source {spec.name}: {safe_url(spec.url)} links to the same page twice")
+            seen.add(next_url)
+            records, page = self._document_or_fail({}, "a linked page", next_url)
+
+    def _after_last_pages(self) -> Iterator[Any]:
+        """Stripe-style: ask for the records after the last one's ``after_field``, while ``has_more_path``."""
+        spec, after, seen = self._spec, None, set()
+        while True:
+            params = self._size_param()
+            if after is not None:
+                params[spec.after_param] = after
+            records, page = self._document_or_fail(params, "a page")
+            yield from records
+            if not records or not self._has_more(page.body, len(records)):
+                return
+            after = _at(records[-1], spec.after_field)
+            if after in (None, "") or isinstance(after, (dict, list)):
+                raise PermanentError(f"source {spec.name}: the last record of a page has no after_field "
+                                     f"{spec.after_field!r}")
+            if after in seen:
+                raise PermanentError(f"source {spec.name}: {safe_url(spec.url)} served the same last record twice")
+            seen.add(after)
+
+    def _has_more(self, body: Any, served: int) -> bool:
+        spec = self._spec
+        if not spec.has_more_path:
+            return served >= spec.page_size
+        more = _at(body, spec.has_more_path)
+        if not isinstance(more, bool):
+            raise PermanentError(f"source {spec.name}: has_more_path {spec.has_more_path!r} is "
+                                 f"{'missing' if more is None else repr(more)} in a page, expected true or false")
+        return more
+
+    def _size_param(self) -> dict[str, Any]:
+        spec = self._spec
+        return {spec.page_size_param: spec.page_size} if spec.page_size_param else {}
+
+    def _follow(self, page_url: str, found: str, key: str) -> str:
+        """``found`` resolved against the page it came from; refused when it leaves the source's origin."""
+        next_url = urljoin(page_url, found)
+        if _origin(next_url) != _origin(self._spec.url):  # never send credentials to another host
+            raise PermanentError(f"source {self._spec.name}: the next page ({key}) leaves {safe_url(self._spec.url)} "
+                                 f"for {_origin(next_url)[1] or 'another origin'}")
+        return next_url
+
+    def _document_or_fail(self, params: dict[str, Any], where: str,
+                          linked: str | None = None) -> tuple[list[Any], JsonPage]:
+        """:meth:`_document` where an unreadable page hides the way on: it fails the job."""
+        try:
+            return self._document(params, where, linked)
+        except UnreadableBody as exc:
+            raise PermanentError(f"source {self._spec.name}: {where} unreadable ({exc.reason}); "
+                                 "the next page's address was in it") from None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+
+
+def _too_deep(record: Any, where: str, limit: int) -> Rejected:
+    """The record refused alone; its payload keeps only its top-level scalars (the rest cannot be stored)."""
+    shallow = ({k: v if type(v) not in (dict, list) else DEEP_MARKER for k, v in record.items()}
+               if isinstance(record, dict) else [DEEP_MARKER])
+    return Rejected(shallow, f"{where}: record nested deeper than {limit} levels (max_nesting)", "fetch")
 
 
 def _at(body: Any, path: str) -> Any:

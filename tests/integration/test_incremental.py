@@ -32,15 +32,16 @@ from ingest_workers.runtime.workerpool import local_workers
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer
 from ingest_workers.testing.mock_sources.feed import EPOCH
-from tests.helpers import scalar
+from tests.helpers import resolved, scalar
 
 CURSOR_SOURCES = {"shop_products": ("products", "/products"), "market_quotes": ("stock_quotes", "/quotes"),
                   "twitter_mentions": ("social_mentions", "/twitter/tweets"), "placeholder_posts": ("posts", "/posts")}
 
 
 def catalog_specs(server: MockServer, *names: str) -> list[SourceSpec]:
-    sources = load_catalog(DEMO_CATALOG, {"INGEST_MOCK_URL": server.url}).sources
-    return [SourceSpec(**{**sources[n].to_dict(), "page_size": 200}) for n in names]
+    sources = load_catalog(DEMO_CATALOG, {}).sources
+    return [SourceSpec(**{**resolved(sources[n], {"INGEST_MOCK_URL": server.url}).to_dict(), "page_size": 200})
+            for n in names]
 
 
 def run_jobs(client: redis.Redis, settings: Settings, job_ids: list[str]) -> None:

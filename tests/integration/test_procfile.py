@@ -16,8 +16,7 @@ import requests
 
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.mock_sources import count_invalid
-from tests.helpers import free_port, scalar, wait_until
+from tests.helpers import broken_products, free_port, scalar, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 3000
@@ -68,7 +67,7 @@ def test_procfile_runs_every_role_from_an_empty_database_and_stops_cleanly(
         pg = psycopg2.connect(empty_database)
         try:
             assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_products'") \
-                == RECORDS - count_invalid(RECORDS, 97)
+                == RECORDS - broken_products(RECORDS)
             assert scalar(pg, "SELECT count(*) FROM ingest_jobs WHERE status <> 'finished'") == 0
         finally:
             pg.close()

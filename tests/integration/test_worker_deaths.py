@@ -16,6 +16,7 @@ from rq import Callback, Retry
 
 from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
+from ingest_workers.core.models import SourceSpec
 from ingest_workers.guards.quarantine import deaths
 from ingest_workers.runtime.producer import make_queue
 from ingest_workers.runtime.workerpool import worker_command, worker_env
@@ -46,10 +47,12 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         time.sleep(0.1)
 
 
-def enqueue(client: redis.Redis, settings: Settings, func: str, args: tuple[object, ...], job_id: str,
-            max_kills: int = 3) -> None:
+def enqueue(client: redis.Redis, settings: Settings, kind: str, job_id: str, max_kills: int = 3) -> None:
+    """Our fetch job (workers run no other) for a source of ``kind`` (a plugin of tests/plugins.py)."""
+    spec = SourceSpec(name="shop", kind=kind, domain="posts", options={"seconds": 30})
     make_queue(client, settings).enqueue_call(
-        func, args=args, job_id=job_id, timeout=120, retry=Retry(max=1),
+        "ingest_workers.runtime.jobs.fetch_source", args=(spec.to_dict(), "run-1"), job_id=job_id, timeout=120,
+        retry=Retry(max=1),
         on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
         meta={"source": "shop", "run_id": "run-1", "max_kills": max_kills})
 
@@ -58,7 +61,7 @@ def test_a_job_whose_whole_worker_died_runs_again_elsewhere_within_the_deadline(
         redis_client: redis.Redis, fast_settings: Settings, fleet: WorkerFleet) -> None:
     queue = make_queue(redis_client, fast_settings)
     fleet.start(1)
-    enqueue(redis_client, fast_settings, "time.sleep", (30,), "sleepy")
+    enqueue(redis_client, fast_settings, "tests.plugins:SleepingSource", "sleepy")
     wait_until(lambda: queue.fetch_job("sleepy").get_status() == "started", 20, "the job to start")
     first_worker = queue.fetch_job("sleepy").worker_name
     fleet.start(1)  # the survivor
@@ -81,7 +84,7 @@ def test_a_job_that_kills_its_worker_is_quarantined_then_listed_retried_and_purg
         redis_client: redis.Redis, fast_settings: Settings, fleet: WorkerFleet, pg: object) -> None:
     queue = make_queue(redis_client, fast_settings)
     fleet.start(1)
-    enqueue(redis_client, fast_settings, "os.abort", (), "killer", max_kills=2)
+    enqueue(redis_client, fast_settings, "tests.plugins:AbortingSource", "killer", max_kills=2)
     wait_until(lambda: queue.fetch_job("killer").get_status() == "failed", 30, "the job to be quarantined")
     job = queue.fetch_job("killer")
     assert deaths(redis_client, "killer") == 2
