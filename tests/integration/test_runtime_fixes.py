@@ -169,3 +169,23 @@ def test_dedup_sets_expire_and_each_use_pushes_the_expiry_back(redis_client: red
     assert dedup.unseen("shop", ["a", "b"]) == [False, True]
     assert redis_client.ttl(SEEN_PREFIX + "shop") > 990
     assert load_settings(env={"INGEST_DEDUP_TTL": "86400"}).dedup_ttl == 86400
+
+
+def test_a_dead_workers_replacement_waits_until_it_can_start() -> None:
+    """Issue 17: no worker is started into a Redis that does not answer; it is started once it does."""
+    from ingest_workers.runtime.workerpool import supervise
+
+    now = [0.0]
+    starts: list[float] = []
+
+    def start() -> _Exited:
+        starts.append(now[0])
+        return _Exited()
+
+    def wait(seconds: float) -> bool:
+        now[0] += seconds
+        return now[0] > 30
+
+    supervise(start, 1, wait, lambda: now[0], lambda processes: None,  # type: ignore[arg-type]
+              can_start=lambda: now[0] >= 20)  # Redis answers again after 20 s
+    assert starts[0] == 0.0 and starts[1] == 20.0  # the first replacement waited for it
