@@ -116,10 +116,11 @@ def test_ingest_workers_stops_its_workers_with_the_configured_grace(monkeypatch:
     assert Settings().stop_grace > Settings().job_timeout  # the job in hand may run to its timeout
     graces: list[float] = []
     module = importlib.import_module("ingest_workers.cli.workers")  # the package exports the command by that name
-    monkeypatch.setattr(module, "supervise", lambda start, count, should_stop, clock, stop, on_exit: stop([]))
+    monkeypatch.setattr(module, "supervise", lambda start, count, should_stop, clock, stop, on_exit, **hooks: stop([]))
     monkeypatch.setattr(module, "stop_workers", lambda processes, grace: graces.append(grace))
     result = CliRunner().invoke(main, ["workers", "--count", "1"],
-                                env={"REDIS_URL": settings.redis_url, "INGEST_STOP_GRACE": "2400"})
+                                env={"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url,
+                                     "INGEST_STOP_GRACE": "2400"})
     assert result.exit_code == 0, result.output
     assert graces == [2400]
 
