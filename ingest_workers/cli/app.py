@@ -53,7 +53,7 @@ class App:
 
     def redis(self) -> redis.Redis:
         """Redis, waited for up to ``service_wait`` seconds (saying so), else one-line error."""
-        return wait_for_redis(self.settings.redis_url, self.settings.service_wait, _say)
+        return wait_for_redis(self.settings, self.settings.service_wait, _say)
 
     def postgres(self, schema: bool = True) -> psycopg2.extensions.connection:
         """PostgreSQL (with the ingest schema when ``schema``), waited for like :meth:`redis`."""
@@ -121,7 +121,8 @@ class IngestGroup(click.Group):
 @click.version_option(__version__, prog_name="ingest")
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Source catalog (TOML); enqueue, run and schedule need one. [env: INGEST_CATALOG]")
-@click.option("--redis-url", help="Redis holding the queue, dedup sets and metrics. [env: REDIS_URL]")
+@click.option("--redis-url", help="Redis holding the queue, dedup sets and metrics (through Sentinel, with "
+              "REDIS_SENTINELS and REDIS_SENTINEL_MASTER set: only its password and database). [env: REDIS_URL]")
 @click.option("--database-url", help="PostgreSQL the records load into. [env: DATABASE_URL]")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))

@@ -23,6 +23,10 @@ class Settings:
     """Everything a process needs to know, with the defaults a local run wants."""
 
     redis_url: str = DEFAULT_REDIS_URL
+    # Redis through Sentinel: "host:port,host:port" of the sentinels and the name they monitor; then
+    # redis_url gives only the password, user and database number (its host is not used)
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = ""
     database_url: str = DEFAULT_DATABASE_URL
     # the catalog file; None: no catalog (commands that need one say so; `ingest demo` has its own)
     catalog_path: Path | None = field(default=None, metadata={"path": True})
@@ -74,6 +78,8 @@ class Settings:
 # Environment variable for each field; fields absent here are set by flag or file only.
 ENV_VARS = {
     "redis_url": "REDIS_URL",
+    "redis_sentinels": "REDIS_SENTINELS",
+    "redis_sentinel_master": "REDIS_SENTINEL_MASTER",
     "database_url": "DATABASE_URL",
     "catalog_path": "INGEST_CATALOG",
     "queue": "INGEST_QUEUE",
@@ -139,7 +145,23 @@ def load_settings(
         else:
             continue
         values[name] = _convert(name, raw, origin)
-    return Settings(**values)
+    settings = Settings(**values)
+    if bool(settings.redis_sentinels) != bool(settings.redis_sentinel_master):
+        raise ConfigError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: set both (Redis through "
+                          "Sentinel) or neither (REDIS_URL alone)")
+    sentinel_addresses(settings.redis_sentinels)  # fail now, naming the variable, not at first use
+    return settings
+
+
+def sentinel_addresses(text: str) -> list[tuple[str, int]]:
+    """``"10.0.0.1:26379,10.0.0.2:26379"`` (REDIS_SENTINELS) as (host, port) pairs; ``""`` gives none."""
+    addresses = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_SENTINELS: expected host:port separated by commas, got {part!r}")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
 
 
 def _convert(name: str, raw: Any, origin: str) -> Any:

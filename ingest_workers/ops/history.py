@@ -7,12 +7,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
+from psycopg2.extras import Json, execute_values
 
 from ..core.connections import postgres_errors
+from ..core.errors import ConfigError
 from ..core.models import Counts
 from ..datasets.stats import Stats, merge_stats
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """A job of a run's list, as the producer wrote it before enqueueing: enough to enqueue it again."""
+
+    job_id: str
+    source: str
+    queue: str
+    args: list[Any]  # fetch_source's arguments: [spec, run_id] or [spec, run_id, [since, until]]
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,33 @@ class SourceSummary:
 class JobHistory:
     def __init__(self, conn: psycopg2.extensions.connection) -> None:
         self._conn = conn
+
+    def planned(self, run_id: str, jobs: Sequence[PlannedJob]) -> None:
+        """Write ``jobs`` to the list of ``run_id`` before they go to Redis; a job already listed
+        (enqueued again, or already run) is left as it is."""
+        if not jobs:
+            return
+        try:
+            with postgres_errors(), self._conn, self._conn.cursor() as cur:
+                execute_values(cur, "INSERT INTO ingest_jobs (job_id, run_id, source, status, attempts, queue, "
+                                    "job_args) VALUES %s ON CONFLICT (job_id) DO NOTHING",
+                               [(job.job_id, run_id, job.source, "enqueued", 0, job.queue, Json(job.args))
+                                for job in jobs])
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn):
+            raise ConfigError("the database has no run job list (ingest_jobs.job_args): its schema is older "
+                              "than this version; run `ingest db migrate`") from None
+
+    def unfinished(self, run_id: str) -> list[PlannedJob]:
+        """The listed jobs of ``run_id`` that have not ended (not started yet, or started and never
+        recorded an end), in the order they were planned."""
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT job_id, source, queue, job_args FROM ingest_jobs WHERE run_id = %s "
+                        "AND status IN ('enqueued', 'started') AND job_args IS NOT NULL ORDER BY job_id", (run_id,))
+            return [PlannedJob(job_id, source, queue, args) for job_id, source, queue, args in cur.fetchall()]
+
+    def unlist(self, job_ids: Sequence[str]) -> None:
+        """Take jobs cancelled before they started off their run's list (nothing is to enqueue them again)."""
+        self._write("DELETE FROM ingest_jobs WHERE job_id = ANY(%s) AND status = 'enqueued'", (list(job_ids),))
 
     def started(self, job_id: str, run_id: str, source: str) -> None:
         """Record an attempt of ``job_id`` (a retry of the same job counts attempts)."""

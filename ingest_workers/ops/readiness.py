@@ -16,7 +16,8 @@ from typing import TypeVar
 import psycopg2.extensions
 import redis
 
-from ..core.connections import NO_SCHEMA, connect_postgres, connect_redis, postgres_errors
+from ..core.config import Settings
+from ..core.connections import NO_SCHEMA, connect_postgres, postgres_errors, redis_for
 from ..core.errors import SchemaMissing, ServiceUnavailable
 from ..load.migrate import pending_migrations
 
@@ -24,9 +25,10 @@ T = TypeVar("T")
 Say = Callable[[str], None]
 
 
-def wait_for_redis(url: str, wait: float, say: Say) -> redis.Redis:
-    """A Redis client that answered PING, trying for up to ``wait`` seconds."""
-    return _within(wait, say, lambda: connect_redis(url))
+def wait_for_redis(settings: Settings, wait: float, say: Say) -> redis.Redis:
+    """The Redis of ``settings`` (its URL, or the Sentinel master), once it answered PING, trying
+    for up to ``wait`` seconds."""
+    return _within(wait, say, lambda: redis_for(settings))
 
 
 def wait_for_postgres(url: str, wait: float, say: Say, schema: bool = True) -> psycopg2.extensions.connection:

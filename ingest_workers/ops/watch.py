@@ -24,6 +24,7 @@ class JobState:
     done: int
     total: int
     failed: int
+    missing: tuple[str, ...] = ()  # ids Redis does not know (counted done: expired, or lost)
 
 
 def job_states(queue: Queue, job_ids: Sequence[str]) -> JobState:
@@ -31,7 +32,8 @@ def job_states(queue: Queue, job_ids: Sequence[str]) -> JobState:
     jobs = Job.fetch_many(list(job_ids), connection=queue.connection, serializer=queue.serializer)
     statuses = [job.get_status(refresh=False) if job else JobStatus.CANCELED for job in jobs]
     return JobState(done=sum(s in DONE for s in statuses), total=len(job_ids),
-                    failed=sum(s != JobStatus.FINISHED for s in statuses if s in DONE))
+                    failed=sum(s != JobStatus.FINISHED for s in statuses if s in DONE),
+                    missing=tuple(job_id for job_id, job in zip(job_ids, jobs) if job is None))
 
 
 class RecordProgress:
@@ -53,7 +55,7 @@ class RecordProgress:
         return self._clock() - self._started
 
     def describe(self) -> str:
-        records = int(self._fetched() - self._start)
+        records = max(0, int(self._fetched() - self._start))  # a Redis that lost its counters restarts them
         return f"{records:,} records fetched ({records / max(self.elapsed(), 1e-9):,.0f}/s)"
 
 
@@ -69,12 +71,23 @@ def progress_line(state: JobState, records: str, elapsed: float) -> str:
 
 
 def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[JobState], None],
-                  timeout: float | None = None, poll: float = 0.25) -> JobState:
-    """Poll until every job ended or ``timeout`` seconds passed; return the last state."""
+                  timeout: float | None = None, poll: float = 0.25,
+                  recover: Callable[[], Sequence[str]] | None = None) -> JobState:
+    """Poll until every job ended or ``timeout`` seconds passed; return the last state.
+
+    When a job is missing from Redis, ``recover`` (if given) enqueues again what Redis lost
+    and returns those ids. While Redis does not answer (a failover, a restart), keep polling.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
+    state = JobState(done=0, total=len(job_ids), failed=0)
     while True:
-        state = job_states(queue, job_ids)
-        on_progress(state)
+        try:
+            state = job_states(queue, job_ids)
+            if state.missing and recover is not None and recover():
+                continue  # enqueued again: look at them once more
+            on_progress(state)
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # the next poll reaches Redis again, or the promoted replica
         if state.done == state.total or (deadline is not None and time.monotonic() >= deadline):
             return state
         time.sleep(poll)

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from redis.exceptions import WatchError
@@ -29,6 +30,7 @@ from ..core.config import Settings
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec, Window
 from ..datasets import domain_of
+from ..ops import history
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLAIM_PREFIX = "ingest:claimed:"
@@ -70,10 +72,13 @@ def make_queue(client: redis.Redis, settings: Settings, is_async: bool = True) -
     return Queue(settings.queue, connection=client, serializer=JSONSerializer, is_async=is_async)
 
 
-def enqueue_run(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str) -> list[Enqueued]:
-    """Enqueue one fetch job per source of ``specs`` for ``run_id``; skip those already enqueued."""
+def enqueue_run(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str,
+                job_list: history.JobHistory | None = None) -> list[Enqueued]:
+    """Enqueue one fetch job per source of ``specs`` for ``run_id``; skip those already enqueued.
+    With ``job_list``, the jobs are first written to the run's list in PostgreSQL."""
     check_run_id(run_id)
-    return enqueue_jobs(queue, settings, run_id, [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs])
+    return enqueue_jobs(queue, settings, run_id, [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs],
+                        job_list)
 
 
 def backfill_run_id(since: datetime, until: datetime) -> str:
@@ -99,7 +104,8 @@ def split_windows(since: datetime, until: datetime, size: timedelta) -> list[Win
 
 
 def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], since: datetime,
-                     until: datetime, size: timedelta, run_id: str | None = None) -> tuple[str, list[Enqueued]]:
+                     until: datetime, size: timedelta, run_id: str | None = None,
+                     job_list: history.JobHistory | None = None) -> tuple[str, list[Enqueued]]:
     """Enqueue one job per source and window of ``[since, until)``; return the run id and the jobs."""
     for spec in specs:
         check_windowable(spec)
@@ -107,7 +113,7 @@ def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpe
     run_id = check_run_id(run_id) if run_id else backfill_run_id(_utc(since), _utc(until))
     plans = [PlannedJob(spec, f"{run_id}-{spec.name}-{datetime.fromisoformat(w.since):%Y%m%dT%H%M%SZ}", w)
              for spec in specs for w in windows]
-    return run_id, enqueue_jobs(queue, settings, run_id, plans)
+    return run_id, enqueue_jobs(queue, settings, run_id, plans, job_list)
 
 
 def check_windowable(spec: SourceSpec) -> None:
@@ -130,11 +136,18 @@ def not_windowable(spec: SourceSpec) -> str | None:
     return None
 
 
-def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
+def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob],
+                 job_list: history.JobHistory | None = None) -> list[Enqueued]:
     """Claim each job id not claimed yet and enqueue its job (on ``queue``, or the source's own
-    ``queue`` from the catalog), claims and jobs in one transaction: both or neither."""
+    ``queue`` from the catalog), claims and jobs in one transaction: both or neither. With
+    ``job_list``, the run's jobs are written to PostgreSQL first, so a job Redis loses can be
+    enqueued again (runtime.reconcile)."""
+    if job_list is not None:
+        job_list.planned(run_id, [history.PlannedJob(plan.job_id, plan.spec.name, plan.spec.queue or queue.name,
+                                                     job_args(plan, run_id)) for plan in plans])
     if not queue._is_async:  # inline runs execute each job as it is enqueued: nothing to make atomic
         return _claim_then_run_inline(queue, settings, run_id, plans)
+    retry_intervals(settings)  # a bad setting fails before anything is claimed
     keys = [CLAIM_PREFIX + plan.job_id for plan in plans]
     with queue.connection.pipeline(transaction=True) as pipe:
         while True:
@@ -165,6 +178,7 @@ def claim_jobs(queue: Queue, settings: Settings, run_id: str,
                plans: Sequence[PlannedJob]) -> tuple[list[Enqueued], list[EnqueueData]]:
     """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them
     (for inline runs, which run each job as they enqueue it)."""
+    retry_intervals(settings)  # a bad setting fails before anything is claimed
     claim_ttl = settings.result_ttl + settings.job_timeout
     pipe = queue.connection.pipeline(transaction=False)
     for plan in plans:
@@ -189,23 +203,30 @@ def _enqueue_prepared(queue: Queue, plans: Sequence[PlannedJob], datas: Sequence
 
 def prepare_jobs(settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[EnqueueData]:
     """The RQ jobs of ``plans``, ready for ``enqueue_many``."""
+    return [job_data(settings, plan.job_id, plan.spec.name, run_id, job_args(plan, run_id)) for plan in plans]
+
+
+def job_args(plan: PlannedJob, run_id: str) -> list[Any]:
+    """``fetch_source``'s arguments for ``plan`` (JSON: they are stored in Redis and PostgreSQL)."""
+    return [plan.spec.to_dict(), run_id, *([plan.window.to_list()] if plan.window else [])]
+
+
+def job_data(settings: Settings, job_id: str, source: str, run_id: str, args: Sequence[Any]) -> EnqueueData:
+    """The fetch job ``job_id`` of ``source`` in ``run_id``, ready for ``enqueue_many``."""
     retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
-    return [
-        Queue.prepare_data(
-            "ingest_workers.runtime.jobs.fetch_source",
-            args=(plan.spec.to_dict(), run_id, *([plan.window.to_list()] if plan.window else [])),
-            job_id=plan.job_id,
-            description=f"fetch {plan.spec.name} (run {run_id}"
-                        f"{f', window {plan.window.since} to {plan.window.until}' if plan.window else ''})",
-            timeout=settings.job_timeout,
-            result_ttl=settings.result_ttl,
-            failure_ttl=settings.failure_ttl,
-            retry=retry,
-            on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
-            meta={"source": plan.spec.name, "run_id": run_id, "max_kills": settings.max_kills},
-        )
-        for plan in plans
-    ]
+    window = f", window {args[2][0]} to {args[2][1]}" if len(args) > 2 else ""
+    return Queue.prepare_data(
+        "ingest_workers.runtime.jobs.fetch_source",
+        args=tuple(args),
+        job_id=job_id,
+        description=f"fetch {source} (run {run_id}{window})",
+        timeout=settings.job_timeout,
+        result_ttl=settings.result_ttl,
+        failure_ttl=settings.failure_ttl,
+        retry=retry,
+        on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
+        meta={"source": source, "run_id": run_id, "max_kills": settings.max_kills},
+    )
 
 
 def retry_intervals(settings: Settings) -> list[int]:

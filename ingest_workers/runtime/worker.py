@@ -37,10 +37,13 @@ SIGKILLed while cleaning would stop all cleaning for 15 minutes, so
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from typing import Any
 
-from rq import Queue
+from rq import Queue, worker_registration
 from rq.exceptions import DeserializationError
+from rq.executions import Execution
 from rq.job import Job
 from rq.utils import now
 from rq.worker import SimpleWorker, Worker
@@ -50,6 +53,14 @@ from ..ops.logs import redact_log_records
 from . import jobs  # (also preloaded, see the module docstring)
 
 MAINTENANCE_LOCK_SECONDS = 60
+# RQ's scheduler renews its lock to interval + 60 s every interval (1 s); a lock unrenewed this long
+# belongs to a scheduler that died with its host, and would otherwise stop every retry for a minute.
+SCHEDULER_SILENCE_SECONDS = 10
+
+
+@cache
+def _stale_scheduler_lock() -> str:
+    return resources.files(__package__).joinpath("stale_scheduler_lock.lua").read_text(encoding="utf-8")
 
 
 class IngestQueue(Queue):
@@ -104,6 +115,38 @@ class IngestWorker(OnlyIngestJobs, Worker):
         if job.timeout and job.timeout > 0:
             interval = min(job.timeout - working_time, interval)
         return int(max(interval, 1)) + 2 * self.job_monitoring_interval
+
+    def run_maintenance_tasks(self) -> None:
+        """Free the scheduler lock of a dead scheduler first, so this worker's scheduler can take over now."""
+        if self.scheduler is not None:
+            free = self.connection.register_script(_stale_scheduler_lock())
+            for queue in self.queues:
+                if free(keys=[self.scheduler.get_locking_key(queue.name)],
+                        args=[self.scheduler.interval + 60, SCHEDULER_SILENCE_SECONDS]):
+                    self.log.warning("scheduler lock of %s freed: its holder stopped renewing it", queue.name)
+        super().run_maintenance_tasks()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            self.register_again_if_dropped()
+
+    def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
+        super().maintain_heartbeats(job, execution)
+        self.register_again_if_dropped()
+
+    def register_again_if_dropped(self) -> None:
+        """A worker whose host was cut off longer than its key's TTL was removed from RQ's registry by
+        another worker's clean-up; RQ's heartbeat would only recreate a bare key, so the worker ran on
+        unlisted (no ``ingest_workers``, no ``rq info``) until it restarted. Register it again."""
+        if self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
+            return
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.execute()
+        self.log.warning("worker %s was dropped from the registry (cut off from Redis?); registered again", self.name)
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         """The parent saw its work horse die (SIGKILL, OOM, a crash): count it, maybe quarantine."""

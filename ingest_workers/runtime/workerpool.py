@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from ..core.config import ENV_VARS, Settings
-from ..core.connections import connect_redis
+from ..core.connections import redis_for
 from ..core.errors import ServiceUnavailable
 
 Process = subprocess.Popen[bytes]
@@ -31,13 +31,21 @@ def worker_command(settings: Settings, name: str, worker_class: str | None = Non
     deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.runtime.worker`).
 
     No Redis URL: every local user can read a process's arguments (``/proc/PID/cmdline``), so the
-    URL and its password reach ``rq worker`` in its environment (``RQ_REDIS_URL``, :func:`worker_env`)."""
-    return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler", "--name", name,
+    URL and its password reach ``rq worker`` in its environment (``RQ_REDIS_URL``, :func:`worker_env`),
+    or, through Sentinel, RQ's ``SENTINEL`` setting built from that environment."""
+    return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
+            "--name", name, *redis_options(settings),
             "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
             "--queue-class", "ingest_workers.runtime.worker.IngestQueue",
             "--job-monitoring-interval", str(settings.job_monitoring_interval),
             "--maintenance-interval", str(settings.maintenance_interval),
             "--worker-ttl", str(settings.worker_ttl), *(queues or [settings.queue])]
+
+
+def redis_options(settings: Settings) -> list[str]:
+    """How ``rq worker`` finds Redis beyond ``RQ_REDIS_URL``: through Sentinel, RQ's ``SENTINEL``
+    setting in :mod:`ingest_workers.runtime.rq_config` (built from the worker's environment, never argv)."""
+    return ["--config", "ingest_workers.runtime.rq_config"] if settings.redis_sentinels else []
 
 
 def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -48,7 +56,10 @@ def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
         value = getattr(settings, name)
         if value is not None:
             env[variable] = str(value)
-    env["RQ_REDIS_URL"] = settings.redis_url
+    if settings.redis_sentinels:
+        env.pop("RQ_REDIS_URL", None)  # rq prefers a URL to its --config: the Sentinel master would be ignored
+    else:
+        env["RQ_REDIS_URL"] = settings.redis_url
     return env
 
 
@@ -76,7 +87,7 @@ def redis_down(settings: Settings) -> str | None:
     """Why Redis does not answer (one sentence, URL masked), or None when it does: a worker that
     died while Redis is down is not restarted into it (it would only die again, every second)."""
     try:
-        connect_redis(settings.redis_url, timeout=1.0).close()
+        redis_for(settings, timeout=1.0).close()
     except ServiceUnavailable as exc:
         return str(exc)
     return None

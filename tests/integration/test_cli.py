@@ -20,7 +20,8 @@ from ingest_workers.testing.mock_sources import MockServer
 from tests.helpers import DEFAULT_SOURCES, DOMAIN_TABLES, broken_products, expected_refused, scalar, write_catalog
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
-            ["status"], ["schedule"], ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"]]
+            ["status"], ["schedule"], ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"],
+            ["runs"], ["runs", "reconcile"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ingest")

@@ -159,7 +159,7 @@ def test_a_database_loaded_under_the_previous_schema_keeps_every_row(services: S
         before = snapshot()
         assert before["products"][0] == 300
         applied = migrate(conn)
-        # the built-in tables match their declarations as they are: only the newer SQL files apply
+        # the built-in tables match their declarations as they are: only the later numbered files apply
         assert applied == [version for version, _ in migration_files() if version >= "0003"]
         after = snapshot()
         unchanged = [t for t in tables if t != "ingest_jobs"]  # ingest_jobs gained a column, its rows stay
