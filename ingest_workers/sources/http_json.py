@@ -228,7 +228,8 @@ class HttpJsonSource:
             yield from records
             if not records or not self._has_more(page.body, len(records)):
                 return
-            after = _at(records[-1], spec.after_field)
+            last = records[-1]  # a record refused as too deep still names its key in its shallow payload
+            after = _at(last.raw if isinstance(last, Rejected) else last, spec.after_field)
             if after in (None, "") or isinstance(after, (dict, list)):
                 raise PermanentError(f"source {spec.name}: the last record of a page has no after_field "
                                      f"{spec.after_field!r}")

@@ -12,7 +12,7 @@ import pytest
 
 from ingest_workers.catalog import load_catalog
 from ingest_workers.core.errors import ConfigError, PermanentError
-from ingest_workers.core.models import SourceSpec
+from ingest_workers.core.models import Rejected, SourceSpec
 from ingest_workers.sources import SourceContext
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.sources.http_json import HttpJsonSource
@@ -181,3 +181,10 @@ def test_a_next_url_naming_the_page_itself_stops_the_source(api: FixtureApi) -> 
     with pytest.raises(PermanentError, match="links to the same page twice"):
         stream(spec)
     assert len(api.data.requests) == 1
+
+
+def test_after_last_goes_on_when_the_last_record_is_refused_as_too_deep(api: FixtureApi) -> None:
+    client = HttpClient(make_session(), (2, 5), RetryPolicy(max_attempts=1), max_nesting=2)
+    items = list(HttpJsonSource(invoices_spec(api), SourceContext(client, ENV)).stream())
+    assert len(items) == 47 and all(isinstance(item, Rejected) for item in items)  # lines.data is 4 levels deep
+    assert [item.raw["id"] for item in items] == [invoice(i)["id"] for i in range(47)]
