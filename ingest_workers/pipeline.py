@@ -54,6 +54,7 @@ from .ops.metrics import (
     RATE_LIMIT_WAIT,
     RECORDS,
     MetricsRecorder,
+    announce_job,
 )
 from .sources import SourceContext, make_source
 from .sources.http import HttpClient, RetryPolicy
@@ -93,6 +94,8 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     postgres = postgres_retry(res)
     history = HistoryWriter(postgres)
     history.started(job_id, run_id, spec.name)
+    with redis_errors():
+        announce_job(res.redis, spec.name, spec.interval_seconds, time.time())
     lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
     recorder, counts, started = MetricsRecorder(), Counts(), time.monotonic()
     log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)
@@ -118,6 +121,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
         _finish(res, recorder, spec.name, queue, "partial", started)
         return counts
     history.finished(job_id, counts)
+    history.record_stats(job_id, domain_of(spec.domain, spec.declaration), spec.name, run_id)
     recorder.set(LAST_SUCCESS, time.time(), spec.name)
     _finish(res, recorder, spec.name, queue, "success", started)
     log.info("job %s: source %s done: %s", job_id, spec.name, counts.to_dict())
@@ -417,6 +421,12 @@ class HistoryWriter:
 
     def finished(self, job_id: str, counts: Counts) -> None:
         self._postgres.run(lambda conn: JobHistory(conn).finished(job_id, counts))
+
+    def record_stats(self, job_id: str, domain: Domain, source: str, run_id: str) -> None:
+        """The column statistics of the rows this job loaded, for a dataset with ``stats``."""
+        if domain.stats:
+            self._postgres.run(lambda conn: JobHistory(conn).record_stats(job_id, domain.table, source, run_id,
+                                                                          domain.stats))
 
     def failed(self, job_id: str, counts: Counts, error: str) -> None:
         self._postgres.run(lambda conn: JobHistory(conn).failed(job_id, counts, error))

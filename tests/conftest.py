@@ -14,11 +14,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 import redis
+from psycopg2 import sql
+from psycopg2.extensions import make_dsn, parse_dsn
 
 from ingest_workers.core import redact
 from ingest_workers.core.config import Settings
 from ingest_workers.load.migrate import migrate
-from ingest_workers.testing.devservices import Services, ensure_services
+from ingest_workers.testing.devservices import ALLOW_CHMOD_ENV, Services, ensure_services
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +33,8 @@ TABLES = ("products", "stock_quotes", "social_mentions", "posts", "sensor_readin
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     with ensure_services(TEST_REDIS_URL, TEST_DATABASE_URL, ROOT / ".state" / "test",
-                         log=lambda line: print(f"[services] {line}")) as found:
+                         log=lambda line: print(f"[services] {line}"),
+                         allow_permission_changes=os.environ.get(ALLOW_CHMOD_ENV) == "yes") as found:
         conn = psycopg2.connect(found.database_url)
         try:
             migrate(conn)
@@ -47,6 +50,23 @@ def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Se
     return Settings(redis_url=services.redis_url, database_url=services.database_url, queue="ingest-test",
                     batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2,
                     plugins="tests.plugins", files_dir=str(tmp_path_factory.getbasetemp()))
+
+
+@pytest.fixture
+def empty_database(services: Services) -> Iterator[str]:
+    """The URL of a new, empty database next to the test database (never migrated); dropped after."""
+    name = f"{parse_dsn(services.database_url).get('dbname', 'ingest_test')}_empty"
+    admin = psycopg2.connect(make_dsn(services.database_url, dbname="postgres"))
+    admin.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield make_dsn(services.database_url, dbname=name)
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        admin.close()
 
 
 @pytest.fixture

@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+import psycopg2.extensions
+import redis
+from click.core import ParameterSource
 
 from .. import __version__
 from ..catalog import Catalog, load_catalog
 from ..core.config import ENV_VARS, Settings, load_settings
 from ..core.errors import IngestError
 from ..ops.logs import LOG_FORMATS, configure_logging
+from ..ops.readiness import wait_for_postgres, wait_for_redis
 
 
 @dataclass
@@ -46,6 +50,28 @@ class App:
         if catalog is None:
             return load_settings(self.flags, self.env)
         return load_settings(self.flags, self.env, catalog.settings, f"{catalog.path} [settings]")
+
+    def redis(self) -> redis.Redis:
+        """Redis, waited for up to ``service_wait`` seconds (saying so), else one-line error."""
+        return wait_for_redis(self.settings, self.settings.service_wait, _say)
+
+    def postgres(self, schema: bool = True) -> psycopg2.extensions.connection:
+        """PostgreSQL (with the ingest schema when ``schema``), waited for like :meth:`redis`."""
+        return wait_for_postgres(self.settings.database_url, self.settings.service_wait, _say, schema)
+
+
+def _say(words: str) -> None:
+    click.echo(words, err=True)
+
+
+class EnvOption(click.Option):
+    """An option that, when its bad value came from its environment variable, names the variable
+    (``environment variable WORKERS``) rather than the flag the user never typed."""
+
+    def get_error_hint(self, ctx: click.Context) -> str:
+        if ctx.get_parameter_source(self.name or "") is ParameterSource.ENVIRONMENT and self.envvar:
+            return f"environment variable {self.envvar}"
+        return super().get_error_hint(ctx)
 
 
 class NoCatalog(IngestError):
@@ -100,7 +126,7 @@ class IngestGroup(click.Group):
 @click.option("--database-url", help="PostgreSQL the records load into. [env: DATABASE_URL]")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-@click.option("--log-format", type=click.Choice(LOG_FORMATS), envvar="INGEST_LOG_FORMAT",
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), envvar="INGEST_LOG_FORMAT", cls=EnvOption,
               help="'text' (default), or 'json': one object per line with source, run id and job id; "
                    "workers started by `ingest run`/`demo` use it too. [env: INGEST_LOG_FORMAT]")
 @click.pass_context

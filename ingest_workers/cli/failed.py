@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..core.connections import connect_postgres, redis_for
 from ..ops.failed import FailedJobs
 from ..ops.history import JobHistory
 from ..runtime.producer import make_queue
@@ -12,7 +11,7 @@ from .app import App
 
 
 def _failed_jobs(app: App) -> FailedJobs:
-    return FailedJobs(make_queue(redis_for(app.settings), app.settings))
+    return FailedJobs(make_queue(app.redis(), app.settings))
 
 
 @click.group()
@@ -24,12 +23,13 @@ def failed() -> None:
 @click.pass_obj
 def list_failed(app: App) -> None:
     """Show each failed job: id, source, attempts and error."""
-    jobs = _failed_jobs(app).list()
-    if not jobs:
-        click.echo("no failed jobs")
-        return
-    conn = connect_postgres(app.settings.database_url)
+    failed_jobs = _failed_jobs(app)
+    conn = app.postgres()
     try:
+        jobs = failed_jobs.list()
+        if not jobs:
+            click.echo("no failed jobs")
+            return
         attempts = JobHistory(conn).attempts([job.job_id for job in jobs])
     finally:
         conn.close()

@@ -20,16 +20,33 @@ from ..core.errors import ConfigError
 from ..core.models import SourceSpec
 from ..datasets import domain_of
 from ..ops.history import JobHistory
-from ..ops.watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
+from ..ops.watch import (
+    JobState,
+    RecordProgress,
+    format_table,
+    progress_line,
+    summary_document,
+    wait_for_jobs,
+    write_summary,
+)
 from ..runtime import resources
 from ..runtime.localrun import NOT_STARTED, STOPPED, run_inline, stop_unfinished
-from ..runtime.producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id, queues_of
+from ..runtime.producer import (
+    Enqueued,
+    check_run_id,
+    enqueue_backfill,
+    enqueue_run,
+    make_queue,
+    new_run_id,
+    not_windowable,
+    queues_of,
+)
 from ..runtime.reconcile import reconcile_run
 from ..runtime.workerpool import local_workers, stop_workers
 from ..testing import DEMO_CATALOG, faultdemo
-from ..testing.devservices import ensure_services
+from ..testing.devservices import ALLOW_CHMOD_ENV, ensure_services
 from ..testing.mock_sources import MockServer
-from .app import App, Duration, IsoTime
+from .app import App, Duration, EnvOption, IsoTime
 from .db import apply_migrations, check_tables
 
 SOURCES_HELP = "'all', or source names separated by commas."
@@ -56,10 +73,12 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
     specs = app.catalog.select(sources)
     if (since is None) != (until is None):
         raise ConfigError("a backfill needs both --since and --until")
-    client = redis_for(app.settings)
+    if since is not None and sources.strip() == "all":
+        specs = _backfillable(specs)
+    client = app.redis()
     queue = make_queue(client, app.settings)
     records = RecordProgress(client, [spec.name for spec in specs])
-    conn = connect_postgres(app.settings.database_url)  # the run's job list: what Redis may lose
+    conn = app.postgres()  # the run's job list (what Redis may lose); a database without the schema: one line
     try:
         job_list = JobHistory(conn)
         if since is not None and until is not None:
@@ -88,6 +107,20 @@ def _recoverer(queue: Any, settings: Settings, job_list: JobHistory, run_id: str
     return recover
 
 
+def _backfillable(specs: list[SourceSpec]) -> list[SourceSpec]:
+    """The sources of ``--sources all`` that can be backfilled; each of the others is named, with why."""
+    kept = []
+    for spec in specs:
+        reason = not_windowable(spec)
+        if reason:
+            click.echo(f"skipped {spec.name}: it cannot be backfilled by time: {reason}", err=True)
+        else:
+            kept.append(spec)
+    if not kept:
+        raise ConfigError("no source of the catalog can be backfilled by time (each is listed above, with why)")
+    return kept
+
+
 @click.command()
 @click.option("--sources", default="all", show_default=True, help=SOURCES_HELP)
 @click.option("--workers", type=click.IntRange(min=0), default=os.cpu_count() or 1, show_default="cores",
@@ -95,7 +128,7 @@ def _recoverer(queue: Any, settings: Settings, job_list: JobHistory, run_id: str
                    "process (RQ's synchronous mode: a breakpoint in a source or a stage is hit).")
 @click.option("--worker-class", help="RQ worker class, e.g. ingest_workers.runtime.worker.IngestSimpleWorker "
               "(jobs in the worker process; default: the forking IngestWorker). Both run only this package's jobs.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="INGEST_TIMEOUT",
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="INGEST_TIMEOUT", cls=EnvOption,
               help="Time limit in seconds: then the jobs not finished are cancelled or stopped, what "
                    "finished stays loaded, and the exit status is 1. [env: INGEST_TIMEOUT]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("out/summary.json"),
@@ -112,8 +145,8 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
                 out: Path) -> bool:
     specs = app.catalog.select(sources)
     settings = app.settings
-    client = redis_for(settings)
-    connect_postgres(settings.database_url).close()  # fail now, in one line, rather than in every job
+    client = app.redis()
+    app.postgres().close()  # fail now, in one line, rather than in every job
     check_tables(settings, [d for name, d in app.catalog.used_datasets().items()
                             if name in {spec.domain for spec in specs}])
     records = RecordProgress(client, [spec.name for spec in specs])
@@ -138,7 +171,7 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
             click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
                        f"{out.parent / 'workers.log'}")
             state = _progress(queue, [item.job_id for item in enqueued], records, timeout,
-                              _recoverer(queue, settings, job_list, run_id))
+                              _recoverer(queue, settings, job_list, run_id), settings.progress_interval)
             unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total \
                 else {}
             if unfinished:
@@ -167,15 +200,18 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
            timeout: float | None, out: Path, recover: Callable[[], list[str]]) -> bool:
     """Show progress until the jobs end or ``timeout``, then report (the jobs keep running)."""
     job_ids = [item.job_id for item in enqueued]
-    state = _progress(queue, job_ids, records, timeout, recover)
+    state = _progress(queue, job_ids, records, timeout, recover, settings.progress_interval)
     if state.done < state.total:
         click.echo(f"{state.total - state.done} job(s) did not finish within {timeout}s", err=True)
     return _report(settings, run_id, enqueued, records, {}, "", out) and state.done == state.total
 
 
 def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
-              recover: Callable[[], list[str]] | None = None) -> JobState:
-    """Show jobs done/total with ETA, records fetched and their rate, until the jobs end or ``timeout``."""
+              recover: Callable[[], list[str]] | None = None, interval: float = 5.0) -> JobState:
+    """Show jobs done/total with ETA, records fetched and their rate, until the jobs end or ``timeout``:
+    a progress bar in a terminal, else (CI logs, `docker logs`, honcho) a line every ``interval`` seconds."""
+    if not sys.stderr.isatty():
+        return _progress_lines(queue, job_ids, records, timeout, interval, recover)
     with click.progressbar(length=len(job_ids), label="jobs", show_pos=True, show_eta=True, file=sys.stderr,
                            item_show_func=lambda text: text) as bar:
         def on_progress(state: JobState) -> None:
@@ -186,6 +222,21 @@ def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: 
                 bar.render_progress()  # the records moved on, the jobs did not
 
         return wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover)
+
+
+def _progress_lines(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
+                    interval: float, recover: Callable[[], list[str]] | None = None) -> JobState:
+    next_line = time.monotonic() + interval
+
+    def on_progress(state: JobState) -> None:
+        nonlocal next_line
+        if time.monotonic() >= next_line:
+            click.echo(progress_line(state, records.describe(), records.elapsed()), err=True)
+            next_line = time.monotonic() + interval
+
+    state = wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover)
+    click.echo(progress_line(state, records.describe(), records.elapsed()), err=True)
+    return state
 
 
 def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
@@ -227,7 +278,8 @@ def demo(app: App, records: int, workers: int, worker_class: str | None, port: i
     if app.flags.get("catalog_path") is None:
         app.flags["catalog_path"] = DEMO_CATALOG
     base = load_settings(app.flags, app.env)
-    with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo) as services:
+    with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo,
+                         allow_permission_changes=app.env.get(ALLOW_CHMOD_ENV) == "yes") as services:
         app.flags.update(redis_url=services.redis_url, database_url=services.database_url)
         if faults:
             app.flags.update(faultdemo.SETTINGS)

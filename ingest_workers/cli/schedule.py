@@ -8,7 +8,6 @@ from types import FrameType
 
 import click
 
-from ..core.connections import redis_for
 from ..runtime.producer import make_queue
 from ..runtime.scheduler import SourceScheduler, run_schedule
 from .app import App
@@ -26,8 +25,9 @@ def schedule(app: App, sources: str, poll: float) -> None:
     once, and never while its previous run is still in flight.
     """
     specs = app.catalog.select(sources)
-    client = redis_for(app.settings)
+    client = app.redis()
     scheduler = SourceScheduler(make_queue(client, app.settings), app.settings, specs)
+    app.postgres().close()  # jobs need the schema: wait for it (the Procfile's worker line applies it)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

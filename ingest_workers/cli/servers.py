@@ -9,7 +9,6 @@ from types import FrameType
 
 import click
 
-from ..core.connections import redis_for
 from ..ops.metrics_server import make_metrics_server
 from ..testing.mock_faults import FaultConfig, FaultInjector
 from ..testing.mock_sources import ROUTES, MockConfig, MockServer
@@ -38,8 +37,8 @@ def serve_until_stopped(server: socketserver.BaseServer) -> None:
 @click.command("mock-sources")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option("--records", type=click.IntRange(min=0), default=10_000, show_default=True,
-              help="Records served by each feed.")
+@click.option("--records", type=click.IntRange(min=0), default=20_000, show_default=True,
+              help="Records served by each feed (the demo's and the Procfile's number).")
 @click.option("--invalid-every", type=click.IntRange(min=0), default=97, show_default=True,
               help="Break every Nth product (0: none), to exercise rejections.")
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -74,9 +73,10 @@ def mock_sources(host: str, port: int, records: int, invalid_every: int, latency
 @click.option("--port", type=click.IntRange(0, 65535), default=9108, show_default=True)
 @click.pass_obj
 def metrics_server(app: App, host: str, port: int) -> None:
-    """Serve /metrics (Prometheus) and /healthz (Redis, PostgreSQL, workers)."""
-    client = redis_for(app.settings)
+    """Serve /metrics (Prometheus), /healthz (Redis, PostgreSQL, workers), /status (the JSON of
+    `ingest status --json`) and / (the same as an HTML page that refreshes itself)."""
+    client = app.redis()
     catalog = app.optional_catalog
     server = make_metrics_server(client, app.settings, host, port, list(catalog.sources.values()) if catalog else [])
-    click.echo(f"metrics at http://{host}:{port}/metrics", err=True)
+    click.echo(f"metrics at http://{host}:{port}/metrics, status page at http://{host}:{port}/", err=True)
     serve_until_stopped(server)

@@ -11,36 +11,47 @@ import time
 
 import click
 
-from ..runtime.workerpool import start_worker, stop_workers, supervise, worker_command, worker_name
-from .app import App
+from ..core.errors import ServiceUnavailable
+from ..runtime.workerpool import redis_down, start_worker, stop_workers, supervise, worker_command, worker_name
+from .app import App, EnvOption
 from .db import check_tables
 
 log = logging.getLogger(__name__)
 
 
 @click.command()
-@click.option("--count", type=click.IntRange(min=1), envvar="WORKERS", default=os.cpu_count() or 1,
+@click.option("--count", type=click.IntRange(min=1), envvar="WORKERS", default=os.cpu_count() or 1, cls=EnvOption,
               show_default="cores", help="Worker processes. [env: WORKERS]")
 @click.option("--worker-class", help="RQ worker class, e.g. ingest_workers.runtime.worker.IngestSimpleWorker "
               "(jobs in the worker process; default: the forking IngestWorker). Both run only this package's jobs.")
-@click.option("--queues", envvar="WORKER_QUEUES", help="Queues to work on, highest priority first, separated by "
-              "commas (default: INGEST_QUEUE; add the catalog's per-source queues). [env: WORKER_QUEUES]")
+@click.option("--queues", envvar="WORKER_QUEUES", cls=EnvOption, help="Queues to work on, highest priority first, "
+              "separated by commas (default: INGEST_QUEUE; add the catalog's per-source queues). [env: WORKER_QUEUES]")
 @click.pass_obj
 def workers(app: App, count: int, worker_class: str | None, queues: str | None) -> None:
     """Run COUNT `rq worker` processes until SIGTERM or SIGINT, restarting any that die
     (after a back-off that doubles, up to a minute, while a worker keeps dying at once).
 
-    Each is exactly `rq worker --serializer json --with-scheduler --worker-class
-    ingest_workers.runtime.worker.IngestWorker ... --name HOST.PID.N QUEUE`, its Redis
-    URL in its environment (RQ_REDIS_URL), never its arguments; on SIGTERM they get
-    RQ's warm shutdown (the job in hand finishes) for INGEST_STOP_GRACE seconds (default
-    1830, above the job timeout), then SIGKILL. Give the container the same grace
-    (compose's stop_grace_period).
+    Each is exactly (its first log line shows it in full):
+
+    \b
+      rq worker --serializer json --with-scheduler --name HOST.PID.N
+        --worker-class ingest_workers.runtime.worker.IngestWorker
+        --queue-class ingest_workers.runtime.worker.IngestQueue
+        --job-monitoring-interval 5 --maintenance-interval 10 --worker-ttl 25 QUEUES...
+
+    its Redis URL in its environment (RQ_REDIS_URL), never its arguments. On SIGTERM they get
+    RQ's warm shutdown (the job in hand finishes) for INGEST_STOP_GRACE seconds (default 1830,
+    above the job timeout), then SIGKILL; give the container the same grace (compose's
+    stop_grace_period). It first waits up to INGEST_SERVICE_WAIT seconds for Redis and the
+    database schema; while Redis is down no worker is restarted into it, and after that wait
+    the pool stops with exit status 1.
     """
     settings = app.settings
+    names = [name.strip() for name in (queues or settings.queue).split(",") if name.strip()]
+    app.redis().close()
+    app.postgres().close()  # jobs on a database without the schema could only fail
     if app.optional_catalog is not None:
         check_tables(settings, list(app.optional_catalog.used_datasets().values()))
-    names = [name.strip() for name in (queues or settings.queue).split(",") if name.strip()]
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -51,5 +62,18 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
     def on_exit(status: int | None, delay: float) -> None:
         log.warning("a worker exited with status %s; starting another in %.0fs", status, delay)
 
+    down_since: list[float] = []  # when Redis was first found down, while it stays down
+
+    def redis_answers() -> bool:
+        reason = redis_down(settings)
+        if reason is None:
+            down_since.clear()
+            return True
+        down_since[:] = down_since or [time.monotonic()]
+        if time.monotonic() - down_since[0] >= settings.service_wait:
+            raise ServiceUnavailable(f"{reason} (waited {settings.service_wait:g}s); stopping the workers")
+        return False
+
     supervise(lambda: start_worker(settings, next(numbers), app.env, None, worker_class, names), count, stop.wait,
-              time.monotonic, lambda processes: stop_workers(processes, settings.stop_grace), on_exit)
+              time.monotonic, lambda processes: stop_workers(processes, settings.stop_grace), on_exit,
+              can_start=redis_answers)

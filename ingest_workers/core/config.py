@@ -57,6 +57,9 @@ class Settings:
     breaker_probe_timeout: float = 60.0  # seconds a half-open probe holds its slot before another may try
     pg_retry_seconds: float = 120.0  # how long a job waits out a PostgreSQL outage before failing
     max_kills: int = 3  # a job whose worker died this many times is quarantined
+    # how long a command or role waits for Redis, PostgreSQL and the schema before it gives up in one line
+    service_wait: float = field(default=10.0, metadata={"minimum": 0})
+    progress_interval: float = 5.0  # seconds between progress lines when the output is no terminal
     # A job whose worker died runs again within 3 * job_monitoring_interval + max(maintenance_interval,
     # worker_ttl - 15) seconds (RQ's defaults make that over 10 minutes); see ingest_workers/runtime/worker.py.
     job_monitoring_interval: int = 5
@@ -93,6 +96,8 @@ ENV_VARS = {
     "breaker_cooldown": "INGEST_BREAKER_COOLDOWN",
     "max_kills": "INGEST_MAX_KILLS",
     "pg_retry_seconds": "INGEST_PG_RETRY_SECONDS",
+    "service_wait": "INGEST_SERVICE_WAIT",
+    "progress_interval": "INGEST_PROGRESS_INTERVAL",
     "plugins": "INGEST_PLUGINS",
     "files_dir": "INGEST_FILES_DIR",
     "source_vars": "INGEST_SOURCE_VARS",

@@ -1,7 +1,8 @@
 """Open Redis and PostgreSQL connections, and translate their errors at the boundary.
 
 Connecting fails with :class:`ServiceUnavailable` (one sentence, URL masked); a
-connection lost mid-job becomes a :class:`TransientError`, so RQ retries the job.
+connection lost mid-job becomes a :class:`TransientError`, so RQ retries the job, and a
+table of the schema that is not there a :class:`SchemaMissing` (never a traceback).
 
 Redis is either ``REDIS_URL`` alone, or the master that Sentinel names
 (``REDIS_SENTINELS`` + ``REDIS_SENTINEL_MASTER``; then ``REDIS_URL`` supplies only the
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -25,7 +27,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from .config import Settings, sentinel_addresses
-from .errors import ServiceUnavailable, TransientError
+from .errors import SchemaMissing, ServiceUnavailable, TransientError
 from .redact import mask_url
 
 
@@ -92,11 +94,17 @@ def connect_postgres(url: str, timeout: float = 5.0) -> psycopg2.extensions.conn
         raise ServiceUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
 
 
+NO_SCHEMA = "the database has no ingest schema: run ingest db migrate"
+
+
 @contextmanager
 def postgres_errors() -> Iterator[None]:
-    """Turn a lost PostgreSQL connection into a :class:`TransientError`."""
+    """Turn a lost PostgreSQL connection into a :class:`TransientError`, a missing table into
+    :class:`SchemaMissing`."""
     try:
         yield
+    except psycopg2.errors.UndefinedTable as exc:
+        raise SchemaMissing(f"{NO_SCHEMA} ({_first_line(exc)})") from None
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         raise TransientError(f"PostgreSQL: {_first_line(exc)}") from None
 

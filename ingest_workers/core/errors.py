@@ -3,6 +3,7 @@
     IngestError                  base: anything this package raises on purpose
     ├── ConfigError              bad catalog, flag or environment value; fix the input
     ├── ServiceUnavailable       Redis or PostgreSQL cannot be reached (URL masked)
+    │   └── SchemaMissing        PostgreSQL answers, but without the ingest schema: run `ingest db migrate`
     ├── TransientError           safe to retry: timeouts, connection drops, 429, 5xx
     │   ├── UnreadableBody       a 200 whose body is not JSON, too large or not application/json
     │   └── CircuitOpen          the source's breaker is open: defer the job, do not call it
@@ -27,6 +28,13 @@ class ConfigError(IngestError):
 
 class ServiceUnavailable(IngestError):
     """Redis or PostgreSQL did not answer. The message names the URL with its password masked."""
+
+
+class SchemaMissing(ServiceUnavailable):
+    """PostgreSQL answers but lacks the tables of ``ingest db migrate`` (or some of them).
+
+    A job that meets it is retried later like any unavailable service: a migration may come first.
+    """
 
 
 class TransientError(IngestError):

@@ -24,6 +24,8 @@ class Domain:
     write: str = "append"  # "append": the first version stays; "merge": a changed record replaces the row
     version_column: str | None = None  # merge: a record replaces the row only when this is higher
     dataset: Any = None  # the declaration (:class:`~.declared.Dataset`) this domain was made from
+    # Numeric columns whose count, min, max and mean each job records (``stats = true``; empty: none).
+    stats: tuple[str, ...] = field(default=())
 
     def natural_key(self, row: dict[str, Any]) -> str:
         """The row's unique key without ``source`` (Redis sets and alerts are per source already)."""

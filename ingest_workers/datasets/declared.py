@@ -26,7 +26,8 @@ WRITES = ("append", "merge")
 RESERVED_COLUMNS = frozenset({*LINEAGE_COLUMNS, "raw", "loaded_at"})
 # The package's own tables: a dataset may not be stored in one of them.
 SYSTEM_TABLES = frozenset({"rejected_records", "ingest_jobs", "source_cursors", "alerts", "schema_migrations"})
-_DATASET_KEYS = {"table", "key", "write", "version_column", "time_column", "indexes", "columns", "stages", "prepare"}
+_DATASET_KEYS = {"table", "key", "write", "version_column", "time_column", "indexes", "columns", "stages", "prepare",
+                 "stats"}
 _COLUMN_KEYS = {"type", "required", "min", "max", "max_length", "one_of", "pattern", "default", "case",
                 "currency_column", "scale", "computed"}
 
@@ -70,6 +71,7 @@ class Dataset:
     indexes: tuple[tuple[str, ...], ...] = ()
     stages: tuple[Any, ...] | None = None  # run after the checks unless a source names its own
     prepare: tuple[Any, ...] = ()  # stages run on the mapped record before the checks (what no type covers)
+    stats: bool = False  # each job records count, min, max and mean of the numeric columns it loaded
     _domain: Domain | None = field(default=None, compare=False, repr=False)
 
     def column(self, name: str) -> Column | None:
@@ -85,7 +87,16 @@ class Dataset:
                 out[name] = getattr(self, name)
         if self.stages is not None:
             out["stages"] = list(self.stages)
+        if self.stats:
+            out["stats"] = True
         return out
+
+    @property
+    def stats_columns(self) -> tuple[str, ...]:
+        """With ``stats``: the numeric columns that are not part of the key (ids are no measurements)."""
+        if not self.stats:
+            return ()
+        return tuple(c.name for c in self.columns if c.type in NUMBER_TYPES and c.name not in self.key)
 
     @property
     def domain(self) -> Domain:
@@ -94,7 +105,8 @@ class Dataset:
             domain = Domain(name=self.name, table=self.table, key=("source", *self.key),
                             fields=tuple(c.name for c in self.columns), check=RowCheck(self.columns),
                             time_field=self.time_column, default_stages=self.stages or (), prepare=self.prepare,
-                            write=self.write, version_column=self.version_column, dataset=self)
+                            write=self.write, version_column=self.version_column, dataset=self,
+                            stats=self.stats_columns)
             object.__setattr__(self, "_domain", domain)
         return self._domain  # type: ignore[return-value]
 
@@ -307,9 +319,13 @@ def parse_dataset(name: str, entry: Any, where: str = "") -> Dataset:
     for key_name, value in (("stages", stages), ("prepare", prepare)):
         if value is not None and not isinstance(value, list):
             raise ConfigError(f"{where} key {key_name!r}: expected a list of stage names or tables")
+    stats = entry.get("stats", False)
+    if not isinstance(stats, bool):
+        raise ConfigError(f"{where} key 'stats': expected true or false, got {stats!r}")
     return Dataset(name=name, table=table, key=key, columns=columns, write=write, version_column=version_column,
                    time_column=_one_name(where, "time_column", entry.get("time_column"), columns_table),
-                   indexes=indexes, stages=tuple(stages) if stages is not None else None, prepare=tuple(prepare))
+                   indexes=indexes, stages=tuple(stages) if stages is not None else None, prepare=tuple(prepare),
+                   stats=stats)
 
 
 def _names(where: str, key: str, value: Any, known: Mapping[str, Any]) -> tuple[str, ...]:

@@ -26,6 +26,18 @@ def migration_files() -> list[tuple[str, str]]:
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
+def pending_migrations(conn: psycopg2.extensions.connection) -> list[str]:
+    """The packaged versions not applied to this database yet (all of them on an empty one)."""
+    versions = [version for version, _ in migration_files()]
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return versions
+        cur.execute("SELECT version FROM schema_migrations")
+        applied = {row[0] for row in cur.fetchall()}
+    return [version for version in versions if version not in applied]
+
+
 def migrate(conn: psycopg2.extensions.connection, datasets: Iterable[Dataset] = ()) -> list[str]:
     """Apply what is missing; return the versions applied now and the tables created or changed
     (empty when up to date). ``datasets``: the catalog's declared ones, besides the built-in ones.

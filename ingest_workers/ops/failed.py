@@ -61,9 +61,19 @@ class FailedJobs:
 
 
 def _last_line(job: Job) -> str:
+    """The job's error as one line: the exception line of its traceback (``ErrorType: message``),
+    not the traceback's last line, which for a PostgreSQL error is the ``^`` under the query."""
     result = job.latest_result()
     text = (result.exc_string if result is not None else None) or ""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    if not lines:
-        return "deferred too often: circuit open" if job.number_of_retries else "unknown"
-    return lines[-1].strip()[:300]
+    return exception_line(text) or ("deferred too often: circuit open" if job.number_of_retries else "unknown")
+
+
+def exception_line(traceback_text: str) -> str:
+    """The first line after the last frame of a Python traceback (the last non-blank line when
+    the text is no traceback), at most 300 characters."""
+    lines = [line for line in traceback_text.strip().splitlines() if line.strip()]
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    start = frames[-1] + 1 if frames else len(lines) - 1
+    while frames and start < len(lines) - 1 and lines[start].startswith(" "):
+        start += 1  # the frame's source line, and its ~~~^^^ markers
+    return lines[start].strip()[:300] if lines else ""

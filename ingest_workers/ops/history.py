@@ -4,7 +4,7 @@ read by summaries. PostgreSQL, not Redis, so it survives a Redis restart."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2.errors
@@ -15,6 +15,7 @@ from psycopg2.extras import Json, execute_values
 from ..core.connections import postgres_errors
 from ..core.errors import ConfigError
 from ..core.models import Counts
+from ..datasets.stats import Stats, merge_stats
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class SourceSummary:
     seconds: float
     errors: tuple[str, ...]
     partial: int = 0  # jobs that ended with pages they could not read
+    column_stats: Stats = field(default_factory=dict)  # merged over the source's jobs of the run
 
 
 class JobHistory:
@@ -120,6 +122,33 @@ class JobHistory:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, {"reason": reason[:2000], "source": source, "job": job_id})
 
+    def record_stats(self, job_id: str, table: str, source: str, run_id: str, columns: Sequence[str]) -> None:
+        """Store count, min, max and mean of ``columns`` over the rows of ``table`` this job loaded
+        (all its attempts': they carry its job id), computed by PostgreSQL."""
+        if not columns:
+            return
+        parts = sql.SQL(", ").join(
+            sql.SQL("{name}, jsonb_build_object('count', count({c}), 'min', min({c}), 'max', max({c}), "
+                    "'mean', avg({c}))").format(name=sql.Literal(column), c=sql.Identifier(column))
+            for column in columns)
+        statement = sql.SQL(
+            "UPDATE ingest_jobs SET column_stats = (SELECT jsonb_build_object({parts}) FROM {table} "
+            "WHERE run_id = %(run)s AND job_id = %(job)s AND source = %(source)s) WHERE job_id = %(job)s"
+        ).format(parts=parts, table=sql.Identifier(table))
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute(statement, {"run": run_id, "job": job_id, "source": source})
+
+    def run_stats(self, run_ids: Sequence[str]) -> dict[tuple[str, str], Stats]:
+        """The column statistics of each (run, source) among ``run_ids``, merged over its jobs."""
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT run_id, source, column_stats FROM ingest_jobs "
+                        "WHERE run_id = ANY(%s) AND column_stats IS NOT NULL", (list(run_ids),))
+            rows: list[tuple[str, str, Any]] = cur.fetchall()
+        parts: dict[tuple[str, str], list[Any]] = {}
+        for run_id, source, stats in rows:
+            parts.setdefault((run_id, source), []).append(stats)
+        return {key: merge_stats(values) for key, values in parts.items()}
+
     def attempts(self, job_ids: list[str]) -> dict[str, int]:
         """How many times each of ``job_ids`` started (jobs never started are absent)."""
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
@@ -136,10 +165,11 @@ class JobHistory:
                 "sum(loaded), sum(updated), extract(epoch FROM max(finished_at) - min(started_at)), "
                 "array_remove(array_agg(DISTINCT error), NULL) "
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
-            return [SourceSummary(source, jobs, finished, failed,
-                                  Counts(int(f), int(r), int(d), int(lo), int(up)), float(seconds or 0.0),
-                                  tuple(errors), partial)
-                    for source, jobs, finished, failed, partial, f, r, d, lo, up, seconds, errors in cur.fetchall()]
+            rows = cur.fetchall()
+        stats = self.run_stats([run_id])
+        return [SourceSummary(source, jobs, finished, failed, Counts(int(f), int(r), int(d), int(lo), int(up)),
+                              float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}))
+                for source, jobs, finished, failed, partial, f, r, d, lo, up, seconds, errors in rows]
 
     def _write(self, statement: str, params: tuple[object, ...] | dict[str, object]) -> None:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:

@@ -68,10 +68,16 @@ RATE_LIMIT_WAIT = Declared("ingest_rate_limit_wait_seconds", "counter",
                            "Time spent waiting for the cluster-wide rate limit of a source.", ("source",))
 JOBS_DEFERRED = Declared("ingest_jobs_deferred", "counter", "Fetch jobs deferred because a circuit was open.",
                          ("source",))
+FIRST_ATTEMPT = Declared("ingest_first_attempt_timestamp_seconds", "gauge",
+                         "Unix time of the first fetch job of a source (staleness of a source never succeeded).",
+                         ("source",))
+SOURCE_INTERVAL = Declared("ingest_source_interval_seconds", "gauge",
+                           "Seconds between scheduled runs of each source (interval_seconds of its catalog entry).",
+                           ("source",))
 
 DECLARED = {d.name: d for d in (RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION,
                                 LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS, CIRCUIT_STATE, RATE_LIMIT_WAIT,
-                                JOBS_DEFERRED)}
+                                JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL)}
 
 # Series every catalog source has from the start, at zero (a closed circuit), so that
 # rate(), ratios and alerts work before the first event instead of seeing no series.
@@ -145,6 +151,18 @@ def set_circuit_state(client: redis.Redis | redis.client.Pipeline, source: str, 
     client.hset(GAUGES_KEY, _field(CIRCUIT_STATE, (source,)), CIRCUIT_STATES[state])
 
 
+def announce_job(client: redis.Redis, source: str, interval_seconds: int | None, now: float) -> None:
+    """What a starting job of ``source`` tells the alerts, whichever catalog the metrics server read:
+    both job outcomes exist (at 0 until counted), when the source was first tried, and its interval."""
+    pipe = client.pipeline(transaction=False)
+    for outcome in ("success", "failure"):
+        pipe.hincrby(METRICS_KEY, _field(JOBS, (source, outcome)), 0)
+    pipe.hsetnx(GAUGES_KEY, _field(FIRST_ATTEMPT, (source,)), now)
+    if interval_seconds:
+        pipe.hset(GAUGES_KEY, _field(SOURCE_INTERVAL, (source,)), interval_seconds)
+    pipe.execute()
+
+
 def count_job_retry(client: redis.Redis, source: str) -> None:
     """Count one job of ``source`` that RQ will run again."""
     client.hincrby(METRICS_KEY, _field(JOB_RETRIES, (source,)), 1)
@@ -159,13 +177,16 @@ def read_counters(client: redis.Redis, metric: Declared, label_sets: Iterable[tu
 class RedisCollector(Collector):
     """Reads the counted metrics from Redis at scrape time; ``extra`` adds live gauges.
 
-    ``sources`` (the catalog's names) get the :data:`SOURCE_DEFAULTS` series until they have their own.
+    ``sources`` (the catalog's names) get the :data:`SOURCE_DEFAULTS` series until they have their own;
+    ``intervals`` (the catalog's ``interval_seconds`` by source) stand in until a job published its own.
     """
 
-    def __init__(self, client: redis.Redis, extra: Collector | None = None, sources: Iterable[str] = ()) -> None:
+    def __init__(self, client: redis.Redis, extra: Collector | None = None, sources: Iterable[str] = (),
+                 intervals: dict[str, int] | None = None) -> None:
         self._client = client
         self._extra = extra
         self._sources = tuple(sources)
+        self._intervals = dict(intervals or {})
 
     def collect(self) -> Iterator[Metric]:
         values: dict[str, dict[tuple[str, ...], dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
@@ -180,6 +201,8 @@ class RedisCollector(Collector):
         for source in self._sources:
             for metric, rest, value in SOURCE_DEFAULTS:
                 values[metric.name][(source, *rest)].setdefault("", value)
+        for source, seconds in self._intervals.items():
+            values[SOURCE_INTERVAL.name][(source,)].setdefault("", seconds)
         for metric in DECLARED.values():
             yield _family(metric, values.get(metric.name, {}))
         if self._extra is not None:

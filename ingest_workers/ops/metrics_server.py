@@ -1,8 +1,9 @@
-"""``ingest metrics-server``: ``/metrics`` for Prometheus and ``/healthz`` for probes.
+"""``ingest metrics-server``: ``/metrics`` for Prometheus, ``/healthz`` for probes, and the
+status page (``/status`` as JSON, ``/`` as HTML: see :mod:`.status_page`).
 
 Counted metrics come from Redis (see :mod:`.metrics`); queue depths and live
-workers are read from RQ's own registries at scrape time; each source's schedule
-comes from the catalog (for freshness alerts).
+workers are read from RQ's own registries at scrape time. Jobs publish their source's
+schedule themselves; the catalog's, when the server has one, stands in until they do.
 """
 
 from __future__ import annotations
@@ -16,31 +17,15 @@ import redis
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from rq import Queue, Worker
-from rq.serializers import JSONSerializer
+from rq import Worker
 
 from ..core.config import Settings
 from ..core.connections import connect_postgres
-from ..core.errors import ServiceUnavailable
+from ..core.errors import IngestError, ServiceUnavailable
 from ..core.models import SourceSpec
 from .metrics import RedisCollector
-
-
-def queue_depths(client: redis.Redis) -> list[tuple[str, str, int]]:
-    """(queue, state, jobs) for every RQ queue and state, from RQ's own registries."""
-    depths = []
-    for queue in Queue.all(connection=client, serializer=JSONSerializer):
-        registries = {"queued": queue, "started": queue.started_job_registry,
-                      "scheduled": queue.scheduled_job_registry, "deferred": queue.deferred_job_registry,
-                      "failed": queue.failed_job_registry, "finished": queue.finished_job_registry}
-        depths += [(queue.name, state, registry.count) for state, registry in registries.items()]
-    return depths
-
-
-def worker_counts(client: redis.Redis) -> dict[str, int]:
-    """Live RQ workers listening on each queue."""
-    return {queue.name: Worker.count(connection=client, queue=queue)
-            for queue in Queue.all(connection=client, serializer=JSONSerializer)}
+from .queues import queue_depths, worker_counts
+from .status_page import read_status, render_page
 
 
 class RqCollector(Collector):
@@ -60,26 +45,11 @@ class RqCollector(Collector):
         yield workers
 
 
-class CatalogCollector(Collector):
-    """The interval each source is scheduled at, so alerts can tell a stale source."""
-
-    def __init__(self, sources: Sequence[SourceSpec]) -> None:
-        self._sources = sources
-
-    def collect(self) -> Iterator[Metric]:
-        interval = GaugeMetricFamily("ingest_source_interval_seconds",
-                                     "Seconds between scheduled runs of each source (from the catalog).",
-                                     labels=["source"])
-        for spec in self._sources:
-            if spec.interval_seconds:
-                interval.add_metric([spec.name], spec.interval_seconds)
-        yield interval
-
-
 def make_registry(client: redis.Redis, sources: Sequence[SourceSpec] = ()) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(client, extra=RqCollector(client), sources=[s.name for s in sources]))
-    registry.register(CatalogCollector(sources))
+    intervals = {spec.name: spec.interval_seconds for spec in sources if spec.interval_seconds}
+    registry.register(RedisCollector(client, extra=RqCollector(client), sources=[s.name for s in sources],
+                                     intervals=intervals))
     return registry
 
 
@@ -105,9 +75,24 @@ def health(client: redis.Redis, settings: Settings) -> tuple[bool, dict[str, Any
 def make_app(client: redis.Redis, settings: Settings,
              sources: Sequence[SourceSpec] = ()) -> Callable[..., Iterable[bytes]]:
     metrics_app = make_wsgi_app(make_registry(client, sources))
+    names = [spec.name for spec in sources]
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
+        path = environ.get("PATH_INFO")
+        if path in ("/", "/status"):
+            try:
+                document, error = read_status(client, settings, names), None
+            except (IngestError, redis.RedisError) as exc:
+                document, error = None, str(exc) if isinstance(exc, IngestError) else f"Redis: {type(exc).__name__}"
+            if path == "/status":
+                body = json.dumps(document if error is None else {"error": error}, indent=2).encode()
+                kind = "application/json"
+            else:
+                body, kind = render_page(document, error).encode(), "text/html; charset=utf-8"
+            start_response("200 OK" if error is None else "503 Service Unavailable",
+                           [("Content-Type", kind), ("Cache-Control", "no-store")])
+            return [body]
+        if path == "/healthz":
             ok, checks = health(client, settings)
             body = json.dumps({"status": "ok" if ok else "unhealthy", **checks}).encode()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])

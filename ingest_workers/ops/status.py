@@ -11,7 +11,8 @@ import psycopg2.extensions
 import redis
 
 from ..core.connections import postgres_errors
-from .metrics_server import queue_depths, worker_counts
+from .history import JobHistory
+from .queues import queue_depths, worker_counts
 from .watch import health
 
 _AGGREGATES = """
@@ -48,6 +49,7 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
         last_runs = {row[0]: row[1:] for row in cur.fetchall()}
         cur.execute(_RECENT_FAILURES, params)
         recent = cur.fetchall()
+    stats = JobHistory(conn).run_stats([row[0] for row in last_runs.values()])
 
     report: dict[str, dict[str, Any]] = {}
     for source in sorted({*sources, *last_runs}):
@@ -56,7 +58,8 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
         rate = succeeded / ended if ended else None
         report[source] = {
             "last_run": {"run_id": run_id, "status": status, "started_at": _iso(started_at),
-                         "finished_at": _iso(finished_at)} if run_id else None,
+                         "finished_at": _iso(finished_at),
+                         "column_stats": stats.get((run_id, source), {})} if run_id else None,
             "jobs": ended, "succeeded": succeeded, "success_rate": None if rate is None else round(rate, 4),
             "health": "no runs" if rate is None else health(rate), "loaded": int(loaded),
             "updated": int(updated),
@@ -95,7 +98,9 @@ def format_status(document: dict[str, Any]) -> str:
     failures = [(name, f) for name, s in document["sources"].items() for f in s["recent_failures"]]
     if failures:
         lines += ["", "recent failures:"]
-        lines += [f"  {name}  {_short(f['at'])}  {f['job_id']}: {f['error']}" for name, f in failures]
+        table = [(name, _short(f["at"]), f"{f['job_id']}:", f["error"] or "") for name, f in failures]
+        widths = [max(len(row[i]) for row in table) for i in range(3)]
+        lines += ["  " + "  ".join([*(v.ljust(w) for v, w in zip(row, widths)), row[3]]).rstrip() for row in table]
     lines.append("")
     for queue, states in sorted(document["queues"].items()):
         counts = ", ".join(f"{state} {count}" for state, count in states.items() if state != "workers")

@@ -59,6 +59,17 @@ class RecordProgress:
         return f"{records:,} records fetched ({records / max(self.elapsed(), 1e-9):,.0f}/s)"
 
 
+def progress_line(state: JobState, records: str, elapsed: float) -> str:
+    """One line of progress for logs: ``jobs 3/9 done, 45,000 records fetched (9,000/s), ETA 12s``
+    (the ETA from the pace of the jobs done so far)."""
+    if state.done == 0:
+        eta = "unknown"
+    else:
+        eta = f"{elapsed / state.done * (state.total - state.done):.0f}s"
+    failed = f" ({state.failed} failed)" if state.failed else ""
+    return f"jobs {state.done}/{state.total} done{failed}, {records}, ETA {eta}"
+
+
 def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[JobState], None],
                   timeout: float | None = None, poll: float = 0.25,
                   recover: Callable[[], Sequence[str]] | None = None) -> JobState:
@@ -97,7 +108,7 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
         rate = s.finished / s.jobs if s.jobs else 0.0
         sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed, "partial_jobs": s.partial,
                              "duration_seconds": round(s.seconds, 3), "success_rate": round(rate, 4),
-                             "health": health(rate), "errors": list(s.errors)}
+                             "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats}
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded", "updated",
                                                                  "jobs", "failed_jobs", "partial_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,

@@ -118,15 +118,23 @@ def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpe
 
 
 def check_windowable(spec: SourceSpec) -> None:
-    """A source can be backfilled by window when its cursor is its domain's time and it can ask by time."""
+    """Raise :class:`ConfigError` unless ``spec`` can be backfilled by window (see :func:`not_windowable`)."""
+    reason = not_windowable(spec)
+    if reason:
+        raise ConfigError(f"source {spec.name} cannot be backfilled by time: {reason}")
+
+
+def not_windowable(spec: SourceSpec) -> str | None:
+    """Why ``spec`` cannot be backfilled by window, or None: it can when its cursor is its
+    domain's time and it can ask its source for a time range."""
     time_field = domain_of(spec.domain, spec.declaration).time_field
     if not time_field or spec.cursor_field != time_field:
-        raise ConfigError(f"source {spec.name} cannot be backfilled by time: its cursor_field is not "
-                          f"{time_field or 'a time'}")
+        return f"its cursor_field is not {time_field or 'a time'}"
     if spec.kind == "csv":
-        raise ConfigError(f"source {spec.name} cannot be backfilled by time: a CSV file cannot be asked for a range")
+        return "a CSV file cannot be asked for a range"
     if spec.kind == "http_json" and not (spec.since_param and spec.until_param):
-        raise ConfigError(f"source {spec.name} cannot be backfilled by time: it needs since_param and until_param")
+        return "it needs since_param and until_param"
+    return None
 
 
 def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob],

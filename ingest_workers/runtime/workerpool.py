@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import IO
 
 from ..core.config import ENV_VARS, Settings
+from ..core.connections import redis_for
+from ..core.errors import ServiceUnavailable
 
 Process = subprocess.Popen[bytes]
 DEFAULT_WORKER_CLASS = "ingest_workers.runtime.worker.IngestWorker"
@@ -81,6 +83,16 @@ def start_worker(settings: Settings, index: int, env: Mapping[str, str], log: IO
                             stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
 
 
+def redis_down(settings: Settings) -> str | None:
+    """Why Redis does not answer (one sentence, URL masked), or None when it does: a worker that
+    died while Redis is down is not restarted into it (it would only die again, every second)."""
+    try:
+        redis_for(settings, timeout=1.0).close()
+    except ServiceUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def stop_workers(processes: list[Process], timeout: float = 30.0) -> None:
     """SIGTERM (RQ's warm shutdown: the current job finishes), then SIGKILL after ``timeout``."""
     for process in processes:
@@ -138,10 +150,12 @@ class _Slot:
 def supervise(start: Callable[[], Process], count: int, should_stop: Callable[[float], bool],
               clock: Callable[[], float], stop: Callable[[list[Process]], None],
               on_exit: Callable[[int | None, float], None] = lambda status, delay: None,
-              backoff: Callable[[], RespawnBackoff] = RespawnBackoff) -> None:
+              backoff: Callable[[], RespawnBackoff] = RespawnBackoff,
+              can_start: Callable[[], bool] = lambda: True) -> None:
     """Keep ``count`` workers running until ``should_stop(seconds)`` (a wait) says so, then
     ``stop`` them; a worker that exits is started again after its slot's
-    :class:`RespawnBackoff` delay."""
+    :class:`RespawnBackoff` delay, once ``can_start()`` (e.g. Redis answers: a worker started
+    into a dead Redis only dies again; an exception from it stops the pool)."""
     slots: list[_Slot] = []
     try:
         slots.extend(_Slot(start(), clock(), backoff()) for _ in range(count))
@@ -152,7 +166,7 @@ def supervise(start: Callable[[], Process], count: int, should_stop: Callable[[f
                     delay = slot.backoff.delay(now - slot.started)
                     on_exit(slot.process.returncode, delay)
                     slot.restart_at = now + delay
-                if slot.restart_at is not None and now >= slot.restart_at:
+                if slot.restart_at is not None and now >= slot.restart_at and can_start():
                     slot.process, slot.started, slot.restart_at = start(), now, None
     finally:
         stop([slot.process for slot in slots])

@@ -8,8 +8,11 @@ imported only when needed). Messages and log lines never show a password.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import socket
+import stat
 import subprocess
 import time
 import warnings
@@ -63,16 +66,22 @@ def postgres_reachable(url: str, timeout: float = 2.0) -> bool:
     return True
 
 
+ALLOW_CHMOD_ENV = "INGEST_EMBEDDED_CHMOD"  # "yes": let embedded PostgreSQL open private folders (as root)
+
+
 @contextmanager
 def ensure_services(
-    redis_url: str, database_url: str, state_dir: Path, log: Callable[[str], None] = print
+    redis_url: str, database_url: str, state_dir: Path, log: Callable[[str], None] = print,
+    allow_permission_changes: bool = False,
 ) -> Iterator[Services]:
     """Use Redis/Postgres at the given URLs when they answer; otherwise start embedded
-    servers whose files live under state_dir, and stop them on exit.
+    servers whose files live under state_dir, and stop them on exit. Their own output goes to
+    log files under state_dir; ``log`` gets one line per service.
 
     A reachable PostgreSQL server that lacks the URL's database gets it created.
     Raises ServiceUnavailable (one sentence, password masked) when a service is
-    unreachable and its embedded replacement cannot be started.
+    unreachable and its embedded replacement cannot be started, or when (as root) starting
+    it would open a private folder to everyone and ``allow_permission_changes`` is false.
     """
     state_dir = Path(state_dir)
     started: list[str] = []
@@ -80,7 +89,6 @@ def ensure_services(
         if redis_reachable(redis_url):
             log(f"redis: using {mask_url(redis_url)}")
         else:
-            log(f"redis: {mask_url(redis_url)} unreachable; starting embedded redis-server in {state_dir / 'redis'}")
             stack.callback(log, "redis: stopped embedded redis-server")
             redis_url = stack.enter_context(_embedded_redis(redis_url, state_dir / "redis", log))
             started.append("redis")
@@ -90,9 +98,8 @@ def ensure_services(
             log(f"postgres: created database {_database_name(database_url)!r}; using {mask_url(database_url)}")
         else:
             pgdata = state_dir / "postgres"
-            log(f"postgres: {mask_url(database_url)} unreachable; starting embedded PostgreSQL in {pgdata}")
             stack.callback(log, "postgres: released embedded PostgreSQL")
-            database_url = stack.enter_context(_embedded_postgres(database_url, pgdata, log))
+            database_url = stack.enter_context(_embedded_postgres(database_url, pgdata, log, allow_permission_changes))
             started.append("postgres")
         yield Services(redis_url, database_url, tuple(started))
 
@@ -172,7 +179,8 @@ def _embedded_redis(url: str, workdir: Path, log: Callable[[str], None]) -> Iter
                 raise ServiceUnavailable(
                     f"{failed} did not answer PING within {START_TIMEOUT_S:.0f} s (see {logfile}).")
             time.sleep(0.05)
-        log(f"redis: embedded redis-server ready at {embedded_url} in {time.monotonic() - started_at:.2f} s")
+        log(f"redis: {mask_url(url)} unreachable; started embedded redis-server at {embedded_url} in "
+            f"{time.monotonic() - started_at:.2f} s (its output: {logfile})")
         yield embedded_url
     finally:
         proc.terminate()
@@ -184,8 +192,12 @@ def _embedded_redis(url: str, workdir: Path, log: Callable[[str], None]) -> Iter
 
 
 @contextmanager
-def _embedded_postgres(url: str, pgdata: Path, log: Callable[[str], None]) -> Iterator[str]:
-    """Start (or reuse) embedded-postgres's server in ``pgdata``; yield a Unix-socket URL to the wanted database."""
+def _embedded_postgres(url: str, pgdata: Path, log: Callable[[str], None], allow_permission_changes: bool = False,
+                       ) -> Iterator[str]:
+    """Start (or reuse) embedded-postgres's server in ``pgdata``; yield a Unix-socket URL to the wanted database.
+
+    The package's own log lines (initdb's output among them) go to ``postgres.log`` next to ``pgdata``.
+    """
     failed = f"PostgreSQL at {mask_url(url)} is unreachable and the embedded PostgreSQL in {pgdata}"
     try:
         with warnings.catch_warnings():
@@ -196,19 +208,73 @@ def _embedded_postgres(url: str, pgdata: Path, log: Callable[[str], None]) -> It
     if any(char.isspace() for char in str(pgdata.resolve())):  # embedded-postgres passes it to pg_ctl unquoted
         raise ServiceUnavailable(f"{failed} cannot start because its path contains whitespace.")
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    started_at = time.monotonic()
+    if os.geteuid() == 0:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        opened = folders_to_open([pgdata, POSTGRES_BIN_PATH])
+        private = [folder for folder in opened if is_private(folder)]
+        if private and not allow_permission_changes:
+            raise ServiceUnavailable(
+                f"{failed} would run as user embedded_postgres (PostgreSQL refuses root), which needs read and "
+                f"traverse permission for everyone on {', '.join(map(str, private))}, a private folder; refusing: "
+                f"use a state folder elsewhere, or set {ALLOW_CHMOD_ENV}=yes to allow it.")
+        if opened:
+            log(f"postgres: as root, embedded PostgreSQL runs as user embedded_postgres; adding read and traverse "
+                f"permission for everyone (go+rx) to {', '.join(map(str, opened))} so that it reaches its files")
+    started_at, logfile = time.monotonic(), pgdata.parent / "postgres.log"
     _forget_dead_handles(pgdata, PostgresServer._lock)  # the lock it takes around that list
-    try:
-        server = get_server(pgdata, cleanup_mode="stop")
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ServiceUnavailable(f"{failed} failed to start (see {pgdata / 'log'}).") from exc
-    with server:  # leaving stops it unless another user (nested here, or another live process) holds it
+    with ExitStack() as stack:
+        stack.enter_context(_package_log_to(logfile))  # also while it stops
+        try:
+            server = get_server(pgdata, cleanup_mode="stop")
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ServiceUnavailable(f"{failed} failed to start (see {pgdata / 'log'} and {logfile}).") from exc
+        stack.enter_context(server)  # leaving stops it unless another user (nested here, or another process) holds it
         info = server.get_postmaster_info()
         query = urlencode({"host": str(info.socket_dir), "port": info.port}, quote_via=quote, safe="/")
         embedded_url = f"postgresql://postgres@/{quote(_database_name(url) or DEFAULT_DATABASE, safe='')}?{query}"
         _create_database(embedded_url)
-        log(f"postgres: embedded PostgreSQL ready at {embedded_url} in {time.monotonic() - started_at:.2f} s")
+        log(f"postgres: {mask_url(url)} unreachable; started embedded PostgreSQL in {pgdata} at {embedded_url} in "
+            f"{time.monotonic() - started_at:.2f} s (its output: {logfile})")
         yield embedded_url
+
+
+_GO_RX = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+
+
+def folders_to_open(paths: list[Path]) -> list[Path]:
+    """The parent folders of ``paths`` (up to ``/``) that lack read and traverse permission for
+    group and others: those embedded-postgres, run as root, gives ``go+rx`` for good."""
+    found: list[Path] = []
+    for path in paths:
+        for folder in Path(path).resolve().parents:
+            if folder.exists() and stat.S_IMODE(folder.stat().st_mode) & _GO_RX != _GO_RX and folder not in found:
+                found.append(folder)
+    return found
+
+
+def is_private(folder: Path) -> bool:
+    """A folder nobody but its owner may enter (``/root``, a 0700 home): opening it is refused unless asked."""
+    return stat.S_IMODE(folder.stat().st_mode) & (stat.S_IXGRP | stat.S_IXOTH) == 0
+
+
+@contextmanager
+def _package_log_to(path: Path) -> Iterator[None]:
+    """Send the ``embedded_postgres`` logger (initdb's and pg_ctl's output) to ``path`` only.
+
+    It stays away from the console afterwards too: the package logs its exit at interpreter
+    shutdown (a warning or worse still reaches stderr through logging's last resort)."""
+    logger = logging.getLogger("embedded_postgres")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def _forget_dead_handles(pgdata: Path, lock: AbstractContextManager[object]) -> None:

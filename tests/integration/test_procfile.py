@@ -1,5 +1,6 @@
-"""The Procfile, run by honcho against the real Redis and PostgreSQL: records land, and
-SIGTERM stops every process it started."""
+"""The Procfile, run by honcho against the real Redis and an empty PostgreSQL database (never
+migrated): the worker line applies the schema, records land with no failed job, and SIGTERM
+stops every process it started."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2.extensions
+import psycopg2
 import redis
 import requests
 
@@ -38,11 +39,11 @@ def pid_alive(pid: int) -> bool:
         return stat.read().split()[2] != "Z"
 
 
-def test_procfile_runs_every_role_and_stops_cleanly(
-    services: Services, pg: psycopg2.extensions.connection, redis_client: redis.Redis, tmp_path: Path,
+def test_procfile_runs_every_role_from_an_empty_database_and_stops_cleanly(
+    services: Services, empty_database: str, redis_client: redis.Redis, tmp_path: Path,
 ) -> None:
     mock_port, metrics_port = free_port(), free_port()
-    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
+    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": empty_database,
            "INGEST_QUEUE": "procfile-test", "WORKERS": "2", "MOCK_PORT": str(mock_port),
            "MOCK_RECORDS": str(RECORDS), "METRICS_PORT": str(metrics_port),
            "INGEST_MOCK_URL": f"http://127.0.0.1:{mock_port}", "INGEST_CATALOG": str(DEMO_CATALOG),
@@ -63,8 +64,13 @@ def test_procfile_runs_every_role_and_stops_cleanly(
                                   "--timeout", "60"], env=env, cwd=tmp_path, capture_output=True, text=True,
                                  timeout=90)
         assert enqueue.returncode == 0, enqueue.stdout + enqueue.stderr
-        assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_products'") \
-            == RECORDS - broken_products(RECORDS)
+        pg = psycopg2.connect(empty_database)
+        try:
+            assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_products'") \
+                == RECORDS - broken_products(RECORDS)
+            assert scalar(pg, "SELECT count(*) FROM ingest_jobs WHERE status <> 'finished'") == 0
+        finally:
+            pg.close()
         worker_pids = [int(redis_client.hget(key, "pid")) for key in redis_client.smembers("rq:workers:procfile-test")]
     finally:
         honcho.send_signal(signal.SIGTERM)

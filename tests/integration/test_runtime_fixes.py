@@ -116,10 +116,11 @@ def test_ingest_workers_stops_its_workers_with_the_configured_grace(monkeypatch:
     assert Settings().stop_grace > Settings().job_timeout  # the job in hand may run to its timeout
     graces: list[float] = []
     module = importlib.import_module("ingest_workers.cli.workers")  # the package exports the command by that name
-    monkeypatch.setattr(module, "supervise", lambda start, count, should_stop, clock, stop, on_exit: stop([]))
+    monkeypatch.setattr(module, "supervise", lambda start, count, should_stop, clock, stop, on_exit, **hooks: stop([]))
     monkeypatch.setattr(module, "stop_workers", lambda processes, grace: graces.append(grace))
     result = CliRunner().invoke(main, ["workers", "--count", "1"],
-                                env={"REDIS_URL": settings.redis_url, "INGEST_STOP_GRACE": "2400"})
+                                env={"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url,
+                                     "INGEST_STOP_GRACE": "2400"})
     assert result.exit_code == 0, result.output
     assert graces == [2400]
 
@@ -169,3 +170,23 @@ def test_dedup_sets_expire_and_each_use_pushes_the_expiry_back(redis_client: red
     assert dedup.unseen("shop", ["a", "b"]) == [False, True]
     assert redis_client.ttl(SEEN_PREFIX + "shop") > 990
     assert load_settings(env={"INGEST_DEDUP_TTL": "86400"}).dedup_ttl == 86400
+
+
+def test_a_dead_workers_replacement_waits_until_it_can_start() -> None:
+    """Issue 17: no worker is started into a Redis that does not answer; it is started once it does."""
+    from ingest_workers.runtime.workerpool import supervise
+
+    now = [0.0]
+    starts: list[float] = []
+
+    def start() -> _Exited:
+        starts.append(now[0])
+        return _Exited()
+
+    def wait(seconds: float) -> bool:
+        now[0] += seconds
+        return now[0] > 30
+
+    supervise(start, 1, wait, lambda: now[0], lambda processes: None,  # type: ignore[arg-type]
+              can_start=lambda: now[0] >= 20)  # Redis answers again after 20 s
+    assert starts[0] == 0.0 and starts[1] == 20.0  # the first replacement waited for it

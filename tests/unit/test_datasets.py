@@ -227,3 +227,14 @@ def test_the_built_in_datasets_are_declarations_like_any_other() -> None:
     assert [BUILTIN[n].table for n in ("products", "quotes", "mentions", "posts", "sensors")] == \
         ["products", "stock_quotes", "social_mentions", "posts", "sensor_readings"]
     assert all(d.write == "append" for d in BUILTIN.values())
+
+
+def test_stats_true_takes_the_numeric_columns_but_the_key() -> None:
+    entry = {"key": ["id"], "stats": True,
+             "columns": {"id": "integer", "price": "money", "qty": "integer", "ratio": "numeric", "name": "text"}}
+    dataset = parse_dataset("orders", entry)
+    assert dataset.domain.stats == ("price", "qty", "ratio")
+    assert parse_dataset("orders", dataset.to_dict()).domain.stats == ("price", "qty", "ratio")  # as a job carries it
+    assert parse_dataset("orders", {**entry, "stats": False}).domain.stats == ()
+    with pytest.raises(ConfigError, match=r"\[datasets\.orders\] key 'stats': expected true or false, got 'yes'"):
+        parse_dataset("orders", {**entry, "stats": "yes"})

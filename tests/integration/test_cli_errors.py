@@ -1,0 +1,113 @@
+"""Every command against a service that is not there, or a database never migrated: a stated,
+bounded wait, then one sentence and exit status 1 (never a traceback, never failed jobs); and a
+bad value from the environment is reported under the variable's name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from redis.connection import parse_url
+
+from ingest_workers.cli import main
+from ingest_workers.testing.devservices import Services
+from ingest_workers.testing.tcpproxy import CuttableProxy
+from tests.helpers import wait_until, write_catalog
+
+NEEDS_REDIS = [["enqueue", "--sources", "all"], ["run", "--workers", "0"], ["schedule"], ["status"],
+               ["failed", "list"], ["failed", "retry", "--all"], ["failed", "purge", "--yes"], ["metrics-server"],
+               ["workers", "--count", "1"]]
+NEEDS_SCHEMA = [["enqueue", "--sources", "all"], ["run", "--workers", "0"], ["schedule"], ["status"],
+                ["failed", "list"], ["workers", "--count", "1"]]
+NO_SCHEMA = "error: the database has no ingest schema: run ingest db migrate (waited 1s)"
+
+
+def invoke(args: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(main, args, env=env)
+    return result.exit_code, result.output.splitlines()
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    return write_catalog(tmp_path / "c.toml", "http://127.0.0.1:1/products", extra="interval_seconds = 60")
+
+
+@pytest.mark.parametrize("command", NEEDS_REDIS, ids=lambda c: " ".join(c[:2]))
+def test_unreachable_redis_waits_as_stated_then_fails_in_one_sentence(command: list[str], catalog: Path) -> None:
+    code, lines = invoke(["--catalog", str(catalog), *command],
+                         env={"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0", "INGEST_SERVICE_WAIT": "1"})
+    assert code == 1, lines
+    assert lines[0].startswith("cannot reach Redis at redis://:***@127.0.0.1:1/0") \
+        and lines[0].endswith("; waiting up to 1s"), lines
+    assert lines[1].startswith("error: cannot reach Redis at redis://:***@127.0.0.1:1/0") \
+        and lines[1].endswith("(waited 1s)"), lines
+    assert len(lines) == 2 and "hunter2" not in "".join(lines)
+
+
+@pytest.mark.parametrize("command", NEEDS_SCHEMA, ids=lambda c: " ".join(c[:2]))
+def test_a_database_never_migrated_is_named_with_the_command_that_fixes_it(
+    command: list[str], catalog: Path, services: Services, empty_database: str, redis_client: object,
+) -> None:
+    code, lines = invoke(["--catalog", str(catalog), *command],
+                         env={"REDIS_URL": services.redis_url, "DATABASE_URL": empty_database,
+                              "INGEST_SERVICE_WAIT": "1"})
+    assert (code, lines[-1]) == (1, NO_SCHEMA), lines
+    assert len(lines) <= 3 and not any("Traceback" in line or "enqueued" in line for line in lines), lines
+
+
+def test_db_migrate_then_the_commands_work(services: Services, empty_database: str, redis_client: object) -> None:
+    env = {"REDIS_URL": services.redis_url, "DATABASE_URL": empty_database, "INGEST_SERVICE_WAIT": "1"}
+    code, lines = invoke(["db", "migrate"], env)
+    assert code == 0 and "0001_initial" in lines, lines
+    code, lines = invoke(["status"], env)
+    assert code == 0, lines
+
+
+@pytest.mark.parametrize(("variable", "value", "command"), [
+    ("WORKERS", "x", ["workers"]), ("WORKERS", "0", ["workers"]), ("INGEST_TIMEOUT", "soon", ["run"]),
+    ("INGEST_LOG_FORMAT", "xml", ["status"]),
+])
+def test_a_bad_value_from_the_environment_names_the_variable(variable: str, value: str, command: list[str]) -> None:
+    result = CliRunner().invoke(main, command, env={variable: value})
+    assert result.exit_code == 2
+    assert f"Invalid value for environment variable {variable}: " in result.output, result.output
+    assert "'--" not in result.output.splitlines()[-1]
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
+
+
+def test_the_worker_pool_does_not_respawn_into_a_dead_redis(services: Services, redis_client: object,
+                                                            tmp_path: Path) -> None:
+    redis = parse_url(services.redis_url)
+    proxy = CuttableProxy((redis.get("host", "127.0.0.1"), int(redis.get("port", 6379)))).start()
+    host, port = proxy.address
+    env = {**os.environ, "REDIS_URL": f"redis://{host}:{port}/{redis.get('db', 0)}",
+           "DATABASE_URL": services.database_url, "INGEST_SERVICE_WAIT": "3", "INGEST_QUEUE": "pool-test"}
+    pool = subprocess.Popen([sys.executable, "-m", "ingest_workers", "workers", "--count", "2"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: len(_children(pool.pid)) == 2, timeout=30)
+        time.sleep(2)  # the workers are up and registered
+        proxy.cut()
+        for child in _children(pool.pid):
+            os.kill(child, signal.SIGKILL)
+        output = pool.communicate(timeout=90)[0]
+    finally:
+        if pool.poll() is None:
+            pool.kill()
+            pool.wait()
+        proxy.close()
+    assert pool.returncode == 1, output
+    assert output.count("a worker exited") == 2, output  # the two killed; none started into the dead Redis
+    last = output.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot reach Redis at redis://{host}:{port}/") \
+        and last.endswith("(waited 3s); stopping the workers"), output
