@@ -22,6 +22,7 @@ class SourceSpec:
     page_param: str = "page"
     page_size_param: str = "per_page"  # also the "limit" of offset pagination
     page_size: int = 500
+    concurrency: int | None = None  # page/offset paging: requests in flight per job; None: the settings'
     offset_param: str = "offset"
     token_param: str = "cursor"  # cursor pagination: the query parameter carrying the token
     next_token_path: str = "next_cursor"  # cursor pagination: where the next token is in the body

@@ -9,6 +9,7 @@ without its query string or password, and never a header value.
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import json
 import time
@@ -96,6 +97,13 @@ class HttpClient:
         """
         retrying = self._retrying()
         return self._guard(lambda: retrying(self._open_once, url, params, headers))
+
+    def with_session(self, session: requests.Session) -> HttpClient:
+        """This client (retries, rate limit, breaker, counters) over another session: one per
+        thread when a job fetches pages concurrently (:mod:`.page_fetch`)."""
+        twin = copy.copy(self)
+        twin._session = session
+        return twin
 
     def _retrying(self) -> Retrying:
         return Retrying(

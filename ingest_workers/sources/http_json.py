@@ -11,15 +11,19 @@ fail the job.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
+from itertools import count
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.errors import ConfigError, PermanentError, UnreadableBody
 from ..core.models import Rejected, SourceSpec
 from .base import SourceContext
-from .http import safe_url
+from .http import HttpClient, safe_url
+from .page_fetch import fetched_in_order, session_client
 
 PAGINATIONS = ("page", "offset", "cursor", "link", "none")
+CONCURRENT_PAGINATIONS = ("page", "offset")  # the others find the next page's address in this one
 MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job
 
 
@@ -32,6 +36,8 @@ class HttpJsonSource:
         self._spec = spec
         self._client = context.client
         self._start_page = 1
+        # requests in flight at once (page and offset paging); the others fetch one page at a time
+        self.concurrency = spec.concurrency or context.fetch_concurrency
         self.resume_page = 1  # page paging: the first page whose records may not all have been taken yet
         self._headers: dict[str, str] = {}
         if spec.auth_env:
@@ -47,6 +53,12 @@ class HttpJsonSource:
             if not param:
                 raise ConfigError(f"source {spec.name}: cannot ask for records by time without {what}")
             self._filters[param] = value
+
+    @property
+    def fetches_ahead(self) -> bool:
+        """True when the source fetches its next pages itself while its records are worked on
+        (the pipeline then adds no read-ahead of its own)."""
+        return self._spec.pagination in CONCURRENT_PAGINATIONS
 
     @property
     def resumable(self) -> bool:
@@ -69,24 +81,33 @@ class HttpJsonSource:
 
     def _numbered_pages(self, param: str, position: int, by_page: bool) -> Iterator[Any]:
         """Pages addressed by number (``page=1, 2, ...``) or by offset (``offset=0, 500, ...``):
-        the next page's address does not depend on this one, so an unreadable page can be skipped."""
+        the next page's address does not depend on this one, so pages are fetched ``concurrency``
+        at a time (:mod:`.page_fetch`, in page order) and an unreadable page can be skipped."""
         spec, bad_in_a_row = self._spec, 0
-        while True:
-            where = f"{'page' if by_page else 'offset'} {position}"
-            if by_page:
-                self.resume_page = position
-            try:
-                records = self._records({param: position, spec.page_size_param: spec.page_size}, where)[0]
-                bad_in_a_row = 0
-            except UnreadableBody as exc:
-                bad_in_a_row += 1
-                yield self._rejected_page({"page" if by_page else "offset": position}, where, exc, bad_in_a_row)
-                records = [None] * spec.page_size  # a full page was lost: go on to the next
-            else:
-                yield from records
-            if len(records) < spec.page_size:
-                return
-            position += 1 if by_page else len(records)
+        name = "page" if by_page else "offset"
+
+        def fetch(client: HttpClient, address: int) -> list[Any]:
+            params = {param: address, spec.page_size_param: spec.page_size}
+            return self._records(params, f"{name} {address}", client=client)[0]
+
+        addresses = count(position, 1 if by_page else spec.page_size)
+        pages = fetched_in_order(fetch, addresses, self.concurrency, lambda: session_client(self._client),
+                                 is_last=lambda records: len(records) < spec.page_size)
+        with closing(pages):
+            for address, page in pages:
+                if by_page:
+                    self.resume_page = address
+                try:
+                    records = page.result()
+                    bad_in_a_row = 0
+                except UnreadableBody as exc:
+                    bad_in_a_row += 1
+                    yield self._rejected_page({name: address}, f"{name} {address}", exc, bad_in_a_row)
+                    records = [None] * spec.page_size  # a full page was lost: go on to the next
+                else:
+                    yield from records
+                if len(records) < spec.page_size:
+                    return
 
     def _cursor_pages(self) -> Iterator[Any]:
         spec, token, seen = self._spec, None, set()
@@ -138,16 +159,16 @@ class HttpJsonSource:
             raise PermanentError(f"source {self._spec.name}: {where} unreadable ({exc.reason}); "
                                  "the next page's address was in it") from None
 
-    def _records(self, params: dict[str, Any], where: str,
-                 linked: str | None = None) -> tuple[list[Any], Any, str | None]:
+    def _records(self, params: dict[str, Any], where: str, linked: str | None = None,
+                 client: HttpClient | None = None) -> tuple[list[Any], Any, str | None]:
         """The records of one page, the page, and its Link next URL; ``linked`` is a URL to
-        follow as given (it carries its own query)."""
-        spec = self._spec
+        follow as given (it carries its own query); ``client``: a fetch thread's own."""
+        spec, client = self._spec, client or self._client
         if linked:
-            body, next_url = self._client.get_json_page(linked, headers=self._headers)
+            body, next_url = client.get_json_page(linked, headers=self._headers)
         else:
-            body, next_url = self._client.get_json_page(spec.url, params={**self._filters, **params},
-                                                        headers=self._headers)
+            body, next_url = client.get_json_page(spec.url, params={**self._filters, **params},
+                                                  headers=self._headers)
         records = _at(body, spec.records_path)
         if not isinstance(records, list):
             raise PermanentError(f"source {spec.name}: {where} of {safe_url(spec.url)} has no list at "
