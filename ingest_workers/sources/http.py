@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import email.utils
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from tenacity import (
 
 from ..core.errors import PermanentError, TransientError, UnreadableBody
 from ..core.redact import mask_url
+from .json_decode import decode_json
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,8 @@ class HttpClient:
         if content_type != "application/json" and not content_type.endswith("+json"):
             raise UnreadableBody(f"GET {where}: content type {content_type[:60]!r}",
                                  f"content type {content_type[:60]!r} is not JSON", _head(body))
-        # Invalid UTF-8 bytes become U+FFFD: one bad character must not cost the page's other records.
-        text = body.decode("utf-8", errors="replace")
         try:
-            return json.loads(text)
+            return decode_json(body)
         except ValueError:
             raise UnreadableBody(f"GET {where}: the body is not JSON", "the body is not JSON", _head(body)) from None
         except RecursionError:
