@@ -23,7 +23,7 @@ from ingest_workers.sources import SourceContext, make_source
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.testing.devservices import ensure_services
 
-from . import freshness, loads, peer, record_path, runs, slow_sources
+from . import freshness, loads, merge, peer, record_path, runs, slow_sources
 from .profiling import profile_job
 from .report import Figure, Report, load_average
 from .services import Bench, mock_server, recreate_database
@@ -150,6 +150,8 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
     ]
     _peer_over_http(args, bench, figures, recommended.rate, label)
     _naive(args, bench, rows, figures, ceiling, recommended.rate)
+    _say("merge: 10% changed since the first load, ours against dlt merge (benchmarks/merge.py)")
+    figures += merge.merge_figures(bench.settings, args.records, bench.out, say=_say)
 
     report.loads.append(("end to end done", load_average()))
     _say("re-run: everything duplicate")

@@ -13,7 +13,7 @@ from typing import Any
 
 from .core.errors import ConfigError
 from .core.models import SourceSpec
-from .datasets import DOMAINS
+from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
 from .sources.http_json import CONCURRENT_PAGINATIONS, PAGINATIONS
@@ -28,6 +28,7 @@ _TEXT_FIELDS = {"kind", "domain", "url", "queue", "records_path", "pagination", 
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
                 "since_param", "until_param"}
 _TABLE_FIELDS = {"fields", "constants", "options"}
+_NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class Catalog:
     path: Path
     settings: dict[str, Any]  # the [settings] table, checked later by config.load_settings
     sources: dict[str, SourceSpec]
+    datasets: dict[str, Dataset] = dataclasses.field(default_factory=dict)  # declared here ([datasets.NAME])
+
+    def used_datasets(self) -> dict[str, Dataset]:
+        """Every dataset this catalog's sources load into (declared here or built in), by name."""
+        return {**{s.domain: BUILTIN[s.domain] for s in self.sources.values() if s.domain in BUILTIN},
+                **self.datasets}
 
     def select(self, names: str) -> list[SourceSpec]:
         """Resolve ``all`` or a comma-separated list of source names."""
@@ -60,35 +67,72 @@ def load_catalog(path: Path, env: Mapping[str, str]) -> Catalog:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"catalog file {path} is not valid TOML: {exc}") from None
 
-    unknown = sorted(set(data) - {"settings", "sources"})
+    unknown = sorted(set(data) - {"settings", "sources", "datasets"})
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r}; expected [settings] and [sources.NAME]")
+        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r}; expected [settings], [datasets.NAME] "
+                          "and [sources.NAME]")
     sources_table = data.get("sources")
     if not isinstance(sources_table, dict) or not sources_table:
         raise ConfigError(f"{path}: no [sources.NAME] tables; the catalog needs at least one source")
-    sources = {name: _parse_source(path, name, entry, env) for name, entry in sources_table.items()}
-    return Catalog(path=path, settings=dict(data.get("settings", {})), sources=sources)
+    datasets = _parse_datasets(path, data.get("datasets", {}))
+    sources = {name: _parse_source(path, name, entry, env, datasets) for name, entry in sources_table.items()}
+    return Catalog(path=path, settings=dict(data.get("settings", {})), sources=sources, datasets=datasets)
 
 
-def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> SourceSpec:
+def _parse_datasets(path: Path, table: Any) -> dict[str, Dataset]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [datasets] must hold tables [datasets.NAME]")
+    datasets = {}
+    for name, entry in table.items():
+        if name in BUILTIN:
+            raise ConfigError(f"{path}: [datasets.{name}]: {name!r} is a built-in dataset; declare yours under "
+                              "another name")
+        datasets[name] = dataset = parse_dataset(name, entry, f"{path}: ")
+        for key in ("stages", "prepare"):
+            for stage in getattr(dataset, key) or ():
+                try:
+                    make_stage(stage)
+                except ConfigError as exc:
+                    raise ConfigError(f"{path}: [datasets.{name}] key {key!r}: {exc}") from None
+    tables: dict[str, str] = {BUILTIN[n].table: n for n in BUILTIN}
+    for name, dataset in datasets.items():
+        if dataset.table in tables:
+            raise ConfigError(f"{path}: [datasets.{name}] key 'table': table {dataset.table!r} is dataset "
+                              f"{tables[dataset.table]!r}'s already")
+        tables[dataset.table] = name
+    return datasets
+
+
+def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
+                  datasets: Mapping[str, Dataset] | None = None) -> SourceSpec:
     where = f"{path}: [sources.{name}]"
     if not NAME_PATTERN.fullmatch(name):
         raise ConfigError(f"{where}: a source name must be lowercase letters, digits and '_', starting with a letter")
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a table")
-    unknown = sorted(set(entry) - set(_SPEC_FIELDS) - {"name"})
+    known_keys = (set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS) | {"dataset"}
+    unknown = sorted(set(entry) - known_keys)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_SPEC_FIELDS))}")
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known_keys))}")
+    entry = dict(entry)
+    if "dataset" in entry and "domain" in entry:
+        raise ConfigError(f"{where}: give 'dataset' or 'domain' (its older name), not both")
+    dataset_key = "dataset" if "dataset" in entry else "domain"  # the name errors give it: the user's
+    if "dataset" in entry:
+        entry["domain"] = entry.pop("dataset")
     for key in ("kind", "domain"):
         if key not in entry:
-            raise ConfigError(f"{where}: missing required key {key!r}")
+            raise ConfigError(f"{where}: missing required key {'dataset' if key == 'domain' else key!r}")
     values = {key: _expand(where, key, value, env) for key, value in entry.items()}
     for key, value in values.items():
         if key in _TEXT_FIELDS and not isinstance(value, str):
             raise ConfigError(f"{where} key {key!r}: expected text, got {value!r}")
         if key in _TABLE_FIELDS and not isinstance(value, dict):
             raise ConfigError(f"{where} key {key!r}: expected a table, got {value!r}")
-    _check_parts(where, values)
+    declared = (datasets or {}).get(values["domain"]) if isinstance(values["domain"], str) else None
+    _check_parts(where, values, declared, dataset_key)
+    if declared is not None:
+        values["declaration"] = declared.to_dict()
     page_size = values.get("page_size", SourceSpec.page_size)
     if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
         raise ConfigError(f"{where} key 'page_size': expected a whole number above 0, got {page_size!r}")
@@ -125,17 +169,20 @@ def _check_concurrency(where: str, values: dict[str, Any]) -> None:
                           f"(their addresses are known in advance); this source's pages come one after another")
 
 
-def _check_parts(where: str, values: dict[str, Any]) -> None:
-    """The kind, domain, pagination, stages and sinks an entry names must exist."""
+def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = None,
+                 dataset_key: str = "dataset") -> None:
+    """The kind, dataset, pagination, stages and sinks an entry names must exist."""
     try:
         source_class(values["kind"])
     except ConfigError as exc:
         raise ConfigError(f"{where} key 'kind': {exc}") from None
     if values["kind"] in ("http_json", "csv") and not values.get("url"):
         raise ConfigError(f"{where}: missing required key 'url'")
-    domain = DOMAINS.get(values["domain"])
-    if domain is None:
-        raise ConfigError(f"{where} key 'domain': unknown domain {values['domain']!r}; known: {', '.join(DOMAINS)}")
+    dataset = declared or BUILTIN.get(values["domain"])
+    if dataset is None:
+        raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['domain']!r}; declare it as "
+                          f"[datasets.{values['domain']}] or use a built-in one: {', '.join(BUILTIN)}")
+    domain = dataset.domain
     if values.get("pagination", "page") not in PAGINATIONS:
         raise ConfigError(f"{where} key 'pagination': expected one of {', '.join(PAGINATIONS)}")
     cursor_field = values.get("cursor_field")

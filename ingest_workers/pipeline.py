@@ -10,6 +10,7 @@ committed keys seen and adds the batch's metrics.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -23,16 +24,17 @@ import requests
 
 from .core.config import Settings
 from .core.connections import redis_errors
-from .core.errors import CircuitOpen
+from .core.errors import CircuitOpen, PermanentError
 from .core.models import Counts, Lineage, Record, Rejected, SourceSpec, Window
-from .datasets import DOMAINS, Domain
+from .datasets import Domain, domain_of
 from .guards.breaker import BreakerPolicy, CircuitBreaker
 from .guards.progress import JobProgress
 from .guards.ratelimit import RateLimiter
 from .load.cursors import CursorStore, highest
-from .load.dedup import RedisDedup
+from .load.dedup import RedisDedup, fingerprint
 from .load.loader import PostgresLoader
 from .load.pgretry import Connection, PostgresRetry
+from .load.schema import differences
 from .load.sinks import Sink, SinkContext, make_sink
 from .ops.history import JobHistory
 from .ops.metrics import (
@@ -132,8 +134,9 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     without a cursor that can resume (page paging) starts where an earlier run of the
     same job left off, its progress saved after each committed batch.
     """
-    domain = DOMAINS[spec.domain]
+    domain = domain_of(spec.domain, spec.declaration)
     postgres = postgres_retry(res)
+    _check_table(postgres, domain)
     client = _http_client(spec, res, recorder)
     cursor_field = spec.cursor_field if window is None else None
     if window is not None:
@@ -173,6 +176,22 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     if progress is not None:
         with redis_errors():
             progress.clear()
+
+
+_TABLES_MATCHING: set[tuple[int, str]] = set()  # (pid, declaration) this process found its table to match
+
+
+def _check_table(postgres: PostgresRetry, domain: Domain) -> None:
+    """Fail the job (permanently: running it again cannot help) when the dataset's table is missing
+    or differs from the declaration the job carries, saying how; checked once per process."""
+    marker = (os.getpid(), repr(domain.dataset.to_dict()))
+    if marker in _TABLES_MATCHING:
+        return
+    differ = postgres.run(lambda conn: differences(conn, [domain.dataset]))
+    if differ:
+        raise PermanentError("the table does not match the dataset; run `ingest db migrate` with the catalog "
+                             "that declares it: " + "; ".join(differ))
+    _TABLES_MATCHING.add(marker)
 
 
 def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) -> HttpClient:
@@ -241,43 +260,62 @@ class BatchLoader:
         self._sinks_after_commit = [s for s in sinks if not getattr(s, "in_transaction", False)]
 
     def load(self, batch: list[Item]) -> Counts:
-        source, inc = self._lineage.source, self._recorder.inc
+        source, inc, domain = self._lineage.source, self._recorder.inc, self._domain
         records = [item for item in batch if isinstance(item, Record)]
         rejected = [item for item in batch if isinstance(item, Rejected)]
-        keys = [self._domain.natural_key(record.row) for record in records]
-        with redis_errors():
-            unseen = self._dedup.unseen(source, keys)
-        fresh = [(record.row, key) for record, key, new in zip(records, keys, unseen) if new]
-        fresh_rows = [row for row, _ in fresh]
+        keys = [domain.natural_key(record.row) for record in records]
+        merge = domain.write == "merge"
+        fresh, all_new = self._not_loaded(records, keys)
+        fresh_rows = [row for row, _, _ in fresh]
 
         started = time.monotonic()
         in_transaction = self._in_transaction(records, fresh_rows)
-        inserted, refused = self._postgres.run(
-            lambda conn: self._loader_for(conn).load_batch(self._domain, fresh_rows, rejected, self._lineage,
-                                                           in_transaction))
+        inserted, refused, updated = self._postgres.run(
+            lambda conn: self._loader_for(conn).load_batch(domain, fresh_rows, rejected, self._lineage,
+                                                           in_transaction, all_new))
         self._recorder.observe(LOAD_DURATION, time.monotonic() - started, source)
         self._recorder.observe(LOAD_ROWS, len(fresh), source)
 
         for item in (*rejected, *refused):
             inc(RECORDS, source, item.stage, "rejected")
-        counts = Counts(rejected=len(rejected) + len(refused), loaded=inserted)
-        counts.duplicate = len(records) - counts.loaded - len(refused)
+        counts = Counts(rejected=len(rejected) + len(refused), loaded=inserted, updated=updated)
+        counts.duplicate = len(records) - inserted - updated - len(refused)
         inc(RECORDS, source, "dedup", "duplicate", amount=len(records) - len(fresh))
-        inc(RECORDS, source, "load", "duplicate", amount=len(fresh) - len(refused) - inserted)
+        inc(RECORDS, source, "load", "duplicate", amount=len(fresh) - len(refused) - inserted - updated)
         inc(RECORDS, source, "load", "loaded", amount=inserted)
+        inc(RECORDS, source, "load", "updated", amount=updated)
         counts.fetched = len(batch)
 
         # Only now, after the commit: mark what PostgreSQL holds, and publish the counts.
         refused_payloads = {id(item.raw) for item in refused}
-        committed = [(row, key) for row, key in fresh if id(row["raw"]) not in refused_payloads]
+        committed = [(row, key, current) for row, key, current in fresh if id(row["raw"]) not in refused_payloads]
         with redis_errors():
             pipe = self._res.redis.pipeline(transaction=False)
-            self._dedup.mark_seen(pipe, source, [key for _, key in committed])
+            if merge:  # in batch order: a key that repeats is remembered with its last record's print
+                self._dedup.remember(pipe, source, {key: current for _, key, current in committed})
+            else:
+                self._dedup.mark_seen(pipe, source, [key for _, key, _ in committed])
             self._recorder.flush_to(pipe)
             pipe.execute()
         for sink in self._sinks_after_commit:
-            sink.consume(row for row, _ in committed)
+            sink.consume(row for row, _, _ in committed)
         return counts
+
+    def _not_loaded(self, records: list[Record], keys: list[str]) -> tuple[list[tuple[dict[str, Any], str, str]], bool]:
+        """The records Redis does not know as loaded (row, key, fingerprint), and whether none of
+        their keys was ever loaded. Append: the key is enough. Merge: a changed record must get
+        through, so what was loaded is compared (its fingerprint), not just the key."""
+        source, domain = self._lineage.source, self._domain
+        with redis_errors():
+            if domain.write != "merge":
+                unseen = self._dedup.unseen(source, keys)
+                return [(r.row, key, "") for r, key, new in zip(records, keys, unseen) if new], False
+            prints = [fingerprint(domain, record.row) for record in records]
+            known = self._dedup.remembered(source, keys)
+        fresh = [(r.row, key, current) for r, key, current, remembered in zip(records, keys, prints, known)
+                 if remembered != current]
+        all_new = all(remembered is None for remembered, current in zip(known, prints) if remembered != current)
+        return fresh, all_new
 
     def _loader_for(self, conn: Connection) -> PostgresLoader:
         if self._loader is None or self._loader.connection is not conn:

@@ -17,7 +17,7 @@ from ..core.config import Settings, load_settings
 from ..core.connections import connect_postgres, connect_redis
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec
-from ..datasets import DOMAINS
+from ..datasets import domain_of
 from ..ops.history import JobHistory
 from ..ops.watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
 from ..runtime import resources
@@ -28,7 +28,7 @@ from ..testing import DEMO_CATALOG, faultdemo
 from ..testing.devservices import ensure_services
 from ..testing.mock_sources import MockServer
 from .app import App, Duration, IsoTime
-from .db import apply_migrations
+from .db import apply_migrations, check_tables
 
 SOURCES_HELP = "'all', or source names separated by commas."
 
@@ -94,6 +94,8 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
     settings = app.settings
     client = connect_redis(settings.redis_url)
     connect_postgres(settings.database_url).close()  # fail now, in one line, rather than in every job
+    check_tables(settings, [d for name, d in app.catalog.used_datasets().items()
+                            if name in {spec.domain for spec in specs}])
     records = RecordProgress(client, [spec.name for spec in specs])
     run_id = new_run_id()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -126,12 +128,12 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
 def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[Enqueued],
                     unfinished: dict[str, str], why: str) -> None:
     """Record the end of the jobs stopped while running: their process was killed before it could."""
-    domains = {spec.name: spec.domain for spec in specs}
+    tables = {spec.name: domain_of(spec.domain, spec.declaration).table for spec in specs}
     conn = connect_postgres(settings.database_url)
     try:
         for item in enqueued:
             if unfinished.get(item.job_id) == STOPPED:
-                JobHistory(conn).abandoned(item.job_id, item.source, DOMAINS[domains[item.source]].table,
+                JobHistory(conn).abandoned(item.job_id, item.source, tables[item.source],
                                            f"stopped: {why}")
     finally:
         conn.close()
@@ -214,7 +216,7 @@ def demo(app: App, records: int, workers: int, worker_class: str | None, port: i
             click.echo(f"mock sources: {records} records per feed at {healthy.url}")
             app.env["INGEST_MOCK_URL"] = healthy.url
             app.env["INGEST_SYNTHETIC_RECORDS"] = str(records)
-            applied = apply_migrations(app.settings)
+            applied = apply_migrations(app.settings, datasets=list(app.catalog.datasets.values()))
             click.echo(f"schema: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
             if faults:
                 ok = fault_demo(app, workers, worker_class, healthy.url, faulty, Path("out/summary.json"))

@@ -49,15 +49,21 @@ def serve_until_stopped(server: socketserver.BaseServer) -> None:
                    "(also drop, wrong_type, oversize, latency, retry_after, oversize_bytes, seed).")
 @click.option("--cache-mb", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep served JSON pages up to this many MiB, so a page asked again costs no CPU (benchmarks).")
+@click.option("--revision", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Serve revision N: every --changed-every-th valid record has another price, stock or text "
+                   "(0: the feeds as they always were).")
+@click.option("--changed-every", type=click.IntRange(min=1), default=10, show_default=True,
+              help="With --revision: which records change (every Kth).")
 def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float, fault_spec: str,
-                 cache_mb: int) -> None:
+                 cache_mb: int, revision: int, changed_every: int) -> None:
     """Serve the deterministic mock feeds of the five domains on HOST:PORT until interrupted."""
     try:
         faults = FaultInjector(FaultConfig.parse(fault_spec))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     server = MockServer(host, port, MockConfig(records=records, invalid_every=invalid_every, latency=latency,
-                                               cache_bytes=cache_mb * 2**20), faults)
+                                               cache_bytes=cache_mb * 2**20, revision=revision,
+                                               changed_every=changed_every), faults)
     click.echo(f"serving {records} records per feed at {server.url}: {', '.join([*ROUTES, '/sensors.csv'])}",
                err=True)
     serve_until_stopped(server)

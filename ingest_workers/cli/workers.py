@@ -12,6 +12,7 @@ import click
 
 from ..runtime.workerpool import start_worker, stop_workers, worker_command, worker_name
 from .app import App
+from .db import check_tables
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
     hand finishes).
     """
     settings = app.settings
+    if app.optional_catalog is not None:
+        check_tables(settings, list(app.optional_catalog.used_datasets().values()))
     names = [name.strip() for name in (queues or settings.queue).split(",") if name.strip()]
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

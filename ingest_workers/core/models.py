@@ -15,7 +15,7 @@ class SourceSpec:
 
     name: str
     kind: str  # a built-in kind (http_json, csv, synthetic) or a plugin "package.module:ClassName"
-    domain: str
+    domain: str  # the dataset the records land in (the catalog's `dataset`, or `domain` for a built-in)
     url: str = ""  # http_json: the API; csv: a file path or an http(s) URL; synthetic: unused
     records_path: str = "items"  # dotted path to the list of records in a page ("" for a top-level list)
     pagination: str = "page"  # page | offset | cursor | link | none
@@ -39,6 +39,8 @@ class SourceSpec:
     interval_seconds: int | None = None  # `ingest schedule` runs the source this often; None: never
     rate_limit: float = 5.0  # requests/second to this source, all workers together (0: unlimited)
     queue: str | None = None  # an RQ queue of its own (e.g. for heavy sources); None: the settings' queue
+    # The dataset's declaration when the catalog declares it ([datasets.NAME]); None: a built-in dataset.
+    declaration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -88,16 +90,17 @@ class Rejected:
 
 @dataclass
 class Counts:
-    """What happened to the records of one job. ``fetched == rejected + duplicate + loaded``
-    once the job has finished."""
+    """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated``
+    once the job has finished (``updated``: a merge dataset's stored rows a changed record replaced)."""
 
     fetched: int = 0
     rejected: int = 0
     duplicate: int = 0
     loaded: int = 0
+    updated: int = 0
 
     def add(self, other: Counts) -> None:
-        for name in ("fetched", "rejected", "duplicate", "loaded"):
+        for name in ("fetched", "rejected", "duplicate", "loaded", "updated"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_dict(self) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""What every domain is: a table, its natural key, and a pure check."""
+"""What every domain is: a table, its natural key, and a pure check (made from a dataset's
+declaration, :mod:`.declared`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class Domain:
     time_field: str | None = None  # the column that says when a record happened (cursors, backfill windows)
     # Stages a source of this domain runs after ``check`` unless its catalog entry names its own.
     default_stages: tuple[Any, ...] = field(default=())
+    prepare: tuple[Any, ...] = ()  # stages run on the mapped record before ``check``
+    write: str = "append"  # "append": the first version stays; "merge": a changed record replaces the row
+    version_column: str | None = None  # merge: a record replaces the row only when this is higher
+    dataset: Any = None  # the declaration (:class:`~.declared.Dataset`) this domain was made from
 
     def natural_key(self, row: dict[str, Any]) -> str:
         """The row's unique key without ``source`` (Redis sets and alerts are per source already)."""

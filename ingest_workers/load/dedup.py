@@ -1,20 +1,39 @@
 """Redis as a fast filter in front of PostgreSQL.
 
-One Redis set per source holds the natural keys already committed to
+Append datasets: one Redis set per source holds the natural keys already committed to
 PostgreSQL. A batch is checked in one ``SMISMEMBER`` round trip, and keys are
-added only *after* the batch's transaction committed (:meth:`mark_seen` queues
+added only *after* the batch's transaction committed (:meth:`RedisDedup.mark_seen` queues
 them on the caller's post-commit pipeline). So a key in Redis always means
 "in PostgreSQL"; a lost Redis only costs speed, since the table's unique key
 and ``ON CONFLICT DO NOTHING`` still refuse the duplicates.
+
+Merge datasets: a key alone must not hide a change, so one Redis hash per source maps each
+committed key to a fingerprint of the values loaded (or of its version, with a
+``version_column``): a record whose fingerprint is the one remembered is dropped, any other
+goes on to PostgreSQL, which decides (``ON CONFLICT DO UPDATE ... WHERE``). Redis can only
+make a record skip work it would not have done: never replace or keep a row by itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import redis
 
+from ..datasets import Domain
+
 SEEN_PREFIX = "ingest:seen:"
+FINGERPRINT_PREFIX = "ingest:fp:"
+
+
+def fingerprint(domain: Domain, row: dict[str, Any]) -> str:
+    """What identifies the version of a record loaded: its version, or a hash of its values."""
+    if domain.version_column is not None:
+        return f"v:{row[domain.version_column]}"
+    values = repr(tuple(row.get(column) for column in domain.fields)).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(values, digest_size=12).hexdigest()
 
 
 class RedisDedup:
@@ -36,4 +55,17 @@ class RedisDedup:
 
     def forget(self, source: str) -> None:
         """Drop the filter of ``source`` (PostgreSQL still refuses duplicates)."""
-        self._client.delete(SEEN_PREFIX + source)
+        self._client.delete(SEEN_PREFIX + source, FINGERPRINT_PREFIX + source)
+
+    def remembered(self, source: str, keys: Sequence[str]) -> list[str | None]:
+        """For each key, the fingerprint last committed for ``source`` (None: never, or forgotten)."""
+        if not keys:
+            return []
+        found = self._client.hmget(FINGERPRINT_PREFIX + source, list(keys))
+        return [None if value is None else value.decode() if isinstance(value, bytes) else value for value in found]
+
+    @staticmethod
+    def remember(pipe: redis.client.Pipeline, source: str, prints: Mapping[str, str]) -> None:
+        """Queue each key's fingerprint as committed; call only after the PostgreSQL commit."""
+        if prints:
+            pipe.hset(FINGERPRINT_PREFIX + source, mapping=dict(prints))

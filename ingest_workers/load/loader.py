@@ -1,8 +1,10 @@
 """Write batches to PostgreSQL idempotently, one transaction per batch: COPY straight into
 the target, or, when a key is there already, COPY into a staging table and then
-``INSERT ... ON CONFLICT DO NOTHING`` into the target.
+``INSERT ... ON CONFLICT`` into the target: ``DO NOTHING`` for an append dataset (the first
+version stays), ``DO UPDATE ... WHERE`` the values differ (or the version is higher) for a
+merge dataset, so an identical record rewrites nothing.
 
-Running the same batch twice inserts nothing the second time, so an RQ job that
+Running the same batch twice changes nothing the second time, so an RQ job that
 is retried after a crash cannot load a record twice. Rejections are written in
 the same transaction, so a batch is either wholly recorded or not at all.
 """
@@ -16,7 +18,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import psycopg2
@@ -30,6 +32,12 @@ from ..core.models import Lineage, Rejected
 from ..datasets import Domain
 
 
+class LoadResult(NamedTuple):
+    inserted: int  # rows whose key was new
+    refused: list[Rejected]  # rows PostgreSQL itself refused, recorded as rejections
+    updated: int = 0  # merge: stored rows a changed record replaced
+
+
 class PostgresLoader:
     def __init__(self, conn: psycopg2.extensions.connection) -> None:
         self._conn = conn
@@ -39,39 +47,95 @@ class PostgresLoader:
         return self._conn
 
     def load_batch(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
-                   lineage: Lineage, in_transaction: Callable[[Any], None] | None = None) -> tuple[int, list[Rejected]]:
-        """Insert ``rows`` and record ``rejected`` in one transaction.
+                   lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
+                   all_new: bool = False) -> LoadResult:
+        """Write ``rows`` and record ``rejected`` in one transaction.
 
-        Returns how many rows were new (the rest were in the table already) and the
-        rows PostgreSQL itself refused (a value its types or checks reject): those are
-        found by splitting the batch, recorded as rejections, and the rest still load.
-        ``in_transaction(cursor)`` runs inside the transaction that commits the batch's
-        last rows (cursor marks, transactional sinks), so it commits only with all of them.
-        Raises :class:`TransientError` when PostgreSQL is unreachable: the whole batch
-        can then be retried.
+        Returns how many rows were new, how many replaced a stored row (merge datasets; the
+        rest were in the table already, unchanged) and the rows PostgreSQL itself refused (a
+        value its types or checks reject): those are found by splitting the batch, recorded
+        as rejections, and the rest still load. ``in_transaction(cursor)`` runs inside the
+        transaction that commits the batch's last rows (cursor marks, transactional sinks), so
+        it commits only with all of them. ``all_new``: the caller believes no key is stored yet
+        (a merge batch then tries the direct COPY first). Raises :class:`TransientError` when
+        PostgreSQL is unreachable: the whole batch can then be retried.
         """
         try:
-            return self._load(domain, rows, rejected, lineage, in_transaction), []
+            return LoadResult(*self._load(domain, rows, rejected, lineage, in_transaction, all_new))
         except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
             if len(rows) <= 1:
                 reason = f"PostgreSQL refused the row: {exc.diag.message_primary or type(exc).__name__}"
                 refused = [Rejected(row.get("raw"), reason, "load") for row in rows]
                 self._load(domain, [], [*rejected, *refused], lineage, in_transaction)
-                return 0, refused
+                return LoadResult(0, refused)
         middle = len(rows) // 2
-        first, refused_first = self.load_batch(domain, rows[:middle], rejected, lineage)
-        second, refused_second = self.load_batch(domain, rows[middle:], [], lineage, in_transaction)
-        return first + second, refused_first + refused_second
+        first = self.load_batch(domain, rows[:middle], rejected, lineage, all_new=all_new)
+        second = self.load_batch(domain, rows[middle:], [], lineage, in_transaction, all_new)
+        return LoadResult(first.inserted + second.inserted, first.refused + second.refused,
+                          first.updated + second.updated)
 
     def _load(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
-              lineage: Lineage, in_transaction: Callable[[Any], None] | None = None) -> int:
+              lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
+              all_new: bool = False) -> tuple[int, list[Rejected], int]:
+        inserted = updated = 0
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            inserted = self._insert_rows(cur, domain, rows) if rows else 0
+            if rows and domain.write == "merge":
+                inserted, updated = self._merge_rows(cur, domain, rows, all_new)
+            elif rows:
+                inserted = self._insert_rows(cur, domain, rows)
             if rejected:
                 self._insert_rejections(cur, rejected, lineage)
             if in_transaction is not None:
                 in_transaction(cur)
-        return inserted
+        return inserted, [], updated
+
+    def _merge_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]], all_new: bool) -> tuple[int, int]:
+        """Insert the new keys; replace a stored row whose values differ (or whose version is lower);
+        leave an identical one alone (no new row version: its ``xmin`` stays). A key that repeats in
+        the batch keeps its last record (its highest version)."""
+        rows = latest_per_key(domain, rows)
+        target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
+        stream = CopyStream(rows, domain.columns)
+        if all_new:
+            cur.execute("SAVEPOINT direct_copy")
+            try:
+                cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns).as_string(cur), stream,
+                                size=COPY_READ_SIZE)
+                return len(rows), 0
+            except psycopg2.errors.UniqueViolation:  # Redis was flushed, or another job raced us
+                cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
+        staging = self._staged(cur, domain, stream.whole())
+        data = [c for c in domain.fields if c not in domain.key]
+        if domain.version_column is not None:
+            version = sql.Identifier(domain.version_column)
+            changed = sql.SQL("t.{v} IS NULL OR EXCLUDED.{v} > t.{v}").format(v=version)
+        elif data:
+            changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
+                sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in data),
+                sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data))
+        else:
+            changed = sql.SQL("false")  # a table of key columns only: a stored key is the whole record
+        assign = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                                    for c in domain.columns if c not in domain.key)
+        cur.execute(sql.SQL("INSERT INTO {target} AS t ({columns}) SELECT {columns} FROM {staging} "
+                            "ON CONFLICT ({key}) DO UPDATE SET {assign}, loaded_at = now() WHERE {changed} "
+                            "RETURNING (xmax = 0)").format(
+            target=target, columns=columns, staging=staging, assign=assign, changed=changed,
+            key=sql.SQL(", ").join(map(sql.Identifier, domain.key))))
+        written = cur.fetchall()
+        inserted = sum(1 for (new,) in written if new)
+        return inserted, len(written) - inserted
+
+    @staticmethod
+    def _staged(cur: Any, domain: Domain, payload: bytes) -> sql.Composable:
+        """The batch COPYed into this connection's staging table for ``domain`` (emptied at each commit)."""
+        staging = sql.Identifier(f"staging_{domain.table}")
+        cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+                            "ON COMMIT DELETE ROWS").format(staging, sql.Identifier(domain.table)))
+        columns = sql.SQL(", ").join(map(sql.Identifier, domain.columns))
+        cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, columns).as_string(cur),
+                        io.BytesIO(payload))
+        return staging
 
     def _insert_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]]) -> int:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
@@ -87,13 +151,7 @@ class PostgresLoader:
             return len(rows)
         except psycopg2.errors.UniqueViolation:  # Redis lost a key, a run raced us, or a key repeats
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        payload = stream.whole()
-        staging = sql.Identifier(f"staging_{domain.table}")
-        # Temporary: private to this connection, emptied at each commit.
-        cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
-                            "ON COMMIT DELETE ROWS").format(staging, target))
-        cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, columns).as_string(cur),
-                        io.BytesIO(payload))
+        staging = self._staged(cur, domain, stream.whole())
         cur.execute(sql.SQL("INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging} "
                             "ON CONFLICT ({key}) DO NOTHING").format(
             target=target, columns=columns, staging=staging,
@@ -110,6 +168,19 @@ class PostgresLoader:
                            lineage.run_id, lineage.job_id))
         execute_values(cur, "INSERT INTO rejected_records (source, fingerprint, stage, reason, payload, run_id, job_id)"
                             " VALUES %s ON CONFLICT (source, fingerprint) DO NOTHING", values)
+
+
+def latest_per_key(domain: Domain, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per natural key: the last one (the one with the highest version, the last of equal
+    versions), so that ``ON CONFLICT DO UPDATE`` never meets a key twice in one statement."""
+    chosen: dict[str, dict[str, Any]] = {}
+    version = domain.version_column
+    for row in rows:
+        key = domain.natural_key(row)
+        kept = chosen.get(key)
+        if kept is None or version is None or not (row[version] < kept[version]):
+            chosen[key] = row
+    return list(chosen.values()) if len(chosen) < len(rows) else list(rows)
 
 
 COPY_READ_SIZE = 65536

@@ -1,4 +1,5 @@
-"""Apply the numbered SQL files in ``migrations/`` once each, in order.
+"""Apply the numbered SQL files in ``migrations/`` once each, in order, then create or evolve
+the tables of the declared datasets (:mod:`.schema`).
 
 Safe to run from many processes at once: an advisory lock serialises them, and
 ``schema_migrations`` records what was applied. Each file runs in its own
@@ -7,9 +8,13 @@ transaction, so a failing file leaves the schema at the previous version.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
 
 import psycopg2.extensions
+
+from ..datasets import BUILTIN, Dataset
+from .schema import evolve
 
 _LOCK_ID = 0x1A6E57  # arbitrary, constant: "ingest" migrations
 
@@ -21,8 +26,12 @@ def migration_files() -> list[tuple[str, str]]:
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
-def migrate(conn: psycopg2.extensions.connection) -> list[str]:
-    """Apply what is missing; return the versions applied now (empty when up to date)."""
+def migrate(conn: psycopg2.extensions.connection, datasets: Iterable[Dataset] = ()) -> list[str]:
+    """Apply what is missing; return the versions applied now and the tables created or changed
+    (empty when up to date). ``datasets``: the catalog's declared ones, besides the built-in ones.
+
+    Raises :class:`~.schema.SchemaRefused` when a table differs from its declaration in a way
+    only a person should resolve (the SQL files are applied all the same)."""
     applied_now = []
     with conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -39,6 +48,7 @@ def migrate(conn: psycopg2.extensions.connection) -> list[str]:
                     cur.execute(text)
                     cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                     applied_now.append(version)
+            applied_now += evolve(conn, [*BUILTIN.values(), *datasets])
         finally:
             cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
             conn.commit()

@@ -36,19 +36,21 @@ class JobHistory:
 
     def finished(self, job_id: str, counts: Counts) -> None:
         self._write("UPDATE ingest_jobs SET status = 'finished', fetched = %s, rejected = %s, duplicate = %s, "
-                    "loaded = %s, finished_at = now() WHERE job_id = %s",
-                    (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, job_id))
+                    "loaded = %s, updated = %s, finished_at = now() WHERE job_id = %s",
+                    (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, counts.updated, job_id))
 
     def failed(self, job_id: str, counts: Counts, error: str) -> None:
         self._write("UPDATE ingest_jobs SET status = 'failed', fetched = %s, rejected = %s, duplicate = %s, "
-                    "loaded = %s, error = %s, finished_at = now() WHERE job_id = %s",
-                    (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, error[:2000], job_id))
+                    "loaded = %s, updated = %s, error = %s, finished_at = now() WHERE job_id = %s",
+                    (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, counts.updated, error[:2000],
+                     job_id))
 
     def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
         """Mark ``job_id`` failed with ``reason`` if its process was stopped while it ran (it could
         not record its end), with the counts of what it committed: rows in ``table`` and rejections."""
         statement = sql.SQL(
             "UPDATE ingest_jobs SET status = 'failed', error = %(reason)s, finished_at = now(), duplicate = 0, "
+            "updated = 0, "
             "loaded = (SELECT count(*) FROM {table} WHERE source = %(source)s AND job_id = %(job)s), "
             "rejected = (SELECT count(*) FROM rejected_records WHERE source = %(source)s AND job_id = %(job)s) "
             "WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
@@ -69,12 +71,13 @@ class JobHistory:
             cur.execute(
                 "SELECT source, count(*), count(*) FILTER (WHERE status = 'finished'), "
                 "count(*) FILTER (WHERE status = 'failed'), sum(fetched), sum(rejected), sum(duplicate), "
-                "sum(loaded), extract(epoch FROM max(finished_at) - min(started_at)), "
+                "sum(loaded), sum(updated), extract(epoch FROM max(finished_at) - min(started_at)), "
                 "array_remove(array_agg(DISTINCT error), NULL) "
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             return [SourceSummary(source, jobs, finished, failed,
-                                  Counts(int(f), int(r), int(d), int(lo)), float(seconds or 0.0), tuple(errors))
-                    for source, jobs, finished, failed, f, r, d, lo, seconds, errors in cur.fetchall()]
+                                  Counts(int(f), int(r), int(d), int(lo), int(up)), float(seconds or 0.0),
+                                  tuple(errors))
+                    for source, jobs, finished, failed, f, r, d, lo, up, seconds, errors in cur.fetchall()]
 
     def _write(self, statement: str, params: tuple[object, ...]) -> None:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:

@@ -42,7 +42,7 @@ class Declared:
 
 
 RECORDS = Declared("ingest_records", "counter", "Records by source, stage and outcome "
-                   "(fetched, rejected, duplicate, loaded).", ("source", "stage", "outcome"))
+                   "(fetched, rejected, duplicate, loaded, updated).", ("source", "stage", "outcome"))
 FETCH_REQUESTS = Declared("ingest_fetch_requests", "counter", "HTTP requests to sources by status class "
                           "(2xx, 4xx, 5xx, error = no answer).", ("source", "status_class"))
 FETCH_RETRIES = Declared("ingest_fetch_retries", "counter", "HTTP requests retried after a transient failure.",
@@ -78,7 +78,8 @@ DECLARED = {d.name: d for d in (RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JO
 SOURCE_DEFAULTS: tuple[tuple[Declared, tuple[str, ...], float], ...] = (
     (RECORDS, ("fetch", "fetched"), 0), (RECORDS, ("validate", "rejected"), 0),
     (RECORDS, ("dedup", "duplicate"), 0), (RECORDS, ("load", "duplicate"), 0), (RECORDS, ("load", "loaded"), 0),
-    (FETCH_REQUESTS, ("2xx",), 0), (FETCH_REQUESTS, ("4xx",), 0), (FETCH_REQUESTS, ("5xx",), 0),
+    (RECORDS, ("load", "updated"), 0), (FETCH_REQUESTS, ("2xx",), 0), (FETCH_REQUESTS, ("4xx",), 0),
+    (FETCH_REQUESTS, ("5xx",), 0),
     (FETCH_REQUESTS, ("error",), 0), (FETCH_RETRIES, (), 0), (JOB_RETRIES, (), 0),
     (JOBS, ("success",), 0), (JOBS, ("failure",), 0), (CIRCUIT_STATE, (), CIRCUIT_STATES["closed"]),
     (RATE_LIMIT_WAIT, (), 0), (JOBS_DEFERRED, (), 0),

@@ -25,7 +25,7 @@ from rq.serializers import JSONSerializer
 from ..core.config import Settings
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec, Window
-from ..datasets import DOMAINS
+from ..datasets import domain_of
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLAIM_PREFIX = "ingest:claimed:"
@@ -109,7 +109,7 @@ def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpe
 
 def check_windowable(spec: SourceSpec) -> None:
     """A source can be backfilled by window when its cursor is its domain's time and it can ask by time."""
-    time_field = DOMAINS[spec.domain].time_field
+    time_field = domain_of(spec.domain, spec.declaration).time_field
     if not time_field or spec.cursor_field != time_field:
         raise ConfigError(f"source {spec.name} cannot be backfilled by time: its cursor_field is not "
                           f"{time_field or 'a time'}")

@@ -140,7 +140,7 @@ def enrich(lineage: Lineage) -> PerRecord:
 
 
 def default_stages(fields: dict[str, str], domain: Domain, lineage: Lineage, extra: Sequence[Stage] = (),
-                   constants: dict[str, Any] | None = None) -> list[Stage]:
-    """The stages every source runs: map its fields, validate into the domain, the ``extra``
-    stages of its catalog entry (or domain), then stamp lineage."""
-    return [map_fields(fields, constants), validate(domain), *extra, enrich(lineage)]
+                   constants: dict[str, Any] | None = None, prepare: Sequence[Stage] = ()) -> list[Stage]:
+    """The stages every source runs: map its fields, the dataset's ``prepare`` stages, validate
+    into the domain, the ``extra`` stages of its catalog entry (or domain), then stamp lineage."""
+    return [map_fields(fields, constants), *prepare, validate(domain), *extra, enrich(lineage)]

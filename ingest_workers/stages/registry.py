@@ -10,9 +10,10 @@ from ..core.plugins import resolve, split_entry
 from ..datasets import Domain
 from .base import Stage, default_stages
 from .series import MovingAverage, Normalise, ThresholdFilter
-from .text import PumpSignal, Sentiment
+from .text import PumpSignal, Sentiment, TickerFromCashtag
 
-STAGES: dict[str, Any] = {cls.name: cls for cls in (ThresholdFilter, Normalise, MovingAverage, Sentiment, PumpSignal)}
+STAGES: dict[str, Any] = {cls.name: cls for cls in (ThresholdFilter, Normalise, MovingAverage, Sentiment, PumpSignal,
+                                                     TickerFromCashtag)}
 
 
 def make_stage(entry: Any) -> Stage:
@@ -26,6 +27,7 @@ def make_stage(entry: Any) -> Stage:
 
 
 def source_stages(spec: SourceSpec, domain: Domain, lineage: Lineage) -> list[Stage]:
-    """map -> validate -> the entry's stages (or the domain's defaults) -> enrich."""
+    """map -> the dataset's prepare stages -> validate -> the entry's stages (or the dataset's) -> enrich."""
     extra = spec.stages if spec.stages is not None else list(domain.default_stages)
-    return default_stages(spec.fields, domain, lineage, [make_stage(e) for e in extra], spec.constants)
+    return default_stages(spec.fields, domain, lineage, [make_stage(e) for e in extra], spec.constants,
+                          [make_stage(e) for e in domain.prepare])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 from ..core.errors import ConfigError
@@ -55,7 +56,7 @@ def _number(stage: str, name: str, value: Any, default: float) -> float:
 
 def _value(row: dict[str, Any], field: str) -> float:
     value = row.get(field)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or not math.isfinite(value):
         raise Reject(f"{field}: expected a finite number, got {type(value).__name__}")
     return float(value)
 

@@ -4,6 +4,9 @@ Sentiment is a small word lexicon, not a model: it counts positive and negative
 words (and a few emoji) and labels the text by the sign of the difference. Good
 enough to sort mentions coarsely; it misses sarcasm and negation.
 
+Ticker from a cashtag: a mention without a ticker field takes the first ``$TICKER`` of its text
+(a ``prepare`` stage of the mentions dataset: it runs before the column checks).
+
 Pump signal: a mention is flagged when its text carries at least ``min_markers``
 different pump markers (phrases such as "to the moon", "100x", "buy now", "🚀").
 """
@@ -26,6 +29,7 @@ NEGATIVE_EMOJI = ("📉", "💀")
 PUMP_MARKERS = ("to the moon", "100x", "10x", "1000x", "buy now", "don't miss", "dont miss", "next gem",
                 "guaranteed", "last chance", "🚀", "all in", "going parabolic")
 _WORD = re.compile(r"[a-z']+")
+_CASHTAG = re.compile(r"\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
 
 
 def sentiment_score(text: str) -> int:
@@ -76,4 +80,23 @@ class PumpSignal:
         for item in items:
             if isinstance(item, Record):
                 item.row[self.output] = pump_markers(_text_of(item, self.field)) >= self.min_markers
+            yield item
+
+
+class TickerFromCashtag:
+    """Fill ``field`` (default ``ticker``) of a mapped record that has none from the first
+    ``$CASHTAG`` in ``text_field``; the dataset's checks then refuse a record that still has none."""
+
+    name = "ticker_from_cashtag"
+
+    def __init__(self, field: str = "ticker", text_field: str = "text") -> None:
+        self.field, self.text_field = field, text_field
+
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            if isinstance(item, Record) and item.row.get(self.field) in (None, ""):
+                text = item.row.get(self.text_field)
+                found = _CASHTAG.search(text) if isinstance(text, str) else None
+                if found is not None:
+                    item.row[self.field] = found.group(1)
             yield item

@@ -12,9 +12,11 @@ What it does (``scripts/chaos``; a smaller plan runs in the test suite):
   abandoned by heartbeat deadline), and starts a replacement for a dead worker;
 * cuts PostgreSQL at the network for ``pg_outage`` seconds, once;
 * checks: loaded + rejected == served, no key loaded twice, every rejection has a
-  reason, every job finished; prints one line of figures.
+  reason, every job finished; prints one line of figures;
+* meanwhile ``merge_sources`` more sources load a merge dataset ``passes`` times, the feed
+  changing between passes (:mod:`.chaos_merge`): each key's final row must hold the last revision.
 
-It only touches its own sources (``chaos_0``, ``chaos_1``, ...) and queue.
+It only touches its own sources (``chaos_0``, ..., ``chaos_merge_0``, ...) and queue.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from ..core.config import Settings
 from ..core.models import SourceSpec
 from ..guards.breaker import BREAKER_PREFIX
 from ..guards.ratelimit import RATE_PREFIX
-from ..load.dedup import SEEN_PREFIX
+from ..load.dedup import FINGERPRINT_PREFIX, SEEN_PREFIX
 from ..load.migrate import migrate
 from ..ops.watch import job_states
 from ..runtime.producer import enqueue_run, make_queue, new_run_id
 from ..runtime.workerpool import worker_command, worker_env
+from .chaos_merge import MERGE_DATASET, MergePasses, MergeVerdict, check_merge, forget_merge, merge_specs
 from .fleet import WorkerFleet, children, work_horses
 from .mock_faults import FaultConfig, FaultInjector
 from .mock_sources import MockConfig, MockServer, count_invalid
@@ -66,6 +69,8 @@ class ChaosPlan:
     pg_outage: float = 25.0  # seconds PostgreSQL is unreachable
     timeout: float = 600.0
     seed: int | None = None
+    merge_sources: int = 2  # sources of a merge dataset, run once per revision of the feed
+    passes: int = 3  # revisions 0, 1, ... passes - 1
 
 
 @dataclass
@@ -84,11 +89,12 @@ class ChaosResult:
     pg_cut_seconds: float = 0.0
     faults: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
+    merge: MergeVerdict = field(default_factory=MergeVerdict)
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.duplicated or self.without_reason or self.jobs_failed
-                    or self.jobs_unfinished or self.loaded + self.rejected != self.served)
+                    or self.jobs_unfinished or self.loaded + self.rejected != self.served or not self.merge.ok)
 
     def line(self) -> str:
         faults = ",".join(f"{name}={count}" for name, count in sorted(self.faults.items()))
@@ -96,7 +102,9 @@ class ChaosResult:
                 f"rejected={self.rejected} lost={self.lost} duplicated={self.duplicated} "
                 f"rejections_without_reason={self.without_reason} page_rejections={self.page_rejections} "
                 f"jobs={self.jobs} failed={self.jobs_failed} unfinished={self.jobs_unfinished} "
-                f"kills={self.kills} "
+                f"kills={self.kills} merge[rows={self.merge.rows} revision={self.merge.revision} "
+                f"updated={self.merge.updated} stale={self.merge.stale} missing={self.merge.missing} "
+                f"extra={self.merge.extra}] "
                 f"pg_down={self.pg_cut_seconds:.0f}s faults[{faults}] elapsed={self.elapsed:.1f}s")
 
 
@@ -114,22 +122,27 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
     client = redis.Redis.from_url(redis_url)
     conn = psycopg2.connect(database_url)
     names = [f"chaos_{i}" for i in range(plan.sources)]
+    merge_names = [f"chaos_merge_{i}" for i in range(plan.merge_sources)]
     try:
-        migrate(conn)
-        _forget(client, conn, names, CHAOS_QUEUE)
+        migrate(conn, [MERGE_DATASET])
+        _forget(client, conn, [*names, *merge_names], CHAOS_QUEUE)
+        forget_merge(conn, merge_names)
         server = MockServer("127.0.0.1", 0, MockConfig(records=plan.records, invalid_every=plan.invalid_every),
                             FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
         server.start_in_thread()
         proxy = CuttableProxy(postgres_address(database_url)).start()
         try:
+            passes = MergePasses(merge_specs(merge_names, server.url, plan.page_size, plan.rate_limit),
+                                 plan.passes, server)
             result = _run(plan, rng, client, server, proxy, names,
-                          chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log)
+                          chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log, passes)
         finally:
             proxy.close()
             server.shutdown()
             server.server_close()
         result.faults = dict(server.faults.injected)
         _check(conn, plan, names, result)
+        result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes.revision)
     finally:
         conn.close()
         client.close()
@@ -137,7 +150,8 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
 
 
 def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, server: MockServer, proxy: CuttableProxy,
-         names: list[str], settings: Settings, log_dir: Path, log: Callable[[str], None]) -> ChaosResult:
+         names: list[str], settings: Settings, log_dir: Path, log: Callable[[str], None],
+         passes: MergePasses) -> ChaosResult:
     result = ChaosResult(served=plan.sources * plan.records)
     specs = [SourceSpec(name=name, kind="http_json", domain="products", url=f"{server.url}/products",
                         page_size=plan.page_size, fields={"product_id": "id", "name": "title"},
@@ -151,9 +165,9 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, server: MockS
     try:
         fleet.start(plan.workers)
         job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_id)]
-        result.jobs = len(job_ids)
+        job_ids += passes.advance(queue, settings)
         next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
-        while state.done < state.total and time.monotonic() - started < plan.timeout:
+        while (state.done < state.total or passes.remaining) and time.monotonic() - started < plan.timeout:
             now = time.monotonic()
             if cut_at is None and now - started >= plan.pg_outage_at:
                 proxy.cut()
@@ -167,11 +181,17 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, server: MockS
                 next_kill = now + plan.kill_every
                 result.kills += _kill_one(fleet, rng, _scheduler_pid(client, settings.queue), log)
             time.sleep(0.2)
+            more = passes.advance(queue, settings)
+            if more:
+                job_ids += more
+                log(f"chaos: merge pass at revision {passes.revision}")
             state = job_states(queue, job_ids)
         if cut_at is not None and not result.pg_cut_seconds:  # the jobs ended during the outage
             proxy.restore()
             result.pg_cut_seconds = time.monotonic() - cut_at
-        result.jobs_failed, result.jobs_unfinished = state.failed, state.total - state.done
+        result.jobs = len(job_ids)
+        result.jobs_failed = state.failed
+        result.jobs_unfinished = state.total - state.done + passes.remaining * plan.merge_sources
     finally:
         fleet.close()
         result.elapsed = time.monotonic() - started
@@ -232,7 +252,8 @@ def _forget(client: redis.Redis, conn: psycopg2.extensions.connection, names: li
         for table in ("products", "rejected_records", "ingest_jobs"):
             cur.execute(sql.SQL("DELETE FROM {} WHERE source = ANY(%s)").format(sql.Identifier(table)), (names,))
     client.delete(f"rq:scheduler-lock:{queue}",
-                  *[prefix + name for name in names for prefix in (SEEN_PREFIX, BREAKER_PREFIX, RATE_PREFIX)])
+                  *[prefix + name for name in names
+                    for prefix in (SEEN_PREFIX, FINGERPRINT_PREFIX, BREAKER_PREFIX, RATE_PREFIX)])
 
 
 def postgres_address(database_url: str) -> tuple[str, int]:
@@ -261,11 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", default="error=0.2,throttle=0.1,malformed=0.05,drop=0.02,retry_after=1")
     parser.add_argument("--timeout", type=float, default=ChaosPlan.timeout)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--merge-sources", type=int, default=ChaosPlan.merge_sources,
+                        help="sources of a merge dataset whose records change between passes")
+    parser.add_argument("--passes", type=int, default=ChaosPlan.passes, help="revisions the merge sources load")
     parser.add_argument("--log-dir", type=Path, default=Path("out"))
     args = parser.parse_args(argv)
     plan = ChaosPlan(sources=args.sources, records=args.records, workers=args.workers, kill_every=args.kill_every,
                      pg_outage=args.pg_outage, pg_outage_at=args.pg_outage_at,
-                     faults=FaultConfig.parse(args.faults), timeout=args.timeout, seed=args.seed)
+                     faults=FaultConfig.parse(args.faults), timeout=args.timeout, seed=args.seed,
+                     merge_sources=args.merge_sources, passes=args.passes)
     result = run_chaos(plan, args.redis_url, args.database_url, args.log_dir,
                        log=lambda line: print(line, file=sys.stderr, flush=True))
     print(result.line(), flush=True)

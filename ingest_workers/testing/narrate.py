@@ -61,7 +61,8 @@ def describe_log_line(line: str) -> str | None:
         return f"{match['source']}: this attempt of the job failed ({match['error']})"
     if match := _DONE.search(message):
         counts = json.loads(match["counts"].replace("'", '"'))
-        return (f"{match['source']}: finished: {counts['loaded']} loaded, {counts['rejected']} rejected, "
+        updated = f", {counts['updated']} updated" if counts.get("updated") else ""
+        return (f"{match['source']}: finished: {counts['loaded']} loaded{updated}, {counts['rejected']} rejected, "
                 f"{counts['duplicate']} already there")
     return None
 

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.integration
 
 def test_nothing_is_lost_or_duplicated_under_faults_kills_and_a_postgres_outage(
         services: Services, redis_client: redis.Redis, tmp_path: Path) -> None:
-    plan = ChaosPlan(sources=4, records=1500, page_size=200, workers=3, rate_limit=20,
+    plan = ChaosPlan(sources=4, records=1500, page_size=200, workers=3, rate_limit=20, merge_sources=2, passes=3,
                      faults=FaultConfig(error=0.2, throttle=0.1, malformed=0.05, drop=0.02, retry_after=1),
-                     kill_every=4, pg_outage_at=5, pg_outage=6, timeout=100, seed=4)
+                     kill_every=4, pg_outage_at=5, pg_outage=6, timeout=150, seed=4)
     lines: list[str] = []
     result = run_chaos(plan, services.redis_url, services.database_url, tmp_path, log=lines.append)
     print(result.line())
@@ -28,3 +28,6 @@ def test_nothing_is_lost_or_duplicated_under_faults_kills_and_a_postgres_outage(
     assert result.loaded + result.rejected == result.served == 6000
     assert result.kills >= 1 and result.pg_cut_seconds >= 6  # the chaos really happened
     assert sum(result.faults.values()) > 0
+    # The merge sources: their records changed between passes, and every key holds the last revision.
+    assert result.merge.revision == plan.passes - 1 and result.merge.ok, result.line()
+    assert result.merge.rows > 0 and result.merge.updated > 0

@@ -131,9 +131,9 @@ def test_one_failing_ticker_never_stops_the_others(mock_server: MockServer) -> N
     items = rows(spec, fetch(spec)[0])
     failing = [i for i in items if isinstance(i, Rejected) and i.raw["symbol"] == "DLST"]
     loaded = {i.row["ticker"] for i in items if isinstance(i, Record)}
-    assert failing and all(i.reason == "price: must be greater than 0" for i in failing)
+    assert failing and all(i.reason == "price: 0.0 is below the minimum 0.000001" for i in failing)
     assert len(loaded) == 23 and "DLST" not in loaded
-    assert any(isinstance(i, Rejected) and i.reason == "volume: must not be negative" for i in items)
+    assert any(isinstance(i, Rejected) and i.reason == "volume: -100 is below the minimum 0" for i in items)
 
 
 def test_mentions_from_two_platforms_get_sentiment_and_pump_signal(mock_server: MockServer) -> None:

@@ -77,7 +77,7 @@ def test_health_thresholds_over_the_window(pg: psycopg2.extensions.connection) -
             job_id = f"r{index}-{source}"
             history.started(job_id, f"r{index}", source)
             if ok:
-                history.finished(job_id, Counts(fetched=10, loaded=10))
+                history.finished(job_id, Counts(fetched=10, loaded=7, updated=3))
             else:
                 history.failed(job_id, Counts(), "TransientError: HTTP 503")
     history.started("old-shop_fine", "old", "shop_fine")  # outside the window: not counted
@@ -88,7 +88,8 @@ def test_health_thresholds_over_the_window(pg: psycopg2.extensions.connection) -
     report = source_status(pg, ["shop_fine"], hours=24)
     assert {name: (s["health"], s["success_rate"]) for name, s in report.items()} == {
         "shop_flaky": ("degraded", 0.9), "shop_fine": ("healthy", 1.0), "shop_bad": ("unhealthy", 0.75)}
-    assert report["shop_fine"]["loaded"] == 200 and report["shop_fine"]["recent_failures"] == []
+    assert report["shop_fine"]["loaded"] == 140 and report["shop_fine"]["recent_failures"] == []
+    assert report["shop_fine"]["updated"] == 60
     assert report["shop_fine"]["last_run"]["run_id"] != "old"
     assert [f["error"] for f in report["shop_bad"]["recent_failures"]] == ["TransientError: HTTP 503"]
 
@@ -114,6 +115,7 @@ def test_enqueue_wait_ends_with_the_table_and_fails_when_a_job_failed(
     assert "jobs" in done.stderr  # the progress bar (drawn in full on a terminal)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["totals"]["loaded"] == scalar(pg, "SELECT count(*) FROM products") > 0
+    assert summary["totals"]["updated"] == 0 and summary["sources"]["shop_good"]["updated"] == 0
 
     # The workers' own lines are JSON, each naming its source, run and job.
     ours = [json.loads(line) for line in (tmp_path / "workers.log").read_text().splitlines()

@@ -98,7 +98,8 @@ def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
          "key 'options': expected a table"),
         ("[sources.a]\nkind = 'synthetic'\ndomain = 'sensors'\noptions = { start = 2026-01-01T00:00:00Z }\n",
          "cannot travel as JSON"),
-        ("[sources.a]\nkind = 'http_json'\ndomain = 'cars'\nurl = 'x'\n", r"key 'domain': unknown domain 'cars'"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'cars'\nurl = 'x'\n",
+         r"key 'domain': unknown dataset 'cars'; declare it as \[datasets.cars\]"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\npage_size = 0\n", "key 'page_size'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ncolour = 1\n", "unknown key 'colour'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\nconcurrency = 0\n",
@@ -149,3 +150,57 @@ def test_concurrency_is_per_source_and_absent_means_the_settings_default(tmp_pat
                            "[sources.b]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\n")
     sources = load_catalog(path, {}).sources
     assert (sources["a"].concurrency, sources["b"].concurrency) == (8, None)
+
+
+DATASETS = """
+[datasets.customers]
+key = ["customer_id"]
+write = "merge"
+version_column = "updated_at"
+[datasets.customers.columns]
+customer_id = "text"
+email = { type = "text", required = true, max_length = 320 }
+updated_at = "timestamp"
+
+[sources.billing_customers]
+kind = "http_json"
+dataset = "customers"
+url = "http://127.0.0.1:1/customers"
+fields = { customer_id = "id", updated_at = "updated" }
+cursor_field = "updated_at"
+
+[sources.old_style]
+kind = "http_json"
+domain = "customers"
+url = "http://127.0.0.1:1/customers"
+"""
+
+
+def test_a_declared_dataset_travels_with_its_sources(tmp_path: Path) -> None:
+    catalog = load_catalog(write(tmp_path, DATASETS), {})
+    assert list(catalog.datasets) == ["customers"] and catalog.datasets["customers"].table == "customers"
+    for spec in catalog.sources.values():
+        assert spec.domain == "customers"
+        assert spec.declaration == catalog.datasets["customers"].to_dict()  # in the job: no catalog needed
+    assert set(catalog.used_datasets()) == {"customers"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('dataset = "customers"', 'dataset = "customers"\ndomain = "customers"'),
+         "give 'dataset' or 'domain' (its older name), not both"),
+        (('dataset = "customers"', 'dataset = "clients"'),
+         "key 'dataset': unknown dataset 'clients'; declare it as [datasets.clients]"),
+        (("[datasets.customers]", "[datasets.products]"), "'products' is a built-in dataset"),
+        (('cursor_field = "updated_at"', 'cursor_field = "email_x"'), "'email_x' is not a column of customers"),
+        (("write = \"merge\"\n", 'write = "merge"\ntable = "posts"\n'), "table 'posts' is dataset 'posts''s already"),
+        (('email = { type = "text", required = true, max_length = 320 }', 'email = { type = "text", max = 3 }'),
+         "[datasets.customers.columns] key 'email' 'max': expected a number, on an integer, numeric or money"),
+    ],
+)
+def test_dataset_errors_name_the_file_the_dataset_and_the_key(tmp_path: Path, change: tuple[str, str],
+                                                             message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(write(tmp_path, DATASETS.replace(*change, 1)), {})
+    assert message in str(caught.value) and str(tmp_path / "catalog.toml") in str(caught.value)

@@ -36,7 +36,7 @@ def test_a_bad_record_is_rejected_and_the_rest_flow_on() -> None:
                  {"id": 2, "title": "B", "price": {"amount": -3}}, {"id": 3, "title": "C", "price": {"amount": 2}}])
     assert [type(i).__name__ for i in items] == ["Record", "Rejected", "Rejected", "Record"]
     assert items[1].reason == "record is a JSON str, not an object" and items[1].stage == "map"
-    assert items[2].reason == "price: must not be negative" and items[2].stage == "validate"
+    assert items[2].reason == "price: -3 is below the minimum 0" and items[2].stage == "validate"
 
 
 def test_stages_are_lazy() -> None:

@@ -32,6 +32,7 @@ from ..mock_faults import FaultInjector
 from . import mentions, posts, products, quotes, sensors
 from .feed import Feed
 from .page_cache import PageCache
+from .revisions import revise
 
 MAX_PAGE_SIZE = 10_000
 
@@ -42,6 +43,8 @@ class MockConfig:
     invalid_every: int = 97  # 0: every record is valid
     latency: float = 0.0  # seconds added to every page
     cache_bytes: int = 0  # keep served JSON pages up to this many bytes (0: compute every page)
+    revision: int = 0  # > 0: every changed_every-th valid record changes its price, stock or text (revisions.py)
+    changed_every: int = 10
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,8 @@ def serve_page(endpoint: Endpoint, query: dict[str, list[str]], config: MockConf
         except ValueError:
             raise BadRequest(f"{endpoint.start_param}: not a token this server gave") from None
     stop = max(start, min(start + size, end))
-    records = [endpoint.feed.record(i, config.invalid_every) for i in range(start, stop)]
+    records = [revise(endpoint.feed.record(i, config.invalid_every), i, config.revision, config.changed_every,
+                      config.invalid_every) for i in range(start, stop)]
     more = stop < end
     token = f"c{_base36(stop)}" if endpoint.paging == "cursor" and more else None
     link = None
