@@ -120,7 +120,8 @@ def _result(bench: Bench, run_id: str, elapsed: float, jobs: int) -> RunResult:
     if len(summaries) != 1 or summaries[0].failed or summaries[0].finished != jobs:
         raise SystemExit(f"run {run_id}: not every job finished: {summaries}")
     counts = summaries[0].counts
-    if counts.fetched != bench.records or counts.fetched != counts.rejected + counts.duplicate + counts.loaded:
+    if counts.fetched != bench.records or \
+            counts.fetched != counts.rejected + counts.duplicate + counts.loaded + counts.updated:
         raise SystemExit(f"run {run_id}: counts do not add up: {counts}")
     return RunResult(elapsed, counts.fetched, counts.loaded, counts.rejected, counts.duplicate, jobs)
 
