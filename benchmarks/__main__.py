@@ -126,7 +126,7 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
                    "stages, serialisation: see the profile below), PostgreSQL's key and index upkeep, Redis and "
                    "the mock source. One job alone in one process, with nothing competing, runs at "
                    "{single:.2f}× the ceiling (the profile below): the workers' Python per record costs more "
-                   "than 35% of the ceiling allows, even with the next page read ahead in a thread (`prefetch`). "
+                   "than 35% of the ceiling allows, even with its next pages fetched concurrently (`concurrency`, 4). "
                    "Next step: a C serialiser."),
         Figure(f"End to end, recommended: {label}, {args.recommended_workers} workers", recommended.rate,
                "records/s", "dlt merge", dlt_merge, 3,
