@@ -129,18 +129,26 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
         forget_merge(conn, merge_names)
         server = MockServer("127.0.0.1", 0, MockConfig(records=plan.records, invalid_every=plan.invalid_every),
                             FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
+        # The merge sources' revisions on a server of their own: a revision changes every record it
+        # serves (a "revision" field), so a plain source re-reading a page after a switch would get
+        # another payload, and its broken records a second rejection.
+        merge_server = MockServer("127.0.0.1", 0,
+                                  MockConfig(records=plan.records, invalid_every=plan.invalid_every),
+                                  FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed + 1)))
         server.start_in_thread()
+        merge_server.start_in_thread()
         proxy = CuttableProxy(postgres_address(database_url)).start()
         try:
-            passes = MergePasses(merge_specs(merge_names, server.url, plan.page_size, plan.rate_limit),
-                                 plan.passes, server)
+            passes = MergePasses(merge_specs(merge_names, merge_server.url, plan.page_size, plan.rate_limit),
+                                 plan.passes, merge_server)
             result = _run(plan, rng, client, server, proxy, names,
                           chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log, passes)
         finally:
             proxy.close()
-            server.shutdown()
-            server.server_close()
-        result.faults = dict(server.faults.injected)
+            for mock in (server, merge_server):
+                mock.shutdown()
+                mock.server_close()
+        result.faults = dict(server.faults.injected + merge_server.faults.injected)
         _check(conn, plan, names, result)
         result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes.revision)
     finally:
