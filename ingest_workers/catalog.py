@@ -16,6 +16,7 @@ from .core.models import SourceSpec
 from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
+from .sources.auth import check_auth
 from .sources.http_json import CONCURRENT_PAGINATIONS, PAGINATIONS
 from .stages.registry import make_stage
 
@@ -26,8 +27,8 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "domain", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
-                "since_param", "until_param"}
-_TABLE_FIELDS = {"fields", "constants", "options"}
+                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path"}
+_TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
 _NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
 
 
@@ -131,6 +132,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
             raise ConfigError(f"{where} key {key!r}: expected a table, got {value!r}")
     declared = (datasets or {}).get(values["domain"]) if isinstance(values["domain"], str) else None
     _check_parts(where, values, declared, dataset_key)
+    _check_request(where, values)
     if declared is not None:
         values["declaration"] = declared.to_dict()
     page_size = values.get("page_size", SourceSpec.page_size)
@@ -198,6 +200,18 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = 
                 check(entry)
             except ConfigError as exc:
                 raise ConfigError(f"{where} key {key!r}: {exc}") from None
+
+
+def _check_request(where: str, values: dict[str, Any]) -> None:
+    """Static headers are text, static params scalars; ``auth`` names variables, never secrets."""
+    for name, value in values.get("headers", {}).items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} key 'headers.{name}': expected text, got {value!r}")
+    for name, value in values.get("params", {}).items():
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where} key 'params.{name}': expected text, a number or a boolean, got {value!r}")
+    if "auth" in values:
+        check_auth(where, values["auth"], values)
 
 
 def _expand(where: str, key: str, value: Any, env: Mapping[str, str]) -> Any:

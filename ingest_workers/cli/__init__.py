@@ -1,6 +1,7 @@
 """The ``ingest`` command: one module per group of subcommands, wired here."""
 
 from .app import main
+from .catalog import catalog
 from .db import db
 from .failed import failed
 from .runs import demo, enqueue, run
@@ -9,7 +10,7 @@ from .servers import metrics_server, mock_sources
 from .status import status
 from .workers import workers
 
-for command in (db, enqueue, run, demo, workers, schedule, status, failed, mock_sources, metrics_server):
+for command in (db, catalog, enqueue, run, demo, workers, schedule, status, failed, mock_sources, metrics_server):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -18,7 +18,7 @@ class SourceSpec:
     domain: str  # the dataset the records land in (the catalog's `dataset`, or `domain` for a built-in)
     url: str = ""  # http_json: the API; csv: a file path or an http(s) URL; synthetic: unused
     records_path: str = "items"  # dotted path to the list of records in a page ("" for a top-level list)
-    pagination: str = "page"  # page | offset | cursor | link | none
+    pagination: str = "page"  # page | offset | cursor | link | next_url | after_last | none
     page_param: str = "page"
     page_size_param: str = "per_page"  # also the "limit" of offset pagination
     page_size: int = 500
@@ -30,6 +30,14 @@ class SourceSpec:
     constants: dict[str, Any] = field(default_factory=dict)  # unified field -> fixed value (e.g. platform)
     auth_env: str | None = None  # environment variable holding the auth header's value
     auth_header: str = "Authorization"
+    # {kind = "bearer" | "basic" | "api_key", ...}: names environment variables, never holds a secret
+    auth: dict[str, Any] | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # static query parameters of every request
+    headers: dict[str, str] = field(default_factory=dict)  # static headers of every request
+    next_url_path: str = "next"  # next_url pagination: where the next page's URL is in the body
+    after_param: str = "starting_after"  # after_last pagination: the parameter carrying the last key
+    after_field: str = "id"  # after_last pagination: dotted path of that key in the last record
+    has_more_path: str = "has_more"  # after_last pagination: a boolean in the body; "" for "a full page"
     cursor_field: str | None = None  # row field whose highest value is the source's high-water mark
     since_param: str | None = None  # query parameter that asks for records at or after a mark
     until_param: str | None = None  # query parameter that asks for records before a moment (backfill windows)
@@ -43,7 +51,10 @@ class SourceSpec:
     declaration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["declaration"] is None:  # a built-in dataset: the job stays readable by workers of 0.1
+            del data["declaration"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:

@@ -7,9 +7,11 @@ follows the same contract.
 
 - :mod:`.http_json`, :mod:`.csv_file`, :mod:`.synthetic`: the built-in kinds.
 - :mod:`.http`: the HTTP client they share (timeouts, retries with tenacity, body caps).
+- :mod:`.auth`: the credentials a source's ``auth`` names, read from the worker's environment per request.
+- :mod:`.probe` and :mod:`.draft`: ``ingest catalog draft``, a catalog entry from what an API serves.
 - :mod:`.prefetch`: read a source ahead in a thread while the job works on what it served.
 
-May import: ``core``.
+May import: ``core``, ``datasets`` (the draft's column types).
 """
 
 from __future__ import annotations

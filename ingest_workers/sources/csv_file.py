@@ -2,7 +2,8 @@
 
 Rows are read through a small buffer, never the whole file, so a file of any size
 runs in constant memory. Each row becomes a record ``{column: text}``; the
-domain's check reads numbers and times from the text. Options: ``delimiter``.
+domain's check reads numbers and times from the text. Options: ``delimiter``. Over http(s),
+the source's ``params``, ``headers`` and ``auth`` go with the request, as for ``http_json``.
 A CSV has no query to ask for "records since": a csv source reads the whole file
 every run and relies on dedup to load each row once.
 """
@@ -19,6 +20,7 @@ import urllib3
 
 from ..core.errors import ConfigError, PermanentError, TransientError
 from ..core.models import SourceSpec
+from .auth import RequestAuth
 from .base import SourceContext
 
 
@@ -30,6 +32,7 @@ class CsvSource:
         if not (isinstance(delimiter, str) and len(delimiter) == 1):
             raise ConfigError(f"source {spec.name}: csv option delimiter must be one character")
         self._spec, self._client, self._delimiter = spec, context.client, delimiter
+        self._auth = RequestAuth(spec, context.secrets)  # an http(s) file may need credentials too
 
     def stream(self) -> Iterator[Any]:
         """Each row as a dict; a row the csv module cannot parse is yielded as
@@ -52,7 +55,9 @@ class CsvSource:
     def _open(self) -> io.TextIOBase:
         url = self._spec.url
         if url.startswith(("http://", "https://")):
-            response = self._client.open_stream(url)
+            credentials = self._auth.credentials()
+            response = self._client.open_stream(url, params={**self._spec.params, **credentials.params} or None,
+                                                headers={**self._spec.headers, **credentials.headers} or None)
             response.raw.decode_content = True  # undo gzip/deflate transfer encodings
             return io.TextIOWrapper(response.raw, encoding="utf-8", errors="replace", newline="")
         try:

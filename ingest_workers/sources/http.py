@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from tenacity import (
@@ -38,6 +38,16 @@ class RetryPolicy:
     max_attempts: int = 5
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
+
+
+@dataclass(frozen=True)
+class JsonPage:
+    """One decoded answer: its body, the URL it came from (after redirects; relative links in it
+    resolve against this), and its ``Link: <...>; rel="next"`` resolved to an absolute URL."""
+
+    body: Any
+    url: str
+    next_link: str | None
 
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -86,6 +96,12 @@ class HttpClient:
     def get_json_page(self, url: str, params: Mapping[str, Any] | None = None,
                       headers: Mapping[str, str] | None = None) -> tuple[Any, str | None]:
         """The decoded JSON body of ``GET url`` and the URL of its ``Link: <...>; rel="next"``, if any."""
+        page = self.get_json_document(url, params, headers)
+        return page.body, page.next_link
+
+    def get_json_document(self, url: str, params: Mapping[str, Any] | None = None,
+                          headers: Mapping[str, str] | None = None) -> JsonPage:
+        """:meth:`get_json_page` with the URL the page came from."""
         retrying = self._retrying()
         return self._guard(lambda: retrying(self._get_once, url, params, headers))
 
@@ -116,12 +132,14 @@ class HttpClient:
         )
 
     def _get_once(self, url: str, params: Mapping[str, Any] | None,
-                  headers: Mapping[str, str] | None) -> tuple[Any, str | None]:
+                  headers: Mapping[str, str] | None) -> JsonPage:
         where = safe_url(url)
         response = self._open_once(url, params, headers)
         try:
             with response:
-                return self._decode(response, where), response.links.get("next", {}).get("url")
+                body = self._decode(response, where)
+                link = response.links.get("next", {}).get("url")
+                return JsonPage(body, response.url, urljoin(response.url, link) if link else None)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._on_response("error")  # the connection broke while the body was read
             raise TransientError(f"GET {where}: {type(exc).__name__}") from None

@@ -1,10 +1,17 @@
-"""``http_json``: a JSON API, paginated by page number, offset/limit, a cursor token or
-``Link`` headers, with the records at a configurable path of each page.
+"""``http_json``: a JSON API, paginated by page number, offset/limit, a cursor token,
+``Link`` headers, a next URL in the body (HAL-style) or the last record's key (Stripe-style
+``starting_after`` with ``has_more``), with the records at a configurable path of each page.
+
+Every request carries the source's static ``params`` and ``headers`` and its credentials
+(:mod:`.auth`, read from the worker's environment per request). A next page's URL, from a
+``Link`` header or the body, may be relative: it resolves against the URL of the page that
+gave it, and one on another origin (scheme, host, port) is refused, so credentials never
+leave the source's host.
 
 A page whose body stays unreadable after the client's retries (not JSON, over the size
 cap, a proxy's HTML page) is yielded as one :class:`Rejected` with the reason, and paging
 goes on where the next page can be found without it (page and offset paging); several in
-a row, or one in cursor or Link paging (the next page's address is in the lost body),
+a row, or one in the other paginations (the next page's address is in the lost body),
 fail the job.
 """
 
@@ -14,15 +21,16 @@ from collections.abc import Iterator
 from contextlib import closing
 from itertools import count
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from ..core.errors import ConfigError, PermanentError, UnreadableBody
 from ..core.models import Rejected, SourceSpec
+from .auth import RequestAuth
 from .base import SourceContext
-from .http import HttpClient, safe_url
+from .http import HttpClient, JsonPage, safe_url
 from .page_fetch import fetched_in_order, session_client
 
-PAGINATIONS = ("page", "offset", "cursor", "link", "none")
+PAGINATIONS = ("page", "offset", "cursor", "link", "next_url", "after_last", "none")
 CONCURRENT_PAGINATIONS = ("page", "offset")  # the others find the next page's address in this one
 MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job
 
@@ -39,13 +47,10 @@ class HttpJsonSource:
         # requests in flight at once (page and offset paging); the others fetch one page at a time
         self.concurrency = spec.concurrency or context.fetch_concurrency
         self.resume_page = 1  # page paging: the first page whose records may not all have been taken yet
-        self._headers: dict[str, str] = {}
-        if spec.auth_env:
-            token = context.secrets.get(spec.auth_env)
-            if not token:
-                raise ConfigError(f"source {spec.name}: environment variable {spec.auth_env} (auth_env) is not set")
-            self._headers[spec.auth_header] = token
-        self._filters: dict[str, Any] = {}
+        self._auth = RequestAuth(spec, context.secrets)
+        # TOML booleans go out as the words JSON APIs expect, not Python's True/False.
+        self._params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in spec.params.items()}
+        self._filters: dict[str, Any] = dict(self._params)
         for param, value, what in ((spec.since_param, context.since, "since_param"),
                                    (spec.until_param, context.until, "until_param")):
             if value is None:
@@ -87,7 +92,7 @@ class HttpJsonSource:
         name = "page" if by_page else "offset"
 
         def fetch(client: HttpClient, address: int) -> list[Any]:
-            params = {param: address, spec.page_size_param: spec.page_size}
+            params = {param: address, **self._size_param()}
             return self._records(params, f"{name} {address}", client=client)[0]
 
         addresses = count(position, 1 if by_page else spec.page_size)
@@ -112,7 +117,7 @@ class HttpJsonSource:
     def _cursor_pages(self) -> Iterator[Any]:
         spec, token, seen = self._spec, None, set()
         while True:
-            params: dict[str, Any] = {spec.page_size_param: spec.page_size}
+            params = self._size_param()
             if token is not None:
                 params[spec.token_param] = token
             records, body, _ = self._records_or_fail(params, "a page")
@@ -125,14 +130,14 @@ class HttpJsonSource:
             seen.add(token)
 
     def _link_pages(self) -> Iterator[Any]:
-        spec, origin = self._spec, urlsplit(self._spec.url)[:2]
-        records, _, next_url = self._records_or_fail({spec.page_size_param: spec.page_size}, "page 1")
+        spec, origin = self._spec, _origin(self._spec.url)
+        records, _, next_url = self._records_or_fail(self._size_param(), "page 1")
         seen: set[str] = set()
         while True:
             yield from records
             if not next_url:
                 return
-            if urlsplit(next_url)[:2] != origin:  # never send the auth header to another host
+            if _origin(next_url) != origin:  # never send credentials to another host
                 raise PermanentError(f"source {spec.name}: Link rel=next leaves {safe_url(spec.url)}")
             if next_url in seen:
                 raise PermanentError(f"source {spec.name}: {safe_url(spec.url)} links to the same page twice")
@@ -163,17 +168,101 @@ class HttpJsonSource:
                  client: HttpClient | None = None) -> tuple[list[Any], Any, str | None]:
         """The records of one page, the page, and its Link next URL; ``linked`` is a URL to
         follow as given (it carries its own query); ``client``: a fetch thread's own."""
-        spec, client = self._spec, client or self._client
+        records, page = self._document(params, where, linked, client)
+        return records, page.body, page.next_link
+
+    def _document(self, params: dict[str, Any], where: str, linked: str | None = None,
+                  client: HttpClient | None = None) -> tuple[list[Any], JsonPage]:
+        """The records of one page and the page itself (body, URL, Link)."""
+        spec, credentials, client = self._spec, self._auth.credentials(), client or self._client
+        headers = {**spec.headers, **credentials.headers}
         if linked:
-            body, next_url = client.get_json_page(linked, headers=self._headers)
+            # The linked URL carries its own query: add only what it lacks (static params, an api key).
+            present = {name for name, _ in parse_qsl(urlsplit(linked).query, keep_blank_values=True)}
+            extra = {k: v for k, v in {**self._params, **credentials.params}.items() if k not in present}
+            page = client.get_json_document(linked, params=extra, headers=headers)
         else:
-            body, next_url = client.get_json_page(spec.url, params={**self._filters, **params},
-                                                  headers=self._headers)
-        records = _at(body, spec.records_path)
+            page = client.get_json_document(spec.url, params={**self._filters, **params, **credentials.params},
+                                            headers=headers)
+        records = _at(page.body, spec.records_path)
         if not isinstance(records, list):
             raise PermanentError(f"source {spec.name}: {where} of {safe_url(spec.url)} has no list at "
                                  f"{spec.records_path!r}")
-        return records, body, next_url
+        return records, page
+
+    def _next_url_pages(self) -> Iterator[Any]:
+        """HAL-style: the next page's URL (absolute or relative) is at ``next_url_path`` in the body."""
+        spec = self._spec
+        records, page = self._document_or_fail(self._size_param(), "page 1")
+        seen = {page.url}  # a page naming itself as the next one is a loop too
+        while True:
+            yield from records
+            found = _at(page.body, spec.next_url_path)
+            if found in (None, "") or not records:
+                return
+            if not isinstance(found, str):
+                raise PermanentError(f"source {spec.name}: next_url_path {spec.next_url_path!r} holds "
+                                     f"{type(found).__name__}, not a URL")
+            next_url = self._follow(page.url, found, "next_url_path")
+            if next_url in seen:
+                raise PermanentError(f"source {spec.name}: {safe_url(spec.url)} links to the same page twice")
+            seen.add(next_url)
+            records, page = self._document_or_fail({}, "a linked page", next_url)
+
+    def _after_last_pages(self) -> Iterator[Any]:
+        """Stripe-style: ask for the records after the last one's ``after_field``, while ``has_more_path``."""
+        spec, after, seen = self._spec, None, set()
+        while True:
+            params = self._size_param()
+            if after is not None:
+                params[spec.after_param] = after
+            records, page = self._document_or_fail(params, "a page")
+            yield from records
+            if not records or not self._has_more(page.body, len(records)):
+                return
+            after = _at(records[-1], spec.after_field)
+            if after in (None, "") or isinstance(after, (dict, list)):
+                raise PermanentError(f"source {spec.name}: the last record of a page has no after_field "
+                                     f"{spec.after_field!r}")
+            if after in seen:
+                raise PermanentError(f"source {spec.name}: {safe_url(spec.url)} served the same last record twice")
+            seen.add(after)
+
+    def _has_more(self, body: Any, served: int) -> bool:
+        spec = self._spec
+        if not spec.has_more_path:
+            return served >= spec.page_size
+        more = _at(body, spec.has_more_path)
+        if not isinstance(more, bool):
+            raise PermanentError(f"source {spec.name}: has_more_path {spec.has_more_path!r} is "
+                                 f"{'missing' if more is None else repr(more)} in a page, expected true or false")
+        return more
+
+    def _size_param(self) -> dict[str, Any]:
+        spec = self._spec
+        return {spec.page_size_param: spec.page_size} if spec.page_size_param else {}
+
+    def _follow(self, page_url: str, found: str, key: str) -> str:
+        """``found`` resolved against the page it came from; refused when it leaves the source's origin."""
+        next_url = urljoin(page_url, found)
+        if _origin(next_url) != _origin(self._spec.url):  # never send credentials to another host
+            raise PermanentError(f"source {self._spec.name}: the next page ({key}) leaves {safe_url(self._spec.url)} "
+                                 f"for {_origin(next_url)[1] or 'another origin'}")
+        return next_url
+
+    def _document_or_fail(self, params: dict[str, Any], where: str,
+                          linked: str | None = None) -> tuple[list[Any], JsonPage]:
+        """:meth:`_document` where an unreadable page hides the way on: it fails the job."""
+        try:
+            return self._document(params, where, linked)
+        except UnreadableBody as exc:
+            raise PermanentError(f"source {self._spec.name}: {where} unreadable ({exc.reason}); "
+                                 "the next page's address was in it") from None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
 
 
 def _at(body: Any, path: str) -> Any:

@@ -189,7 +189,7 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, server: MockS
                 next_kill = now + plan.kill_every
                 result.kills += _kill_one(fleet, rng, _scheduler_pid(client, settings.queue), log)
             time.sleep(0.2)
-            more = passes.advance(queue, settings)
+            more = passes.advance(queue, settings, job_ids)
             if more:
                 job_ids += more
                 log(f"chaos: merge pass at revision {passes.revision}")

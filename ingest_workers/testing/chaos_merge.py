@@ -52,12 +52,15 @@ class MergePasses:
         self.revision = -1
         self._current: list[str] = []
 
-    def advance(self, queue: Queue, settings: Settings) -> list[str]:
-        """When the current pass has ended (or none started): serve the next revision and enqueue
-        the next pass; returns the new job ids (none while a pass runs or when all have run)."""
+    def advance(self, queue: Queue, settings: Settings, in_flight: Sequence[str] = ()) -> list[str]:
+        """When the current pass and every job of ``in_flight`` have ended (or none started): serve
+        the next revision and enqueue the next pass; returns the new job ids (none while jobs run or
+        when all passes have run). Waiting for every job keeps the other sources' feed the same while
+        they read it (a revision adds a field to each record's payload)."""
         if not self.remaining:
             return []
-        if self._current and job_states(queue, self._current).done < len(self._current):
+        running = [*self._current, *(in_flight if self._current else ())]
+        if running and job_states(queue, running).done < len(running):
             return []
         self.remaining -= 1
         self.revision += 1

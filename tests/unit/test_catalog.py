@@ -204,3 +204,13 @@ def test_dataset_errors_name_the_file_the_dataset_and_the_key(tmp_path: Path, ch
     with pytest.raises(ConfigError) as caught:
         load_catalog(write(tmp_path, DATASETS.replace(*change, 1)), {})
     assert message in str(caught.value) and str(tmp_path / "catalog.toml") in str(caught.value)
+
+
+def test_a_job_for_a_built_in_dataset_is_the_job_earlier_workers_read(tmp_path: Path) -> None:
+    from ingest_workers.core.models import SourceSpec
+
+    spec = load_catalog(write(tmp_path, GOOD), {}).sources["shop_a"]
+    assert "declaration" not in spec.to_dict()  # a worker of the previous version can still build its SourceSpec
+    assert SourceSpec.from_dict(spec.to_dict()) == spec
+    declared = load_catalog(write(tmp_path, DATASETS), {}).sources["billing_customers"]
+    assert SourceSpec.from_dict(declared.to_dict()) == declared

@@ -1,0 +1,69 @@
+"""``ingest catalog``: help with writing the catalog."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import click
+
+from ..catalog import NAME_PATTERN
+from ..core.errors import ConfigError
+from ..sources.draft import default_name, draft_catalog
+from ..sources.http import HttpClient, RetryPolicy, make_session
+from ..sources.probe import ApiProbe
+
+
+@click.group()
+def catalog() -> None:
+    """Write catalog entries."""
+
+
+@catalog.command("draft")
+@click.argument("url")
+@click.option("--name", help="Name of the dataset, its table and the source (default: from the URL's path).")
+@click.option("--records-path", help='Dotted path to the records in a page ("" for a top-level list); '
+                                     "default: the longest list of objects found.")
+@click.option("--token-env", metavar="VAR",
+              help="Send `Authorization: Bearer $VAR`; the draft names VAR, never the token.")
+@click.option("--basic-env", metavar="USER_VAR,PASSWORD_VAR",
+              help="Send HTTP basic auth with the user and password in these variables.")
+@click.option("--api-key-env", metavar="NAME=VAR",
+              help="Send the api key in VAR as the header or query parameter NAME (see --api-key-in).")
+@click.option("--api-key-in", type=click.Choice(["header", "query"]), default="header", show_default=True)
+def catalog_draft(url: str, name: str | None, records_path: str | None, token_env: str | None,
+                  basic_env: str | None, api_key_env: str | None, api_key_in: str) -> None:
+    """Print a catalog fragment (a dataset and a source) for the JSON API or CSV file at URL.
+
+    It fetches the first page, finds the records and how the API pages (Link header, a next
+    URL, a cursor token, page or offset numbers, has_more), fetches the second page, and
+    types each column from the values seen. Read it, edit it, append it to your catalog.
+    """
+    headers, secret_params, auth = {}, {}, None
+    if token_env:
+        headers["Authorization"] = f"Bearer {_secret(token_env, '--token-env')}"
+        auth = {"kind": "bearer", "token_env": token_env}
+    elif basic_env:
+        user_env, _, password_env = basic_env.partition(",")
+        pair = f"{_secret(user_env, '--basic-env')}:{_secret(password_env, '--basic-env')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        auth = {"kind": "basic", "username_env": user_env, "password_env": password_env}
+    elif api_key_env:
+        key_name, _, variable = api_key_env.partition("=")
+        if not key_name or not variable:
+            raise ConfigError(f"--api-key-env: expected NAME=VAR (e.g. api_key=EVENTS_KEY), got {api_key_env!r}")
+        (secret_params if api_key_in == "query" else headers)[key_name] = _secret(variable, "--api-key-env")
+        auth = {"kind": "api_key", "name": key_name, "location": api_key_in, "value_env": variable}
+    name = name or default_name(url)
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"--name: {name!r} is not a name: lowercase letters, digits and '_', starting with a letter")
+    client = HttpClient(make_session(), (5.0, 30.0), RetryPolicy(max_attempts=2, max_backoff=5.0))
+    shape = ApiProbe(client, url, records_path, headers, secret_params).shape()
+    click.echo(draft_catalog(shape, name, auth), nl=False)
+
+
+def _secret(variable: str, option: str) -> str:
+    value = os.environ.get(variable) if variable else None
+    if not value:
+        raise ConfigError(f"{option}: environment variable {variable or '(none named)'} is not set")
+    return value
