@@ -59,8 +59,8 @@ def overlapped_fetch(redis_url: str, database_url: str) -> str:
     lines = result.stdout.splitlines()[1:]  # the first line repeats the machine, already in the header
     return ("\n## Overlapped fetch\n\nA job whose pages come one after another (cursor, Link) reads its source "
             "ahead (`INGEST_PREFETCH_PAGES`, default 2) while it loads the current page; page and offset paging "
-            "fetch concurrently instead (the slow-source figures above). Each row: a real `ingest run --workers 0` of one source "
-            "(medians of 3) "
+            "fetch concurrently instead (the slow-source figures above). Each row: a real "
+            "`ingest run --workers 0` of one source (medians of 3) "
             "against `ingest mock-sources --latency`; the baseline is the row with read-ahead off, in this run. "
             "Then three slow sources in one run, inline (their times add up) against one worker each (the run "
             "takes the time of the slowest).\n" + "\n".join(lines) + "\n")

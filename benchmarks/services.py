@@ -20,6 +20,7 @@ from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, parse_dsn
 
 from ingest_workers.catalog import load_catalog
 from ingest_workers.core.config import Settings
+from ingest_workers.core.envrefs import expand
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.load.migrate import migrate
 from ingest_workers.testing import DEMO_CATALOG
@@ -41,8 +42,9 @@ class Bench:
     def spec(self) -> SourceSpec:
         """The packaged catalog's shop A entry, pointed at this run's mock server, without its
         politeness rate limit (50 requests/s would cap the run at 25,000 records/s)."""
-        catalog = load_catalog(Path(DEMO_CATALOG), {"INGEST_MOCK_URL": self.mock_url})
-        return replace(catalog.sources[SOURCE], **{"rate_limit": 0, **dict(self.spec_changes)})  # type: ignore[arg-type]
+        spec = load_catalog(Path(DEMO_CATALOG), {}).sources[SOURCE]
+        url = expand(spec.url, {"INGEST_MOCK_URL": self.mock_url}, SOURCE, "url")  # as its worker would
+        return replace(spec, **{"url": url, "rate_limit": 0, **dict(self.spec_changes)})  # type: ignore[arg-type]
 
     def with_spec(self, **changes: object) -> Bench:
         return replace(self, spec_changes=tuple(changes.items()))

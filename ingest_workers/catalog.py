@@ -1,4 +1,11 @@
-"""Read and check the source catalog (TOML). Every error names the file and the key."""
+"""Read and check the source catalog (TOML). Every error names the file and the key.
+
+``${VAR}`` references are expanded here only in the keys that say what a source *is* and where its
+jobs go (:data:`EXPANDED_HERE`: kind, domain, queue, ...), its stages and its sinks' names. Every
+other value keeps its references as written, and travels so in the job: the worker that runs it
+expands them from its own environment (:mod:`.core.envrefs`), so a secret never reaches Redis and
+the host that enqueues needs none.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .core.envrefs import expand
 from .core.errors import ConfigError
 from .core.models import SourceSpec
 from .datasets import BUILTIN, Dataset, parse_dataset
@@ -23,7 +31,8 @@ from .stages.registry import make_stage
 # Source names become metric label values, job ids and Redis keys: keep them tame.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 QUEUE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Known where the job is made (to check the entry and route its job): never secrets. So are stages.
+EXPANDED_HERE = ("kind", "domain", "queue", "pagination", "cursor_field")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "domain", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
@@ -58,7 +67,8 @@ class Catalog:
 
 
 def load_catalog(path: Path, env: Mapping[str, str]) -> Catalog:
-    """Parse ``path``; ``${VAR}`` and ``${VAR:-default}`` in string values are taken from ``env``."""
+    """Parse ``path``; ``${VAR}`` and ``${VAR:-default}`` in the keys of :data:`EXPANDED_HERE` and in
+    stage and sink names are taken from ``env``, the others are kept for the worker."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -124,7 +134,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     for key in ("kind", "domain"):
         if key not in entry:
             raise ConfigError(f"{where}: missing required key {'dataset' if key == 'domain' else key!r}")
-    values = {key: _expand(where, key, value, env) for key, value in entry.items()}
+    values = {key: _expand_here(where, key, value, env) for key, value in entry.items()}
     for key, value in values.items():
         if key in _TEXT_FIELDS and not isinstance(value, str):
             raise ConfigError(f"{where} key {key!r}: expected text, got {value!r}")
@@ -214,20 +224,14 @@ def _check_request(where: str, values: dict[str, Any]) -> None:
         check_auth(where, values["auth"], values)
 
 
-def _expand(where: str, key: str, value: Any, env: Mapping[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _expand(where, f"{key}.{k}", v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(where, key, v, env) for v in value]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match[str]) -> str:
-        var, default = match.group(1), match.group(2)
-        if env.get(var):
-            return env[var]
-        if default is not None:
-            return default
-        raise ConfigError(f"{where} key {key!r}: environment variable {var} is not set and has no default")
-
-    return _ENV_REF.sub(substitute, value)
+def _expand_here(where: str, key: str, value: Any, env: Mapping[str, str]) -> Any:
+    """The value as the job carries it: expanded when it is a key of :data:`EXPANDED_HERE`, a stage
+    (pure, checked here by building it) or a sink's name; as written otherwise (a sink's settings
+    may hold a webhook's token)."""
+    if key in EXPANDED_HERE or key == "stages":
+        return expand(value, env, where, key)
+    if key == "sinks" and isinstance(value, list):
+        return [expand(entry, env, where, key) if isinstance(entry, str)
+                else {**entry, "name": expand(entry["name"], env, where, key)} if isinstance(entry, dict)
+                and "name" in entry else entry for entry in value]
+    return value

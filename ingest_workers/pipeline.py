@@ -24,8 +24,11 @@ import requests
 
 from .core.config import Settings
 from .core.connections import redis_errors
+from .core.envrefs import resolve_entry
 from .core.errors import CircuitOpen, PermanentError
-from .core.models import Counts, Lineage, Record, Rejected, SourceSpec, Window
+from .core.models import Counts, Lineage, LostPage, Record, Rejected, SourceSpec, Window
+from .core.permissions import Permissions
+from .core.redact import redact
 from .datasets import Domain, domain_of
 from .guards.breaker import BreakerPolicy, CircuitBreaker
 from .guards.progress import JobProgress
@@ -101,18 +104,30 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
         log.warning("job %s: %s; deferring after %s", job_id, exc, counts.to_dict())
         recorder.inc(JOBS_DEFERRED, spec.name)
         _finish(res, recorder, spec.name, queue, "deferred", started)
-        history.failed(job_id, counts, f"deferred: {exc}")
+        history.failed(job_id, counts, redact(f"deferred: {exc}"))
         raise
     except Exception as exc:
         log.error("job %s: source %s failed after %s: %s", job_id, spec.name, counts.to_dict(), exc)
         _finish(res, recorder, spec.name, queue, "failure", started)
-        history.failed(job_id, counts, f"{type(exc).__name__}: {exc}")
+        history.failed(job_id, counts, redact(f"{type(exc).__name__}: {exc}"))
         raise
+    if counts.lost_pages:  # what was read is loaded, but not all of the source: never a success
+        reason = lost_pages_reason(counts.lost_pages)
+        log.error("job %s: source %s partial: %s; %s", job_id, spec.name, reason, counts.to_dict())
+        history.partial(job_id, counts, reason)
+        _finish(res, recorder, spec.name, queue, "partial", started)
+        return counts
     history.finished(job_id, counts)
     recorder.set(LAST_SUCCESS, time.time(), spec.name)
     _finish(res, recorder, spec.name, queue, "success", started)
     log.info("job %s: source %s done: %s", job_id, spec.name, counts.to_dict())
     return counts
+
+
+def lost_pages_reason(lost: Sequence[str], shown: int = 10) -> str:
+    """``lost 2 pages: page 3: the body is not JSON; page 9: ...`` (the first ``shown`` of them)."""
+    more = f"; and {len(lost) - shown} more" if len(lost) > shown else ""
+    return f"lost {len(lost)} page{'s' if len(lost) != 1 else ''}: {'; '.join(lost[:shown])}{more}"
 
 
 def _finish(res: Resources, recorder: MetricsRecorder, source: str, queue: str, outcome: str,
@@ -134,6 +149,7 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     without a cursor that can resume (page paging) starts where an earlier run of the
     same job left off, its progress saved after each committed batch.
     """
+    spec = resolved(spec, res)
     domain = domain_of(spec.domain, spec.declaration)
     postgres = postgres_retry(res)
     _check_table(postgres, domain)
@@ -170,12 +186,28 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
         while batch := list(islice(items, res.settings.batch_size)):
             counts = batch_loader.load(batch)
             if progress is not None:
+                # A resume page past a lost page would skip it, like a cursor: it stops at the gap.
+                gap = batch_loader.first_lost_page
+                resume = position.resume_page if gap is None or position.resume_page is None \
+                    else min(position.resume_page, gap)
                 with redis_errors():
-                    progress.save(position.resume_page)
+                    progress.save(resume)
             yield counts
     if progress is not None:
         with redis_errors():
             progress.clear()
+
+
+def resolved(spec: SourceSpec, res: Resources) -> SourceSpec:
+    """The job's entry with its ``${VAR}`` references expanded from this worker's environment
+    (their values, and those of the ``*_env`` variables it names, hidden from every message), once
+    the worker's permissions allow the variables, plugins and local files it names (:class:`Refused`
+    otherwise)."""
+    permissions = Permissions.of(res.settings)
+    permissions.check_variables(spec)
+    spec = SourceSpec.from_dict(resolve_entry(spec.to_dict(), res.env, f"source {spec.name}"))
+    permissions.check(spec)
+    return spec
 
 
 _TABLES_MATCHING: set[tuple[int, str]] = set()  # (pid, declaration) this process found its table to match
@@ -199,7 +231,7 @@ def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) ->
     settings = res.settings
     limiter = RateLimiter(res.redis)
     breaker = CircuitBreaker(
-        res.redis, BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown, settings.job_timeout),
+        res.redis, breaker_policy(settings),
         on_state=lambda source, state: recorder.set(CIRCUIT_STATE, CIRCUIT_STATES[state], source))
     return HttpClient(
         res.http,
@@ -210,8 +242,16 @@ def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) ->
         before_attempt=lambda: recorder.inc(RATE_LIMIT_WAIT, spec.name,
                                             amount=limiter.acquire(spec.name, spec.rate_limit)),
         max_body_bytes=settings.http_max_body_bytes,
+        max_nesting=settings.max_nesting,
+        max_page_values=settings.max_page_values,
         guard=lambda request: breaker.call(spec.name, request),
     )
+
+
+def breaker_policy(settings: Settings) -> BreakerPolicy:
+    """A half-open probe holds its slot for ``breaker_probe_timeout``, its own bound (not the
+    job's timeout): a probe whose worker died frees the way for the next within that time."""
+    return BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown, settings.breaker_probe_timeout)
 
 
 def _with_resume_page(source: Any) -> Iterator[tuple[object, int | None]]:
@@ -244,7 +284,11 @@ def _note_retry(recorder: MetricsRecorder, source: str, error: Exception, delay:
 
 class BatchLoader:
     """Dedup, load and account for one batch at a time; advance the cursor and feed the
-    sinks with the batch."""
+    sinks with the batch.
+
+    The cursor covers only records before the job's first lost page (:class:`LostPage`):
+    the mark stays before the gap, so the next run fetches the lost page again.
+    """
 
     def __init__(self, domain: Domain, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
                  postgres: PostgresRetry, cursor_field: str | None = None, sinks: Sequence[Sink] = ()) -> None:
@@ -252,12 +296,14 @@ class BatchLoader:
         self._lineage = lineage
         self._res = res
         self._recorder = recorder
-        self._dedup = RedisDedup(res.redis)
+        self._dedup = RedisDedup(res.redis, res.settings.dedup_ttl)
         self._postgres = postgres
         self._loader: PostgresLoader | None = None
         self._cursor_field = cursor_field
         self._sinks_in_transaction = [s for s in sinks if getattr(s, "in_transaction", False)]
         self._sinks_after_commit = [s for s in sinks if not getattr(s, "in_transaction", False)]
+        self.lost_pages: list[str] = []  # the reasons of the pages lost so far in this job
+        self.first_lost_page: int | None = None  # page paging: the number of the job's first lost page
 
     def load(self, batch: list[Item]) -> Counts:
         source, inc, domain = self._lineage.source, self._recorder.inc, self._domain
@@ -269,10 +315,10 @@ class BatchLoader:
         fresh_rows = [row for row, _, _ in fresh]
 
         started = time.monotonic()
-        in_transaction = self._in_transaction(records, fresh_rows)
-        inserted, refused, updated = self._postgres.run(
+        in_transaction = self._in_transaction(self._covered_by_cursor(batch))
+        inserted, refused, updated, written = self._postgres.run(
             lambda conn: self._loader_for(conn).load_batch(domain, fresh_rows, rejected, self._lineage,
-                                                           in_transaction, all_new))
+                                                           in_transaction, all_new, self._feed_transactional_sinks))
         self._recorder.observe(LOAD_DURATION, time.monotonic() - started, source)
         self._recorder.observe(LOAD_ROWS, len(fresh), source)
 
@@ -285,21 +331,40 @@ class BatchLoader:
         inc(RECORDS, source, "load", "loaded", amount=inserted)
         inc(RECORDS, source, "load", "updated", amount=updated)
         counts.fetched = len(batch)
+        lost = [item for item in batch if isinstance(item, LostPage)]
+        counts.lost_pages = [item.reason for item in lost]
+        if lost and self.first_lost_page is None and isinstance(lost[0].raw, dict):
+            page = lost[0].raw.get("page")
+            self.first_lost_page = page if isinstance(page, int) else None
+        self.lost_pages.extend(counts.lost_pages)
 
-        # Only now, after the commit: mark what PostgreSQL holds, and publish the counts.
+        # Only now, after the commit: mark what PostgreSQL holds (inserted now or before), and
+        # publish the counts.
         refused_payloads = {id(item.raw) for item in refused}
         committed = [(row, key, current) for row, key, current in fresh if id(row["raw"]) not in refused_payloads]
         with redis_errors():
             pipe = self._res.redis.pipeline(transaction=False)
             if merge:  # in batch order: a key that repeats is remembered with its last record's print
-                self._dedup.remember(pipe, source, {key: current for _, key, current in committed})
+                self._dedup.remember(pipe, source, {key: current for _, key, current in committed}, self._dedup.ttl)
             else:
-                self._dedup.mark_seen(pipe, source, [key for _, key, _ in committed])
+                self._dedup.mark_seen(pipe, source, [key for _, key, _ in committed], self._dedup.ttl)
             self._recorder.flush_to(pipe)
             pipe.execute()
-        for sink in self._sinks_after_commit:
-            sink.consume(row for row, _, _ in committed)
+        for sink in self._sinks_after_commit:  # exactly the rows this batch inserted or updated
+            sink.consume(iter(written))
         return counts
+
+    def _covered_by_cursor(self, batch: list[Item]) -> list[Record]:
+        """The batch's records the cursor's mark may cover: those before the job's first lost page."""
+        if self.lost_pages:
+            return []
+        covered = []
+        for item in batch:
+            if isinstance(item, LostPage):
+                break
+            if isinstance(item, Record):
+                covered.append(item)
+        return covered
 
     def _not_loaded(self, records: list[Record], keys: list[str]) -> tuple[list[tuple[dict[str, Any], str, str]], bool]:
         """The records Redis does not know as loaded (row, key, fingerprint), and whether none of
@@ -322,18 +387,20 @@ class BatchLoader:
             self._loader = PostgresLoader(conn)  # after a reconnect: new connection, new staging table
         return self._loader
 
-    def _in_transaction(self, records: list[Record], fresh_rows: list[dict[str, Any]]) -> Callable[[Any], None]:
-        """What commits with the batch: the cursor's new mark (the highest among all the
-        batch's valid records, loaded now or before) and the transactional sinks."""
+    def _in_transaction(self, records: list[Record]) -> Callable[[Any], None] | None:
+        """What commits with the batch's last rows: the cursor's new mark (the highest among
+        the batch's valid ``records`` it may cover, loaded now or before)."""
         mark = highest(r.row.get(self._cursor_field) for r in records) if self._cursor_field else None
+        if mark is None or self._cursor_field is None:
+            return None
+        field = self._cursor_field
+        return lambda cur: CursorStore.advance(cur, field, mark, self._lineage)
 
-        def run(cur: Any) -> None:
-            if mark is not None and self._cursor_field is not None:
-                CursorStore.advance(cur, self._cursor_field, mark, self._lineage)
-            for sink in self._sinks_in_transaction:
-                sink.consume(fresh_rows)
-
-        return run
+    def _feed_transactional_sinks(self, cur: Any, inserted: list[dict[str, Any]]) -> None:
+        """In each transaction that inserts rows: the transactional sinks get exactly those rows,
+        so what they write commits, or rolls back, with them."""
+        for sink in self._sinks_in_transaction:
+            sink.consume(inserted)
 
 
 def postgres_retry(res: Resources) -> PostgresRetry:
@@ -356,3 +423,6 @@ class HistoryWriter:
 
     def failed(self, job_id: str, counts: Counts, error: str) -> None:
         self._postgres.run(lambda conn: JobHistory(conn).failed(job_id, counts, error))
+
+    def partial(self, job_id: str, counts: Counts, reason: str) -> None:
+        self._postgres.run(lambda conn: JobHistory(conn).partial(job_id, counts, reason))

@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 import redis
 
+from ingest_workers.core import redact
 from ingest_workers.core.config import Settings
 from ingest_workers.load.migrate import migrate
 from ingest_workers.testing.devservices import Services, ensure_services
@@ -40,9 +41,12 @@ def services() -> Iterator[Services]:
 
 
 @pytest.fixture
-def settings(services: Services) -> Settings:
+def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Workers that allow the tests' plugins (tests/plugins.py) and local files in pytest's temporary
+    directories (INGEST_PLUGINS, INGEST_FILES_DIR)."""
     return Settings(redis_url=services.redis_url, database_url=services.database_url, queue="ingest-test",
-                    batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2)
+                    batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2,
+                    plugins="tests.plugins", files_dir=str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture
@@ -70,3 +74,13 @@ def mock_server() -> Iterator[MockServer]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _hidden_values_restored() -> Iterator[None]:
+    """A job run in the test process hides its variables' values from messages (core.redact):
+    not beyond its test."""
+    saved = dict(redact._hidden)
+    yield
+    redact._hidden.clear()
+    redact._hidden.update(saved)

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
+import redis
 import requests
 
 from ingest_workers.core.config import Settings
+from ingest_workers.core.envrefs import expand
+from ingest_workers.core.models import SourceSpec
 from ingest_workers.runtime.workerpool import worker_env
-from ingest_workers.sources.synthetic import PROFILES, SensorPlan, reading
+from ingest_workers.sources.synthetic import SensorPlan, reading
 from ingest_workers.testing.devservices import free_port
-from ingest_workers.testing.mock_sources import FEEDS, count_refused_csv, sensors
+from ingest_workers.testing.mock_sources import FEEDS, sensors
 
 DOMAIN_TABLES = {"products": "products", "quotes": "stock_quotes", "mentions": "social_mentions", "posts": "posts",
                  "sensors": "sensor_readings"}
@@ -37,6 +44,11 @@ def scalar(conn: psycopg2.extensions.connection, query: str, *params: object) ->
     with conn, conn.cursor() as cur:
         cur.execute(query, params)
         return int(cur.fetchone()[0])
+
+
+def resolved(spec: SourceSpec, env: dict[str, str]) -> SourceSpec:
+    """``spec`` with its ``${VAR}`` references expanded from ``env``, as a worker would run it."""
+    return SourceSpec.from_dict({key: expand(value, env, spec.name, key) for key, value in spec.to_dict().items()})
 
 
 def write_catalog(path: Path, url: str, name: str = "shop_products", extra: str = "") -> Path:
@@ -87,16 +99,33 @@ def _answers(url: str) -> bool:
     return True
 
 
-def expected_refused(source: str, records: int, invalid_every: int = 97) -> int:
-    """How many of the ``records`` a default-catalog source serves its stages refuse."""
-    path = DEFAULT_SOURCES[source][1]
-    if path == "/sensors.csv":
-        return count_refused_csv(records, invalid_every)
-    if path is None:
-        plan = SensorPlan(records=records, seed=42, sensors=6, interval_seconds=60)
-        return sum(not PROFILES[r["kind"]][3] <= r["value"] <= PROFILES[r["kind"]][4]
-                   for r in (reading(plan, i) for i in range(records)))
-    return FEEDS[path].count_refused(records, invalid_every)
+# What the demo catalog's stages refuse of the first N records of each feed, listed here by the
+# tests (not asked of the mock): every 97th record is broken on purpose (N // 97), and beyond that
+# market_quotes has a ticker that always quotes 0 (one in 24 quotes, then broken ones), sensor_csv
+# and sensor_synthetic readings outside their kind's range. The 20,000 row is the demo table of the
+# README; the mock and these figures must agree, whoever changes one.
+REFUSED = {
+    1000: {"shop_products": 10},
+    2000: {"shop_products": 20, "shop_b_catalog": 20, "shop_c_products": 20, "market_quotes": 103,
+           "twitter_mentions": 20, "telegram_mentions": 20, "placeholder_posts": 20, "sensor_csv": 60,
+           "sensor_synthetic": 40},
+    3000: {"shop_products": 30, "shop_b_catalog": 30, "shop_c_products": 30, "market_quotes": 154,
+           "twitter_mentions": 30, "telegram_mentions": 30, "placeholder_posts": 30, "sensor_csv": 90,
+           "sensor_synthetic": 60},
+    20000: {"shop_products": 206, "shop_b_catalog": 206, "shop_c_products": 206, "market_quotes": 1031,
+            "twitter_mentions": 206, "telegram_mentions": 206, "placeholder_posts": 206, "sensor_csv": 602,
+            "sensor_synthetic": 400},
+}
+
+
+def expected_refused(source: str, records: int) -> int:
+    """How many of the first ``records`` a default-catalog source serves its stages refuse (:data:`REFUSED`)."""
+    return REFUSED[records][source]
+
+
+def broken_products(records: int) -> int:
+    """How many of shop A's first ``records`` products the mock breaks: every 97th (the fixture's rule)."""
+    return records // 97
 
 
 def served_record(source: str, index: int) -> dict[str, Any]:
@@ -107,3 +136,128 @@ def served_record(source: str, index: int) -> dict[str, Any]:
     if path == "/sensors.csv":
         return {k: str(v) for k, v in sensors.csv_reading(index).items()}
     return FEEDS[path].record(index, 97)
+
+
+@dataclass(frozen=True)
+class PrivateRedis:
+    """A redis-server of a test's own: the default user's password, an ACL user, a TLS port."""
+
+    port: int
+    tls_port: int
+    password: str  # the default user's (requirepass)
+    user: str
+    user_password: str
+    ca_file: Path
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/{db}"
+
+    def user_url(self, db: int = 0) -> str:
+        return f"redis://{self.user}:{self.user_password}@127.0.0.1:{self.port}/{db}"
+
+    def tls_user_url(self, db: int = 0) -> str:
+        """TLS to the ACL user, the server's certificate checked against the test's CA (redis-py's
+        URL parameters, passed through as they are)."""
+        return (f"rediss://{self.user}:{self.user_password}@127.0.0.1:{self.tls_port}/{db}"
+                f"?ssl_cert_reqs=required&ssl_ca_certs={self.ca_file}")
+
+
+@contextmanager
+def private_redis(workdir: Path, password: str, user: str, user_password: str) -> Iterator[PrivateRedis]:
+    """``redis-server`` on free ports with ``requirepass``, an ACL user with every right, and TLS (a
+    self-signed certificate made with openssl). Its configuration, passwords included, goes in on
+    stdin (``redis-server -``): never in its arguments, which every local user can read."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server = PrivateRedis(free_port(), free_port(), password, user, user_password, cert)
+    config = f"""bind 127.0.0.1
+port {server.port}
+tls-port {server.tls_port}
+tls-cert-file {cert}
+tls-key-file {key}
+tls-ca-cert-file {cert}
+tls-auth-clients no
+save ""
+appendonly no
+dir {workdir}
+requirepass {password}
+user {user} on >{user_password} ~* &* +@all
+"""
+    with (workdir / "redis.log").open("ab") as log:
+        process = subprocess.Popen(["redis-server", "-"], stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
+    assert process.stdin is not None
+    process.stdin.write(config.encode())
+    process.stdin.close()
+    try:
+        client = redis.Redis.from_url(server.url())
+        wait_until(lambda: _pings(client) or process.poll() is not None, timeout=20)
+        assert process.poll() is None, (workdir / "redis.log").read_text()
+        client.close()
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def redis_contents(client: redis.Redis) -> bytes:
+    """Every key and value of every database of ``client``'s server, of every type, as one text."""
+    parts: list[bytes] = []
+    for db in range(int(client.config_get("databases")["databases"])):
+        conn = redis.Redis(connection_pool=redis.ConnectionPool(**{**client.connection_pool.connection_kwargs,
+                                                                   "db": db}))
+        for key in conn.scan_iter(count=1000):
+            parts += [key, *map(_readable, _flat(_value(conn, key)))]
+        conn.close()
+    return b"\n".join(parts)
+
+
+def _flat(value: Any) -> Iterator[bytes]:
+    if isinstance(value, bytes):
+        yield value
+    elif isinstance(value, dict):
+        for pair in value.items():
+            yield from _flat(pair)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from _flat(item)
+    else:
+        yield repr(value).encode()
+
+
+def _readable(value: bytes) -> bytes:
+    """``value`` and what RQ makes of text before storing it: a job's data and exc_info are
+    zlib-compressed, a result's exc_string is base64 of that."""
+    forms = [value]
+    for decode in (lambda v: zlib.decompress(v), lambda v: zlib.decompress(base64.b64decode(v, validate=True))):
+        try:
+            forms.append(decode(value))
+        except (zlib.error, binascii.Error, ValueError):
+            pass
+    return b" ".join(forms)
+
+
+def _value(conn: redis.Redis, key: bytes) -> Any:
+    kind = conn.type(key).decode()
+    if kind == "string":
+        return conn.get(key)
+    if kind == "hash":
+        return conn.hgetall(key)
+    if kind == "list":
+        return conn.lrange(key, 0, -1)
+    if kind == "set":
+        return conn.smembers(key)
+    if kind == "zset":
+        return conn.zrange(key, 0, -1, withscores=True)
+    if kind == "stream":
+        return conn.xrange(key)
+    raise AssertionError(f"key {key!r} of an unknown type {kind}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,3 +67,25 @@ class NotePid:
     def process(self, items: Iterable[Any]) -> Iterator[Any]:
         STAGE_CALLS.append((os.getpid(), threading.current_thread() is threading.main_thread()))
         yield from items
+
+
+class SleepingSource:
+    """A source kind that waits ``options.seconds`` before serving nothing: a long job to kill."""
+
+    def __init__(self, spec: Any, context: Any) -> None:
+        self.seconds = float(spec.options.get("seconds", 30))
+
+    def stream(self) -> Iterator[dict[str, Any]]:
+        time.sleep(self.seconds)
+        yield from ()
+
+
+class AbortingSource:
+    """A source kind whose process dies at once (``os.abort``), as a job that kills its work horse."""
+
+    def __init__(self, spec: Any, context: Any) -> None:
+        pass
+
+    def stream(self) -> Iterator[dict[str, Any]]:
+        os.abort()
+        yield from ()

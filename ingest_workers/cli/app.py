@@ -95,7 +95,8 @@ class IngestGroup(click.Group):
 @click.version_option(__version__, prog_name="ingest")
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Source catalog (TOML); enqueue, run and schedule need one. [env: INGEST_CATALOG]")
-@click.option("--redis-url", help="Redis holding the queue, dedup sets and metrics. [env: REDIS_URL]")
+@click.option("--redis-url", help="Redis holding the queue, dedup sets and metrics (through Sentinel, with "
+              "REDIS_SENTINELS and REDIS_SENTINEL_MASTER set: only its password and database). [env: REDIS_URL]")
 @click.option("--database-url", help="PostgreSQL the records load into. [env: DATABASE_URL]")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..core.connections import connect_postgres, connect_redis
+from ..core.connections import connect_postgres, redis_for
 from ..ops.failed import FailedJobs
 from ..ops.history import JobHistory
 from ..runtime.producer import make_queue
@@ -12,7 +12,7 @@ from .app import App
 
 
 def _failed_jobs(app: App) -> FailedJobs:
-    return FailedJobs(make_queue(connect_redis(app.settings.redis_url), app.settings))
+    return FailedJobs(make_queue(redis_for(app.settings), app.settings))
 
 
 @click.group()

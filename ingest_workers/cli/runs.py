@@ -6,7 +6,8 @@ import json
 import os
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Callable
+from contextlib import ExitStack, closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,16 @@ from typing import Any
 import click
 
 from ..core.config import Settings, load_settings
-from ..core.connections import connect_postgres, connect_redis
+from ..core.connections import connect_postgres, redis_for
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec
 from ..datasets import domain_of
 from ..ops.history import JobHistory
 from ..ops.watch import JobState, RecordProgress, format_table, summary_document, wait_for_jobs, write_summary
 from ..runtime import resources
-from ..runtime.localrun import STOPPED, run_inline, stop_unfinished
+from ..runtime.localrun import NOT_STARTED, STOPPED, run_inline, stop_unfinished
 from ..runtime.producer import Enqueued, check_run_id, enqueue_backfill, enqueue_run, make_queue, new_run_id, queues_of
+from ..runtime.reconcile import reconcile_run
 from ..runtime.workerpool import local_workers, stop_workers
 from ..testing import DEMO_CATALOG, faultdemo
 from ..testing.devservices import ensure_services
@@ -54,19 +56,36 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
     specs = app.catalog.select(sources)
     if (since is None) != (until is None):
         raise ConfigError("a backfill needs both --since and --until")
-    client = connect_redis(app.settings.redis_url)
+    client = redis_for(app.settings)
     queue = make_queue(client, app.settings)
     records = RecordProgress(client, [spec.name for spec in specs])
-    if since is not None and until is not None:
-        run_id, enqueued = enqueue_backfill(queue, app.settings, specs, since, until, window_size, run_id)
-    else:
-        run_id = check_run_id(run_id) if run_id else new_run_id()
-        enqueued = enqueue_run(queue, app.settings, specs, run_id)
-    for item in enqueued:
-        click.echo(f"{'enqueued' if item.created else 'already enqueued'} {item.source} as job {item.job_id}")
-    if wait:
-        ok = _watch(app.settings, queue, run_id, enqueued, records, timeout, Path("out/summary.json"))
-        sys.exit(0 if ok else 1)
+    conn = connect_postgres(app.settings.database_url)  # the run's job list: what Redis may lose
+    try:
+        job_list = JobHistory(conn)
+        if since is not None and until is not None:
+            run_id, enqueued = enqueue_backfill(queue, app.settings, specs, since, until, window_size, run_id,
+                                                job_list)
+        else:
+            run_id = check_run_id(run_id) if run_id else new_run_id()
+            enqueued = enqueue_run(queue, app.settings, specs, run_id, job_list)
+        for item in enqueued:
+            click.echo(f"{'enqueued' if item.created else 'already enqueued'} {item.source} as job {item.job_id}")
+        if wait:
+            ok = _watch(app.settings, queue, run_id, enqueued, records, timeout, Path("out/summary.json"),
+                        _recoverer(queue, app.settings, job_list, run_id))
+            sys.exit(0 if ok else 1)
+    finally:
+        conn.close()
+
+
+def _recoverer(queue: Any, settings: Settings, job_list: JobHistory, run_id: str) -> Callable[[], list[str]]:
+    """For the watch: enqueue again the jobs of the run that Redis lost, and say so."""
+    def recover() -> list[str]:
+        again = reconcile_run(queue, settings, job_list, run_id)
+        for job_id in again:
+            click.echo(f"Redis lost job {job_id}; enqueued it again", err=True)
+        return again
+    return recover
 
 
 @click.command()
@@ -74,7 +93,8 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
 @click.option("--workers", type=click.IntRange(min=0), default=os.cpu_count() or 1, show_default="cores",
               help="Local `rq worker` processes to start for this run; 0: run every job inline in this "
                    "process (RQ's synchronous mode: a breakpoint in a source or a stage is hit).")
-@click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
+@click.option("--worker-class", help="RQ worker class, e.g. ingest_workers.runtime.worker.IngestSimpleWorker "
+              "(jobs in the worker process; default: the forking IngestWorker). Both run only this package's jobs.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), envvar="INGEST_TIMEOUT",
               help="Time limit in seconds: then the jobs not finished are cancelled or stopped, what "
                    "finished stays loaded, and the exit status is 1. [env: INGEST_TIMEOUT]")
@@ -92,7 +112,7 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
                 out: Path) -> bool:
     specs = app.catalog.select(sources)
     settings = app.settings
-    client = connect_redis(settings.redis_url)
+    client = redis_for(settings)
     connect_postgres(settings.database_url).close()  # fail now, in one line, rather than in every job
     check_tables(settings, [d for name, d in app.catalog.used_datasets().items()
                             if name in {spec.domain for spec in specs}])
@@ -110,12 +130,15 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
             enqueued, unfinished = run_inline(queue, settings, specs, run_id, deadline, on_job)
     else:
         queue = make_queue(client, settings)
-        with local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class,
-                           queues=queues_of(settings, specs)) as processes:
-            enqueued = enqueue_run(queue, settings, specs, run_id)
+        conn = connect_postgres(settings.database_url)
+        with closing(conn), local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class,
+                                          queues=queues_of(settings, specs)) as processes:
+            job_list = JobHistory(conn)
+            enqueued = enqueue_run(queue, settings, specs, run_id, job_list)
             click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
                        f"{out.parent / 'workers.log'}")
-            state = _progress(queue, [item.job_id for item in enqueued], records, timeout)
+            state = _progress(queue, [item.job_id for item in enqueued], records, timeout,
+                              _recoverer(queue, settings, job_list, run_id))
             unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total \
                 else {}
             if unfinished:
@@ -131,6 +154,7 @@ def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[
     tables = {spec.name: domain_of(spec.domain, spec.declaration).table for spec in specs}
     conn = connect_postgres(settings.database_url)
     try:
+        JobHistory(conn).unlist([job_id for job_id, what in unfinished.items() if what == NOT_STARTED])
         for item in enqueued:
             if unfinished.get(item.job_id) == STOPPED:
                 JobHistory(conn).abandoned(item.job_id, item.source, tables[item.source],
@@ -140,16 +164,17 @@ def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[
 
 
 def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
-           timeout: float | None, out: Path) -> bool:
+           timeout: float | None, out: Path, recover: Callable[[], list[str]]) -> bool:
     """Show progress until the jobs end or ``timeout``, then report (the jobs keep running)."""
     job_ids = [item.job_id for item in enqueued]
-    state = _progress(queue, job_ids, records, timeout)
+    state = _progress(queue, job_ids, records, timeout, recover)
     if state.done < state.total:
         click.echo(f"{state.total - state.done} job(s) did not finish within {timeout}s", err=True)
     return _report(settings, run_id, enqueued, records, {}, "", out) and state.done == state.total
 
 
-def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None) -> JobState:
+def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
+              recover: Callable[[], list[str]] | None = None) -> JobState:
     """Show jobs done/total with ETA, records fetched and their rate, until the jobs end or ``timeout``."""
     with click.progressbar(length=len(job_ids), label="jobs", show_pos=True, show_eta=True, file=sys.stderr,
                            item_show_func=lambda text: text) as bar:
@@ -160,7 +185,7 @@ def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: 
             else:
                 bar.render_progress()  # the records moved on, the jobs did not
 
-        return wait_for_jobs(queue, job_ids, on_progress, timeout)
+        return wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover)
 
 
 def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
@@ -231,7 +256,7 @@ def fault_demo(app: App, workers: int, worker_class: str | None, healthy_url: st
     the one that fails hard succeeded (the demo went as designed)."""
     specs = faultdemo.demo_specs(app.catalog, healthy_url, servers)
     settings = app.settings
-    client = connect_redis(settings.redis_url)
+    client = redis_for(settings)
     queue = make_queue(client, settings)
     records = RecordProgress(client, [spec.name for spec in specs])
     run_id, log_path, started = new_run_id(), out.parent / "workers.log", time.monotonic()

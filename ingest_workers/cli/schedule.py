@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from ..core.connections import connect_redis
+from ..core.connections import redis_for
 from ..runtime.producer import make_queue
 from ..runtime.scheduler import SourceScheduler, run_schedule
 from .app import App
@@ -26,7 +26,7 @@ def schedule(app: App, sources: str, poll: float) -> None:
     once, and never while its previous run is still in flight.
     """
     specs = app.catalog.select(sources)
-    client = connect_redis(app.settings.redis_url)
+    client = redis_for(app.settings)
     scheduler = SourceScheduler(make_queue(client, app.settings), app.settings, specs)
     stop = threading.Event()
 

@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from ..core.connections import connect_redis
+from ..core.connections import redis_for
 from ..ops.metrics_server import make_metrics_server
 from ..testing.mock_faults import FaultConfig, FaultInjector
 from ..testing.mock_sources import ROUTES, MockConfig, MockServer
@@ -75,7 +75,7 @@ def mock_sources(host: str, port: int, records: int, invalid_every: int, latency
 @click.pass_obj
 def metrics_server(app: App, host: str, port: int) -> None:
     """Serve /metrics (Prometheus) and /healthz (Redis, PostgreSQL, workers)."""
-    client = connect_redis(app.settings.redis_url)
+    client = redis_for(app.settings)
     catalog = app.optional_catalog
     server = make_metrics_server(client, app.settings, host, port, list(catalog.sources.values()) if catalog else [])
     click.echo(f"metrics at http://{host}:{port}/metrics", err=True)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..core.connections import connect_postgres, connect_redis
+from ..core.connections import connect_postgres, redis_for
 from ..ops.status import format_status, status_document
 from .app import App
 
@@ -20,7 +20,7 @@ def status(app: App, as_json: bool, hours: float) -> None:
     """Per source: last run and outcome, success rate and health, records loaded, recent
     failures; then queue depths and live workers. Health: healthy above 95% of jobs
     succeeding, degraded from 80%, unhealthy below."""
-    client = connect_redis(app.settings.redis_url)
+    client = redis_for(app.settings)
     conn = connect_postgres(app.settings.database_url)
     try:
         catalog = app.optional_catalog  # without one, the sources with a history

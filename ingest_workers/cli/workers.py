@@ -7,10 +7,11 @@ import logging
 import os
 import signal
 import threading
+import time
 
 import click
 
-from ..runtime.workerpool import start_worker, stop_workers, worker_command, worker_name
+from ..runtime.workerpool import start_worker, stop_workers, supervise, worker_command, worker_name
 from .app import App
 from .db import check_tables
 
@@ -20,16 +21,21 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.option("--count", type=click.IntRange(min=1), envvar="WORKERS", default=os.cpu_count() or 1,
               show_default="cores", help="Worker processes. [env: WORKERS]")
-@click.option("--worker-class", help="RQ worker class, e.g. rq.worker.SimpleWorker (default: the forking Worker).")
+@click.option("--worker-class", help="RQ worker class, e.g. ingest_workers.runtime.worker.IngestSimpleWorker "
+              "(jobs in the worker process; default: the forking IngestWorker). Both run only this package's jobs.")
 @click.option("--queues", envvar="WORKER_QUEUES", help="Queues to work on, highest priority first, separated by "
               "commas (default: INGEST_QUEUE; add the catalog's per-source queues). [env: WORKER_QUEUES]")
 @click.pass_obj
 def workers(app: App, count: int, worker_class: str | None, queues: str | None) -> None:
-    """Run COUNT `rq worker` processes until SIGTERM or SIGINT, restarting any that die.
+    """Run COUNT `rq worker` processes until SIGTERM or SIGINT, restarting any that die
+    (after a back-off that doubles, up to a minute, while a worker keeps dying at once).
 
-    Each is exactly `rq worker --serializer json --with-scheduler --name HOST.PID.N
-    --url $REDIS_URL QUEUE`; on SIGTERM they get RQ's warm shutdown (the job in
-    hand finishes).
+    Each is exactly `rq worker --serializer json --with-scheduler --worker-class
+    ingest_workers.runtime.worker.IngestWorker ... --name HOST.PID.N QUEUE`, its Redis
+    URL in its environment (RQ_REDIS_URL), never its arguments; on SIGTERM they get
+    RQ's warm shutdown (the job in hand finishes) for INGEST_STOP_GRACE seconds (default
+    1830, above the job timeout), then SIGKILL. Give the container the same grace
+    (compose's stop_grace_period).
     """
     settings = app.settings
     if app.optional_catalog is not None:
@@ -41,12 +47,9 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
     log.info("starting %d x %s", count, " ".join(worker_command(settings, worker_name(0), worker_class, names)))
     # A new name for every start: RQ refuses a name whose dead owner is still registered.
     numbers = itertools.count()
-    processes = [start_worker(settings, next(numbers), app.env, None, worker_class, names) for _ in range(count)]
-    try:
-        while not stop.wait(1.0):
-            for slot, process in enumerate(processes):
-                if process.poll() is not None:
-                    log.warning("a worker exited with status %s; starting another", process.returncode)
-                    processes[slot] = start_worker(settings, next(numbers), app.env, None, worker_class, names)
-    finally:
-        stop_workers(processes)
+
+    def on_exit(status: int | None, delay: float) -> None:
+        log.warning("a worker exited with status %s; starting another in %.0fs", status, delay)
+
+    supervise(lambda: start_worker(settings, next(numbers), app.env, None, worker_class, names), count, stop.wait,
+              time.monotonic, lambda processes: stop_workers(processes, settings.stop_grace), on_exit)

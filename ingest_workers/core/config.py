@@ -23,6 +23,10 @@ class Settings:
     """Everything a process needs to know, with the defaults a local run wants."""
 
     redis_url: str = DEFAULT_REDIS_URL
+    # Redis through Sentinel: "host:port,host:port" of the sentinels and the name they monitor; then
+    # redis_url gives only the password, user and database number (its host is not used)
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = ""
     database_url: str = DEFAULT_DATABASE_URL
     # the catalog file; None: no catalog (commands that need one say so; `ingest demo` has its own)
     catalog_path: Path | None = field(default=None, metadata={"path": True})
@@ -44,8 +48,15 @@ class Settings:
     # "text", or "json": one JSON object per line, with source, run id and job id
     log_format: str = field(default="text", metadata={"choices": ("text", "json")})
     http_max_body_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (its page rejected)
+    max_page_values: int = 500_000  # JSON values one page may decode to; a larger page is refused (lost)
+    max_nesting: int = 512  # levels of lists and objects per record; a deeper record is rejected alone
+    # seconds `ingest workers` gives its workers after SIGTERM to finish the job in hand, then SIGKILL
+    # (keep it above job_timeout, and compose's stop_grace_period above it)
+    stop_grace: float = 1830.0
+    dedup_ttl: int = 30 * 86400  # seconds a source's dedup set lives after its last use
     breaker_failures: int = 3  # consecutive failed requests to a source that open its circuit
     breaker_cooldown: float = 30.0  # seconds a circuit stays open before a probe
+    breaker_probe_timeout: float = 60.0  # seconds a half-open probe holds its slot before another may try
     pg_retry_seconds: float = 120.0  # how long a job waits out a PostgreSQL outage before failing
     max_kills: int = 3  # a job whose worker died this many times is quarantined
     # A job whose worker died runs again within 3 * job_monitoring_interval + max(maintenance_interval,
@@ -53,11 +64,21 @@ class Settings:
     job_monitoring_interval: int = 5
     maintenance_interval: int = 10
     worker_ttl: int = 25
+    # The worker's own permissions (core.permissions), from its environment only, never a catalog:
+    # modules plugin kinds, stages and sinks may come from (comma-separated; None: built-ins only),
+    # and directories local files may be read or written in (os.pathsep-separated; None: no local file).
+    plugins: str | None = field(default=None, metadata={"text": True, "worker_own": True})
+    files_dir: str | None = field(default=None, metadata={"text": True, "worker_own": True})
+    # environment variables a job's entry may name (comma-separated names, or prefixes ending in '*');
+    # None: any but the worker's own (WORKER_OWN_VARIABLES)
+    source_vars: str | None = field(default=None, metadata={"text": True, "worker_own": True})
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.
 ENV_VARS = {
     "redis_url": "REDIS_URL",
+    "redis_sentinels": "REDIS_SENTINELS",
+    "redis_sentinel_master": "REDIS_SENTINEL_MASTER",
     "database_url": "DATABASE_URL",
     "catalog_path": "INGEST_CATALOG",
     "queue": "INGEST_QUEUE",
@@ -75,7 +96,18 @@ ENV_VARS = {
     "breaker_cooldown": "INGEST_BREAKER_COOLDOWN",
     "max_kills": "INGEST_MAX_KILLS",
     "pg_retry_seconds": "INGEST_PG_RETRY_SECONDS",
+    "plugins": "INGEST_PLUGINS",
+    "files_dir": "INGEST_FILES_DIR",
+    "source_vars": "INGEST_SOURCE_VARS",
+    "breaker_probe_timeout": "INGEST_BREAKER_PROBE_TIMEOUT",
+    "max_page_values": "INGEST_MAX_PAGE_VALUES",
+    "max_nesting": "INGEST_MAX_NESTING",
+    "stop_grace": "INGEST_STOP_GRACE",
+    "dedup_ttl": "INGEST_DEDUP_TTL",
 }
+
+# What a worker keeps to itself: a job's catalog entry may never name these (core.permissions).
+WORKER_OWN_VARIABLES = frozenset({*ENV_VARS.values(), "RQ_REDIS_URL", "PGPASSWORD", "REDISCLI_AUTH"})
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
@@ -95,6 +127,10 @@ def load_settings(
     unknown = sorted(set(file_settings) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"{file_label}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_FIELDS))}")
+    own = sorted(name for name in file_settings if _FIELDS[name].metadata.get("worker_own"))
+    if own:
+        raise ConfigError(f"{file_label} key {own[0]!r}: a worker's own permission, set only in its environment "
+                          f"({ENV_VARS[own[0]]}), never by a catalog")
 
     values: dict[str, Any] = {}
     for name in _FIELDS:
@@ -107,13 +143,31 @@ def load_settings(
         else:
             continue
         values[name] = _convert(name, raw, origin)
-    return Settings(**values)
+    settings = Settings(**values)
+    if bool(settings.redis_sentinels) != bool(settings.redis_sentinel_master):
+        raise ConfigError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: set both (Redis through "
+                          "Sentinel) or neither (REDIS_URL alone)")
+    sentinel_addresses(settings.redis_sentinels)  # fail now, naming the variable, not at first use
+    return settings
+
+
+def sentinel_addresses(text: str) -> list[tuple[str, int]]:
+    """``"10.0.0.1:26379,10.0.0.2:26379"`` (REDIS_SENTINELS) as (host, port) pairs; ``""`` gives none."""
+    addresses = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_SENTINELS: expected host:port separated by commas, got {part!r}")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
 
 
 def _convert(name: str, raw: Any, origin: str) -> Any:
     default = _FIELDS[name].default
     if _FIELDS[name].metadata.get("path"):
         return Path(raw)
+    if _FIELDS[name].metadata.get("text"):
+        return str(raw)
     if isinstance(default, str):
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{origin}: expected a non-empty string, got {raw!r}")

@@ -7,6 +7,7 @@
     │   ├── UnreadableBody       a 200 whose body is not JSON, too large or not application/json
     │   └── CircuitOpen          the source's breaker is open: defer the job, do not call it
     └── PermanentError           retrying cannot help: 4xx, a body that is not JSON, ...
+        └── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
 
 Third-party errors (requests, psycopg2, redis) are translated into these at the
 module that talks to the library, with ``raise ... from exc``, so callers above
@@ -62,3 +63,9 @@ class CircuitOpen(TransientError):
 
     The job must be deferred (re-enqueued with that delay), never slept out in a worker.
     """
+
+
+class Refused(PermanentError):
+    """A job asks for what the worker's own configuration does not allow: a plugin module outside
+    ``INGEST_PLUGINS``, a local path outside ``INGEST_FILES_DIR``, one of the worker's own variables.
+    The message names the source, what it asked for and the setting that decides."""

@@ -10,8 +10,9 @@ from typing import Any
 @dataclass(frozen=True)
 class SourceSpec:
     """One catalog entry. It travels inside the RQ job (as JSON), so a worker on
-    another host needs no copy of the catalog file. It holds no secrets: only the
-    *name* of the environment variable that holds a token."""
+    another host needs no copy of the catalog file. It holds no secrets: only
+    ``${VAR}`` references and the *names* of the variables that hold tokens, which
+    the worker resolves from its own environment (``core.envrefs``)."""
 
     name: str
     kind: str  # a built-in kind (http_json, csv, synthetic) or a plugin "package.module:ClassName"
@@ -23,6 +24,7 @@ class SourceSpec:
     page_size_param: str = "per_page"  # also the "limit" of offset pagination
     page_size: int = 500
     concurrency: int | None = None  # page/offset paging: requests in flight per job; None: the settings'
+    max_pages: int = 10_000  # a job fetching more pages than this fails (a paginator that never ends)
     offset_param: str = "offset"
     token_param: str = "cursor"  # cursor pagination: the query parameter carrying the token
     next_token_path: str = "next_cursor"  # cursor pagination: where the next token is in the body
@@ -99,6 +101,14 @@ class Rejected:
     stage: str
 
 
+@dataclass(frozen=True, slots=True)
+class LostPage(Rejected):
+    """A page the source could not read (``where``: "page 3", "offset 500"): one row of
+    ``rejected_records``, and a gap in what the job loaded, so a cursor must not pass it."""
+
+    where: str = ""
+
+
 @dataclass
 class Counts:
     """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated``
@@ -109,13 +119,19 @@ class Counts:
     duplicate: int = 0
     loaded: int = 0
     updated: int = 0
+    # the pages the source could not read ("page 3: the body is not JSON"): the job is partial
+    lost_pages: list[str] = field(default_factory=list)
 
     def add(self, other: Counts) -> None:
-        for name in ("fetched", "rejected", "duplicate", "loaded", "updated"):
+        for name in COUNT_NAMES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.lost_pages.extend(other.lost_pages)
 
     def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in COUNT_NAMES}
+
+
+COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated")
 
 
 class Reject(Exception):

@@ -12,6 +12,12 @@ committed key to a fingerprint of the values loaded (or of its version, with a
 ``version_column``): a record whose fingerprint is the one remembered is dropped, any other
 goes on to PostgreSQL, which decides (``ON CONFLICT DO UPDATE ... WHERE``). Redis can only
 make a record skip work it would not have done: never replace or keep a row by itself.
+
+Each set (and hash) expires ``ttl`` seconds (``INGEST_DEDUP_TTL``, 30 days) after its last use:
+every check and every mark pushes the expiry back, so the set of a source that runs
+stays, and the set of a source no longer run does not stay in Redis forever. An expired
+set only means the next run checks its keys against PostgreSQL again: a key is never
+added that is not in PostgreSQL, so "a key in Redis means a row in PostgreSQL" holds.
 """
 
 from __future__ import annotations
@@ -37,21 +43,30 @@ def fingerprint(domain: Domain, row: dict[str, Any]) -> str:
 
 
 class RedisDedup:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, ttl: int | None = None) -> None:
         self._client = client
+        self.ttl = ttl  # seconds the set lives after its last use; None: forever
 
     def unseen(self, source: str, keys: Sequence[str]) -> list[bool]:
-        """For each key, True when it was never committed for ``source``."""
+        """For each key, True when it was never committed for ``source`` (the set's expiry is
+        pushed back in the same round trip)."""
         if not keys:
             return []
-        flags = self._client.smismember(SEEN_PREFIX + source, list(keys))
+        pipe = self._client.pipeline(transaction=False)
+        pipe.smismember(SEEN_PREFIX + source, list(keys))
+        if self.ttl:
+            pipe.expire(SEEN_PREFIX + source, self.ttl)
+        flags = pipe.execute()[0]
         return [not flag for flag in flags]
 
     @staticmethod
-    def mark_seen(pipe: redis.client.Pipeline, source: str, keys: Sequence[str]) -> None:
-        """Queue ``keys`` as committed; call only after the PostgreSQL commit."""
+    def mark_seen(pipe: redis.client.Pipeline, source: str, keys: Sequence[str], ttl: int | None = None) -> None:
+        """Queue ``keys`` as committed (and the set's expiry ``ttl`` from now); call only after
+        the PostgreSQL commit."""
         if keys:
             pipe.sadd(SEEN_PREFIX + source, *keys)
+            if ttl:
+                pipe.expire(SEEN_PREFIX + source, ttl)
 
     def forget(self, source: str) -> None:
         """Drop the filter of ``source`` (PostgreSQL still refuses duplicates)."""
@@ -61,11 +76,18 @@ class RedisDedup:
         """For each key, the fingerprint last committed for ``source`` (None: never, or forgotten)."""
         if not keys:
             return []
-        found = self._client.hmget(FINGERPRINT_PREFIX + source, list(keys))
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hmget(FINGERPRINT_PREFIX + source, list(keys))
+        if self.ttl:
+            pipe.expire(FINGERPRINT_PREFIX + source, self.ttl)
+        found = pipe.execute()[0]
         return [None if value is None else value.decode() if isinstance(value, bytes) else value for value in found]
 
     @staticmethod
-    def remember(pipe: redis.client.Pipeline, source: str, prints: Mapping[str, str]) -> None:
-        """Queue each key's fingerprint as committed; call only after the PostgreSQL commit."""
+    def remember(pipe: redis.client.Pipeline, source: str, prints: Mapping[str, str], ttl: int | None = None) -> None:
+        """Queue each key's fingerprint as committed (and the hash's expiry ``ttl`` from now);
+        call only after the PostgreSQL commit."""
         if prints:
             pipe.hset(FINGERPRINT_PREFIX + source, mapping=dict(prints))
+            if ttl:
+                pipe.expire(FINGERPRINT_PREFIX + source, ttl)

@@ -36,6 +36,7 @@ class LoadResult(NamedTuple):
     inserted: int  # rows whose key was new
     refused: list[Rejected]  # rows PostgreSQL itself refused, recorded as rejections
     updated: int = 0  # merge: stored rows a changed record replaced
+    written: Sequence[dict[str, Any]] = ()  # the rows PostgreSQL inserted or updated (RETURNING): for sinks
 
 
 class PostgresLoader:
@@ -48,7 +49,8 @@ class PostgresLoader:
 
     def load_batch(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
                    lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
-                   all_new: bool = False) -> LoadResult:
+                   all_new: bool = False,
+                   on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None) -> LoadResult:
         """Write ``rows`` and record ``rejected`` in one transaction.
 
         Returns how many rows were new, how many replaced a stored row (merge datasets; the
@@ -56,12 +58,14 @@ class PostgresLoader:
         value its types or checks reject): those are found by splitting the batch, recorded
         as rejections, and the rest still load. ``in_transaction(cursor)`` runs inside the
         transaction that commits the batch's last rows (cursor marks, transactional sinks), so
-        it commits only with all of them. ``all_new``: the caller believes no key is stored yet
-        (a merge batch then tries the direct COPY first). Raises :class:`TransientError` when
+        it commits only with all of them. ``on_written(cursor, rows)`` runs inside every transaction
+        that writes rows, with exactly the rows PostgreSQL inserted or updated there (transactional
+        sinks); ``written`` of the result lists them all. ``all_new``: the caller believes no key is
+        stored yet (a merge batch then tries the direct COPY first). Raises :class:`TransientError` when
         PostgreSQL is unreachable: the whole batch can then be retried.
         """
         try:
-            return LoadResult(*self._load(domain, rows, rejected, lineage, in_transaction, all_new))
+            return LoadResult(*self._load(domain, rows, rejected, lineage, in_transaction, all_new, on_written))
         except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
             if len(rows) <= 1:
                 reason = f"PostgreSQL refused the row: {exc.diag.message_primary or type(exc).__name__}"
@@ -69,30 +73,37 @@ class PostgresLoader:
                 self._load(domain, [], [*rejected, *refused], lineage, in_transaction)
                 return LoadResult(0, refused)
         middle = len(rows) // 2
-        first = self.load_batch(domain, rows[:middle], rejected, lineage, all_new=all_new)
-        second = self.load_batch(domain, rows[middle:], [], lineage, in_transaction, all_new)
+        first = self.load_batch(domain, rows[:middle], rejected, lineage, None, all_new, on_written)
+        second = self.load_batch(domain, rows[middle:], [], lineage, in_transaction, all_new, on_written)
         return LoadResult(first.inserted + second.inserted, first.refused + second.refused,
-                          first.updated + second.updated)
+                          first.updated + second.updated, [*first.written, *second.written])
 
     def _load(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
               lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
-              all_new: bool = False) -> tuple[int, list[Rejected], int]:
+              all_new: bool = False, on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None,
+              ) -> tuple[int, list[Rejected], int, list[dict[str, Any]]]:
         inserted = updated = 0
+        written: list[dict[str, Any]] = []
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             if rows and domain.write == "merge":
-                inserted, updated = self._merge_rows(cur, domain, rows, all_new)
+                inserted, updated, written = self._merge_rows(cur, domain, rows, all_new)
             elif rows:
-                inserted = self._insert_rows(cur, domain, rows)
+                written = self._insert_rows(cur, domain, rows)
+                inserted = len(written)
             if rejected:
                 self._insert_rejections(cur, rejected, lineage)
+            if on_written is not None and written:
+                on_written(cur, written)
             if in_transaction is not None:
                 in_transaction(cur)
-        return inserted, [], updated
+        return inserted, [], updated, written
 
-    def _merge_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]], all_new: bool) -> tuple[int, int]:
+    def _merge_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]],
+                    all_new: bool) -> tuple[int, int, list[dict[str, Any]]]:
         """Insert the new keys; replace a stored row whose values differ (or whose version is lower);
         leave an identical one alone (no new row version: its ``xmin`` stays). A key that repeats in
-        the batch keeps its last record (its highest version)."""
+        the batch keeps its last record (its highest version). Returns the counts inserted and
+        updated, and the rows written (``RETURNING``, matched back by key)."""
         rows = latest_per_key(domain, rows)
         target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
         stream = CopyStream(rows, domain.columns)
@@ -101,7 +112,7 @@ class PostgresLoader:
             try:
                 cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns).as_string(cur), stream,
                                 size=COPY_READ_SIZE)
-                return len(rows), 0
+                return len(rows), 0, list(rows)
             except psycopg2.errors.UniqueViolation:  # Redis was flushed, or another job raced us
                 cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
         staging = self._staged(cur, domain, stream.whole())
@@ -117,29 +128,33 @@ class PostgresLoader:
             changed = sql.SQL("false")  # a table of key columns only: a stored key is the whole record
         assign = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
                                     for c in domain.columns if c not in domain.key)
-        cur.execute(sql.SQL("INSERT INTO {target} AS t ({columns}) SELECT {columns} FROM {staging} "
+        key = sql.SQL(", ").join(map(sql.Identifier, domain.key))
+        cur.execute(sql.SQL("WITH written AS (INSERT INTO {target} AS t ({columns}) SELECT {columns} FROM {staging} "
                             "ON CONFLICT ({key}) DO UPDATE SET {assign}, loaded_at = now() WHERE {changed} "
-                            "RETURNING (xmax = 0)").format(
-            target=target, columns=columns, staging=staging, assign=assign, changed=changed,
-            key=sql.SQL(", ").join(map(sql.Identifier, domain.key))))
-        written = cur.fetchall()
-        inserted = sum(1 for (new,) in written if new)
-        return inserted, len(written) - inserted
+                            "RETURNING (xmax = 0) AS new, {key}) "
+                            "SELECT w.new, s.row_number FROM written w JOIN {staging} s USING ({key}) "
+                            "ORDER BY s.row_number").format(
+            target=target, columns=columns, staging=staging, assign=assign, changed=changed, key=key))
+        written = cur.fetchall()  # the keys are unique in the batch now: one staging row each
+        inserted = sum(1 for new, _ in written if new)
+        return inserted, len(written) - inserted, [rows[number] for _, number in written]
 
     @staticmethod
     def _staged(cur: Any, domain: Domain, payload: bytes) -> sql.Composable:
-        """The batch COPYed into this connection's staging table for ``domain`` (emptied at each commit)."""
+        """The batch COPYed into this connection's staging table for ``domain`` (emptied at each commit),
+        each row with its place in the batch (``row_number``), to match ``RETURNING`` back to rows."""
         staging = sql.Identifier(f"staging_{domain.table}")
-        cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+        cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS, row_number integer) "
                             "ON COMMIT DELETE ROWS").format(staging, sql.Identifier(domain.table)))
         columns = sql.SQL(", ").join(map(sql.Identifier, domain.columns))
-        cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, columns).as_string(cur),
-                        io.BytesIO(payload))
+        numbered = b"".join(b"%s\t%d\n" % (line, n) for n, line in enumerate(payload.split(b"\n")[:-1]))
+        cur.copy_expert(sql.SQL("COPY {} ({}, row_number) FROM STDIN").format(staging, columns).as_string(cur),
+                        io.BytesIO(numbered))
         return staging
 
-    def _insert_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]]) -> int:
+    def _insert_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
-        take the staging path, which skips those (``ON CONFLICT DO NOTHING``)."""
+        take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
         target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
         stream = CopyStream(rows, domain.columns)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
@@ -148,15 +163,18 @@ class PostgresLoader:
         try:
             cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns).as_string(cur), stream,
                             size=COPY_READ_SIZE)
-            return len(rows)
+            return list(rows)
         except psycopg2.errors.UniqueViolation:  # Redis lost a key, a run raced us, or a key repeats
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
         staging = self._staged(cur, domain, stream.whole())
-        cur.execute(sql.SQL("INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging} "
-                            "ON CONFLICT ({key}) DO NOTHING").format(
-            target=target, columns=columns, staging=staging,
-            key=sql.SQL(", ").join(map(sql.Identifier, domain.key))))
-        return cur.rowcount
+        key = sql.SQL(", ").join(map(sql.Identifier, domain.key))
+        # RETURNING matched back by key; of a key repeated in the batch, the first row is inserted.
+        cur.execute(sql.SQL(
+            "WITH inserted AS (INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging} ORDER BY row_number "
+            "ON CONFLICT ({key}) DO NOTHING RETURNING {key}) "
+            "SELECT min(s.row_number) FROM inserted JOIN {staging} s USING ({key}) GROUP BY {key} "
+            "ORDER BY 1").format(target=target, columns=columns, staging=staging, key=key))
+        return [rows[number] for (number,) in cur.fetchall()]
 
     @staticmethod
     def _insert_rejections(cur: Any, rejected: Sequence[Rejected], lineage: Lineage) -> None:

@@ -1,10 +1,13 @@
 """Sinks besides PostgreSQL (the loader, always the main path): where a batch's newly
 loaded rows also go. A sink is ``Sink(context, **params)`` with ``consume(rows)``.
 
-A sink with ``in_transaction = True`` is called inside the batch's PostgreSQL
-transaction (it writes through ``context.connection()``), so what it writes commits or rolls
-back with the rows. Other sinks are called after the commit; a crash between the
-commit and the call skips them for that batch (at most once).
+A sink receives exactly the rows PostgreSQL inserted, or updated for a merge dataset
+(``RETURNING``): never a row that was in the table already unchanged, nor one PostgreSQL
+refused. A sink with ``in_transaction =
+True`` is called inside each transaction that writes rows, with those rows (it writes
+through ``context.connection()``), so what it writes commits or rolls back with them.
+Other sinks are called after the commit; a crash between the commit and the call skips
+them for that batch (at most once).
 """
 
 from __future__ import annotations

@@ -3,13 +3,28 @@ read by summaries. PostgreSQL, not Redis, so it survives a Redis restart."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
+from psycopg2.extras import Json, execute_values
 
 from ..core.connections import postgres_errors
+from ..core.errors import ConfigError
 from ..core.models import Counts
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """A job of a run's list, as the producer wrote it before enqueueing: enough to enqueue it again."""
+
+    job_id: str
+    source: str
+    queue: str
+    args: list[Any]  # fetch_source's arguments: [spec, run_id] or [spec, run_id, [since, until]]
 
 
 @dataclass(frozen=True)
@@ -21,11 +36,39 @@ class SourceSummary:
     counts: Counts
     seconds: float
     errors: tuple[str, ...]
+    partial: int = 0  # jobs that ended with pages they could not read
 
 
 class JobHistory:
     def __init__(self, conn: psycopg2.extensions.connection) -> None:
         self._conn = conn
+
+    def planned(self, run_id: str, jobs: Sequence[PlannedJob]) -> None:
+        """Write ``jobs`` to the list of ``run_id`` before they go to Redis; a job already listed
+        (enqueued again, or already run) is left as it is."""
+        if not jobs:
+            return
+        try:
+            with postgres_errors(), self._conn, self._conn.cursor() as cur:
+                execute_values(cur, "INSERT INTO ingest_jobs (job_id, run_id, source, status, attempts, queue, "
+                                    "job_args) VALUES %s ON CONFLICT (job_id) DO NOTHING",
+                               [(job.job_id, run_id, job.source, "enqueued", 0, job.queue, Json(job.args))
+                                for job in jobs])
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn):
+            raise ConfigError("the database has no run job list (ingest_jobs.job_args): its schema is older "
+                              "than this version; run `ingest db migrate`") from None
+
+    def unfinished(self, run_id: str) -> list[PlannedJob]:
+        """The listed jobs of ``run_id`` that have not ended (not started yet, or started and never
+        recorded an end), in the order they were planned."""
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT job_id, source, queue, job_args FROM ingest_jobs WHERE run_id = %s "
+                        "AND status IN ('enqueued', 'started') AND job_args IS NOT NULL ORDER BY job_id", (run_id,))
+            return [PlannedJob(job_id, source, queue, args) for job_id, source, queue, args in cur.fetchall()]
+
+    def unlist(self, job_ids: Sequence[str]) -> None:
+        """Take jobs cancelled before they started off their run's list (nothing is to enqueue them again)."""
+        self._write("DELETE FROM ingest_jobs WHERE job_id = ANY(%s) AND status = 'enqueued'", (list(job_ids),))
 
     def started(self, job_id: str, run_id: str, source: str) -> None:
         """Record an attempt of ``job_id`` (a retry of the same job counts attempts)."""
@@ -35,29 +78,47 @@ class JobHistory:
                     (job_id, run_id, source))
 
     def finished(self, job_id: str, counts: Counts) -> None:
-        self._write("UPDATE ingest_jobs SET status = 'finished', fetched = %s, rejected = %s, duplicate = %s, "
-                    "loaded = %s, updated = %s, finished_at = now() WHERE job_id = %s",
-                    (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, counts.updated, job_id))
+        self._ended(job_id, "finished", counts, None)
+
+    def partial(self, job_id: str, counts: Counts, reason: str) -> None:
+        """The attempt ended, but with pages it could not read (``reason`` names them)."""
+        self._ended(job_id, "partial", counts, reason)
 
     def failed(self, job_id: str, counts: Counts, error: str) -> None:
-        self._write("UPDATE ingest_jobs SET status = 'failed', fetched = %s, rejected = %s, duplicate = %s, "
-                    "loaded = %s, updated = %s, error = %s, finished_at = now() WHERE job_id = %s",
-                    (counts.fetched, counts.rejected, counts.duplicate, counts.loaded, counts.updated, error[:2000],
-                     job_id))
+        self._ended(job_id, "failed", counts, error)
+
+    def _ended(self, job_id: str, status: str, counts: Counts, error: str | None) -> None:
+        """Record one attempt's end: its counts appended to ``attempt_counts``, and added to the
+        job's columns (the sum over attempts: fetched = rejected + duplicate + loaded + updated still holds)."""
+        self._write("UPDATE ingest_jobs SET status = %(status)s, fetched = fetched + %(fetched)s, "
+                    "rejected = rejected + %(rejected)s, duplicate = duplicate + %(duplicate)s, "
+                    "loaded = loaded + %(loaded)s, updated = updated + %(updated)s, error = %(error)s, "
+                    "finished_at = now(), "
+                    "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object("
+                    "'attempt', attempts, 'status', %(status)s::text, 'fetched', %(fetched)s::bigint, "
+                    "'rejected', %(rejected)s::bigint, 'duplicate', %(duplicate)s::bigint, "
+                    "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint)) WHERE job_id = %(job)s",
+                    {"status": status, **counts.to_dict(), "error": error[:2000] if error else None, "job": job_id})
 
     def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
         """Mark ``job_id`` failed with ``reason`` if its process was stopped while it ran (it could
-        not record its end), with the counts of what it committed: rows in ``table`` and rejections."""
+        not record its end), with the counts of what the attempt committed: rows in ``table`` and
+        rejections of this job beyond those of its earlier attempts."""
         statement = sql.SQL(
-            "UPDATE ingest_jobs SET status = 'failed', error = %(reason)s, finished_at = now(), duplicate = 0, "
-            "updated = 0, "
-            "loaded = (SELECT count(*) FROM {table} WHERE source = %(source)s AND job_id = %(job)s), "
-            "rejected = (SELECT count(*) FROM rejected_records WHERE source = %(source)s AND job_id = %(job)s) "
-            "WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
+            "WITH committed AS (SELECT (SELECT count(*) FROM {table} WHERE source = %(source)s AND job_id = %(job)s) "
+            "AS loaded, (SELECT count(*) FROM rejected_records WHERE source = %(source)s AND job_id = %(job)s) "
+            "AS rejected), attempt AS (SELECT greatest(c.loaded - j.loaded, 0) AS loaded, "
+            "greatest(c.rejected - j.rejected, 0) AS rejected FROM committed c, ingest_jobs j "
+            "WHERE j.job_id = %(job)s) "
+            "UPDATE ingest_jobs SET status = 'failed', error = %(reason)s, finished_at = now(), "
+            "loaded = ingest_jobs.loaded + a.loaded, rejected = ingest_jobs.rejected + a.rejected, "
+            "fetched = ingest_jobs.fetched + a.loaded + a.rejected, "
+            "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object('attempt', attempts, "
+            "'status', 'failed', 'fetched', a.loaded + a.rejected, 'rejected', a.rejected, 'duplicate', 0, "
+            "'loaded', a.loaded, 'updated', 0)) "
+            "FROM attempt a WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, {"reason": reason[:2000], "source": source, "job": job_id})
-            cur.execute("UPDATE ingest_jobs SET fetched = loaded + rejected WHERE job_id = %s AND error = %s",
-                        (job_id, reason[:2000]))
 
     def attempts(self, job_ids: list[str]) -> dict[str, int]:
         """How many times each of ``job_ids`` started (jobs never started are absent)."""
@@ -70,15 +131,16 @@ class JobHistory:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(
                 "SELECT source, count(*), count(*) FILTER (WHERE status = 'finished'), "
-                "count(*) FILTER (WHERE status = 'failed'), sum(fetched), sum(rejected), sum(duplicate), "
+                "count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'partial'), "
+                "sum(fetched), sum(rejected), sum(duplicate), "
                 "sum(loaded), sum(updated), extract(epoch FROM max(finished_at) - min(started_at)), "
                 "array_remove(array_agg(DISTINCT error), NULL) "
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             return [SourceSummary(source, jobs, finished, failed,
                                   Counts(int(f), int(r), int(d), int(lo), int(up)), float(seconds or 0.0),
-                                  tuple(errors))
-                    for source, jobs, finished, failed, f, r, d, lo, up, seconds, errors in cur.fetchall()]
+                                  tuple(errors), partial)
+                    for source, jobs, finished, failed, partial, f, r, d, lo, up, seconds, errors in cur.fetchall()]
 
-    def _write(self, statement: str, params: tuple[object, ...]) -> None:
+    def _write(self, statement: str, params: tuple[object, ...] | dict[str, object]) -> None:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, params)

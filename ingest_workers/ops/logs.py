@@ -13,8 +13,10 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.redact import redact
 
 LOG_FORMATS = ("text", "json")
 CONTEXT_FIELDS = ("source", "run_id", "job_id")
@@ -62,11 +64,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+def redact_log_records() -> None:
+    """From now on, every log record this process creates (ours, RQ's, any library's) carries its
+    message through :func:`~ingest_workers.core.redact.redact`: URL passwords masked, the job's
+    environment values shown as ``${NAME}``. Idempotent."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError, KeyError):
+            return record  # a malformed call: logging reports it when the record is emitted
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return record
+
+    factory.redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def configure_logging(level: str, log_format: str) -> None:
     """Send the root logger's lines to stderr in ``log_format`` ("text" or "json"), unless the
-    root logger has a handler already (an embedding application's, or pytest's)."""
+    root logger has a handler already (an embedding application's, or pytest's); every line redacted."""
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    redact_log_records()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler])

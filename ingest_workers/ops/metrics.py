@@ -47,7 +47,8 @@ FETCH_REQUESTS = Declared("ingest_fetch_requests", "counter", "HTTP requests to 
                           "(2xx, 4xx, 5xx, error = no answer).", ("source", "status_class"))
 FETCH_RETRIES = Declared("ingest_fetch_retries", "counter", "HTTP requests retried after a transient failure.",
                          ("source",))
-JOBS = Declared("ingest_jobs", "counter", "Fetch jobs finished, by source and outcome (success, failure).",
+JOBS = Declared("ingest_jobs", "counter",
+                "Fetch jobs finished, by source and outcome (success, partial: pages lost, failure).",
                 ("source", "outcome"))
 JOB_DURATION = Declared("ingest_job_duration_seconds", "histogram", "Wall time of fetch jobs.",
                         ("queue", "outcome"), (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800))

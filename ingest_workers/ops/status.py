@@ -16,7 +16,7 @@ from .watch import health
 
 _AGGREGATES = """
 SELECT source,
-       count(*) FILTER (WHERE status IN ('finished', 'failed')),
+       count(*) FILTER (WHERE status IN ('finished', 'partial', 'failed')),
        count(*) FILTER (WHERE status = 'finished'),
        coalesce(sum(loaded), 0),
        coalesce(sum(updated), 0)
@@ -31,14 +31,15 @@ SELECT source, job_id, finished_at, error FROM (
     SELECT source, job_id, finished_at, error,
            row_number() OVER (PARTITION BY source ORDER BY started_at DESC) AS newest
     FROM ingest_jobs
-    WHERE status = 'failed' AND started_at >= now() - %(hours)s * interval '1 hour') AS failed
+    WHERE status IN ('failed', 'partial') AND started_at >= now() - %(hours)s * interval '1 hour') AS failed
 WHERE newest <= %(failures)s ORDER BY source, finished_at DESC"""
 
 
 def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], hours: float = 24,
                   failures: int = 3) -> dict[str, dict[str, Any]]:
     """Per source (``sources`` and any other with history): last run, success rate and health
-    over the last ``hours``, records loaded and updated, and the newest ``failures`` failures with their reasons."""
+    over the last ``hours``, records loaded and updated, and the newest ``failures`` failures with their reasons.
+    A ``partial`` job (pages lost) counts against health like a failed one."""
     params = {"hours": hours, "failures": failures}
     with postgres_errors(), conn, conn.cursor() as cur:
         cur.execute(_AGGREGATES, params)

@@ -24,6 +24,7 @@ class JobState:
     done: int
     total: int
     failed: int
+    missing: tuple[str, ...] = ()  # ids Redis does not know (counted done: expired, or lost)
 
 
 def job_states(queue: Queue, job_ids: Sequence[str]) -> JobState:
@@ -31,7 +32,8 @@ def job_states(queue: Queue, job_ids: Sequence[str]) -> JobState:
     jobs = Job.fetch_many(list(job_ids), connection=queue.connection, serializer=queue.serializer)
     statuses = [job.get_status(refresh=False) if job else JobStatus.CANCELED for job in jobs]
     return JobState(done=sum(s in DONE for s in statuses), total=len(job_ids),
-                    failed=sum(s != JobStatus.FINISHED for s in statuses if s in DONE))
+                    failed=sum(s != JobStatus.FINISHED for s in statuses if s in DONE),
+                    missing=tuple(job_id for job_id, job in zip(job_ids, jobs) if job is None))
 
 
 class RecordProgress:
@@ -53,17 +55,28 @@ class RecordProgress:
         return self._clock() - self._started
 
     def describe(self) -> str:
-        records = int(self._fetched() - self._start)
+        records = max(0, int(self._fetched() - self._start))  # a Redis that lost its counters restarts them
         return f"{records:,} records fetched ({records / max(self.elapsed(), 1e-9):,.0f}/s)"
 
 
 def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[JobState], None],
-                  timeout: float | None = None, poll: float = 0.25) -> JobState:
-    """Poll until every job ended or ``timeout`` seconds passed; return the last state."""
+                  timeout: float | None = None, poll: float = 0.25,
+                  recover: Callable[[], Sequence[str]] | None = None) -> JobState:
+    """Poll until every job ended or ``timeout`` seconds passed; return the last state.
+
+    When a job is missing from Redis, ``recover`` (if given) enqueues again what Redis lost
+    and returns those ids. While Redis does not answer (a failover, a restart), keep polling.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
+    state = JobState(done=0, total=len(job_ids), failed=0)
     while True:
-        state = job_states(queue, job_ids)
-        on_progress(state)
+        try:
+            state = job_states(queue, job_ids)
+            if state.missing and recover is not None and recover():
+                continue  # enqueued again: look at them once more
+            on_progress(state)
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # the next poll reaches Redis again, or the promoted replica
         if state.done == state.total or (deadline is not None and time.monotonic() >= deadline):
             return state
         time.sleep(poll)
@@ -82,14 +95,16 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
     sources = {}
     for s in summaries:
         rate = s.finished / s.jobs if s.jobs else 0.0
-        sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed,
+        sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed, "partial_jobs": s.partial,
                              "duration_seconds": round(s.seconds, 3), "success_rate": round(rate, 4),
                              "health": health(rate), "errors": list(s.errors)}
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded", "updated",
-                                                                 "jobs", "failed_jobs")}
+                                                                 "jobs", "failed_jobs", "partial_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,
             "unfinished": dict(unfinished or {}),
-            "ok": totals["failed_jobs"] == 0 and totals["jobs"] > 0 and not unfinished}
+            # a partial job lost pages: the run did not load all of its sources
+            "ok": totals["failed_jobs"] == 0 and totals["partial_jobs"] == 0 and totals["jobs"] > 0
+            and not unfinished}
 
 
 def format_table(document: dict[str, Any]) -> str:

@@ -16,14 +16,21 @@ from rq.timeouts import JobTimeoutException
 from .. import pipeline
 from ..core.errors import CircuitOpen, ServiceUnavailable, TransientError
 from ..core.models import SourceSpec, Window
+from ..core.redact import redact_exception
 from ..guards.quarantine import note_worker_death
-from ..ops.logs import configure_logging, job_context
+from ..ops.logs import configure_logging, job_context, redact_log_records
 from ..ops.metrics import count_job_retry
 from . import resources
 
 # What may pass if the job runs again later; anything else fails the job at once.
 RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
 MAX_DEFERRALS = 50  # an open circuit defers a job at most this many times, then it fails
+
+# What a queued job may name, under this layout's paths and the previous layout's (``ingest_workers.jobs``,
+# still resolved through the package's ``__getattr__``): ``IngestWorker`` refuses any other function or
+# callback before running anything (a job's names are imported and called by RQ).
+JOB_FUNCTIONS = frozenset({"ingest_workers.runtime.jobs.fetch_source", "ingest_workers.jobs.fetch_source"})
+JOB_CALLBACKS = frozenset({"ingest_workers.runtime.jobs.on_failure", "ingest_workers.jobs.on_failure"})
 
 
 def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = None) -> dict[str, int] | Retry:
@@ -44,6 +51,9 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
                                             Window(*window) if window else None)
         except CircuitOpen as exc:
             return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
+        except BaseException as exc:
+            redact_exception(exc)  # RQ stores and logs its traceback: no value of the job's variables in it
+            raise
     return counts.to_dict()
 
 
@@ -65,3 +75,4 @@ def _ensure_logging(log_format: str) -> None:
     # `rq worker` sets up only its own logger; give ours the same destination (stderr).
     if not logging.getLogger().handlers:
         configure_logging("INFO", log_format)
+    redact_log_records()  # RQ's lines about the job too

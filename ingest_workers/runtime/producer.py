@@ -1,8 +1,10 @@
 """Enqueue fetch jobs: one per source and run, with a deterministic job id.
 
-Enqueueing the same run again creates no second job: each job id is claimed with
-``SET NX`` first (atomic, so two producers racing are safe too), and the jobs of
-a run go to Redis in one pipelined round trip.
+Enqueueing the same run again creates no second job: each job id is claimed, and
+the claims and the jobs go to Redis in one ``MULTI``/``EXEC`` transaction under
+``WATCH`` of the claim keys: a producer that dies before ``EXEC`` leaves neither
+claims nor jobs (enqueueing again creates them), and two producers racing cannot
+both claim an id (the second one's ``EXEC`` fails and it looks again).
 
 A backfill splits ``[since, until)`` into windows, one job per source and window,
 with ids made from the range and the window: enqueueing the same backfill again
@@ -16,8 +18,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
+from redis.exceptions import WatchError
 from rq import Callback, Queue, Retry
 from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
@@ -26,6 +30,7 @@ from ..core.config import Settings
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec, Window
 from ..datasets import domain_of
+from ..ops import history
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLAIM_PREFIX = "ingest:claimed:"
@@ -67,10 +72,13 @@ def make_queue(client: redis.Redis, settings: Settings, is_async: bool = True) -
     return Queue(settings.queue, connection=client, serializer=JSONSerializer, is_async=is_async)
 
 
-def enqueue_run(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str) -> list[Enqueued]:
-    """Enqueue one fetch job per source of ``specs`` for ``run_id``; skip those already enqueued."""
+def enqueue_run(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str,
+                job_list: history.JobHistory | None = None) -> list[Enqueued]:
+    """Enqueue one fetch job per source of ``specs`` for ``run_id``; skip those already enqueued.
+    With ``job_list``, the jobs are first written to the run's list in PostgreSQL."""
     check_run_id(run_id)
-    return enqueue_jobs(queue, settings, run_id, [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs])
+    return enqueue_jobs(queue, settings, run_id, [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs],
+                        job_list)
 
 
 def backfill_run_id(since: datetime, until: datetime) -> str:
@@ -96,7 +104,8 @@ def split_windows(since: datetime, until: datetime, size: timedelta) -> list[Win
 
 
 def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], since: datetime,
-                     until: datetime, size: timedelta, run_id: str | None = None) -> tuple[str, list[Enqueued]]:
+                     until: datetime, size: timedelta, run_id: str | None = None,
+                     job_list: history.JobHistory | None = None) -> tuple[str, list[Enqueued]]:
     """Enqueue one job per source and window of ``[since, until)``; return the run id and the jobs."""
     for spec in specs:
         check_windowable(spec)
@@ -104,7 +113,7 @@ def enqueue_backfill(queue: Queue, settings: Settings, specs: Sequence[SourceSpe
     run_id = check_run_id(run_id) if run_id else backfill_run_id(_utc(since), _utc(until))
     plans = [PlannedJob(spec, f"{run_id}-{spec.name}-{datetime.fromisoformat(w.since):%Y%m%dT%H%M%SZ}", w)
              for spec in specs for w in windows]
-    return run_id, enqueue_jobs(queue, settings, run_id, plans)
+    return run_id, enqueue_jobs(queue, settings, run_id, plans, job_list)
 
 
 def check_windowable(spec: SourceSpec) -> None:
@@ -119,48 +128,97 @@ def check_windowable(spec: SourceSpec) -> None:
         raise ConfigError(f"source {spec.name} cannot be backfilled by time: it needs since_param and until_param")
 
 
-def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[Enqueued]:
-    """Claim each job id (``SET NX``), then enqueue the jobs claimed now in one round trip per queue
-    (``queue``, or the source's own ``queue`` from the catalog)."""
+def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[PlannedJob],
+                 job_list: history.JobHistory | None = None) -> list[Enqueued]:
+    """Claim each job id not claimed yet and enqueue its job (on ``queue``, or the source's own
+    ``queue`` from the catalog), claims and jobs in one transaction: both or neither. With
+    ``job_list``, the run's jobs are written to PostgreSQL first, so a job Redis loses can be
+    enqueued again (runtime.reconcile)."""
+    if job_list is not None:
+        job_list.planned(run_id, [history.PlannedJob(plan.job_id, plan.spec.name, plan.spec.queue or queue.name,
+                                                     job_args(plan, run_id)) for plan in plans])
+    if not queue._is_async:  # inline runs execute each job as it is enqueued: nothing to make atomic
+        return _claim_then_run_inline(queue, settings, run_id, plans)
+    retry_intervals(settings)  # a bad setting fails before anything is claimed
+    keys = [CLAIM_PREFIX + plan.job_id for plan in plans]
+    with queue.connection.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(*keys)
+                taken = pipe.mget(keys)
+                new = [plan for plan, owner in zip(plans, taken) if owner is None]
+                pipe.multi()
+                for plan in new:
+                    pipe.set(CLAIM_PREFIX + plan.job_id, run_id, ex=settings.result_ttl + settings.job_timeout)
+                _enqueue_prepared(queue, plans, prepare_jobs(settings, run_id, new), pipe)
+                pipe.execute()
+                break
+            except WatchError:  # another producer claimed one of these ids meanwhile: look again
+                continue
+    created = {plan.job_id for plan in new}
+    return [Enqueued(plan.spec.name, plan.job_id, plan.job_id in created) for plan in plans]
+
+
+def _claim_then_run_inline(queue: Queue, settings: Settings, run_id: str,
+                           plans: Sequence[PlannedJob]) -> list[Enqueued]:
     enqueued, datas = claim_jobs(queue, settings, run_id, plans)
-    queue_of = {plan.job_id: plan.spec.queue or queue.name for plan in plans}
-    by_queue: dict[str, list[EnqueueData]] = {}
-    for data in datas:
-        by_queue.setdefault(queue_of[data.job_id], []).append(data)
-    for name, queued in by_queue.items():
-        target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer)
-        target.enqueue_many(queued)
+    _enqueue_prepared(queue, plans, datas, None)
     return enqueued
 
 
 def claim_jobs(queue: Queue, settings: Settings, run_id: str,
                plans: Sequence[PlannedJob]) -> tuple[list[Enqueued], list[EnqueueData]]:
-    """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them."""
-    retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
+    """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them
+    (for inline runs, which run each job as they enqueue it)."""
+    retry_intervals(settings)  # a bad setting fails before anything is claimed
     claim_ttl = settings.result_ttl + settings.job_timeout
     pipe = queue.connection.pipeline(transaction=False)
     for plan in plans:
         pipe.set(CLAIM_PREFIX + plan.job_id, run_id, nx=True, ex=claim_ttl)
     claimed = pipe.execute()
+    new = [plan for plan, ok in zip(plans, claimed) if ok]
+    return ([Enqueued(plan.spec.name, plan.job_id, bool(ok)) for plan, ok in zip(plans, claimed)],
+            prepare_jobs(settings, run_id, new))
 
-    datas = [
-        Queue.prepare_data(
-            "ingest_workers.runtime.jobs.fetch_source",
-            args=(plan.spec.to_dict(), run_id, *([plan.window.to_list()] if plan.window else [])),
-            job_id=plan.job_id,
-            description=f"fetch {plan.spec.name} (run {run_id}"
-                        f"{f', window {plan.window.since} to {plan.window.until}' if plan.window else ''})",
-            timeout=settings.job_timeout,
-            result_ttl=settings.result_ttl,
-            failure_ttl=settings.failure_ttl,
-            retry=retry,
-            on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
-            meta={"source": plan.spec.name, "run_id": run_id, "max_kills": settings.max_kills},
-        )
-        for plan, new in zip(plans, claimed)
-        if new
-    ]
-    return [Enqueued(plan.spec.name, plan.job_id, bool(new)) for plan, new in zip(plans, claimed)], datas
+
+def _enqueue_prepared(queue: Queue, plans: Sequence[PlannedJob], datas: Sequence[EnqueueData],
+                      pipe: redis.client.Pipeline | None) -> None:
+    queue_of = {plan.job_id: plan.spec.queue or queue.name for plan in plans}
+    by_queue: dict[str, list[EnqueueData]] = {}
+    for data in datas:
+        by_queue.setdefault(queue_of[data.job_id], []).append(data)
+    for name, queued in by_queue.items():
+        target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer,
+                                                        is_async=queue._is_async)
+        target.enqueue_many(queued, pipeline=pipe)
+
+
+def prepare_jobs(settings: Settings, run_id: str, plans: Sequence[PlannedJob]) -> list[EnqueueData]:
+    """The RQ jobs of ``plans``, ready for ``enqueue_many``."""
+    return [job_data(settings, plan.job_id, plan.spec.name, run_id, job_args(plan, run_id)) for plan in plans]
+
+
+def job_args(plan: PlannedJob, run_id: str) -> list[Any]:
+    """``fetch_source``'s arguments for ``plan`` (JSON: they are stored in Redis and PostgreSQL)."""
+    return [plan.spec.to_dict(), run_id, *([plan.window.to_list()] if plan.window else [])]
+
+
+def job_data(settings: Settings, job_id: str, source: str, run_id: str, args: Sequence[Any]) -> EnqueueData:
+    """The fetch job ``job_id`` of ``source`` in ``run_id``, ready for ``enqueue_many``."""
+    retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
+    window = f", window {args[2][0]} to {args[2][1]}" if len(args) > 2 else ""
+    return Queue.prepare_data(
+        "ingest_workers.runtime.jobs.fetch_source",
+        args=tuple(args),
+        job_id=job_id,
+        description=f"fetch {source} (run {run_id}{window})",
+        timeout=settings.job_timeout,
+        result_ttl=settings.result_ttl,
+        failure_ttl=settings.failure_ttl,
+        retry=retry,
+        on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
+        meta={"source": source, "run_id": run_id, "max_kills": settings.max_kills},
+    )
 
 
 def retry_intervals(settings: Settings) -> list[int]:

@@ -17,7 +17,7 @@ import redis
 import requests
 
 from ..core.config import Settings, load_settings
-from ..core.connections import connect_postgres, connect_redis
+from ..core.connections import connect_postgres, redis_for
 from ..sources.http import make_session
 
 
@@ -32,7 +32,7 @@ class Resources:
     @property
     def redis(self) -> redis.Redis:
         if self._redis is None:
-            self._redis = connect_redis(self.settings.redis_url)
+            self._redis = redis_for(self.settings)
         return self._redis
 
     @property

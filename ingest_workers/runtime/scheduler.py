@@ -4,7 +4,9 @@ Time is cut into slots of a source's interval, counted from the Unix epoch, so e
 scheduler on every host agrees on them. Per source and tick, under a short Redis lock
 (``ingest:schedule:lock:SOURCE``), a scheduler enqueues the current slot's run only if
 
-* no scheduler has fired this slot yet (``ingest:schedule:SOURCE`` remembers the last slot), and
+* no scheduler has fired this slot yet (``ingest:schedule:SOURCE`` remembers the start of the
+  last slot fired, in seconds: a slot is due when it starts later, so a changed
+  ``interval_seconds`` fires at the next slot of the new interval instead of stalling), and
 * the source's last scheduled job has ended (one run in flight per source at most; a
   slot that passes while a run is still going is skipped, not queued up).
 
@@ -86,12 +88,13 @@ class SourceScheduler:
     def _fire_if_due(self, spec: SourceSpec, moment: float) -> Fired | None:
         assert spec.interval_seconds
         slot = int(moment // spec.interval_seconds)
+        slot_start_seconds = slot * spec.interval_seconds
         lock = self._client.lock(LOCK_PREFIX + spec.name, timeout=LOCK_TIMEOUT)
         if not lock.acquire(blocking=False):
             return None  # another scheduler is deciding for this source right now
         try:
-            last_slot, last_job = self._client.hmget(STATE_PREFIX + spec.name, "slot", "job_id")
-            if last_slot is not None and int(last_slot) >= slot:
+            last_start, last_job = self._client.hmget(STATE_PREFIX + spec.name, "slot_start", "job_id")
+            if last_start is not None and int(last_start) >= slot_start_seconds:
                 return None
             if last_job is not None and self._in_flight(last_job.decode()):
                 if self._waiting.get(spec.name) != slot:
@@ -99,9 +102,10 @@ class SourceScheduler:
                              spec.name, last_job.decode())
                     self._waiting[spec.name] = slot
                 return None
-            slot_start = datetime.fromtimestamp(slot * spec.interval_seconds, UTC)
+            slot_start = datetime.fromtimestamp(slot_start_seconds, UTC)
             [enqueued] = enqueue_run(self._queue, self._settings, [spec], slot_run_id(slot_start))
-            self._client.hset(STATE_PREFIX + spec.name, mapping={"slot": slot, "job_id": enqueued.job_id})
+            self._client.hset(STATE_PREFIX + spec.name,
+                              mapping={"slot_start": slot_start_seconds, "job_id": enqueued.job_id})
         finally:
             try:
                 lock.release()

@@ -1,5 +1,6 @@
 """The RQ worker and queue classes to run: RQ's forking ``Worker`` with a shorter
-abandoned-job deadline and worker deaths counted towards quarantine.
+abandoned-job deadline, worker deaths counted towards quarantine, and only this
+package's jobs run.
 
 Run it with ``rq worker --worker-class ingest_workers.runtime.worker.IngestWorker
 --queue-class ingest_workers.runtime.worker.IngestQueue --job-monitoring-interval 5
@@ -22,6 +23,13 @@ worker's parent process: every job's work horse is a fork of it and inherits the
 importing it again, which cost each job about 80 ms (measured in BENCHMARKS.md). The parent
 opens no connection (``resources`` are per pid), so nothing is shared with the children.
 
+A job in Redis names the function RQ imports and calls, and its callbacks, by dotted path; the JSON
+serializer stops pickle, not a job naming ``os.mkdir``. :class:`IngestWorker` (and
+:class:`IngestSimpleWorker`, RQ's ``SimpleWorker`` with the same check) looks at those names before
+anything is imported or run, and moves a job naming anything but :data:`~.jobs.JOB_FUNCTIONS` and
+:data:`~.jobs.JOB_CALLBACKS` to the failed registry with the reason, without retrying it or calling
+its callbacks. A plain ``rq worker`` without these classes has no such check.
+
 RQ holds its registry-cleaning lock for 899 s and releases it when done; a worker
 SIGKILLed while cleaning would stop all cleaning for 15 minutes, so
 :class:`IngestQueue` holds it for a minute only.
@@ -29,16 +37,30 @@ SIGKILLed while cleaning would stop all cleaning for 15 minutes, so
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from typing import Any
 
-from rq import Queue
+from rq import Queue, worker_registration
+from rq.exceptions import DeserializationError
+from rq.executions import Execution
 from rq.job import Job
-from rq.worker import Worker
+from rq.utils import now
+from rq.worker import SimpleWorker, Worker
 
 from ..guards.quarantine import note_worker_death
-from . import jobs  # noqa: F401  (preloaded, see the module docstring)
+from ..ops.logs import redact_log_records
+from . import jobs  # (also preloaded, see the module docstring)
 
 MAINTENANCE_LOCK_SECONDS = 60
+# RQ's scheduler renews its lock to interval + 60 s every interval (1 s); a lock unrenewed this long
+# belongs to a scheduler that died with its host, and would otherwise stop every retry for a minute.
+SCHEDULER_SILENCE_SECONDS = 10
+
+
+@cache
+def _stale_scheduler_lock() -> str:
+    return resources.files(__package__).joinpath("stale_scheduler_lock.lua").read_text(encoding="utf-8")
 
 
 class IngestQueue(Queue):
@@ -46,12 +68,85 @@ class IngestQueue(Queue):
         return bool(self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=MAINTENANCE_LOCK_SECONDS))
 
 
-class IngestWorker(Worker):
+def refusal(job: Job) -> str | None:
+    """Why a worker must not run ``job`` (it names a function or callback that is not one of this
+    package's jobs, or data that is not JSON), or None. Reads the names only: nothing is imported."""
+    try:
+        function, instance = job.func_name, job.instance
+    except DeserializationError:  # e.g. pickled: the JSON serializer cannot read it, and must not try harder
+        return "refused: the job's data is not JSON (DeserializationError); ingest workers never unpickle"
+    if function not in jobs.JOB_FUNCTIONS or instance is not None:
+        return f"refused: ingest workers only run ingest_workers jobs, not {function}"
+    # RQ imports a callback when it is read through its property: look at the stored names.
+    for callback in (job._success_callback_name, job._failure_callback_name, job._stopped_callback_name):
+        if callback and callback not in jobs.JOB_CALLBACKS:
+            return f"refused: ingest workers only run ingest_workers jobs, not the callback {callback}"
+    return None
+
+
+class OnlyIngestJobs:
+    """Refuse, before running it, any job :func:`refusal` refuses (mixed into an RQ worker class);
+    every log line of the worker, RQ's own included, redacted (``ops.logs.redact_log_records``)."""
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        redact_log_records()
+        super().bootstrap(*args, **kwargs)  # type: ignore[misc]
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        reason = refusal(job)
+        if reason is None:
+            super().execute_job(job, queue)  # type: ignore[misc]
+            return
+        worker: Any = self
+        worker.log.warning("Worker %s: job %s %s", worker.name, job.id, reason)
+        job.retries_left = 0  # final: neither RQ's retries nor the job's own callbacks run
+        job.ended_at = now()
+        worker.connection.lrem(queue.intermediate_queue_key, 1, job.id)  # dequeued, never started
+        worker.handle_job_failure(job, queue, exc_string=reason)
+
+
+class IngestSimpleWorker(OnlyIngestJobs, SimpleWorker):
+    """RQ's ``SimpleWorker`` (jobs run in the worker process) that runs only this package's jobs."""
+
+
+class IngestWorker(OnlyIngestJobs, Worker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         interval = self.job_monitoring_interval
         if job.timeout and job.timeout > 0:
             interval = min(job.timeout - working_time, interval)
         return int(max(interval, 1)) + 2 * self.job_monitoring_interval
+
+    def run_maintenance_tasks(self) -> None:
+        """Free the scheduler lock of a dead scheduler first, so this worker's scheduler can take over now."""
+        if self.scheduler is not None:
+            free = self.connection.register_script(_stale_scheduler_lock())
+            for queue in self.queues:
+                if free(keys=[self.scheduler.get_locking_key(queue.name)],
+                        args=[self.scheduler.interval + 60, SCHEDULER_SILENCE_SECONDS]):
+                    self.log.warning("scheduler lock of %s freed: its holder stopped renewing it", queue.name)
+        super().run_maintenance_tasks()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            self.register_again_if_dropped()
+
+    def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
+        super().maintain_heartbeats(job, execution)
+        self.register_again_if_dropped()
+
+    def register_again_if_dropped(self) -> None:
+        """A worker whose host was cut off longer than its key's TTL was removed from RQ's registry by
+        another worker's clean-up; RQ's heartbeat would only recreate a bare key, so the worker ran on
+        unlisted (no ``ingest_workers``, no ``rq info``) until it restarted. Register it again."""
+        if self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
+            return
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.execute()
+        self.log.warning("worker %s was dropped from the registry (cut off from Redis?); registered again", self.name)
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         """The parent saw its work horse die (SIGKILL, OOM, a crash): count it, maybe quarantine."""

@@ -11,8 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -25,9 +26,13 @@ DEFAULT_WORKER_CLASS = "ingest_workers.runtime.worker.IngestWorker"
 def worker_command(settings: Settings, name: str, worker_class: str | None = None,
                    queues: Sequence[str] = ()) -> list[str]:
     """``rq worker`` with the JSON serializer, the scheduler that runs delayed retries and
-    deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.runtime.worker`)."""
+    deferred jobs, and short deadlines for noticing a dead worker (see :mod:`ingest_workers.runtime.worker`).
+
+    No Redis URL: every local user can read a process's arguments (``/proc/PID/cmdline``), so the
+    URL and its password reach ``rq worker`` in its environment (``RQ_REDIS_URL``, :func:`worker_env`),
+    or, through Sentinel, RQ's ``SENTINEL`` setting built from that environment."""
     return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
-            "--name", name, "--url", settings.redis_url,
+            "--name", name, *redis_options(settings),
             "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
             "--queue-class", "ingest_workers.runtime.worker.IngestQueue",
             "--job-monitoring-interval", str(settings.job_monitoring_interval),
@@ -35,13 +40,24 @@ def worker_command(settings: Settings, name: str, worker_class: str | None = Non
             "--worker-ttl", str(settings.worker_ttl), *(queues or [settings.queue])]
 
 
+def redis_options(settings: Settings) -> list[str]:
+    """How ``rq worker`` finds Redis beyond ``RQ_REDIS_URL``: through Sentinel, RQ's ``SENTINEL``
+    setting in :mod:`ingest_workers.runtime.rq_config` (built from the worker's environment, never argv)."""
+    return ["--config", "ingest_workers.runtime.rq_config"] if settings.redis_sentinels else []
+
+
 def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
-    """The environment that makes a worker see the same settings as this process."""
+    """The environment that makes a worker see the same settings as this process (``rq worker``
+    itself reads its Redis URL from ``RQ_REDIS_URL``)."""
     env = dict(base)
-    for field, variable in ENV_VARS.items():
-        value = getattr(settings, field)
+    for name, variable in ENV_VARS.items():
+        value = getattr(settings, name)
         if value is not None:
             env[variable] = str(value)
+    if settings.redis_sentinels:
+        env.pop("RQ_REDIS_URL", None)  # rq prefers a URL to its --config: the Sentinel master would be ignored
+    else:
+        env["RQ_REDIS_URL"] = settings.redis_url
     return env
 
 
@@ -90,3 +106,53 @@ def local_workers(settings: Settings, count: int, env: Mapping[str, str], log_pa
             yield processes
         finally:
             stop_workers(processes, stop_timeout)
+
+
+@dataclass
+class RespawnBackoff:
+    """When to start a worker again after it exited: at once the first time, then after
+    doubling delays (``initial``, 2x, 4x, ... up to ``cap`` seconds) while it keeps dying
+    soon after its start; a worker that ran ``healthy_after`` seconds starts the count again."""
+
+    initial: float = 1.0
+    cap: float = 60.0
+    healthy_after: float = 60.0
+    _failures: int = field(default=0, init=False)
+
+    def delay(self, ran_for: float) -> float:
+        """Seconds to wait before the next start of a worker that ran ``ran_for`` seconds."""
+        if ran_for >= self.healthy_after:
+            self._failures = 0
+        self._failures += 1
+        return 0.0 if self._failures == 1 else min(self.cap, self.initial * 2 ** (self._failures - 2))
+
+
+@dataclass
+class _Slot:
+    process: Process
+    started: float
+    backoff: RespawnBackoff
+    restart_at: float | None = None  # when a dead worker's replacement is due
+
+
+def supervise(start: Callable[[], Process], count: int, should_stop: Callable[[float], bool],
+              clock: Callable[[], float], stop: Callable[[list[Process]], None],
+              on_exit: Callable[[int | None, float], None] = lambda status, delay: None,
+              backoff: Callable[[], RespawnBackoff] = RespawnBackoff) -> None:
+    """Keep ``count`` workers running until ``should_stop(seconds)`` (a wait) says so, then
+    ``stop`` them; a worker that exits is started again after its slot's
+    :class:`RespawnBackoff` delay."""
+    slots: list[_Slot] = []
+    try:
+        slots.extend(_Slot(start(), clock(), backoff()) for _ in range(count))
+        while not should_stop(1.0):
+            now = clock()
+            for slot in slots:
+                if slot.restart_at is None and slot.process.poll() is not None:
+                    delay = slot.backoff.delay(now - slot.started)
+                    on_exit(slot.process.returncode, delay)
+                    slot.restart_at = now + delay
+                if slot.restart_at is not None and now >= slot.restart_at:
+                    slot.process, slot.started, slot.restart_at = start(), now, None
+    finally:
+        stop([slot.process for slot in slots])

@@ -5,6 +5,12 @@ tenacity: exponential back-off with jitter, bounded in attempts, and never soone
 than the server's ``Retry-After``. Everything leaves this module as a
 :class:`TransientError` or a :class:`PermanentError`. Messages carry the URL
 without its query string or password, and never a header value.
+
+Only ``http`` and ``https`` URLs are fetched. Redirects are followed here, not by
+requests, and only within the source's origin (scheme, host and port): a redirect to
+another origin is refused, so the source's credentials (any auth header, not only
+``Authorization``) never reach another host. A decoded page is bounded in values and
+nesting (:mod:`.jsonlimits`).
 """
 
 from __future__ import annotations
@@ -22,15 +28,15 @@ import requests
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
     wait_random,
 )
 
 from ..core.errors import PermanentError, TransientError, UnreadableBody
-from ..core.redact import mask_url
+from ..core.redact import redact
 from .json_decode import decode_json
+from .jsonlimits import DEFAULT_MAX_NESTING, DEFAULT_MAX_PAGE_VALUES, cut_deeper_than, values_at_most
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,13 @@ class JsonPage:
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
+# A whole 200 answer whose body is unreadable rarely mends on a retry (a cut transfer does, and is
+# retried like a dropped connection): two more tries, not max_attempts, before its page is lost.
+UNREADABLE_BODY_ATTEMPTS = 3
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+SCHEMES = ("http", "https")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class HttpClient:
@@ -73,7 +86,11 @@ class HttpClient:
         before_attempt: Callable[[], None] = lambda: None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         guard: Callable[[Callable[[], Any]], Any] = lambda request: request(),
+        max_nesting: int = DEFAULT_MAX_NESTING,
+        max_page_values: int = DEFAULT_MAX_PAGE_VALUES,
     ) -> None:
+        self.max_nesting = max_nesting  # levels per record; sources refuse deeper records alone
+        self._max_page_values = max_page_values
         self._guard = guard  # runs each whole request (all its tries), e.g. under a circuit breaker
         self._session = session
         self._before_attempt = before_attempt  # e.g. take a token from the source's rate limit
@@ -123,7 +140,7 @@ class HttpClient:
 
     def _retrying(self) -> Retrying:
         return Retrying(
-            retry=retry_if_exception_type(TransientError),
+            retry=self._should_retry,
             stop=stop_after_attempt(self._policy.max_attempts),
             wait=self._backoff,
             before_sleep=self._before_sleep,
@@ -146,11 +163,29 @@ class HttpClient:
 
     def _open_once(self, url: str, params: Mapping[str, Any] | None,
                    headers: Mapping[str, str] | None) -> requests.Response:
-        """One GET whose status is 2xx or 3xx; its body is not read yet."""
+        """One GET whose status is 2xx, after at most :data:`MAX_REDIRECTS` redirects within
+        ``url``'s origin; its body is not read yet."""
+        origin = _origin(url, safe_url(url))
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._get_one(url, params, headers)
+            if response.status_code not in _REDIRECTS:
+                return response
+            response.close()
+            target = urljoin(response.url or url, response.headers.get("Location", ""))
+            if _origin(target, safe_url(target)) != origin:
+                raise PermanentError(f"GET {safe_url(url)}: HTTP {response.status_code} redirects to another "
+                                     f"origin ({safe_url(target)}); not followed, the source's credentials "
+                                     "stay with its own host")
+            url, params = target, None  # the Location carries its own query
+        raise PermanentError(f"GET {safe_url(url)}: more than {MAX_REDIRECTS} redirects")
+
+    def _get_one(self, url: str, params: Mapping[str, Any] | None,
+                 headers: Mapping[str, str] | None) -> requests.Response:
         where = safe_url(url)
         self._before_attempt()
         try:
-            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True)
+            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True,
+                                         allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._on_response("error")
             raise TransientError(f"GET {where}: {type(exc).__name__}") from None
@@ -174,11 +209,20 @@ class HttpClient:
         if content_type != "application/json" and not content_type.endswith("+json"):
             raise UnreadableBody(f"GET {where}: content type {content_type[:60]!r}",
                                  f"content type {content_type[:60]!r} is not JSON", _head(body))
+        if len(body) > self._max_page_values and values_at_most(body) > self._max_page_values:
+            raise UnreadableBody(f"GET {where}: more than {self._max_page_values} values",
+                                 f"the page holds more than {self._max_page_values} JSON values", _head(body))
         try:
-            return decode_json(body)
+            return _json(body)
         except ValueError:
             raise UnreadableBody(f"GET {where}: the body is not JSON", "the body is not JSON", _head(body)) from None
         except RecursionError:
+            pass
+        # Too deep for the decoder: cut what is deeper than any acceptable record (records sit a
+        # few levels down the page); the sources then refuse the record that held the cut alone.
+        try:
+            return _json(cut_deeper_than(body, self.max_nesting + 16))
+        except (ValueError, RecursionError):
             raise UnreadableBody(f"GET {where}: JSON nested too deeply", "the body is JSON nested too deeply",
                                  _head(body)) from None
 
@@ -196,6 +240,13 @@ class HttpClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    @staticmethod
+    def _should_retry(state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, UnreadableBody):
+            return state.attempt_number < UNREADABLE_BODY_ATTEMPTS
+        return isinstance(error, TransientError)
+
     def _backoff(self, state: RetryCallState) -> float:
         delay = self._exponential(state)
         error = state.outcome.exception() if state.outcome else None
@@ -209,6 +260,24 @@ class HttpClient:
             self._on_retry(error, state.upcoming_sleep)
 
 
+def _json(body: bytes) -> Any:
+    # orjson first; what it refuses or would change goes through json (invalid UTF-8 as U+FFFD).
+    return decode_json(body)
+
+
+def _origin(url: str, where: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of ``url``; a scheme other than http or https is refused."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise PermanentError(f"GET {where}: only http and https URLs are fetched, not {scheme or 'no scheme'!r}")
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise PermanentError(f"GET {where}: the URL's port is not a number") from None
+    return scheme, (parts.hostname or "").lower(), port
+
+
 def _head(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace")
 
@@ -220,9 +289,10 @@ def make_session(user_agent: str = "ingest-workers") -> requests.Session:
 
 
 def safe_url(url: str) -> str:
-    """The URL fit for a message: no query string (tokens hide there), password masked."""
+    """The URL fit for a message: no query string (tokens hide there), password masked, the
+    values of the job's environment references shown as ``${NAME}``."""
     parts = urlsplit(url)
-    return mask_url(urlunsplit(parts._replace(query="", fragment="")))
+    return redact(urlunsplit(parts._replace(query="", fragment="")))
 
 
 def parse_retry_after(response: requests.Response) -> float | None:

@@ -9,10 +9,14 @@ gave it, and one on another origin (scheme, host, port) is refused, so credentia
 leave the source's host.
 
 A page whose body stays unreadable after the client's retries (not JSON, over the size
-cap, a proxy's HTML page) is yielded as one :class:`Rejected` with the reason, and paging
+cap, a proxy's HTML page) is yielded as one :class:`LostPage` with the reason, and paging
 goes on where the next page can be found without it (page and offset paging); several in
 a row, or one in the other paginations (the next page's address is in the lost body),
-fail the job.
+fail the job. A record nested deeper than the client's ``max_nesting`` is rejected alone.
+Paging stops with a :class:`PermanentError` when a page repeats the one before it (same
+records, or the same token or next URL) or after ``max_pages`` pages. A lost page is a
+gap: the pipeline keeps the cursor before it and ends the job ``partial``, so the next
+run fetches it again.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from ..core.errors import ConfigError, PermanentError, UnreadableBody
-from ..core.models import Rejected, SourceSpec
+from ..core.models import LostPage, Rejected, SourceSpec
 from .auth import RequestAuth
 from .base import SourceContext
 from .http import HttpClient, JsonPage, safe_url
+from .jsonlimits import DEEP_MARKER, too_deep
 from .page_fetch import fetched_in_order, session_client
 
 PAGINATIONS = ("page", "offset", "cursor", "link", "next_url", "after_last", "none")
@@ -41,7 +46,10 @@ class HttpJsonSource:
             raise ConfigError(f"source {spec.name}: pagination {spec.pagination!r}; known: {', '.join(PAGINATIONS)}")
         if not spec.url:
             raise ConfigError(f"source {spec.name}: http_json needs a url")
+        if not isinstance(spec.max_pages, int) or isinstance(spec.max_pages, bool) or spec.max_pages <= 0:
+            raise ConfigError(f"source {spec.name}: max_pages must be a whole number above 0, got {spec.max_pages!r}")
         self._spec = spec
+        self._pages_fetched = 0
         self._client = context.client
         self._start_page = 1
         # requests in flight at once (page and offset paging); the others fetch one page at a time
@@ -88,7 +96,7 @@ class HttpJsonSource:
         """Pages addressed by number (``page=1, 2, ...``) or by offset (``offset=0, 500, ...``):
         the next page's address does not depend on this one, so pages are fetched ``concurrency``
         at a time (:mod:`.page_fetch`, in page order) and an unreadable page can be skipped."""
-        spec, bad_in_a_row = self._spec, 0
+        spec, bad_in_a_row, previous = self._spec, 0, None
         name = "page" if by_page else "offset"
 
         def fetch(client: HttpClient, address: int) -> list[Any]:
@@ -108,19 +116,23 @@ class HttpJsonSource:
                 except UnreadableBody as exc:
                     bad_in_a_row += 1
                     yield self._rejected_page({name: address}, f"{name} {address}", exc, bad_in_a_row)
-                    records = [None] * spec.page_size  # a full page was lost: go on to the next
+                    records, previous = [None] * spec.page_size, None  # a full page was lost: go on to the next
                 else:
+                    self._refuse_repeat(records, previous, f"{name} {address}")
+                    previous = records
                     yield from records
                 if len(records) < spec.page_size:
                     return
 
     def _cursor_pages(self) -> Iterator[Any]:
-        spec, token, seen = self._spec, None, set()
+        spec, token, seen, previous = self._spec, None, set(), None
         while True:
             params = self._size_param()
             if token is not None:
                 params[spec.token_param] = token
             records, body, _ = self._records_or_fail(params, "a page")
+            self._refuse_repeat(records, previous, "a page")
+            previous = records
             yield from records
             token = _at(body, spec.next_token_path)
             if token in (None, "") or not records:
@@ -135,6 +147,7 @@ class HttpJsonSource:
         seen: set[str] = set()
         while True:
             yield from records
+            previous = records
             if not next_url:
                 return
             if _origin(next_url) != origin:  # never send credentials to another host
@@ -143,17 +156,25 @@ class HttpJsonSource:
                 raise PermanentError(f"source {spec.name}: {safe_url(spec.url)} links to the same page twice")
             seen.add(next_url)
             records, _, next_url = self._records_or_fail({}, "a linked page", next_url)
+            self._refuse_repeat(records, previous, "a linked page")
 
     def _none_pages(self) -> Iterator[Any]:
         yield from self._records_or_fail({}, "the response")[0]
 
+    def _refuse_repeat(self, records: list[Any], previous: list[Any] | None, where: str) -> None:
+        """A full page equal to the one before: the server ignores the paging parameter, and
+        would serve it forever."""
+        if records and previous is not None and records == previous:
+            raise PermanentError(f"source {self._spec.name}: {where} of {safe_url(self._spec.url)} repeats the "
+                                 "page before it (the server ignores the paging parameters?); stopped")
+
     def _rejected_page(self, position: dict[str, int], where: str, error: UnreadableBody,
-                       bad_in_a_row: int) -> Rejected:
+                       bad_in_a_row: int) -> LostPage:
         if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:
             raise PermanentError(f"source {self._spec.name}: {bad_in_a_row} pages in a row unreadable: "
                                  f"{error.reason}") from None
-        return Rejected({**position, "url": safe_url(self._spec.url), "body_head": error.head},
-                        f"{where}: {error.reason}", "fetch")
+        return LostPage({**position, "url": safe_url(self._spec.url), "body_head": error.head},
+                        f"{where}: {error.reason}", "fetch", where)
 
     def _records_or_fail(self, params: dict[str, Any], where: str,
                          linked: str | None = None) -> tuple[list[Any], Any, str | None]:
@@ -174,7 +195,12 @@ class HttpJsonSource:
     def _document(self, params: dict[str, Any], where: str, linked: str | None = None,
                   client: HttpClient | None = None) -> tuple[list[Any], JsonPage]:
         """The records of one page and the page itself (body, URL, Link)."""
-        spec, credentials, client = self._spec, self._auth.credentials(), client or self._client
+        spec = self._spec
+        self._pages_fetched += 1
+        if self._pages_fetched > spec.max_pages:
+            raise PermanentError(f"source {spec.name}: more than {spec.max_pages} pages from {safe_url(spec.url)} "
+                                 "in one job (max_pages in the catalog); stopped")
+        credentials, client = self._auth.credentials(), client or self._client
         headers = {**spec.headers, **credentials.headers}
         if linked:
             # The linked URL carries its own query: add only what it lacks (static params, an api key).
@@ -188,6 +214,10 @@ class HttpJsonSource:
         if not isinstance(records, list):
             raise PermanentError(f"source {spec.name}: {where} of {safe_url(spec.url)} has no list at "
                                  f"{spec.records_path!r}")
+        limit = self._client.max_nesting
+        if any(type(r) in (dict, list) and too_deep(r, limit) for r in records):
+            records = [_too_deep(r, where, limit) if type(r) in (dict, list) and too_deep(r, limit) else r
+                       for r in records]
         return records, page
 
     def _next_url_pages(self) -> Iterator[Any]:
@@ -263,6 +293,13 @@ class HttpJsonSource:
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+
+
+def _too_deep(record: Any, where: str, limit: int) -> Rejected:
+    """The record refused alone; its payload keeps only its top-level scalars (the rest cannot be stored)."""
+    shallow = ({k: v if type(v) not in (dict, list) else DEEP_MARKER for k, v in record.items()}
+               if isinstance(record, dict) else [DEEP_MARKER])
+    return Rejected(shallow, f"{where}: record nested deeper than {limit} levels (max_nesting)", "fetch")
 
 
 def _at(body: Any, path: str) -> Any:

@@ -4,15 +4,21 @@ PostgreSQL outage, then prove that nothing was lost or duplicated.
 What it does (``scripts/chaos``; a smaller plan runs in the test suite):
 
 * serves ``sources x records`` products from the mock source with faults on
-  (5xx, 429 with ``Retry-After``, dropped connections, malformed pages);
+  (5xx, 429 with ``Retry-After``, dropped connections, malformed pages); every other
+  source has a cursor (``updated_at``), one reaches its feed through a redirect, and
+  one more (``chaos_stuck``) is a paginator that serves its first page forever;
+* serves ``lossy_sources`` more (one with a cursor) from a second mock source where a
+  share of the pages (``unreadable``) is malformed on every request: lost pages;
 * runs ``workers`` real ``rq worker`` processes (:class:`IngestWorker`) whose
   ``DATABASE_URL`` points at a :class:`CuttableProxy` in front of PostgreSQL;
 * every ``kill_every`` seconds SIGKILLs a busy worker: either its work horse alone
   (the worker notices at once) or the worker and its horse (the job is found
   abandoned by heartbeat deadline), and starts a replacement for a dead worker;
 * cuts PostgreSQL at the network for ``pg_outage`` seconds, once;
-* checks: loaded + rejected == served, no key loaded twice, every rejection has a
-  reason, every job finished; prints one line of figures;
+* then runs every source once more with the faults off (a clean re-run);
+* checks, per record, across both runs: each served record is loaded or rejected with a
+  reason (never both, never lost); every job of the clean re-run finished, and the stuck
+  paginator was stopped in both; prints one line of figures.
 * meanwhile ``merge_sources`` more sources load a merge dataset ``passes`` times, the feed
   changing between passes (:mod:`.chaos_merge`): each key's final row must hold the last revision.
 
@@ -48,10 +54,11 @@ from ..runtime.workerpool import worker_command, worker_env
 from .chaos_merge import MERGE_DATASET, MergePasses, MergeVerdict, check_merge, forget_merge, merge_specs
 from .fleet import WorkerFleet, children, work_horses
 from .mock_faults import FaultConfig, FaultInjector
-from .mock_sources import MockConfig, MockServer, count_invalid
+from .mock_sources import MockConfig, MockServer
 from .tcpproxy import CuttableProxy
 
 CHAOS_QUEUE = "chaos"
+CHAOS_BATCH = 500
 DEFAULT_FAULTS = FaultConfig(error=0.2, throttle=0.1, malformed=0.05, drop=0.02, retry_after=1)
 
 
@@ -64,6 +71,8 @@ class ChaosPlan:
     workers: int = 4
     rate_limit: float = 5.0  # requests/second per source
     faults: FaultConfig = DEFAULT_FAULTS
+    lossy_sources: int = 2  # sources on a second mock source where some pages stay unreadable
+    unreadable: float = 0.1  # the share of its pages that are malformed on every request
     kill_every: float = 5.0  # seconds between two SIGKILLs
     pg_outage_at: float = 15.0  # seconds after the start
     pg_outage: float = 25.0  # seconds PostgreSQL is unreachable
@@ -81,10 +90,12 @@ class ChaosResult:
     lost: int = 0
     duplicated: int = 0
     without_reason: int = 0
-    page_rejections: int = 0
+    page_rejections: int = 0  # lost pages, each rejected as one row (stage fetch)
     jobs: int = 0
-    jobs_failed: int = 0
+    jobs_failed: int = 0  # jobs that failed without a reason to (a source that loses no page, or in the re-run)
+    jobs_partial: int = 0  # jobs of the chaos run that ended partial (pages lost)
     jobs_unfinished: int = 0
+    stuck_not_stopped: int = 0  # runs in which the repeating paginator was not stopped
     kills: int = 0
     pg_cut_seconds: float = 0.0
     faults: dict[str, int] = field(default_factory=dict)
@@ -94,14 +105,16 @@ class ChaosResult:
     @property
     def ok(self) -> bool:
         return not (self.lost or self.duplicated or self.without_reason or self.jobs_failed
-                    or self.jobs_unfinished or self.loaded + self.rejected != self.served or not self.merge.ok)
+                    or self.jobs_unfinished or self.stuck_not_stopped or self.loaded + self.rejected != self.served
+                    or not self.merge.ok)
 
     def line(self) -> str:
         faults = ",".join(f"{name}={count}" for name, count in sorted(self.faults.items()))
         return (f"chaos {'PASS' if self.ok else 'FAIL'}: served={self.served} loaded={self.loaded} "
                 f"rejected={self.rejected} lost={self.lost} duplicated={self.duplicated} "
                 f"rejections_without_reason={self.without_reason} page_rejections={self.page_rejections} "
-                f"jobs={self.jobs} failed={self.jobs_failed} unfinished={self.jobs_unfinished} "
+                f"jobs={self.jobs} failed={self.jobs_failed} partial={self.jobs_partial} "
+                f"unfinished={self.jobs_unfinished} stuck_not_stopped={self.stuck_not_stopped} "
                 f"kills={self.kills} merge[rows={self.merge.rows} revision={self.merge.revision} "
                 f"updated={self.merge.updated} stale={self.merge.stale} missing={self.merge.missing} "
                 f"extra={self.merge.extra}] "
@@ -110,10 +123,18 @@ class ChaosResult:
 
 def chaos_settings(redis_url: str, database_url: str) -> Settings:
     """Worker settings for the run: enough retries to outlast the faults, short deadlines."""
-    return Settings(redis_url=redis_url, database_url=database_url, queue=CHAOS_QUEUE, batch_size=500,
+    return Settings(redis_url=redis_url, database_url=database_url, queue=CHAOS_QUEUE, batch_size=CHAOS_BATCH,
                     job_timeout=600, job_retries=8, http_max_attempts=8, http_max_backoff=4.0,
                     breaker_cooldown=5.0, pg_retry_seconds=120.0, max_kills=10,
                     job_monitoring_interval=1, maintenance_interval=2, worker_ttl=17)
+
+
+@dataclass(frozen=True)
+class ChaosSource:
+    spec: SourceSpec
+    served: int  # records it serves: SKU-00000000 .. (the feed's first ``served``)
+    lossy: bool = False  # some of its pages stay unreadable: it may end partial (or fail) in the chaos run
+    stuck: bool = False  # a paginator that never ends: it must be stopped, in every run
 
 
 def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
@@ -121,35 +142,39 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
     rng = random.Random(plan.seed)
     client = redis.Redis.from_url(redis_url)
     conn = psycopg2.connect(database_url)
-    names = [f"chaos_{i}" for i in range(plan.sources)]
     merge_names = [f"chaos_merge_{i}" for i in range(plan.merge_sources)]
     try:
         migrate(conn, [MERGE_DATASET])
-        _forget(client, conn, [*names, *merge_names], CHAOS_QUEUE)
-        forget_merge(conn, merge_names)
-        server = MockServer("127.0.0.1", 0, MockConfig(records=plan.records, invalid_every=plan.invalid_every),
-                            FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
+        config = MockConfig(records=plan.records, invalid_every=plan.invalid_every)
+        server = MockServer("127.0.0.1", 0, config, FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
+        lossy = MockServer("127.0.0.1", 0, config, FaultInjector(
+            dataclasses.replace(plan.faults, seed=plan.seed, unreadable=plan.unreadable)))
         # The merge sources' revisions on a server of their own: a revision changes every record it
         # serves (a "revision" field), so a plain source re-reading a page after a switch would get
         # another payload, and its broken records a second rejection.
-        merge_server = MockServer("127.0.0.1", 0,
-                                  MockConfig(records=plan.records, invalid_every=plan.invalid_every),
+        merge_server = MockServer("127.0.0.1", 0, config,
                                   FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed + 1)))
-        server.start_in_thread()
-        merge_server.start_in_thread()
+        injected = (server.faults, lossy.faults)  # the re-run swaps them for fault-free ones
+        sources = chaos_sources(plan, server.url, lossy.url)
+        names = [source.spec.name for source in sources]
+        _forget(client, conn, [*names, *merge_names], CHAOS_QUEUE)
+        forget_merge(conn, merge_names)
+        for mock in (server, lossy, merge_server):
+            mock.start_in_thread()
         proxy = CuttableProxy(postgres_address(database_url)).start()
         try:
             passes = MergePasses(merge_specs(merge_names, merge_server.url, plan.page_size, plan.rate_limit),
                                  plan.passes, merge_server)
-            result = _run(plan, rng, client, server, proxy, names,
-                          chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log, passes)
+            result, run_ids = _run(plan, rng, client, (server, lossy), proxy, sources,
+                                   chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log,
+                                   passes)
         finally:
             proxy.close()
-            for mock in (server, merge_server):
+            for mock in (server, lossy, merge_server):
                 mock.shutdown()
                 mock.server_close()
-        result.faults = dict(server.faults.injected + merge_server.faults.injected)
-        _check(conn, plan, names, result)
+        result.faults = dict(injected[0].injected + injected[1].injected + merge_server.faults.injected)
+        _check(conn, sources, run_ids, result)
         result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes.revision)
     finally:
         conn.close()
@@ -157,22 +182,41 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
     return result
 
 
-def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, server: MockServer, proxy: CuttableProxy,
-         names: list[str], settings: Settings, log_dir: Path, log: Callable[[str], None],
-         passes: MergePasses) -> ChaosResult:
-    result = ChaosResult(served=plan.sources * plan.records)
-    specs = [SourceSpec(name=name, kind="http_json", domain="products", url=f"{server.url}/products",
-                        page_size=plan.page_size, fields={"product_id": "id", "name": "title"},
-                        rate_limit=plan.rate_limit) for name in names]
+def chaos_sources(plan: ChaosPlan, url: str, lossy_url: str) -> list[ChaosSource]:
+    """``chaos_0..``: every other one with a cursor, ``chaos_1`` through a redirect; ``chaos_lossy_0..``
+    on the lossy server (the first with a cursor); ``chaos_stuck``, whose pages never end."""
+    def spec(name: str, base: str, cursor: bool, path: str = "/products", page_size: int = plan.page_size,
+             ) -> SourceSpec:
+        return SourceSpec(name=name, kind="http_json", domain="products", url=f"{base}{path}",
+                          page_size=page_size, fields={"product_id": "id", "name": "title"},
+                          rate_limit=plan.rate_limit, **({"cursor_field": "updated_at",
+                                                           "since_param": "updated_since"} if cursor else {}))
+    sources = [ChaosSource(spec(f"chaos_{i}", url, i % 2 == 0, "/moved/products" if i == 1 else "/products"),
+                           plan.records) for i in range(plan.sources)]
+    sources += [ChaosSource(spec(f"chaos_lossy_{i}", lossy_url, i == 0), plan.records, lossy=True)
+                for i in range(plan.lossy_sources)]
+    # One page is one batch: it is loaded before the second page shows that the paging is stuck.
+    sources.append(ChaosSource(spec("chaos_stuck", url, False, "/stuck/products", CHAOS_BATCH),
+                               min(CHAOS_BATCH, plan.records), stuck=True))
+    return sources
+
+
+def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tuple[MockServer, MockServer],
+         proxy: CuttableProxy, sources: list[ChaosSource], settings: Settings, log_dir: Path,
+         log: Callable[[str], None], passes: MergePasses) -> tuple[ChaosResult, list[str]]:
+    """The chaos run (and the merge passes), then the clean re-run; returns the result so far and
+    both run ids."""
+    result = ChaosResult(served=sum(source.served for source in sources))
+    specs = [source.spec for source in sources]
     queue = make_queue(client, settings)
-    run_id = new_run_id()
+    run_ids = [new_run_id(), f"{new_run_id()}-clean"]
     log_dir.mkdir(parents=True, exist_ok=True)
     fleet = WorkerFleet(lambda name: worker_command(settings, name), worker_env(settings, os.environ),
                         log_dir / "chaos-workers.log")
     started = time.monotonic()
     try:
         fleet.start(plan.workers)
-        job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_id)]
+        job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_ids[0])]
         job_ids += passes.advance(queue, settings)
         next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
         while (state.done < state.total or passes.remaining) and time.monotonic() - started < plan.timeout:
@@ -198,12 +242,22 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, server: MockS
             proxy.restore()
             result.pg_cut_seconds = time.monotonic() - cut_at
         result.jobs = len(job_ids)
-        result.jobs_failed = state.failed
         result.jobs_unfinished = state.total - state.done + passes.remaining * plan.merge_sources
+        log(f"chaos: the chaos run ended at {time.monotonic() - started:.0f}s; a clean re-run follows")
+        for server in servers:
+            server.faults = FaultInjector()
+        rerun = [e.job_id for e in enqueue_run(queue, settings, specs, run_ids[1])]
+        result.jobs += len(rerun)
+        rerun_started = time.monotonic()
+        state = job_states(queue, rerun)
+        while state.done < state.total and time.monotonic() - rerun_started < plan.timeout:
+            time.sleep(0.2)
+            state = job_states(queue, rerun)
+        result.jobs_unfinished += state.total - state.done
     finally:
         fleet.close()
         result.elapsed = time.monotonic() - started
-    return result
+    return result, run_ids
 
 
 def _kill_one(fleet: WorkerFleet, rng: random.Random, scheduler_pid: int | None,
@@ -233,31 +287,46 @@ def _scheduler_pid(client: redis.Redis, queue: str) -> int | None:
     return int(pid) if pid else None
 
 
-def _check(conn: psycopg2.extensions.connection, plan: ChaosPlan, names: list[str], result: ChaosResult) -> None:
+def _check(conn: psycopg2.extensions.connection, sources: list[ChaosSource], run_ids: list[str],
+           result: ChaosResult) -> None:
+    """The verdict, per record across both runs, and per job."""
+    names = [source.spec.name for source in sources]
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*), count(DISTINCT (source, product_id)) FROM products WHERE source = ANY(%s)",
+        cur.execute("SELECT source, product_id FROM products WHERE source = ANY(%s)", (names,))
+        loaded = cur.fetchall()
+        cur.execute("SELECT source, payload->>'id' FROM rejected_records WHERE source = ANY(%s) AND stage <> 'fetch'",
                     (names,))
-        result.loaded, distinct = cur.fetchone()
-        cur.execute("SELECT count(*) FILTER (WHERE stage <> 'fetch'), count(*) FILTER (WHERE stage = 'fetch'), "
-                    "count(*) FILTER (WHERE coalesce(reason, '') = '') FROM rejected_records "
-                    "WHERE source = ANY(%s)", (names,))
-        result.rejected, result.page_rejections, result.without_reason = cur.fetchone()
-        # A served key both loaded and rejected would be counted twice.
-        cur.execute("SELECT count(*) FROM rejected_records r JOIN products p ON p.source = r.source "
-                    "AND p.product_id = r.payload->>'id' WHERE r.source = ANY(%s)", (names,))
-        both = cur.fetchone()[0]
-    result.duplicated = (result.loaded - distinct) + both + max(0, result.loaded + result.rejected - result.served)
-    result.lost = max(0, result.served - result.loaded - result.rejected)
-    expected_valid = plan.sources * (plan.records - count_invalid(plan.records, plan.invalid_every))
-    if result.loaded != expected_valid:  # the wrong records loaded, even if the totals add up
-        result.lost = max(result.lost, abs(expected_valid - result.loaded))
+        rejected = cur.fetchall()
+        cur.execute("SELECT count(*) FILTER (WHERE stage = 'fetch'), count(*) FILTER (WHERE coalesce(reason, '') = '') "
+                    "FROM rejected_records WHERE source = ANY(%s)", (names,))
+        result.page_rejections, result.without_reason = cur.fetchone()
+        cur.execute("SELECT run_id, source, status, coalesce(error, '') FROM ingest_jobs WHERE run_id = ANY(%s)",
+                    (run_ids,))
+        jobs = {(run_id, source): (status, error) for run_id, source, status, error in cur.fetchall()}
+    served = {(s.spec.name, f"SKU-{i:08d}") for s in sources for i in range(s.served)}
+    loaded_set, rejected_set = set(loaded), set(rejected)
+    # A record rejected in both runs is one rejected record (the merge passes revise the feed the
+    # sources share, so its payload, and its rejection row, may differ between the runs).
+    result.loaded, result.rejected = len(loaded), len(rejected_set)
+    result.lost = len(served - loaded_set - rejected_set)
+    result.duplicated = ((len(loaded) - len(loaded_set)) + len(loaded_set & rejected_set)
+                         + len((loaded_set | rejected_set) - served))
+    for source in sources:
+        for index, run_id in enumerate(run_ids):
+            status, error = jobs.get((run_id, source.spec.name), ("never started", ""))
+            if source.stuck:
+                result.stuck_not_stopped += not (status == "failed" and "repeats the page" in error)
+            elif status == "partial" and index == 0:
+                result.jobs_partial += 1
+            elif status != "finished" and not (source.lossy and index == 0):
+                result.jobs_failed += 1
 
 
 def _forget(client: redis.Redis, conn: psycopg2.extensions.connection, names: list[str], queue: str) -> None:
     """Start from nothing for the chaos sources only: their rows, filters, limits and breakers,
     and the scheduler lock a SIGKILLed scheduler of an earlier run may still hold (61 s)."""
     with conn, conn.cursor() as cur:
-        for table in ("products", "rejected_records", "ingest_jobs"):
+        for table in ("products", "rejected_records", "ingest_jobs", "source_cursors"):
             cur.execute(sql.SQL("DELETE FROM {} WHERE source = ANY(%s)").format(sql.Identifier(table)), (names,))
     client.delete(f"rq:scheduler-lock:{queue}",
                   *[prefix + name for name in names
@@ -288,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-outage", type=float, default=ChaosPlan.pg_outage)
     parser.add_argument("--pg-outage-at", type=float, default=ChaosPlan.pg_outage_at)
     parser.add_argument("--faults", default="error=0.2,throttle=0.1,malformed=0.05,drop=0.02,retry_after=1")
+    parser.add_argument("--lossy-sources", type=int, default=ChaosPlan.lossy_sources)
+    parser.add_argument("--unreadable", type=float, default=ChaosPlan.unreadable,
+                        help="share of the lossy sources' pages that stay unreadable")
     parser.add_argument("--timeout", type=float, default=ChaosPlan.timeout)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--merge-sources", type=int, default=ChaosPlan.merge_sources,
@@ -298,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = ChaosPlan(sources=args.sources, records=args.records, workers=args.workers, kill_every=args.kill_every,
                      pg_outage=args.pg_outage, pg_outage_at=args.pg_outage_at,
                      faults=FaultConfig.parse(args.faults), timeout=args.timeout, seed=args.seed,
+                     lossy_sources=args.lossy_sources, unreadable=args.unreadable,
                      merge_sources=args.merge_sources, passes=args.passes)
     result = run_chaos(plan, args.redis_url, args.database_url, args.log_dir,
                        log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -32,6 +32,7 @@ from rq.queue import Queue
 from ..catalog import Catalog
 from ..core.config import Settings
 from ..core.connections import postgres_errors
+from ..core.envrefs import expand
 from ..core.models import SourceSpec
 from ..guards.breaker import BREAKER_PREFIX
 from ..ops.watch import JobState, job_states
@@ -109,7 +110,8 @@ def demo_specs(catalog: Catalog, healthy_url: str, servers: Mapping[str, MockSer
         # Without a cursor, a faulty source reads all its pages again in every demo (and a job
         # that fails resumes at its first page not committed).
         changes: dict[str, Any] = {"name": faulty.name, "cursor_field": None,
-                                   "url": base.url.replace(healthy_url, servers[faulty.name].url)}
+                                   "url": expand(base.url, {"INGEST_MOCK_URL": healthy_url}, faulty.copies, "url")
+                                   .replace(healthy_url, servers[faulty.name].url)}
         if base.pagination in ("page", "offset"):
             # One request at a time: the seeded faults then meet the pages in one order, so the story
             # (which retries pass) is the same in every demo; several in flight would deal them anew.

@@ -11,12 +11,15 @@ normally or as one fault:
     wrong_type  HTTP 200, ``text/html``: a proxy's error page
     oversize    HTTP 200, valid JSON padded past ``oversize_bytes``
 
+``unreadable`` is the share of pages (by URL, decided by the seed) that are malformed on
+*every* request, so they stay unreadable through all the client's retries: lost pages.
 ``latency`` is added to every faulted or normal answer. The request handler calls
 :meth:`FaultInjector.respond` in one place; nothing else here knows about pages.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -37,6 +40,7 @@ class FaultConfig:
     malformed: float = 0.0
     wrong_type: float = 0.0
     oversize: float = 0.0
+    unreadable: float = 0.0  # share of pages malformed on every request (they stay unreadable)
     latency: float = 0.0  # seconds added to every data response
     retry_after: int = 1  # seconds, sent with each 429
     oversize_bytes: int = 2 * 1024 * 1024
@@ -46,10 +50,19 @@ class FaultConfig:
         rates = [getattr(self, name) for name in FAULTS]
         if any(not 0.0 <= rate <= 1.0 for rate in rates) or sum(rates) > 1.0 + 1e-9:
             raise ValueError(f"fault rates must each be in [0, 1] and sum to at most 1, got {rates}")
+        if not 0.0 <= self.unreadable <= 1.0:
+            raise ValueError(f"unreadable must be in [0, 1], got {self.unreadable}")
 
     @property
     def active(self) -> bool:
-        return self.latency > 0 or any(getattr(self, name) for name in FAULTS)
+        return self.latency > 0 or self.unreadable > 0 or any(getattr(self, name) for name in FAULTS)
+
+    def stays_unreadable(self, path: str) -> bool:
+        """Whether the page at ``path`` (with its query) is one of the ``unreadable`` share."""
+        if not self.unreadable:
+            return False
+        digest = hashlib.sha256(f"{self.seed}:{path}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2 ** 64 < self.unreadable
 
     @classmethod
     def parse(cls, text: str) -> FaultConfig:
@@ -90,6 +103,11 @@ class FaultInjector:
         """Serve ``body`` with a fault, if one is due; True when the response was written."""
         if self.config.latency:
             time.sleep(self.config.latency)
+        if self.config.stays_unreadable(handler.path):
+            with self._lock:
+                self.injected["unreadable"] += 1
+            _write(handler, 200, body[: len(body) // 2])
+            return True
         fault = self.pick()
         if fault is None:
             return False

@@ -163,7 +163,7 @@ def test_any_payload_through_stages_and_postgres_is_loaded_or_rejected(
                          (Record(r) for r in raw)))
     rows = [item.row for item in items if isinstance(item, Record)]
     rejected = [item for item in items if isinstance(item, Rejected)]
-    inserted, refused, _ = PostgresLoader(pg).load_batch(PRODUCTS, rows, rejected, lineage)
+    inserted, refused, _, _ = PostgresLoader(pg).load_batch(PRODUCTS, rows, rejected, lineage)
     assert len(items) == len(raw)
     assert all(item.reason for item in (*rejected, *refused))
     refused_payloads = {id(item.raw) for item in refused}

@@ -16,11 +16,12 @@ from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.mock_sources import MockServer, count_invalid
-from tests.helpers import DEFAULT_SOURCES, DOMAIN_TABLES, expected_refused, scalar, write_catalog
+from ingest_workers.testing.mock_sources import MockServer
+from tests.helpers import DEFAULT_SOURCES, DOMAIN_TABLES, broken_products, expected_refused, scalar, write_catalog
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
-            ["status"], ["schedule"], ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"]]
+            ["status"], ["schedule"], ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"],
+            ["runs"], ["runs", "reconcile"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ingest")
@@ -147,6 +148,6 @@ def test_run_works_every_queue_its_sources_use(
                              "1", "--timeout", "120"], env=env, cwd=tmp_path, capture_output=True, text=True,
                             timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
-    valid = mock_server.config.records - count_invalid(mock_server.config.records, 97)
+    valid = mock_server.config.records - broken_products(mock_server.config.records)
     for source in ("light", "heavy"):
         assert scalar(pg, "SELECT count(*) FROM products WHERE source = %s", source) == valid

@@ -19,8 +19,8 @@ from ingest_workers.ops.metrics import CIRCUIT_STATE, JOBS_DEFERRED, METRICS_KEY
 from ingest_workers.ops.watch import wait_for_jobs
 from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.workerpool import local_workers
-from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
-from tests.helpers import scalar
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
+from tests.helpers import broken_products, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def test_an_open_circuit_defers_the_job_and_other_sources_flow(
     assert up_done < 3.0
     assert queue.fetch_job("run-1-shop_down").number_of_retries >= 1  # deferred via RQ, at least once
     assert breaker.state("shop_down") == "closed"
-    expected = 300 - count_invalid(300, 97)
+    expected = 300 - broken_products(300)
     for source in ("shop_down", "shop_up"):
         assert scalar(pg, "SELECT count(*) FROM products WHERE source = %s", source) == expected
     assert int(redis_client.hget(METRICS_KEY, _field(JOBS_DEFERRED, ("shop_down",)))) >= 1

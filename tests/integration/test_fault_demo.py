@@ -14,7 +14,6 @@ import redis
 
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.faultdemo import DOWN, FAULTY, HEALTHY, THROTTLED_RATE
-from ingest_workers.testing.mock_sources import FEEDS
 from tests.helpers import expected_refused, scalar
 
 
@@ -51,7 +50,7 @@ def test_the_resilience_demo_tells_its_story_and_degrades_gracefully(
         assert counts["health"] == "healthy" and counts["failed_jobs"] == 0, (name, counts)
     flaky = summary["sources"]["shop_flaky"]
     # Its retries passed (the fault sequence is seeded): every record loaded once or rejected with its reason.
-    refused = FEEDS["/products"].count_refused(records, 97)
+    refused = expected_refused("shop_products", records)
     assert (flaky["loaded"], flaky["rejected"]) == (records - refused, refused)
     assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_flaky'") == records - refused
     assert summary["sources"]["market_quotes"]["loaded"] == records - expected_refused("market_quotes", records)

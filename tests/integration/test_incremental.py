@@ -32,15 +32,16 @@ from ingest_workers.runtime.workerpool import local_workers
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer
 from ingest_workers.testing.mock_sources.feed import EPOCH
-from tests.helpers import scalar
+from tests.helpers import resolved, scalar
 
 CURSOR_SOURCES = {"shop_products": ("products", "/products"), "market_quotes": ("stock_quotes", "/quotes"),
                   "twitter_mentions": ("social_mentions", "/twitter/tweets"), "placeholder_posts": ("posts", "/posts")}
 
 
 def catalog_specs(server: MockServer, *names: str) -> list[SourceSpec]:
-    sources = load_catalog(DEMO_CATALOG, {"INGEST_MOCK_URL": server.url}).sources
-    return [SourceSpec(**{**sources[n].to_dict(), "page_size": 200}) for n in names]
+    sources = load_catalog(DEMO_CATALOG, {}).sources
+    return [SourceSpec(**{**resolved(sources[n], {"INGEST_MOCK_URL": server.url}).to_dict(), "page_size": 200})
+            for n in names]
 
 
 def run_jobs(client: redis.Redis, settings: Settings, job_ids: list[str]) -> None:
@@ -174,10 +175,10 @@ def test_a_backfill_loads_its_windows_once_and_leaves_the_cursor_alone(
     assert CursorStore(pg).position("shop_products") is None
 
 
-def test_enqueue_backfill_from_the_command_line(redis_client: redis.Redis, settings: Settings,
-                                                mock_server: MockServer) -> None:
-    env = {"REDIS_URL": settings.redis_url, "INGEST_QUEUE": settings.queue, "INGEST_MOCK_URL": mock_server.url,
-           "INGEST_CATALOG": str(DEMO_CATALOG)}
+def test_enqueue_backfill_from_the_command_line(redis_client: redis.Redis, pg: psycopg2.extensions.connection,
+                                                settings: Settings, mock_server: MockServer) -> None:
+    env = {"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url,  # the run's job list
+           "INGEST_QUEUE": settings.queue, "INGEST_MOCK_URL": mock_server.url, "INGEST_CATALOG": str(DEMO_CATALOG)}
     args = ["enqueue", "--sources", "market_quotes,sensor_synthetic", "--since", "2026-01-01", "--until",
             "2026-01-01T12:00:00Z", "--window", "6h"]
     first = CliRunner().invoke(main, args, env=env)
@@ -187,6 +188,7 @@ def test_enqueue_backfill_from_the_command_line(redis_client: redis.Redis, setti
         in first.output
     second = CliRunner().invoke(main, args, env=env)
     assert second.output.count("already enqueued") == 4
+    assert scalar(pg, "SELECT count(*) FROM ingest_jobs WHERE status = 'enqueued'") == 4  # listed once
     for bad, message in ((["--until", "2026-01-02"], "needs both --since and --until"),
                          (["--since", "2026-01-02", "--until", "2026-01-01"], "--until must be later"),
                          (["--since", "x", "--until", "2026-01-01"], "is not an ISO 8601 time"),

@@ -15,8 +15,7 @@ import requests
 
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.mock_sources import count_invalid
-from tests.helpers import free_port, scalar, wait_until
+from tests.helpers import broken_products, free_port, scalar, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 3000
@@ -65,7 +64,7 @@ def test_procfile_runs_every_role_and_stops_cleanly(
                                  timeout=90)
         assert enqueue.returncode == 0, enqueue.stdout + enqueue.stderr
         assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_products'") \
-            == RECORDS - count_invalid(RECORDS, 97)
+            == RECORDS - broken_products(RECORDS)
         worker_pids = [int(redis_client.hget(key, "pid")) for key in redis_client.smembers("rq:workers:procfile-test")]
     finally:
         honcho.send_signal(signal.SIGTERM)

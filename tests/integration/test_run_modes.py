@@ -24,15 +24,18 @@ from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.workerpool import local_workers
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests import plugins
 from tests.conftest import TABLES
-from tests.helpers import DEFAULT_SOURCES, free_port, scalar, wait_until
+from tests.helpers import DEFAULT_SOURCES, broken_products, free_port, scalar, wait_until
 
 # Lineage and clock columns differ from run to run; everything else must not.
 VOLATILE = ["id", "run_id", "job_id", "fetched_at", "loaded_at", "created_at", "rejected_at"]
 COMPARED = ("products", "stock_quotes", "social_mentions", "posts", "sensor_readings", "alerts", "rejected_records",
             "source_cursors")
+
+
+ALLOW_PLUGINS = {"INGEST_PLUGINS": "tests.plugins"}
 
 
 def ingest_run(services: Services, tmp_path: Path, *args: str, catalog: Path | None = None,
@@ -107,15 +110,20 @@ stages = ["tests.plugins:NotePid"]
 """, encoding="utf-8")
     plugins.STAGE_CALLS.clear()
     code, output, _ = ingest_run(services, tmp_path, "--workers", "0", catalog=catalog)
+    assert code == 1 and "stage 'tests.plugins:NotePid': module tests.plugins is not allowed by INGEST_PLUGINS" \
+        in output, output  # a worker's permission, inline too
+    plugins.STAGE_CALLS.clear()
+    start_afresh(redis_client, pg)
+    code, output, _ = ingest_run(services, tmp_path, "--workers", "0", catalog=catalog, env=ALLOW_PLUGINS)
     assert code == 0, output
     # This process, and its main thread (the source is read ahead in another thread; the stages are not).
     assert plugins.STAGE_CALLS == [(os.getpid(), True)]
-    loaded = 1000 - count_invalid(1000, 97)
+    loaded = 1000 - broken_products(1000)
     assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_a'") == loaded
 
     plugins.STAGE_CALLS.clear()
     start_afresh(redis_client, pg)
-    code, output, _ = ingest_run(services, tmp_path, "--workers", "1", catalog=catalog)
+    code, output, _ = ingest_run(services, tmp_path, "--workers", "1", catalog=catalog, env=ALLOW_PLUGINS)
     assert code == 0, output
     assert plugins.STAGE_CALLS == []  # a worker process ran it
     assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_a'") == loaded
@@ -180,8 +188,8 @@ def test_time_limit_with_workers_cancels_and_stops_the_jobs(
 def assert_what_finished_stays(pg: psycopg2.extensions.connection, summary: dict) -> None:
     # A job that failed on its own before the limit is a failure, not "did not finish".
     assert summary["sources"]["broken"]["failed_jobs"] == 1 and "broken" not in summary["unfinished"]
-    assert summary["sources"]["quick"]["loaded"] == 1000 - count_invalid(1000, 97)
-    assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'quick'") == 1000 - count_invalid(1000, 97)
+    assert summary["sources"]["quick"]["loaded"] == 1000 - broken_products(1000)
+    assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'quick'") == 1000 - broken_products(1000)
     # The stopped job's committed batches stay; the one in flight rolled back whole.
     slow = scalar(pg, "SELECT count(*) FROM products WHERE source = 'slow'") + \
         scalar(pg, "SELECT count(*) FROM rejected_records WHERE source = 'slow'")
@@ -219,4 +227,4 @@ def test_ctrl_c_inline_ends_the_run_after_the_job_in_hand(
         timer.cancel()
     assert code == 1
     assert summary["unfinished"] == {"slow": "interrupted (Ctrl+C)", "never": "cancelled before it started"}
-    assert summary["sources"]["quick"]["loaded"] == 1000 - count_invalid(1000, 97)
+    assert summary["sources"]["quick"]["loaded"] == 1000 - broken_products(1000)

@@ -18,8 +18,8 @@ from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.runtime.producer import make_queue
 from ingest_workers.runtime.workerpool import local_workers, worker_env
-from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
-from tests.helpers import scalar, wait_until, write_catalog
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
+from tests.helpers import broken_products, scalar, wait_until, write_catalog
 
 ENQUEUED = re.compile(r"source (\w+): enqueued job (\S+) for the slot")
 
@@ -90,7 +90,7 @@ def test_two_schedulers_and_a_restart_fire_each_slot_once_with_one_run_in_flight
     for earlier, later in zip(history, history[1:]):
         if earlier[0] == later[0]:
             assert later[4] >= earlier[5], f"{later[1]} started while {earlier[1]} was in flight"
-    valid = 300 - count_invalid(300, 97)
+    valid = 300 - broken_products(300)
     assert scalar(pg, "SELECT count(*) FROM products") == 2 * valid
 
 

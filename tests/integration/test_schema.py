@@ -159,7 +159,8 @@ def test_a_database_loaded_under_the_previous_schema_keeps_every_row(services: S
         before = snapshot()
         assert before["products"][0] == 300
         applied = migrate(conn)
-        assert applied == ["0003_updated_count"]  # the built-in tables match their declarations as they are
+        # the built-in tables match their declarations as they are: only the later numbered files apply
+        assert applied == [version for version, _ in migration_files() if version >= "0003"]
         after = snapshot()
         unchanged = [t for t in tables if t != "ingest_jobs"]  # ingest_jobs gained a column, its rows stay
         assert {t: after[t] for t in unchanged} == {t: before[t] for t in unchanged}

@@ -22,12 +22,13 @@ from ingest_workers.stages.registry import source_stages
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer, sensors
 from ingest_workers.testing.mock_sources.feed import EPOCH
+from tests.helpers import resolved
 
 LINEAGE = Lineage("test", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
 
 
 def catalog_spec(server: MockServer, name: str, **changes: Any) -> SourceSpec:
-    spec = load_catalog(DEMO_CATALOG, {"INGEST_MOCK_URL": server.url}).sources[name]
+    spec = resolved(load_catalog(DEMO_CATALOG, {}).sources[name], {"INGEST_MOCK_URL": server.url})
     return SourceSpec(**{**spec.to_dict(), **changes})
 
 

@@ -12,12 +12,18 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
-from rq import Callback, Retry
+from rq import Callback, Queue, Retry
+from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
+from rq.worker import Worker
+from rq.worker_registration import clean_worker_registry
 
 from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
+from ingest_workers.core.models import SourceSpec
 from ingest_workers.guards.quarantine import deaths
 from ingest_workers.runtime.producer import make_queue
+from ingest_workers.runtime.worker import IngestWorker
 from ingest_workers.runtime.workerpool import worker_command, worker_env
 from ingest_workers.testing.fleet import WorkerFleet
 
@@ -46,10 +52,12 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         time.sleep(0.1)
 
 
-def enqueue(client: redis.Redis, settings: Settings, func: str, args: tuple[object, ...], job_id: str,
-            max_kills: int = 3) -> None:
+def enqueue(client: redis.Redis, settings: Settings, kind: str, job_id: str, max_kills: int = 3) -> None:
+    """Our fetch job (workers run no other) for a source of ``kind`` (a plugin of tests/plugins.py)."""
+    spec = SourceSpec(name="shop", kind=kind, domain="posts", options={"seconds": 30})
     make_queue(client, settings).enqueue_call(
-        func, args=args, job_id=job_id, timeout=120, retry=Retry(max=1),
+        "ingest_workers.runtime.jobs.fetch_source", args=(spec.to_dict(), "run-1"), job_id=job_id, timeout=120,
+        retry=Retry(max=1),
         on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
         meta={"source": "shop", "run_id": "run-1", "max_kills": max_kills})
 
@@ -58,7 +66,7 @@ def test_a_job_whose_whole_worker_died_runs_again_elsewhere_within_the_deadline(
         redis_client: redis.Redis, fast_settings: Settings, fleet: WorkerFleet) -> None:
     queue = make_queue(redis_client, fast_settings)
     fleet.start(1)
-    enqueue(redis_client, fast_settings, "time.sleep", (30,), "sleepy")
+    enqueue(redis_client, fast_settings, "tests.plugins:SleepingSource", "sleepy")
     wait_until(lambda: queue.fetch_job("sleepy").get_status() == "started", 20, "the job to start")
     first_worker = queue.fetch_job("sleepy").worker_name
     fleet.start(1)  # the survivor
@@ -81,7 +89,7 @@ def test_a_job_that_kills_its_worker_is_quarantined_then_listed_retried_and_purg
         redis_client: redis.Redis, fast_settings: Settings, fleet: WorkerFleet, pg: object) -> None:
     queue = make_queue(redis_client, fast_settings)
     fleet.start(1)
-    enqueue(redis_client, fast_settings, "os.abort", (), "killer", max_kills=2)
+    enqueue(redis_client, fast_settings, "tests.plugins:AbortingSource", "killer", max_kills=2)
     wait_until(lambda: queue.fetch_job("killer").get_status() == "failed", 30, "the job to be quarantined")
     job = queue.fetch_job("killer")
     assert deaths(redis_client, "killer") == 2
@@ -105,3 +113,29 @@ def test_a_job_that_kills_its_worker_is_quarantined_then_listed_retried_and_purg
     purged = runner.invoke(main, ["failed", "purge", "--yes"], env=env)
     assert purged.exit_code == 0 and "purged 1 failed jobs" in purged.output
     assert runner.invoke(main, ["failed", "list"], env=env).output.strip() == "no failed jobs"
+
+
+def test_a_worker_dropped_from_the_registry_while_cut_off_registers_again(redis_client: redis.Redis) -> None:
+    """A host cut off longer than its worker key's TTL (scripts/hosts found it): another worker's clean-up
+    removed it from RQ's registry, and RQ's heartbeat only recreated a bare key."""
+    worker = IngestWorker(["ingest-test"], connection=redis_client, serializer=JSONSerializer, name="cut.1.0")
+    worker.register_birth()
+    redis_client.delete(worker.key)  # its TTL ran out while the host was cut off
+    clean_worker_registry(Queue("ingest-test", connection=redis_client))
+    assert Worker.all(connection=redis_client) == []
+    worker.heartbeat()  # the host is back
+    [found] = Worker.all(connection=redis_client)
+    assert (found.name, found.hostname, found.queue_names()) == ("cut.1.0", worker.hostname, ["ingest-test"])
+
+
+def test_the_scheduler_lock_of_a_dead_host_is_freed_within_seconds(redis_client: redis.Redis) -> None:
+    """scripts/hosts found it: a host killed while its worker ran RQ's scheduler left the lock held for 61 s,
+    and no retry or deferred job was enqueued meanwhile."""
+    worker = IngestWorker(["ingest-test", "other"], connection=redis_client, serializer=JSONSerializer,
+                          name="alive.1.0")
+    worker.scheduler = RQScheduler(worker.queues, connection=redis_client, serializer=JSONSerializer)
+    redis_client.set("rq:scheduler-lock:ingest-test", "dead-host-scheduler", ex=61 - 11)  # 11 s unrenewed
+    redis_client.set("rq:scheduler-lock:other", "live-scheduler", ex=61 - 2)  # renewed 2 s ago
+    worker.run_maintenance_tasks()
+    assert not redis_client.exists("rq:scheduler-lock:ingest-test")
+    assert redis_client.get("rq:scheduler-lock:other") == b"live-scheduler"

@@ -4,8 +4,10 @@ import pytest
 
 from ingest_workers.catalog import load_catalog
 from ingest_workers.core.errors import ConfigError
+from ingest_workers.core.models import SourceSpec
 from ingest_workers.datasets import DOMAINS
 from ingest_workers.testing import DEMO_CATALOG
+from tests.helpers import resolved
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -44,20 +46,43 @@ def test_the_packaged_catalog_loads_and_covers_every_domain() -> None:
     assert list(catalog.sources) == ["shop_products", "shop_b_catalog", "shop_c_products", "market_quotes",
                                      "twitter_mentions", "telegram_mentions", "placeholder_posts", "sensor_csv",
                                      "sensor_synthetic"]
-    assert catalog.sources["shop_products"].url == "http://127.0.0.1:8765/products"
+    # References stay as written (the worker expands them): the job in Redis carries no value.
+    assert catalog.sources["shop_products"].url == "${INGEST_MOCK_URL:-http://127.0.0.1:8765}/products"
+    assert resolved(catalog.sources["shop_products"], {}).url == "http://127.0.0.1:8765/products"
     assert catalog.sources["shop_products"].interval_seconds == 300
     assert {s.domain for s in catalog.sources.values()} == set(DOMAINS)
     assert {s.pagination for s in catalog.sources.values() if s.kind == "http_json"} == \
         {"page", "offset", "cursor", "link"}
-    assert catalog.sources["sensor_synthetic"].options["records"] == "2000"
-    assert load_catalog(DEMO_CATALOG, {"INGEST_SYNTHETIC_RECORDS": "7"}).sources["sensor_synthetic"] \
-        .options["records"] == "7"
+    assert resolved(catalog.sources["sensor_synthetic"], {}).options["records"] == "2000"
+    assert resolved(catalog.sources["sensor_synthetic"], {"INGEST_SYNTHETIC_RECORDS": "7"}).options["records"] == "7"
 
 
 def test_environment_references_expand_with_defaults(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD)
-    assert load_catalog(path, {}).sources["shop_a"].url == "http://127.0.0.1:1/products"
-    assert load_catalog(path, {"SHOP_URL": "http://h:9"}).sources["shop_a"].url == "http://h:9/products"
+    spec = load_catalog(write(tmp_path, GOOD), {"SHOP_URL": "http://h:9"}).sources["shop_a"]
+    assert spec.url == "${SHOP_URL:-http://127.0.0.1:1}/products"  # for the worker to expand
+    assert resolved(spec, {}).url == "http://127.0.0.1:1/products"
+    assert resolved(spec, {"SHOP_URL": "http://h:9"}).url == "http://h:9/products"
+    with pytest.raises(ConfigError, match="shop_a key 'constants.platform': environment variable NOPE is not set"):
+        resolved(SourceSpec(**{**spec.to_dict(), "constants": {"platform": "${NOPE}"}}), {})
+
+
+def test_the_keys_that_route_and_check_a_job_expand_when_the_catalog_loads(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[sources.a]
+kind = "${KIND}"
+domain = "${DOMAIN:-posts}"
+queue = "ingest-${TIER}"
+url = "https://api.example/posts?key=${API_KEY}"
+stages = [{ name = "${STAGE}", maximum = 9.0 }]
+sinks = [{ name = "${SINK}", url = "https://hooks.example/?token=${HOOK_TOKEN}" }]
+""")
+    env = {"KIND": "http_json", "TIER": "heavy", "STAGE": "threshold", "API_KEY": "k-123456", "SINK": "console",
+           "HOOK_TOKEN": "t-987654"}
+    spec = load_catalog(path, env).sources["a"]
+    assert (spec.kind, spec.domain, spec.queue) == ("http_json", "posts", "ingest-heavy")
+    assert spec.stages == [{"name": "threshold", "maximum": 9.0}]
+    assert spec.url == "https://api.example/posts?key=${API_KEY}"
+    assert spec.sinks == [{"name": "console", "url": "https://hooks.example/?token=${HOOK_TOKEN}"}]
 
 
 def test_select_all_and_by_name(tmp_path: Path) -> None:
@@ -111,7 +136,8 @@ def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ninterval_seconds = '5m'\n",
          "key 'interval_seconds': expected a whole number of seconds"),
         ("[sources.Bad-Name]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\n", "a source name must be"),
-        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = '${NOPE}'\n", "NOPE is not set"),
+        ("[sources.a]\nkind = '${NOPE}'\ndomain = 'products'\nurl = 'x'\n",
+         "'kind': environment variable NOPE is not set"),
         ("[source.a]\n", "unknown top-level key 'source'"),
         ("[settings]\n", "no \\[sources.NAME\\] tables"),
         ("this is = not toml =", "is not valid TOML"),

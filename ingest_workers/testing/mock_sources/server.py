@@ -11,6 +11,8 @@ so the size knob (``records`` per feed) can reach millions without memory.
     /posts               posts    _page/_limit             [...]
     /sensors.csv         CSV of sensor readings, streamed
     /healthz             {"status": "ok"}
+    /moved/PATH          301 to /PATH with the same query (a source that moved, same origin)
+    /stuck/PATH          PATH's first page whatever page is asked (a paginator that never ends)
 
 Time-ordered feeds take a ``since`` parameter (records at or after) and an ``until``
 parameter (before); their names are in the table below.
@@ -156,6 +158,11 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(config.latency)
         if url.path == "/sensors.csv":
             return self._send_csv(config)
+        if url.path.startswith("/moved/"):
+            return self._redirect(self.path.removeprefix("/moved"))
+        if url.path.startswith("/stuck/"):
+            query = {k: v for k, v in query.items() if k not in ("page", "offset", "_page")}
+            url = url._replace(path=url.path.removeprefix("/stuck"))
         endpoint = ROUTES.get(url.path)
         if endpoint is None:
             return self._send(404, {"error": f"no such path {url.path}"})
@@ -173,6 +180,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.faults.respond(self, data):  # the one place faults are injected
             return
         self._send(200, data, headers)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(301)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else _encode(body)

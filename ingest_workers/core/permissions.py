@@ -1,0 +1,87 @@
+"""What a job may make its worker do besides fetching over HTTP: import a plugin, open a local file,
+read an environment variable.
+
+A job in Redis names its source kind, stages and sinks, its CSV file or JSON-lines path, and the
+variables its ``${VAR}`` references and ``*_env`` keys read; whoever can write to Redis can write a
+job. So all three are granted by the worker's own configuration, never by the job: a plugin
+(``package.module:Class``) only from the modules of ``INGEST_PLUGINS`` (and their submodules; built-in
+names are always allowed), a local path only inside a directory of ``INGEST_FILES_DIR`` (after
+following symbolic links), a variable never one of the worker's own settings and, when
+``INGEST_SOURCE_VARS`` is set, only one it lists. Anything else is :class:`Refused`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ENV_VARS, WORKER_OWN_VARIABLES, Settings
+from .envrefs import variables
+from .errors import Refused
+from .models import SourceSpec
+from .plugins import split_entry
+
+REMOTE_SCHEMES = ("http://", "https://")
+
+
+@dataclass(frozen=True)
+class Permissions:
+    plugin_modules: tuple[str, ...] = ()
+    file_dirs: tuple[Path, ...] = ()
+    source_vars: tuple[str, ...] | None = None  # None: any variable but the worker's own
+
+    @classmethod
+    def of(cls, settings: Settings) -> Permissions:
+        modules = [m.strip() for m in (settings.plugins or "").split(",") if m.strip()]
+        dirs = [Path(d).resolve() for d in (settings.files_dir or "").split(os.pathsep) if d.strip()]
+        names = None if settings.source_vars is None else tuple(
+            n.strip() for n in settings.source_vars.split(",") if n.strip())
+        return cls(tuple(modules), tuple(dirs), names)
+
+    def check_variables(self, spec: SourceSpec) -> None:
+        """Raise :class:`Refused` unless every variable ``spec`` refers to (``${VAR}``, ``*_env``)
+        may be read by a job; checked before any is read."""
+        for name in sorted(variables(spec.to_dict())):
+            if name in WORKER_OWN_VARIABLES:
+                raise Refused(f"source {spec.name}: it names {name}, one of the worker's own settings; a source "
+                              "may name other variables only")
+            if self.source_vars is not None and not any(
+                    name == allowed or (allowed.endswith("*") and name.startswith(allowed[:-1]))
+                    for allowed in self.source_vars):
+                raise Refused(f"source {spec.name}: variable {name} is not allowed by {ENV_VARS['source_vars']} "
+                              f"({', '.join(self.source_vars) or 'none'})")
+
+    def check(self, spec: SourceSpec) -> None:
+        """Raise :class:`Refused`, naming the source, the entry and the setting, unless every plugin
+        and local path ``spec`` (resolved) names is allowed."""
+        for what, name in _named_parts(spec):
+            module = name.partition(":")[0]
+            if ":" in name and not any(module == m or module.startswith(m + ".") for m in self.plugin_modules):
+                allowed = ", ".join(self.plugin_modules) or "unset: built-ins only"
+                raise Refused(f"source {spec.name}: {what} {name!r}: module {module} is not allowed by "
+                              f"{ENV_VARS['plugins']} ({allowed})")
+        for what, path in _local_paths(spec):
+            real = Path(path).resolve()
+            if not any(real.is_relative_to(directory) for directory in self.file_dirs):
+                allowed = os.pathsep.join(map(str, self.file_dirs)) or "unset: no local files"
+                raise Refused(f"source {spec.name}: {what} {path!r} is not inside "
+                              f"{ENV_VARS['files_dir']} ({allowed})")
+
+
+def _named_parts(spec: SourceSpec) -> Iterator[tuple[str, str]]:
+    yield "source kind", spec.kind
+    for entry in spec.stages or []:
+        yield "stage", split_entry(entry, "stage")[0]
+    for entry in spec.sinks:
+        yield "sink", split_entry(entry, "sink")[0]
+
+
+def _local_paths(spec: SourceSpec) -> Iterator[tuple[str, str]]:
+    if spec.kind == "csv" and not spec.url.startswith(REMOTE_SCHEMES):
+        yield "csv file", spec.url
+    for entry in spec.sinks:
+        name, params = split_entry(entry, "sink")
+        if name == "jsonl":
+            yield "jsonl sink path", str(params.get("path", ""))
