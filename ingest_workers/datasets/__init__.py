@@ -3,8 +3,7 @@ constraints, a natural key, append or merge) and the pure check each declaration
 turns a mapped record into a row or refuses it with a reason naming the column and the rule.
 
 - :mod:`.types`: the column types (text, integer, numeric, money, boolean, timestamp, date, json, text[]).
-- :mod:`.columns`: a column's declaration, and the row check made of a dataset's columns.
-- :mod:`.declared`: a dataset's declaration, read from TOML.
+- :mod:`.declared`: a dataset's declaration, read from TOML, and its row check.
 - ``builtin.toml``: the five datasets shipped with the package (products, quotes, mentions, posts, sensors).
 - :mod:`.base`: :class:`Domain`, what the stages, the loader and the sinks work with.
 
@@ -23,8 +22,7 @@ from typing import Any
 from ..core.errors import ConfigError
 from .base import LINEAGE_COLUMNS, Domain
 from .checks import MAX_TEXT, parse_price
-from .columns import Column
-from .declared import Dataset, parse_dataset
+from .declared import Column, Dataset, parse_dataset
 
 
 def _builtin() -> dict[str, Dataset]:

@@ -162,7 +162,7 @@ TYPES: dict[str, tuple[Callable[[str, Any], Any], str, frozenset[str]]] = {
     "boolean": (as_boolean, "boolean", frozenset({"bool"})),
     "timestamp": (as_timestamp, "timestamptz", frozenset({"timestamptz"})),
     "date": (as_date, "date", frozenset({"date"})),
-    "json": (as_json, "jsonb", frozenset({"jsonb", "json"})),
+    "json": (as_json, "jsonb", frozenset({"jsonb"})),  # not json: it has no equality, which merge compares with
     "text[]": (as_text_array, "text[]", frozenset({"_text", "_varchar"})),
 }
 NUMBER_TYPES = frozenset({"integer", "numeric", "money"})

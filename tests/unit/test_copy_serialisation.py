@@ -67,8 +67,6 @@ def _reference_safe(value: Any) -> Any:
 # Text with what COPY must escape, what jsonb refuses (NUL, lone surrogates) and non-ASCII.
 TEXT = st.text(alphabet=st.sampled_from(["a", "Z", " ", "\\", "\t", "\n", "\r", '"', "\x00", "\ud800", "é", "🚀",
                                          "{", ",", "N"]) | st.characters(), max_size=12)
-# A text column's value as the row checks pass it: no lone surrogate (they reject those with a reason).
-CHECKED_TEXT = TEXT.map(lambda text: text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | TEXT
            | st.decimals(allow_nan=False, allow_infinity=False, places=2))
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
@@ -141,8 +139,12 @@ def test_escapes_and_nulls_in_one_row() -> None:
         'tab\\there\t{"x\\\\\\\\y","q\\\\""}\t\\N\t\\N\t{"t":"a\\\\tb","n":"nan","z":"\ufffd"}\n')
 
 
+# A text column never holds a lone surrogate (the checks refuse one: "not valid Unicode"); raw payloads may.
+VALID_TEXT = TEXT.filter(lambda text: not any(0xD800 <= ord(c) <= 0xDFFF for c in text))
+
+
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.fixed_dictionaries({"a": CHECKED_TEXT, "c": st.integers(), "raw": JSON_VALUES}), max_size=130),
+@given(st.lists(st.fixed_dictionaries({"a": VALID_TEXT, "c": st.integers(), "raw": JSON_VALUES}), max_size=130),
        st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=8), st.booleans())
 def test_the_copy_stream_reads_as_the_whole_text(rows: list[dict[str, Any]], sizes: list[int],
                                                  stop_early: bool) -> None:
