@@ -149,31 +149,26 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
         server = MockServer("127.0.0.1", 0, config, FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
         lossy = MockServer("127.0.0.1", 0, config, FaultInjector(
             dataclasses.replace(plan.faults, seed=plan.seed, unreadable=plan.unreadable)))
-        # The merge sources' revisions on a server of their own: a revision changes every record it
-        # serves (a "revision" field), so a plain source re-reading a page after a switch would get
-        # another payload, and its broken records a second rejection.
-        merge_server = MockServer("127.0.0.1", 0, config,
-                                  FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed + 1)))
         injected = (server.faults, lossy.faults)  # the re-run swaps them for fault-free ones
         sources = chaos_sources(plan, server.url, lossy.url)
         names = [source.spec.name for source in sources]
         _forget(client, conn, [*names, *merge_names], CHAOS_QUEUE)
         forget_merge(conn, merge_names)
-        for mock in (server, lossy, merge_server):
+        for mock in (server, lossy):
             mock.start_in_thread()
         proxy = CuttableProxy(postgres_address(database_url)).start()
         try:
-            passes = MergePasses(merge_specs(merge_names, merge_server.url, plan.page_size, plan.rate_limit),
-                                 plan.passes, merge_server)
+            passes = MergePasses(merge_specs(merge_names, server.url, plan.page_size, plan.rate_limit),
+                                 plan.passes, server)
             result, run_ids = _run(plan, rng, client, (server, lossy), proxy, sources,
                                    chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log,
                                    passes)
         finally:
             proxy.close()
-            for mock in (server, lossy, merge_server):
+            for mock in (server, lossy):
                 mock.shutdown()
                 mock.server_close()
-        result.faults = dict(injected[0].injected + injected[1].injected + merge_server.faults.injected)
+        result.faults = dict(injected[0].injected + injected[1].injected)
         _check(conn, sources, run_ids, result)
         result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes.revision)
     finally:
