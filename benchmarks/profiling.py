@@ -44,7 +44,8 @@ def profile_job(bench: Bench) -> Profile:
     """:func:`profile_here` in a fresh Python process."""
     settings = bench.settings
     arguments = {"redis_url": settings.redis_url, "database_url": settings.database_url,
-                 "mock_url": bench.mock_url, "records": bench.records, "out": str(bench.out)}
+                 "mock_url": bench.mock_url, "records": bench.records, "out": str(bench.out),
+                 "fetch_concurrency": settings.fetch_concurrency}
     output = subprocess.run([sys.executable, "-m", "benchmarks.profiling", json.dumps(arguments)], check=True,
                             capture_output=True, text=True).stdout
     data = json.loads(output)
@@ -98,6 +99,6 @@ def _name(func: tuple[str, int, str]) -> str:
 if __name__ == "__main__":
     given = json.loads(sys.argv[1])
     settings = Settings(redis_url=given["redis_url"], database_url=given["database_url"], queue="bench",
-                        job_retries=0)
+                        job_retries=0, fetch_concurrency=given["fetch_concurrency"])
     result = profile_here(Bench(settings, given["mock_url"], given["records"], Path(given["out"])))
     print(json.dumps(dataclasses.asdict(result)))

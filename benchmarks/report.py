@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from .profiling import Profile
@@ -37,6 +38,8 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     details: list[str] = field(default_factory=list)  # extra markdown sections
     profile: Profile | None = None
+    slow_profile: Profile | None = None  # the slow source's job at concurrency 8 (issue 15's benchmark 1)
+    loads: list[tuple[str, tuple[float, float, float]]] = field(default_factory=list)  # load average per part
 
     def markdown(self) -> str:
         lines = ["# Benchmarks", "", *self.header, "",
@@ -44,10 +47,11 @@ class Report:
                  "|---|---|---:|---|---:|---|---|"]
         for number, fig in enumerate(self.figures, 1):
             target = "" if fig.target is None else f"{'≤' if fig.at_most else '≥'} {fig.target:g}×"
-            baseline = f"{fig.baseline_name}: {_num(fig.baseline)}" if fig.baseline_name else ""
+            baseline = f"{fig.baseline_name}: {_num(fig.baseline)}" if fig.baseline_name and fig.baseline else ""
             ratio = "" if fig.ratio is None else f"{fig.ratio:.2f}×"
+            measured = f"{_num(fig.value)} {fig.unit}" if fig.value else "—"
             lines.append(f"| {number} | {fig.name}{f' ({fig.note})' if fig.note else ''} | "
-                         f"{_num(fig.value)} {fig.unit} | {baseline} | {ratio} | {target} | {fig.verdict} |")
+                         f"{measured} | {baseline} | {ratio} | {target} | {fig.verdict} |")
         missed = [(n, f) for n, f in enumerate(self.figures, 1) if f.verdict == "**missed**"]
         if missed:
             lines += ["", "## Targets missed, and why", ""]
@@ -55,18 +59,28 @@ class Report:
         lines += ["", *self.details]
         if self.profile is not None:
             lines += ["", *_profile_section(self.profile)]
+        if self.slow_profile is not None:
+            lines += ["", *_profile_section(self.slow_profile, "Where the slow source's job goes, at concurrency 8",
+                                            "against the slow mock source (100 ms per page, 8 requests in flight; "
+                                            "cProfile sees the job's own thread: time waiting for a page shows as "
+                                            "lock `acquire`)")]
         return "\n".join(lines) + "\n"
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
 
 
 def _num(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
 
 
-def _profile_section(profile: Profile) -> list[str]:
+def _profile_section(profile: Profile, title: str = "Where a worker's time goes",
+                     against: str = "against the same mock source") -> list[str]:
     rate = profile.records / profile.seconds
-    lines = ["## Where a worker's time goes", "",
-             f"One job over all {profile.records:,} records in one process (no RQ), against the same mock "
-             f"source: {profile.seconds:.2f} s ({rate:,.0f} records/s) without the profiler, "
+    lines = [f"## {title}", "",
+             f"One job over all {profile.records:,} records in one process (no RQ), {against}: "
+             f"{profile.seconds:.2f} s ({rate:,.0f} records/s) without the profiler, "
              f"{profile.profiled_seconds:.2f} s under cProfile. The costliest functions by own time:", "",
              "| function | own s | own % | with callees s | calls |", "|---|---:|---:|---:|---:|"]
     for line in profile.lines:

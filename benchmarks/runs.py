@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,8 +17,9 @@ from rq.serializers import JSONSerializer
 
 from ingest_workers.core.models import Window
 from ingest_workers.ops.history import JobHistory
-from ingest_workers.runtime.producer import enqueue_backfill, make_queue, split_windows
+from ingest_workers.runtime.producer import enqueue_backfill, enqueue_run, make_queue, split_windows
 from ingest_workers.runtime.workerpool import local_workers, worker_command, worker_env
+from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.mock_sources.feed import EPOCH
 
 from .services import Bench, reset_state, worker_environment
@@ -56,23 +58,33 @@ def run_backfill(bench: Bench, worker_class: str | None, workers: int, jobs: int
                  fresh: bool = True) -> RunResult:
     """Start ``workers`` workers, wait until they listen, then time enqueue -> last job done for the
     source split into ``jobs`` window jobs (one large source made parallel by backfill windows)."""
+    since, until = time_range(bench.records)
+    window = window_size(bench.records, jobs)
+    return run_jobs(bench, worker_class, workers, run_id,
+                    lambda queue: enqueue_backfill(queue, bench.settings, [bench.spec], since, until, window,
+                                                   run_id)[1], fresh)
+
+
+def run_plain(bench: Bench, worker_class: str | None, run_id: str) -> RunResult:
+    """One worker, one plain job over the whole source (``ingest enqueue --sources shop_products``)."""
+    return run_jobs(bench, worker_class, 1, run_id, lambda queue: enqueue_run(queue, bench.settings, [bench.spec],
+                                                                               run_id))
+
+
+def run_jobs(bench: Bench, worker_class: str | None, workers: int, run_id: str,
+             enqueue: Callable[[Queue], Sequence[object]], fresh: bool = True) -> RunResult:
+    """Start ``workers`` workers, wait until they listen, then time ``enqueue(queue)`` -> its last job done."""
     settings = bench.settings
     if fresh:
         reset_state(settings)
     client = redis.Redis.from_url(settings.redis_url)
     queue = make_queue(client, settings)
-    since, until = time_range(bench.records)
-    window = window_size(bench.records, jobs)
     log = bench.out / "workers.log"
     with local_workers(settings, workers, worker_environment(bench.mock_url), log, worker_class):
-        deadline = time.monotonic() + 30
-        while Worker.count(connection=client, queue=queue) < workers:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"workers did not start; see {log}")
-            time.sleep(0.05)
+        wait_for_workers(client, queue, workers, log)
         ended_before = _ended(queue)
         started = time.perf_counter()
-        _, enqueued = enqueue_backfill(queue, settings, [bench.spec], since, until, window, run_id)
+        enqueued = enqueue(queue)
         while _ended(queue) - ended_before < len(enqueued):
             if time.perf_counter() - started > 600:
                 raise SystemExit(f"run {run_id}: jobs did not end within 10 minutes; see {log}")
@@ -80,6 +92,14 @@ def run_backfill(bench: Bench, worker_class: str | None, workers: int, jobs: int
         elapsed = time.perf_counter() - started
     client.close()
     return _result(bench, run_id, elapsed, len(enqueued))
+
+
+def wait_for_workers(client: redis.Redis, queue: Queue, workers: int, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while Worker.count(connection=client, queue=queue) < workers:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"workers did not start; see {log}")
+        time.sleep(0.05)
 
 
 def _ended(queue: Queue) -> int:
@@ -100,7 +120,8 @@ def _result(bench: Bench, run_id: str, elapsed: float, jobs: int) -> RunResult:
     if len(summaries) != 1 or summaries[0].failed or summaries[0].finished != jobs:
         raise SystemExit(f"run {run_id}: not every job finished: {summaries}")
     counts = summaries[0].counts
-    if counts.fetched != bench.records or counts.fetched != counts.rejected + counts.duplicate + counts.loaded:
+    if counts.fetched != bench.records or \
+            counts.fetched != counts.rejected + counts.duplicate + counts.loaded + counts.updated:
         raise SystemExit(f"run {run_id}: counts do not add up: {counts}")
     return RunResult(elapsed, counts.fetched, counts.loaded, counts.rejected, counts.duplicate, jobs)
 
@@ -155,7 +176,8 @@ def enqueue_cli(bench: Bench, windows: int) -> float:
     reset_state(bench.settings)
     since = EPOCH
     until = since + timedelta(minutes=windows)
-    env = {**worker_env(bench.settings, worker_environment(bench.mock_url)), "INGEST_QUEUE": "bench-enqueue"}
+    env = {**worker_env(bench.settings, worker_environment(bench.mock_url)), "INGEST_QUEUE": "bench-enqueue",
+           "INGEST_CATALOG": str(DEMO_CATALOG)}  # a catalog is no longer implied
     command = [sys.executable, "-m", "ingest_workers", "enqueue", "--sources", bench.spec.name,
                "--since", since.isoformat(), "--until", until.isoformat(), "--window", "1m"]
     started = time.perf_counter()

@@ -36,6 +36,7 @@ class Bench:
     mock_url: str
     records: int
     out: Path
+    spec_changes: tuple[tuple[str, object], ...] = ()  # e.g. (("concurrency", 8),)
 
     @property
     def spec(self) -> SourceSpec:
@@ -43,7 +44,13 @@ class Bench:
         politeness rate limit (50 requests/s would cap the run at 25,000 records/s)."""
         spec = load_catalog(Path(DEMO_CATALOG), {}).sources[SOURCE]
         url = expand(spec.url, {"INGEST_MOCK_URL": self.mock_url}, SOURCE, "url")  # as its worker would
-        return replace(spec, url=url, rate_limit=0)
+        return replace(spec, **{"url": url, "rate_limit": 0, **dict(self.spec_changes)})  # type: ignore[arg-type]
+
+    def with_spec(self, **changes: object) -> Bench:
+        return replace(self, spec_changes=tuple(changes.items()))
+
+    def with_settings(self, **changes: object) -> Bench:
+        return replace(self, settings=replace(self.settings, **changes))  # type: ignore[arg-type]
 
     def with_mock(self, mock_url: str) -> Bench:
         return replace(self, mock_url=mock_url)
@@ -85,11 +92,12 @@ def reset_state(settings: Settings) -> None:
 
 
 @contextmanager
-def mock_server(records: int, cache_mb: int) -> Iterator[str]:
-    """``ingest mock-sources`` in its own process (so it never shares this one's GIL); yields its URL."""
+def mock_server(records: int, cache_mb: int, latency: float = 0.0) -> Iterator[str]:
+    """``ingest mock-sources`` in its own process (so it never shares this one's GIL); yields its URL.
+    ``latency``: seconds every page waits before it is answered (a slow API)."""
     port = free_port()
     command = [sys.executable, "-m", "ingest_workers", "mock-sources", "--port", str(port), "--records",
-               str(records), "--cache-mb", str(cache_mb)]
+               str(records), "--cache-mb", str(cache_mb), "--latency", str(latency)]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -25,7 +25,7 @@ from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
 from .sources.auth import check_auth
-from .sources.http_json import PAGINATIONS
+from .sources.http_json import CONCURRENT_PAGINATIONS, PAGINATIONS
 from .stages.registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
@@ -148,6 +148,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     page_size = values.get("page_size", SourceSpec.page_size)
     if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
         raise ConfigError(f"{where} key 'page_size': expected a whole number above 0, got {page_size!r}")
+    _check_concurrency(where, values)
     queue = values.get("queue")
     if queue is not None and not QUEUE_PATTERN.fullmatch(queue):
         raise ConfigError(f"{where} key 'queue': use letters, digits, '-', '_' or '.', got {queue!r}")
@@ -164,6 +165,20 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: a value cannot travel as JSON ({exc}); quote dates and times") from None
     return spec
+
+
+def _check_concurrency(where: str, values: dict[str, Any]) -> None:
+    concurrency = values.get("concurrency")
+    if concurrency is None:
+        return
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ConfigError(f"{where} key 'concurrency': expected a whole number of requests, 1 or more, "
+                          f"got {concurrency!r}")
+    pagination = values.get("pagination", "page")
+    if values["kind"] in ("csv", "synthetic") or (values["kind"] == "http_json"
+                                                  and pagination not in CONCURRENT_PAGINATIONS):
+        raise ConfigError(f"{where} key 'concurrency': only page and offset pagination fetch pages concurrently "
+                          f"(their addresses are known in advance); this source's pages come one after another")
 
 
 def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = None,

@@ -160,10 +160,11 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     client = _http_client(spec, res, recorder)
     cursor_field = spec.cursor_field if window is None else None
     if window is not None:
-        context = SourceContext(client, res.env, since=window.since, until=window.until)
+        context = SourceContext(client, res.env, since=window.since, until=window.until,
+                                fetch_concurrency=res.settings.fetch_concurrency)
     else:
         since = postgres.run(lambda conn: CursorStore(conn).position(spec.name)) if cursor_field else None
-        context = SourceContext(client, res.env, since=since)
+        context = SourceContext(client, res.env, since=since, fetch_concurrency=res.settings.fetch_concurrency)
     sinks = [make_sink(entry, SinkContext(domain, lineage, lambda: res.pg)) for entry in spec.sinks]
     source = make_source(spec, context)
     # A cursor is itself the resume point: page numbers under a newer mark address other records.
@@ -176,7 +177,9 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
         source.resume_from(start)
     # Read ahead in a thread, so the source's latency overlaps the work on what it served. The
     # thread runs pages ahead, so each record carries the page to resume at as of its reading.
-    stream = read_ahead(_with_resume_page(source), res.settings.prefetch_pages, spec.page_size)
+    # A source that fetches its own pages ahead (concurrently, handed over in order) needs none.
+    depth = 0 if getattr(source, "fetches_ahead", False) else res.settings.prefetch_pages
+    stream = read_ahead(_with_resume_page(source), depth, spec.page_size)
     position = _Position()
     raw = _counted(position.follow(stream), recorder, spec.name)
     # A source yields a Rejected itself for a page it could not read; stages pass it through.

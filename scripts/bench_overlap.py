@@ -28,6 +28,7 @@ from pathlib import Path
 import psycopg2
 import redis
 
+from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import free_port
 
 TABLES = ("products", "stock_quotes", "social_mentions", "posts", "sensor_readings", "alerts", "source_cursors",
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace, url: str, sources: str, workers: int, prefetch
     start to the last job's end (``ingest_jobs``) and the command's wall time."""
     reset(args.redis_url, args.database_url)
     env = {**os.environ, "REDIS_URL": args.redis_url, "DATABASE_URL": args.database_url, "INGEST_MOCK_URL": url,
-           "INGEST_PREFETCH_PAGES": str(prefetch_pages)}
+           "INGEST_PREFETCH_PAGES": str(prefetch_pages), "INGEST_CATALOG": str(DEMO_CATALOG)}
     with tempfile.TemporaryDirectory() as out:
         summary_path = Path(out) / "summary.json"
         started = time.monotonic()
@@ -129,7 +130,8 @@ def main() -> None:
     parser.add_argument("--database-url", required=True, help="a scratch, migrated database (tables truncated)")
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per page")
-    parser.add_argument("--source", default="shop_products")
+    parser.add_argument("--source", default="shop_c_products",
+                        help="a source read ahead (cursor or Link paging: page and offset paging fetch concurrently)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--part", choices=("prefetch", "sources", "all"), default="all")
     args = parser.parse_args()

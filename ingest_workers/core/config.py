@@ -43,6 +43,8 @@ class Settings:
     http_max_backoff: float = 30.0  # seconds; also caps a server's Retry-After
     # pages of a source a job reads ahead while it processes and loads the current one (0: none)
     prefetch_pages: int = field(default=2, metadata={"minimum": 0})
+    # requests one job keeps in flight for page and offset paging (a source's `concurrency` wins)
+    fetch_concurrency: int = 4
     # "text", or "json": one JSON object per line, with source, run id and job id
     log_format: str = field(default="text", metadata={"choices": ("text", "json")})
     http_max_body_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (its page rejected)
@@ -89,6 +91,7 @@ ENV_VARS = {
     "job_retry_intervals": "INGEST_JOB_RETRY_INTERVALS",
     "http_max_attempts": "INGEST_HTTP_MAX_ATTEMPTS",
     "prefetch_pages": "INGEST_PREFETCH_PAGES",
+    "fetch_concurrency": "INGEST_FETCH_CONCURRENCY",
     "log_format": "INGEST_LOG_FORMAT",
     "http_max_backoff": "INGEST_HTTP_MAX_BACKOFF",
     "http_max_body_bytes": "INGEST_HTTP_MAX_BODY_BYTES",

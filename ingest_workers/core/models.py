@@ -23,6 +23,7 @@ class SourceSpec:
     page_param: str = "page"
     page_size_param: str = "per_page"  # also the "limit" of offset pagination
     page_size: int = 500
+    concurrency: int | None = None  # page/offset paging: requests in flight per job; None: the settings'
     max_pages: int = 10_000  # a job fetching more pages than this fails (a paginator that never ends)
     offset_param: str = "offset"
     token_param: str = "cursor"  # cursor pagination: the query parameter carrying the token

@@ -13,9 +13,11 @@ from .http import HttpClient
 class SourceContext:
     """``since``: serve records at or after this mark (the source's cursor, or a window's
     start); ``until``: before this moment (a window's end). ``secrets`` is where
-    ``spec.auth_env`` is looked up."""
+    ``spec.auth_env`` is looked up; ``fetch_concurrency``: requests a job keeps in flight
+    where its pages' addresses are known in advance, for sources without ``concurrency``."""
 
     client: HttpClient
     secrets: Mapping[str, str] = field(default_factory=dict)
     since: Any = None
     until: Any = None
+    fetch_concurrency: int = 4

@@ -15,8 +15,8 @@ nesting (:mod:`.jsonlimits`).
 
 from __future__ import annotations
 
+import copy
 import email.utils
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +35,7 @@ from tenacity import (
 
 from ..core.errors import PermanentError, TransientError, UnreadableBody
 from ..core.redact import redact
+from .json_decode import decode_json
 from .jsonlimits import DEFAULT_MAX_NESTING, DEFAULT_MAX_PAGE_VALUES, cut_deeper_than, values_at_most
 
 
@@ -129,6 +130,13 @@ class HttpClient:
         """
         retrying = self._retrying()
         return self._guard(lambda: retrying(self._open_once, url, params, headers))
+
+    def with_session(self, session: requests.Session) -> HttpClient:
+        """This client (retries, rate limit, breaker, counters) over another session: one per
+        thread when a job fetches pages concurrently (:mod:`.page_fetch`)."""
+        twin = copy.copy(self)
+        twin._session = session
+        return twin
 
     def _retrying(self) -> Retrying:
         return Retrying(
@@ -253,8 +261,8 @@ class HttpClient:
 
 
 def _json(body: bytes) -> Any:
-    # Invalid UTF-8 bytes become U+FFFD: one bad character must not cost the page's other records.
-    return json.loads(body.decode("utf-8", errors="replace"))
+    # orjson first; what it refuses or would change goes through json (invalid UTF-8 as U+FFFD).
+    return decode_json(body)
 
 
 def _origin(url: str, where: str) -> tuple[str, str, int | None]:

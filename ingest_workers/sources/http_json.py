@@ -22,6 +22,8 @@ run fetches it again.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
+from itertools import count
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -29,10 +31,12 @@ from ..core.errors import ConfigError, PermanentError, UnreadableBody
 from ..core.models import LostPage, Rejected, SourceSpec
 from .auth import RequestAuth
 from .base import SourceContext
-from .http import JsonPage, safe_url
+from .http import HttpClient, JsonPage, safe_url
 from .jsonlimits import DEEP_MARKER, too_deep
+from .page_fetch import fetched_in_order, session_client
 
 PAGINATIONS = ("page", "offset", "cursor", "link", "next_url", "after_last", "none")
+CONCURRENT_PAGINATIONS = ("page", "offset")  # the others find the next page's address in this one
 MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job
 
 
@@ -48,6 +52,8 @@ class HttpJsonSource:
         self._pages_fetched = 0
         self._client = context.client
         self._start_page = 1
+        # requests in flight at once (page and offset paging); the others fetch one page at a time
+        self.concurrency = spec.concurrency or context.fetch_concurrency
         self.resume_page = 1  # page paging: the first page whose records may not all have been taken yet
         self._auth = RequestAuth(spec, context.secrets)
         # TOML booleans go out as the words JSON APIs expect, not Python's True/False.
@@ -60,6 +66,12 @@ class HttpJsonSource:
             if not param:
                 raise ConfigError(f"source {spec.name}: cannot ask for records by time without {what}")
             self._filters[param] = value
+
+    @property
+    def fetches_ahead(self) -> bool:
+        """True when the source fetches its next pages itself while its records are worked on
+        (the pipeline then adds no read-ahead of its own)."""
+        return self._spec.pagination in CONCURRENT_PAGINATIONS
 
     @property
     def resumable(self) -> bool:
@@ -82,26 +94,35 @@ class HttpJsonSource:
 
     def _numbered_pages(self, param: str, position: int, by_page: bool) -> Iterator[Any]:
         """Pages addressed by number (``page=1, 2, ...``) or by offset (``offset=0, 500, ...``):
-        the next page's address does not depend on this one, so an unreadable page can be skipped."""
+        the next page's address does not depend on this one, so pages are fetched ``concurrency``
+        at a time (:mod:`.page_fetch`, in page order) and an unreadable page can be skipped."""
         spec, bad_in_a_row, previous = self._spec, 0, None
-        while True:
-            where = f"{'page' if by_page else 'offset'} {position}"
-            if by_page:
-                self.resume_page = position
-            try:
-                records = self._records({param: position, **self._size_param()}, where)[0]
-                bad_in_a_row = 0
-            except UnreadableBody as exc:
-                bad_in_a_row += 1
-                yield self._rejected_page({"page" if by_page else "offset": position}, where, exc, bad_in_a_row)
-                records, previous = [None] * spec.page_size, None  # a full page was lost: go on to the next
-            else:
-                self._refuse_repeat(records, previous, where)
-                previous = records
-                yield from records
-            if len(records) < spec.page_size:
-                return
-            position += 1 if by_page else len(records)
+        name = "page" if by_page else "offset"
+
+        def fetch(client: HttpClient, address: int) -> list[Any]:
+            params = {param: address, **self._size_param()}
+            return self._records(params, f"{name} {address}", client=client)[0]
+
+        addresses = count(position, 1 if by_page else spec.page_size)
+        pages = fetched_in_order(fetch, addresses, self.concurrency, lambda: session_client(self._client),
+                                 is_last=lambda records: len(records) < spec.page_size)
+        with closing(pages):
+            for address, page in pages:
+                if by_page:
+                    self.resume_page = address
+                try:
+                    records = page.result()
+                    bad_in_a_row = 0
+                except UnreadableBody as exc:
+                    bad_in_a_row += 1
+                    yield self._rejected_page({name: address}, f"{name} {address}", exc, bad_in_a_row)
+                    records, previous = [None] * spec.page_size, None  # a full page was lost: go on to the next
+                else:
+                    self._refuse_repeat(records, previous, f"{name} {address}")
+                    previous = records
+                    yield from records
+                if len(records) < spec.page_size:
+                    return
 
     def _cursor_pages(self) -> Iterator[Any]:
         spec, token, seen, previous = self._spec, None, set(), None
@@ -164,30 +185,31 @@ class HttpJsonSource:
             raise PermanentError(f"source {self._spec.name}: {where} unreadable ({exc.reason}); "
                                  "the next page's address was in it") from None
 
-    def _records(self, params: dict[str, Any], where: str,
-                 linked: str | None = None) -> tuple[list[Any], Any, str | None]:
+    def _records(self, params: dict[str, Any], where: str, linked: str | None = None,
+                 client: HttpClient | None = None) -> tuple[list[Any], Any, str | None]:
         """The records of one page, the page, and its Link next URL; ``linked`` is a URL to
-        follow as given (it carries its own query)."""
-        records, page = self._document(params, where, linked)
+        follow as given (it carries its own query); ``client``: a fetch thread's own."""
+        records, page = self._document(params, where, linked, client)
         return records, page.body, page.next_link
 
-    def _document(self, params: dict[str, Any], where: str, linked: str | None = None) -> tuple[list[Any], JsonPage]:
+    def _document(self, params: dict[str, Any], where: str, linked: str | None = None,
+                  client: HttpClient | None = None) -> tuple[list[Any], JsonPage]:
         """The records of one page and the page itself (body, URL, Link)."""
         spec = self._spec
         self._pages_fetched += 1
         if self._pages_fetched > spec.max_pages:
             raise PermanentError(f"source {spec.name}: more than {spec.max_pages} pages from {safe_url(spec.url)} "
                                  "in one job (max_pages in the catalog); stopped")
-        credentials = self._auth.credentials()
+        credentials, client = self._auth.credentials(), client or self._client
         headers = {**spec.headers, **credentials.headers}
         if linked:
             # The linked URL carries its own query: add only what it lacks (static params, an api key).
             present = {name for name, _ in parse_qsl(urlsplit(linked).query, keep_blank_values=True)}
             extra = {k: v for k, v in {**self._params, **credentials.params}.items() if k not in present}
-            page = self._client.get_json_document(linked, params=extra, headers=headers)
+            page = client.get_json_document(linked, params=extra, headers=headers)
         else:
-            page = self._client.get_json_document(spec.url, params={**self._filters, **params, **credentials.params},
-                                                  headers=headers)
+            page = client.get_json_document(spec.url, params={**self._filters, **params, **credentials.params},
+                                            headers=headers)
         records = _at(page.body, spec.records_path)
         if not isinstance(records, list):
             raise PermanentError(f"source {spec.name}: {where} of {safe_url(spec.url)} has no list at "

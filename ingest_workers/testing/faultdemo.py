@@ -112,6 +112,10 @@ def demo_specs(catalog: Catalog, healthy_url: str, servers: Mapping[str, MockSer
         changes: dict[str, Any] = {"name": faulty.name, "cursor_field": None,
                                    "url": expand(base.url, {"INGEST_MOCK_URL": healthy_url}, faulty.copies, "url")
                                    .replace(healthy_url, servers[faulty.name].url)}
+        if base.pagination in ("page", "offset"):
+            # One request at a time: the seeded faults then meet the pages in one order, so the story
+            # (which retries pass) is the same in every demo; several in flight would deal them anew.
+            changes["concurrency"] = 1
         if faulty.rate_limit is not None:
             records = servers[faulty.name].config.records
             changes.update(rate_limit=faulty.rate_limit,

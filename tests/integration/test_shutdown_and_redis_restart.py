@@ -79,7 +79,8 @@ def test_a_second_sigterm_hands_the_job_back_and_another_worker_finishes_it(
     mock_server.config = MockConfig(records=RECORDS, latency=0.3)
     queue = make_queue(redis_client, settings)
     workers.start(1)
-    enqueue_run(queue, settings, [spec(mock_server)], "run-1")
+    # One page at a time (about 4.5 s): the job must still be running at the second SIGTERM.
+    enqueue_run(queue, settings, [dataclasses.replace(spec(mock_server), concurrency=1)], "run-1")
     wait_until(lambda: queue.fetch_job("run-1-shop").get_status() == "started", 20, "the job to start")
     time.sleep(1.0)  # let it commit a batch or two
     first = workers.workers[0]

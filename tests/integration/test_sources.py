@@ -32,11 +32,13 @@ def catalog_spec(server: MockServer, name: str, **changes: Any) -> SourceSpec:
     return SourceSpec(**{**spec.to_dict(), **changes})
 
 
-def fetch(spec: SourceSpec, since: Any = None, until: Any = None) -> tuple[list[Any], list[str]]:
-    """Every raw record the source yields, and the status of each HTTP request it made."""
+def fetch(spec: SourceSpec, since: Any = None, until: Any = None, concurrency: int = 1) -> tuple[list[Any], list[str]]:
+    """Every raw record the source yields, and the status of each HTTP request it made
+    (fetched one page at a time unless ``concurrency`` says otherwise)."""
     statuses: list[str] = []
     client = HttpClient(make_session(), (5, 30), RetryPolicy(max_attempts=2), on_response=statuses.append)
-    return list(make_source(spec, SourceContext(client, {}, since, until)).stream()), statuses
+    context = SourceContext(client, {}, since, until, fetch_concurrency=concurrency)
+    return list(make_source(spec, context).stream()), statuses
 
 
 def rows(spec: SourceSpec, raw: list[Any]) -> list[Record | Rejected]:
@@ -61,6 +63,17 @@ def test_each_pagination_style_yields_every_record_once_in_order(
     raw, statuses = fetch(catalog_spec(mock_server, name, page_size=300))
     assert raw == [FEEDS[path].record(i, 97) for i in range(1000)]
     assert statuses == ["2xx"] * requests
+
+
+@pytest.mark.parametrize("concurrency", [2, 4, 16])
+@pytest.mark.parametrize(("name", "path"), [("shop_products", "/products"), ("shop_b_catalog", "/v2/catalog"),
+                                            ("placeholder_posts", "/posts")])
+def test_pages_fetched_concurrently_come_out_in_order_with_every_record_once(
+        mock_server: MockServer, name: str, path: str, concurrency: int) -> None:
+    mock_server.config = MockConfig(records=2000, latency=0.01)
+    raw, statuses = fetch(catalog_spec(mock_server, name, page_size=100), concurrency=concurrency)
+    assert raw == [FEEDS[path].record(i, 97) for i in range(2000)]
+    assert 21 <= len(statuses) <= 21 + concurrency  # 20 full pages and the empty one, plus any in flight with it
 
 
 @pytest.mark.parametrize("name", ["shop_products", "shop_b_catalog", "shop_c_products", "market_quotes"])

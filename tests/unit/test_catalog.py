@@ -127,6 +127,12 @@ def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
          r"key 'domain': unknown dataset 'cars'; declare it as \[datasets.cars\]"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\npage_size = 0\n", "key 'page_size'"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ncolour = 1\n", "unknown key 'colour'"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\nconcurrency = 0\n",
+         "key 'concurrency': expected a whole number of requests, 1 or more"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\nconcurrency = '4'\n",
+         "key 'concurrency': expected a whole number"),
+        ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\npagination = 'cursor'\nconcurrency = 4\n",
+         "key 'concurrency': only page and offset pagination fetch pages concurrently"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ninterval_seconds = '5m'\n",
          "key 'interval_seconds': expected a whole number of seconds"),
         ("[sources.Bad-Name]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\n", "a source name must be"),
@@ -162,6 +168,14 @@ def test_plugins_are_named_by_dotted_path(tmp_path: Path) -> None:
     spec = load_catalog(write(tmp_path, PLUGIN), {}).sources["mine"]
     assert spec.kind == "tests.plugins:CountingSource" and spec.url == ""
     assert spec.stages[1] == {"name": "tests.plugins:ShoutTitles", "suffix": "?"}
+
+
+def test_concurrency_is_per_source_and_absent_means_the_settings_default(tmp_path: Path) -> None:
+    path = write(tmp_path, "[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\n"
+                           "pagination = 'offset'\nconcurrency = 8\n"
+                           "[sources.b]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\n")
+    sources = load_catalog(path, {}).sources
+    assert (sources["a"].concurrency, sources["b"].concurrency) == (8, None)
 
 
 DATASETS = """

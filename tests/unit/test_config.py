@@ -40,3 +40,10 @@ def test_paths_and_numbers_are_converted() -> None:
 def test_bad_values_name_where_they_came_from(kwargs: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(**kwargs)
+
+
+def test_fetch_concurrency_defaults_to_4_and_comes_from_its_variable() -> None:
+    assert Settings().fetch_concurrency == 4
+    assert load_settings(env={"INGEST_FETCH_CONCURRENCY": "16"}).fetch_concurrency == 16
+    with pytest.raises(ConfigError, match="INGEST_FETCH_CONCURRENCY: must be greater than 0"):
+        load_settings(env={"INGEST_FETCH_CONCURRENCY": "0"})
