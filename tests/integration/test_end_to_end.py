@@ -20,11 +20,11 @@ from ingest_workers.ops.history import JobHistory
 from ingest_workers.ops.watch import wait_for_jobs
 from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.workerpool import local_workers
-from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
-from tests.helpers import metrics_server, scalar
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
+from tests.helpers import broken_products, metrics_server, scalar
 
 RECORDS = 2_000
-INVALID = count_invalid(RECORDS, 97)
+INVALID = broken_products(RECORDS)
 
 
 def specs(server: MockServer, *names: str) -> list[SourceSpec]:
@@ -82,7 +82,7 @@ def test_a_failing_source_fails_its_job_alone_and_at_once(
         status, attempts, error = cur.fetchone()
     assert (status, attempts) == ("failed", 1)
     assert "PermanentError" in error and "HTTP 404" in error
-    assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_good'") == 500 - count_invalid(500, 97)
+    assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop_good'") == 500 - broken_products(500)
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from ingest_workers.core.models import Counts, SourceSpec
 from ingest_workers.load.dedup import SEEN_PREFIX
 from ingest_workers.runtime.resources import Resources
 from ingest_workers.testing.chaos import dsn_through, postgres_address
-from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from ingest_workers.testing.tcpproxy import CuttableProxy
-from tests.helpers import scalar
+from tests.helpers import broken_products, scalar
 
 pytestmark = pytest.mark.integration
 RECORDS = 2000
@@ -66,7 +66,7 @@ def test_a_job_waits_out_a_postgres_outage_and_loads_everything_once(
         res.close()
     [counts] = outcome
     assert isinstance(counts, Counts), counts
-    valid = RECORDS - count_invalid(RECORDS, 97)
+    valid = RECORDS - broken_products(RECORDS)
     assert scalar(pg, "SELECT count(*) FROM products") == valid == counts.loaded
     assert scalar(pg, "SELECT count(*) FROM rejected_records") == RECORDS - valid
     assert redis_client.scard(SEEN_PREFIX + "shop") == valid

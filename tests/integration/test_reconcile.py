@@ -23,12 +23,12 @@ from ingest_workers.ops.watch import wait_for_jobs
 from ingest_workers.runtime.producer import CLAIM_PREFIX, enqueue_run, make_queue
 from ingest_workers.runtime.reconcile import reconcile_run
 from ingest_workers.runtime.workerpool import local_workers, worker_env
-from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
-from tests.helpers import scalar, write_catalog
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
+from tests.helpers import broken_products, scalar, write_catalog
 
 pytestmark = pytest.mark.integration
 RECORDS = 600
-VALID = RECORDS - count_invalid(RECORDS, 97)
+VALID = RECORDS - broken_products(RECORDS)
 
 
 def spec(server: MockServer, name: str) -> SourceSpec:

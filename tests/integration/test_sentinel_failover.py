@@ -20,14 +20,14 @@ import requests
 
 from ingest_workers.testing.devservices import Services, free_port
 from ingest_workers.testing.fleet import children
-from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from ingest_workers.testing.sentinel import MASTER, SentinelGroup
-from tests.helpers import scalar, wait_until
+from tests.helpers import broken_products, scalar, wait_until
 
 pytestmark = pytest.mark.integration
 SOURCES = ["shop_a", "shop_b", "shop_c", "shop_d"]
 RECORDS = 2000
-VALID = RECORDS - count_invalid(RECORDS, 97)
+VALID = RECORDS - broken_products(RECORDS)
 PASSWORD = "sentinel-test-secret"
 
 

@@ -28,12 +28,12 @@ from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.workerpool import local_workers, worker_command, worker_env
 from ingest_workers.testing.devservices import _redis_server_executable, free_port
 from ingest_workers.testing.fleet import WorkerFleet
-from ingest_workers.testing.mock_sources import MockConfig, MockServer, count_invalid
-from tests.helpers import scalar
+from ingest_workers.testing.mock_sources import MockConfig, MockServer
+from tests.helpers import broken_products, scalar
 
 pytestmark = pytest.mark.integration
 RECORDS = 1500
-VALID = RECORDS - count_invalid(RECORDS, 97)
+VALID = RECORDS - broken_products(RECORDS)
 
 
 def spec(server: MockServer, name: str = "shop") -> SourceSpec:
