@@ -15,14 +15,12 @@ table (``bench_merge_products``), created and dropped here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,13 +44,12 @@ from ingest_workers.sources import SourceContext, make_source
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.stages.base import compose
 from ingest_workers.stages.registry import source_stages
-from ingest_workers.testing.devservices import free_port
 from ingest_workers.testing.mock_sources import products
 from ingest_workers.testing.mock_sources.revisions import revise
 
 from .report import Figure
 from .runs import _ended, time_range, window_size, windows
-from .services import _answers, worker_environment
+from .services import mock_server, worker_environment
 
 TABLE = "bench_merge_products"
 CHANGED_EVERY = 10  # 10% of the records change in revision 1
@@ -229,25 +226,9 @@ def merge_figures(settings: Settings, records: int, out: Path, workers: int = 2,
     ]
 
 
-@contextmanager
-def revision_server(records: int, revision: int) -> Iterator[str]:
+def revision_server(records: int, revision: int) -> contextlib.AbstractContextManager[str]:
     """``ingest mock-sources --revision N`` in its own process; yields its URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "ingest_workers", "mock-sources", "--port", str(port), "--records",
-               str(records), "--revision", str(revision), "--changed-every", str(CHANGED_EVERY), "--cache-mb",
-               str(CACHE_MB)]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(url + "/healthz"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the mock source did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    return mock_server(records, CACHE_MB, options=("--revision", str(revision), "--changed-every", str(CHANGED_EVERY)))
 
 
 def main() -> None:

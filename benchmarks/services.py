@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -89,15 +89,14 @@ def reset_state(settings: Settings) -> None:
     conn.close()
 
 
-
-
 @contextmanager
-def mock_server(records: int, cache_mb: int, latency: float = 0.0) -> Iterator[str]:
+def mock_server(records: int, cache_mb: int, latency: float = 0.0, options: Sequence[str] = ()) -> Iterator[str]:
     """``ingest mock-sources`` in its own process (so it never shares this one's GIL); yields its URL.
-    ``latency``: seconds every page waits before it is answered (a slow API)."""
+    ``latency``: seconds every page waits before it is answered (a slow API); ``options``: more of
+    its command-line options (``--revision N``)."""
     port = free_port()
     command = [sys.executable, "-m", "ingest_workers", "mock-sources", "--port", str(port), "--records",
-               str(records), "--cache-mb", str(cache_mb), "--latency", str(latency)]
+               str(records), "--cache-mb", str(cache_mb), "--latency", str(latency), *options]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
