@@ -7,11 +7,13 @@ import binascii
 import os
 import subprocess
 import sys
+import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,29 @@ def metrics_server(settings: Settings, *args: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def answer(handler: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    """Send one whole answer from a test server's handler (its length included)."""
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@contextmanager
+def serving(*servers: HTTPServer) -> Iterator[None]:
+    """Run test HTTP servers in threads of their own; stop and close them at the end."""
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
 def wait_until(condition: Callable[[], object], timeout: float, poll: float = 0.1) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +30,7 @@ from ingest_workers.load.cursors import CursorStore
 from ingest_workers.ops.metrics import MetricsRecorder
 from ingest_workers.ops.status import source_status
 from ingest_workers.runtime.resources import Resources
-from tests.helpers import scalar
+from tests.helpers import answer, scalar, serving
 
 pytestmark = pytest.mark.integration
 PAGE_SIZE = 10
@@ -82,11 +81,7 @@ class _FeedHandler(BaseHTTPRequestHandler):
         body = self.server.bodies.get(page) or json.dumps({"items": records[(page - 1) * size:page * size]}).encode()
         if page in self.server.broken:
             body = body[: len(body) // 2]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer(self, 200, {"Content-Type": "application/json"}, body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -95,10 +90,8 @@ class _FeedHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def feed() -> Iterator[Feed]:
     server = Feed()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield server
 
 
 def spec_for(feed: Feed, **changes: Any) -> SourceSpec:

@@ -4,7 +4,6 @@ schemes, pages that decode to far more than their size, lines without end."""
 from __future__ import annotations
 
 import json
-import threading
 import tracemalloc
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ from ingest_workers.sources.base import SourceContext
 from ingest_workers.sources.csv_file import CsvSource
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.sources.http_json import HttpJsonSource
+from tests.helpers import answer, serving
 
 
 class Recorder(ThreadingHTTPServer):
@@ -41,12 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, headers, body = self.server.answer
         if self.path.startswith("/final"):
             status, headers, body = 200, {"Content-Type": "application/json"}, b'{"items": [1]}'
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer(self, status, headers, body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -55,12 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def servers() -> Iterator[tuple[Recorder, Recorder]]:
     pair = (Recorder(), Recorder())
-    for server in pair:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield pair
-    for server in pair:
-        server.shutdown()
-        server.server_close()
+    with serving(*pair):
+        yield pair
 
 
 def client(**options: int) -> HttpClient:

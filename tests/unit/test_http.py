@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +14,7 @@ from ingest_workers.core.models import SourceSpec
 from ingest_workers.sources import SourceContext
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session, safe_url
 from ingest_workers.sources.http_json import HttpJsonSource
+from tests.helpers import answer, serving
 
 
 class Scripted(ThreadingHTTPServer):
@@ -32,12 +32,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         self.server.requests.append(dict(self.headers))
         status, headers, body = self.server.script.pop(0) if len(self.server.script) > 1 else self.server.script[0]
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer(self, status, headers, body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -46,10 +41,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[Scripted]:
     server = Scripted()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield server
 
 
 OK = (200, {"Content-Type": "application/json"}, json.dumps({"items": [1]}).encode())
