@@ -26,7 +26,7 @@ class HostsPlan:
     kill: bool = True  # also kill every process of worker2, and start it again
     down_seconds: float = 5.0
     timeout: float = 300.0
-    invalid_every: int = 97  # the mock source's default: every 97th product is broken
+    invalid_every: int = 97  # every 97th product served is broken (the verdict expects it rejected)
 
     @property
     def source_names(self) -> list[str]:

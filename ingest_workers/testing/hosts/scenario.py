@@ -67,7 +67,8 @@ class Scenario:
         """The mock source, the schema, and one worker per worker host (until each is registered)."""
         self.lab.run(self.services, [*INGEST, "mock-sources", "--host", self.services.address, "--port",
                                      str(MOCK_PORT), "--records", str(self.plan.records), "--latency",
-                                     str(self.plan.latency)], {}, self._log_file("services-mock"))
+                                     str(self.plan.latency), "--invalid-every", str(self.plan.invalid_every)],
+                     {}, self._log_file("services-mock"))
         subprocess.run([*INGEST, "db", "migrate"], env=self.env, check=True, stdout=subprocess.DEVNULL)
         for host in self.workers:
             self._start_workers(host)
