@@ -176,6 +176,7 @@ class FixtureApiServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: FixtureApiServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall per answer
     timeout = 30  # an idle keep-alive connection's thread ends after this many seconds
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
