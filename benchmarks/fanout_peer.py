@@ -8,7 +8,7 @@ ignored), with the parent's ``number`` kept as ``_issues_number``. dlt puts the 
 
 Self-check (a fixture server in this process, with faults, and a schema of its own)::
 
-    .venv-bench/bin/python -m benchmarks.fanout_peer [DATABASE_URL] [--issues N] [--latency S]
+    .venv-bench/bin/python -m benchmarks.fanout_peer [DATABASE_URL] [--issues N] [--latency S] [--parallelized]
 """
 
 from __future__ import annotations
@@ -105,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--issues", type=int, default=60)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per comments page")
     parser.add_argument("--parallelized", action="store_true", help="dlt's parallelized child resource")
+    parser.add_argument("--fault-share", type=float, default=0.1,
+                        help="share of paths answering 500 once, and the same share 429 once")
     args = parser.parse_args(argv)
     config = FixtureApiConfig(issues=args.issues, latency=args.latency,
-                              faults=FaultShares(error=0.1, throttle=0.1, retry_after=0))
+                              faults=FaultShares(error=args.fault_share, throttle=args.fault_share))
     server = FixtureApiServer(config).start()
     try:
         seconds, comments, version = dlt_fanout(args.database_url, server.url, parallelized=args.parallelized)

@@ -217,3 +217,12 @@ def test_the_command_serves_and_prints_its_url() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=20) == 0
+
+
+def test_a_stopped_server_answers_no_kept_alive_connection() -> None:
+    server = FixtureApiServer(FixtureApiConfig(issues=3)).start()
+    session = requests.Session()
+    assert session.get(server.url + "/healthz", timeout=10).status_code == 200
+    server.stop()
+    with pytest.raises(requests.ConnectionError):
+        session.get(server.url + "/healthz", timeout=10)

@@ -95,7 +95,8 @@ class FixtureApiServer(ThreadingHTTPServer):
     """The GitHub-like and shop-like fixture APIs on ``host:port`` (0: any free port).
 
     ``revision`` (1, 2, 3, ...) may be set while serving; ``requests()`` is the request log.
-    Keep-alive (HTTP/1.1) as the real APIs; ``stop()`` does not wait for idle connections.
+    Keep-alive (HTTP/1.1) as the real APIs; after ``stop()`` an open connection is closed at its
+    next request, unanswered, as by a server that went away.
     """
 
     daemon_threads = True
@@ -106,6 +107,7 @@ class FixtureApiServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.config = config or FixtureApiConfig()
         self.log = RequestLog()
+        self.stopped = threading.Event()
         self._revision_lock = threading.Lock()
         self._revision = 1
         self.revision = revision
@@ -139,6 +141,7 @@ class FixtureApiServer(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
+        self.stopped.set()
         self.shutdown()
         self.server_close()
 
@@ -180,6 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 30  # an idle keep-alive connection's thread ends after this many seconds
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        if self._gone():
+            return
         url = urlsplit(self.path)
         query = {name: values[0] for name, values in parse_qs(url.query).items()}
         if url.path == "/healthz":
@@ -200,6 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(answer)
 
     def do_POST(self) -> None:  # noqa: N802
+        if self._gone():
+            return
         url = urlsplit(self.path)
         if url.path != "/_revision":
             return self._send(Answer(404, {"message": f"no such path {url.path}"}))
@@ -211,6 +218,12 @@ class _Handler(BaseHTTPRequestHandler):
         except (TypeError, ValueError, AttributeError):
             return self._send(Answer(400, {"message": "revision=N (a whole number >= 1) required"}))
         self._send(Answer(200, {"revision": self.server.revision}))
+
+    def _gone(self) -> bool:
+        """After stop(): close a kept-alive connection without an answer."""
+        if self.server.stopped.is_set():
+            self.close_connection = True
+        return self.close_connection
 
     def _send(self, answer: Answer) -> None:
         data = json.dumps(answer.body, separators=(",", ":")).encode()
