@@ -51,6 +51,7 @@ from rq.worker import SimpleWorker, Worker
 from ..guards.quarantine import note_worker_death
 from ..ops.logs import redact_log_records
 from . import jobs  # (also preloaded, see the module docstring)
+from .rq_compat import callback_names
 
 MAINTENANCE_LOCK_SECONDS = 60
 # RQ's scheduler renews its lock to interval + 60 s every interval (1 s); a lock unrenewed this long
@@ -78,8 +79,8 @@ def refusal(job: Job) -> str | None:
     if function not in jobs.JOB_FUNCTIONS or instance is not None:
         return f"refused: ingest workers only run ingest_workers jobs, not {function}"
     # RQ imports a callback when it is read through its property: look at the stored names.
-    for callback in (job._success_callback_name, job._failure_callback_name, job._stopped_callback_name):
-        if callback and callback not in jobs.JOB_CALLBACKS:
+    for callback in callback_names(job):
+        if callback not in jobs.JOB_CALLBACKS:
             return f"refused: ingest workers only run ingest_workers jobs, not the callback {callback}"
     return None
 
