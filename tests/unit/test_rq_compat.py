@@ -40,3 +40,11 @@ def test_every_prepared_field_but_at_front_is_a_create_job_argument() -> None:
     job = _queue().create_job(**kwargs)
     assert (job.id, job.args, job.description, job.timeout, job.meta) == ("j1", (1,), "d", 30, {"source": "s"})
     assert callback_names(job) == ["ingest_workers.runtime.jobs.on_failure"]
+
+
+def test_the_worker_hook_that_serves_a_job_its_resources_keeps_its_signature() -> None:
+    from rq.worker import SimpleWorker, Worker
+
+    # runtime.worker.OnlyIngestJobs.perform_job wraps RQ's; RQ calls it from both worker classes
+    assert list(inspect.signature(Worker.perform_job).parameters) == ["self", "job", "queue", "execution"]
+    assert SimpleWorker.perform_job is Worker.perform_job
