@@ -19,7 +19,7 @@ from .history import SourceSummary
 from .metrics import RECORDS, read_counters
 
 log = logging.getLogger(__name__)
-DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+DONE = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 
 
 @dataclass(frozen=True)
