@@ -8,9 +8,9 @@ errors and tracebacks go through it.
 Each worker's :class:`~ingest_workers.runtime.resources.Resources` owns one redactor, and makes it
 the *active* one for the duration of a job (:func:`hiding`, a context variable, as RQ's
 ``get_current_job``): code that has no way to be handed it (the log record factory, an error
-message built deep in the HTTP client) reaches it through :func:`redact`, :func:`hide` and
-:func:`redact_exception`. Threads a job starts run in a copy of its context (``sources.page_fetch``,
-``sources.prefetch``), so they see it too.
+message built deep in the HTTP client) reaches it through :func:`redact` and :func:`hide`. Threads
+a job starts run in a copy of its context (``sources.page_fetch``, ``sources.prefetch``), so they
+see it too.
 """
 
 from __future__ import annotations
@@ -100,7 +100,3 @@ def redact(text: str) -> str:
     redactor = _active.get()
     return redactor.redact(text) if redactor is not None else mask_url(text)
 
-
-def redact_exception(exc: BaseException) -> None:
-    """:meth:`Redactor.redact_exception` with the active redactor (outside a job: URL passwords only)."""
-    (_active.get() or Redactor()).redact_exception(exc)

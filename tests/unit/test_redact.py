@@ -7,7 +7,7 @@ import pytest
 
 from ingest_workers.core.envrefs import resolve_entry
 from ingest_workers.core.errors import PermanentError
-from ingest_workers.core.redact import Redactor, hiding, mask_url, redact, redact_exception
+from ingest_workers.core.redact import Redactor, hiding, mask_url, redact
 from ingest_workers.ops.logs import redact_log_records
 
 
@@ -33,12 +33,13 @@ def test_values_a_job_resolved_are_shown_as_their_references(caplog: pytest.LogC
     env = {"API_TOKEN": "tok-5f1e2d", "MOCK_URL": "http://127.0.0.1:9", "PAGES": "20000", "SHORT": "ab"}
     entry = {"name": "s", "url": "${MOCK_URL}/bot${API_TOKEN}/x", "auth": {"kind": "bearer", "token_env": "API_TOKEN"},
              "options": {"records": "${PAGES}", "flag": "${SHORT}"}, "fields": {"a": "${UNSET:-b}"}}
-    with hiding(Redactor()):
-        _check_values_are_shown_as_references(entry, env, caplog)
+    with hiding(Redactor()) as redactor:
+        _check_values_are_shown_as_references(redactor, entry, env, caplog)
     assert redact("token tok-5f1e2d") == "token tok-5f1e2d"  # the job's redactor is gone with its block
 
 
-def _check_values_are_shown_as_references(entry: dict, env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+def _check_values_are_shown_as_references(redactor: Redactor, entry: dict, env: dict[str, str],
+                                          caplog: pytest.LogCaptureFixture) -> None:
     resolved = resolve_entry(entry, env, "source s")
     assert resolved["url"] == "http://127.0.0.1:9/bottok-5f1e2d/x" and resolved["fields"] == {"a": "b"}
     assert entry["url"] == "${MOCK_URL}/bot${API_TOKEN}/x"  # the job's own copy is never changed
@@ -51,7 +52,7 @@ def _check_values_are_shown_as_references(entry: dict, env: dict[str, str], capl
         except OSError as exc:
             raise PermanentError(f"GET {resolved['url']}: HTTP 404") from exc
     except PermanentError as exc:
-        redact_exception(exc)
+        redactor.redact_exception(exc)
         text = "".join(traceback.format_exception(exc))
     assert "tok-5f1e2d" not in text and "${API_TOKEN}" in text
 
