@@ -35,7 +35,7 @@ def source_document(conn: psycopg2.extensions.connection, name: str, spec: Sourc
         "generated_at": iso(now), "source": name, "window_days": RUN_DAYS,
         "catalog": _catalog(spec), "next_run": _next_run(spec, now),
         "cursor": {**cursor, "updated_at": iso(cursor["updated_at"])} if cursor else None,
-        "runs": [_run(run) for run in runs], "totals": totals,
+        "runs": [_run(run, redactor) for run in runs], "totals": totals,
         "rejects": {"runs": newest, "reasons": [_reason(row, samples, redactor) for row in reasons]},
         "datasets": [{"name": spec.domain if spec else None, "loaded": totals["loaded"],
                       "updated": totals["updated"], "rejected": totals["rejected"]}],
@@ -72,18 +72,18 @@ def _next_run(spec: SourceSpec | None, now: datetime) -> str | None:
     return iso(datetime.fromtimestamp(slot * spec.interval_seconds, UTC))
 
 
-def _run(run: queries.RunRow) -> dict[str, Any]:
+def _run(run: queries.RunRow, redactor: PayloadRedactor) -> dict[str, Any]:
     seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
     return {"run_id": run.run_id, "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
             "seconds": None if seconds is None else round(max(seconds, 0.0), 3), "outcome": run.outcome,
-            "jobs": run.jobs, **run.counts, "error": run.error}
+            "jobs": run.jobs, **run.counts, "error": redactor.redact(run.error)}
 
 
 def _reason(row: queries.RejectRow, samples: list[queries.RejectSample], redactor: PayloadRedactor) -> dict[str, Any]:
-    mine = [s for s in samples if (s.reason, s.stage) == (row.reason, row.stage)]
-    return {"reason": row.reason, "stage": row.stage, "count": row.count,
-            "samples": [{"run_id": s.run_id, "job_id": s.job_id, "rejected_at": iso(s.rejected_at),
-                         "payload": redactor.redact(s.payload)} for s in mine]}
+    mine = [s for s in samples if (s.kind, s.stage) == (row.reason, row.stage)]
+    return {"reason": redactor.redact(row.reason), "stage": row.stage, "count": row.count,
+            "samples": [{"reason": redactor.redact(s.reason), "run_id": s.run_id, "job_id": s.job_id,
+                         "rejected_at": iso(s.rejected_at), "payload": redactor.redact(s.payload)} for s in mine]}
 
 
 def _job(line: rq_state.JobLine | None) -> dict[str, Any] | None:

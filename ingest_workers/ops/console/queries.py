@@ -24,15 +24,20 @@ SELECT run_id, min(started_at), max(finished_at), count(*),
 FROM ingest_jobs WHERE source = %(source)s AND started_at >= now() - %(days)s * interval '1 day'
 GROUP BY run_id ORDER BY min(started_at) DESC LIMIT %(limit)s"""
 
-_REASONS = """
-SELECT reason, stage, count(*) FROM rejected_records WHERE source = %(source)s AND run_id = ANY(%(runs)s)
-GROUP BY reason, stage ORDER BY count(*) DESC, reason LIMIT %(reasons)s"""
+# Reasons differ by the values they quote ("price: -2 is below the minimum 0"): they are grouped with
+# their numbers and quoted texts masked ("price: # is below the minimum #"), each sample keeping its own.
+_MASKED = "regexp_replace(regexp_replace(reason, '-?[0-9]+([.][0-9]+)?', '#', 'g'), '''[^'']*''', '''...''', 'g')"
 
-# A few records of each reason, newest first.
-_SAMPLES = """
-SELECT reason, stage, run_id, job_id, rejected_at, payload FROM (
-    SELECT reason, stage, run_id, job_id, rejected_at, payload,
-           row_number() OVER (PARTITION BY reason, stage ORDER BY rejected_at DESC, id DESC) AS newest
+_REASONS = f"""
+SELECT {_MASKED} AS kind, stage, count(*) FROM rejected_records
+WHERE source = %(source)s AND run_id = ANY(%(runs)s)
+GROUP BY kind, stage ORDER BY count(*) DESC, kind LIMIT %(reasons)s"""
+
+# A few records of each kind of reason, newest first.
+_SAMPLES = f"""
+SELECT kind, stage, reason, run_id, job_id, rejected_at, payload FROM (
+    SELECT {_MASKED} AS kind, stage, reason, run_id, job_id, rejected_at, payload,
+           row_number() OVER (PARTITION BY {_MASKED}, stage ORDER BY rejected_at DESC, id DESC) AS newest
     FROM rejected_records WHERE source = %(source)s AND run_id = ANY(%(runs)s)) AS numbered
 WHERE newest <= %(samples)s ORDER BY rejected_at DESC"""
 
@@ -54,15 +59,16 @@ class RunRow:
 
 @dataclass(frozen=True)
 class RejectRow:
-    reason: str
+    reason: str  # with its numbers and quoted texts masked: the records of one kind of reason
     stage: str
     count: int
 
 
 @dataclass(frozen=True)
 class RejectSample:
-    reason: str
+    kind: str  # the masked reason (a RejectRow's)
     stage: str
+    reason: str  # as recorded
     run_id: str
     job_id: str
     rejected_at: datetime
@@ -85,9 +91,9 @@ def _outcome(running: bool, failed: bool, partial: bool) -> str:
 
 def reject_reasons(conn: psycopg2.extensions.connection, source: str, run_ids: list[str], reasons: int,
                    samples: int) -> tuple[list[RejectRow], list[RejectSample]]:
-    """The ``reasons`` commonest reasons ``source``'s records were rejected for in ``run_ids``, and up
-    to ``samples`` records of each (a record rejected again in a later run is stored once, by its
-    first run)."""
+    """The ``reasons`` commonest reasons ``source``'s records were rejected for in ``run_ids`` (their
+    numbers and quoted texts masked), and up to ``samples`` records of each (a record rejected again
+    in a later run is stored once, by its first run)."""
     params = {"source": source, "runs": run_ids, "reasons": reasons, "samples": samples}
     with postgres_errors(), conn, conn.cursor() as cur:
         cur.execute(_REASONS, params)

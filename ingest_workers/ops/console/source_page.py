@@ -78,8 +78,9 @@ def _rejects(rejects: dict[str, Any]) -> list[str]:
 
 def _sample(sample: dict[str, Any]) -> str:
     payload = json.dumps(sample["payload"], indent=2, ensure_ascii=False, sort_keys=True)
-    return (f'<p class="note">job {e(sample["job_id"])} of run <a href="#run-{e(sample["run_id"])}">'
-            f'{e(sample["run_id"])}</a>, at {e(sample["rejected_at"])}</p><pre class="payload">{e(payload)}</pre>')
+    run = e(sample["run_id"])
+    return (f'<p class="note">{e(sample["reason"])}: job {e(sample["job_id"])} of run <a href="#run-{run}">{run}</a>'
+            f', at {e(sample["rejected_at"])}</p><pre class="payload">{e(payload)}</pre>')
 
 
 def _datasets(document: dict[str, Any]) -> str:
