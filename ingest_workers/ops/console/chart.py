@@ -4,6 +4,7 @@ found duplicate and rejected. Every value is escaped; each bar part carries its 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 KINDS = (("loaded", "#3a9b4a"), ("updated", "#3b6fc4"), ("duplicate", "#a0a0a0"), ("rejected", "#d0453b"))
 WIDTH, HEIGHT = 720, 240
 LEFT, BOTTOM, TOP = 56, 28, 24  # room for the axis labels and the legend
+LABEL_WIDTH = 84  # of a run's start time under its bar
 
 
 def runs_chart(runs: Sequence[dict[str, Any]]) -> str:
@@ -18,14 +20,15 @@ def runs_chart(runs: Sequence[dict[str, Any]]) -> str:
     ordered = list(reversed(runs))
     peak = max([sum(int(run[kind]) for kind, _ in KINDS) for run in ordered] + [1])
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
-    step = plot_w / max(len(ordered), 1)
+    step = min(plot_w / max(len(ordered), 1), 60.0)  # a few runs stay side by side on the left
+    label_every = math.ceil(LABEL_WIDTH / step)  # labels never overlap
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" width="100%" '
              f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">',
              "<title>records per run: loaded, updated, duplicate, rejected</title>",
              *_axes(peak, plot_h), *_legend()]
     for index, run in enumerate(ordered):
-        parts += _bar(run, LEFT + index * step, max(step * 0.7, 1.0), peak, plot_h)
-        if len(ordered) <= 12 or index % max(len(ordered) // 6, 1) == 0:
+        parts += _bar(run, LEFT + index * step, min(max(step * 0.7, 1.0), 40.0), peak, plot_h)
+        if index % label_every == 0:
             label = escape(str(run.get("started_at") or "")[5:16].replace("T", " "))
             parts.append(f'<text x="{LEFT + index * step:.1f}" y="{HEIGHT - 8}" font-size="10" '
                          f'fill="#555">{label}</text>')

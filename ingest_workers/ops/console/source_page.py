@@ -26,8 +26,10 @@ def source_href(name: str) -> str:
 def render_source_page(document: dict[str, Any]) -> str:
     """The HTML page of a source document."""
     name = str(document["source"])
-    body = [f'<h1 id="source" data-source="{e(name)}">{e(name)}</h1>', _facts(document),
-            f"<h2>runs of the last {e(document['window_days'])} days</h2>", runs_chart(document["runs"]),
+    body = [f'<h1 id="source" data-source="{e(name)}">{e(name)}</h1>',
+            f'<div class="overview">{_facts(document)}<figure class="runs">{runs_chart(document["runs"])}'
+            f"<figcaption>records per run, the last {e(document['window_days'])} days</figcaption></figure></div>",
+            f"<h2>runs of the last {e(document['window_days'])} days</h2>",
             table("runs", _RUN_HEADERS, (_run_row(run) for run in document["runs"]), "no runs in this window"),
             "<h2>why records were rejected</h2>", *_rejects(document["rejects"]),
             "<h2>datasets</h2>", _datasets(document)]
