@@ -90,8 +90,9 @@ def catalog_text(url: str) -> str:
             f'[sources.shop_flaky]\n{common}\nurl = "{url}/flaky"\n')
 
 
-def browse(url: str, tmp_path: Path, shot: str) -> Dom:
-    """The DOM of ``url`` after Chromium loaded it, and screenshots of it at 1280x800 and phone width."""
+def browse(url: str, tmp_path: Path, shot: str, wait: int = 0) -> Dom:
+    """The DOM of ``url`` after Chromium loaded it (and let ``wait`` seconds of virtual time pass, in
+    which the page refreshes itself), and screenshots of it at 1280x800 and phone width."""
     binary = shutil.which("chromium")
     assert binary, "chromium is not installed: scripts/test installs Debian's package (apt-get install chromium)"
     base = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
@@ -100,7 +101,8 @@ def browse(url: str, tmp_path: Path, shot: str) -> Dom:
         done = subprocess.run([*base, f"--window-size={size}", f"--screenshot={tmp_path / f'{shot}{suffix}.png'}",
                                url], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and (tmp_path / f"{shot}{suffix}.png").stat().st_size > 0, done.stderr
-    done = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    budget = [f"--virtual-time-budget={wait * 1000}"] if wait else []
+    done = subprocess.run([*base, *budget, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return Dom.parse(done.stdout)
 
@@ -130,7 +132,12 @@ def test_the_console_shows_runs_rejects_and_workers_as_the_fixture_made_them(
                 assert wait_for_jobs(queue, busy, lambda state: None, timeout=90).done == len(busy)
                 check_source_page(console, tmp_path)
                 check_broken_source(console, tmp_path)
-                front = browse(f"{console}/", tmp_path, "front")
+                front = browse(f"{console}/", tmp_path, "front", wait=25)
+    assert int(front.first("body").attrs["data-refreshed"]) >= 1  # swapped in place, every 10 s
+    rows = {row.attrs["data-source"]: row for row in front.find_all("tr", **{"data-source": None})}
+    assert set(rows) == {"shop_rejects", "shop_broken", "shop_slow", "shop_flaky"}
+    assert rows["shop_rejects"].first("td", cls="loaded").text == f"{len(VALID):,}"
+    assert rows["shop_broken"].first("td", cls="health").text == "unhealthy"
     links = {a.attrs.get("href") for a in front.find_all("a")}
     assert {"/sources/shop_rejects", "/sources/shop_broken", "/workers"} <= links
 

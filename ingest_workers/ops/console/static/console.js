@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   var seconds = Number(document.body.getAttribute("data-refresh")) || 10;
+  var refreshed = 0;
   function openIds() {
     return Array.prototype.map.call(document.querySelectorAll("details[open][id]"), function (d) { return d.id; });
   }
@@ -16,6 +17,8 @@
         var keep = openIds();
         main.replaceWith(fresh);
         keep.forEach(function (id) { var d = document.getElementById(id); if (d) { d.open = true; } });
+        refreshed += 1;
+        document.body.setAttribute("data-refreshed", String(refreshed));  // how many swaps: for tests
       })
       .catch(function () { /* the next refresh tries again */ })
       .finally(function () { window.setTimeout(refresh, seconds * 1000); });
