@@ -26,8 +26,10 @@ import psycopg2.extensions
 import pytest
 import redis
 import requests
+from click.testing import CliRunner
 
 from ingest_workers.catalog import load_catalog
+from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.ops.watch import wait_for_jobs
 from ingest_workers.runtime.producer import enqueue_run, make_queue
@@ -130,7 +132,7 @@ def test_the_console_shows_runs_rejects_and_workers_as_the_fixture_made_them(
             with metrics_server(settings, "--catalog", str(catalog)) as console:
                 busy = check_workers_page(console, queue, settings, specs, tmp_path, release)
                 assert wait_for_jobs(queue, busy, lambda state: None, timeout=90).done == len(busy)
-                check_source_page(console, tmp_path)
+                check_source_page(console, tmp_path, settings, catalog)
                 check_broken_source(console, tmp_path)
                 front = browse(f"{console}/", tmp_path, "front", wait=25)
     assert int(front.first("body").attrs["data-refreshed"]) >= 1  # swapped in place, every 10 s
@@ -142,8 +144,20 @@ def test_the_console_shows_runs_rejects_and_workers_as_the_fixture_made_them(
     assert {"/sources/shop_rejects", "/sources/shop_broken", "/workers"} <= links
 
 
-def check_source_page(console: str, tmp_path: Path) -> None:
+def cli_status(settings: Settings, catalog: Path, *flags: str) -> str:
+    env = {"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url, "INGEST_QUEUE": settings.queue,
+           "SHOP_TOKEN": TOKEN}
+    result = CliRunner().invoke(main, ["--catalog", str(catalog), "status", *flags], env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def check_source_page(console: str, tmp_path: Path, settings: Settings, catalog: Path) -> None:
     document = requests.get(f"{console}/status/sources/shop_rejects", timeout=10).json()
+    printed = json.loads(cli_status(settings, catalog, "--source", "shop_rejects", "--json"))
+    assert {**printed, "generated_at": None} == {**document, "generated_at": None}  # one document
+    text = cli_status(settings, catalog, "--source", "shop_rejects")
+    assert f"{len(NEGATIVE)} x price: # is below the minimum #" in text and TOKEN not in text
     before = time.time()
     page = browse(f"{console}/sources/shop_rejects", tmp_path, "source")
     valid, rejected = len(VALID), len(NO_NAME) + len(NEGATIVE)
@@ -200,7 +214,9 @@ def check_workers_page(console: str, queue: Any, settings: Settings, specs: dict
     time.sleep(1)  # the waiting job's age is at least a second
     document = requests.get(f"{console}/status/workers", timeout=10).json()
     page = browse(f"{console}/workers", tmp_path, "workers")
+    text = cli_status(settings, tmp_path / "catalog.toml", "--workers")
     release.set()
+    assert f"{slow}  shop_slow" in text and f"queue {settings.queue}: queued 1" in text
 
     [worker] = page.find_all("tr", **{"data-worker": None})
     assert worker.first("td", cls="job").text == slow
