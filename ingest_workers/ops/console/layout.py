@@ -20,9 +20,9 @@ def e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def number(value: object) -> str:
+def number(value: int | float | None) -> str:
     """A count with thousands separators, or ``-`` when there is none."""
-    return "-" if value is None else f"{int(value):,}"  # type: ignore[call-overload]
+    return "-" if value is None else f"{int(value):,}"
 
 
 def page(title: str, generated: str, json_href: str, body: Iterable[str]) -> str:
@@ -31,7 +31,8 @@ def page(title: str, generated: str, json_href: str, body: Iterable[str]) -> str
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)} · ingest-workers</title>", '<link rel="stylesheet" href="/static/console.css">',
-        '<script src="/static/console.js" defer></script></head>',
+        '<script src="/static/console.js" defer></script>',
+        f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript></head>',
         f'<body data-refresh="{REFRESH_SECONDS}"><header><nav><a href="/">sources</a>'
         '<a href="/workers">workers &amp; queues</a>'
         f'<a href="{e(json_href)}">JSON</a><a href="/metrics">metrics</a></nav></header>',

@@ -9,7 +9,8 @@ from typing import Any
 from .layout import cell, e, number, page, table
 from .source_page import source_href
 
-_WORKER_HEADERS = ("worker", "host", "pid", "state", "queues", "current job", "source", "since", "last heartbeat")
+# What a worker is doing first: on a phone, the columns after these need a sideways scroll.
+_WORKER_HEADERS = ("worker", "current job", "source", "since", "host", "pid", "state", "queues", "last heartbeat")
 _QUEUE_HEADERS = ("queue", "queued", "oldest waiting", "started", "scheduled", "deferred", "failed", "finished",
                   "workers")
 _QUEUE_COUNTS = ("queued", "oldest", "started", "scheduled", "deferred", "failed", "finished", "workers")
@@ -17,9 +18,9 @@ _QUEUE_COUNTS = ("queued", "oldest", "started", "scheduled", "deferred", "failed
 
 def render_workers_page(document: dict[str, Any]) -> str:
     """The HTML page of a workers document."""
-    body = ["<h1>workers</h1>",
+    body = ["<h1>workers and queues</h1>", "<h2>workers</h2>",
             table("workers", _WORKER_HEADERS, (_worker_row(w) for w in document["workers"]), "no live worker"),
-            "<h1>queues</h1>",
+            "<h2>queues</h2>",
             table("queues", _QUEUE_HEADERS, (_queue_row(q) for q in document["queues"]), "no queue in Redis yet")]
     for queue in document["queues"]:
         for kind in ("scheduled", "deferred"):
@@ -33,10 +34,10 @@ def render_workers_page(document: dict[str, Any]) -> str:
 
 def _worker_row(worker: dict[str, Any]) -> str:
     job = worker.get("current_job") or {}
-    cells = [cell(worker["name"]), cell(worker.get("hostname") or "-", "host"), cell(worker.get("pid") or "-", "pid"),
-             cell(worker["state"], "state"), cell(", ".join(worker.get("queues") or [])),
-             cell(job.get("job_id") or "idle", "job"), _source_cell(job.get("source")),
-             cell(job.get("at") or "-", "since"), cell(worker.get("last_heartbeat") or "-", "heartbeat")]
+    cells = [cell(worker["name"]), cell(job.get("job_id") or "idle", "job"), _source_cell(job.get("source")),
+             cell(job.get("at") or "-", "since"), cell(worker.get("hostname") or "-", "host"),
+             cell(worker.get("pid") or "-", "pid"), cell(worker["state"], "state"),
+             cell(", ".join(worker.get("queues") or [])), cell(worker.get("last_heartbeat") or "-", "heartbeat")]
     return f'<tr data-worker="{e(worker["name"])}">{"".join(cells)}</tr>'
 
 
