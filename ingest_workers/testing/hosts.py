@@ -184,7 +184,7 @@ class Scenario:
         client = _wait_for_services(self.redis_url, self.database_url)
         catalog = self.log_dir / "hosts-catalog.toml"
         catalog.write_text("".join(
-            f'[sources.{name}]\nkind = "http_json"\ndomain = "products"\n'
+            f'[sources.{name}]\nkind = "http_json"\ndataset = "products"\n'
             f'url = "http://{self.services.address}:{MOCK_PORT}/products"\npage_size = 100\n'
             f'fields = {{ product_id = "id", name = "title" }}\n\n' for name in self.names), encoding="utf-8")
         env = {"REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url}
