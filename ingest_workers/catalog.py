@@ -20,7 +20,7 @@ from typing import Any
 
 from .core.envrefs import expand
 from .core.errors import ConfigError
-from .core.models import SourceSpec
+from .core.models import RENAMED_KEYS, SourceSpec, current_keys
 from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
@@ -121,19 +121,19 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
         raise ConfigError(f"{where}: a source name must be lowercase letters, digits and '_', starting with a letter")
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a table")
-    known_keys = (set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS) | {"dataset"}
-    unknown = sorted(set(entry) - known_keys)
+    known_keys = set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS
+    unknown = sorted(set(entry) - known_keys - set(RENAMED_KEYS))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known_keys))}")
-    entry = dict(entry)
-    if "dataset" in entry and "dataset" in entry:
-        raise ConfigError(f"{where}: give 'dataset' or 'dataset' (its older name), not both")
-    dataset_key = "dataset" if "dataset" in entry else "dataset"  # the name errors give it: the user's
-    if "dataset" in entry:
-        entry["dataset"] = entry.pop("dataset")
+    # Errors about the dataset name the key as the user wrote it (the older name is an alias).
+    dataset_key = next((old for old, new in RENAMED_KEYS.items() if new == "dataset" and old in entry), "dataset")
+    try:
+        entry = current_keys(entry)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     for key in ("kind", "dataset"):
         if key not in entry:
-            raise ConfigError(f"{where}: missing required key {'dataset' if key == 'dataset' else key!r}")
+            raise ConfigError(f"{where}: missing required key {key!r}")
     values = {key: _expand_here(where, key, value, env) for key, value in entry.items()}
     for key, value in values.items():
         if key in _TEXT_FIELDS and not isinstance(value, str):

@@ -17,7 +17,7 @@ from ingest_workers.core.config import Settings
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.mock_sources import MockServer
-from tests.helpers import DEFAULT_SOURCES, DATASET_TABLES, broken_products, expected_refused, scalar, write_catalog
+from tests.helpers import DATASET_TABLES, DEFAULT_SOURCES, broken_products, expected_refused, scalar, write_catalog
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
             ["status"], ["schedule"], ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"],

@@ -136,7 +136,7 @@ def test_with_a_version_column_only_a_higher_version_replaces_the_row(pg: psycop
     _drop(pg, "merge_versioned")
     dataset = parse_dataset("versioned", VERSIONED)
     migrate(pg, [dataset])
-    loader, dataset = PostgresLoader(pg), dataset
+    loader = PostgresLoader(pg)
     lineage = Lineage("src", "run", "job", "2026-01-01T00:00:00+00:00")
 
     def rows(*items: tuple[str, int, str]) -> list[dict]:

@@ -197,7 +197,7 @@ cursor_field = "updated_at"
 
 [sources.old_style]
 kind = "http_json"
-dataset = "customers"
+domain = "customers"  # alias: a catalog written before the rename still loads
 url = "http://127.0.0.1:1/customers"
 """
 
@@ -214,8 +214,8 @@ def test_a_declared_dataset_travels_with_its_sources(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (('dataset = "customers"', 'dataset = "customers"\ndataset = "customers"'),
-         "give 'dataset' or 'dataset' (its older name), not both"),
+        (('dataset = "customers"', 'dataset = "customers"\ndomain = "customers"'),  # alias: both given
+         "give 'dataset' or 'domain' (its older name), not both"),  # alias
         (('dataset = "customers"', 'dataset = "clients"'),
          "key 'dataset': unknown dataset 'clients'; declare it as [datasets.clients]"),
         (("[datasets.customers]", "[datasets.products]"), "'products' is a built-in dataset"),
@@ -230,6 +230,26 @@ def test_dataset_errors_name_the_file_the_dataset_and_the_key(tmp_path: Path, ch
     with pytest.raises(ConfigError) as caught:
         load_catalog(write(tmp_path, DATASETS.replace(*change, 1)), {})
     assert message in str(caught.value) and str(tmp_path / "catalog.toml") in str(caught.value)
+
+
+def test_a_catalog_written_with_the_older_key_still_loads(tmp_path: Path) -> None:
+    catalog = load_catalog(write(tmp_path, DATASETS), {})
+    assert catalog.sources["old_style"].dataset == "customers"
+    assert catalog.sources["old_style"].declaration == catalog.sources["billing_customers"].declaration
+    old = DATASETS.replace('domain = "customers"', 'domain = "clients"')  # alias: errors name the key as written
+    with pytest.raises(ConfigError, match=r"\[sources.old_style\] key 'domain': unknown dataset 'clients'"):  # alias
+        load_catalog(write(tmp_path, old), {})
+
+
+def test_a_job_enqueued_before_the_rename_still_reads(tmp_path: Path) -> None:
+    from ingest_workers.core.models import SourceSpec
+
+    spec = load_catalog(write(tmp_path, GOOD), {}).sources["shop_a"]
+    queued = {**spec.to_dict()}
+    queued["domain"] = queued.pop("dataset")  # alias: the key a job of the previous version carries
+    assert SourceSpec.from_dict(queued) == spec
+    with pytest.raises(ValueError, match="not both"):
+        SourceSpec.from_dict({**spec.to_dict(), "domain": "posts"})  # alias: both given
 
 
 def test_a_job_for_a_built_in_dataset_is_the_job_earlier_workers_read(tmp_path: Path) -> None:

@@ -205,6 +205,12 @@ def test_a_value_that_fails_is_refused_naming_the_column_and_the_rule(change: di
         ({"table": "Bad-Name"}, "key 'table': expected a lowercase table name"),
         ({"indexes": [["nope"]]}, "key 'indexes': 'nope' is not a declared column"),
         ({"colour": "red"}, "unknown key 'colour'"),
+        ({"colums": {}}, "unknown key 'colums'; did you mean 'columns'?"),
+        ({"key": ["customer"]}, "'customer' is not a declared column; did you mean 'customer_id'?"),
+        ({"columns": {"customer_id": "text", "updated_at": "timestamp", "x": "integr"}},
+         "key 'x': unknown type 'integr'; did you mean 'integer'?"),
+        ({"columns": {"customer_id": "text", "updated_at": "timestamp", "x": {"type": "text", "max_lenght": 3}}},
+         "key 'x': unknown key 'max_lenght'; did you mean 'max_length'?"),
         ({"columns": {"customer_id": "text", "updated_at": "timestamp", "x": "float"}},
          "[datasets.customers.columns] key 'x': unknown type 'float'; known types: text, integer"),
         ({"columns": {"customer_id": "text", "updated_at": "timestamp", "x": {"type": "text", "min": 1}}},
@@ -238,3 +244,18 @@ def test_stats_true_takes_the_numeric_columns_but_the_key() -> None:
     assert parse_dataset("orders", {**entry, "stats": False}).stats_columns == ()
     with pytest.raises(ConfigError, match=r"\[datasets\.orders\] key 'stats': expected true or false, got 'yes'"):
         parse_dataset("orders", {**entry, "stats": "yes"})
+
+
+def test_text_alone_and_in_a_list_goes_through_the_same_check() -> None:
+    rule = {"type": "text", "max_length": 4, "pattern": "[a-z]+", "case": "lower"}
+    dataset = parse_dataset("tags", {"key": ["id"], "columns": {"id": "text", "one": rule,
+                                                                  "many": {**rule, "type": "text[]"}}})
+    row = dataset.check({"id": "1", "one": "AB", "many": ["AB", "cd"]})
+    assert row == {"id": "1", "one": "ab", "many": ["ab", "cd"]}
+    for column, value, reason in (("one", "abcde", "one: 5 characters is above the maximum length 4"),
+                                  ("many", ["ab", "abcde"], "many: 5 characters is above the maximum length 4"),
+                                  ("one", "a1", "one: 'a1' does not match the pattern [a-z]+"),
+                                  ("many", ["a1"], "many: 'a1' does not match the pattern [a-z]+")):
+        with pytest.raises(Reject) as caught:
+            dataset.check({"id": "1", column: value})
+        assert caught.value.reason == reason

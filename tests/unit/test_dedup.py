@@ -61,4 +61,5 @@ def test_with_a_version_column_the_version_is_the_fingerprint() -> None:
 
     dataset = parse_dataset("items", {"key": ["id"], "write": "merge", "version_column": "v",
                                      "columns": {"id": "text", "v": "integer", "price": "numeric"}})
-    assert fingerprint(dataset, {"id": "a", "v": 3, "price": 1}) == fingerprint(dataset, {"id": "a", "v": 3, "price": 9})
+    same_version = fingerprint(dataset, {"id": "a", "v": 3, "price": 1})
+    assert same_version == fingerprint(dataset, {"id": "a", "v": 3, "price": 9})
