@@ -125,12 +125,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     unknown = sorted(set(entry) - known_keys - set(RENAMED_KEYS))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known_keys))}")
-    # Errors about the dataset name the key as the user wrote it (the older name is an alias).
-    dataset_key = next((old for old, new in RENAMED_KEYS.items() if new == "dataset" and old in entry), "dataset")
-    try:
-        entry = current_keys(entry)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    entry, dataset_key = _renamed(where, entry)
     for key in ("kind", "dataset"):
         if key not in entry:
             raise ConfigError(f"{where}: missing required key {key!r}")
@@ -165,6 +160,16 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: a value cannot travel as JSON ({exc}); quote dates and times") from None
     return spec
+
+
+def _renamed(where: str, entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The entry with older key names replaced (:data:`RENAMED_KEYS`), and the key that named its
+    dataset as the user wrote it (errors name that one)."""
+    dataset_key = next((old for old, new in RENAMED_KEYS.items() if new == "dataset" and old in entry), "dataset")
+    try:
+        return current_keys(entry), dataset_key
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_concurrency(where: str, values: dict[str, Any]) -> None:
