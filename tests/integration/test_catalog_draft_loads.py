@@ -22,6 +22,8 @@ from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer, is_invalid, sensors
 from tests.fixture_api import TOKEN, FixtureApi
 
+pytestmark = pytest.mark.integration
+
 RECORDS = 450  # several pages of the draft's page size (the mock's default, 100)
 INVALID_EVERY = 97
 

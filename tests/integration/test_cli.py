@@ -19,6 +19,8 @@ from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.mock_sources import MockServer
 from tests.helpers import DATASET_TABLES, DEFAULT_SOURCES, broken_products, expected_refused, scalar, write_catalog
 
+pytestmark = pytest.mark.integration
+
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
             ["status"], ["schedule"], ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"],
             ["runs"], ["runs", "reconcile"]]

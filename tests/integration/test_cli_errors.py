@@ -20,6 +20,8 @@ from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.tcpproxy import CuttableProxy
 from tests.helpers import wait_until, write_catalog
 
+pytestmark = pytest.mark.integration
+
 NEEDS_REDIS = [["enqueue", "--sources", "all"], ["run", "--workers", "0"], ["schedule"], ["status"],
                ["failed", "list"], ["failed", "retry", "--all"], ["failed", "purge", "--yes"], ["metrics-server"],
                ["workers", "--count", "1"]]

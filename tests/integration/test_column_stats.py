@@ -17,6 +17,8 @@ from ingest_workers.datasets.stats import merge_stats
 from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer
 from tests.helpers import write_catalog
 
+pytestmark = pytest.mark.integration
+
 RECORDS = 300
 
 

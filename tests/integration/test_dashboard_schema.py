@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.integration
+
 DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "ingest.json"
 NPM = ROOT / ".state" / "npm"  # scripts/test installs tests/grafana/package.json there
 TEMPLATE = ROOT / "tests" / "grafana" / "dashboard-check.ts.in"

@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.faultdemo import DOWN, FAULTY, HEALTHY, THROTTLED_RATE
 from tests.helpers import expected_refused, scalar
+
+pytestmark = pytest.mark.integration
 
 
 def test_the_resilience_demo_tells_its_story_and_degrades_gracefully(

@@ -34,6 +34,8 @@ from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer
 from ingest_workers.testing.mock_sources.feed import EPOCH
 from tests.helpers import resolved, scalar
 
+pytestmark = pytest.mark.integration
+
 CURSOR_SOURCES = {"shop_products": ("products", "/products"), "market_quotes": ("stock_quotes", "/quotes"),
                   "twitter_mentions": ("social_mentions", "/twitter/tweets"), "placeholder_posts": ("posts", "/posts")}
 

@@ -16,6 +16,8 @@ from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.runtime.producer import enqueue_run, make_queue, new_run_id, queues_of
 
+pytestmark = pytest.mark.integration
+
 SPECS = [SourceSpec(name=n, kind="http_json", dataset="products", url=f"http://127.0.0.1:1/{n}") for n in ("a", "b")]
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 from click.testing import CliRunner
 
@@ -20,6 +21,8 @@ from ingest_workers.runtime.producer import make_queue
 from ingest_workers.runtime.workerpool import local_workers, worker_env
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import broken_products, scalar, wait_until, write_catalog
+
+pytestmark = pytest.mark.integration
 
 ENQUEUED = re.compile(r"source (\w+): enqueued job (\S+) for the slot")
 

@@ -24,6 +24,8 @@ from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer, s
 from ingest_workers.testing.mock_sources.feed import EPOCH
 from tests.helpers import broken_products, resolved
 
+pytestmark = pytest.mark.integration
+
 LINEAGE = Lineage("test", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
 
 

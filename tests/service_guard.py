@@ -1,0 +1,156 @@
+"""A pytest plugin: a test without the ``integration`` marker may not use Redis, PostgreSQL or a subprocess.
+
+``pytest -m "not integration"`` must run in seconds on a machine with no services, so a test that
+needs them has to say so. This plugin makes forgetting the marker fail the test, naming it:
+
+- a test that requests the session fixture ``services`` (directly or through ``settings``,
+  ``redis_client``, ``pg``, ... which depend on it) fails before its fixtures are set up;
+- while an unmarked test runs, starting a process (``subprocess``, ``os.system``, ``os.fork``, ...)
+  or connecting to the test Redis or PostgreSQL raises in the code that tries, and the test fails
+  even if that code caught the error. An audit hook (``sys.addaudithook``) sees them all; threads
+  that were already running when the test began (left by an earlier test) are not counted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from psycopg2.extensions import parse_dsn
+
+ADD_MARKER = "add `pytestmark = pytest.mark.integration` to its file (or @pytest.mark.integration to the test)"
+STARTS_PROCESS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class UnmarkedServiceUse(RuntimeError):
+    """An unmarked test used a service or started a process (see :mod:`tests.service_guard`)."""
+
+
+def service_address(url: str) -> tuple[str, int]:
+    """The host and port of a Redis URL or a PostgreSQL URL/DSN."""
+    if url.startswith("redis"):
+        parts = urlsplit(url)
+        return parts.hostname or "127.0.0.1", parts.port or 6379
+    dsn = parse_dsn(url)
+    return dsn.get("host", "127.0.0.1"), int(dsn.get("port", 5432))
+
+
+def same_address(address: Any, wanted: tuple[str, int]) -> bool:
+    """Whether a ``socket.connect`` address is ``wanted`` (loopback names count as one host)."""
+    if not isinstance(address, tuple) or len(address) < 2:
+        return False
+    host, port = address[0], address[1]
+    if port != wanted[1]:
+        return False
+    return host == wanted[0] or (host in LOOPBACK and wanted[0] in LOOPBACK)
+
+
+class ServiceGuard:
+    """Watches one unmarked test at a time; :meth:`audit` is the process's audit hook."""
+
+    def __init__(self, addresses: list[tuple[str, int]]) -> None:
+        self.addresses = addresses
+        self.watching = False
+        self.earlier_threads: frozenset[threading.Thread] = frozenset()
+        self.tried: list[str] = []
+
+    def watch(self) -> None:
+        """Start watching (an unmarked test begins)."""
+        main = threading.main_thread()
+        self.earlier_threads = frozenset(t for t in threading.enumerate() if t is not main)
+        self.tried = []
+        self.watching = True
+
+    def stop(self) -> None:
+        """Stop watching (the test ended)."""
+        self.watching = False
+        self.earlier_threads = frozenset()
+
+    def take(self) -> list[str]:
+        """What the watched test tried since the last call."""
+        tried, self.tried = self.tried, []
+        return tried
+
+    def audit(self, event: str, args: tuple[Any, ...]) -> None:
+        """Refuse a process start or a connection to a test service while watching."""
+        if not self.watching or (event not in STARTS_PROCESS and event != "socket.connect"):
+            return
+        if threading.current_thread() in self.earlier_threads:
+            return
+        if event == "socket.connect":
+            if not any(same_address(args[1], wanted) for wanted in self.addresses):
+                return
+            what = f"connected to a test service at {args[1][0]}:{args[1][1]}"
+        else:
+            what = f"started a process ({event}: {args[0] if args else ''})"
+        self.tried.append(what)
+        raise UnmarkedServiceUse(f"a test without the integration marker {what}: {ADD_MARKER}")
+
+
+GUARD = pytest.StashKey[ServiceGuard]()
+
+
+def is_integration(item: pytest.Item) -> bool:
+    return item.get_closest_marker("integration") is not None
+
+
+def install(config: pytest.Config, redis_url: str, database_url: str) -> None:
+    """Called by tests/conftest.py with the test services' URLs."""
+    guard = ServiceGuard([service_address(redis_url), service_address(database_url)])
+    config.stash[GUARD] = guard
+    sys.addaudithook(guard.audit)  # cannot be removed: pytest_unconfigure stops it for good
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if GUARD in config.stash:
+        config.stash[GUARD].stop()
+
+
+def _fail_if_tried(item: pytest.Item) -> None:
+    if GUARD not in item.config.stash:
+        return
+    tried = item.config.stash[GUARD].take()
+    if tried:
+        pytest.fail(f"{item.nodeid} has no integration marker but {'; '.join(tried)}: {ADD_MARKER}",
+                    pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    if not is_integration(item) and "services" in item.fixturenames:
+        function = item.function if isinstance(item, pytest.Function) else None
+        requested = ", ".join(inspect.signature(function).parameters) if function else "?"
+        pytest.fail(f"{item.nodeid} uses Redis/PostgreSQL (the `services` fixture, through the fixtures it "
+                    f"requests: {requested}) but has no integration marker: {ADD_MARKER}", pytrace=False)
+    if not is_integration(item) and GUARD in item.config.stash:
+        item.config.stash[GUARD].watch()
+    try:
+        return (yield)
+    finally:
+        _fail_if_tried(item)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        _fail_if_tried(item)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        try:
+            _fail_if_tried(item)
+        finally:
+            if GUARD in item.config.stash:
+                item.config.stash[GUARD].stop()
