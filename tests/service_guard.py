@@ -112,45 +112,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.stash[GUARD].stop()
 
 
-def _fail_if_tried(item: pytest.Item) -> None:
-    if GUARD not in item.config.stash:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the fixtures are set up (a plain hook, so the other plugins' wrappers still run)."""
+    if is_integration(item):
         return
-    tried = item.config.stash[GUARD].take()
-    if tried:
-        pytest.fail(f"{item.nodeid} has no integration marker but {'; '.join(tried)}: {ADD_MARKER}",
-                    pytrace=False)
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
-    if not is_integration(item) and "services" in item.fixturenames:
+    if "services" in item.fixturenames:
         function = item.function if isinstance(item, pytest.Function) else None
         requested = ", ".join(inspect.signature(function).parameters) if function else "?"
         pytest.fail(f"{item.nodeid} uses Redis/PostgreSQL (the `services` fixture, through the fixtures it "
                     f"requests: {requested}) but has no integration marker: {ADD_MARKER}", pytrace=False)
-    if not is_integration(item) and GUARD in item.config.stash:
+    if GUARD in item.config.stash:
         item.config.stash[GUARD].watch()
-    try:
-        return (yield)
-    finally:
-        _fail_if_tried(item)
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    try:
-        return (yield)
-    finally:
-        _fail_if_tried(item)
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
-    try:
-        return (yield)
-    finally:
-        try:
-            _fail_if_tried(item)
-        finally:
-            if GUARD in item.config.stash:
-                item.config.stash[GUARD].stop()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A phase (setup, call, teardown) in which the test tried a service fails, even if its code caught the error."""
+    report = yield
+    tried = item.config.stash[GUARD].take() if GUARD in item.config.stash else []
+    if tried and not report.failed:
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} has no integration marker but {'; '.join(tried)}: {ADD_MARKER}"
+    if call.when == "teardown" and GUARD in item.config.stash:
+        item.config.stash[GUARD].stop()
+    return report
