@@ -96,6 +96,7 @@ def test_migrate_is_idempotent(services: Services) -> None:
     assert (code, output.strip()) == (0, "schema is up to date")
 
 
+@pytest.mark.timeout(660)  # two demo runs of up to 300 s each: their own timeouts speak first
 def test_demo_loads_every_dataset_once_and_a_rerun_loads_nothing(
     services: Services, pg: psycopg2.extensions.connection, settings: Settings, redis_client: object, tmp_path: Path,
 ) -> None:

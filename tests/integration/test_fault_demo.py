@@ -20,6 +20,7 @@ from tests.helpers import expected_refused, scalar
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(420)  # about 20 s here; the demo has 240 s of its own
 def test_the_resilience_demo_tells_its_story_and_degrades_gracefully(
     services: Services, pg: psycopg2.extensions.connection, redis_client: redis.Redis, tmp_path: Path,
 ) -> None:
