@@ -126,6 +126,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         item.config.stash[GUARD].watch()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The last test's teardown also ends the session's fixtures (embedded services stop): not the test's doing."""
+    if nextitem is None and GUARD in item.config.stash:
+        item.config.stash[GUARD].stop()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     """A phase (setup, call, teardown) in which the test tried a service fails, even if its code caught the error."""
