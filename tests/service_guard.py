@@ -6,7 +6,8 @@ needs them has to say so. This plugin makes forgetting the marker fail the test,
 - a test that requests the session fixture ``services`` (directly or through ``settings``,
   ``redis_client``, ``pg``, ... which depend on it) fails before its fixtures are set up;
 - while an unmarked test runs, starting a process (``subprocess``, ``os.system``, ``os.fork``, ...)
-  or connecting to the test Redis or PostgreSQL raises in the code that tries, and the test fails
+  or connecting to the test Redis or PostgreSQL (or to 6379, 26379, 5432 on this machine) raises in
+  the code that tries, and the test fails
   even if that code caught the error. An audit hook (``sys.addaudithook``) sees them all; threads
   that were already running when the test began (left by an earlier test) are not counted.
 """
@@ -26,6 +27,7 @@ from psycopg2.extensions import parse_dsn
 ADD_MARKER = "add `pytestmark = pytest.mark.integration` to its file (or @pytest.mark.integration to the test)"
 STARTS_PROCESS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+USUAL_PORTS = (("127.0.0.1", 6379), ("127.0.0.1", 26379), ("127.0.0.1", 5432))  # Redis, Sentinel, PostgreSQL
 
 
 class UnmarkedServiceUse(RuntimeError):
@@ -102,7 +104,8 @@ def is_integration(item: pytest.Item) -> bool:
 
 def install(config: pytest.Config, redis_url: str, database_url: str) -> None:
     """Called by tests/conftest.py with the test services' URLs."""
-    guard = ServiceGuard([service_address(redis_url), service_address(database_url)])
+    # The usual local ports too: in CI the unit part's URLs point nowhere, while the real servers still run there.
+    guard = ServiceGuard([service_address(redis_url), service_address(database_url), *USUAL_PORTS])
     config.stash[GUARD] = guard
     sys.addaudithook(guard.audit)  # cannot be removed: pytest_unconfigure stops it for good
 
