@@ -7,8 +7,7 @@ needs them has to say so. This plugin makes forgetting the marker fail the test,
   ``redis_client``, ``pg``, ... which depend on it) fails before its fixtures are set up;
 - while an unmarked test runs, starting a process (``subprocess``, ``os.system``, ``os.fork``, ...)
   or connecting to the test Redis or PostgreSQL (or to 6379, 26379, 5432 on this machine) raises in
-  the code that tries, and the test fails
-  even if that code caught the error. An audit hook (``sys.addaudithook``) sees them all; threads
+  the code that tries, and the test fails even if that code caught the error. An audit hook (``sys.addaudithook``) sees them all; threads
   that were already running when the test began (left by an earlier test) are not counted.
 """
 
