@@ -5,9 +5,10 @@ needs them has to say so. This plugin makes forgetting the marker fail the test,
 
 - a test that requests the session fixture ``services`` (directly or through ``settings``,
   ``redis_client``, ``pg``, ... which depend on it) fails before its fixtures are set up;
-- while an unmarked test runs, starting a process (``subprocess``, ``os.system``, ``os.fork``, ...)
+- while an unmarked test runs, starting a program (``subprocess``, ``os.system``, ``os.exec*``, ...)
   or connecting to the test Redis or PostgreSQL (or to 6379, 26379, 5432 on this machine) raises in
-  the code that tries, and the test fails even if that code caught the error. An audit hook (``sys.addaudithook``) sees them all; threads
+  the code that tries, and the test fails even if that code caught the error. An audit hook
+  (``sys.addaudithook``) sees them all; threads
   that were already running when the test began (left by an earlier test) are not counted.
 """
 
@@ -24,7 +25,8 @@ import pytest
 from psycopg2.extensions import parse_dsn
 
 ADD_MARKER = "add `pytestmark = pytest.mark.integration` to its file (or @pytest.mark.integration to the test)"
-STARTS_PROCESS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"})
+# Another program started (a fork alone runs the test's own code: allowed).
+STARTS_PROCESS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 USUAL_PORTS = (("127.0.0.1", 6379), ("127.0.0.1", 26379), ("127.0.0.1", 5432))  # Redis, Sentinel, PostgreSQL
 
