@@ -83,7 +83,7 @@ def fixture_api() -> Iterator[tuple[str, threading.Event]]:
 
 
 def catalog_text(url: str) -> str:
-    common = ('kind = "http_json"\ndomain = "products"\npagination = "none"\n'
+    common = ('kind = "http_json"\ndataset = "products"\npagination = "none"\n'
               'fields = { product_id = "id", name = "title" }')
     return (f'[sources.shop_rejects]\n{common}\nurl = "{url}/shop"\nauth_env = "SHOP_TOKEN"\n'
             f'cursor_field = "updated_at"\nsince_param = "since"\ninterval_seconds = {HOUR}\n'

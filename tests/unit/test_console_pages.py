@@ -80,7 +80,7 @@ def test_the_chart_draws_each_run_with_its_numbers_oldest_first() -> None:
 
 
 def test_rejected_records_show_no_value_of_the_environment_and_no_auth_header() -> None:
-    spec = SourceSpec(name="s", kind="http_json", domain="products", url="http://x/${API_HOST}/items",
+    spec = SourceSpec(name="s", kind="http_json", dataset="products", url="http://x/${API_HOST}/items",
                       auth_env="SHOP_TOKEN", auth_header="X-Shop-Auth")
     redactor = PayloadRedactor([spec], {"SHOP_TOKEN": "tok-123456", "API_HOST": "internal.example", "OTHER": "keep"})
     record = {"id": 1, "note": "sent tok-123456 to internal.example", "X-Shop-Auth": "anything",
@@ -91,11 +91,11 @@ def test_rejected_records_show_no_value_of_the_environment_and_no_auth_header() 
 
 
 def test_the_next_run_is_the_start_of_the_next_slot() -> None:
-    spec = SourceSpec(name="s", kind="synthetic", domain="sensors", interval_seconds=900)
+    spec = SourceSpec(name="s", kind="synthetic", dataset="sensors", interval_seconds=900)
     now = datetime(2026, 12, 1, 10, 7, 30, tzinfo=UTC)
     assert _next_run(spec, now) == "2026-12-01T10:15:00+00:00"
     assert _next_run(spec, datetime(2026, 12, 1, 10, 15, tzinfo=UTC)) == "2026-12-01T10:30:00+00:00"
-    assert _next_run(SourceSpec(name="s", kind="synthetic", domain="sensors"), now) is None
+    assert _next_run(SourceSpec(name="s", kind="synthetic", dataset="sensors"), now) is None
 
 
 def test_the_static_files_are_shipped_and_nothing_else_is_served() -> None:

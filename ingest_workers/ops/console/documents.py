@@ -37,7 +37,7 @@ def source_document(conn: psycopg2.extensions.connection, name: str, spec: Sourc
         "cursor": {**cursor, "updated_at": iso(cursor["updated_at"])} if cursor else None,
         "runs": [_run(run, redactor) for run in runs], "totals": totals,
         "rejects": {"runs": newest, "reasons": [_reason(row, samples, redactor) for row in reasons]},
-        "datasets": [{"name": spec.domain if spec else None, "loaded": totals["loaded"],
+        "datasets": [{"name": spec.dataset if spec else None, "loaded": totals["loaded"],
                       "updated": totals["updated"], "rejected": totals["rejected"]}],
         # Child sources of a fan-out and their nested datasets: listed here once sources can have them.
         "children": [],
@@ -59,7 +59,7 @@ def workers_document(client: redis.Redis, now: datetime) -> dict[str, Any]:
 def _catalog(spec: SourceSpec | None) -> dict[str, Any] | None:
     if spec is None:
         return None
-    return {"kind": spec.kind, "dataset": spec.domain, "queue": spec.queue,
+    return {"kind": spec.kind, "dataset": spec.dataset, "queue": spec.queue,
             "interval_seconds": spec.interval_seconds, "cursor_field": spec.cursor_field}
 
 
