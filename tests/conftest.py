@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/ingest_test")
 TABLES = ("products", "stock_quotes", "social_mentions", "posts", "sensor_readings", "alerts", "source_cursors",
-          "rejected_records", "ingest_jobs")
+          "rejected_records", "ingest_jobs", "fanout_parents", "parent_cursors")
 
 
 def pytest_configure(config: pytest.Config) -> None:

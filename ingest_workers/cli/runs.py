@@ -30,6 +30,7 @@ from ..ops.watch import (
     write_summary,
 )
 from ..runtime import resources
+from ..runtime.fanout_plans import enqueue_with_fan_out
 from ..runtime.localrun import NOT_STARTED, STOPPED, run_inline, stop_unfinished
 from ..runtime.producer import (
     Enqueued,
@@ -86,12 +87,12 @@ def enqueue(app: App, sources: str, run_id: str | None, since: datetime | None, 
                                                 job_list)
         else:
             run_id = check_run_id(run_id) if run_id else new_run_id()
-            enqueued = enqueue_run(queue, app.settings, specs, run_id, job_list)
+            enqueued = enqueue_with_fan_out(queue, app.settings, conn, specs, run_id, app.catalog.sources)
         for item in enqueued:
             click.echo(f"{'enqueued' if item.created else 'already enqueued'} {item.source} as job {item.job_id}")
         if wait:
             ok = _watch(app.settings, queue, run_id, enqueued, records, timeout, Path("out/summary.json"),
-                        _recoverer(queue, app.settings, job_list, run_id))
+                        _recoverer(queue, app.settings, job_list, run_id), lambda: job_list.job_ids(run_id))
             sys.exit(0 if ok else 1)
     finally:
         conn.close()
@@ -167,13 +168,13 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
         with closing(conn), local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class,
                                           queues=queues_of(settings, specs)) as processes:
             job_list = JobHistory(conn)
-            enqueued = enqueue_run(queue, settings, specs, run_id, job_list)
+            enqueued = enqueue_with_fan_out(queue, settings, conn, specs, run_id, app.catalog.sources)
             click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
                        f"{out.parent / 'workers.log'}")
             state = _progress(queue, [item.job_id for item in enqueued], records, timeout,
-                              _recoverer(queue, settings, job_list, run_id), settings.progress_interval)
-            unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total \
-                else {}
+                              _recoverer(queue, settings, job_list, run_id), settings.progress_interval,
+                              lambda: job_list.job_ids(run_id))
+            unfinished = stop_unfinished(queue, job_list.job_ids(run_id)) if state.done < state.total else {}
             if unfinished:
                 stop_workers(processes, timeout=10)
                 _record_stopped(settings, specs, enqueued, unfinished, f"the run's time limit ({timeout:g}s) passed")
@@ -197,21 +198,24 @@ def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[
 
 
 def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
-           timeout: float | None, out: Path, recover: Callable[[], list[str]]) -> bool:
-    """Show progress until the jobs end or ``timeout``, then report (the jobs keep running)."""
+           timeout: float | None, out: Path, recover: Callable[[], list[str]],
+           listed: Callable[[], list[str]] | None = None) -> bool:
+    """Show progress until the jobs (and the child jobs they fan out) end or ``timeout``, then
+    report (the jobs keep running)."""
     job_ids = [item.job_id for item in enqueued]
-    state = _progress(queue, job_ids, records, timeout, recover, settings.progress_interval)
+    state = _progress(queue, job_ids, records, timeout, recover, settings.progress_interval, listed)
     if state.done < state.total:
         click.echo(f"{state.total - state.done} job(s) did not finish within {timeout}s", err=True)
     return _report(settings, run_id, enqueued, records, {}, "", out) and state.done == state.total
 
 
 def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
-              recover: Callable[[], list[str]] | None = None, interval: float = 5.0) -> JobState:
+              recover: Callable[[], list[str]] | None = None, interval: float = 5.0,
+              listed: Callable[[], list[str]] | None = None) -> JobState:
     """Show jobs done/total with ETA, records fetched and their rate, until the jobs end or ``timeout``:
     a progress bar in a terminal, else (CI logs, `docker logs`, honcho) a line every ``interval`` seconds."""
     if not sys.stderr.isatty():
-        return _progress_lines(queue, job_ids, records, timeout, interval, recover)
+        return _progress_lines(queue, job_ids, records, timeout, interval, recover, listed)
     with click.progressbar(length=len(job_ids), label="jobs", show_pos=True, show_eta=True, file=sys.stderr,
                            item_show_func=lambda text: text) as bar:
         def on_progress(state: JobState) -> None:
@@ -221,11 +225,12 @@ def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: 
             else:
                 bar.render_progress()  # the records moved on, the jobs did not
 
-        return wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover)
+        return wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover, listed=listed)
 
 
 def _progress_lines(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
-                    interval: float, recover: Callable[[], list[str]] | None = None) -> JobState:
+                    interval: float, recover: Callable[[], list[str]] | None = None,
+                    listed: Callable[[], list[str]] | None = None) -> JobState:
     next_line = time.monotonic() + interval
 
     def on_progress(state: JobState) -> None:
@@ -234,7 +239,7 @@ def _progress_lines(queue: Any, job_ids: list[str], records: RecordProgress, tim
             click.echo(progress_line(state, records.describe(), records.elapsed()), err=True)
             next_line = time.monotonic() + interval
 
-    state = wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover)
+    state = wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover, listed=listed)
     click.echo(progress_line(state, records.describe(), records.elapsed()), err=True)
     return state
 
@@ -243,11 +248,11 @@ def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: 
             unfinished: dict[str, str], why: str, out: Path) -> bool:
     """Print the table and write ``out``; True if every job succeeded. ``unfinished``: what
     happened to the jobs that did not finish, by job id, and ``why``."""
-    sources = {item.job_id: item.source for item in enqueued}
+    sources = {item.job_id: item.source for item in enqueued}  # a child job: named by its id
     conn = connect_postgres(settings.database_url)
     try:
         document = summary_document(run_id, JobHistory(conn).summarise(run_id), records.elapsed(),
-                                    {sources[job_id]: f"{what} ({why})" if why else what
+                                    {sources.get(job_id, job_id): f"{what} ({why})" if why else what
                                      for job_id, what in unfinished.items()})
     finally:
         conn.close()

@@ -16,6 +16,7 @@ from ..core.connections import postgres_errors
 from ..core.errors import ConfigError
 from ..core.models import Counts
 from ..datasets.stats import Stats, merge_stats
+from ..load.outbox import ParentTally, parent_tallies
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class SourceSummary:
     errors: tuple[str, ...]
     partial: int = 0  # jobs that ended with pages they could not read
     column_stats: Stats = field(default_factory=dict)  # merged over the source's jobs of the run
+    parents: ParentTally | None = None  # a child source (fan-out): its parents by status
+    skipped: int = 0  # requests answered with a status its on_status skips (not part of the counts' identity)
 
 
 class JobHistory:
@@ -67,6 +70,12 @@ class JobHistory:
             cur.execute("SELECT job_id, source, queue, job_args FROM ingest_jobs WHERE run_id = %s "
                         "AND status IN ('enqueued', 'started') AND job_args IS NOT NULL ORDER BY job_id", (run_id,))
             return [PlannedJob(job_id, source, queue, args) for job_id, source, queue, args in cur.fetchall()]
+
+    def job_ids(self, run_id: str) -> list[str]:
+        """Every job listed for ``run_id`` so far, child jobs its jobs fanned out included."""
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT job_id FROM ingest_jobs WHERE run_id = %s ORDER BY job_id", (run_id,))
+            return [row[0] for row in cur.fetchall()]
 
     def unlist(self, job_ids: Sequence[str]) -> None:
         """Take jobs cancelled before they started off their run's list (nothing is to enqueue them again)."""
@@ -163,13 +172,14 @@ class JobHistory:
                 "count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'partial'), "
                 "sum(fetched), sum(rejected), sum(duplicate), "
                 "sum(loaded), sum(updated), extract(epoch FROM max(finished_at) - min(started_at)), "
-                "array_remove(array_agg(DISTINCT error), NULL) "
+                "array_remove(array_agg(DISTINCT error), NULL), sum(skipped) "
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             rows = cur.fetchall()
-        stats = self.run_stats([run_id])
+        stats, parents = self.run_stats([run_id]), parent_tallies(self._conn, run_id)
         return [SourceSummary(source, jobs, finished, failed, Counts(int(f), int(r), int(d), int(lo), int(up)),
-                              float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}))
-                for source, jobs, finished, failed, partial, f, r, d, lo, up, seconds, errors in rows]
+                              float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}),
+                              parents.get(source), int(skipped or 0))
+                for source, jobs, finished, failed, partial, f, r, d, lo, up, seconds, errors, skipped in rows]
 
     def _write(self, statement: str, params: tuple[object, ...] | dict[str, object]) -> None:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:

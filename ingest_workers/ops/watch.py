@@ -105,8 +105,13 @@ class RedisOutage:
 def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[JobState], None],
                   timeout: float | None = None, poll: float = 0.25,
                   recover: Callable[[], Sequence[str]] | None = None,
-                  outage_limit: float = REDIS_OUTAGE_LIMIT) -> JobState:
+                  outage_limit: float = REDIS_OUTAGE_LIMIT,
+                  listed: Callable[[], Sequence[str]] | None = None) -> JobState:
     """Poll until every job ended or ``timeout`` seconds passed; return the last state.
+
+    ``listed`` (if given) returns the run's whole job list as PostgreSQL has it: the child jobs
+    that jobs fan out during the run are waited for too. It is read again once all the jobs known
+    seem done, so a job that listed children just before it ended is not taken as the last one.
 
     When a job is missing from Redis, ``recover`` (if given) enqueues again what Redis lost
     and returns those ids. While Redis does not answer (a failover, a restart), keep polling
@@ -114,6 +119,7 @@ def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[J
     still run: only the watching stopped).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    job_ids = list(job_ids)
     state = JobState(done=0, total=len(job_ids), failed=0)
     outage = RedisOutage(outage_limit)
     while True:
@@ -121,6 +127,8 @@ def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[J
             state = job_states(queue, job_ids)
             if state.missing and recover is not None and recover():
                 continue  # enqueued again: look at them once more
+            if state.done == state.total and listed is not None and _listed_more(job_ids, listed):
+                continue  # child jobs listed meanwhile: wait for them too
             on_progress(state)
             outage.answered()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -128,6 +136,14 @@ def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[J
         if state.done == state.total or (deadline is not None and time.monotonic() >= deadline):
             return state
         time.sleep(poll)
+
+
+def _listed_more(job_ids: list[str], listed: Callable[[], Sequence[str]]) -> bool:
+    """Add to ``job_ids`` the run's jobs listed since; True if there were any."""
+    known = set(job_ids)
+    more = [job_id for job_id in listed() if job_id not in known]
+    job_ids.extend(more)
+    return bool(more)
 
 
 def health(success_rate: float) -> str:
@@ -145,7 +161,8 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
         rate = s.finished / s.jobs if s.jobs else 0.0
         sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed, "partial_jobs": s.partial,
                              "duration_seconds": round(s.seconds, 3), "success_rate": round(rate, 4),
-                             "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats}
+                             "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats,
+                             **_fan_out_counts(s)}
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded", "updated",
                                                                  "jobs", "failed_jobs", "partial_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,
@@ -153,6 +170,15 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
             # a partial job lost pages: the run did not load all of its sources
             "ok": totals["failed_jobs"] == 0 and totals["partial_jobs"] == 0 and totals["jobs"] > 0
             and not unfinished}
+
+
+def _fan_out_counts(summary: SourceSummary) -> dict[str, int]:
+    """A child source's parents (done, failed, never reached) and its skipped requests; nothing for others."""
+    if summary.parents is None:
+        return {"skipped": summary.skipped} if summary.skipped else {}
+    tally = summary.parents
+    return {"parents": tally.done + tally.skipped, "parents_failed": tally.failed,
+            "parents_pending": tally.pending, "skipped": summary.skipped}
 
 
 def format_table(document: dict[str, Any]) -> str:
@@ -170,6 +196,9 @@ def format_table(document: dict[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.insert(len(lines) - 1, "  ".join("-" * w for w in widths))
     for name, s in document["sources"].items():
+        if "parents" in s:
+            lines.append(f"{name}: parents processed {s['parents']}, failed {s['parents_failed']}, "
+                         f"not reached {s['parents_pending']}; requests skipped {s['skipped']}")
         for error in s["errors"]:
             lines.append(f"{name}: {error}")
     for name, reason in document.get("unfinished", {}).items():

@@ -34,6 +34,8 @@ from ..ops import history
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLAIM_PREFIX = "ingest:claimed:"
+FETCH_FUNCTION = "ingest_workers.runtime.jobs.fetch_source"
+CHILDREN_FUNCTION = "ingest_workers.runtime.jobs.fetch_children"  # a fan-out's child job (runtime.relay)
 MAX_WINDOWS = 10_000  # per source: a typo in --window should not flood the queue
 
 
@@ -215,12 +217,13 @@ def job_args(plan: PlannedJob, run_id: str) -> list[Any]:
 def job_data(settings: Settings, job_id: str, source: str, run_id: str, args: Sequence[Any]) -> EnqueueData:
     """The fetch job ``job_id`` of ``source`` in ``run_id``, ready for ``enqueue_many``."""
     retry = Retry(max=settings.job_retries, interval=retry_intervals(settings)) if settings.job_retries else None
-    window = f", window {args[2][0]} to {args[2][1]}" if len(args) > 2 else ""
+    children = is_child_job(args)
+    window = f", window {args[2][0]} to {args[2][1]}" if len(args) > 2 and not children else ""
     return Queue.prepare_data(
-        "ingest_workers.runtime.jobs.fetch_source",
+        CHILDREN_FUNCTION if children else FETCH_FUNCTION,
         args=tuple(args),
         job_id=job_id,
-        description=f"fetch {source} (run {run_id}{window})",
+        description=f"fetch {source}{' for its parents' if children else ''} (run {run_id}{window})",
         timeout=settings.job_timeout,
         result_ttl=settings.result_ttl,
         failure_ttl=settings.failure_ttl,
@@ -228,6 +231,11 @@ def job_data(settings: Settings, job_id: str, source: str, run_id: str, args: Se
         on_failure=Callback("ingest_workers.runtime.jobs.on_failure"),
         meta={"source": source, "run_id": run_id, "max_kills": settings.max_kills},
     )
+
+
+def is_child_job(args: Sequence[Any]) -> bool:
+    """True for a child job's arguments (``[spec, run_id, {"parent_job": ...}]``, see ``load.outbox``)."""
+    return len(args) > 2 and isinstance(args[2], dict)
 
 
 def retry_intervals(settings: Settings) -> list[int]:

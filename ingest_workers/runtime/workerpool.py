@@ -20,6 +20,7 @@ from typing import IO
 from ..core.config import ENV_VARS, Settings
 from ..core.connections import redis_for
 from ..core.errors import ServiceUnavailable
+from .relay import with_children_queues
 
 Process = subprocess.Popen[bytes]
 DEFAULT_WORKER_CLASS = "ingest_workers.runtime.worker.IngestWorker"
@@ -32,14 +33,16 @@ def worker_command(settings: Settings, name: str, worker_class: str | None = Non
 
     No Redis URL: every local user can read a process's arguments (``/proc/PID/cmdline``), so the
     URL and its password reach ``rq worker`` in its environment (``RQ_REDIS_URL``, :func:`worker_env`),
-    or, through Sentinel, RQ's ``SENTINEL`` setting built from that environment."""
+    or, through Sentinel, RQ's ``SENTINEL`` setting built from that environment.
+
+    After ``queues``, their children queues (fan-out's child jobs, taken when nothing else waits)."""
     return [sys.executable, "-m", "rq.cli", "worker", "--serializer", "json", "--with-scheduler",
             "--name", name, *redis_options(settings),
             "--worker-class", worker_class or DEFAULT_WORKER_CLASS,
             "--queue-class", "ingest_workers.runtime.worker.IngestQueue",
             "--job-monitoring-interval", str(settings.job_monitoring_interval),
             "--maintenance-interval", str(settings.maintenance_interval),
-            "--worker-ttl", str(settings.worker_ttl), *(queues or [settings.queue])]
+            "--worker-ttl", str(settings.worker_ttl), *with_children_queues(queues or [settings.queue])]
 
 
 def redis_options(settings: Settings) -> list[str]:
