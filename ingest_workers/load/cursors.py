@@ -52,6 +52,40 @@ class CursorStore:
                     "WHERE source = %s", (field, Json(position), lineage.run_id, lineage.job_id, lineage.source))
 
 
+class ParentCursors:
+    """A child source's marks, one per parent record (or partition): ``parent_cursors``, advanced in
+    the transaction of that parent's rows, like :class:`CursorStore`'s."""
+
+    def __init__(self, conn: psycopg2.extensions.connection) -> None:
+        self._conn = conn
+
+    def position(self, source: str, parent_key: str) -> Any:
+        """The mark of ``source`` for the parent ``parent_key``, or None before its first rows."""
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT position FROM parent_cursors WHERE source = %s AND parent_key = %s",
+                        (source, parent_key))
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def advance(cur: Any, parent_key: str, field: str, position: Any, lineage: Lineage) -> None:
+        """Move the mark of ``lineage.source`` for ``parent_key`` to ``position`` if that is further, on
+        ``cur`` (the caller's open transaction)."""
+        cur.execute("INSERT INTO parent_cursors (source, parent_key, field, position, run_id, job_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (source, parent_key) DO NOTHING",
+                    (lineage.source, parent_key, field, Json(position), lineage.run_id, lineage.job_id))
+        if cur.rowcount:
+            return
+        cur.execute("SELECT field, position FROM parent_cursors WHERE source = %s AND parent_key = %s FOR UPDATE",
+                    (lineage.source, parent_key))
+        stored_field, stored = cur.fetchone()
+        if stored_field == field and not is_after(position, stored):
+            return
+        cur.execute("UPDATE parent_cursors SET field = %s, position = %s, run_id = %s, job_id = %s, "
+                    "updated_at = now() WHERE source = %s AND parent_key = %s",
+                    (field, Json(position), lineage.run_id, lineage.job_id, lineage.source, parent_key))
+
+
 def is_after(candidate: Any, stored: Any) -> bool:
     """True when ``candidate`` is a later mark than ``stored`` (numbers by value, ISO UTC text by text)."""
     numeric = (int, float)
