@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from ingest_workers.pipeline import _Position, _with_resume_page
+from ingest_workers.pipeline.resume import Position, with_resume_page
 from ingest_workers.sources.prefetch import prefetched, read_ahead
 
 
@@ -100,10 +100,11 @@ def test_closing_read_ahead_stops_its_thread() -> None:
 class PagedSource:
     """Three pages of three records; ``resume_page`` moves as each page is read (like http_json)."""
 
-    resumable = True
-
     def __init__(self) -> None:
         self.resume_page = 1
+
+    def resume_from(self, page: int) -> None:
+        raise AssertionError("not called here")
 
     def stream(self):
         for page in (1, 2, 3):
@@ -112,8 +113,8 @@ class PagedSource:
 
 
 def test_the_resume_point_is_the_page_of_the_record_taken_not_of_the_page_read_ahead() -> None:
-    source, position = PagedSource(), _Position()
-    records = position.follow(read_ahead(_with_resume_page(source), pages=2, page_size=3))
+    source, position = PagedSource(), Position()
+    records = position.follow(read_ahead(with_resume_page(source), pages=2, page_size=3))
     assert [next(records) for _ in range(4)] == ["p1r0", "p1r1", "p1r2", "p2r0"]
     time.sleep(0.3)
     assert source.resume_page == 3  # the thread has read ahead...
