@@ -74,9 +74,15 @@ def test_a_job_that_ran_and_is_enqueued_again_loads_nothing_twice(
     assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop'") == VALID
     assert scalar(pg, "SELECT count(*) FROM rejected_records WHERE source = 'shop'") == RECORDS - VALID
     assert scalar(pg, "SELECT attempts FROM ingest_jobs WHERE job_id = 'run-r2-shop'") == 2
-    # The second attempt loaded nothing (all were there already); the job's count is the sum of its attempts.
+    # Each attempt is kept: the first loaded everything; the second read the whole source again and
+    # loaded nothing (all were there already). The job's row holds its outcome: the last attempt's
+    # counts (it did not continue from a saved page), which still add up.
+    assert scalar(pg, "SELECT (attempt_counts->0->>'loaded')::int FROM ingest_jobs WHERE job_id = 'run-r2-shop'") \
+        == VALID
     assert scalar(pg, "SELECT (attempt_counts->-1->>'loaded')::int FROM ingest_jobs WHERE job_id = 'run-r2-shop'") == 0
-    assert scalar(pg, "SELECT loaded FROM ingest_jobs WHERE job_id = 'run-r2-shop'") == VALID
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT fetched, rejected, duplicate, loaded FROM ingest_jobs WHERE job_id = 'run-r2-shop'")
+        assert cur.fetchone() == (RECORDS, RECORDS - VALID, VALID, 0)
     assert reconcile_run(queue, settings, JobHistory(pg), "run-r2") == []  # finished: nothing to do
 
 
