@@ -118,7 +118,8 @@ class PostgresLoader:
         if done is not None:
             return done
         rows = batch.rows[start:end]
-        if not batch.progress.split(start, end):
+        if not batch.progress.split(start, end):  # not tried yet, or tried whole when the connection was lost
+            result: LoadResult | None
             try:
                 result = self._load(batch.domain, rows, rejected, batch.lineage, in_transaction, batch.all_new,
                                     batch.on_written)
