@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from rq.job import Job
 from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.core.models import SourceSpec
+from ingest_workers.guards.breaker import BreakerPolicy, CircuitBreaker
 from ingest_workers.ops.history import JobHistory
 from ingest_workers.ops.watch import wait_for_jobs
 from ingest_workers.runtime.producer import CLAIM_PREFIX, enqueue_run, make_queue
@@ -128,3 +130,29 @@ def test_enqueue_wait_enqueues_again_a_job_redis_lost_while_it_waited(
     with pg, pg.cursor() as cur:
         cur.execute("SELECT status, attempts FROM ingest_jobs WHERE job_id = 'run-r4-shop'")
         assert cur.fetchone() == ("finished", 1)
+
+
+def test_a_deferred_job_is_unfinished_left_alone_while_redis_holds_it_and_enqueued_again_once_lost(
+        redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings,
+        mock_server: MockServer, tmp_path: Path) -> None:
+    """Its source's circuit is open for a minute: the job is deferred through RQ's scheduler and
+    recorded as 'deferred' (not failed). Reconcile leaves it while Redis holds it, and enqueues it
+    again once Redis lost it."""
+    settings = dataclasses.replace(settings, breaker_failures=2, breaker_cooldown=60.0)
+    breaker = CircuitBreaker(redis_client, BreakerPolicy(failures=2, cooldown=60.0))
+    for _ in range(2):
+        breaker.record_failure("shop_down")
+    queue = make_queue(redis_client, settings)
+    with local_workers(settings, 1, os.environ, tmp_path / "workers.log"):
+        enqueue_run(queue, settings, [spec(mock_server, "shop_down")], "run-r5", JobHistory(pg))
+        deadline = time.monotonic() + 30
+        while scalar(pg, "SELECT count(*) FROM ingest_jobs WHERE job_id = 'run-r5-shop_down' "
+                         "AND status = 'deferred'") == 0:
+            assert time.monotonic() < deadline, "the job was never recorded as deferred"
+            time.sleep(0.1)
+    assert [job.job_id for job in JobHistory(pg).unfinished("run-r5")] == ["run-r5-shop_down"]
+    assert reconcile_run(queue, settings, JobHistory(pg), "run-r5") == []  # RQ's scheduler holds it
+    redis_client.zrem(f"rq:scheduled:{settings.queue}", "run-r5-shop_down")
+    lose(redis_client, settings.queue, "run-r5-shop_down")
+    assert reconcile_run(queue, settings, JobHistory(pg), "run-r5") == ["run-r5-shop_down"]
+    assert queue.get_job_ids() == ["run-r5-shop_down"]
