@@ -16,9 +16,10 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import psycopg2.extensions
@@ -27,7 +28,7 @@ from psycopg2.extras import execute_values
 from ..core.errors import ConfigError
 from ..core.models import Lineage
 from ..core.plugins import resolve, split_entry
-from ..datasets import Domain
+from ..datasets import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class TransactionalSink(Sink, Protocol):
 
 @dataclass(frozen=True)
 class SinkContext:
-    domain: Domain
+    dataset: Dataset
     lineage: Lineage
     # The job's current PostgreSQL connection: the batch's, which may be a new one after an outage.
     connection: Callable[[], psycopg2.extensions.connection]
@@ -109,8 +110,8 @@ class AlertSink:
         return value > self._threshold if self._above else value < self._threshold
 
     def consume(self, rows: Iterable[dict[str, Any]]) -> None:
-        lineage, domain = self._context.lineage, self._context.domain
-        values = [(lineage.source, domain.natural_key(row), self._rule, self._field, float(row[self._field]),
+        lineage, dataset = self._context.lineage, self._context.dataset
+        values = [(lineage.source, dataset.natural_key(row), self._rule, self._field, float(row[self._field]),
                    self._threshold, _plain(row), lineage.run_id, lineage.job_id)
                   for row in rows if self.crosses(row.get(self._field))]
         if not values:
@@ -126,7 +127,7 @@ class AlertSink:
             log.warning("alert %s: source %s: %d more alerts in this batch", self._rule, lineage.source, len(new) - 5)
 
 
-SINKS: dict[str, Any] = {cls.name: cls for cls in (JsonLinesSink, ConsoleSink, AlertSink)}
+SINKS: Mapping[str, Any] = MappingProxyType({cls.name: cls for cls in (JsonLinesSink, ConsoleSink, AlertSink)})
 
 
 def sink_class(entry: Any) -> Any:

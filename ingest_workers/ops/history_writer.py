@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..core.models import Counts
-from ..datasets import Domain
+from ..datasets import Dataset
 from ..load.pgretry import PostgresRetry
 from .history import JobHistory
 
@@ -32,8 +32,8 @@ class HistoryWriter:
     def partial(self, job_id: str, counts: Counts, reason: str, continued: bool = False) -> None:
         self.ended(job_id, "partial", counts, reason, continued)
 
-    def record_stats(self, job_id: str, domain: Domain, source: str, run_id: str) -> None:
+    def record_stats(self, job_id: str, dataset: Dataset, source: str, run_id: str) -> None:
         """The column statistics of the rows this job loaded, for a dataset with ``stats``."""
-        if domain.stats:
-            self._postgres.run(lambda conn: JobHistory(conn).record_stats(job_id, domain.table, source, run_id,
-                                                                          domain.stats))
+        if dataset.stats_columns:
+            self._postgres.run(lambda conn: JobHistory(conn).record_stats(job_id, dataset.table, source, run_id,
+                                                                          dataset.stats_columns))

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.connections import redis_errors
 from ..core.models import Counts, Lineage, LostPage, Record, Rejected
-from ..datasets import Domain
+from ..datasets import Dataset
 from ..load.cursors import CursorStore, highest
 from ..load.dedup import RedisDedup, fingerprint
 from ..load.loader import LoadResult, PostgresLoader, SplitProgress
@@ -50,9 +50,9 @@ class BatchLoader:
     the mark stays before the gap, so the next run fetches the lost page again.
     """
 
-    def __init__(self, domain: Domain, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
+    def __init__(self, dataset: Dataset, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
                  postgres: PostgresRetry, cursor_field: str | None = None, sinks: Sequence[Sink] = ()) -> None:
-        self._domain = domain
+        self._dataset = dataset
         self._lineage = lineage
         self._res = res
         self._recorder = recorder
@@ -88,7 +88,7 @@ class BatchLoader:
         started, progress = time.monotonic(), SplitProgress()
         in_transaction = self._in_transaction(covered)
         result = self._postgres.run(
-            lambda conn: self._loader_for(conn).load_batch(self._domain, rows, rejected, self._lineage, in_transaction,
+            lambda conn: self._loader_for(conn).load_batch(self._dataset, rows, rejected, self._lineage, in_transaction,
                                                            all_new, self._feed_transactional_sinks, progress))
         self._recorder.observe(LOAD_DURATION, time.monotonic() - started, self._lineage.source)
         self._recorder.observe(LOAD_ROWS, len(rows), self._lineage.source)
@@ -108,7 +108,7 @@ class BatchLoader:
         committed = [(row, key, current) for row, key, current in fresh if id(row["raw"]) not in refused_payloads]
         with redis_errors():
             pipe = self._res.redis.pipeline(transaction=False)
-            if self._domain.write == "merge":  # in batch order: a repeated key keeps its last record's print
+            if self._dataset.write == "merge":  # in batch order: a repeated key keeps its last record's print
                 self._dedup.remember(pipe, source, {key: current for _, key, current in committed}, self._dedup.ttl)
             else:
                 self._dedup.mark_seen(pipe, source, [key for _, key, _ in committed], self._dedup.ttl)
@@ -131,13 +131,13 @@ class BatchLoader:
         """The records Redis does not know as loaded (row, key, fingerprint), and whether none of
         their keys was ever loaded. Append: the key is enough. Merge: a changed record must get
         through, so what was loaded is compared (its fingerprint), not just the key."""
-        source, domain = self._lineage.source, self._domain
-        keys = [domain.natural_key(record.row) for record in records]
+        source, dataset = self._lineage.source, self._dataset
+        keys = [dataset.natural_key(record.row) for record in records]
         with redis_errors():
-            if domain.write != "merge":
+            if dataset.write != "merge":
                 unseen = self._dedup.unseen(source, keys)
                 return [(r.row, key, "") for r, key, new in zip(records, keys, unseen) if new], False
-            prints = [fingerprint(domain, record.row) for record in records]
+            prints = [fingerprint(dataset, record.row) for record in records]
             known = self._dedup.remembered(source, keys)
         fresh = [(r.row, key, current) for r, key, current, remembered in zip(records, keys, prints, known)
                  if remembered != current]

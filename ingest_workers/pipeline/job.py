@@ -19,7 +19,7 @@ from ..core.connections import redis_errors
 from ..core.errors import CircuitOpen, CountMismatch
 from ..core.models import Counts, Lineage, SourceSpec, Window
 from ..core.redact import redact
-from ..datasets import domain_of
+from ..datasets import dataset_of
 from ..ops.history_writer import HistoryWriter
 from ..ops.metrics import JOB_DURATION, JOBS, JOBS_DEFERRED, LAST_SUCCESS, MetricsRecorder, announce_job
 from .clients import postgres_retry
@@ -97,7 +97,7 @@ class JobRun:
             self._finish("partial")
             return counts
         self.history.finished(self.job_id, counts, continued)
-        self.history.record_stats(self.job_id, domain_of(spec.domain, spec.declaration), spec.name, self.run_id)
+        self.history.record_stats(self.job_id, dataset_of(spec.dataset, spec.declaration), spec.name, self.run_id)
         self.recorder.set(LAST_SUCCESS, time.time(), spec.name)
         self._finish("success")
         log.info("job %s: source %s done: %s", self.job_id, spec.name, counts.to_dict())

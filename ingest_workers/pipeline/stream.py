@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from ..core.models import Counts, Lineage, Record, Rejected, SourceSpec, Window
-from ..datasets import domain_of
+from ..datasets import dataset_of
 from ..load.cursors import CursorStore
 from ..load.pgretry import PostgresRetry
 from ..load.sinks import SinkContext, make_sink
@@ -52,12 +52,12 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     (``fetched`` as counted at the source, the rest where each outcome happened)."""
     tally = tally if tally is not None else Tally()
     spec = resolved(spec, res)
-    domain = domain_of(spec.domain, spec.declaration)
+    dataset = dataset_of(spec.dataset, spec.declaration)
     postgres = postgres_retry(res)
-    check_table(postgres, domain, res)
+    check_table(postgres, dataset, res)
     cursor_field = spec.cursor_field if window is None else None
     source = make_source(spec, _source_context(spec, res, recorder, postgres, window, cursor_field))
-    sinks = [make_sink(entry, SinkContext(domain, lineage, lambda: res.pg)) for entry in spec.sinks]
+    sinks = [make_sink(entry, SinkContext(dataset, lineage, lambda: res.pg)) for entry in spec.sinks]
     resume = ResumePoint.start(source, res, lineage, cursor_field)
     tally.continued = resume.continued
     # Read ahead in a thread, so the source's latency overlaps the work on what it served. The
@@ -67,9 +67,9 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     stream = read_ahead(with_resume_page(source), depth, spec.page_size)
     raw = tally.count(resume.position.follow(stream), recorder, spec.name)
     # A source yields a Rejected itself for a page it could not read; stages pass it through.
-    items = compose(source_stages(spec, domain, lineage),
+    items = compose(source_stages(spec, dataset, lineage),
                     (r if isinstance(r, Rejected) else Record(r) for r in raw))
-    batch_loader = BatchLoader(domain, lineage, res, recorder, postgres, cursor_field, sinks)
+    batch_loader = BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks)
     counted = 0  # what the batches before this one took from the source
     with closing(stream):  # stops the read-ahead thread when a batch fails
         while batch := list(islice(items, res.settings.batch_size)):

@@ -21,6 +21,7 @@ run fetches it again.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from itertools import count
@@ -50,6 +51,7 @@ class HttpJsonSource:
             raise ConfigError(f"source {spec.name}: max_pages must be a whole number above 0, got {spec.max_pages!r}")
         self._spec = spec
         self._pages_fetched = 0
+        self._pages_lock = threading.Lock()  # page and offset paging fetch from several threads at once
         self._client = context.client
         self._start_page = 1
         # requests in flight at once (page and offset paging); the others fetch one page at a time
@@ -183,8 +185,10 @@ class HttpJsonSource:
                   client: HttpClient | None = None) -> tuple[list[Any], JsonPage]:
         """The records of one page and the page itself (body, URL, Link)."""
         spec = self._spec
-        self._pages_fetched += 1
-        if self._pages_fetched > spec.max_pages:
+        with self._pages_lock:
+            self._pages_fetched += 1
+            pages = self._pages_fetched
+        if pages > spec.max_pages:
             raise PermanentError(f"source {spec.name}: more than {spec.max_pages} pages from {safe_url(spec.url)} "
                                  "in one job (max_pages in the catalog); stopped")
         credentials, client = self._auth.credentials(), client or self._client

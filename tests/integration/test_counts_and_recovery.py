@@ -35,7 +35,7 @@ LINEAGE = Lineage("cut_shop", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
 
 
 def posts(count: int, **changes: Any) -> SourceSpec:
-    values: dict[str, Any] = {"name": "plugin_posts", "kind": "tests.plugins:CountingSource", "domain": "posts",
+    values: dict[str, Any] = {"name": "plugin_posts", "kind": "tests.plugins:CountingSource", "dataset": "posts",
                               "fields": {"post_id": "id", "user_id": "userId"}, "options": {"count": count}, **changes}
     return SourceSpec(**values)
 

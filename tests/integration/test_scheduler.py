@@ -48,7 +48,7 @@ def test_two_schedulers_and_a_restart_fire_each_slot_once_with_one_run_in_flight
     mock_server.config = MockConfig(records=300)
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_fast",
                             extra="interval_seconds = 1\n[sources.shop_slow]\nkind = \"http_json\"\n"
-                                  f"domain = \"products\"\nurl = \"{mock_server.url}/products\"\n"
+                                  f"dataset = \"products\"\nurl = \"{mock_server.url}/products\"\n"
                                   "interval_seconds = 2\nfields = { product_id = \"id\", name = \"title\" }\n")
     logs = [tmp_path / f"scheduler-{name}.log" for name in ("a", "b", "a-restarted")]
     queue = make_queue(redis_client, settings)
