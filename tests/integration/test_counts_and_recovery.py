@@ -21,6 +21,7 @@ from ingest_workers.core.config import Settings
 from ingest_workers.core.errors import CircuitOpen, CountMismatch, PermanentError, ServiceUnavailable
 from ingest_workers.core.models import Counts, Lineage, Record, SourceSpec
 from ingest_workers.datasets import PRODUCTS
+from ingest_workers.ops.console.queries import source_runs
 from ingest_workers.ops.history import JobHistory
 from ingest_workers.ops.history_writer import HistoryWriter
 from ingest_workers.ops.metrics import MetricsRecorder
@@ -218,3 +219,16 @@ def test_failing_bookkeeping_never_replaces_the_jobs_error(
     assert caught.value is error
     recorded = [r.getMessage() for r in caplog.records if "could not record" in r.getMessage()]
     assert len(recorded) == 2 and all("ServiceUnavailable" in line for line in recorded)
+
+
+@pytest.mark.parametrize(("status", "outcome"), [("deferred", "running"), ("retrying", "running"),
+                                                  ("failed", "failed")])
+def test_the_console_shows_a_run_with_a_waiting_job_as_running(
+        pg: psycopg2.extensions.connection, status: str, outcome: str) -> None:
+    history = JobHistory(pg)
+    history.started("run-1-a", "run-1", "a")
+    history.finished("run-1-a", Counts(fetched=1, loaded=1))
+    history.started("run-1-b", "run-1", "a")
+    history.ended("run-1-b", status, Counts(), "TransientError: HTTP 503")
+    [run] = source_runs(pg, "a", days=1, limit=5)
+    assert (run.run_id, run.jobs, run.outcome) == ("run-1", 2, outcome)
