@@ -75,10 +75,13 @@ FIRST_ATTEMPT = Declared("ingest_first_attempt_timestamp_seconds", "gauge",
 SOURCE_INTERVAL = Declared("ingest_source_interval_seconds", "gauge",
                            "Seconds between scheduled runs of each source (interval_seconds of its catalog entry).",
                            ("source",))
+FANOUT_PARENTS = Declared("ingest_fanout_parents", "counter",
+                          "Parent records (or partitions) a child source's jobs processed, by outcome (done, failed).",
+                          ("source", "outcome"))
 
 DECLARED = MappingProxyType({d.name: d for d in (
     RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION, LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS,
-    CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL)})
+    CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL, FANOUT_PARENTS)})
 
 # Series every catalog source has from the start, at zero (a closed circuit), so that
 # rate(), ratios and alerts work before the first event instead of seeing no series.

@@ -9,6 +9,8 @@ The modules name the steps:
 - :mod:`.stream`: the source read ahead, through the stages, in batches.
 - :mod:`.resume`: where a job that runs again starts.
 - :mod:`.batches`: one batch: dedup, load, account (:class:`BatchOutcome`).
+- :mod:`.fan_out`: a parent job's batches hand their parents on to child jobs (issue 24).
+- :mod:`.children`: a child job: the child source once per parent of its group.
 - :mod:`.resources`: what the pipeline needs of its process (:class:`Resources`).
 
 May import: ``ops``, ``load``, ``guards``, ``sources``, ``stages``, ``datasets``, ``core``.
@@ -16,12 +18,15 @@ May import: ``ops``, ``load``, ``guards``, ``sources``, ``stages``, ``datasets``
 
 from __future__ import annotations
 
-from .batches import BatchLoader, BatchOutcome
+from .batches import BatchHook, BatchLoader, BatchOutcome
+from .children import run_child_job
 from .clients import breaker_policy, http_client, postgres_retry
 from .entry import resolved
+from .fan_out import FanOut, Handoff
 from .job import JobRun, lost_pages_reason, run_fetch_job
 from .resources import Resources
 from .stream import Tally, ingest
 
-__all__ = ["BatchLoader", "BatchOutcome", "JobRun", "Resources", "Tally", "breaker_policy", "http_client", "ingest",
-           "lost_pages_reason", "postgres_retry", "resolved", "run_fetch_job"]
+__all__ = ["BatchHook", "BatchLoader", "BatchOutcome", "FanOut", "Handoff", "JobRun", "Resources", "Tally",
+           "breaker_policy", "http_client", "ingest", "lost_pages_reason", "postgres_retry", "resolved",
+           "run_child_job", "run_fetch_job"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..core.connections import redis_errors
 from ..core.models import Counts, Lineage, LostPage, Record, Rejected
@@ -23,6 +23,21 @@ from ..stages.base import Item
 from .resources import Resources
 
 Fresh = list[tuple[dict[str, Any], str, str]]  # (row, key, fingerprint) of the records to load
+
+
+@runtime_checkable
+class BatchHook(Protocol):
+    """Something that commits, or rolls back, with each batch (fan-out's outbox, a parent's done mark)."""
+
+    def in_transaction(self, records: list[Record], covered: list[Record]) -> Callable[[Any], None] | None:
+        """What to run on the cursor of the batch's last transaction, given the batch's valid ``records``
+        and those a cursor may cover (before the job's first lost page); None: nothing."""
+
+    def on_written(self, cur: Any, rows: list[dict[str, Any]]) -> None:
+        """In each transaction that writes rows: the rows inserted or updated there."""
+
+    def after_commit(self) -> None:
+        """After the batch committed (hand on what it planned)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,8 @@ class BatchLoader:
     """
 
     def __init__(self, dataset: Dataset, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
-                 postgres: PostgresRetry, cursor_field: str | None = None, sinks: Sequence[Sink] = ()) -> None:
+                 postgres: PostgresRetry, cursor_field: str | None = None, sinks: Sequence[Sink] = (),
+                 hooks: Sequence[BatchHook] = ()) -> None:
         self._dataset = dataset
         self._lineage = lineage
         self._res = res
@@ -62,6 +78,7 @@ class BatchLoader:
         self._cursor_field = cursor_field
         self._sinks_in_transaction = [s for s in sinks if isinstance(s, TransactionalSink)]
         self._sinks_after_commit = [s for s in sinks if not isinstance(s, TransactionalSink)]
+        self._hooks = list(hooks)
         self.lost_pages: list[str] = []  # the reasons of the pages lost so far in this job
         self.first_lost_page: int | None = None  # page paging: the number of the job's first lost page
 
@@ -70,8 +87,10 @@ class BatchLoader:
         records = [item for item in batch if isinstance(item, Record)]
         rejected = [item for item in batch if isinstance(item, Rejected)]
         fresh, all_new = self._not_loaded(records)
-        result = self._write([row for row, _, _ in fresh], rejected, all_new, self._covered_by_cursor(batch))
+        result = self._write([row for row, _, _ in fresh], rejected, all_new, records, self._covered_by_cursor(batch))
         self._account(records, rejected, fresh, result)
+        for hook in self._hooks:
+            hook.after_commit()
         for sink in self._sinks_after_commit:  # exactly the rows this batch inserted or updated
             sink.consume(iter(result.written))
         lost = [item for item in batch if isinstance(item, LostPage)]
@@ -82,11 +101,12 @@ class BatchLoader:
                             duplicate=len(records) - len(fresh) + result.unchanged, loaded=result.inserted,
                             updated=result.updated, lost_pages=tuple(item.reason for item in lost))
 
-    def _write(self, rows: list[dict[str, Any]], rejected: list[Rejected], all_new: bool,
+    def _write(self, rows: list[dict[str, Any]], rejected: list[Rejected], all_new: bool, records: list[Record],
                covered: list[Record]) -> LoadResult:
         """One transaction (or the parts of a split one, kept across a replay after a lost connection)."""
         started, progress = time.monotonic(), SplitProgress()
-        in_transaction = self._in_transaction(covered)
+        in_transaction = _chained([self._in_transaction(covered),
+                                   *(hook.in_transaction(records, covered) for hook in self._hooks)])
         result = self._postgres.run(
             lambda conn: self._loader_for(conn).load_batch(self._dataset, rows, rejected, self._lineage, in_transaction,
                                                            all_new, self._feed_transactional_sinks, progress))
@@ -163,3 +183,17 @@ class BatchLoader:
         so what they write commits, or rolls back, with them."""
         for sink in self._sinks_in_transaction:
             sink.consume(inserted)
+        for hook in self._hooks:
+            hook.on_written(cur, inserted)
+
+
+def _chained(steps: Sequence[Callable[[Any], None] | None]) -> Callable[[Any], None] | None:
+    """One ``in_transaction`` running each of ``steps`` (None ones left out) in order; None if none."""
+    present = [step for step in steps if step is not None]
+    if not present:
+        return None
+
+    def run_all(cur: Any) -> None:
+        for step in present:
+            step(cur)
+    return run_all

@@ -23,6 +23,7 @@ from ..datasets import dataset_of
 from ..ops.history_writer import HistoryWriter
 from ..ops.metrics import JOB_DURATION, JOBS, JOBS_DEFERRED, LAST_SUCCESS, MetricsRecorder, announce_job
 from .clients import postgres_retry
+from .fan_out import Handoff
 from .resources import Resources
 from .stream import Tally, ingest
 
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 
 def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: Resources,
                   window: Window | None = None,
-                  runs_again: Callable[[BaseException], bool] = lambda error: False) -> Counts:
+                  runs_again: Callable[[BaseException], bool] = lambda error: False,
+                  handoff: Handoff | None = None) -> Counts:
     """Ingest ``spec`` for ``run_id`` (only ``window``, for a backfill job); record the job
     in ``ingest_jobs`` and in metrics.
 
@@ -47,7 +49,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)
     try:
         with redis_errors():  # the breaker and the rate limit talk to Redis too
-            for batch_counts in ingest(spec, lineage, res, job.recorder, window, job.tally):
+            for batch_counts in ingest(spec, lineage, res, job.recorder, window, job.tally, handoff):
                 job.counts.add(batch_counts)
         job.check_counts()
     except CircuitOpen as exc:
@@ -87,11 +89,13 @@ class JobRun:
             raise CountMismatch(message)
         log.error("%s", message)
 
-    def ended(self) -> Counts:
-        """The job read its source: ``partial`` if it lost pages, else ``finished``."""
+    def ended(self, unfinished: Sequence[str] = ()) -> Counts:
+        """The job read its source: ``partial`` if it lost pages (or ``unfinished`` says why part of it
+        was not read: a child job's failed parents, each named by its key), else ``finished``."""
         spec, counts, continued = self.spec, self.counts, self.tally.continued
-        if counts.lost_pages:  # what was read is loaded, but not all of the source: never a success
-            reason = lost_pages_reason(counts.lost_pages)
+        reasons = [*([lost_pages_reason(counts.lost_pages)] if counts.lost_pages else []), *unfinished]
+        if reasons:  # what was read is loaded, but not all of the source: never a success
+            reason = "; ".join(reasons)
             log.error("job %s: source %s partial: %s; %s", self.job_id, spec.name, reason, counts.to_dict())
             self.history.partial(self.job_id, counts, reason, continued)
             self._finish("partial")

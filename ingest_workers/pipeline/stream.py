@@ -26,6 +26,7 @@ from ..stages.registry import source_stages
 from .batches import BatchLoader
 from .clients import http_client, postgres_retry
 from .entry import resolved
+from .fan_out import FanOut, Handoff
 from .resources import Resources
 from .resume import ResumePoint, with_resume_page
 from .tables import check_table
@@ -47,9 +48,11 @@ class Tally:
 
 
 def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
-           window: Window | None = None, tally: Tally | None = None) -> Iterator[Counts]:
+           window: Window | None = None, tally: Tally | None = None, handoff: Handoff | None = None,
+           ) -> Iterator[Counts]:
     """Stream the source through the stages and load it batch by batch; yield each batch's counts
-    (``fetched`` as counted at the source, the rest where each outcome happened)."""
+    (``fetched`` as counted at the source, the rest where each outcome happened). A source with child
+    sources hands their parents on through ``handoff`` (:mod:`.fan_out`)."""
     tally = tally if tally is not None else Tally()
     spec = resolved(spec, res)
     dataset = dataset_of(spec.dataset, spec.declaration)
@@ -69,7 +72,8 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     # A source yields a Rejected itself for a page it could not read; stages pass it through.
     items = compose(source_stages(spec, dataset, lineage),
                     (r if isinstance(r, Rejected) else Record(r) for r in raw))
-    batch_loader = BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks)
+    batch_loader = BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks,
+                               FanOut.of(spec, dataset, lineage, postgres, handoff))
     counted = 0  # what the batches before this one took from the source
     with closing(stream):  # stops the read-ahead thread when a batch fails
         while batch := list(islice(items, res.settings.batch_size)):

@@ -20,6 +20,7 @@ from ..guards.quarantine import note_worker_death
 from ..ops.logs import configure_logging, job_context, redact_log_records
 from ..ops.metrics import count_job_retry
 from . import resources
+from .relay import children_queue, relay
 
 # What may pass if the job runs again later; anything else fails the job at once.
 RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
@@ -28,7 +29,8 @@ MAX_DEFERRALS = 50  # an open circuit defers a job at most this many times, then
 # What a queued job may name, under this layout's paths and the previous layout's (``ingest_workers.jobs``,
 # still resolved through the package's ``__getattr__``): ``IngestWorker`` refuses any other function or
 # callback before running anything (a job's names are imported and called by RQ).
-JOB_FUNCTIONS = frozenset({"ingest_workers.runtime.jobs.fetch_source", "ingest_workers.jobs.fetch_source"})
+JOB_FUNCTIONS = frozenset({"ingest_workers.runtime.jobs.fetch_source", "ingest_workers.jobs.fetch_source",
+                           "ingest_workers.runtime.jobs.fetch_children"})
 JOB_CALLBACKS = frozenset({"ingest_workers.runtime.jobs.on_failure", "ingest_workers.jobs.on_failure"})
 
 
@@ -49,13 +51,40 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
             try:
                 counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
                                                 Window(*window) if window else None,
-                                                lambda error: runs_again(job, error))
+                                                lambda error: runs_again(job, error), handoff(res, run_id))
             except CircuitOpen as exc:
                 return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
             except BaseException as exc:
                 res.redactor.redact_exception(exc)  # RQ stores and logs its traceback: no job variable's value
                 raise
     return counts.to_dict()
+
+
+def fetch_children(spec: dict[str, Any], run_id: str, origin: dict[str, Any]) -> dict[str, int] | Retry:
+    """A fan-out's child job: ingest the child source ``spec`` once per parent of this job's group,
+    the parents read from PostgreSQL (``origin`` names the job that fanned it out, for people)."""
+    with resources.for_job() as res:
+        _ensure_logging(res.settings.log_format)
+        job = get_current_job()
+        job_id = job.id if job else f"{run_id}-{spec['name']}"
+        queue = job.origin if job else "inline"
+        with job_context(spec["name"], run_id, job_id):
+            try:
+                counts = pipeline.run_child_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
+                                                lambda error: runs_again(job, error), handoff(res, run_id))
+            except CircuitOpen as exc:
+                return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
+            except BaseException as exc:
+                res.redactor.redact_exception(exc)
+                raise
+    return counts.to_dict()
+
+
+def handoff(res: resources.Resources, run_id: str) -> pipeline.Handoff:
+    """Where this job's child jobs go: the children queue of the child source's queue, through the relay."""
+    settings = res.settings
+    return pipeline.Handoff(lambda child: children_queue(child.get("queue") or settings.queue),
+                            lambda jobs: relay(res.redis, settings, run_id, jobs))
 
 
 def runs_again(job: Job | None, error: BaseException) -> bool:
