@@ -56,7 +56,7 @@ from .ops.metrics import (
     MetricsRecorder,
     announce_job,
 )
-from .sources import SourceContext, make_source
+from .sources import SkipsRequests, SourceContext, make_source
 from .sources.http import HttpClient, RetryPolicy
 from .sources.prefetch import read_ahead
 from .stages.base import Item, compose
@@ -183,8 +183,9 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     position = _Position()
     raw = _counted(position.follow(stream), recorder, spec.name)
     # A source yields a Rejected itself for a page it could not read; stages pass it through.
-    items = compose(source_stages(spec, dataset, lineage),
+    items = compose(source_stages(spec, dataset, lineage, context.scope()),
                     (r if isinstance(r, Rejected) else Record(r) for r in raw))
+    skipped = _SkippedSoFar(source)
     batch_loader = BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks)
     with closing(stream):  # stops the read-ahead thread when a batch fails
         while batch := list(islice(items, res.settings.batch_size)):
@@ -196,7 +197,10 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
                     else min(position.resume_page, gap)
                 with redis_errors():
                     progress.save(resume)
+            counts.skipped = skipped.new()
             yield counts
+    if remaining := skipped.new():  # skipped after the last batch, or no batch at all (one 404)
+        yield Counts(skipped=remaining)
     if progress is not None:
         with redis_errors():
             progress.clear()
@@ -249,6 +253,7 @@ def _http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) ->
         max_nesting=settings.max_nesting,
         max_page_values=settings.max_page_values,
         guard=lambda request: breaker.call(spec.name, request),
+        on_status={int(status): action for status, action in spec.on_status.items()},
     )
 
 
@@ -262,6 +267,19 @@ def _with_resume_page(source: Any) -> Iterator[tuple[object, int | None]]:
     """The source's records, each with the page it would resume at right after that record."""
     for record in source.stream():
         yield record, getattr(source, "resume_page", None)
+
+
+class _SkippedSoFar:
+    """The requests the source skipped (``on_status``) since the last call to :meth:`new`."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._counted = 0
+
+    def new(self) -> int:
+        total = self._source.skipped if isinstance(self._source, SkipsRequests) else 0
+        new, self._counted = total - self._counted, total
+        return new
 
 
 class _Position:

@@ -8,7 +8,8 @@
     │   ├── UnreadableBody       a 200 whose body is not JSON, too large or not application/json
     │   └── CircuitOpen          the source's breaker is open: defer the job, do not call it
     └── PermanentError           retrying cannot help: 4xx, a body that is not JSON, ...
-        └── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
+        ├── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
+        └── MissingParentValue   a child source's {parent.PATH} (or {partition.NAME}) has no value to fill in
 
 Third-party errors (requests, psycopg2, redis) are translated into these at the
 module that talks to the library, with ``raise ... from exc``, so callers above
@@ -77,3 +78,13 @@ class Refused(PermanentError):
     """A job asks for what the worker's own configuration does not allow: a plugin module outside
     ``INGEST_PLUGINS``, a local path outside ``INGEST_FILES_DIR``, one of the worker's own variables.
     The message names the source, what it asked for and the setting that decides."""
+
+
+class MissingParentValue(PermanentError):
+    """A request template names ``{parent.PATH}`` (or ``{partition.NAME}``) and the parent record
+    (or the partition) has no usable value there: no request is sent. Retrying cannot help; the
+    fan-out marks that one parent failed with this message, which names the path (``path``)."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path  # "parent.user.login", "partition.board"

@@ -10,6 +10,7 @@ follows the same contract.
 - :mod:`.auth`: the credentials a source's ``auth`` names, read from the worker's environment per request.
 - :mod:`.probe` and :mod:`.draft`: ``ingest catalog draft``, a catalog entry from what an API serves.
 - :mod:`.prefetch`: read a source ahead in a thread while the job works on what it served.
+- :mod:`.templates`: ``{parent.PATH}`` and ``{partition.NAME}`` in a request, filled from the context.
 
 May import: ``core``, ``datasets`` (the draft's column types).
 """
@@ -17,7 +18,7 @@ May import: ``core``, ``datasets`` (the draft's column types).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..core.models import SourceSpec
 from ..core.plugins import resolve
@@ -29,6 +30,13 @@ from .synthetic import SyntheticSource
 
 class Source(Protocol):
     def stream(self) -> Iterator[Any]: ...
+
+
+@runtime_checkable
+class SkipsRequests(Protocol):
+    """A source whose requests its ``on_status`` may skip: ``skipped`` counts them so far."""
+
+    skipped: int
 
 
 SOURCE_KINDS: dict[str, Any] = {"http_json": HttpJsonSource, "csv": CsvSource, "synthetic": SyntheticSource}
@@ -44,4 +52,4 @@ def make_source(spec: SourceSpec, context: SourceContext) -> Source:
     return source_class(spec.kind)(spec, context)
 
 
-__all__ = ["SOURCE_KINDS", "Source", "SourceContext", "make_source", "source_class"]
+__all__ = ["SOURCE_KINDS", "SkipsRequests", "Source", "SourceContext", "make_source", "source_class"]
