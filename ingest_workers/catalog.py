@@ -5,6 +5,9 @@ jobs go (:data:`EXPANDED_HERE`: kind, dataset, queue, ...), its stages and its s
 other value keeps its references as written, and travels so in the job: the worker that runs it
 expands them from its own environment (:mod:`.core.envrefs`), so a secret never reaches Redis and
 the host that enqueues needs none.
+
+A source with ``parent`` runs through its parent's jobs, which carry it in ``children``
+(:mod:`.sources.family`: the fan-out keys' checks, the parents' tree).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
 from .sources.auth import check_auth
+from .sources.family import check_entry, check_family, with_children
 from .sources.http_json import CONCURRENT_PAGINATIONS, PAGINATIONS
 from .stages.registry import make_stage
 
@@ -36,9 +40,10 @@ EXPANDED_HERE = ("kind", "dataset", "queue", "pagination", "cursor_field")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
-                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path"}
-_TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
-_NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
+                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path",
+                "parent", "fan_out"}
+_TABLE_FIELDS = {"fields", "constants", "options", "params", "headers", "on_status", "partitions"}
+_NOT_CATALOG_KEYS = {"name", "declaration", "children"}  # SourceSpec fields the catalog fills itself
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,11 @@ class Catalog:
                 **self.datasets}
 
     def select(self, names: str) -> list[SourceSpec]:
-        """Resolve ``all`` or a comma-separated list of source names."""
+        """Resolve ``all`` or a comma-separated list of source names. ``all`` leaves out the child
+        sources (each runs through its parent's jobs, once); named, a child source is returned
+        (it then runs for the records its parent source has stored)."""
         if names.strip() == "all":
-            return list(self.sources.values())
+            return [spec for spec in self.sources.values() if spec.parent is None]
         wanted = [n.strip() for n in names.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in self.sources]
         if unknown or not wanted:
@@ -87,6 +94,8 @@ def load_catalog(path: Path, env: Mapping[str, str]) -> Catalog:
         raise ConfigError(f"{path}: no [sources.NAME] tables; the catalog needs at least one source")
     datasets = _parse_datasets(path, data.get("datasets", {}))
     sources = {name: _parse_source(path, name, entry, env, datasets) for name, entry in sources_table.items()}
+    check_family(sources, {name: f"{path}: [sources.{name}]" for name in sources})
+    sources = with_children(sources)
     return Catalog(path=path, settings=dict(data.get("settings", {})), sources=sources, datasets=datasets)
 
 
@@ -138,6 +147,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     declared = (datasets or {}).get(values["dataset"]) if isinstance(values["dataset"], str) else None
     _check_parts(where, values, declared, dataset_key)
     _check_request(where, values)
+    check_entry(where, values)
     if declared is not None:
         values["declaration"] = declared.to_dict()
     page_size = values.get("page_size", SourceSpec.page_size)

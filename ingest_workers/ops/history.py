@@ -112,9 +112,10 @@ class JobHistory:
         if status not in (*ENDED, *WAITING):
             raise ValueError(f"not a status of an ended attempt: {status!r}")
         base = {name: sql.SQL("{} + ").format(sql.Identifier(name)) if continued else sql.SQL("")
-                for name in COUNT_NAMES}
+                for name in (*COUNT_NAMES, "skipped")}
         statement = sql.SQL(
             "UPDATE ingest_jobs SET status = %(status)s, fetched = {fetched}%(fetched)s, "
+            "skipped = {skipped}%(skipped)s, "
             "rejected = {rejected}%(rejected)s, duplicate = {duplicate}%(duplicate)s, "
             "loaded = {loaded}%(loaded)s, updated = {updated}%(updated)s, error = %(error)s, finished_at = now(), "
             "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object("

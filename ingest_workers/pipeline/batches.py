@@ -51,10 +51,11 @@ class BatchOutcome:
     updated: int  # merge: stored rows a changed record replaced
     lost_pages: tuple[str, ...] = ()  # the reasons of the pages the source could not read
 
-    def to_counts(self, fetched: int) -> Counts:
-        """The batch's counts, with ``fetched`` as counted where the records entered the pipeline."""
+    def to_counts(self, fetched: int, skipped: int = 0) -> Counts:
+        """The batch's counts, with ``fetched`` as counted where the records entered the pipeline (and
+        ``skipped``, the requests the source skipped meanwhile)."""
         return Counts(fetched=fetched, rejected=self.rejected, duplicate=self.duplicate, loaded=self.loaded,
-                      updated=self.updated, lost_pages=list(self.lost_pages))
+                      updated=self.updated, lost_pages=list(self.lost_pages), skipped=skipped)
 
 
 class BatchLoader:

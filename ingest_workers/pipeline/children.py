@@ -29,7 +29,7 @@ from ..load.cursors import ParentCursors, highest
 from ..load.outbox import DONE, FAILED, Parent, mark_parent, pending_parents
 from ..load.sinks import SinkContext, make_sink
 from ..ops.metrics import FANOUT_PARENTS, announce_job
-from ..sources import SourceContext, make_source
+from ..sources import Source, SourceContext, make_source
 from ..stages.base import compose
 from ..stages.registry import source_stages
 from .batches import BatchHook, BatchLoader
@@ -38,6 +38,7 @@ from .entry import resolved
 from .fan_out import FanOut, Handoff
 from .job import JobRun
 from .resources import Resources
+from .stream import SkippedSoFar
 from .tables import check_table
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,13 @@ class ChildRun:
             hooks.append(ParentCursor(self.lineage, parent.key, self.spec.cursor_field))
         loader = BatchLoader(self.dataset, self.lineage, self.res, self.job.recorder, self.postgres, None,
                              self.sinks, hooks)
-        batches = self._batches(parent)
+        context = self._context(parent)
+        source = make_source(self.spec, context)
+        skipped = SkippedSoFar(source)
+        batches = self._batches(source, context)
         batch = next(batches, None)
-        if batch is None:  # no child records: the parent is done all the same
+        if batch is None:  # no child records (or its one request skipped): the parent is done all the same
+            self.job.counts.add(Counts(skipped=skipped.new()))
             self._end_parent(parent, DONE)
             return
         while batch is not None:
@@ -112,14 +117,14 @@ class ChildRun:
             following = next(batches, None)  # read before loading: the last batch carries the done mark
             done.final = following is None
             outcome = loader.load(batch)
-            self.job.counts.add(outcome.to_counts(self.job.tally.fetched - counted))
+            self.job.counts.add(outcome.to_counts(self.job.tally.fetched - counted, skipped.new()))
             batch = following
+        self.job.counts.add(Counts(skipped=skipped.new()))  # requests skipped after the last batch
         self.job.recorder.inc(FANOUT_PARENTS, self.spec.name, DONE)
 
-    def _batches(self, parent: Parent) -> Iterator[list[Any]]:
-        source = make_source(self.spec, self._context(parent))
+    def _batches(self, source: Source, context: SourceContext) -> Iterator[list[Any]]:
         raw = self.job.tally.count(source.stream(), self.job.recorder, self.spec.name)
-        items = compose(source_stages(self.spec, self.dataset, self.lineage),
+        items = compose(source_stages(self.spec, self.dataset, self.lineage, context.scope()),
                         (r if isinstance(r, Rejected) else Record(r) for r in raw))
         while batch := list(islice(items, self.res.settings.batch_size)):
             yield batch

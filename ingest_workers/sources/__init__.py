@@ -11,13 +11,14 @@ the same contract.
 - :mod:`.auth`: the credentials a source's ``auth`` names, read from the worker's environment per request.
 - :mod:`.probe` and :mod:`.draft`: ``ingest catalog draft``, a catalog entry from what an API serves.
 - :mod:`.prefetch`: read a source ahead in a thread while the job works on what it served.
+- :mod:`.templates`: ``{parent.PATH}`` and ``{partition.NAME}`` in a request, filled from the context.
 
 May import: ``core``, ``datasets`` (the draft's column types).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..core.models import SourceSpec
 from ..core.plugins import resolve
@@ -25,6 +26,14 @@ from .base import FetchesAhead, ResumableSource, Source, SourceContext
 from .csv_file import CsvSource
 from .http_json import http_json_source
 from .synthetic import SyntheticSource
+
+
+@runtime_checkable
+class SkipsRequests(Protocol):
+    """A source whose requests its ``on_status`` may skip: ``skipped`` counts them so far."""
+
+    skipped: int
+
 
 SOURCE_KINDS: dict[str, Any] = {"http_json": http_json_source, "csv": CsvSource, "synthetic": SyntheticSource}
 
@@ -39,5 +48,5 @@ def make_source(spec: SourceSpec, context: SourceContext) -> Source:
     return source_class(spec.kind)(spec, context)
 
 
-__all__ = ["SOURCE_KINDS", "FetchesAhead", "ResumableSource", "Source", "SourceContext", "make_source",
-           "source_class"]
+__all__ = ["SOURCE_KINDS", "FetchesAhead", "ResumableSource", "SkipsRequests", "Source", "SourceContext",
+           "make_source", "source_class"]
