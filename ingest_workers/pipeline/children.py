@@ -105,21 +105,20 @@ class ChildRun:
                              self.sinks, hooks)
         context = self._context(parent)
         source = make_source(self.spec, context)
-        skipped = SkippedSoFar(source)
+        skipped, counted = SkippedSoFar(source), self.job.tally.fetched
         batches = self._batches(source, context)
         batch = next(batches, None)
         if batch is None:  # no child records (or its one request skipped): the parent is done all the same
-            self.job.counts.add(Counts(skipped=skipped.new()))
+            self.job.counts.add(Counts(fetched=self.job.tally.fetched - counted, skipped=skipped.new()))
             self._end_parent(parent, DONE)
             return
         while batch is not None:
-            counted = self.job.tally.fetched
             following = next(batches, None)  # read before loading: the last batch carries the done mark
             done.final = following is None
-            outcome = loader.load(batch)
-            self.job.counts.add(outcome.to_counts(self.job.tally.fetched - counted, skipped.new()))
+            self.job.counts.add(loader.load(batch).to_counts(0, skipped.new()))
             batch = following
-        self.job.counts.add(Counts(skipped=skipped.new()))  # requests skipped after the last batch
+        # fetched once per parent: the batches are read one ahead of their loading
+        self.job.counts.add(Counts(fetched=self.job.tally.fetched - counted, skipped=skipped.new()))
         self.job.recorder.inc(FANOUT_PARENTS, self.spec.name, DONE)
 
     def _batches(self, source: Source, context: SourceContext) -> Iterator[list[Any]]:
