@@ -154,6 +154,10 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
     run_id = new_run_id()
     deadline = None if timeout is None else time.monotonic() + timeout
     if workers == 0:
+        fanning = [spec.name for spec in specs if spec.children or spec.partitions or spec.parent]
+        if fanning:  # child jobs go to the children queue, which only workers take
+            raise ConfigError(f"{', '.join(fanning)}: fan-out (child sources, partitions) runs on workers; "
+                              "use --workers 1 or more")
         click.echo(f"run {run_id}: {len(specs)} job(s) inline in this process (pid {os.getpid()})")
 
         def on_job(index: int, total: int, item: Enqueued) -> None:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from ingest_workers.cli import main
 from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github
+from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github, shop
 from ingest_workers.testing.fixture_apis.traffic import FaultShares
 
 pytestmark = pytest.mark.integration
@@ -142,3 +142,98 @@ def test_a_child_source_named_alone_runs_from_its_stored_parents(
     assert sum(count for path, count in api.requests().items() if "/comments" not in path) == issue_pages
     assert set(summary["sources"]) == {"gh_issue_comments"}  # no job of gh_issues in this run
     assert summary["sources"]["gh_issue_comments"]["parents"] == ISSUES
+
+
+SHOP_CATALOG = """
+[datasets.shop_items]
+table = "fx_shop_items"
+key = ["product_id"]
+[datasets.shop_items.columns]
+product_id = "integer"
+name = "text"
+
+[datasets.shop_details]
+table = "fx_shop_details"
+key = ["product_id"]
+[datasets.shop_details.columns]
+product_id = "integer"
+price = "numeric"
+reviews = "json"
+
+[datasets.board_comments]
+table = "fx_board_comments"
+key = ["comment_id"]
+[datasets.board_comments.columns]
+comment_id = "integer"
+issue_number = "integer"
+
+[sources.shop_list]
+kind = "http_json"
+dataset = "shop_items"
+url = "{url}/products"
+records_path = "products"
+pagination = "page"
+page_size_param = "limit"
+page_size = 20
+rate_limit = 0
+fields = {{ product_id = "id" }}
+
+[sources.shop_detail]
+kind = "http_json"
+dataset = "shop_details"
+parent = "shop_list"
+url = "{url}/products/{{parent.id}}"
+records_path = ""
+pagination = "none"
+rate_limit = 0
+parents_per_job = 9
+fan_out = "changed"
+fields = {{ product_id = "id" }}
+on_status = {{ 404 = "skip" }}
+
+[sources.picked_issues]
+kind = "http_json"
+dataset = "board_comments"
+url = "{url}/repos/acme/widgets/issues/{{partition.issue}}/comments"
+records_path = ""
+pagination = "link"
+page_size = 50
+rate_limit = 0
+partitions = {{ issue = [1, 3, 13, 22] }}
+fields = {{ comment_id = "id", issue_number = "partition.issue" }}
+on_status = {{ 404 = "skip" }}
+"""
+PRODUCTS = 50
+PICKED = (1, 3, 13, 22)
+
+
+def test_a_list_and_its_details_and_a_partitioned_source(services: Services, tmp_path: Path,
+                                                          pg: psycopg2.extensions.connection,
+                                                          redis_client: redis.Redis) -> None:
+    server = FixtureApiServer(FixtureApiConfig(products=PRODUCTS)).start()
+    try:
+        with pg, pg.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS fx_shop_items, fx_shop_details, fx_board_comments")
+        catalog = tmp_path / "shop.toml"
+        catalog.write_text(SHOP_CATALOG.format(url=server.url), encoding="utf-8")
+        assert ingest(services, catalog, tmp_path, "db", "migrate")[0] == 0
+        status, output, summary = ingest(services, catalog, tmp_path, "run", "--workers", "2", "--timeout", "240")
+        assert status == 0, output
+        again_status, again_output, again = ingest(services, catalog, tmp_path, "run", "--workers", "2")
+    finally:
+        server.stop()
+    expected = {n: shop.product_detail(n) for n in range(1, PRODUCTS + 1) if not shop.detail_missing(n)}
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT product_id, price, reviews FROM fx_shop_details")
+        assert {pid: (float(price), reviews) for pid, price, reviews in cur.fetchall()} == \
+            {pid: (d["price"], d["reviews"]) for pid, d in expected.items()}
+        cur.execute("SELECT comment_id, issue_number FROM fx_board_comments")
+        assert dict(cur.fetchall()) == {c["id"]: n for n in PICKED if not github.comments_missing(n)
+                                        for c in github.comments_of(n)}
+    detail = summary["sources"]["shop_detail"]
+    assert (detail["parents"], detail["skipped"], detail["loaded"]) == (PRODUCTS, PRODUCTS // 13, len(expected))
+    picked = summary["sources"]["picked_issues"]
+    assert (picked["parents"], picked["skipped"]) == (len(PICKED), sum(map(github.comments_missing, PICKED)))
+    # fan_out = "changed": the second run loads no product again, so it fans out no detail job
+    assert again_status == 0, again_output
+    assert "shop_detail" not in again["sources"] and again["sources"]["shop_list"]["duplicate"] == PRODUCTS
