@@ -17,10 +17,10 @@ COMMAND = ("rq worker --serializer json --with-scheduler --name HOST.PID.N"
 
 def test_workers_help_shows_the_command_line() -> None:
     shown = " ".join(CliRunner().invoke(main, ["workers", "--help"]).output.split())
-    assert f"{COMMAND} QUEUES..." in shown
+    assert f"{COMMAND} QUEUES... CHILDREN-QUEUES..." in shown
 
 
 def test_the_pool_runs_the_command_line_the_help_shows() -> None:
     command = worker_command(Settings(queue="ingest"), "HOST.PID.N")
     assert command[1:3] == ["-m", "rq.cli"]  # `rq`, run by the pool's own interpreter
-    assert " ".join(["rq", *command[3:]]) == f"{COMMAND} ingest"
+    assert " ".join(["rq", *command[3:]]) == f"{COMMAND} ingest ingest-children"
