@@ -20,7 +20,9 @@ SELECT source,
        count(*) FILTER (WHERE status IN ('finished', 'partial', 'failed')),
        count(*) FILTER (WHERE status = 'finished'),
        coalesce(sum(loaded), 0),
-       coalesce(sum(updated), 0)
+       coalesce(sum(updated), 0),
+       coalesce(sum(parents), 0),
+       coalesce(sum(skipped), 0)
 FROM ingest_jobs WHERE started_at >= now() - %(hours)s * interval '1 hour' GROUP BY source"""
 
 _LAST_RUNS = """
@@ -39,7 +41,8 @@ WHERE newest <= %(failures)s ORDER BY source, finished_at DESC"""
 def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], hours: float = 24,
                   failures: int = 3) -> dict[str, dict[str, Any]]:
     """Per source (``sources`` and any other with history): last run, success rate and health
-    over the last ``hours``, records loaded and updated, and the newest ``failures`` failures with their reasons.
+    over the last ``hours``, records loaded and updated (a child source: parents processed, requests
+    skipped), and the newest ``failures`` failures with their reasons.
     A ``partial`` job (pages lost) counts against health like a failed one."""
     params = {"hours": hours, "failures": failures}
     with postgres_errors(), conn, conn.cursor() as cur:
@@ -53,7 +56,7 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
 
     report: dict[str, dict[str, Any]] = {}
     for source in sorted({*sources, *last_runs}):
-        ended, succeeded, loaded, updated = aggregates.get(source, (0, 0, 0, 0))
+        ended, succeeded, loaded, updated, parents, skipped = aggregates.get(source, (0, 0, 0, 0, 0, 0))
         run_id, status, started_at, finished_at = last_runs.get(source, (None, None, None, None))
         rate = succeeded / ended if ended else None
         report[source] = {
@@ -62,7 +65,7 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
                          "column_stats": stats.get((run_id, source), {})} if run_id else None,
             "jobs": ended, "succeeded": succeeded, "success_rate": None if rate is None else round(rate, 4),
             "health": "no runs" if rate is None else health(rate), "loaded": int(loaded),
-            "updated": int(updated),
+            "updated": int(updated), "parents": int(parents), "skipped": int(skipped),
             "recent_failures": [],
         }
     for source, job_id, finished_at, error in recent:
@@ -95,6 +98,10 @@ def format_status(document: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    for name, s in document["sources"].items():
+        if s.get("parents") or s.get("skipped"):  # a child source (fan-out), or one whose on_status skipped
+            lines.append(f"{name}: parents processed {s.get('parents', 0)}, requests skipped {s.get('skipped', 0)} "
+                         f"in {hours}")
     failures = [(name, f) for name, s in document["sources"].items() for f in s["recent_failures"]]
     if failures:
         lines += ["", "recent failures:"]

@@ -123,6 +123,8 @@ def test_a_parent_source_fans_out_its_children_through_real_workers(
     assert comments["loaded"] == len(expected_comments(range(1, ISSUES + 1)))
     assert comments["jobs"] >= -(-ISSUES // 7)  # 7 parents a job at most (groups never span two batches)
     assert "gh_issue_comments: parents processed 60" in output
+    status_output = ingest(services, catalog, tmp_path, "status")[1]
+    assert f"gh_issue_comments: parents processed {ISSUES}, requests skipped {deleted} in 24h" in status_output
 
 
 def test_a_child_source_named_alone_runs_from_its_stored_parents(
