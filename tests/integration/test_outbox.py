@@ -96,3 +96,17 @@ def test_children_queues_come_after_every_other_queue() -> None:
     assert children_queue("ingest") == "ingest-children"
     assert children_queue("ingest-children") == "ingest-children"
     assert with_children_queues(["ingest", "slow"]) == ["ingest", "slow", "ingest-children", "slow-children"]
+
+
+def test_child_jobs_committed_but_never_relayed_are_enqueued_by_reconcile(
+        pg: psycopg2.extensions.connection, redis_client: redis.Redis, settings: Settings) -> None:
+    from ingest_workers.runtime.producer import make_queue
+    from ingest_workers.runtime.reconcile import reconcile_run
+    jobs = plan(pg, range(1, 5))  # the parent's batch committed; its worker died before the relay
+    again = reconcile_run(make_queue(redis_client, settings), settings, JobHistory(pg), "run-1")
+    assert sorted(again) == sorted(job.job_id for job in jobs)
+    queue = Queue("ingest-test-children", connection=redis_client, serializer=JSONSerializer)
+    assert sorted(queue.job_ids) == sorted(again)
+    job = queue.fetch_job(jobs[0].job_id)
+    assert (job.func_name, list(job.args)) == ("ingest_workers.runtime.jobs.fetch_children", jobs[0].args)
+    assert relay(redis_client, settings, "run-1", jobs) == []  # the parent's retry relays nothing twice
