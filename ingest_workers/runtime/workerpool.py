@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,8 +21,10 @@ from typing import IO
 from ..core.config import ENV_VARS, Settings
 from ..core.connections import redis_for
 from ..core.errors import ServiceUnavailable
+from .lifeline import POOL_DIED, parent_death_hook
 
 Process = subprocess.Popen[bytes]
+Say = Callable[[str], None]
 DEFAULT_WORKER_CLASS = "ingest_workers.runtime.worker.IngestWorker"
 
 
@@ -76,11 +79,15 @@ def start_worker(settings: Settings, index: int, env: Mapping[str, str], log: IO
     It gets a session of its own: a signal sent to our process group (Ctrl+C in a
     terminal, a process manager's killpg) would otherwise also reach the worker's
     job child directly and kill the job mid-batch; instead :func:`stop_workers`
-    gives each worker RQ's warm shutdown.
+    gives each worker RQ's warm shutdown. Should this process die without stopping it
+    (SIGKILL, OOM), the kernel sends the worker :data:`~.lifeline.POOL_DIED`: a cold shutdown
+    (its job is handed back as RQ's abandoned job), and its scheduler and horse die with it
+    (:mod:`.lifeline`): nothing is left behind.
     """
     return subprocess.Popen(worker_command(settings, worker_name(index), worker_class, queues),
                             env=worker_env(settings, env), stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True,
+                            preexec_fn=parent_death_hook(POOL_DIED))
 
 
 def redis_down(settings: Settings) -> str | None:
@@ -93,31 +100,59 @@ def redis_down(settings: Settings) -> str | None:
     return None
 
 
-def stop_workers(processes: list[Process], timeout: float = 30.0) -> None:
-    """SIGTERM (RQ's warm shutdown: the current job finishes), then SIGKILL after ``timeout``."""
+def stop_workers(processes: list[Process], timeout: float = 30.0, say: Say = lambda words: None) -> None:
+    """SIGTERM (RQ's warm shutdown: the current job finishes), then :func:`kill_workers` after
+    ``timeout``. A stop that waits says so, through ``say``, after a second."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    if _wait_all(running, min(1.0, timeout)):
+        return
+    busy = [process for process in running if process.poll() is None]
+    say(f"waiting up to {timeout:g}s for {len(busy)} worker(s) (pid {', '.join(str(p.pid) for p in busy)}) "
+        "to finish the job in hand; then they are killed")
+    if not _wait_all(busy, timeout):
+        say(f"{sum(p.poll() is None for p in busy)} worker(s) did not stop within {timeout:g}s: killed")
+        kill_workers(busy)
+
+
+def kill_workers(processes: list[Process]) -> None:
+    """SIGKILL each worker's process group (the worker and its scheduler; a work horse, in a group
+    of its own, gets its parent-death signal) and reap the workers."""
     for process in processes:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # its own group: it was started in a new session
+            except ProcessLookupError:
+                pass
+    for process in processes:
+        process.wait()
+
+
+def _wait_all(processes: list[Process], timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds in all for every process to end; True if they did."""
+    deadline = time.monotonic() + timeout
     for process in processes:
         try:
-            process.wait(timeout=timeout)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            return False
+    return True
 
 
 @contextmanager
 def local_workers(settings: Settings, count: int, env: Mapping[str, str], log_path: Path,
                   worker_class: str | None = None, stop_timeout: float = 30.0,
-                  queues: Sequence[str] = ()) -> Iterator[list[Process]]:
-    """Run ``count`` workers on ``queues`` for the duration of the block, their output appended to ``log_path``."""
+                  queues: Sequence[str] = (), say: Say = lambda words: None) -> Iterator[list[Process]]:
+    """Run ``count`` workers on ``queues`` for the duration of the block, their output appended to ``log_path``;
+    a stop that waits for them says so through ``say``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         processes = [start_worker(settings, i, env, log, worker_class, queues) for i in range(count)]
         try:
             yield processes
         finally:
-            stop_workers(processes, stop_timeout)
+            stop_workers(processes, stop_timeout, say)
 
 
 @dataclass
