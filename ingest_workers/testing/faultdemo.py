@@ -169,3 +169,13 @@ def unreadable_pages(conn: psycopg2.extensions.connection, run_id: str) -> list[
                     "ORDER BY rejected_at", (run_id,))
         return [f"{source}: {reason} after every try: the page is in rejected_records with that reason "
                 "(to fetch again later), and paging went on" for source, reason in cur.fetchall()]
+
+
+def verdict(summary: Mapping[str, Any], sources: int) -> tuple[str, bool]:
+    """What the demo showed, in one sentence, and whether it went as designed: every one of the
+    ``sources`` but the one that fails hard (:data:`DOWN`) finished, from the run's ``summary``."""
+    others = {name: s for name, s in summary["sources"].items() if name != DOWN}
+    healthy = [name for name, s in others.items() if s["failed_jobs"] == 0 and name not in summary["unfinished"]]
+    words = (f"{len(healthy)} of {len(others)} other sources finished despite the faults ({', '.join(healthy)}); "
+             f"{DOWN} is {summary['sources'].get(DOWN, {}).get('health', 'not run')}")
+    return words, len(healthy) == len(others) == sources - 1
