@@ -5,10 +5,12 @@ one stops hard, and no process of the run is left."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,3 +110,89 @@ def test_a_sigkilled_pool_leaves_no_process(services: Services, settings: Settin
         if pool.poll() is None:
             pool.kill()
             pool.wait()
+
+
+def slow_catalog(path: Path, url: str) -> Path:
+    """`slow_a` and `slow_b` (100 pages of 10, one at a time: 20 s at 0.2 s a page), then `never`."""
+    entries = [f"""
+[sources.{name}]
+kind = "http_json"
+domain = "products"
+url = "{url}/products"
+page_size = 10
+concurrency = 1
+fields = {{ product_id = "id", name = "title" }}
+""" for name in ("slow_a", "slow_b", "never")]
+    path.write_text("[settings]\nbatch_size = 20\njob_retries = 0\n" + "".join(entries), encoding="utf-8")
+    return path
+
+
+class Output:
+    """The lines a process writes, read in a thread as they come."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.lines: list[str] = []
+        assert process.stdout is not None
+        stream = process.stdout
+        self._reader = threading.Thread(target=lambda: self.lines.extend(line.decode() for line in stream),
+                                        daemon=True)
+        self._reader.start()
+
+    def has(self, words: str) -> bool:
+        return any(words in line for line in list(self.lines))
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def test_ctrl_c_twice_on_a_run_with_workers_says_what_it_does_and_leaves_no_process(
+        services: Services, redis_client: redis.Redis, pg: psycopg2.extensions.connection,
+        mock_server: MockServer, left_over: set[int], tmp_path: Path) -> None:
+    mock_server.config = MockConfig(records=1000, latency=0.2)
+    catalog = slow_catalog(tmp_path / "catalog.toml", mock_server.url)
+    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
+           "INGEST_QUEUE": QUEUE, "INGEST_CATALOG": str(catalog)}
+    run = subprocess.Popen([sys.executable, "-m", "ingest_workers", "--log-level", "WARNING", "run", "--workers", "2"],
+                           env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    left_over.add(run.pid)
+    output = Output(run)
+    try:
+        wait_until(lambda: output.has("job(s) on 2 worker(s)"), 60)
+        [run_id] = [line.split()[1].rstrip(":") for line in output.lines if "job(s) on 2 worker(s)" in line]
+        queue = make_queue(redis_client, dataclasses.replace(Settings(), queue=QUEUE))
+
+        def running() -> int:
+            return sum(queue.fetch_job(f"{run_id}-{name}").get_status() == "started" for name in ("slow_a", "slow_b"))
+
+        wait_until(lambda: running() == 2, 30)
+        wait_until(lambda: len(descendants(run.pid)) >= 5, 15)  # 2 workers, 2 horses, a scheduler
+        tracked = descendants(run.pid)
+        left_over.update(tracked)
+
+        run.send_signal(signal.SIGINT)
+        pressed = time.monotonic()
+        wait_until(lambda: output.has("Ctrl+C: stopping the run"), 2)
+        wait_until(lambda: output.has("waiting for the 2 running (slow_a, slow_b) to finish"), 10)
+        assert output.has("cancelled 1 job(s) not started (never)")
+        assert run.poll() is None and running() == 2  # the jobs in hand go on
+        time.sleep(max(0.0, pressed + 1.5 - time.monotonic()))
+
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=10) == 1, output.text()
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in tracked) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in tracked if alive(pid)] == []
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert output.has("Ctrl+C again: stopping now")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["unfinished"] == {"slow_a": "stopped while running (Ctrl+C)",
+                                     "slow_b": "stopped while running (Ctrl+C)",
+                                     "never": "cancelled before it started (Ctrl+C)"}
+    assert "slow_a: did not finish: stopped while running (Ctrl+C)" in output.text()
+    # Nothing is left for a worker to take up later: every job of the run ended.
+    assert {queue.fetch_job(f"{run_id}-{name}").get_status() for name in ("slow_a", "slow_b", "never")} \
+        == {"canceled"}
