@@ -20,7 +20,7 @@ from typing import IO
 
 from ..core.config import ENV_VARS, Settings
 from ..core.connections import redis_for
-from ..core.errors import ServiceUnavailable
+from ..core.errors import ServiceRefused, ServiceUnavailable
 from .lifeline import POOL_DIED, parent_death_hook
 
 Process = subprocess.Popen[bytes]
@@ -92,9 +92,12 @@ def start_worker(settings: Settings, index: int, env: Mapping[str, str], log: IO
 
 def redis_down(settings: Settings) -> str | None:
     """Why Redis does not answer (one sentence, URL masked), or None when it does: a worker that
-    died while Redis is down is not restarted into it (it would only die again, every second)."""
+    died while Redis is down is not restarted into it (it would only die again, every second).
+    Raises :class:`ServiceRefused` (e.g. a password no longer accepted): no wait can fix that."""
     try:
         redis_for(settings, timeout=1.0).close()
+    except ServiceRefused:
+        raise
     except ServiceUnavailable as exc:
         return str(exc)
     return None
