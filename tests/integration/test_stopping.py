@@ -1,6 +1,6 @@
-"""Stopping leaves nothing behind: a pool SIGKILLed mid-job takes its workers, their scheduler and
-their work horses with it; Ctrl+C on `ingest run --workers N` says at once what it does, a second
-one stops hard, and no process of the run is left."""
+"""Stopping leaves nothing behind and is not silent: a pool SIGKILLed mid-job takes its workers, their
+scheduler and their work horses with it; Ctrl+C on `ingest run --workers N` says at once what it does,
+a second one stops hard, and no process of the run is left; idle workers stop at once."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import redis
 from ingest_workers.core.config import Settings
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.runtime.producer import enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import kill_workers, start_worker
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import wait_until
@@ -196,3 +197,22 @@ def test_ctrl_c_twice_on_a_run_with_workers_says_what_it_does_and_leaves_no_proc
     # Nothing is left for a worker to take up later: every job of the run ended.
     assert {queue.fetch_job(f"{run_id}-{name}").get_status() for name in ("slow_a", "slow_b", "never")} \
         == {"canceled"}
+
+
+def test_idle_workers_stop_at_once(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> None:
+    """RQ unsubscribed before stopping its pubsub thread, which then could wait 60 s for nothing:
+    one `ingest run` in a few stalled 30 s after its jobs, the worker that had stopped its scheduler.
+    Eight idle workers, each with a scheduler (a queue of its own), SIGTERM: all gone at once."""
+    with (tmp_path / "workers.log").open("ab") as log:
+        processes = [start_worker(settings, i, os.environ, log, queues=[f"{QUEUE}-{i}"]) for i in range(8)]
+        try:
+            wait_until(lambda: all(redis_client.scard(f"rq:workers:{QUEUE}-{i}") == 1 for i in range(8)), 60)
+            time.sleep(1)  # past their start: each is waiting for a job
+            started = time.monotonic()
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=30)
+            assert time.monotonic() - started < 8, (tmp_path / "workers.log").read_text()[-3000:]
+        finally:
+            kill_workers(processes)
