@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,7 @@ from ..ops.watch import (
     write_summary,
 )
 from ..runtime import resources
-from ..runtime.localrun import RunOutcome, run_inline, stop_unfinished
+from ..runtime.localrun import RunOutcome, run_inline
 from ..runtime.producer import (
     Enqueued,
     check_run_id,
@@ -38,11 +37,9 @@ from ..runtime.producer import (
     make_queue,
     new_run_id,
     not_windowable,
-    queues_of,
 )
 from ..runtime.reconcile import reconcile_run
-from ..runtime.workerpool import local_workers, stop_workers
-from ..runtime.workerrun import Pool, record_stopped, run_on_workers
+from ..runtime.workerrun import GiveUp, Pool, run_on_workers
 from ..testing import DEMO_CATALOG, faultdemo
 from ..testing.devservices import ALLOW_CHMOD_ENV, ensure_services
 from ..testing.mock_sources import MockServer
@@ -156,12 +153,17 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
     if workers == 0:
         outcome = _run_inline(app, client, specs, run_id, timeout)
     else:
-        def watch(queue: Any, job_ids: list[str], limit: float | None,
-                  recover: Callable[[], list[str]] | None) -> JobState:
-            return _progress(queue, job_ids, records, limit, recover, settings.progress_interval)
+        deadline = None if timeout is None else time.monotonic() + timeout
 
+        def watch(queue: Any, enqueued: Sequence[Enqueued], recover: Callable[[], list[str]] | None) -> JobState:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return _progress(queue, [item.job_id for item in enqueued], records, left, recover,
+                             settings.progress_interval)
+
+        limit = GiveUp(f"time limit {timeout:g}s", f"the run's time limit ({timeout:g}s) passed") if timeout \
+            else GiveUp("", "")
         outcome = run_on_workers(settings, specs, run_id, Pool(workers, worker_class, out.parent / "workers.log",
-                                                              app.env), timeout, watch, _say)
+                                                              app.env), watch, limit, _say)
     return bool(_report(settings, outcome, records, out)["ok"])
 
 
@@ -290,34 +292,14 @@ def fault_demo(app: App, workers: int, worker_class: str | None, healthy_url: st
     """Run the healthy and faulty sources on local workers, narrating; True if every source but
     the one that fails hard succeeded (the demo went as designed)."""
     specs = faultdemo.demo_specs(app.catalog, healthy_url, servers)
-    settings = app.settings
-    client = redis_for(settings)
-    queue = make_queue(client, settings)
-    records = RecordProgress(client, [spec.name for spec in specs])
-    run_id, log_path, started = new_run_id(), out.parent / "workers.log", time.monotonic()
-    workers = max(workers, len(faultdemo.FAULTY) + 1)  # the faulty sources mostly wait: no core is idle
+    records = RecordProgress(redis_for(app.settings), [spec.name for spec in specs])
+    started = time.monotonic()
 
     def say(words: str) -> None:
         click.echo(f"[{time.monotonic() - started:5.1f}s] {words}")
 
-    for words in faultdemo.introduction(settings):
-        say(words)
-    with local_workers(settings, workers, app.env, log_path, worker_class,
-                       queues=queues_of(settings, specs), say=_say) as processes:
-        outcome = RunOutcome(run_id, enqueue_run(queue, settings, specs, run_id), why="the demo stopped waiting for it")
-        say(f"run {run_id}: {len(outcome.enqueued)} jobs on {workers} workers (their own log: {log_path})")
-        job_ids = [item.job_id for item in outcome.enqueued]
-        state = faultdemo.tell_run(queue, outcome.enqueued, log_path, servers, say)
-        if state.done < state.total:
-            outcome = dataclasses.replace(outcome, unfinished=stop_unfinished(queue, job_ids))
-            stop_workers(processes, 10, _say)
-            record_stopped(settings, specs, outcome, outcome.why)
-    conn = connect_postgres(settings.database_url)
-    try:
-        for words in faultdemo.unreadable_pages(conn, run_id):
-            say(words)
-    finally:
-        conn.close()
-    words, ok = faultdemo.verdict(_report(settings, outcome, records, out), len(specs))
+    pool = Pool(faultdemo.workers_needed(workers), worker_class, out.parent / "workers.log", app.env)
+    outcome = faultdemo.run_demo(app.settings, specs, pool, servers, say)
+    words, ok = faultdemo.verdict(_report(app.settings, outcome, records, out), len(specs))
     say(words)
     return ok

@@ -11,16 +11,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 from ..core.config import ENV_VARS, Settings
 from ..core.connections import redis_for
 from ..core.errors import ServiceRefused, ServiceUnavailable
+from .interrupt import StopNow
 from .lifeline import POOL_DIED, parent_death_hook
 
 Process = subprocess.Popen[bytes]
@@ -156,6 +159,43 @@ def local_workers(settings: Settings, count: int, env: Mapping[str, str], log_pa
             yield processes
         finally:
             stop_workers(processes, stop_timeout, say)
+
+
+class PoolStop:
+    """How ``ingest workers`` stops: the first SIGTERM or SIGINT asks :func:`supervise` to stop
+    (RQ's warm shutdown, up to ``grace`` seconds, said at once through ``say``); a second one
+    kills the workers now (their jobs go back to the queue as RQ's abandoned jobs)."""
+
+    def __init__(self, grace: float, say: Say) -> None:
+        self.requested = threading.Event()
+        self._grace, self._say = grace, say
+        self._signals = 0
+        self._stopping = False
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        self.requested.set()
+        if self._signals == 2:
+            self._say("second stop signal: killing the workers now (their jobs go back to the queue)")
+            if self._stopping:
+                raise StopNow
+
+    def stop(self, processes: list[Process]) -> None:
+        """``supervise``'s ``stop``: warm, or at once after a second signal."""
+        self._stopping = True
+        if self._signals >= 2:
+            kill_workers(processes)
+            return
+        self._say(f"stopping {len(processes)} worker(s): the jobs in hand finish first (up to {self._grace:g}s); "
+                  "a second SIGTERM or SIGINT stops them now")
+        try:
+            stop_workers(processes, self._grace, self._say)
+        except StopNow:
+            kill_workers(processes)
 
 
 @dataclass

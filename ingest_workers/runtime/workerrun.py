@@ -29,14 +29,22 @@ from ..ops.history import JobHistory
 from ..ops.watch import DONE, JobState
 from .interrupt import StopGently, StopNow, ctrl_c
 from .localrun import NOT_STARTED, STOPPED, WAITING, RunOutcome, stop_unfinished
-from .producer import enqueue_run, make_queue, queues_of
+from .producer import Enqueued, enqueue_run, make_queue, queues_of
 from .reconcile import reconcile_run
-from .workerpool import Process, kill_workers, start_worker, stop_workers
+from .workerpool import Process, Say, kill_workers, start_worker, stop_workers
 
-Say = Callable[[str], None]
-# Shows the jobs' progress until they end or ``timeout`` passes (None: no limit); ``recover``
-# enqueues again what Redis lost. The CLI draws it (a bar in a terminal, lines in a log).
-Watch = Callable[[Queue, list[str], float | None, Callable[[], list[str]] | None], JobState]
+# Shows the jobs' progress until they end, or the watch gives up (a time limit); ``recover``, when
+# given, enqueues again what Redis lost. The CLI draws it (a bar, or lines); the demo narrates.
+Watch = Callable[[Queue, Sequence[Enqueued], Callable[[], list[str]] | None], JobState]
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Why the run stops the jobs its watch returned before: in the summary (``short``, e.g.
+    ``time limit 8s``) and as the error of each job stopped while running (``full``)."""
+
+    short: str
+    full: str
 
 
 @dataclass(frozen=True)
@@ -49,11 +57,12 @@ class Pool:
     env: Mapping[str, str]
 
 
-def run_on_workers(settings: Settings, specs: Sequence[SourceSpec], run_id: str, pool: Pool,
-                   timeout: float | None, watch: Watch, say: Say) -> RunOutcome:
-    """Run one job per source of ``specs`` on the workers of ``pool`` until every job ended,
-    ``timeout`` seconds passed, or Ctrl+C; stop the workers (nothing is left running) and
-    return what happened. ``say`` tells the user, at once, what a stop is doing."""
+def run_on_workers(settings: Settings, specs: Sequence[SourceSpec], run_id: str, pool: Pool, watch: Watch,
+                   give_up: GiveUp, say: Say) -> RunOutcome:
+    """Run one job per source of ``specs`` on the workers of ``pool`` until every job ended, the
+    ``watch`` gave up (then the rest are stopped, ``give_up`` says why), or Ctrl+C; stop the workers
+    (nothing is left running) and return what happened. ``say`` tells the user, at once, what a
+    stop is doing."""
     queue = make_queue(redis_for(settings), settings)
     pool.log_path.parent.mkdir(parents=True, exist_ok=True)
     with closing(connect_postgres(settings.database_url)) as conn, pool.log_path.open("ab") as log:
@@ -64,7 +73,7 @@ def run_on_workers(settings: Settings, specs: Sequence[SourceSpec], run_id: str,
             outcome = RunOutcome(run_id, enqueue_run(queue, settings, specs, run_id, job_list))
             say(f"run {run_id}: {len(outcome.enqueued)} job(s) on {pool.count} worker(s); worker logs in "
                 f"{pool.log_path}")
-            outcome, reason = _until_stopped(queue, settings, processes, outcome, timeout, watch, say, job_list)
+            outcome, reason = _until_stopped(queue, settings, processes, outcome, watch, give_up, say, job_list)
         finally:
             kill_workers(processes)  # only those still running: after an error, or a KeyboardInterrupt
     record_stopped(settings, specs, outcome, reason)
@@ -72,7 +81,7 @@ def run_on_workers(settings: Settings, specs: Sequence[SourceSpec], run_id: str,
 
 
 def _until_stopped(queue: Queue, settings: Settings, processes: list[Process], outcome: RunOutcome,
-                   timeout: float | None, watch: Watch, say: Say, job_list: JobHistory) -> tuple[RunOutcome, str]:
+                   watch: Watch, give_up: GiveUp, say: Say, job_list: JobHistory) -> tuple[RunOutcome, str]:
     """Wait for the jobs, stop the workers; the outcome, and why the unfinished jobs were stopped."""
     job_ids = [item.job_id for item in outcome.enqueued]
     unfinished: dict[str, str] = {}
@@ -80,14 +89,15 @@ def _until_stopped(queue: Queue, settings: Settings, processes: list[Process], o
     try:
         with ctrl_c(say):
             try:
-                state = watch(queue, job_ids, timeout, _recoverer(queue, settings, job_list, outcome.run_id, say))
+                state = watch(queue, outcome.enqueued, _recoverer(queue, settings, job_list, outcome.run_id, say))
                 if state.done < state.total:
-                    why, reason = f"time limit {timeout:g}s", f"the run's time limit ({timeout:g}s) passed"
+                    why, reason = give_up.short, give_up.full
                     unfinished.update(stop_unfinished(queue, job_ids))
                 stop_workers(processes, 10 if unfinished else 30, say)
             except StopGently:
                 why = reason = "Ctrl+C"
-                _finish_in_hand(queue, outcome, watch, unfinished, say)
+                if _finish_in_hand(queue, outcome, watch, unfinished, say):
+                    why, reason = f"Ctrl+C, then {give_up.short}", give_up.full
                 stop_workers(processes, 30, say)
     except StopNow:
         why = reason = "Ctrl+C"
@@ -97,16 +107,21 @@ def _until_stopped(queue: Queue, settings: Settings, processes: list[Process], o
 
 
 def _finish_in_hand(queue: Queue, outcome: RunOutcome, watch: Watch, unfinished: dict[str, str],
-                    say: Say) -> None:
-    """The first Ctrl+C: cancel the jobs not started, name the running ones and wait for them."""
-    job_ids = [item.job_id for item in outcome.enqueued]
-    unfinished.update(stop_unfinished(queue, job_ids, stop_running=False))
-    sources = {item.job_id: item.source for item in outcome.enqueued}
-    running = [job_id for job_id in job_ids if job_id not in unfinished and _status(queue, job_id) not in DONE]
-    say(f"cancelled {len(unfinished)} job(s) not started ({', '.join(sources[j] for j in unfinished) or 'none'}); "
-        f"waiting for the {len(running)} running ({', '.join(sources[j] for j in running) or 'none'}) to finish; "
+                    say: Say) -> bool:
+    """The first Ctrl+C: cancel the jobs not started, name the running ones and wait for them;
+    True if the watch gave up on them meanwhile (they were stopped)."""
+    unfinished.update(stop_unfinished(queue, [item.job_id for item in outcome.enqueued], stop_running=False))
+    cancelled = [item.source for item in outcome.enqueued if item.job_id in unfinished]
+    running = [item for item in outcome.enqueued
+               if item.job_id not in unfinished and _status(queue, item.job_id) not in DONE]
+    say(f"cancelled {len(cancelled)} job(s) not started ({', '.join(cancelled) or 'none'}); waiting for the "
+        f"{len(running)} running ({', '.join(item.source for item in running) or 'none'}) to finish; "
         "Ctrl+C again stops them now")
-    watch(queue, running, None, None)
+    state = watch(queue, running, None)
+    if state.done < state.total:
+        unfinished.update(stop_unfinished(queue, [item.job_id for item in running]))
+        return True
+    return False
 
 
 def _cancel_the_rest(queue: Queue, job_ids: list[str]) -> dict[str, str]:

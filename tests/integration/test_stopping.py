@@ -216,3 +216,40 @@ def test_idle_workers_stop_at_once(settings: Settings, redis_client: redis.Redis
             assert time.monotonic() - started < 8, (tmp_path / "workers.log").read_text()[-3000:]
         finally:
             kill_workers(processes)
+
+
+def test_the_pool_says_how_it_stops_and_a_second_signal_stops_it_at_once(
+        services: Services, settings: Settings, redis_client: redis.Redis, pg: psycopg2.extensions.connection,
+        mock_server: MockServer, left_over: set[int], tmp_path: Path) -> None:
+    mock_server.config = MockConfig(records=1500, latency=0.3)
+    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
+           "INGEST_QUEUE": QUEUE, "INGEST_PLUGINS": "tests.plugins"}
+    env.pop("INGEST_CATALOG", None)
+    pool = subprocess.Popen([sys.executable, "-m", "ingest_workers", "workers", "--count", "2"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    left_over.add(pool.pid)
+    output = Output(pool)
+    try:
+        wait_until(lambda: redis_client.scard(f"rq:workers:{QUEUE}") == 2, 60)
+        queue = make_queue(redis_client, dataclasses.replace(settings, queue=QUEUE))
+        enqueue_run(queue, dataclasses.replace(settings, queue=QUEUE), [slow_spec(mock_server)], "run-1")
+        wait_until(lambda: queue.fetch_job("run-1-slow").get_status() == "started", 30)
+        wait_until(lambda: len(descendants(pool.pid)) >= 4, 15)
+        tracked = descendants(pool.pid)
+        left_over.update(tracked)
+
+        pool.send_signal(signal.SIGTERM)
+        wait_until(lambda: output.has("stopping 2 worker(s): the jobs in hand finish first"), 3)
+        wait_until(lambda: output.has("waiting up to 1830s for 1 worker(s)"), 5)
+        assert pool.poll() is None and queue.fetch_job("run-1-slow").get_status() == "started"
+        pool.send_signal(signal.SIGTERM)
+        assert pool.wait(timeout=10) == 0, output.text()
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in tracked) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in tracked if alive(pid)] == []
+        assert output.has("second stop signal: killing the workers now")
+    finally:
+        if pool.poll() is None:
+            pool.kill()
+            pool.wait()
