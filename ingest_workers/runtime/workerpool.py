@@ -164,12 +164,14 @@ def local_workers(settings: Settings, count: int, env: Mapping[str, str], log_pa
 class PoolStop:
     """How ``ingest workers`` stops: the first SIGTERM or SIGINT asks :func:`supervise` to stop
     (RQ's warm shutdown, up to ``grace`` seconds, said at once through ``say``); a second one
-    kills the workers now (their jobs go back to the queue as RQ's abandoned jobs)."""
+    kills the workers now (their jobs go back to the queue as RQ's abandoned jobs). As in RQ, a
+    second signal within a second of the first is taken for the same one delivered twice (a
+    process manager signalling both the process and its group)."""
 
-    def __init__(self, grace: float, say: Say) -> None:
+    def __init__(self, grace: float, say: Say, clock: Callable[[], float] = time.monotonic) -> None:
         self.requested = threading.Event()
-        self._grace, self._say = grace, say
-        self._signals = 0
+        self._grace, self._say, self._clock = grace, say, clock
+        self._signals: list[float] = []  # when each counted signal came
         self._stopping = False
 
     def install(self) -> None:
@@ -177,9 +179,11 @@ class PoolStop:
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._signals += 1
+        if self._signals and self._clock() - self._signals[0] < 1.0:
+            return
+        self._signals.append(self._clock())
         self.requested.set()
-        if self._signals == 2:
+        if len(self._signals) == 2:
             self._say("second stop signal: killing the workers now (their jobs go back to the queue)")
             if self._stopping:
                 raise StopNow
@@ -187,7 +191,7 @@ class PoolStop:
     def stop(self, processes: list[Process]) -> None:
         """``supervise``'s ``stop``: warm, or at once after a second signal."""
         self._stopping = True
-        if self._signals >= 2:
+        if len(self._signals) >= 2:
             kill_workers(processes)
             return
         self._say(f"stopping {len(processes)} worker(s): the jobs in hand finish first (up to {self._grace:g}s); "
