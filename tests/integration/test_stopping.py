@@ -66,7 +66,7 @@ def alive(pid: int) -> bool:
 
 def slow_spec(server: MockServer) -> SourceSpec:
     """One page at a time, 0.3 s each, 1500 records: a job that runs about 5 s."""
-    return SourceSpec(name="slow", kind="http_json", domain="products", url=f"{server.url}/products", page_size=100,
+    return SourceSpec(name="slow", kind="http_json", dataset="products", url=f"{server.url}/products", page_size=100,
                       fields={"product_id": "id", "name": "title"}, rate_limit=0, concurrency=1)
 
 
@@ -118,7 +118,7 @@ def slow_catalog(path: Path, url: str) -> Path:
     entries = [f"""
 [sources.{name}]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{url}/products"
 page_size = 10
 concurrency = 1
