@@ -50,6 +50,9 @@ def _prctl() -> Callable[..., int] | None:
 def _on_parent_death(prctl: Callable[..., int] | None, parent_pid: int, signum: int) -> None:
     if prctl is None:
         return
+    # An ignored disposition survives fork and exec (a pool started under nohup ignores SIGHUP):
+    # the signal must end this process, or be caught by a handler it installs itself.
+    signal.signal(signum, signal.SIG_DFL)
     prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(1)

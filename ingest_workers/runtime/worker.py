@@ -101,7 +101,8 @@ class OnlyIngestJobs:
         # Before RQ forks its scheduler (after bootstrap) and any horse. SIGTERM: the scheduler
         # stops and releases its lock; a horse (SIGTERM at its default) ends, its batch rolls back.
         children_die_with_this_process()
-        signal.signal(POOL_DIED, self.pool_died)
+        if signal.getsignal(POOL_DIED) is not signal.SIG_IGN:  # under nohup, a hang-up stays ignored
+            signal.signal(POOL_DIED, self.pool_died)
         super().bootstrap(*args, **kwargs)  # type: ignore[misc]
 
     def pool_died(self, signum: int, frame: FrameType | None) -> None:

@@ -87,7 +87,9 @@ def test_a_sigkilled_pool_leaves_no_process(services: Services, settings: Settin
     env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
            "INGEST_QUEUE": QUEUE, "INGEST_PLUGINS": "tests.plugins"}
     env.pop("INGEST_CATALOG", None)
-    pool = subprocess.Popen([sys.executable, "-m", "ingest_workers", "workers", "--count", "2"], env=env,
+    # Under nohup, as an operator may start it: SIGHUP, what a worker gets when its pool dies, is
+    # ignored in the pool and would be in its workers too, were it not restored for them.
+    pool = subprocess.Popen(["nohup", sys.executable, "-m", "ingest_workers", "workers", "--count", "2"], env=env,
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     left_over.add(pool.pid)
     try:
