@@ -62,10 +62,10 @@ def children_die_with_this_process(signum: int = signal.SIGTERM) -> None:
     """Every child this process forks from now on (and each of theirs, in turn) gets ``signum``
     when its parent dies: RQ's scheduler process and work horses die with their worker.
 
-    The child also starts with the default action for SIGTERM, SIGINT and :data:`POOL_DIED`
-    until it installs its own: it inherits its parent's Python handlers, and RQ's worker handler,
-    run in a scheduler that has not installed its own yet, acts as if it were the worker (a
-    stop request sets the copied worker's flags instead of stopping the scheduler)."""
+    The child also starts with the default action for SIGTERM, SIGINT and :data:`POOL_DIED` in
+    place of its parent's Python handlers, until it installs its own: RQ's worker handler, run
+    in a scheduler that has not installed its own yet, acts as if it were the worker (a stop
+    request sets the copied worker's flags instead of stopping the scheduler)."""
     forking: list[int] = []  # the pid of the process about to fork, read in the child
 
     def before() -> None:
@@ -73,7 +73,8 @@ def children_die_with_this_process(signum: int = signal.SIGTERM) -> None:
 
     def in_child() -> None:
         for inherited in (signal.SIGTERM, signal.SIGINT, POOL_DIED):
-            signal.signal(inherited, signal.SIG_DFL)
+            if callable(signal.getsignal(inherited)):  # the parent's Python handler; an ignored one stays so
+                signal.signal(inherited, signal.SIG_DFL)
         if forking:
             die_with_parent(forking[0], signum)
 
