@@ -29,6 +29,7 @@ from .lifeline import POOL_DIED, parent_death_hook
 Process = subprocess.Popen[bytes]
 Say = Callable[[str], None]
 DEFAULT_WORKER_CLASS = "ingest_workers.runtime.worker.IngestWorker"
+QUIET_STOP = 2.0  # seconds a stop waits for its workers before it says so
 
 
 def worker_command(settings: Settings, name: str, worker_class: str | None = None,
@@ -108,16 +109,19 @@ def redis_down(settings: Settings) -> str | None:
 
 def stop_workers(processes: list[Process], timeout: float = 30.0, say: Say = lambda words: None) -> None:
     """SIGTERM (RQ's warm shutdown: the current job finishes), then :func:`kill_workers` after
-    ``timeout``. A stop that waits says so, through ``say``, after a second."""
+    ``timeout``. A stop that waits says so, through ``say``, after :data:`QUIET_STOP` seconds (an
+    idle worker takes about one to stop its scheduler, more on a loaded machine)."""
     running = [process for process in processes if process.poll() is None]
     for process in running:
         process.send_signal(signal.SIGTERM)
-    if _wait_all(running, min(1.0, timeout)):
+    quiet = min(QUIET_STOP, timeout)
+    if _wait_all(running, quiet):
         return
     busy = [process for process in running if process.poll() is None]
-    say(f"waiting up to {timeout:g}s for {len(busy)} worker(s) (pid {', '.join(str(p.pid) for p in busy)}) "
-        "to finish the job in hand; then they are killed")
-    if not _wait_all(busy, timeout):
+    if timeout > quiet:
+        say(f"waiting for {len(busy)} worker(s) (pid {', '.join(str(p.pid) for p in busy)}) to stop (a job in "
+            f"hand finishes first), up to {timeout:g}s in all; then they are killed")
+    if not _wait_all(busy, timeout - quiet):
         say(f"{sum(p.poll() is None for p in busy)} worker(s) did not stop within {timeout:g}s: killed")
         kill_workers(busy)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg2.extensions
 import pytest
 import redis
+from rq.queue import Queue
 
 from ingest_workers.core.config import Settings
 from ingest_workers.core.models import SourceSpec
@@ -148,57 +149,98 @@ class Output:
         return "".join(self.lines)
 
 
+@dataclasses.dataclass
+class Run:
+    """`ingest run --workers 2` as a subprocess, once its two slow jobs run."""
+
+    process: subprocess.Popen[bytes]
+    output: Output
+    run_id: str
+    queue: Queue
+    tracked: set[int]  # its processes: the workers, their horses, a scheduler
+
+    def status(self, source: str) -> str:
+        return self.queue.fetch_job(f"{self.run_id}-{source}").get_status()
+
+
+def start_run(services: Services, redis_client: redis.Redis, mock_url: str, tmp_path: Path,
+              left_over: set[int]) -> Run:
+    catalog = slow_catalog(tmp_path / "catalog.toml", mock_url)
+    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
+           "INGEST_QUEUE": QUEUE, "INGEST_CATALOG": str(catalog)}
+    process = subprocess.Popen([sys.executable, "-m", "ingest_workers", "--log-level", "WARNING", "run",
+                                "--workers", "2"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    left_over.add(process.pid)
+    output = Output(process)
+    wait_until(lambda: output.has("job(s) on 2 worker(s)"), 60)
+    [run_id] = [line.split()[1].rstrip(":") for line in output.lines if "job(s) on 2 worker(s)" in line]
+    run = Run(process, output, run_id, make_queue(redis_client, Settings(queue=QUEUE)), set())
+    wait_until(lambda: [run.status(name) for name in ("slow_a", "slow_b")] == ["started", "started"], 30)
+    wait_until(lambda: len(descendants(process.pid)) >= 5, 15)  # 2 workers, 2 horses, a scheduler
+    run.tracked = descendants(process.pid)
+    left_over.update(run.tracked)
+    return run
+
+
+def gone_within(pids: set[int], seconds: float) -> list[int]:
+    """The pids of ``pids`` still running after up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [pid for pid in pids if alive(pid)]
+
+
 def test_ctrl_c_twice_on_a_run_with_workers_says_what_it_does_and_leaves_no_process(
         services: Services, redis_client: redis.Redis, pg: psycopg2.extensions.connection,
         mock_server: MockServer, left_over: set[int], tmp_path: Path) -> None:
-    mock_server.config = MockConfig(records=1000, latency=0.2)
-    catalog = slow_catalog(tmp_path / "catalog.toml", mock_server.url)
-    env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
-           "INGEST_QUEUE": QUEUE, "INGEST_CATALOG": str(catalog)}
-    run = subprocess.Popen([sys.executable, "-m", "ingest_workers", "--log-level", "WARNING", "run", "--workers", "2"],
-                           env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    left_over.add(run.pid)
-    output = Output(run)
+    mock_server.config = MockConfig(records=1000, latency=0.2)  # 100 pages: 20 s a job
+    run = start_run(services, redis_client, mock_server.url, tmp_path, left_over)
     try:
-        wait_until(lambda: output.has("job(s) on 2 worker(s)"), 60)
-        [run_id] = [line.split()[1].rstrip(":") for line in output.lines if "job(s) on 2 worker(s)" in line]
-        queue = make_queue(redis_client, dataclasses.replace(Settings(), queue=QUEUE))
-
-        def running() -> int:
-            return sum(queue.fetch_job(f"{run_id}-{name}").get_status() == "started" for name in ("slow_a", "slow_b"))
-
-        wait_until(lambda: running() == 2, 30)
-        wait_until(lambda: len(descendants(run.pid)) >= 5, 15)  # 2 workers, 2 horses, a scheduler
-        tracked = descendants(run.pid)
-        left_over.update(tracked)
-
-        run.send_signal(signal.SIGINT)
+        run.process.send_signal(signal.SIGINT)
         pressed = time.monotonic()
-        wait_until(lambda: output.has("Ctrl+C: stopping the run"), 2)
-        wait_until(lambda: output.has("waiting for the 2 running (slow_a, slow_b) to finish"), 10)
-        assert output.has("cancelled 1 job(s) not started (never)")
-        assert run.poll() is None and running() == 2  # the jobs in hand go on
+        wait_until(lambda: run.output.has("Ctrl+C: stopping the run"), 2)
+        wait_until(lambda: run.output.has("waiting for the 2 running (slow_a, slow_b) to finish"), 10)
+        assert run.output.has("cancelled 1 job(s) not started (never)")
+        assert run.process.poll() is None and run.status("slow_a") == run.status("slow_b") == "started"
         time.sleep(max(0.0, pressed + 1.5 - time.monotonic()))
 
-        run.send_signal(signal.SIGINT)
-        assert run.wait(timeout=10) == 1, output.text()
-        deadline = time.monotonic() + 5
-        while any(alive(pid) for pid in tracked) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [pid for pid in tracked if alive(pid)] == []
+        run.process.send_signal(signal.SIGINT)
+        assert run.process.wait(timeout=10) == 1, run.output.text()
+        assert gone_within(run.tracked, 5) == []
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    assert output.has("Ctrl+C again: stopping now")
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+    assert run.output.has("Ctrl+C again: stopping now")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["unfinished"] == {"slow_a": "stopped while running (Ctrl+C)",
                                      "slow_b": "stopped while running (Ctrl+C)",
                                      "never": "cancelled before it started (Ctrl+C)"}
-    assert "slow_a: did not finish: stopped while running (Ctrl+C)" in output.text()
+    assert "slow_a: did not finish: stopped while running (Ctrl+C)" in run.output.text()
     # Nothing is left for a worker to take up later: every job of the run ended.
-    assert {queue.fetch_job(f"{run_id}-{name}").get_status() for name in ("slow_a", "slow_b", "never")} \
-        == {"canceled"}
+    assert {run.status(name) for name in ("slow_a", "slow_b", "never")} == {"canceled"}
+
+
+def test_ctrl_c_once_lets_the_jobs_in_hand_finish_and_cancels_the_rest(
+        services: Services, redis_client: redis.Redis, pg: psycopg2.extensions.connection,
+        mock_server: MockServer, left_over: set[int], tmp_path: Path) -> None:
+    mock_server.config = MockConfig(records=1000, latency=0.05)  # 100 pages: 5 s a job
+    run = start_run(services, redis_client, mock_server.url, tmp_path, left_over)
+    try:
+        run.process.send_signal(signal.SIGINT)
+        wait_until(lambda: run.output.has("Ctrl+C: stopping the run"), 2)
+        assert run.process.wait(timeout=60) == 1, run.output.text()
+        assert gone_within(run.tracked, 5) == []
+    finally:
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["unfinished"] == {"never": "cancelled before it started (Ctrl+C)"}, run.output.text()
+    assert [run.status(name) for name in ("slow_a", "slow_b", "never")] == ["finished", "finished", "canceled"]
+    for name in ("slow_a", "slow_b"):  # the whole source: every record loaded or rejected
+        assert summary["sources"][name]["fetched"] == 1000, summary["sources"][name]
 
 
 def test_idle_workers_stop_at_once(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> None:
@@ -242,7 +284,7 @@ def test_the_pool_says_how_it_stops_and_a_second_signal_stops_it_at_once(
 
         pool.send_signal(signal.SIGTERM)
         wait_until(lambda: output.has("stopping 2 worker(s): the jobs in hand finish first"), 3)
-        wait_until(lambda: output.has("waiting up to 1830s for 1 worker(s)"), 5)
+        wait_until(lambda: output.has("waiting for 1 worker(s)") and output.has("up to 1830s in all"), 5)
         assert pool.poll() is None and queue.fetch_job("run-1-slow").get_status() == "started"
         pool.send_signal(signal.SIGTERM)
         assert pool.wait(timeout=10) == 0, output.text()
