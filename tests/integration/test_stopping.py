@@ -1,6 +1,7 @@
 """Stopping leaves nothing behind and is not silent: a pool SIGKILLed mid-job takes its workers, their
 scheduler and their work horses with it; Ctrl+C on `ingest run --workers N` says at once what it does,
-a second one stops hard, and no process of the run is left; idle workers stop at once."""
+a second one stops hard, and no process of the run is left; idle workers stop at once; a stop that
+waits says so; each forked generation dies with its parent. (Integration: they start processes.)"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from rq.queue import Queue
 from ingest_workers.core.config import Settings
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.runtime.producer import enqueue_run, make_queue
-from ingest_workers.runtime.workerpool import kill_workers, start_worker
+from ingest_workers.runtime.workerpool import kill_workers, start_worker, stop_workers
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import wait_until
@@ -297,3 +299,59 @@ def test_the_pool_says_how_it_stops_and_a_second_signal_stops_it_at_once(
         if pool.poll() is None:
             pool.kill()
             pool.wait()
+
+
+def _started(code: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    return process
+
+
+def test_a_stop_that_waits_says_so_then_kills() -> None:
+    quick = _started("import time; print('ready', flush=True); time.sleep(60)")  # SIGTERM ends it
+    stubborn = _started("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                        "print('ready', flush=True); time.sleep(60)")
+    said: list[str] = []
+    started = time.monotonic()
+    stop_workers([quick, stubborn], timeout=3, say=said.append)
+    assert time.monotonic() - started < 10
+    assert quick.returncode == -signal.SIGTERM and stubborn.returncode == -signal.SIGKILL
+    assert said == [f"waiting for 1 worker(s) (pid {stubborn.pid}) to stop (a job in hand finishes first), "
+                    "up to 3s in all; then they are killed", "1 worker(s) did not stop within 3s: killed"]
+
+
+def test_a_stop_that_does_not_wait_says_nothing() -> None:
+    quick = _started("import time; print('ready', flush=True); time.sleep(60)")
+    said: list[str] = []
+    stop_workers([quick], timeout=30, say=said.append)
+    assert quick.returncode == -signal.SIGTERM and said == []
+
+
+def test_a_forked_child_dies_with_its_parent_and_a_grandchild_with_the_child() -> None:
+    """children_die_with_this_process, each generation relative to its own parent."""
+    code = textwrap.dedent("""
+        import os, sys, time
+        from ingest_workers.runtime.lifeline import children_die_with_this_process
+        children_die_with_this_process()
+        if os.fork() == 0:
+            if os.fork() == 0:
+                time.sleep(60)
+                os._exit(0)
+            print(os.getpid(), flush=True)
+            time.sleep(60)
+            os._exit(0)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 10
+    while not children(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [grandchild] = children(child)
+    parent.kill()
+    parent.wait()
+    while (alive(child) or alive(grandchild)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child) and not alive(grandchild)
+
