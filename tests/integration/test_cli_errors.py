@@ -43,9 +43,12 @@ def catalog(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", NEEDS_REDIS, ids=lambda c: " ".join(c[:2]))
-def test_unreachable_redis_waits_as_stated_then_fails_in_one_sentence(command: list[str], catalog: Path) -> None:
+def test_unreachable_redis_waits_as_stated_then_fails_in_one_sentence(command: list[str], catalog: Path,
+                                                                     services: Services) -> None:
+    # A database that exists: a command that checks PostgreSQL first (status) must reach Redis's wait.
     code, lines = invoke(["--catalog", str(catalog), *command],
-                         env={"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0", "INGEST_SERVICE_WAIT": "1"})
+                         env={"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0", "DATABASE_URL": services.database_url,
+                              "INGEST_SERVICE_WAIT": "1"})
     assert code == 1, lines
     assert lines[0].startswith("cannot reach Redis at redis://:***@127.0.0.1:1/0") \
         and lines[0].endswith("; waiting up to 1s"), lines
@@ -139,7 +142,8 @@ def _refused_postgres(services: Services) -> list[tuple[str, str]]:
 def test_what_no_wait_can_fix_fails_at_once_in_one_sentence(command: list[str], catalog: Path, services: Services,
                                                             redis_client: object) -> None:
     """Only "not answering yet" waits: a malformed URL, an unknown user or database, fail at once."""
-    cases = [({"REDIS_URL": url}, words) for url, words in _refused_redis(services)]
+    cases = [({"REDIS_URL": url, "DATABASE_URL": services.database_url}, words)
+             for url, words in _refused_redis(services)]
     cases += [({"REDIS_URL": services.redis_url, "DATABASE_URL": url}, words)
               for url, words in _refused_postgres(services)]
     for env, words in cases:
