@@ -177,8 +177,8 @@ class Counts:
         self.lost_pages.extend(other.lost_pages)
 
     def to_dict(self) -> dict[str, int]:
-        """The record counts (:data:`COUNT_NAMES`) and ``skipped``."""
-        return {**{name: getattr(self, name) for name in COUNT_NAMES}, "skipped": self.skipped}
+        """The record counts (:data:`COUNT_NAMES`); ``skipped``, a count of requests, is read apart."""
+        return {name: getattr(self, name) for name in COUNT_NAMES}
 
     def unaccounted(self) -> int:
         """``fetched`` minus what its records became: 0 when every record was counted once (each

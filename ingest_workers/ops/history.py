@@ -123,8 +123,8 @@ class JobHistory:
             "'rejected', %(rejected)s::bigint, 'duplicate', %(duplicate)s::bigint, "
             "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint)) WHERE job_id = %(job)s").format(**base)
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            cur.execute(statement, {"status": status, **counts.to_dict(), "error": error[:2000] if error else None,
-                                    "job": job_id})
+            cur.execute(statement, {"status": status, **counts.to_dict(), "skipped": counts.skipped,
+                                    "error": error[:2000] if error else None, "job": job_id})
 
     def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
         """Mark ``job_id`` failed with ``reason`` if its process was stopped while it ran (it could

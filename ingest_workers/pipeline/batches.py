@@ -51,11 +51,10 @@ class BatchOutcome:
     updated: int  # merge: stored rows a changed record replaced
     lost_pages: tuple[str, ...] = ()  # the reasons of the pages the source could not read
 
-    def to_counts(self, fetched: int, skipped: int = 0) -> Counts:
-        """The batch's counts, with ``fetched`` as counted where the records entered the pipeline (and
-        ``skipped``, the requests the source skipped meanwhile)."""
+    def to_counts(self, fetched: int) -> Counts:
+        """The batch's counts, with ``fetched`` as counted where the records entered the pipeline."""
         return Counts(fetched=fetched, rejected=self.rejected, duplicate=self.duplicate, loaded=self.loaded,
-                      updated=self.updated, lost_pages=list(self.lost_pages), skipped=skipped)
+                      updated=self.updated, lost_pages=list(self.lost_pages))
 
 
 class BatchLoader:

@@ -115,7 +115,7 @@ class ChildRun:
         while batch is not None:
             following = next(batches, None)  # read before loading: the last batch carries the done mark
             done.final = following is None
-            self.job.counts.add(loader.load(batch).to_counts(0, skipped.new()))
+            self.job.counts.add(loader.load(batch).to_counts(0))
             batch = following
         # fetched once per parent: the batches are read one ahead of their loading
         self.job.counts.add(Counts(fetched=self.job.tally.fetched - counted, skipped=skipped.new()))

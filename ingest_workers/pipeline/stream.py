@@ -73,22 +73,26 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     # A source yields a Rejected itself for a page it could not read; stages pass it through.
     items = compose(source_stages(spec, dataset, lineage, context.scope()),
                     (r if isinstance(r, Rejected) else Record(r) for r in raw))
+    skipped = SkippedSoFar(source)
     batch_loader = BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks,
                                FanOut.of(spec, dataset, lineage, postgres, handoff))
-    counted, skipped = 0, SkippedSoFar(source)  # what the batches before this one took from the source
+    counted = 0  # what the batches before this one took from the source
     with closing(stream):  # stops the read-ahead thread when a batch fails
         while batch := list(islice(items, res.settings.batch_size)):
             outcome = batch_loader.load(batch)
             resume.save(batch_loader.first_lost_page)
             fetched, counted = tally.fetched - counted, tally.fetched
-            yield outcome.to_counts(fetched, skipped.new())
+            counts = outcome.to_counts(fetched)
+            counts.skipped = skipped.new()
+            yield counts
     if remaining := skipped.new():  # skipped after the last batch, or no batch at all (one 404)
         yield Counts(skipped=remaining)
     resume.clear()
 
 
 class SkippedSoFar:
-    """The requests the source skipped (``on_status``) since the last call to :meth:`new`."""
+    """The requests the source skipped (``on_status``, :class:`SkipsRequests`) since the last
+    call to :meth:`new`: requests, not records, so outside ``fetched``."""
 
     def __init__(self, source: object) -> None:
         self._source = source

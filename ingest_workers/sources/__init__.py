@@ -18,22 +18,14 @@ May import: ``core``, ``datasets`` (the draft's column types).
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from ..core.models import SourceSpec
 from ..core.plugins import resolve
-from .base import FetchesAhead, ResumableSource, Source, SourceContext
+from .base import FetchesAhead, ResumableSource, SkipsRequests, Source, SourceContext
 from .csv_file import CsvSource
 from .http_json import http_json_source
 from .synthetic import SyntheticSource
-
-
-@runtime_checkable
-class SkipsRequests(Protocol):
-    """A source whose requests its ``on_status`` may skip: ``skipped`` counts them so far."""
-
-    skipped: int
-
 
 SOURCE_KINDS: dict[str, Any] = {"http_json": http_json_source, "csv": CsvSource, "synthetic": SyntheticSource}
 

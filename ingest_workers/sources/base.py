@@ -5,6 +5,7 @@ and what only some kinds can do, as protocols the pipeline checks with ``isinsta
   died (page numbers must address the same records again: page paging only).
 - :class:`FetchesAhead`: fetches its next pages itself while its records are worked on (the
   pipeline then adds no read-ahead of its own).
+- :class:`SkipsRequests`: counts the requests its ``on_status`` skipped (``Counts.skipped``).
 """
 
 from __future__ import annotations
@@ -72,3 +73,11 @@ class FetchesAhead(Source, Protocol):
     def pages_in_flight(self) -> int:
         """How many page requests it keeps in flight at most."""
         ...
+
+
+@runtime_checkable
+class SkipsRequests(Protocol):
+    """A source whose requests its ``on_status`` may skip (a deleted parent's 404): ``skipped``
+    counts them so far."""
+
+    skipped: int

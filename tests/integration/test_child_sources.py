@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg2.extensions
 import pytest
+import redis
 
+from ingest_workers import pipeline
+from ingest_workers.core.config import Settings
 from ingest_workers.core.models import Record, SourceSpec
+from ingest_workers.runtime.resources import Resources
 from ingest_workers.sources import SourceContext, make_source
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.stages.base import map_fields
@@ -76,3 +81,29 @@ def test_a_detail_endpoint_serves_one_record_per_parent(server: FixtureApiServer
         expected = shop.product_detail(product["id"])
         assert list(source.stream()) == ([] if expected is None else [expected])
         assert source.skipped == (1 if expected is None else 0)  # type: ignore[attr-defined]
+
+
+def test_a_job_counts_its_skipped_requests_apart_from_its_records(
+        server: FixtureApiServer, redis_client: redis.Redis, pg: psycopg2.extensions.connection,
+        settings: Settings) -> None:
+    missing = next(i for i in range(1, PRODUCTS + 1) if shop.detail_missing(i))
+    counts = {}
+    res = Resources(settings, {})
+    try:
+        for product_id in (missing, missing - 1):
+            spec = SourceSpec(name=f"detail_{product_id}", kind="http_json", dataset="products", rate_limit=0,
+                              url=f"{server.url}/products/{product_id}", records_path="", pagination="none",
+                              fields={"product_id": "id"}, on_status={"404": "skip"})
+            counts[product_id] = pipeline.run_fetch_job(spec, "run-1", f"run-1-{spec.name}", "inline", res)
+    finally:
+        res.close()
+    assert counts[missing].to_dict() == {"fetched": 0, "rejected": 0, "duplicate": 0, "loaded": 0, "updated": 0}
+    assert counts[missing].skipped == 1
+    assert counts[missing - 1].to_dict() == {"fetched": 1, "rejected": 0, "duplicate": 0, "loaded": 1, "updated": 0}
+    assert counts[missing - 1].skipped == 0
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT source, status, error FROM ingest_jobs ORDER BY source")
+        assert cur.fetchall() == [(f"detail_{missing - 1}", "finished", None), (f"detail_{missing}", "finished", None)]
+        cur.execute("SELECT product_id, name FROM products")
+        expected = shop.product_detail(missing - 1)
+        assert expected is not None and cur.fetchall() == [(str(expected["id"]), expected["name"])]
