@@ -36,9 +36,7 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
         --worker-class ingest_workers.runtime.worker.IngestWorker
         --queue-class ingest_workers.runtime.worker.IngestQueue
         --job-monitoring-interval 5 --maintenance-interval 10 --worker-ttl 25 QUEUES... CHILDREN-QUEUES...
-
-    where CHILDREN-QUEUES are QUEUE-children for each queue: a fan-out's child jobs, taken only
-    when no other job waits (docs/sources.md, fan-out).
+    (CHILDREN-QUEUES: QUEUE-children of each queue, fan-out's child jobs, taken when nothing else waits),
 
     its Redis URL in its environment (RQ_REDIS_URL), never its arguments. On SIGTERM they get
     RQ's warm shutdown (the job in hand finishes) for INGEST_STOP_GRACE seconds (default 1830,
