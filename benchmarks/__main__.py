@@ -24,7 +24,7 @@ from ingest_workers.sources import SourceContext, make_source
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.testing.devservices import ensure_services
 
-from . import freshness, loads, merge, peer, record_path, runs, slow_sources
+from . import fanout, freshness, loads, merge, peer, record_path, runs, slow_sources
 from .profiling import profile_job
 from .report import Figure, Report, load_average
 from .services import Bench, mock_server, recreate_database
@@ -46,6 +46,8 @@ def main() -> None:
         report = measure(args, Bench(settings, "", args.records, out))
         _say("overlapped fetch (scripts/bench_overlap.py): read-ahead against a slow source, slow sources")
         overlap = overlapped_fetch(services.redis_url, services.database_url)
+        _say("fan-out (benchmarks/fanout.py): 1,000 parents, a child endpoint of 100 ms, ours against dlt")
+        overlap += fanout.section(services.redis_url, services.database_url)
     report.header.append(f"Whole run: {time.monotonic() - started:.0f} s (`scripts/bench {args.summary}`).")
     args.output.write_text(report.markdown() + overlap, encoding="utf-8")
     _say(f"wrote {args.output}")
