@@ -70,6 +70,10 @@ class SourceScheduler:
         self._client = queue.connection
         self._settings = settings
         self._specs = [spec for spec in specs if spec.interval_seconds]
+        planned = [spec.name for spec in self._specs if spec.partitions or spec.parent]
+        if planned:  # their jobs are planned in PostgreSQL by `ingest enqueue` (runtime.fanout_plans)
+            raise ConfigError(f"{', '.join(planned)}: a partitioned or child source cannot be scheduled yet "
+                              "(a child runs with its parent's schedule); use `ingest enqueue`")
         if not self._specs:
             raise ConfigError("no selected source has interval_seconds in the catalog; nothing to schedule")
         self._clock = clock
