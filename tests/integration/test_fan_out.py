@@ -125,6 +125,14 @@ def test_a_parent_source_fans_out_its_children_through_real_workers(
     assert "gh_issue_comments: parents processed 60" in output
     status_output = ingest(services, catalog, tmp_path, "status")[1]
     assert f"gh_issue_comments: parents processed {ISSUES}, requests skipped {deleted} in 24h" in status_output
+    # fan_out = "all": a second run re-reads every issue's comments, though no issue changed
+    status, output, again = ingest(services, catalog, tmp_path, "run", "--workers", "2", "--timeout", "240")
+    assert status == 0, output
+    assert again["sources"]["gh_issues"]["duplicate"] == ISSUES
+    comments_again = again["sources"]["gh_issue_comments"]
+    assert (comments_again["parents"], comments_again["loaded"]) == (ISSUES, 0)
+    assert comments_again["duplicate"] == len(expected_comments(range(1, ISSUES + 1)))
+    assert stored_comments(pg) == expected_comments(range(1, ISSUES + 1))
 
 
 def test_a_child_source_named_alone_runs_from_its_stored_parents(
