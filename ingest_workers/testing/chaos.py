@@ -20,7 +20,8 @@ What it does (``scripts/chaos``; a smaller plan runs in the test suite):
   record is loaded once or rejected with a reason (never both, never lost); every job of the
   clean re-run finished, and the stuck paginator was stopped in both; prints one line of figures.
 * meanwhile ``merge_sources`` more sources load a merge dataset ``passes`` times, the feed
-  changing between passes (:mod:`.chaos_merge`): each key's final row must hold the last revision.
+  changing between passes (:mod:`.chaos_merge`): each key's final row must hold the last revision;
+  and a fan-out source (:mod:`.chaos_fanout`): each comment of each issue stored once.
 
 It only touches its own sources (``chaos_0``, ..., ``chaos_merge_0``, ...) and queue.
 """
@@ -52,6 +53,7 @@ from ..load.migrate import migrate
 from ..ops.watch import JobState, job_states
 from ..runtime.producer import enqueue_run, make_queue, new_run_id
 from ..runtime.workerpool import worker_command, worker_env
+from .chaos_fanout import FanOutChaos, FanOutVerdict
 from .chaos_merge import MERGE_DATASET, MergePasses, MergeVerdict, check_merge, forget_merge, merge_specs
 from .fleet import WorkerFleet, children, work_horses
 from .mock_faults import FaultConfig, FaultInjector
@@ -82,6 +84,7 @@ class ChaosPlan:
     seed: int | None = None
     merge_sources: int = 2  # sources of a merge dataset, run once per revision of the feed
     passes: int = 3  # revisions 0, 1, ... passes - 1
+    fanout_issues: int = 150  # parents of the fan-out source (:mod:`.chaos_fanout`); 0: none
 
 
 @dataclass
@@ -104,12 +107,13 @@ class ChaosResult:
     faults: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     merge: MergeVerdict = field(default_factory=MergeVerdict)
+    fanout: FanOutVerdict = field(default_factory=FanOutVerdict)
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.duplicated or self.unexpected or self.without_reason or self.jobs_failed
                     or self.jobs_unfinished or self.stuck_not_stopped or self.loaded + self.rejected != self.served
-                    or not self.merge.ok)
+                    or not self.merge.ok or not self.fanout.ok)
 
     def line(self) -> str:
         faults = ",".join(f"{name}={count}" for name, count in sorted(self.faults.items()))
@@ -121,7 +125,7 @@ class ChaosResult:
                 f"unfinished={self.jobs_unfinished} stuck_not_stopped={self.stuck_not_stopped} "
                 f"kills={self.kills} merge[rows={self.merge.rows} revision={self.merge.revision} "
                 f"updated={self.merge.updated} stale={self.merge.stale} missing={self.merge.missing} "
-                f"extra={self.merge.extra}] "
+                f"extra={self.merge.extra}] {self.fanout.text()} "
                 f"pg_down={self.pg_cut_seconds:.0f}s faults[{faults}] elapsed={self.elapsed:.1f}s")
 
 
@@ -147,8 +151,9 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
     client = redis.Redis.from_url(redis_url)
     conn = psycopg2.connect(database_url)
     merge_names = [f"chaos_merge_{i}" for i in range(plan.merge_sources)]
+    fanout = FanOutChaos(plan.fanout_issues, plan.seed, plan.rate_limit, conn)
     try:
-        migrate(conn, [MERGE_DATASET])
+        migrate(conn, [MERGE_DATASET, *fanout.datasets])
         config = MockConfig(records=plan.records, invalid_every=plan.invalid_every)
         server = MockServer("127.0.0.1", 0, config, FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
         lossy = MockServer("127.0.0.1", 0, config, FaultInjector(
@@ -156,8 +161,9 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
         injected = (server.faults, lossy.faults)  # the re-run swaps them for fault-free ones
         sources = chaos_sources(plan, server.url, lossy.url)
         names = [source.spec.name for source in sources]
-        _forget(client, conn, [*names, *merge_names], CHAOS_QUEUE)
+        _forget(client, conn, [*names, *merge_names, "chaos_issues", "chaos_issue_comments"], CHAOS_QUEUE)
         forget_merge(conn, merge_names)
+        fanout.start()
         for mock in (server, lossy):
             mock.start_in_thread()
         proxy = CuttableProxy(postgres_address(database_url)).start()
@@ -166,8 +172,9 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
                                  plan.passes, server)
             result, run_ids = _run(plan, rng, client, (server, lossy), proxy, sources,
                                    chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log,
-                                   passes)
+                                   passes, fanout)
         finally:
+            fanout.stop()
             proxy.close()
             for mock in (server, lossy):
                 mock.shutdown()
@@ -175,6 +182,7 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
         result.faults = dict(injected[0].injected + injected[1].injected)
         _check(conn, sources, run_ids, plan.invalid_every, result)
         result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes.revision)
+        result.fanout = fanout.verdict() if plan.fanout_issues else FanOutVerdict()
     finally:
         conn.close()
         client.close()
@@ -202,7 +210,7 @@ def chaos_sources(plan: ChaosPlan, url: str, lossy_url: str) -> list[ChaosSource
 
 def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tuple[MockServer, MockServer],
          proxy: CuttableProxy, sources: list[ChaosSource], settings: Settings, log_dir: Path,
-         log: Callable[[str], None], passes: MergePasses) -> tuple[ChaosResult, list[str]]:
+         log: Callable[[str], None], passes: MergePasses, fanout: FanOutChaos) -> tuple[ChaosResult, list[str]]:
     """The chaos run (and the merge passes), then the clean re-run; returns the result so far and
     both run ids."""
     result = ChaosResult(served=sum(source.served for source in sources))
@@ -215,7 +223,7 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
     started = time.monotonic()
     try:
         fleet.start(plan.workers)
-        job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_ids[0])]
+        job_ids = [e.job_id for e in enqueue_run(queue, settings, [*specs, *fanout.specs()], run_ids[0])]
         job_ids += passes.advance(queue, settings)
         next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
         while (state.done < state.total or passes.remaining) and time.monotonic() - started < plan.timeout:
@@ -227,8 +235,8 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
             time.sleep(0.2)
             more = passes.advance(queue, settings, job_ids)
             if more:
-                job_ids += more
                 log(f"chaos: merge pass at revision {passes.revision}")
+            job_ids += more + fanout.listed(run_ids[0], [*job_ids, *more])
             state = job_states(queue, job_ids)
         if cut_at is not None and not result.pg_cut_seconds:  # the jobs ended during the outage
             proxy.restore()
