@@ -41,9 +41,10 @@ class RunOutcome:
     why: str = ""
 
     def unfinished_sources(self) -> dict[str, str]:
-        """What happened to the jobs that did not finish, by source, with why."""
+        """What happened to the jobs that did not finish, by source (a child job of a fan-out: by its
+        id, which names its source), with why."""
         sources = {item.job_id: item.source for item in self.enqueued}
-        return {sources[job_id]: f"{what} ({self.why})" if self.why else what
+        return {sources.get(job_id, job_id): f"{what} ({self.why})" if self.why else what
                 for job_id, what in self.unfinished.items()}
 
 
