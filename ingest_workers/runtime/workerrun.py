@@ -95,7 +95,8 @@ def _until_stopped(queue: Queue, settings: Settings, processes: list[Process], o
                 state = watch(queue, outcome.enqueued, _recoverer(queue, settings, job_list, outcome.run_id, say))
                 if state.done < state.total:
                     why, reason = give_up.short, give_up.full
-                    unfinished.update(stop_unfinished(queue, list(dict.fromkeys([*job_ids, *job_list.job_ids(outcome.run_id)]))))
+                    listed = job_list.job_ids(outcome.run_id)  # the child jobs fanned out too
+                    unfinished.update(stop_unfinished(queue, list(dict.fromkeys([*job_ids, *listed]))))
                 stop_workers(processes, 10 if unfinished else 30, say)
             except StopGently:
                 why = reason = "Ctrl+C"
