@@ -216,3 +216,13 @@ def test_generations_are_bounded(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[sources.s9\] key 'parent': 9 generations of parents "
                                           r"\(s9 -> s8 .* -> s0\); at most 8"):
         load_catalog(write(tmp_path, FAN_OUT.split("[sources.")[0] + text), {})
+
+
+def test_partitions_combine_in_the_order_written(tmp_path: Path) -> None:
+    from ingest_workers.sources.family import partition_combinations, partition_count
+
+    cards = load_catalog(write(tmp_path, FAN_OUT), {}).sources["board_cards"]
+    assert list(partition_combinations(cards.partitions)) == [
+        {"board": board, "list": n} for board in ("5f1a", "5f1b", "5f1c") for n in (1, 2)]
+    assert partition_count(cards.partitions) == 6
+    assert list(partition_combinations({})) == [] and partition_count({}) == 1
