@@ -10,6 +10,7 @@ import pytest
 from ingest_workers.catalog import load_catalog
 from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import SourceSpec
+from ingest_workers.sources.family import partition_combinations, partition_count
 
 FAN_OUT = """
 [datasets.issues]
@@ -219,8 +220,6 @@ def test_generations_are_bounded(tmp_path: Path) -> None:
 
 
 def test_partitions_combine_in_the_order_written(tmp_path: Path) -> None:
-    from ingest_workers.sources.family import partition_combinations, partition_count
-
     cards = load_catalog(write(tmp_path, FAN_OUT), {}).sources["board_cards"]
     assert list(partition_combinations(cards.partitions)) == [
         {"board": board, "list": n} for board in ("5f1a", "5f1b", "5f1c") for n in (1, 2)]
