@@ -6,7 +6,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.models import Lineage, SourceSpec
-from ..core.plugins import resolve, split_entry
+from ..core.plugins import PluginAllowlist, resolve, split_entry
 from ..datasets import Domain
 from .base import Stage, default_stages
 from .series import MovingAverage, Normalise, ThresholdFilter
@@ -16,10 +16,11 @@ STAGES: dict[str, Any] = {cls.name: cls for cls in (ThresholdFilter, Normalise, 
                                                      TickerFromCashtag)}
 
 
-def make_stage(entry: Any) -> Stage:
-    """Build one stage from a catalog entry (``"sentiment"`` or ``{name = "threshold", maximum = 5}``)."""
+def make_stage(entry: Any, allow: PluginAllowlist | None = None) -> Stage:
+    """Build one stage from a catalog entry (``"sentiment"`` or ``{name = "threshold", maximum = 5}``);
+    a plugin's module must be one ``allow`` allows (see :func:`.resolve`)."""
     name, params = split_entry(entry, "stage")
-    cls = resolve(name, STAGES, "stage")
+    cls = resolve(name, STAGES, "stage", allow)
     try:
         return cls(**params)
     except TypeError as exc:
