@@ -192,9 +192,9 @@ def test_the_attack_its_stages_twin_and_a_variable_are_refused(
             "variable": {**put(base, ("url",), url), "declaration": None, "domain": "posts",
                          "fields": {"post_id": "id", "user_id": "userId"}, "constants": {}, "stages": None}}
     env = {**os.environ, "TRUST_PLANTED": "planted-value-3c1e"}
-    assert settings.source_vars is None
+    unset = dataclasses.replace(settings, source_vars=None)  # INGEST_SOURCE_VARS unset
     try:
-        failed = run_jobs(redis_client, settings, jobs, env, tmp_path / "workers.log")
+        failed = run_jobs(redis_client, unset, jobs, env, tmp_path / "workers.log")
     finally:
         host.shutdown()
     assert failed == {
