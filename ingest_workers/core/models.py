@@ -60,6 +60,8 @@ class SourceSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
+        """The spec of :meth:`to_dict`'s output, unchecked: only for a spec this process checked
+        already. A job read from Redis is read by ``ingest_workers.catalog.parse_job``."""
         return cls(**data)
 
 

@@ -27,6 +27,7 @@ from . import resources
 # What may pass if the job runs again later; anything else fails the job at once.
 RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
 MAX_DEFERRALS = 50  # an open circuit defers a job at most this many times, then it fails
+MAX_REFUSAL = 1000  # characters of a refused job's reason
 
 # What a queued job may name, under this layout's paths and the previous layout's (``ingest_workers.jobs``,
 # still resolved through the package's ``__getattr__``): ``IngestWorker`` refuses any other function or
@@ -75,7 +76,8 @@ def accepted(spec: Any, run_id: Any, window: Any, res: resources.Resources) -> S
         source = parse_job(spec, permissions.plugins)
         permissions.check_variables(source)
     except (ConfigError, Refused) as exc:
-        refused = exc if isinstance(exc, Refused) else Refused(str(exc))
+        text = str(exc)  # it may quote the job's values: keep the sentence short
+        refused = Refused(text if len(text) <= MAX_REFUSAL else text[:MAX_REFUSAL] + " ...")
         _record_refusal(spec, run_id, refused, res)
         raise refused from None
     return source
