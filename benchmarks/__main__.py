@@ -160,7 +160,7 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
     figures.append(Figure(f"Re-run of the same ingest (all duplicate), {label}, {args.recommended_workers} "
                           "workers", rerun.rate, "records/s", "the first runs just before", first.rate, 2,
                           why="a duplicate is dropped before PostgreSQL, but only after it was fetched, decoded "
-                              "and validated (the natural key comes out of the domain's check), so the re-run "
+                              "and validated (the natural key comes out of the dataset's check), so the re-run "
                               "saves the serialisation and the load, not the stages. Dropping earlier needs a "
                               "key read from the raw record, per source: not done."))
     _memory(args, bench, figures)
@@ -478,8 +478,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=16, help="window jobs the source is split into")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--worker-classes", nargs="+", default=[PLAIN_FORKING, INGEST_WORKER, "rq.worker.SimpleWorker"])
-    parser.add_argument("--recommended", default=INGEST_WORKER, help="the worker class the README recommends")
-    parser.add_argument("--recommended-workers", type=int, default=2, help="the workers the README recommends")
+    parser.add_argument("--recommended", default=INGEST_WORKER, help="the worker class docs/operations.md recommends")
+    parser.add_argument("--recommended-workers", type=int, default=2, help="the workers docs/operations.md recommends")
     parser.add_argument("--rounds", type=int, default=2, help="end-to-end runs per configuration (best counts)")
     parser.add_argument("--naive-rows", type=int, default=10_000)
     parser.add_argument("--memory-records", type=int, nargs=2, default=[100_000, 1_000_000])

@@ -1,7 +1,7 @@
 """Read and check the source catalog (TOML). Every error names the file and the key.
 
 ``${VAR}`` references are expanded here only in the keys that say what a source *is* and where its
-jobs go (:data:`EXPANDED_HERE`: kind, domain, queue, ...), its stages and its sinks' names. Every
+jobs go (:data:`EXPANDED_HERE`: kind, dataset, queue, ...), its stages and its sinks' names. Every
 other value keeps its references as written, and travels so in the job: the worker that runs it
 expands them from its own environment (:mod:`.core.envrefs`), so a secret never reaches Redis and
 the host that enqueues needs none.
@@ -21,7 +21,7 @@ from typing import Any
 from .core.config import WORKER_OWN_VARIABLES
 from .core.envrefs import expand, variables
 from .core.errors import ConfigError, Refused
-from .core.models import SourceSpec
+from .core.models import RENAMED_KEYS, SourceSpec, current_keys
 from .core.plugins import PluginAllowlist
 from .core.suggest import did_you_mean
 from .datasets import BUILTIN, Dataset, parse_dataset
@@ -35,14 +35,14 @@ from .stages.registry import make_stage
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 QUEUE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 # Known where the job is made (to check the entry and route its job): never secrets. So are stages.
-EXPANDED_HERE = ("kind", "domain", "queue", "pagination", "cursor_field")
+EXPANDED_HERE = ("kind", "dataset", "queue", "pagination", "cursor_field")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
-_TEXT_FIELDS = {"kind", "domain", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
+_TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
                 "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path"}
 _TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
 _NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
-_CATALOG_KEYS = (set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS) | {"dataset"}
+_CATALOG_KEYS = set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS
 _JOB_KEYS = set(_SPEC_FIELDS) - {"name"}
 _OPTIONAL_KEYS = {name for name, f in _SPEC_FIELDS.items() if f.default is None}
 
@@ -56,7 +56,7 @@ class Catalog:
 
     def used_datasets(self) -> dict[str, Dataset]:
         """Every dataset this catalog's sources load into (declared here or built in), by name."""
-        return {**{s.domain: BUILTIN[s.domain] for s in self.sources.values() if s.domain in BUILTIN},
+        return {**{s.dataset: BUILTIN[s.dataset] for s in self.sources.values() if s.dataset in BUILTIN},
                 **self.datasets}
 
     def variables(self) -> tuple[str, ...]:
@@ -150,17 +150,12 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a table")
     _refuse_unknown_keys(where, entry, _CATALOG_KEYS)
-    entry = dict(entry)
-    if "dataset" in entry and "domain" in entry:
-        raise ConfigError(f"{where}: give 'dataset' or 'domain' (its older name), not both")
-    dataset_key = "dataset" if "dataset" in entry else "domain"  # the name errors give it: the user's
-    if "dataset" in entry:
-        entry["domain"] = entry.pop("dataset")
-    for key in ("kind", "domain"):
+    entry, dataset_key = _renamed(where, entry)
+    for key in ("kind", "dataset"):
         if key not in entry:
-            raise ConfigError(f"{where}: missing required key {'dataset' if key == 'domain' else key!r}")
+            raise ConfigError(f"{where}: missing required key {key!r}")
     values = {key: _expand_here(where, key, value, env) for key, value in entry.items()}
-    declared = (datasets or {}).get(values["domain"]) if isinstance(values["domain"], str) else None
+    declared = (datasets or {}).get(values["dataset"]) if isinstance(values["dataset"], str) else None
     if declared is not None:
         values["declaration"] = declared.to_dict()
     return check_source(where, name, values, declared, dataset_key, None)
@@ -181,15 +176,16 @@ def parse_job(data: Any, allow: PluginAllowlist) -> SourceSpec:
     # A job carries every key; None is an unset optional one (the catalog, in TOML, omits it).
     values = {k: v for k, v in data.items() if k != "name" and not (v is None and k in _OPTIONAL_KEYS)}
     _refuse_unknown_keys(where, values, _JOB_KEYS)
-    for key in ("kind", "domain"):
+    values, dataset_key = _renamed(where, values)  # a job enqueued before the rename says 'domain'
+    for key in ("kind", "dataset"):
         if not isinstance(values.get(key), str):
             raise ConfigError(f"{where} key {key!r}: expected text, got {values.get(key)!r}")
     declared = None
     if "declaration" in values:
-        _refuse_builtin(f"{where} key 'declaration'", values["domain"])
-        declared = parse_dataset(values["domain"], values["declaration"], f"{where} key 'declaration': ")
+        _refuse_builtin(f"{where} key 'declaration'", values["dataset"])
+        declared = parse_dataset(values["dataset"], values["declaration"], f"{where} key 'declaration': ")
         check_declared(f"{where} key 'declaration'", declared, allow)
-    return check_source(where, name, values, declared, "domain", allow)
+    return check_source(where, name, values, declared, dataset_key, allow)
 
 
 def check_source(where: str, name: str, values: dict[str, Any], declared: Dataset | None, dataset_key: str,
@@ -219,7 +215,8 @@ def check_source(where: str, name: str, values: dict[str, Any], declared: Datase
 
 
 def _refuse_unknown_keys(where: str, entry: Mapping[str, Any], known: set[str]) -> None:
-    for key in sorted(set(entry) - known, key=str):
+    """Refuse a key neither in ``known`` nor an older name (:data:`RENAMED_KEYS`), naming the nearest."""
+    for key in sorted(set(entry) - known - set(RENAMED_KEYS), key=str):
         hint = did_you_mean(str(key), known) or f"; known keys: {', '.join(sorted(known))}"
         raise ConfigError(f"{where}: unknown key {str(key)[:80]!r}{hint}")
 
@@ -234,6 +231,16 @@ def _check_numbers(where: str, values: dict[str, Any]) -> None:
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not rate >= 0:
         raise ConfigError(f"{where} key 'rate_limit': expected requests per second, 0 or more (0: unlimited), "
                           f"got {rate!r}")
+
+
+def _renamed(where: str, entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The entry with older key names replaced (:data:`RENAMED_KEYS`), and the key that named its
+    dataset as the user wrote it (errors name that one)."""
+    dataset_key = next((old for old, new in RENAMED_KEYS.items() if new == "dataset" and old in entry), "dataset")
+    try:
+        return current_keys(entry), dataset_key
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_concurrency(where: str, values: dict[str, Any]) -> None:
@@ -260,21 +267,20 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None, d
         raise type(exc)(f"{where} key 'kind': {exc}") from None
     if values["kind"] in ("http_json", "csv") and not values.get("url"):
         raise ConfigError(f"{where}: missing required key 'url'")
-    dataset = declared or BUILTIN.get(values["domain"])
+    dataset = declared or BUILTIN.get(values["dataset"])
     if dataset is None:
-        raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['domain']!r}; declare it as "
-                          f"[datasets.{values['domain']}] or use a built-in one: {', '.join(BUILTIN)}"
-                          f"{did_you_mean(values['domain'], BUILTIN)}")
-    domain = dataset.domain
+        raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['dataset']!r}; declare it as "
+                          f"[datasets.{values['dataset']}] or use a built-in one: {', '.join(BUILTIN)}"
+                          f"{did_you_mean(values['dataset'], BUILTIN)}")
     pagination = values.get("pagination", "page")
     if pagination not in PAGINATIONS:
         raise ConfigError(f"{where} key 'pagination': expected one of {', '.join(PAGINATIONS)}, got "
                           f"{pagination!r}{did_you_mean(str(pagination), PAGINATIONS)}")
     for key, column in [("cursor_field", values.get("cursor_field"))] + [
             (f"fields.{field}", field) for field in values.get("fields", {})]:
-        if column is not None and column not in domain.fields:
-            hint = did_you_mean(column, domain.fields) or f"; known: {', '.join(domain.fields)}"
-            raise ConfigError(f"{where} key {key!r}: {column!r} is not a column of {domain.name}{hint}")
+        if column is not None and column not in dataset.column_names:
+            hint = did_you_mean(column, dataset.column_names) or f"; known: {', '.join(dataset.column_names)}"
+            raise ConfigError(f"{where} key {key!r}: {column!r} is not a column of {dataset.name}{hint}")
     for key, check in (("stages", make_stage), ("sinks", sink_class)):
         entries = values.get(key, [])
         if not isinstance(entries, list):

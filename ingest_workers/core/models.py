@@ -16,7 +16,7 @@ class SourceSpec:
 
     name: str
     kind: str  # a built-in kind (http_json, csv, synthetic) or a plugin "package.module:ClassName"
-    domain: str  # the dataset the records land in (the catalog's `dataset`, or `domain` for a built-in)
+    dataset: str  # the dataset the records land in: a built-in one or one its catalog declares
     url: str = ""  # http_json: the API; csv: a file path or an http(s) URL; synthetic: unused
     records_path: str = "items"  # dotted path to the list of records in a page ("" for a top-level list)
     pagination: str = "page"  # page | offset | cursor | link | next_url | after_last | none
@@ -43,7 +43,7 @@ class SourceSpec:
     cursor_field: str | None = None  # row field whose highest value is the source's high-water mark
     since_param: str | None = None  # query parameter that asks for records at or after a mark
     until_param: str | None = None  # query parameter that asks for records before a moment (backfill windows)
-    stages: list[Any] | None = None  # stage names or {name = ..., params}; None: the domain's defaults
+    stages: list[Any] | None = None  # stage names or {name = ..., params}; None: the dataset's defaults
     sinks: list[Any] = field(default_factory=list)  # sinks besides PostgreSQL: names or {name = ..., params}
     options: dict[str, Any] = field(default_factory=dict)  # settings of the source kind (csv, synthetic, plugins)
     interval_seconds: int | None = None  # `ingest schedule` runs the source this often; None: never
@@ -60,9 +60,27 @@ class SourceSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
-        """The spec of :meth:`to_dict`'s output, unchecked: only for a spec this process checked
-        already. A job read from Redis is read by ``ingest_workers.catalog.parse_job``."""
-        return cls(**data)
+        """The spec of :meth:`to_dict`'s output (a job enqueued before a key was renamed still reads,
+        :data:`RENAMED_KEYS`), unchecked: only for a spec this process checked already. A job read
+        from Redis is read by ``ingest_workers.catalog.parse_job``."""
+        return cls(**current_keys(data))
+
+
+# Keys renamed since a catalog was written or a job enqueued: older name -> name. The catalog and
+# the job both accept the older name (giving both is an error), and nothing else uses it.
+RENAMED_KEYS = {"domain": "dataset"}  # alias: queued jobs and catalogs written before the rename
+
+
+def current_keys(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with each older key name of :data:`RENAMED_KEYS` replaced by its name; raises
+    :class:`ValueError` naming both when ``entry`` gives both."""
+    entry = dict(entry)
+    for old, new in RENAMED_KEYS.items():
+        if old in entry:
+            if new in entry:
+                raise ValueError(f"give {new!r} or {old!r} (its older name), not both")
+            entry[new] = entry.pop(old)
+    return entry
 
 
 @dataclass(frozen=True)
@@ -106,9 +124,11 @@ class Rejected:
 @dataclass(frozen=True, slots=True)
 class LostPage(Rejected):
     """A page the source could not read (``where``: "page 3", "offset 500"): one row of
-    ``rejected_records``, and a gap in what the job loaded, so a cursor must not pass it."""
+    ``rejected_records``, and a gap in what the job loaded, so a cursor must not pass it.
+    ``page``: its page number in page paging (a resume point must not pass it either), else None."""
 
     where: str = ""
+    page: int | None = None
 
 
 @dataclass
@@ -131,6 +151,11 @@ class Counts:
 
     def to_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNT_NAMES}
+
+    def unaccounted(self) -> int:
+        """``fetched`` minus what its records became: 0 when every record was counted once (each
+        count is taken where its outcome happens, so a counting bug shows here)."""
+        return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated)
 
 
 COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated")

@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -29,7 +30,7 @@ from psycopg2.extras import execute_values
 
 from ..core.connections import postgres_errors
 from ..core.models import Lineage, Rejected
-from ..datasets import Domain
+from ..datasets import Dataset
 
 
 class LoadResult(NamedTuple):
@@ -37,6 +38,46 @@ class LoadResult(NamedTuple):
     refused: list[Rejected]  # rows PostgreSQL itself refused, recorded as rejections
     updated: int = 0  # merge: stored rows a changed record replaced
     written: Sequence[dict[str, Any]] = ()  # the rows PostgreSQL inserted or updated (RETURNING): for sinks
+    # rows that changed nothing: their key was stored already (ON CONFLICT did nothing, or a merge found
+    # the same values), or it repeats in the batch (its other record was the one written)
+    unchanged: int = 0
+
+    def plus(self, other: LoadResult) -> LoadResult:
+        return LoadResult(self.inserted + other.inserted, self.refused + other.refused, self.updated + other.updated,
+                          [*self.written, *other.written], self.unchanged + other.unchanged)
+
+
+class SplitProgress:
+    """The parts of one batch that committed on their own, while the batch was split to find the
+    rows PostgreSQL refuses. Kept by the caller across replays of the batch (a connection lost
+    mid-split, :class:`~.pgretry.PostgresRetry`): a replay skips the committed parts and reports
+    what they did, so their rows count as loaded, not as duplicates, and reach the sinks."""
+
+    def __init__(self) -> None:
+        self._committed: dict[tuple[int, int], LoadResult] = {}
+
+    def committed(self, start: int, end: int) -> LoadResult | None:
+        """What rows ``start:end`` did, if they committed as one part."""
+        return self._committed.get((start, end))
+
+    def split(self, start: int, end: int) -> bool:
+        """Whether a part inside rows ``start:end`` committed on its own (the range was split before)."""
+        return any(start <= a and b <= end and (a, b) != (start, end) for a, b in self._committed)
+
+    def record(self, start: int, end: int, result: LoadResult) -> None:
+        self._committed[(start, end)] = result
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What stays the same across the parts of a split batch."""
+
+    dataset: Dataset
+    rows: Sequence[dict[str, Any]]
+    lineage: Lineage
+    all_new: bool
+    on_written: Callable[[Any, list[dict[str, Any]]], None] | None
+    progress: SplitProgress
 
 
 class PostgresLoader:
@@ -47,48 +88,68 @@ class PostgresLoader:
     def connection(self) -> psycopg2.extensions.connection:
         return self._conn
 
-    def load_batch(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
+    def load_batch(self, dataset: Dataset, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
                    lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
                    all_new: bool = False,
-                   on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None) -> LoadResult:
+                   on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None,
+                   progress: SplitProgress | None = None) -> LoadResult:
         """Write ``rows`` and record ``rejected`` in one transaction.
 
-        Returns how many rows were new, how many replaced a stored row (merge datasets; the
-        rest were in the table already, unchanged) and the rows PostgreSQL itself refused (a
-        value its types or checks reject): those are found by splitting the batch, recorded
-        as rejections, and the rest still load. ``in_transaction(cursor)`` runs inside the
-        transaction that commits the batch's last rows (cursor marks, transactional sinks), so
-        it commits only with all of them. ``on_written(cursor, rows)`` runs inside every transaction
-        that writes rows, with exactly the rows PostgreSQL inserted or updated there (transactional
-        sinks); ``written`` of the result lists them all. ``all_new``: the caller believes no key is
-        stored yet (a merge batch then tries the direct COPY first). Raises :class:`TransientError` when
-        PostgreSQL is unreachable: the whole batch can then be retried.
+        Returns how many rows were new, how many replaced a stored row (merge datasets), how many
+        changed nothing (``unchanged``: stored already, or a key repeated in the batch) and the rows
+        PostgreSQL itself refused (a value its types or checks reject): those are found by splitting
+        the batch (each part commits on its own, noted in ``progress``: pass the same one when the
+        batch runs again after a lost connection), recorded as rejections, and the rest still load.
+        ``in_transaction(cursor)`` runs inside the transaction that commits the batch's last rows
+        (cursor marks, transactional sinks), so it commits only with all of them. ``on_written(cursor,
+        rows)`` runs inside every transaction that writes rows, with exactly the rows PostgreSQL
+        inserted or updated there (transactional sinks); ``written`` of the result lists them all.
+        ``all_new``: the caller believes no key is stored yet (a merge batch then tries the direct COPY
+        first). Raises :class:`TransientError` when PostgreSQL is unreachable: the whole batch can then
+        be retried.
         """
-        try:
-            return LoadResult(*self._load(domain, rows, rejected, lineage, in_transaction, all_new, on_written))
-        except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
-            if len(rows) <= 1:
-                reason = f"PostgreSQL refused the row: {exc.diag.message_primary or type(exc).__name__}"
-                refused = [Rejected(row.get("raw"), reason, "load") for row in rows]
-                self._load(domain, [], [*rejected, *refused], lineage, in_transaction)
-                return LoadResult(0, refused)
-        middle = len(rows) // 2
-        first = self.load_batch(domain, rows[:middle], rejected, lineage, None, all_new, on_written)
-        second = self.load_batch(domain, rows[middle:], [], lineage, in_transaction, all_new, on_written)
-        return LoadResult(first.inserted + second.inserted, first.refused + second.refused,
-                          first.updated + second.updated, [*first.written, *second.written])
+        batch = _Batch(dataset, rows, lineage, all_new, on_written, progress or SplitProgress())
+        return self._load_part(batch, 0, len(rows), rejected, in_transaction)
 
-    def _load(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
+    def _load_part(self, batch: _Batch, start: int, end: int, rejected: Sequence[Rejected],
+                   in_transaction: Callable[[Any], None] | None) -> LoadResult:
+        """Rows ``start:end`` of the batch in one transaction, or split in two when PostgreSQL refuses one."""
+        done = batch.progress.committed(start, end)
+        if done is not None:
+            return done
+        rows = batch.rows[start:end]
+        if not batch.progress.split(start, end):  # not tried yet, or tried whole when the connection was lost
+            result: LoadResult | None
+            try:
+                result = self._load(batch.dataset, rows, rejected, batch.lineage, in_transaction, batch.all_new,
+                                    batch.on_written)
+            except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
+                if len(rows) > 1:
+                    result = None  # a row of them is refused: split to find it
+                else:
+                    reason = f"PostgreSQL refused the row: {exc.diag.message_primary or type(exc).__name__}"
+                    refused = [Rejected(row.get("raw"), reason, "load") for row in rows]
+                    self._load(batch.dataset, [], [*rejected, *refused], batch.lineage, in_transaction)
+                    result = LoadResult(0, refused)
+            if result is not None:
+                batch.progress.record(start, end, result)
+                return result
+        middle = start + (end - start) // 2
+        first = self._load_part(batch, start, middle, rejected, None)
+        return first.plus(self._load_part(batch, middle, end, [], in_transaction))
+
+    def _load(self, dataset: Dataset, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
               lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
               all_new: bool = False, on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None,
-              ) -> tuple[int, list[Rejected], int, list[dict[str, Any]]]:
+              ) -> LoadResult:
+        """One transaction: the rows, the rejections, then ``on_written`` and ``in_transaction``."""
         inserted = updated = 0
         written: list[dict[str, Any]] = []
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            if rows and domain.write == "merge":
-                inserted, updated, written = self._merge_rows(cur, domain, rows, all_new)
+            if rows and dataset.write == "merge":
+                inserted, updated, written = self._merge_rows(cur, dataset, rows, all_new)
             elif rows:
-                written = self._insert_rows(cur, domain, rows)
+                written = self._insert_rows(cur, dataset, rows)
                 inserted = len(written)
             if rejected:
                 self._insert_rejections(cur, rejected, lineage)
@@ -96,17 +157,18 @@ class PostgresLoader:
                 on_written(cur, written)
             if in_transaction is not None:
                 in_transaction(cur)
-        return inserted, [], updated, written
+        # every row is written once at most; those not written changed nothing
+        return LoadResult(inserted, [], updated, written, len(rows) - len(written))
 
-    def _merge_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]],
+    def _merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                     all_new: bool) -> tuple[int, int, list[dict[str, Any]]]:
         """Insert the new keys; replace a stored row whose values differ (or whose version is lower);
         leave an identical one alone (no new row version: its ``xmin`` stays). A key that repeats in
         the batch keeps its last record (its highest version). Returns the counts inserted and
         updated, and the rows written (``RETURNING``, matched back by key)."""
-        rows = latest_per_key(domain, rows)
-        target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
-        stream = CopyStream(rows, domain.columns)
+        rows = latest_per_key(dataset, rows)
+        target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
+        stream = CopyStream(rows, dataset.load_columns)
         if all_new:
             cur.execute("SAVEPOINT direct_copy")
             try:
@@ -115,10 +177,10 @@ class PostgresLoader:
                 return len(rows), 0, list(rows)
             except psycopg2.errors.UniqueViolation:  # Redis was flushed, or another job raced us
                 cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        staging = self._staged(cur, domain, stream.whole())
-        data = [c for c in domain.fields if c not in domain.key]
-        if domain.version_column is not None:
-            version = sql.Identifier(domain.version_column)
+        staging = self._staged(cur, dataset, stream.whole())
+        data = [c for c in dataset.column_names if c not in dataset.unique_key]
+        if dataset.version_column is not None:
+            version = sql.Identifier(dataset.version_column)
             changed = sql.SQL("t.{v} IS NULL OR EXCLUDED.{v} > t.{v}").format(v=version)
         elif data:
             changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
@@ -127,8 +189,8 @@ class PostgresLoader:
         else:
             changed = sql.SQL("false")  # a table of key columns only: a stored key is the whole record
         assign = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
-                                    for c in domain.columns if c not in domain.key)
-        key = sql.SQL(", ").join(map(sql.Identifier, domain.key))
+                                    for c in dataset.load_columns if c not in dataset.unique_key)
+        key = sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))
         cur.execute(sql.SQL("WITH written AS (INSERT INTO {target} AS t ({columns}) SELECT {columns} FROM {staging} "
                             "ON CONFLICT ({key}) DO UPDATE SET {assign}, loaded_at = now() WHERE {changed} "
                             "RETURNING (xmax = 0) AS new, {key}) "
@@ -140,23 +202,23 @@ class PostgresLoader:
         return inserted, len(written) - inserted, [rows[number] for _, number in written]
 
     @staticmethod
-    def _staged(cur: Any, domain: Domain, payload: bytes) -> sql.Composable:
-        """The batch COPYed into this connection's staging table for ``domain`` (emptied at each commit),
+    def _staged(cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable:
+        """The batch COPYed into this connection's staging table for ``dataset`` (emptied at each commit),
         each row with its place in the batch (``row_number``), to match ``RETURNING`` back to rows."""
-        staging = sql.Identifier(f"staging_{domain.table}")
+        staging = sql.Identifier(f"staging_{dataset.table}")
         cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS, row_number integer) "
-                            "ON COMMIT DELETE ROWS").format(staging, sql.Identifier(domain.table)))
-        columns = sql.SQL(", ").join(map(sql.Identifier, domain.columns))
+                            "ON COMMIT DELETE ROWS").format(staging, sql.Identifier(dataset.table)))
+        columns = sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
         numbered = b"".join(b"%s\t%d\n" % (line, n) for n, line in enumerate(payload.split(b"\n")[:-1]))
         cur.copy_expert(sql.SQL("COPY {} ({}, row_number) FROM STDIN").format(staging, columns).as_string(cur),
                         io.BytesIO(numbered))
         return staging
 
-    def _insert_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _insert_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
         take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
-        target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
-        stream = CopyStream(rows, domain.columns)
+        target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
+        stream = CopyStream(rows, dataset.load_columns)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
         # COPY into the table costs the server far less than COPY to staging plus INSERT ... SELECT.
         cur.execute("SAVEPOINT direct_copy")
@@ -166,8 +228,8 @@ class PostgresLoader:
             return list(rows)
         except psycopg2.errors.UniqueViolation:  # Redis lost a key, a run raced us, or a key repeats
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        staging = self._staged(cur, domain, stream.whole())
-        key = sql.SQL(", ").join(map(sql.Identifier, domain.key))
+        staging = self._staged(cur, dataset, stream.whole())
+        key = sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))
         # RETURNING matched back by key; of a key repeated in the batch, the first row is inserted.
         cur.execute(sql.SQL(
             "WITH inserted AS (INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging} ORDER BY row_number "
@@ -188,13 +250,13 @@ class PostgresLoader:
                             " VALUES %s ON CONFLICT (source, fingerprint) DO NOTHING", values)
 
 
-def latest_per_key(domain: Domain, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest_per_key(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per natural key: the last one (the one with the highest version, the last of equal
     versions), so that ``ON CONFLICT DO UPDATE`` never meets a key twice in one statement."""
     chosen: dict[str, dict[str, Any]] = {}
-    version = domain.version_column
+    version = dataset.version_column
     for row in rows:
-        key = domain.natural_key(row)
+        key = dataset.natural_key(row)
         kept = chosen.get(key)
         if kept is None or version is None or not (row[version] < kept[version]):
             chosen[key] = row

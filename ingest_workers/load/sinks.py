@@ -16,10 +16,11 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import psycopg2.extensions
 from psycopg2.extras import execute_values
@@ -27,18 +28,28 @@ from psycopg2.extras import execute_values
 from ..core.errors import ConfigError
 from ..core.models import Lineage
 from ..core.plugins import PluginAllowlist, resolve, split_entry
-from ..datasets import Domain
+from ..datasets import Dataset
 
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class Sink(Protocol):
+    """Where a batch's written rows also go, after the commit (at most once)."""
+
     def consume(self, rows: Iterable[dict[str, Any]]) -> None: ...
+
+
+@runtime_checkable
+class TransactionalSink(Sink, Protocol):
+    """A sink called inside each transaction that writes rows: it declares ``in_transaction = True``."""
+
+    in_transaction: Literal[True]
 
 
 @dataclass(frozen=True)
 class SinkContext:
-    domain: Domain
+    dataset: Dataset
     lineage: Lineage
     # The job's current PostgreSQL connection: the batch's, which may be a new one after an outage.
     connection: Callable[[], psycopg2.extensions.connection]
@@ -99,8 +110,8 @@ class AlertSink:
         return value > self._threshold if self._above else value < self._threshold
 
     def consume(self, rows: Iterable[dict[str, Any]]) -> None:
-        lineage, domain = self._context.lineage, self._context.domain
-        values = [(lineage.source, domain.natural_key(row), self._rule, self._field, float(row[self._field]),
+        lineage, dataset = self._context.lineage, self._context.dataset
+        values = [(lineage.source, dataset.natural_key(row), self._rule, self._field, float(row[self._field]),
                    self._threshold, _plain(row), lineage.run_id, lineage.job_id)
                   for row in rows if self.crosses(row.get(self._field))]
         if not values:
@@ -116,7 +127,7 @@ class AlertSink:
             log.warning("alert %s: source %s: %d more alerts in this batch", self._rule, lineage.source, len(new) - 5)
 
 
-SINKS: dict[str, Any] = {cls.name: cls for cls in (JsonLinesSink, ConsoleSink, AlertSink)}
+SINKS: Mapping[str, Any] = MappingProxyType({cls.name: cls for cls in (JsonLinesSink, ConsoleSink, AlertSink)})
 
 
 def sink_class(entry: Any, allow: PluginAllowlist | None = None) -> Any:
@@ -128,6 +139,9 @@ def make_sink(entry: Any, context: SinkContext) -> Sink:
     """Build one sink from a catalog entry (``"console"`` or ``{name = "alerts", field = "x", above = 1}``)."""
     name, params = split_entry(entry, "sink")
     try:
-        return resolve(name, SINKS, "sink")(context, **params)
+        sink: Sink = resolve(name, SINKS, "sink")(context, **params)
     except TypeError as exc:
         raise ConfigError(f"sink {name}: {exc}") from None
+    if isinstance(sink, TransactionalSink) and sink.in_transaction is not True:
+        raise ConfigError(f"sink {name}: in_transaction must be True (a transactional sink) or absent")
+    return sink

@@ -18,8 +18,8 @@ from ..catalog import NAME_PATTERN, parse_job
 from ..core.errors import CircuitOpen, ConfigError, Refused, ServiceUnavailable, TransientError
 from ..core.models import Counts, SourceSpec, Window
 from ..core.permissions import Permissions
-from ..core.redact import redact, redact_exception
 from ..guards.quarantine import note_worker_death
+from ..ops.history_writer import HistoryWriter
 from ..ops.logs import configure_logging, job_context, redact_log_records
 from ..ops.metrics import count_job_retry
 from . import resources
@@ -40,23 +40,25 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
     """Ingest one source for one run (only ``window`` = [since, until] for a backfill job);
     return its counts (fetched, rejected, duplicate, loaded).
 
+    Its clients and redactor are the ones the worker serves it (:func:`.resources.for_job`).
     While the source's circuit is open, return an RQ ``Retry``: RQ's scheduler re-enqueues
     the job when the cool-down is over, and this worker moves on to other sources.
     """
-    res = resources.current()
-    _ensure_logging(res.settings.log_format)
-    job = get_current_job()
-    source = accepted(spec, run_id, window, res)
-    job_id = job.id if job else f"{run_id}-{source.name}"
-    queue = job.origin if job else "inline"
-    with job_context(source.name, run_id, job_id):
-        try:
-            counts = pipeline.run_fetch_job(source, run_id, job_id, queue, res, Window(*window) if window else None)
-        except CircuitOpen as exc:
-            return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
-        except BaseException as exc:
-            redact_exception(exc)  # RQ stores and logs its traceback: no value of the job's variables in it
-            raise
+    with resources.for_job() as res:
+        _ensure_logging(res.settings.log_format)
+        job = get_current_job()
+        source = accepted(spec, run_id, window, res)
+        job_id = job.id if job else f"{run_id}-{source.name}"
+        queue = job.origin if job else "inline"
+        with job_context(source.name, run_id, job_id):
+            try:
+                counts = pipeline.run_fetch_job(source, run_id, job_id, queue, res, Window(*window) if window else None,
+                                                lambda error: runs_again(job, error))
+            except CircuitOpen as exc:
+                return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
+            except BaseException as exc:
+                res.redactor.redact_exception(exc)  # RQ stores and logs its traceback: no job variable's value
+                raise
     return counts.to_dict()
 
 
@@ -88,9 +90,20 @@ def _record_refusal(spec: Any, run_id: Any, refused: Refused, res: resources.Res
     job = get_current_job()
     if job is None or not isinstance(run_id, str) or not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         return  # nothing that names a source of a run: the failed registry alone says why
-    history = pipeline.HistoryWriter(pipeline.postgres_retry(res))
+    history = HistoryWriter(pipeline.postgres_retry(res))
     history.started(job.id, run_id, name)
-    history.failed(job.id, Counts(), redact(f"Refused: {refused}"))
+    history.failed(job.id, Counts(), f"Refused: {refused}")  # no variable was read: nothing to hide
+
+
+def runs_again(job: Job | None, error: BaseException) -> bool:
+    """Whether RQ will run ``job`` again after ``error``: a deferral (an open circuit, while deferrals
+    are left), or a retry (an error that may pass, while retries are left). Never inline: RQ's
+    synchronous mode (worker name ``sync``) runs a job once."""
+    if job is None or job.worker_name == "sync":
+        return False
+    if isinstance(error, CircuitOpen):
+        return (job.number_of_retries or 0) < MAX_DEFERRALS
+    return isinstance(error, RETRYABLE) and bool(job.retries_left)
 
 
 def on_failure(job: Job, connection: Any, exc_type: type[BaseException], exc_value: BaseException,

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.models import Lineage, SourceSpec
 from ..core.plugins import PluginAllowlist, resolve, split_entry
-from ..datasets import Domain
+from ..datasets import Dataset
 from .base import Stage, default_stages
 from .series import MovingAverage, Normalise, ThresholdFilter
 from .text import PumpSignal, Sentiment, TickerFromCashtag
 
-STAGES: dict[str, Any] = {cls.name: cls for cls in (ThresholdFilter, Normalise, MovingAverage, Sentiment, PumpSignal,
-                                                     TickerFromCashtag)}
+STAGES: Mapping[str, Any] = MappingProxyType({cls.name: cls for cls in (
+    ThresholdFilter, Normalise, MovingAverage, Sentiment, PumpSignal, TickerFromCashtag)})
 
 
 def make_stage(entry: Any, allow: PluginAllowlist | None = None) -> Stage:
@@ -27,8 +29,8 @@ def make_stage(entry: Any, allow: PluginAllowlist | None = None) -> Stage:
         raise ConfigError(f"stage {name}: {exc}") from None
 
 
-def source_stages(spec: SourceSpec, domain: Domain, lineage: Lineage) -> list[Stage]:
+def source_stages(spec: SourceSpec, dataset: Dataset, lineage: Lineage) -> list[Stage]:
     """map -> the dataset's prepare stages -> validate -> the entry's stages (or the dataset's) -> enrich."""
-    extra = spec.stages if spec.stages is not None else list(domain.default_stages)
-    return default_stages(spec.fields, domain, lineage, [make_stage(e) for e in extra], spec.constants,
-                          [make_stage(e) for e in domain.prepare])
+    extra = spec.stages if spec.stages is not None else list(dataset.default_stages)
+    return default_stages(spec.fields, dataset, lineage, [make_stage(e) for e in extra], spec.constants,
+                          [make_stage(e) for e in dataset.prepare])

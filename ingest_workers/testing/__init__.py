@@ -4,6 +4,8 @@
 - ``demo_catalog.toml``: the catalog of the demo (every mock feed; never a default for production).
 - :mod:`.devservices`: Redis and PostgreSQL for machines that have neither (embedded wheels).
 - :mod:`.chaos`, :mod:`.fleet`, :mod:`.tcpproxy`: the chaos run, its killable workers and cuttable link.
+- ``hosts/`` and :mod:`.netns`: several hosts on one machine (network namespaces, root only).
+- :mod:`.verdict`: the per-key verdict both runs give (loaded once, rejected, lost, duplicated).
 - :mod:`.faultdemo` and :mod:`.narrate`: the resilience demo, told in plain words.
 
 Nothing in the package imports this but ``cli`` (an import contract in ``setup.cfg`` says so).

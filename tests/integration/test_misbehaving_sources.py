@@ -96,7 +96,7 @@ def feed() -> Iterator[Feed]:
 
 def spec_for(feed: Feed, **changes: Any) -> SourceSpec:
     values: dict[str, Any] = {"cursor_field": "updated_at", "since_param": "updated_since", **changes}
-    return SourceSpec(name="cursor_shop", kind="http_json", domain="products", url=feed.url, page_size=PAGE_SIZE,
+    return SourceSpec(name="cursor_shop", kind="http_json", dataset="products", url=feed.url, page_size=PAGE_SIZE,
                       fields={"product_id": "id", "name": "title"}, rate_limit=0, **values)
 
 
@@ -163,12 +163,21 @@ def test_a_paginator_that_repeats_its_page_is_stopped(
 
 def test_paging_stops_after_max_pages(
         feed: Feed, pg: psycopg2.extensions.connection, redis_client: redis.Redis, settings: Settings) -> None:
-    assert 0 < SourceSpec(name="x", kind="http_json", domain="products").max_pages <= 100_000
+    assert 0 < SourceSpec(name="x", kind="http_json", dataset="products").max_pages <= 100_000
     with pytest.raises(PermanentError, match="max_pages"):
         run_job(spec_for(feed, max_pages=3, concurrency=1), dataclasses.replace(settings, batch_size=PAGE_SIZE),
                 "run-1")
     assert feed.pages_asked == [1, 2, 3]
     assert len(loaded_ids(pg)) == 3 * PAGE_SIZE  # what was read before the stop is kept
+
+
+def test_max_pages_counts_every_page_once_when_pages_are_fetched_at_once(
+        feed: Feed, pg: psycopg2.extensions.connection, redis_client: redis.Redis, settings: Settings) -> None:
+    feed.records = [product(i) for i in range(60 * PAGE_SIZE)]  # 60 pages: more than max_pages
+    with pytest.raises(PermanentError, match="max_pages"):
+        run_job(spec_for(feed, max_pages=40, concurrency=8), dataclasses.replace(settings, batch_size=PAGE_SIZE),
+                "run-1")
+    assert len(feed.pages_asked) == 40  # eight threads counted them: none twice, none missed
 
 
 def deep(levels: int) -> str:
@@ -200,12 +209,15 @@ def test_a_record_nested_too_deep_is_rejected_alone_and_its_page_loads(
 
 
 class RecordingSink:
-    def __init__(self, in_transaction: bool) -> None:
-        self.in_transaction = in_transaction
+    def __init__(self) -> None:
         self.rows: list[str] = []
 
     def consume(self, rows: Any) -> None:
         self.rows.extend(row["product_id"] for row in rows)
+
+
+class TransactionalRecordingSink(RecordingSink):
+    in_transaction = True
 
 
 def test_sinks_receive_exactly_the_rows_postgres_inserted(
@@ -222,7 +234,7 @@ def test_sinks_receive_exactly_the_rows_postgres_inserted(
     with pg, pg.cursor() as cur:
         cur.execute("INSERT INTO products (product_id, name, price, currency, source, run_id, job_id, fetched_at, raw)"
                     " VALUES ('P1', 'P1', 1, 'USD', 'sinky', 'run-0', 'job-0', now(), '{}')")
-    after, inside = RecordingSink(in_transaction=False), RecordingSink(in_transaction=True)
+    after, inside = RecordingSink(), TransactionalRecordingSink()
     res = Resources(settings, {})
     try:
         loader = pipeline.BatchLoader(PRODUCTS, lineage, res, MetricsRecorder(), pipeline.postgres_retry(res),

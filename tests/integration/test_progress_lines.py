@@ -10,12 +10,15 @@ import sys
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 
 from ingest_workers.core.config import Settings
 from ingest_workers.runtime.workerpool import local_workers, worker_env
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import write_catalog
+
+pytestmark = pytest.mark.integration
 
 LINE = re.compile(r"^jobs (\d+)/2 done, ([\d,]+) records fetched \([\d,]+/s\), ETA (unknown|\d+s)$")
 
@@ -26,7 +29,7 @@ def test_piped_progress_is_a_line_every_interval_with_jobs_records_rate_and_eta(
 ) -> None:
     mock_server.config = MockConfig(records=1000, latency=0.3)  # 10 pages of 100: about 3 s per source
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="slow_a",
-                            extra=f'\n[sources.slow_b]\nkind = "http_json"\ndomain = "products"\n'
+                            extra=f'\n[sources.slow_b]\nkind = "http_json"\ndataset = "products"\n'
                                   f'url = "{mock_server.url}/products"\npage_size = 100\n'
                                   'fields = { product_id = "id", name = "title" }\n')
     env = {**worker_env(settings, os.environ), "INGEST_PROGRESS_INTERVAL": "0.5", "INGEST_PREFETCH_PAGES": "0"}

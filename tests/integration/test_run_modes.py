@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 from click.testing import CliRunner
 from rq.job import Job, JobStatus
@@ -28,6 +29,8 @@ from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests import plugins
 from tests.conftest import TABLES
 from tests.helpers import DEFAULT_SOURCES, broken_products, free_port, scalar, wait_until
+
+pytestmark = pytest.mark.integration
 
 # Lineage and clock columns differ from run to run; everything else must not.
 VOLATILE = ["id", "run_id", "job_id", "fetched_at", "loaded_at", "created_at", "rejected_at"]
@@ -103,7 +106,7 @@ def test_inline_runs_a_stage_in_the_calling_process(
     catalog.write_text(f"""
 [sources.shop_a]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{mock_server.url}/products"
 fields = {{ product_id = "id", name = "title" }}
 stages = ["tests.plugins:NotePid"]
@@ -134,7 +137,7 @@ def slow_catalog(path: Path, url: str) -> Path:
     entries = [f"""
 [sources.{name}]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{url}{path}"
 page_size = {size}
 fields = {{ product_id = "id", name = "title" }}
@@ -201,7 +204,7 @@ def test_a_job_waiting_for_its_retry_is_cancelled(
     redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, tmp_path: Path,
 ) -> None:
     settings = dataclasses.replace(settings, job_retries=1, http_max_attempts=1)
-    unreachable = SourceSpec(name="shop_down", kind="http_json", domain="products", url=f"http://127.0.0.1:{free_port()}")
+    unreachable = SourceSpec(name="shop_down", kind="http_json", dataset="products", url=f"http://127.0.0.1:{free_port()}")
     queue = make_queue(redis_client, settings)
     with local_workers(settings, 1, os.environ, tmp_path / "workers.log"):
         [job] = enqueue_run(queue, settings, [unreachable], "run-1")

@@ -26,6 +26,8 @@ from ingest_workers.runtime.resources import Resources
 from ingest_workers.testing.devservices import Services
 from tests.helpers import scalar
 
+pytestmark = pytest.mark.integration
+
 ORDERS = {"table": "schema_orders", "key": ["order_id"], "write": "merge", "indexes": [["customer", "placed_at"]],
           "columns": {"order_id": "text", "customer": {"type": "text", "required": True}, "total": "money",
                       "placed_at": "timestamp", "lines": "json"}}
@@ -177,7 +179,7 @@ def test_a_database_loaded_under_the_previous_schema_keeps_every_row(services: S
 def test_a_job_whose_table_differs_fails_at_once_saying_how(clean: psycopg2.extensions.connection,
                                                            settings: Settings) -> None:
     dataset = parse_dataset("orders", ORDERS)
-    spec = SourceSpec(name="orders_api", kind="http_json", domain="orders", url="http://127.0.0.1:1/orders",
+    spec = SourceSpec(name="orders_api", kind="http_json", dataset="orders", url="http://127.0.0.1:1/orders",
                       declaration=dataset.to_dict())
     res = Resources(settings, {})
     try:

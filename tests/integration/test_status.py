@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 from click.testing import CliRunner
 
@@ -25,6 +26,8 @@ from ingest_workers.runtime.workerpool import local_workers, worker_env
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import scalar, write_catalog
 
+pytestmark = pytest.mark.integration
+
 
 def status(settings: Settings, catalog: Path, *flags: str) -> str:
     env = {"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url, "INGEST_QUEUE": settings.queue}
@@ -39,9 +42,9 @@ def test_a_run_with_a_failing_source_shows_it_unhealthy_with_its_reason(
 ) -> None:
     mock_server.config = MockConfig(records=700)
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_good",
-                            extra=f'[sources.shop_broken]\nkind = "http_json"\ndomain = "products"\n'
+                            extra=f'[sources.shop_broken]\nkind = "http_json"\ndataset = "products"\n'
                                   f'url = "{mock_server.url}/missing"\n'
-                                  f'[sources.shop_idle]\nkind = "http_json"\ndomain = "products"\nurl = "http://x"\n')
+                                  f'[sources.shop_idle]\nkind = "http_json"\ndataset = "products"\nurl = "http://x"\n')
     specs = [s for s in load_catalog(catalog, {}).sources.values() if s.name != "shop_idle"]
     queue = make_queue(redis_client, settings)
     with local_workers(settings, 2, os.environ, tmp_path / "workers.log"):
@@ -100,7 +103,7 @@ def test_enqueue_wait_ends_with_the_table_and_fails_when_a_job_failed(
 ) -> None:
     mock_server.config = MockConfig(records=300)
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_good",
-                            extra=f'[sources.shop_broken]\nkind = "http_json"\ndomain = "products"\n'
+                            extra=f'[sources.shop_broken]\nkind = "http_json"\ndataset = "products"\n'
                                   f'url = "{mock_server.url}/missing"\n')
     settings = dataclasses.replace(settings, log_format="json")
     env = worker_env(settings, os.environ)

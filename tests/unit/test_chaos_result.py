@@ -17,8 +17,8 @@ def test_a_clean_run_passes() -> None:
 
 @pytest.mark.parametrize("change", [
     {"loaded": 96, "lost": 1}, {"loaded": 98, "duplicated": 1}, {"without_reason": 1}, {"jobs_failed": 1},
-    {"jobs_unfinished": 1}, {"loaded": 96},
-], ids=["lost", "duplicated", "no reason", "failed job", "unfinished job", "totals disagree"])
+    {"jobs_unfinished": 1}, {"loaded": 96}, {"unexpected": 1},
+], ids=["lost", "duplicated", "no reason", "failed job", "unfinished job", "totals disagree", "ended otherwise"])
 def test_any_defect_fails_the_run(change: dict[str, int]) -> None:
     result = dataclasses.replace(CLEAN, **change)
     assert not result.ok and result.line().startswith("chaos FAIL")

@@ -2,7 +2,8 @@
 
 import fakeredis
 
-from ingest_workers.load.dedup import RedisDedup
+from ingest_workers.core.config import load_settings
+from ingest_workers.load.dedup import SEEN_PREFIX, RedisDedup
 
 
 def test_keys_are_unseen_until_marked_after_commit() -> None:
@@ -41,16 +42,16 @@ def test_a_merge_dataset_remembers_what_was_loaded_per_key_so_a_change_gets_thro
 
     client = fakeredis.FakeRedis()
     dedup = RedisDedup(client)
-    domain = parse_dataset("items", {"key": ["id"], "write": "merge",
-                                     "columns": {"id": "text", "price": "numeric"}}).domain
+    dataset = parse_dataset("items", {"key": ["id"], "write": "merge",
+                                     "columns": {"id": "text", "price": "numeric"}})
     first, same, changed = {"id": "a", "price": 1}, {"id": "a", "price": 1, "raw": {"x": 1}}, {"id": "a", "price": 2}
-    assert fingerprint(domain, first) == fingerprint(domain, same)  # lineage and payload do not count
-    assert fingerprint(domain, first) != fingerprint(domain, changed)
+    assert fingerprint(dataset, first) == fingerprint(dataset, same)  # lineage and payload do not count
+    assert fingerprint(dataset, first) != fingerprint(dataset, changed)
     assert dedup.remembered("shop", ["a"]) == [None]
     pipe = client.pipeline()
-    dedup.remember(pipe, "shop", {"a": fingerprint(domain, first)})
+    dedup.remember(pipe, "shop", {"a": fingerprint(dataset, first)})
     pipe.execute()
-    assert dedup.remembered("shop", ["a", "b"]) == [fingerprint(domain, first), None]
+    assert dedup.remembered("shop", ["a", "b"]) == [fingerprint(dataset, first), None]
     dedup.forget("shop")
     assert dedup.remembered("shop", ["a"]) == [None]
 
@@ -59,6 +60,21 @@ def test_with_a_version_column_the_version_is_the_fingerprint() -> None:
     from ingest_workers.datasets import parse_dataset
     from ingest_workers.load.dedup import fingerprint
 
-    domain = parse_dataset("items", {"key": ["id"], "write": "merge", "version_column": "v",
-                                     "columns": {"id": "text", "v": "integer", "price": "numeric"}}).domain
-    assert fingerprint(domain, {"id": "a", "v": 3, "price": 1}) == fingerprint(domain, {"id": "a", "v": 3, "price": 9})
+    dataset = parse_dataset("items", {"key": ["id"], "write": "merge", "version_column": "v",
+                                     "columns": {"id": "text", "v": "integer", "price": "numeric"}})
+    same_version = fingerprint(dataset, {"id": "a", "v": 3, "price": 1})
+    assert same_version == fingerprint(dataset, {"id": "a", "v": 3, "price": 9})
+
+
+def test_dedup_sets_expire_and_each_use_pushes_the_expiry_back() -> None:
+    """Never forever; a set in use stays."""
+    redis_client = fakeredis.FakeRedis()
+    dedup = RedisDedup(redis_client, ttl=1000)
+    pipe = redis_client.pipeline()
+    dedup.mark_seen(pipe, "shop", ["a"], dedup.ttl)
+    pipe.execute()
+    assert 990 < redis_client.ttl(SEEN_PREFIX + "shop") <= 1000
+    redis_client.expire(SEEN_PREFIX + "shop", 10)
+    assert dedup.unseen("shop", ["a", "b"]) == [False, True]
+    assert redis_client.ttl(SEEN_PREFIX + "shop") > 990
+    assert load_settings(env={"INGEST_DEDUP_TTL": "86400"}).dedup_ttl == 86400

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 
 from ingest_workers.core.errors import PermanentError, TransientError, UnreadableBody
 from ingest_workers.core.models import SourceSpec
@@ -144,15 +143,18 @@ def test_safe_url_drops_query_and_password() -> None:
     assert safe_url("https://u:pw@h:8/p?token=t#f") == "https://u:***@h:8/p"
 
 
-def test_session_is_a_requests_session() -> None:
-    assert isinstance(make_session(), requests.Session)
+def test_the_session_names_the_client_in_its_user_agent(server: Scripted) -> None:
+    server.script = [OK, OK]
+    for session in (make_session(), make_session("ingest-workers/test")):
+        HttpClient(session, (2, 2), RetryPolicy(max_attempts=1)).get_json(url(server))
+    assert [r["User-Agent"] for r in server.requests] == ["ingest-workers", "ingest-workers/test"]
 
 
 def test_link_pagination_never_sends_the_token_to_another_host(server: Scripted) -> None:
     page = json.dumps({"data": [1, 2]}).encode()
     server.script = [(200, {"Content-Type": "application/json", "Link": '<http://evil.example/x?page=2>; rel="next"'},
                       page)]
-    spec = SourceSpec(name="s", kind="http_json", domain="quotes", url=url(server), records_path="data",
+    spec = SourceSpec(name="s", kind="http_json", dataset="quotes", url=url(server), records_path="data",
                       pagination="link", auth_env="TOKEN")
     source = HttpJsonSource(spec, SourceContext(client([], [], []), {"TOKEN": "Bearer top-secret"}))
     stream = source.stream()
@@ -165,7 +167,7 @@ def test_link_pagination_never_sends_the_token_to_another_host(server: Scripted)
 def test_a_cursor_token_served_twice_stops_the_source(server: Scripted) -> None:
     body = json.dumps({"items": [1], "next_cursor": "same"}).encode()
     server.script = [(200, {"Content-Type": "application/json"}, body)]
-    spec = SourceSpec(name="s", kind="http_json", domain="quotes", url=url(server), pagination="cursor")
+    spec = SourceSpec(name="s", kind="http_json", dataset="quotes", url=url(server), pagination="cursor")
     with pytest.raises(PermanentError, match="cursor token twice|repeats the page before it"):
         list(HttpJsonSource(spec, SourceContext(client([], [], []))).stream())
     assert len(server.requests) == 2  # the token came back on the page that used it

@@ -54,13 +54,19 @@ def test_every_shipped_source_reads_back_from_its_job(tmp_path: Path) -> None:
     ({"name": "../x"}, "the job's source name '../x' is not a source name"),
     ({"declaration": {"table": "orders", "key": ["order_id"], "columns": {"order_id": {"type": "txt"}}}},
      "source shop_orders key 'declaration': [datasets.orders.columns] key 'order_id': unknown type 'txt'"),
-    ({"domain": "products", "declaration": None, "fields": {"order_id": "id"}},
+    ({"dataset": "products", "declaration": None, "fields": {"order_id": "id"}},
      "source shop_orders key 'fields.order_id': 'order_id' is not a column of products; known: "),
 ])
 def test_a_job_of_the_wrong_shape_is_refused_naming_the_key(tmp_path: Path, change: dict[str, Any],
                                                             message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_job({**declared_job(tmp_path), **change}, TESTS_ONLY)
+
+
+def test_a_job_enqueued_before_the_rename_still_reads(tmp_path: Path) -> None:
+    job = declared_job(tmp_path)
+    older = {("domain" if key == "dataset" else key): value for key, value in job.items()}
+    assert parse_job(older, TESTS_ONLY) == parse_job(job, TESTS_ONLY)
 
 
 def test_a_job_that_is_no_table_is_refused() -> None:

@@ -1,0 +1,7 @@
+"""``python -m ingest_workers.testing.hosts`` (see scripts/hosts)."""
+
+import sys
+
+from .command import main
+
+sys.exit(main())
