@@ -176,7 +176,7 @@ def parse_job(data: Any, allow: PluginAllowlist) -> SourceSpec:
     # A job carries every key; None is an unset optional one (the catalog, in TOML, omits it).
     values = {k: v for k, v in data.items() if k != "name" and not (v is None and k in _OPTIONAL_KEYS)}
     _refuse_unknown_keys(where, values, _JOB_KEYS)
-    values, dataset_key = _renamed(where, values)  # a job enqueued before the rename says 'domain'
+    values, dataset_key = _renamed(where, values)  # a job enqueued before the rename: its older key
     for key in ("kind", "dataset"):
         if not isinstance(values.get(key), str):
             raise ConfigError(f"{where} key {key!r}: expected text, got {values.get(key)!r}")
