@@ -93,16 +93,6 @@ def with_children(sources: Mapping[str, SourceSpec]) -> dict[str, SourceSpec]:
     return {name: build(name) for name in sources}
 
 
-def check_children(where: str, spec: SourceSpec, generation: int = 0) -> None:
-    """A job's tree: each child names this source as its parent, within :data:`MAX_GENERATIONS`."""
-    if spec.children and generation >= MAX_GENERATIONS:
-        raise ConfigError(f"{where} key 'children': more than {MAX_GENERATIONS} generations of children")
-    for child in spec.children:
-        if child.get("parent") != spec.name:
-            raise ConfigError(f"{where} key 'children': child {str(child.get('name'))[:80]!r} names "
-                              f"{child.get('parent')!r} as its parent, not {spec.name!r}")
-
-
 def partition_combinations(partitions: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
     """Each partition a source runs for: one value of every key, in the order written
     (``{"board": ["a", "b"], "list": [1, 2]}``: a/1, a/2, b/1, b/2). Nothing without partitions."""
