@@ -14,7 +14,6 @@ of a whole catalog, :func:`with_children` fills ``children``. Every error is a
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -91,14 +90,6 @@ def with_children(sources: Mapping[str, SourceSpec]) -> dict[str, SourceSpec]:
         return built[name]
 
     return {name: build(name) for name in sources}
-
-
-def partition_combinations(partitions: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
-    """Each partition a source runs for: one value of every key, in the order written
-    (``{"board": ["a", "b"], "list": [1, 2]}``: a/1, a/2, b/1, b/2). Nothing without partitions."""
-    if partitions:
-        for values in itertools.product(*partitions.values()):
-            yield dict(zip(partitions, values, strict=True))
 
 
 def partition_count(partitions: Mapping[str, list[Any]]) -> int:
