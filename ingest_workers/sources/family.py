@@ -92,16 +92,6 @@ def with_children(sources: Mapping[str, SourceSpec]) -> dict[str, SourceSpec]:
     return {name: build(name) for name in sources}
 
 
-def check_children(where: str, spec: SourceSpec, generation: int = 0) -> None:
-    """A job's tree: each child names this source as its parent, within :data:`MAX_GENERATIONS`."""
-    if spec.children and generation >= MAX_GENERATIONS:
-        raise ConfigError(f"{where} key 'children': more than {MAX_GENERATIONS} generations of children")
-    for child in spec.children:
-        if child.get("parent") != spec.name:
-            raise ConfigError(f"{where} key 'children': child {str(child.get('name'))[:80]!r} names "
-                              f"{child.get('parent')!r} as its parent, not {spec.name!r}")
-
-
 def partition_count(partitions: Mapping[str, list[Any]]) -> int:
     """How many combinations of values ``partitions`` makes (1 without partitions)."""
     return math.prod(len(values) for values in partitions.values())

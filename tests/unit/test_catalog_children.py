@@ -3,13 +3,17 @@ naming the file and the key), the ``children`` each parent carries, and ``select
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ingest_workers.catalog import load_catalog
-from ingest_workers.core.errors import ConfigError
+from ingest_workers.catalog import load_catalog, parse_job
+from ingest_workers.core.errors import ConfigError, Refused
 from ingest_workers.core.models import SourceSpec
+from ingest_workers.core.plugins import PluginAllowlist
+from ingest_workers.sources.family import partition_count
 
 FAN_OUT = """
 [datasets.issues]
@@ -216,3 +220,79 @@ def test_generations_are_bounded(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[sources.s9\] key 'parent': 9 generations of parents "
                                           r"\(s9 -> s8 .* -> s0\); at most 8"):
         load_catalog(write(tmp_path, FAN_OUT.split("[sources.")[0] + text), {})
+
+
+def test_partitions_are_counted_by_combination(tmp_path: Path) -> None:
+    cards = load_catalog(write(tmp_path, FAN_OUT), {}).sources["board_cards"]
+    assert partition_count(cards.partitions) == 3 * 2 and partition_count({}) == 1
+
+
+TESTS_ONLY = PluginAllowlist(("tests.plugins",))
+
+
+def issues_job(tmp_path: Path) -> dict[str, Any]:
+    return load_catalog(write(tmp_path, FAN_OUT), {}).sources["gh_issues"].to_dict()
+
+
+def test_every_source_of_a_family_reads_back_from_its_job(tmp_path: Path) -> None:
+    for spec in load_catalog(write(tmp_path, FAN_OUT), {}).sources.values():
+        assert parse_job(spec.to_dict(), TESTS_ONLY) == spec
+
+
+@pytest.mark.parametrize("generation", [1, 2])
+def test_a_plugin_in_a_child_or_grandchild_is_refused_before_it_is_imported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, generation: int) -> None:
+    marker = tmp_path / "imported"
+    monkeypatch.setenv("FOREIGN_PLUGIN_MARKER", str(marker))
+    job = issues_job(tmp_path)
+    child = job["children"][0] if generation == 1 else job["children"][0]["children"][0]
+    child["kind"] = "tests.foreign_plugin:Source"
+    prefix = ("source gh_issues key 'children': " if generation == 1 else
+              "source gh_issues key 'children': source gh_issue_comments key 'children': ")
+    with pytest.raises(Refused, match=re.escape(
+            f"{prefix}source {child['name']} key 'kind': source kind 'tests.foreign_plugin:Source': module "
+            "tests.foreign_plugin is not allowed by INGEST_PLUGINS (tests.plugins)")):
+        parse_job(job, TESTS_ONLY)
+    assert not marker.exists()
+
+
+def test_a_childs_stage_plugin_is_checked_against_the_allowlist(tmp_path: Path) -> None:
+    job = issues_job(tmp_path)
+    job["children"][0]["stages"] = [{"name": "tests.plugins:ShoutTitles", "suffix": "?"}]
+    assert parse_job(job, TESTS_ONLY).children[0]["stages"] == [{"name": "tests.plugins:ShoutTitles", "suffix": "?"}]
+    with pytest.raises(Refused, match=re.escape("source gh_issues key 'children': source gh_issue_comments key "
+                                                "'stages': stage 'tests.plugins:ShoutTitles'")):
+        parse_job(job, PluginAllowlist())
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda job: job.update(children={"name": "x"}), "source gh_issues key 'children': expected a list of sources, "
+                                                     "got dict"),
+    (lambda job: job["children"][0].update(parent="board_cards"),
+     "source gh_issues key 'children': child source gh_issue_comments names 'board_cards' as its parent, not "
+     "'gh_issues'"),
+    (lambda job: job["children"][0].update(on_status={"404": "ignore"}),
+     "source gh_issues key 'children': source gh_issue_comments key 'on_status.404': expected one of skip, retry, "
+     "fail, got 'ignore'"),
+    (lambda job: job["children"][0].update(url="https://h/{partition.board}"),
+     "source gh_issues key 'children': source gh_issue_comments key 'url': {partition.board} names no partition"),
+    (lambda job: job["children"].append(3), "source gh_issues key 'children': the job's source is not a table but "
+                                            "int"),
+])
+def test_a_job_with_children_of_the_wrong_shape_is_refused_naming_the_key(tmp_path: Path, change: Any,
+                                                                         message: str) -> None:
+    job = issues_job(tmp_path)
+    change(job)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_job(job, TESTS_ONLY)
+
+
+def test_a_job_s_generations_are_bounded(tmp_path: Path) -> None:
+    job = issues_job(tmp_path)
+    deepest = job
+    for generation in range(9):  # nine generations below the job's source: one too many
+        child = {**job["children"][0], "name": f"g{generation}", "parent": deepest["name"], "children": []}
+        deepest["children"] = [child]
+        deepest = child
+    with pytest.raises(ConfigError, match="more than 8 generations of child sources"):
+        parse_job(job, TESTS_ONLY)

@@ -3,7 +3,11 @@ paths in its field mapping."""
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest_workers.core.errors import MissingParentValue, PermanentError
 from ingest_workers.core.models import Record, SourceSpec
@@ -25,6 +29,8 @@ def test_a_parent_value_fills_the_url() -> None:
 def test_a_url_value_is_percent_encoded_and_stays_in_its_segment() -> None:
     assert render("https://h/{parent.title}/x", {"parent": ISSUE}, in_url=True) == "https://h/a%2Fb%20c/x"
     assert render("https://h/u/{parent.user.login}", {"parent": ISSUE}, in_url=True) == "https://h/u/ann%20lee"
+    assert render("https://h/a/{parent.v}/b", {"parent": {"v": ".."}}, in_url=True) == "https://h/a/%2E%2E/b"
+    assert render("https://h/a/{parent.v}/b", {"parent": {"v": "v1.2"}}, in_url=True) == "https://h/a/v1.2/b"
 
 
 def test_params_and_headers_values_go_as_text() -> None:
@@ -120,3 +126,13 @@ def test_field_paths_read_the_parent_and_the_partition() -> None:
 def test_without_a_scope_a_parent_path_reads_the_record() -> None:
     [record] = map_fields({"parent_id": "parent.id"}).process([Record({"parent": {"id": 9}})])
     assert isinstance(record, Record) and record.row["parent_id"] == 9
+
+
+@given(st.one_of(st.text(min_size=1), st.integers(), st.floats(allow_nan=False, allow_infinity=False)))
+def test_any_value_stays_inside_its_path_segment(value: object) -> None:
+    url = render("https://api.example/items/{parent.key}/comments", {"parent": {"key": value}}, in_url=True)
+    parts = urlsplit(url)
+    assert (parts.netloc, parts.query, parts.fragment) == ("api.example", "", "")
+    segments = parts.path.split("/")
+    assert len(segments) == 4 and segments[-1] == "comments"
+    assert unquote(segments[2]) == str(value)
