@@ -24,7 +24,7 @@ from .core.models import SourceSpec
 from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
-from .sources.auth import check_auth
+from .sources.auth_kinds import check_auth
 from .sources.http_json import CONCURRENT_PAGINATIONS, PAGINATIONS
 from .stages.registry import make_stage
 

@@ -25,7 +25,7 @@ import requests
 from .core.config import Settings
 from .core.connections import redis_errors
 from .core.envrefs import resolve_entry
-from .core.errors import CircuitOpen, PermanentError
+from .core.errors import Deferral, PermanentError
 from .core.models import Counts, Lineage, LostPage, Record, Rejected, SourceSpec, Window
 from .core.permissions import Permissions
 from .core.redact import redact
@@ -103,7 +103,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
         with redis_errors():  # the breaker and the rate limit talk to Redis too
             for batch_counts in ingest(spec, lineage, res, recorder, window):
                 counts.add(batch_counts)
-    except CircuitOpen as exc:
+    except Deferral as exc:  # the circuit is open, or the server asked for a long wait
         log.warning("job %s: %s; deferring after %s", job_id, exc, counts.to_dict())
         recorder.inc(JOBS_DEFERRED, spec.name)
         _finish(res, recorder, spec.name, queue, "deferred", started)

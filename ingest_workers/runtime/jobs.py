@@ -14,7 +14,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from .. import pipeline
-from ..core.errors import CircuitOpen, ServiceUnavailable, TransientError
+from ..core.errors import Deferral, ServiceUnavailable, TransientError
 from ..core.models import SourceSpec, Window
 from ..core.redact import redact_exception
 from ..guards.quarantine import note_worker_death
@@ -37,7 +37,8 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
     """Ingest one source for one run (only ``window`` = [since, until] for a backfill job);
     return its counts (fetched, rejected, duplicate, loaded).
 
-    While the source's circuit is open, return an RQ ``Retry``: RQ's scheduler re-enqueues
+    While the source's circuit is open, or its server asked for a wait longer than the HTTP
+    back-off cap (``Retry-After``), return an RQ ``Retry``: RQ's scheduler re-enqueues
     the job when the cool-down is over, and this worker moves on to other sources.
     """
     res = resources.current()
@@ -49,7 +50,7 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
         try:
             counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
                                             Window(*window) if window else None)
-        except CircuitOpen as exc:
+        except Deferral as exc:
             return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
         except BaseException as exc:
             redact_exception(exc)  # RQ stores and logs its traceback: no value of the job's variables in it

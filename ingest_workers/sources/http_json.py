@@ -27,9 +27,10 @@ from itertools import count
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
-from ..core.errors import ConfigError, PermanentError, UnreadableBody
+from ..core.errors import ConfigError, PermanentError, Unauthorized, UnreadableBody
 from ..core.models import LostPage, Rejected, SourceSpec
-from .auth import RequestAuth
+from .auth import ApiRequest, AuthContext, RenewsCredentials
+from .auth_kinds import make_authenticator
 from .base import SourceContext
 from .http import HttpClient, JsonPage, safe_url
 from .jsonlimits import DEEP_MARKER, too_deep
@@ -55,7 +56,7 @@ class HttpJsonSource:
         # requests in flight at once (page and offset paging); the others fetch one page at a time
         self.concurrency = spec.concurrency or context.fetch_concurrency
         self.resume_page = 1  # page paging: the first page whose records may not all have been taken yet
-        self._auth = RequestAuth(spec, context.secrets)
+        self._auth = make_authenticator(spec, AuthContext(spec.name, context.secrets, context.client))
         # TOML booleans go out as the words JSON APIs expect, not Python's True/False.
         self._params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in spec.params.items()}
         self._filters: dict[str, Any] = dict(self._params)
@@ -200,16 +201,9 @@ class HttpJsonSource:
         if self._pages_fetched > spec.max_pages:
             raise PermanentError(f"source {spec.name}: more than {spec.max_pages} pages from {safe_url(spec.url)} "
                                  "in one job (max_pages in the catalog); stopped")
-        credentials, client = self._auth.credentials(), client or self._client
-        headers = {**spec.headers, **credentials.headers}
-        if linked:
-            # The linked URL carries its own query: add only what it lacks (static params, an api key).
-            present = {name for name, _ in parse_qsl(urlsplit(linked).query, keep_blank_values=True)}
-            extra = {k: v for k, v in {**self._params, **credentials.params}.items() if k not in present}
-            page = client.get_json_document(linked, params=extra, headers=headers)
-        else:
-            page = client.get_json_document(spec.url, params={**self._filters, **params, **credentials.params},
-                                            headers=headers)
+        request = (ApiRequest(linked, self._params, spec.headers) if linked
+                   else ApiRequest(spec.url, {**self._filters, **params}, spec.headers))
+        page = self._send(client or self._client, request)
         records = _at(page.body, spec.records_path)
         if not isinstance(records, list):
             raise PermanentError(f"source {spec.name}: {where} of {safe_url(spec.url)} has no list at "
@@ -219,6 +213,27 @@ class HttpJsonSource:
             records = [_too_deep(r, where, limit) if type(r) in (dict, list) and too_deep(r, limit) else r
                        for r in records]
         return records, page
+
+    def _send(self, client: HttpClient, request: ApiRequest) -> JsonPage:
+        """``request`` authorized and sent; after a 401, once more if the authenticator renewed its credentials."""
+        error_path = self._spec.error_path
+        authorized = self._authorized(request)
+        try:
+            return client.get_json_document(authorized.url, authorized.params, authorized.headers, error_path)
+        except Unauthorized:
+            if not (isinstance(self._auth, RenewsCredentials) and self._auth.renew(authorized)):
+                raise
+        authorized = self._authorized(request)
+        return client.get_json_document(authorized.url, authorized.params, authorized.headers, error_path)
+
+    def _authorized(self, request: ApiRequest) -> ApiRequest:
+        authorized = self._auth.authorize(request)
+        if request.url == self._spec.url:
+            return authorized
+        # A linked URL carries its own query: add only what it lacks (static params, an api key).
+        present = {name for name, _ in parse_qsl(urlsplit(request.url).query, keep_blank_values=True)}
+        return ApiRequest(authorized.url, {k: v for k, v in authorized.params.items() if k not in present},
+                          authorized.headers)
 
     def _next_url_pages(self) -> Iterator[Any]:
         """HAL-style: the next page's URL (absolute or relative) is at ``next_url_path`` in the body."""
