@@ -21,6 +21,7 @@ from typing import Any
 from .core.envrefs import expand
 from .core.errors import ConfigError
 from .core.models import SourceSpec
+from .core.schedules import cron_problem
 from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
@@ -36,7 +37,8 @@ EXPANDED_HERE = ("kind", "domain", "queue", "pagination", "cursor_field")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "domain", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
-                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path"}
+                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path",
+                "schedule", "error_path"}
 _TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
 _NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
 
@@ -149,6 +151,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
         raise ConfigError(f"{where} key 'page_size': expected a whole number above 0, got {page_size!r}")
     _check_concurrency(where, values)
+    _check_schedule(where, values)
     queue = values.get("queue")
     if queue is not None and not QUEUE_PATTERN.fullmatch(queue):
         raise ConfigError(f"{where} key 'queue': use letters, digits, '-', '_' or '.', got {queue!r}")
@@ -179,6 +182,17 @@ def _check_concurrency(where: str, values: dict[str, Any]) -> None:
                                                   and pagination not in CONCURRENT_PAGINATIONS):
         raise ConfigError(f"{where} key 'concurrency': only page and offset pagination fetch pages concurrently "
                           f"(their addresses are known in advance); this source's pages come one after another")
+
+
+def _check_schedule(where: str, values: dict[str, Any]) -> None:
+    """``schedule`` is a five-field cron expression, and a source has it or ``interval_seconds``, not both."""
+    if "schedule" not in values:
+        return
+    if "interval_seconds" in values:
+        raise ConfigError(f"{where}: give 'schedule' (cron, UTC) or 'interval_seconds', not both")
+    problem = cron_problem(values["schedule"])
+    if problem:
+        raise ConfigError(f"{where} key 'schedule': {problem}")
 
 
 def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = None,

@@ -17,13 +17,14 @@ from .app import App
 @click.pass_obj
 def status(app: App, as_json: bool, hours: float) -> None:
     """Per source: last run and outcome, success rate and health, records loaded, recent
-    failures; then queue depths and live workers. Health: healthy above 95% of jobs
+    failures, next scheduled run; then queue depths and live workers. Health: healthy above 95% of jobs
     succeeding, degraded from 80%, unhealthy below."""
     client = app.redis()
     conn = app.postgres()
     try:
         catalog = app.optional_catalog  # without one, the sources with a history
-        document = status_document(conn, client, catalog.sources if catalog else (), hours)
+        document = status_document(conn, client, catalog.sources if catalog else (), hours,
+                                   catalog.sources.values() if catalog else ())
     finally:
         conn.close()
     click.echo(json.dumps(document, indent=2) if as_json else format_status(document))
