@@ -26,7 +26,7 @@ from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
 from .sources.auth_kinds import check_auth
-from .sources.http_json import CONCURRENT_PAGINATIONS, PAGINATIONS
+from .sources.paginators import CONCURRENT_PAGINATIONS, paginator_class
 from .stages.registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
@@ -209,8 +209,10 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = 
         raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['domain']!r}; declare it as "
                           f"[datasets.{values['domain']}] or use a built-in one: {', '.join(BUILTIN)}")
     domain = dataset.domain
-    if values.get("pagination", "page") not in PAGINATIONS:
-        raise ConfigError(f"{where} key 'pagination': expected one of {', '.join(PAGINATIONS)}")
+    try:
+        paginator_class(values.get("pagination", "page"))
+    except ConfigError as exc:
+        raise ConfigError(f"{where} key 'pagination': {exc}") from None
     cursor_field = values.get("cursor_field")
     if cursor_field is not None and cursor_field not in domain.fields:
         raise ConfigError(f"{where} key 'cursor_field': {cursor_field!r} is not a column of {domain.name}; "

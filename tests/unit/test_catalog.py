@@ -108,7 +108,7 @@ def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
         ("[sources.a]\nkind = 'nope.nothing:Cls'\ndomain = 'products'\nurl = 'x'\n", "cannot import nope.nothing"),
         ("[sources.a]\nkind = 'json:NoSuchClass'\ndomain = 'products'\nurl = 'x'\n", "json has no NoSuchClass"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\npagination = 'scroll'\n",
-         "key 'pagination': expected one of"),
+         "key 'pagination': unknown pagination 'scroll'; known: page, offset"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\ncursor_field = 'nope'\n",
          "key 'cursor_field': 'nope' is not a column of products"),
         ("[sources.a]\nkind = 'http_json'\ndomain = 'products'\nurl = 'x'\nstages = ['sparkle']\n",
