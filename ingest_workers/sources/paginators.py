@@ -222,7 +222,11 @@ CONCURRENT_PAGINATIONS = ("page", "offset")  # the others find the next page's a
 
 def paginator_class(name: str) -> Any:
     """The class of a built-in pagination or of a plugin ``package.module:Class``; ConfigError otherwise."""
-    return resolve(name, PAGINATIONS, "pagination")
+    cls = resolve(name, PAGINATIONS, "pagination")
+    if not (isinstance(cls, type) and issubclass(cls, Paginator)):
+        raise ConfigError(f"pagination {name!r} has no first_request(request) and "
+                          "next_request(records, response, request) methods")
+    return cls
 
 
 def make_paginator(spec: SourceSpec) -> Paginator:
