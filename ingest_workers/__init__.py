@@ -14,6 +14,7 @@ contracts, checked by ``lint-imports`` in the test command)::
     core/        errors, models, settings, redaction, plugin names, connections
 """
 
+from types import MappingProxyType
 from typing import Any
 
 __version__ = "0.1.0"
@@ -23,7 +24,7 @@ __all__ = ["__version__"]
 # callback ``ingest_workers.jobs.on_failure``); hand-written ``rq worker`` command lines name
 # ``ingest_workers.worker.IngestWorker``. RQ resolves such a path attribute by attribute from the
 # package when the module is gone, so these two names keep working without modules of their own.
-_MOVED = {"jobs": "ingest_workers.runtime.jobs", "worker": "ingest_workers.runtime.worker"}
+_MOVED = MappingProxyType({"jobs": "ingest_workers.runtime.jobs", "worker": "ingest_workers.runtime.worker"})
 
 
 def __getattr__(name: str) -> Any:

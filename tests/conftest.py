@@ -17,7 +17,6 @@ import redis
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
-from ingest_workers.core import redact
 from ingest_workers.core.config import Settings
 from ingest_workers.load.migrate import migrate
 from ingest_workers.testing.devservices import ALLOW_CHMOD_ENV, Services, ensure_services
@@ -94,13 +93,3 @@ def mock_server() -> Iterator[MockServer]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def _hidden_values_restored() -> Iterator[None]:
-    """A job run in the test process hides its variables' values from messages (core.redact):
-    not beyond its test."""
-    saved = dict(redact._hidden)
-    yield
-    redact._hidden.clear()
-    redact._hidden.update(saved)

@@ -7,12 +7,12 @@ from .failed import failed
 from .reconcile import runs_group
 from .runs import demo, enqueue, run
 from .schedule import schedule
-from .servers import metrics_server, mock_sources
+from .servers import fixture_api, metrics_server, mock_sources
 from .status import status
 from .workers import workers
 
 for command in (db, catalog, enqueue, run, runs_group, demo, workers, schedule, status, failed, mock_sources,
-                metrics_server):
+                fixture_api, metrics_server):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -1,4 +1,4 @@
-"""Long-running servers: the mock source and the metrics endpoint."""
+"""Long-running servers: the mock source, the fixture APIs and the metrics endpoint."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from types import FrameType
 import click
 
 from ..ops.metrics_server import make_metrics_server
+from ..testing.fixture_apis import FaultShares, FixtureApiConfig, FixtureApiServer
 from ..testing.mock_faults import FaultConfig, FaultInjector
 from ..testing.mock_sources import ROUTES, MockConfig, MockServer
 from .app import App
@@ -65,6 +66,34 @@ def mock_sources(host: str, port: int, records: int, invalid_every: int, latency
                                                changed_every=changed_every), faults)
     click.echo(f"serving {records} records per feed at {server.url}: {', '.join([*ROUTES, '/sensors.csv'])}",
                err=True)
+    serve_until_stopped(server)
+
+
+@click.command("fixture-api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8766, show_default=True, help="0: any free port.")
+@click.option("--issues", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option("--products", type=click.IntRange(min=0), default=40, show_default=True)
+@click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds per child request (comments page, product detail).")
+@click.option("--error-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of paths answering 500 on their first request.")
+@click.option("--throttle-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of paths answering 429 on their first request.")
+@click.option("--retry-after", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--revision", type=click.IntRange(min=1), default=1, show_default=True,
+              help="The revision served first (POST /_revision?revision=N changes it).")
+def fixture_api(host: str, port: int, issues: int, products: int, latency: float, error_share: float,
+                throttle_share: float, retry_after: int, revision: int) -> None:
+    """Serve the GitHub-like and shop-like fixture APIs (fan-out, nested lists); print the URL."""
+    try:
+        faults = FaultShares(error=error_share, throttle=throttle_share, retry_after=retry_after)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--error-share/--throttle-share") from None
+    config = FixtureApiConfig(issues=issues, products=products, latency=latency, faults=faults)
+    server = FixtureApiServer(config, host, port, revision)
+    click.echo(server.url)  # on stdout, for scripts started with --port 0
+    click.echo(f"{issues} issues at /repos/acme/widgets/issues, {products} products at /products", err=True)
     serve_until_stopped(server)
 
 

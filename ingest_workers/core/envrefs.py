@@ -3,7 +3,8 @@ value of any key ending in ``_env`` (``auth_env = "SHOP_TOKEN"``: a variable *na
 
 A job carries its entry as the catalog has it, references unexpanded, so no secret is written to
 Redis; the worker that runs the job resolves them from its own environment (:func:`resolve_entry`)
-and hides every value it read from every message this process writes (:func:`.redact.hide`).
+and hides every value it read from every message the job writes (:func:`.redact.hide`, the job's
+redactor).
 Which variables an entry may name is the worker's decision (:mod:`.permissions`): whoever can write
 a job could otherwise have the worker send its database password to any URL.
 """
@@ -57,7 +58,7 @@ def variables(value: Any, key: str = "") -> set[str]:
 
 def resolve_entry(entry: dict[str, Any], env: Mapping[str, str], where: str) -> dict[str, Any]:
     """``entry`` with its references expanded from ``env``, every value it reads from ``env``
-    hidden from this process's messages from now on."""
+    hidden from the job's messages from now on (by the active redactor, :func:`.redact.hide`)."""
     names = variables(entry)
     hide({name: env[name] for name in names if env.get(name)})
     return {key: expand(value, env, where, key) for key, value in entry.items()}

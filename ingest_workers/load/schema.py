@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -31,8 +32,8 @@ STANDARD_COLUMNS = (("source", "text NOT NULL"), ("run_id", "text NOT NULL"), ("
                     ("fetched_at", "timestamptz NOT NULL"), ("raw", "jsonb NOT NULL"),
                     ("loaded_at", "timestamptz NOT NULL DEFAULT now()"))
 # On an existing table a missing standard column is added nullable: its rows have no value for it.
-_ADDED_STANDARD = {"loaded_at": "timestamptz DEFAULT now()"}
-_DECLARED_FOR = {udt: name for name, (_, _, udts) in reversed(TYPES.items()) for udt in udts}
+_ADDED_STANDARD = MappingProxyType({"loaded_at": "timestamptz DEFAULT now()"})
+_DECLARED_FOR = MappingProxyType({udt: name for name, (_, _, udts) in reversed(TYPES.items()) for udt in udts})
 
 
 class SchemaRefused(ConfigError):

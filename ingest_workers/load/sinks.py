@@ -16,9 +16,10 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import psycopg2.extensions
@@ -116,7 +117,7 @@ class AlertSink:
             log.warning("alert %s: source %s: %d more alerts in this batch", self._rule, lineage.source, len(new) - 5)
 
 
-SINKS: dict[str, Any] = {cls.name: cls for cls in (JsonLinesSink, ConsoleSink, AlertSink)}
+SINKS: Mapping[str, Any] = MappingProxyType({cls.name: cls for cls in (JsonLinesSink, ConsoleSink, AlertSink)})
 
 
 def sink_class(entry: Any) -> Any:

@@ -21,6 +21,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import redis
@@ -63,7 +64,7 @@ LAST_SUCCESS = Declared("ingest_last_success_timestamp_seconds", "gauge",
                         "Unix time of the last fetch job of a source that succeeded.", ("source",))
 CIRCUIT_STATE = Declared("ingest_circuit_state", "gauge",
                          "Circuit breaker of each source as last seen: 0 closed, 1 half-open, 2 open.", ("source",))
-CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+CIRCUIT_STATES = MappingProxyType({"closed": 0, "half_open": 1, "open": 2})
 RATE_LIMIT_WAIT = Declared("ingest_rate_limit_wait_seconds", "counter",
                            "Time spent waiting for the cluster-wide rate limit of a source.", ("source",))
 JOBS_DEFERRED = Declared("ingest_jobs_deferred", "counter",
@@ -79,9 +80,9 @@ SLOTS_SKIPPED = Declared("ingest_schedule_slots_skipped", "counter",
                          "Scheduled slots not run because the source's previous run was still in flight.",
                          ("source",))
 
-DECLARED = {d.name: d for d in (RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION,
-                                LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS, CIRCUIT_STATE, RATE_LIMIT_WAIT,
-                                JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL, SLOTS_SKIPPED)}
+DECLARED = MappingProxyType({d.name: d for d in (
+    RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION, LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS,
+    CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL, SLOTS_SKIPPED)})
 
 # Series every catalog source has from the start, at zero (a closed circuit), so that
 # rate(), ratios and alerts work before the first event instead of seeing no series.

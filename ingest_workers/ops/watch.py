@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,10 +14,12 @@ import redis
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 
+from ..core.errors import ServiceUnavailable
 from .history import SourceSummary
 from .metrics import RECORDS, read_counters
 
-DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+log = logging.getLogger(__name__)
+DONE = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 
 
 @dataclass(frozen=True)
@@ -70,24 +73,58 @@ def progress_line(state: JobState, records: str, elapsed: float) -> str:
     return f"jobs {state.done}/{state.total} done{failed}, {records}, ETA {eta}"
 
 
+REDIS_OUTAGE_LIMIT = 60.0  # seconds without Redis before waiting gives up (a Sentinel failover takes some)
+
+
+class RedisOutage:
+    """Redis not answering while a run is watched: logged once when it starts and once when it ends
+    (not at every poll); :class:`ServiceUnavailable` once it has lasted ``limit`` seconds."""
+
+    def __init__(self, limit: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._since: float | None = None
+
+    def failed(self, exc: redis.RedisError) -> None:
+        """Redis did not answer a poll; raise :class:`ServiceUnavailable` if that has gone on too long."""
+        now = self._clock()
+        if self._since is None:
+            self._since = now
+            log.warning("Redis does not answer (%s); waiting up to %g s for it", exc, self.limit)
+        if now - self._since >= self.limit:
+            raise ServiceUnavailable(f"Redis did not answer for {now - self._since:.0f} s while waiting for the "
+                                     f"run's jobs (limit {self.limit:g} s): {exc}") from exc
+
+    def answered(self) -> None:
+        """Redis answered a poll: an outage in progress is over."""
+        if self._since is not None:
+            log.warning("Redis answers again after %.1f s", self._clock() - self._since)
+            self._since = None
+
+
 def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[JobState], None],
                   timeout: float | None = None, poll: float = 0.25,
-                  recover: Callable[[], Sequence[str]] | None = None) -> JobState:
+                  recover: Callable[[], Sequence[str]] | None = None,
+                  outage_limit: float = REDIS_OUTAGE_LIMIT) -> JobState:
     """Poll until every job ended or ``timeout`` seconds passed; return the last state.
 
     When a job is missing from Redis, ``recover`` (if given) enqueues again what Redis lost
-    and returns those ids. While Redis does not answer (a failover, a restart), keep polling.
+    and returns those ids. While Redis does not answer (a failover, a restart), keep polling
+    for up to ``outage_limit`` seconds, then raise :class:`ServiceUnavailable` (the jobs may
+    still run: only the watching stopped).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     state = JobState(done=0, total=len(job_ids), failed=0)
+    outage = RedisOutage(outage_limit)
     while True:
         try:
             state = job_states(queue, job_ids)
             if state.missing and recover is not None and recover():
                 continue  # enqueued again: look at them once more
             on_progress(state)
-        except (redis.ConnectionError, redis.TimeoutError):
-            pass  # the next poll reaches Redis again, or the promoted replica
+            outage.answered()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            outage.failed(exc)  # the next poll may reach Redis again, or the promoted replica
         if state.done == state.total or (deadline is not None and time.monotonic() >= deadline):
             return state
         time.sleep(poll)

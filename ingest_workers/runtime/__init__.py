@@ -7,7 +7,7 @@
 - :mod:`.producer`: enqueue runs and backfill windows with deterministic job ids.
 - :mod:`.scheduler`: enqueue each source at its interval.
 - :mod:`.localrun`: ``ingest run``'s inline mode and time limit.
-- :mod:`.resources`: per-process clients, rebuilt after a fork.
+- :mod:`.resources`: a job's clients and redactor, served to it by its worker, rebuilt after a fork.
 
 May import: everything below it (``pipeline``, ``ops``, ``load``, ``guards``, ``sources``, ``stages``,
 ``datasets``, ``core``), never ``cli`` or ``testing``.

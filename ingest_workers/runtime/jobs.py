@@ -16,7 +16,6 @@ from rq.timeouts import JobTimeoutException
 from .. import pipeline
 from ..core.errors import Deferral, ServiceUnavailable, TransientError
 from ..core.models import SourceSpec, Window
-from ..core.redact import redact_exception
 from ..guards.quarantine import note_worker_death
 from ..ops.logs import configure_logging, job_context, redact_log_records
 from ..ops.metrics import count_job_retry
@@ -37,24 +36,25 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
     """Ingest one source for one run (only ``window`` = [since, until] for a backfill job);
     return its counts (fetched, rejected, duplicate, loaded).
 
+    Its clients and redactor are the ones the worker serves it (:func:`.resources.for_job`).
     While the source's circuit is open, or its server asked for a wait longer than the HTTP
     back-off cap (``Retry-After``), return an RQ ``Retry``: RQ's scheduler re-enqueues
-    the job when the cool-down is over, and this worker moves on to other sources.
+    the job when the wait is over, and this worker moves on to other sources.
     """
-    res = resources.current()
-    _ensure_logging(res.settings.log_format)
-    job = get_current_job()
-    job_id = job.id if job else f"{run_id}-{spec['name']}"
-    queue = job.origin if job else "inline"
-    with job_context(spec["name"], run_id, job_id):
-        try:
-            counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
-                                            Window(*window) if window else None)
-        except Deferral as exc:
-            return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
-        except BaseException as exc:
-            redact_exception(exc)  # RQ stores and logs its traceback: no value of the job's variables in it
-            raise
+    with resources.for_job() as res:
+        _ensure_logging(res.settings.log_format)
+        job = get_current_job()
+        job_id = job.id if job else f"{run_id}-{spec['name']}"
+        queue = job.origin if job else "inline"
+        with job_context(spec["name"], run_id, job_id):
+            try:
+                counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
+                                                Window(*window) if window else None)
+            except Deferral as exc:
+                return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
+            except BaseException as exc:
+                res.redactor.redact_exception(exc)  # RQ stores and logs its traceback: no job variable's value
+                raise
     return counts.to_dict()
 
 

@@ -26,6 +26,7 @@ from ..core.config import Settings
 from ..core.models import SourceSpec
 from ..ops.watch import DONE
 from .producer import Enqueued, PlannedJob, check_run_id, claim_jobs, job_id_for
+from .rq_compat import create_job_kwargs
 
 NOT_STARTED = "cancelled before it started"
 WAITING = "cancelled while it waited to run again"  # a retry, or deferred while its circuit is open
@@ -71,9 +72,7 @@ def _run_one(queue: Queue, data: EnqueueData, remaining: float | None) -> bool:
     stopped it. One at a time, not ``enqueue_many``: that writes each job's hash after
     running it, over its end state."""
     # No RQ retry inline: nothing would run the retry later (HTTP requests still retry).
-    fields = data._replace(retry=None)._asdict()
-    del fields["at_front"]
-    job = queue.create_job(**fields)
+    job = queue.create_job(**create_job_kwargs(data._replace(retry=None)))
     if remaining is None:
         queue.enqueue_job(job)
         return True

@@ -146,7 +146,7 @@ def enqueue_jobs(queue: Queue, settings: Settings, run_id: str, plans: Sequence[
     if job_list is not None:
         job_list.planned(run_id, [history.PlannedJob(plan.job_id, plan.spec.name, plan.spec.queue or queue.name,
                                                      job_args(plan, run_id)) for plan in plans])
-    if not queue._is_async:  # inline runs execute each job as it is enqueued: nothing to make atomic
+    if not queue.is_async:  # inline runs execute each job as it is enqueued: nothing to make atomic
         return _claim_then_run_inline(queue, settings, run_id, plans)
     retry_intervals(settings)  # a bad setting fails before anything is claimed
     keys = [CLAIM_PREFIX + plan.job_id for plan in plans]
@@ -198,7 +198,7 @@ def _enqueue_prepared(queue: Queue, plans: Sequence[PlannedJob], datas: Sequence
         by_queue.setdefault(queue_of[data.job_id], []).append(data)
     for name, queued in by_queue.items():
         target = queue if name == queue.name else Queue(name, connection=queue.connection, serializer=queue.serializer,
-                                                        is_async=queue._is_async)
+                                                        is_async=queue.is_async)
         target.enqueue_many(queued, pipeline=pipe)
 
 

@@ -21,7 +21,9 @@ worker_ttl - 15)`` seconds.
 Importing this module also imports :mod:`ingest_workers.runtime.jobs` (and the whole pipeline) into the
 worker's parent process: every job's work horse is a fork of it and inherits the code instead of
 importing it again, which cost each job about 80 ms (measured in BENCHMARKS.md). The parent
-opens no connection (``resources`` are per pid), so nothing is shared with the children.
+opens no connection: the worker's :class:`~.resources.Resources` are built where the first job is
+performed (in each work horse, or once in a ``SimpleWorker``) and served to each job
+(:func:`.resources.serving`), so nothing is shared with the children.
 
 A job in Redis names the function RQ imports and calls, and its callbacks, by dotted path; the JSON
 serializer stops pickle, not a job naming ``os.mkdir``. :class:`IngestWorker` (and
@@ -37,7 +39,7 @@ SIGKILLed while cleaning would stop all cleaning for 15 minutes, so
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -51,6 +53,8 @@ from rq.worker import SimpleWorker, Worker
 from ..guards.quarantine import note_worker_death
 from ..ops.logs import redact_log_records
 from . import jobs  # (also preloaded, see the module docstring)
+from .resources import Resources, serving
+from .rq_compat import callback_names
 
 MAINTENANCE_LOCK_SECONDS = 60
 # RQ's scheduler renews its lock to interval + 60 s every interval (1 s); a lock unrenewed this long
@@ -78,8 +82,8 @@ def refusal(job: Job) -> str | None:
     if function not in jobs.JOB_FUNCTIONS or instance is not None:
         return f"refused: ingest workers only run ingest_workers jobs, not {function}"
     # RQ imports a callback when it is read through its property: look at the stored names.
-    for callback in (job._success_callback_name, job._failure_callback_name, job._stopped_callback_name):
-        if callback and callback not in jobs.JOB_CALLBACKS:
+    for callback in callback_names(job):
+        if callback not in jobs.JOB_CALLBACKS:
             return f"refused: ingest workers only run ingest_workers jobs, not the callback {callback}"
     return None
 
@@ -103,6 +107,18 @@ class OnlyIngestJobs:
         job.ended_at = now()
         worker.connection.lrem(queue.intermediate_queue_key, 1, job.id)  # dequeued, never started
         worker.handle_job_failure(job, queue, exc_string=reason)
+
+    @cached_property
+    def job_resources(self) -> Resources:
+        """The clients and redactor this worker's jobs use, from its environment; built on first use
+        (in the work horse when the worker forks, so the parent builds none)."""
+        return Resources.from_environment()
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """RQ's ``perform_job`` (the job, its callbacks, RQ's lines about it) with this worker's
+        resources served to the job (:func:`.resources.serving`)."""
+        with serving(self.job_resources):
+            return super().perform_job(job, queue, execution)  # type: ignore[misc,no-any-return]
 
 
 class IngestSimpleWorker(OnlyIngestJobs, SimpleWorker):

@@ -24,6 +24,7 @@ run fetches it again.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
@@ -52,6 +53,7 @@ class HttpJsonSource:
         self._spec = spec
         self._paginator = make_paginator(spec)
         self._pages_fetched = 0
+        self._pages_lock = threading.Lock()  # page and offset paging fetch from several threads at once
         self._client = context.client
         self._start_page = 1
         # requests in flight at once (page and offset paging); the others fetch one page at a time
@@ -163,8 +165,10 @@ class HttpJsonSource:
                   client: HttpClient | None = None) -> tuple[list[Any], JsonPage]:
         """The records of one page and the page itself (body, URL, Link); ``client``: a fetch thread's own."""
         spec = self._spec
-        self._pages_fetched += 1
-        if self._pages_fetched > spec.max_pages:
+        with self._pages_lock:
+            self._pages_fetched += 1
+            pages = self._pages_fetched
+        if pages > spec.max_pages:
             raise PermanentError(f"source {spec.name}: more than {spec.max_pages} pages from {safe_url(spec.url)} "
                                  "in one job (max_pages in the catalog); stopped")
         if _origin(request.url) != _origin(spec.url):  # never send credentials to another host

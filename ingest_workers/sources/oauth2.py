@@ -34,7 +34,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from ..core.errors import PermanentError
-from ..core.redact import hide
+from ..core import redact
 from .auth import ApiRequest, AuthContext
 from .http import make_session, safe_url
 
@@ -111,7 +111,7 @@ class OAuth2ClientCredentials:
         if status >= 400 or not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise PermanentError(self._refusal(status, body))
         token = body["access_token"]
-        hide({"OAUTH2_ACCESS_TOKEN": token})
+        _hide({"OAUTH2_ACCESS_TOKEN": token})
         if isinstance(body.get("refresh_token"), str):
             self._rotated(body["refresh_token"])
         expires_in = body.get("expires_in")
@@ -150,5 +150,13 @@ class OAuth2RefreshToken(OAuth2ClientCredentials):
         return f"{self._id_env}, {self._secret_env} and {self._refresh_env}"
 
     def _rotated(self, refresh_token: str) -> None:
-        hide({self._refresh_env: refresh_token})
+        _hide({self._refresh_env: refresh_token})
         self._refresh_token = refresh_token
+
+
+def _hide(values: dict[str, str]) -> None:
+    """Hide a token from the running job's messages (outside a job, e.g. ``ingest catalog draft``,
+    no message quotes it and there is no redactor to tell)."""
+    redactor = redact.active()
+    if redactor is not None:
+        redactor.hide(values)

@@ -21,6 +21,7 @@ its cluster-wide rate limit and its circuit breaker.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections import deque
@@ -76,7 +77,9 @@ def fetched_in_order(fetch: Callable[[C, A], T], addresses: Iterable[A], concurr
             window.append(task)
             tasks.put(task)
             if len(threads) < min(concurrency, len(window)):
-                thread = threading.Thread(target=work, name=f"page-fetch-{len(threads)}", daemon=True)
+                # in a copy of the job's context: its log fields, its redactor (core.redact)
+                thread = threading.Thread(target=contextvars.copy_context().run, args=(work,),
+                                          name=f"page-fetch-{len(threads)}", daemon=True)
                 threads.append(thread)
                 thread.start()
 

@@ -8,6 +8,7 @@ the consumer at the point it happened.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -54,7 +55,8 @@ def prefetched(items: Iterable[T], depth: int) -> Iterator[T]:
             return
         put(_END)
 
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    # in a copy of the job's context: its log fields, its redactor (core.redact)
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(produce,), name="prefetch", daemon=True)
     thread.start()
     try:
         while (item := buffer.get()) is not _END:

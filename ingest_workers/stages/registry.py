@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ..core.errors import ConfigError
@@ -12,8 +14,8 @@ from .base import Stage, default_stages
 from .series import MovingAverage, Normalise, ThresholdFilter
 from .text import PumpSignal, Sentiment, TickerFromCashtag
 
-STAGES: dict[str, Any] = {cls.name: cls for cls in (ThresholdFilter, Normalise, MovingAverage, Sentiment, PumpSignal,
-                                                     TickerFromCashtag)}
+STAGES: Mapping[str, Any] = MappingProxyType({cls.name: cls for cls in (
+    ThresholdFilter, Normalise, MovingAverage, Sentiment, PumpSignal, TickerFromCashtag)})
 
 
 def make_stage(entry: Any) -> Stage:

@@ -193,6 +193,15 @@ def test_paging_stops_after_max_pages(
     assert len(loaded_ids(pg)) == 3 * PAGE_SIZE  # what was read before the stop is kept
 
 
+def test_max_pages_counts_every_page_once_when_pages_are_fetched_at_once(
+        feed: Feed, pg: psycopg2.extensions.connection, redis_client: redis.Redis, settings: Settings) -> None:
+    feed.records = [product(i) for i in range(60 * PAGE_SIZE)]  # 60 pages: more than max_pages
+    with pytest.raises(PermanentError, match="max_pages"):
+        run_job(spec_for(feed, max_pages=40, concurrency=8), dataclasses.replace(settings, batch_size=PAGE_SIZE),
+                "run-1")
+    assert len(feed.pages_asked) == 40  # eight threads counted them: none twice, none missed
+
+
 def deep(levels: int) -> str:
     return "[" * levels + "]" * levels
 

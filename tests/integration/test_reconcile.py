@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rq.job import Job
 
 from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
+from ingest_workers.core.connections import connect_postgres
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.ops.history import JobHistory
 from ingest_workers.ops.watch import wait_for_jobs
@@ -55,6 +57,38 @@ def test_only_the_job_redis_lost_is_enqueued_again_and_only_once(
     assert sorted(queue.get_job_ids()) == sorted(e.job_id for e in enqueued)
     again = Job.fetch("run-r1-b", connection=redis_client, serializer=queue.serializer)
     assert again.args[0]["name"] == "b" and again.args[1] == "run-r1" and again.meta["source"] == "b"
+
+
+def test_reconcilers_running_at_once_enqueue_each_lost_job_once(
+        redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings,
+        mock_server: MockServer) -> None:
+    names = [f"s{i}" for i in range(20)]
+    queue = make_queue(redis_client, settings)
+    enqueue_run(queue, settings, [spec(mock_server, n) for n in names], "run-r5", JobHistory(pg))
+    lost = [f"run-r5-{n}" for n in names[::2]]
+    for job_id in lost:
+        lose(redis_client, settings.queue, job_id)
+    reconcilers, start = 4, threading.Barrier(4)
+    results: list[list[str]] = [[] for _ in range(reconcilers)]
+
+    def reconcile(index: int) -> None:  # each one its own connections, as separate `ingest runs reconcile`s
+        client, conn = redis.Redis.from_url(settings.redis_url), connect_postgres(settings.database_url)
+        try:
+            start.wait(timeout=30)
+            results[index] = reconcile_run(make_queue(client, settings), settings, JobHistory(conn), "run-r5")
+        finally:
+            conn.close()
+            client.close()
+
+    threads = [threading.Thread(target=reconcile, args=(i,)) for i in range(reconcilers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(job_id for result in results for job_id in result) == sorted(lost)  # each by one of them
+    queued = [job_id.decode() for job_id in redis_client.lrange(f"rq:queue:{settings.queue}", 0, -1)]
+    assert sorted(queued) == sorted(f"run-r5-{n}" for n in names)  # every job once: none lost, none twice
 
 
 def test_a_job_that_ran_and_is_enqueued_again_loads_nothing_twice(

@@ -12,7 +12,7 @@ import pytest
 
 from ingest_workers.core.errors import ConfigError, PermanentError, Unauthorized
 from ingest_workers.core.models import SourceSpec
-from ingest_workers.core.redact import redact
+from ingest_workers.core.redact import Redactor, hiding
 from ingest_workers.sources import SourceContext
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.sources.http_json import HttpJsonSource
@@ -47,7 +47,8 @@ def stream(source_spec: SourceSpec, env: dict[str, str] | None = None, concurren
 def test_client_credentials_one_token_for_every_page_basic_client_auth_and_secrets_where_they_belong(
         oauth: OAuthFixture) -> None:
     state = oauth.state
-    assert stream(spec(oauth), concurrency=3) == [contact(i) for i in range(state.contacts)]
+    with hiding(Redactor()) as redactor:  # as a worker runs a job
+        assert stream(spec(oauth), concurrency=3) == [contact(i) for i in range(state.contacts)]
     assert len(state.token_requests) == 1 and state.unauthorized == 0
     headers, form = state.token_requests[0]
     assert form == {"grant_type": "client_credentials", "scope": SCOPE}  # the secret is not in the form ...
@@ -57,7 +58,7 @@ def test_client_credentials_one_token_for_every_page_basic_client_auth_and_secre
     sent_to_api = repr(state.api_requests)
     assert CLIENT_SECRET not in sent_to_api and CLIENT_ID not in sent_to_api
     assert token not in repr(state.token_requests)
-    assert token not in redact(f"a message quoting {token}")  # hidden from this process's messages
+    assert redactor.redact(f"a message quoting {token}") == "a message quoting ${OAUTH2_ACCESS_TOKEN}"
 
 
 def test_refresh_token_grant_with_the_client_in_the_body_and_a_rotated_refresh_token(oauth: OAuthFixture) -> None:

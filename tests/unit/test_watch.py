@@ -1,9 +1,18 @@
-"""Progress figures read from the metrics hash (fakeredis here)."""
+"""Progress figures read from the metrics hash, and waiting through a Redis outage (fakeredis here)."""
+
+import logging
+import threading
+import time
 
 import fakeredis
+import pytest
+import redis
+from rq import Queue
+from rq.serializers import JSONSerializer
 
+from ingest_workers.core.errors import ServiceUnavailable
 from ingest_workers.ops.metrics import RECORDS, MetricsRecorder
-from ingest_workers.ops.watch import RecordProgress
+from ingest_workers.ops.watch import RecordProgress, RedisOutage, wait_for_jobs
 
 
 def publish(client: fakeredis.FakeRedis, source: str, fetched: int) -> None:
@@ -45,3 +54,43 @@ def test_the_summary_counts_updated_rows_and_the_counts_add_up() -> None:
     assert header.split() == ["source", "fetched", "rejected", "duplicate", "loaded", "updated", "seconds", "success",
                               "health"]
     assert crm.split()[:6] == ["crm", "100", "5", "60", "10", "25"]
+
+
+def _unreachable_queue() -> tuple[fakeredis.FakeServer, Queue]:
+    server = fakeredis.FakeServer()
+    server.connected = False  # every command raises redis.ConnectionError
+    return server, Queue("q", connection=fakeredis.FakeRedis(server=server), serializer=JSONSerializer)
+
+
+def test_waiting_gives_up_when_redis_stays_away_past_the_limit(caplog: pytest.LogCaptureFixture) -> None:
+    _, queue = _unreachable_queue()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="ingest_workers.ops.watch"), \
+            pytest.raises(ServiceUnavailable, match=r"Redis did not answer for \d+ s .*limit 0.5 s"):
+        wait_for_jobs(queue, ["job-1"], lambda state: None, timeout=30, poll=0.02, outage_limit=0.5)
+    assert 0.5 <= time.monotonic() - started < 10
+    assert len([r for r in caplog.records if "does not answer" in r.getMessage()]) == 1  # once, not every poll
+
+
+def test_an_outage_shorter_than_the_limit_is_logged_once_and_its_end_too(caplog: pytest.LogCaptureFixture) -> None:
+    server, queue = _unreachable_queue()
+    threading.Timer(0.4, lambda: setattr(server, "connected", True)).start()
+    with caplog.at_level(logging.WARNING, logger="ingest_workers.ops.watch"):
+        state = wait_for_jobs(queue, ["job-1"], lambda state: None, timeout=30, poll=0.02, outage_limit=20)
+    assert state.missing == ("job-1",)  # Redis answered: the job is unknown to it
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "does not answer" in m]) == 1
+    assert len([m for m in messages if m.startswith("Redis answers again after")]) == 1
+
+
+def test_an_outage_clock_restarts_after_redis_answered() -> None:
+    now = [0.0]
+    outage = RedisOutage(10, clock=lambda: now[0])
+    outage.failed(redis.ConnectionError("down"))
+    now[0] = 9.0
+    outage.answered()
+    now[0] = 15.0
+    outage.failed(redis.ConnectionError("down again"))  # a new outage: 0 s old, not 15
+    now[0] = 25.0
+    with pytest.raises(ServiceUnavailable, match="down again"):
+        outage.failed(redis.ConnectionError("down again"))

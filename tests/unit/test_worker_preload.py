@@ -7,7 +7,8 @@ import sys
 
 
 def test_loading_the_worker_class_loads_the_job_code_without_connecting() -> None:
-    check = ("import sys, ingest_workers.runtime.worker as w, ingest_workers.runtime.resources as r; "
+    check = ("import gc, sys, ingest_workers.runtime.worker as w, ingest_workers.runtime.resources as r; "
              "assert 'ingest_workers.runtime.jobs' in sys.modules and 'ingest_workers.pipeline' in sys.modules; "
-             "assert not r._holder, 'the parent must not build clients'")
+             "assert not [o for o in gc.get_objects() if isinstance(o, r.Resources)], "
+             "'the parent must not build clients'")
     subprocess.run([sys.executable, "-c", check], check=True, env={"PATH": ""})

@@ -1,0 +1,50 @@
+"""The RQ details ``runtime.rq_compat`` relies on still hold in the installed RQ (an upgrade that
+changes one fails here)."""
+
+from __future__ import annotations
+
+import inspect
+
+from rq import Callback, Queue
+from rq.serializers import JSONSerializer
+
+from ingest_workers.runtime.rq_compat import callback_names, create_job_kwargs
+
+
+def _queue() -> Queue:
+    # no command reaches Redis: create_job and to_dict only build objects
+    from redis import Redis
+    return Queue("compat", connection=Redis(port=1), serializer=JSONSerializer)
+
+
+def test_callback_names_are_read_as_stored_without_importing_them() -> None:
+    job = _queue().create_job("ingest_workers.runtime.jobs.fetch_source", args=({}, "r"),
+                              on_success=Callback("no.such.module.on_success"),
+                              on_failure=Callback("no.such.module.on_failure"),
+                              on_stopped=Callback("no.such.module.on_stopped"))
+    assert callback_names(job) == ["no.such.module.on_success", "no.such.module.on_failure",
+                                   "no.such.module.on_stopped"]
+
+
+def test_a_job_without_callbacks_names_none() -> None:
+    assert callback_names(_queue().create_job("ingest_workers.runtime.jobs.fetch_source", args=())) == []
+
+
+def test_every_prepared_field_but_at_front_is_a_create_job_argument() -> None:
+    data = Queue.prepare_data("ingest_workers.runtime.jobs.fetch_source", args=(1,), job_id="j1",
+                              description="d", timeout=30, meta={"source": "s"},
+                              on_failure=Callback("ingest_workers.runtime.jobs.on_failure"), at_front=True)
+    kwargs = create_job_kwargs(data)
+    assert "at_front" not in kwargs
+    assert set(kwargs) <= set(inspect.signature(Queue.create_job).parameters)
+    job = _queue().create_job(**kwargs)
+    assert (job.id, job.args, job.description, job.timeout, job.meta) == ("j1", (1,), "d", 30, {"source": "s"})
+    assert callback_names(job) == ["ingest_workers.runtime.jobs.on_failure"]
+
+
+def test_the_worker_hook_that_serves_a_job_its_resources_keeps_its_signature() -> None:
+    from rq.worker import SimpleWorker, Worker
+
+    # runtime.worker.OnlyIngestJobs.perform_job wraps RQ's; RQ calls it from both worker classes
+    assert list(inspect.signature(Worker.perform_job).parameters) == ["self", "job", "queue", "execution"]
+    assert SimpleWorker.perform_job is Worker.perform_job
