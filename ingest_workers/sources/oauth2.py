@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote
 
-from ..core.errors import PermanentError
 from ..core import redact
+from ..core.errors import PermanentError
 from .auth import ApiRequest, AuthContext
 from .http import make_session, safe_url
 
