@@ -3,7 +3,7 @@
 The token endpoint (``POST /oauth/token``, form-encoded) grants ``client_credentials`` and
 ``refresh_token`` (RFC 6749 4.4 and 6), authenticating the client by HTTP Basic or in the form. It
 issues short-lived tokens (``lifetime`` seconds), counts its requests, can fail the next ones with
-5xx, and rotates refresh tokens when asked. The API (``GET /v3/contacts?page=N&per_page=M``) serves
+5xx, and rotates refresh tokens when asked. The API (``GET /v3/contacts?page=N&per_page=M``, or ``offset=K``) serves
 :func:`contact` records only to a ``Bearer`` token the endpoint issued and that has not expired or
 been revoked; anything else is a 401, counted. Both servers record every request they receive, so a
 test can show a secret went only where it belongs.
@@ -106,8 +106,9 @@ class _Api(BaseHTTPRequestHandler):
             return _json(self, 401, {"error": "invalid_token"})
         time.sleep(state.page_delay)
         query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-        page, size = int(query.get("page", 1)), int(query.get("per_page", 10))
-        items = [contact(i) for i in range((page - 1) * size, min(page * size, state.contacts))]
+        size = int(query.get("per_page", 10))
+        start = int(query["offset"]) if "offset" in query else (int(query.get("page", 1)) - 1) * size
+        items = [contact(i) for i in range(start, min(start + size, state.contacts))]
         _json(self, 200, {"items": items})
 
     def log_message(self, *args: object) -> None:
