@@ -160,7 +160,7 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
     figures.append(Figure(f"Re-run of the same ingest (all duplicate), {label}, {args.recommended_workers} "
                           "workers", rerun.rate, "records/s", "the first runs just before", first.rate, 2,
                           why="a duplicate is dropped before PostgreSQL, but only after it was fetched, decoded "
-                              "and validated (the natural key comes out of the domain's check), so the re-run "
+                              "and validated (the natural key comes out of the dataset's check), so the re-run "
                               "saves the serialisation and the load, not the stages. Dropping earlier needs a "
                               "key read from the raw record, per source: not done."))
     _memory(args, bench, figures)

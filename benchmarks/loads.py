@@ -42,8 +42,8 @@ def copy_ceiling(database_url: str, rows: Sequence[dict[str, Any]], batch: int |
     """Seconds for a plain COPY of the rows, serialised beforehand (not timed), into an empty
     table with the products' columns and no key, index or check: the physical limit here.
     One COPY, or (``batch``) one COPY and commit per ``batch`` rows."""
-    payloads = [copy_text(part, PRODUCTS.columns).encode("utf-8") for part in chunks(rows, batch or len(rows))]
-    columns = ", ".join(PRODUCTS.columns)
+    payloads = [copy_text(part, PRODUCTS.load_columns).encode("utf-8") for part in chunks(rows, batch or len(rows))]
+    columns = ", ".join(PRODUCTS.load_columns)
     conn = psycopg2.connect(database_url)
     try:
         with conn, conn.cursor() as cur:
@@ -82,7 +82,7 @@ def serialise_only(rows: Sequence[dict[str, Any]]) -> float:
     """Seconds the loader spends making COPY text of the rows (the client's part), batch by batch."""
     started = time.perf_counter()
     for batch in chunks(rows, BATCH):
-        copy_text(batch, PRODUCTS.columns).encode("utf-8")
+        copy_text(batch, PRODUCTS.load_columns).encode("utf-8")
     return time.perf_counter() - started
 
 
@@ -90,8 +90,8 @@ def server_only(database_url: str, rows: Sequence[dict[str, Any]], staging: bool
     """Seconds of the loader's statements with the COPY text made beforehand (the server's part),
     per 1,000 rows: COPY straight into the table (its usual path) or, with ``staging``, its path for
     a batch holding a key loaded already (COPY to the temp staging table, INSERT … ON CONFLICT)."""
-    payloads = [copy_text(batch, PRODUCTS.columns).encode("utf-8") for batch in chunks(rows, BATCH)]
-    columns = ", ".join(PRODUCTS.columns)
+    payloads = [copy_text(batch, PRODUCTS.load_columns).encode("utf-8") for batch in chunks(rows, BATCH)]
+    columns = ", ".join(PRODUCTS.load_columns)
     copy = f"COPY {'staging_products' if staging else 'products'} ({columns}) FROM STDIN"
     insert = (f"INSERT INTO products ({columns}) SELECT {columns} FROM staging_products "
               "ON CONFLICT (source, product_id) DO NOTHING")
@@ -115,7 +115,7 @@ def server_only(database_url: str, rows: Sequence[dict[str, Any]], staging: bool
 
 def naive_inserts(database_url: str, rows: Sequence[dict[str, Any]]) -> float:
     """Seconds for the design notes' naive approach: one process, one ``INSERT`` (and commit) per row."""
-    columns = PRODUCTS.columns
+    columns = PRODUCTS.load_columns
     statement = (f"INSERT INTO products ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
                  "ON CONFLICT (source, product_id) DO NOTHING")
     conn = psycopg2.connect(database_url)

@@ -61,7 +61,7 @@ DATASET: Dataset = parse_dataset("bench_merge", {**BUILTIN["products"].to_dict()
 
 def merge_spec(mock_url: str) -> SourceSpec:
     """Shop A's feed into the merge dataset, in backfill windows (as the append end-to-end figure)."""
-    return SourceSpec(name="bench_merge_shop", kind="http_json", domain=DATASET.name, url=f"{mock_url}/products",
+    return SourceSpec(name="bench_merge_shop", kind="http_json", dataset=DATASET.name, url=f"{mock_url}/products",
                       page_size=500, fields={"product_id": "id", "name": "title"}, cursor_field="updated_at",
                       since_param="updated_since", until_param="updated_before", rate_limit=0,
                       declaration=DATASET.to_dict())
@@ -74,9 +74,9 @@ def served(records: int, revision: int) -> list[Any]:
 
 
 def rows_of(records: list[Any], lineage: Lineage) -> list[dict[str, Any]]:
-    spec = SourceSpec(name=lineage.source, kind="http_json", domain=DATASET.name,
+    spec = SourceSpec(name=lineage.source, kind="http_json", dataset=DATASET.name,
                       fields={"product_id": "id", "name": "title"})
-    items = compose(source_stages(spec, DATASET.domain, lineage), (Record(r) for r in records))
+    items = compose(source_stages(spec, DATASET, lineage), (Record(r) for r in records))
     return [item.row for item in items if isinstance(item, Record)]
 
 
@@ -104,7 +104,7 @@ def in_process(settings: Settings, first: list[dict[str, Any]], second: list[dic
             if timed and flush_redis:
                 res.redis.flushdb()
             lineage = Lineage("bench_merge_mem", "bench", "bench-merge", datetime.now(UTC).isoformat())
-            loader = BatchLoader(DATASET.domain, lineage, res, MetricsRecorder(), postgres_retry(res))
+            loader = BatchLoader(DATASET, lineage, res, MetricsRecorder(), postgres_retry(res))
             counts, started = Counts(), time.perf_counter()
             for start in range(0, len(rows), BATCH):
                 counts.add(loader.load([Record(row.get("raw"), dict(row)) for row in rows[start:start + BATCH]]))

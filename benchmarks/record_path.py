@@ -26,17 +26,17 @@ def measure(records: list[Any], rows: list[dict[str, Any]], rounds: int = 5) -> 
     pages = [json.dumps({"items": list(page), "total": len(records)}, separators=(",", ":")).encode()
              for page in chunks(records, 500)]
     payloads = [row["raw"] for row in rows]
-    generated = generated_serialiser(PRODUCTS.columns, PRODUCT_KINDS)
+    generated = generated_serialiser(PRODUCTS.load_columns, PRODUCT_KINDS)
     ways: dict[str, Callable[[], object]] = {
         "decode: json": lambda: [json.loads(p.decode("utf-8", errors="replace")) for p in pages],
         "decode: orjson first": lambda: [decode_json(p) for p in pages],
         "raw jsonb: json": lambda: [jsonb_text(p) for p in payloads],
         "raw jsonb: orjson first": lambda: [payload_jsonb_text(p) for p in payloads],
         "COPY text: json for raw": lambda: _with_json_raw(rows),
-        "COPY text: orjson for raw (kept)": lambda: [copy_text(b, PRODUCTS.columns) for b in chunks(rows, BATCH)],
+        "COPY text: orjson for raw (kept)": lambda: [copy_text(b, PRODUCTS.load_columns) for b in chunks(rows, BATCH)],
         "COPY text: generated per dataset, orjson": lambda: [generated(b) for b in chunks(rows, BATCH)],
     }
-    if generated(rows[:BATCH]) != copy_text(rows[:BATCH], PRODUCTS.columns):
+    if generated(rows[:BATCH]) != copy_text(rows[:BATCH], PRODUCTS.load_columns):
         raise SystemExit("the generated serialiser does not write what copy_text writes")
     best = {name: float("inf") for name in ways}
     for _ in range(rounds):
@@ -52,7 +52,7 @@ def _with_json_raw(rows: Sequence[dict[str, Any]]) -> None:
     loader.payload_jsonb_text = jsonb_text  # the serialiser as it was before orjson
     try:
         for batch in chunks(rows, BATCH):
-            copy_text(batch, PRODUCTS.columns)
+            copy_text(batch, PRODUCTS.load_columns)
     finally:
         loader.payload_jsonb_text = saved
 

@@ -1,7 +1,7 @@
 """Read and check the source catalog (TOML). Every error names the file and the key.
 
 ``${VAR}`` references are expanded here only in the keys that say what a source *is* and where its
-jobs go (:data:`EXPANDED_HERE`: kind, domain, queue, ...), its stages and its sinks' names. Every
+jobs go (:data:`EXPANDED_HERE`: kind, dataset, queue, ...), its stages and its sinks' names. Every
 other value keeps its references as written, and travels so in the job: the worker that runs it
 expands them from its own environment (:mod:`.core.envrefs`), so a secret never reaches Redis and
 the host that enqueues needs none.
@@ -20,7 +20,7 @@ from typing import Any
 
 from .core.envrefs import expand
 from .core.errors import ConfigError
-from .core.models import SourceSpec
+from .core.models import RENAMED_KEYS, SourceSpec, current_keys
 from .core.schedules import cron_problem
 from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
@@ -33,9 +33,9 @@ from .stages.registry import make_stage
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 QUEUE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 # Known where the job is made (to check the entry and route its job): never secrets. So are stages.
-EXPANDED_HERE = ("kind", "domain", "queue", "pagination", "cursor_field")
+EXPANDED_HERE = ("kind", "dataset", "queue", "pagination", "cursor_field")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
-_TEXT_FIELDS = {"kind", "domain", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
+_TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
                 "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path",
                 "schedule", "error_path"}
@@ -52,7 +52,7 @@ class Catalog:
 
     def used_datasets(self) -> dict[str, Dataset]:
         """Every dataset this catalog's sources load into (declared here or built in), by name."""
-        return {**{s.domain: BUILTIN[s.domain] for s in self.sources.values() if s.domain in BUILTIN},
+        return {**{s.dataset: BUILTIN[s.dataset] for s in self.sources.values() if s.dataset in BUILTIN},
                 **self.datasets}
 
     def select(self, names: str) -> list[SourceSpec]:
@@ -123,26 +123,21 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
         raise ConfigError(f"{where}: a source name must be lowercase letters, digits and '_', starting with a letter")
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a table")
-    known_keys = (set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS) | {"dataset"}
-    unknown = sorted(set(entry) - known_keys)
+    known_keys = set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS
+    unknown = sorted(set(entry) - known_keys - set(RENAMED_KEYS))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known_keys))}")
-    entry = dict(entry)
-    if "dataset" in entry and "domain" in entry:
-        raise ConfigError(f"{where}: give 'dataset' or 'domain' (its older name), not both")
-    dataset_key = "dataset" if "dataset" in entry else "domain"  # the name errors give it: the user's
-    if "dataset" in entry:
-        entry["domain"] = entry.pop("dataset")
-    for key in ("kind", "domain"):
+    entry, dataset_key = _renamed(where, entry)
+    for key in ("kind", "dataset"):
         if key not in entry:
-            raise ConfigError(f"{where}: missing required key {'dataset' if key == 'domain' else key!r}")
+            raise ConfigError(f"{where}: missing required key {key!r}")
     values = {key: _expand_here(where, key, value, env) for key, value in entry.items()}
     for key, value in values.items():
         if key in _TEXT_FIELDS and not isinstance(value, str):
             raise ConfigError(f"{where} key {key!r}: expected text, got {value!r}")
         if key in _TABLE_FIELDS and not isinstance(value, dict):
             raise ConfigError(f"{where} key {key!r}: expected a table, got {value!r}")
-    declared = (datasets or {}).get(values["domain"]) if isinstance(values["domain"], str) else None
+    declared = (datasets or {}).get(values["dataset"]) if isinstance(values["dataset"], str) else None
     _check_parts(where, values, declared, dataset_key)
     _check_request(where, values)
     if declared is not None:
@@ -168,6 +163,16 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: a value cannot travel as JSON ({exc}); quote dates and times") from None
     return spec
+
+
+def _renamed(where: str, entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The entry with older key names replaced (:data:`RENAMED_KEYS`), and the key that named its
+    dataset as the user wrote it (errors name that one)."""
+    dataset_key = next((old for old, new in RENAMED_KEYS.items() if new == "dataset" and old in entry), "dataset")
+    try:
+        return current_keys(entry), dataset_key
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_concurrency(where: str, values: dict[str, Any]) -> None:
@@ -204,19 +209,18 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = 
         raise ConfigError(f"{where} key 'kind': {exc}") from None
     if values["kind"] in ("http_json", "csv") and not values.get("url"):
         raise ConfigError(f"{where}: missing required key 'url'")
-    dataset = declared or BUILTIN.get(values["domain"])
+    dataset = declared or BUILTIN.get(values["dataset"])
     if dataset is None:
-        raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['domain']!r}; declare it as "
-                          f"[datasets.{values['domain']}] or use a built-in one: {', '.join(BUILTIN)}")
-    domain = dataset.domain
+        raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['dataset']!r}; declare it as "
+                          f"[datasets.{values['dataset']}] or use a built-in one: {', '.join(BUILTIN)}")
     try:
         paginator_class(values.get("pagination", "page"))
     except ConfigError as exc:
         raise ConfigError(f"{where} key 'pagination': {exc}") from None
     cursor_field = values.get("cursor_field")
-    if cursor_field is not None and cursor_field not in domain.fields:
-        raise ConfigError(f"{where} key 'cursor_field': {cursor_field!r} is not a column of {domain.name}; "
-                          f"known: {', '.join(domain.fields)}")
+    if cursor_field is not None and cursor_field not in dataset.column_names:
+        raise ConfigError(f"{where} key 'cursor_field': {cursor_field!r} is not a column of {dataset.name}; "
+                          f"known: {', '.join(dataset.column_names)}")
     for key, check in (("stages", make_stage), ("sinks", sink_class)):
         entries = values.get(key, [])
         if not isinstance(entries, list):

@@ -29,7 +29,7 @@ from .core.errors import Deferral, PermanentError
 from .core.models import Counts, Lineage, LostPage, Record, Rejected, SourceSpec, Window
 from .core.permissions import Permissions
 from .core.redact import redact
-from .datasets import Domain, domain_of
+from .datasets import Dataset, dataset_of
 from .guards.breaker import BreakerPolicy, CircuitBreaker
 from .guards.progress import JobProgress
 from .guards.ratelimit import RateLimiter
@@ -121,7 +121,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
         _finish(res, recorder, spec.name, queue, "partial", started)
         return counts
     history.finished(job_id, counts)
-    history.record_stats(job_id, domain_of(spec.domain, spec.declaration), spec.name, run_id)
+    history.record_stats(job_id, dataset_of(spec.dataset, spec.declaration), spec.name, run_id)
     recorder.set(LAST_SUCCESS, time.time(), spec.name)
     _finish(res, recorder, spec.name, queue, "success", started)
     log.info("job %s: source %s done: %s", job_id, spec.name, counts.to_dict())
@@ -154,9 +154,9 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     same job left off, its progress saved after each committed batch.
     """
     spec = resolved(spec, res)
-    domain = domain_of(spec.domain, spec.declaration)
+    dataset = dataset_of(spec.dataset, spec.declaration)
     postgres = postgres_retry(res)
-    _check_table(postgres, domain)
+    _check_table(postgres, dataset)
     client = _http_client(spec, res, recorder)
     cursor_field = spec.cursor_field if window is None else None
     if window is not None:
@@ -165,7 +165,7 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     else:
         since = postgres.run(lambda conn: CursorStore(conn).position(spec.name)) if cursor_field else None
         context = SourceContext(client, res.env, since=since, fetch_concurrency=res.settings.fetch_concurrency)
-    sinks = [make_sink(entry, SinkContext(domain, lineage, lambda: res.pg)) for entry in spec.sinks]
+    sinks = [make_sink(entry, SinkContext(dataset, lineage, lambda: res.pg)) for entry in spec.sinks]
     source = make_source(spec, context)
     # A cursor is itself the resume point: page numbers under a newer mark address other records.
     progress = (JobProgress(res.redis, lineage.job_id)
@@ -183,9 +183,9 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     position = _Position()
     raw = _counted(position.follow(stream), recorder, spec.name)
     # A source yields a Rejected itself for a page it could not read; stages pass it through.
-    items = compose(source_stages(spec, domain, lineage),
+    items = compose(source_stages(spec, dataset, lineage),
                     (r if isinstance(r, Rejected) else Record(r) for r in raw))
-    batch_loader = BatchLoader(domain, lineage, res, recorder, postgres, cursor_field, sinks)
+    batch_loader = BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks)
     with closing(stream):  # stops the read-ahead thread when a batch fails
         while batch := list(islice(items, res.settings.batch_size)):
             counts = batch_loader.load(batch)
@@ -217,13 +217,13 @@ def resolved(spec: SourceSpec, res: Resources) -> SourceSpec:
 _TABLES_MATCHING: set[tuple[int, str]] = set()  # (pid, declaration) this process found its table to match
 
 
-def _check_table(postgres: PostgresRetry, domain: Domain) -> None:
+def _check_table(postgres: PostgresRetry, dataset: Dataset) -> None:
     """Fail the job (permanently: running it again cannot help) when the dataset's table is missing
     or differs from the declaration the job carries, saying how; checked once per process."""
-    marker = (os.getpid(), repr(domain.dataset.to_dict()))
+    marker = (os.getpid(), repr(dataset.to_dict()))
     if marker in _TABLES_MATCHING:
         return
-    differ = postgres.run(lambda conn: differences(conn, [domain.dataset]))
+    differ = postgres.run(lambda conn: differences(conn, [dataset]))
     if differ:
         raise PermanentError("the table does not match the dataset; run `ingest db migrate` with the catalog "
                              "that declares it: " + "; ".join(differ))
@@ -294,9 +294,9 @@ class BatchLoader:
     the mark stays before the gap, so the next run fetches the lost page again.
     """
 
-    def __init__(self, domain: Domain, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
+    def __init__(self, dataset: Dataset, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
                  postgres: PostgresRetry, cursor_field: str | None = None, sinks: Sequence[Sink] = ()) -> None:
-        self._domain = domain
+        self._dataset = dataset
         self._lineage = lineage
         self._res = res
         self._recorder = recorder
@@ -310,18 +310,18 @@ class BatchLoader:
         self.first_lost_page: int | None = None  # page paging: the number of the job's first lost page
 
     def load(self, batch: list[Item]) -> Counts:
-        source, inc, domain = self._lineage.source, self._recorder.inc, self._domain
+        source, inc, dataset = self._lineage.source, self._recorder.inc, self._dataset
         records = [item for item in batch if isinstance(item, Record)]
         rejected = [item for item in batch if isinstance(item, Rejected)]
-        keys = [domain.natural_key(record.row) for record in records]
-        merge = domain.write == "merge"
+        keys = [dataset.natural_key(record.row) for record in records]
+        merge = dataset.write == "merge"
         fresh, all_new = self._not_loaded(records, keys)
         fresh_rows = [row for row, _, _ in fresh]
 
         started = time.monotonic()
         in_transaction = self._in_transaction(self._covered_by_cursor(batch))
         inserted, refused, updated, written = self._postgres.run(
-            lambda conn: self._loader_for(conn).load_batch(domain, fresh_rows, rejected, self._lineage,
+            lambda conn: self._loader_for(conn).load_batch(dataset, fresh_rows, rejected, self._lineage,
                                                            in_transaction, all_new, self._feed_transactional_sinks))
         self._recorder.observe(LOAD_DURATION, time.monotonic() - started, source)
         self._recorder.observe(LOAD_ROWS, len(fresh), source)
@@ -374,12 +374,12 @@ class BatchLoader:
         """The records Redis does not know as loaded (row, key, fingerprint), and whether none of
         their keys was ever loaded. Append: the key is enough. Merge: a changed record must get
         through, so what was loaded is compared (its fingerprint), not just the key."""
-        source, domain = self._lineage.source, self._domain
+        source, dataset = self._lineage.source, self._dataset
         with redis_errors():
-            if domain.write != "merge":
+            if dataset.write != "merge":
                 unseen = self._dedup.unseen(source, keys)
                 return [(r.row, key, "") for r, key, new in zip(records, keys, unseen) if new], False
-            prints = [fingerprint(domain, record.row) for record in records]
+            prints = [fingerprint(dataset, record.row) for record in records]
             known = self._dedup.remembered(source, keys)
         fresh = [(r.row, key, current) for r, key, current, remembered in zip(records, keys, prints, known)
                  if remembered != current]
@@ -425,11 +425,11 @@ class HistoryWriter:
     def finished(self, job_id: str, counts: Counts) -> None:
         self._postgres.run(lambda conn: JobHistory(conn).finished(job_id, counts))
 
-    def record_stats(self, job_id: str, domain: Domain, source: str, run_id: str) -> None:
+    def record_stats(self, job_id: str, dataset: Dataset, source: str, run_id: str) -> None:
         """The column statistics of the rows this job loaded, for a dataset with ``stats``."""
-        if domain.stats:
-            self._postgres.run(lambda conn: JobHistory(conn).record_stats(job_id, domain.table, source, run_id,
-                                                                          domain.stats))
+        if dataset.stats_columns:
+            self._postgres.run(lambda conn: JobHistory(conn).record_stats(job_id, dataset.table, source, run_id,
+                                                                          dataset.stats_columns))
 
     def failed(self, job_id: str, counts: Counts, error: str) -> None:
         self._postgres.run(lambda conn: JobHistory(conn).failed(job_id, counts, error))

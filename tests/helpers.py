@@ -29,9 +29,9 @@ from ingest_workers.sources.synthetic import SensorPlan, reading
 from ingest_workers.testing.devservices import free_port
 from ingest_workers.testing.mock_sources import FEEDS, sensors
 
-DOMAIN_TABLES = {"products": "products", "quotes": "stock_quotes", "mentions": "social_mentions", "posts": "posts",
+DATASET_TABLES = {"products": "products", "quotes": "stock_quotes", "mentions": "social_mentions", "posts": "posts",
                  "sensors": "sensor_readings"}
-# The default catalog's sources: (domain, mock feed path or None for the synthetic source).
+# The default catalog's sources: (dataset, mock feed path or None for the synthetic source).
 DEFAULT_SOURCES = {
     "shop_products": ("products", "/products"), "shop_b_catalog": ("products", "/v2/catalog"),
     "shop_c_products": ("products", "/shop-c/products"), "market_quotes": ("quotes", "/quotes"),
@@ -58,7 +58,7 @@ def write_catalog(path: Path, url: str, name: str = "shop_products", extra: str 
     path.write_text(f"""
 [sources.{name}]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{url}"
 page_size = 100
 fields = {{ product_id = "id", name = "title" }}

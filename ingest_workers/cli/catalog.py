@@ -60,7 +60,7 @@ def catalog_draft(url: str, name: str | None, records_path: str | None, **option
     client = HttpClient(make_session(), (5.0, 30.0), RetryPolicy(max_attempts=2, max_backoff=5.0))
     request = ApiRequest(url)
     if auth:  # the same authenticator a worker builds from the drafted entry
-        spec = SourceSpec(name=name, kind="http_json", domain=name, url=url, auth=auth)
+        spec = SourceSpec(name=name, kind="http_json", dataset=name, url=url, auth=auth)
         request = make_authenticator(spec, AuthContext(name, os.environ, client)).authorize(request)
     shape = ApiProbe(client, url, records_path, dict(request.headers), dict(request.params)).shape()
     click.echo(draft_catalog(shape, name, auth), nl=False)

@@ -18,7 +18,7 @@ from ..core.config import Settings, load_settings
 from ..core.connections import connect_postgres, redis_for
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec
-from ..datasets import domain_of
+from ..datasets import dataset_of
 from ..ops.history import JobHistory
 from ..ops.watch import (
     JobState,
@@ -148,7 +148,7 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
     client = app.redis()
     app.postgres().close()  # fail now, in one line, rather than in every job
     check_tables(settings, [d for name, d in app.catalog.used_datasets().items()
-                            if name in {spec.domain for spec in specs}])
+                            if name in {spec.dataset for spec in specs}])
     records = RecordProgress(client, [spec.name for spec in specs])
     run_id = new_run_id()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -184,7 +184,7 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
 def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[Enqueued],
                     unfinished: dict[str, str], why: str) -> None:
     """Record the end of the jobs stopped while running: their process was killed before it could."""
-    tables = {spec.name: domain_of(spec.domain, spec.declaration).table for spec in specs}
+    tables = {spec.name: dataset_of(spec.dataset, spec.declaration).table for spec in specs}
     conn = connect_postgres(settings.database_url)
     try:
         JobHistory(conn).unlist([job_id for job_id, what in unfinished.items() if what == NOT_STARTED])

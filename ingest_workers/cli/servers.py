@@ -56,7 +56,7 @@ def serve_until_stopped(server: socketserver.BaseServer) -> None:
               help="With --revision: which records change (every Kth).")
 def mock_sources(host: str, port: int, records: int, invalid_every: int, latency: float, fault_spec: str,
                  cache_mb: int, revision: int, changed_every: int) -> None:
-    """Serve the deterministic mock feeds of the five domains on HOST:PORT until interrupted."""
+    """Serve the deterministic mock feeds of the five datasets on HOST:PORT until interrupted."""
     try:
         faults = FaultInjector(FaultConfig.parse(fault_spec))
     except ValueError as exc:

@@ -16,7 +16,7 @@ class SourceSpec:
 
     name: str
     kind: str  # a built-in kind (http_json, csv, synthetic) or a plugin "package.module:ClassName"
-    domain: str  # the dataset the records land in (the catalog's `dataset`, or `domain` for a built-in)
+    dataset: str  # the dataset the records land in: a built-in one or one its catalog declares
     url: str = ""  # http_json: the API; csv: a file path or an http(s) URL; synthetic: unused
     records_path: str = "items"  # dotted path to the list of records in a page ("" for a top-level list)
     pagination: str = "page"  # page | offset | cursor | link | next_url | after_last | none | "package.module:Class"
@@ -44,7 +44,7 @@ class SourceSpec:
     cursor_field: str | None = None  # row field whose highest value is the source's high-water mark
     since_param: str | None = None  # query parameter that asks for records at or after a mark
     until_param: str | None = None  # query parameter that asks for records before a moment (backfill windows)
-    stages: list[Any] | None = None  # stage names or {name = ..., params}; None: the domain's defaults
+    stages: list[Any] | None = None  # stage names or {name = ..., params}; None: the dataset's defaults
     sinks: list[Any] = field(default_factory=list)  # sinks besides PostgreSQL: names or {name = ..., params}
     options: dict[str, Any] = field(default_factory=dict)  # settings of the source kind (csv, synthetic, plugins)
     interval_seconds: int | None = None  # `ingest schedule` runs the source this often; None: never
@@ -63,7 +63,25 @@ class SourceSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
-        return cls(**data)
+        """The spec a job carries; a job enqueued before a key was renamed still reads (:data:`RENAMED_KEYS`)."""
+        return cls(**current_keys(data))
+
+
+# Keys renamed since a catalog was written or a job enqueued: older name -> name. The catalog and
+# the job both accept the older name (giving both is an error), and nothing else uses it.
+RENAMED_KEYS = {"domain": "dataset"}  # alias: queued jobs and catalogs written before the rename
+
+
+def current_keys(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with each older key name of :data:`RENAMED_KEYS` replaced by its name; raises
+    :class:`ValueError` naming both when ``entry`` gives both."""
+    entry = dict(entry)
+    for old, new in RENAMED_KEYS.items():
+        if old in entry:
+            if new in entry:
+                raise ValueError(f"give {new!r} or {old!r} (its older name), not both")
+            entry[new] = entry.pop(old)
+    return entry
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,17 @@
 constraints, a natural key, append or merge) and the pure check each declaration makes, which
 turns a mapped record into a row or refuses it with a reason naming the column and the rule.
 
+- :mod:`.model`: :class:`Dataset` and :class:`Column`, the frozen declaration the stages, the
+  loader and the sinks work with.
+- :mod:`.rowcheck`: the row check a dataset builds from its columns.
+- :mod:`.parsing`: :func:`parse_dataset`, a declaration read from TOML or from a job.
 - :mod:`.types`: the column types (text, integer, numeric, money, boolean, timestamp, date, json, text[]).
-- :mod:`.declared`: a dataset's declaration, read from TOML, and its row check.
+- :mod:`.checks`: the text and price checks the types share.
 - ``builtin.toml``: the five datasets shipped with the package (products, quotes, mentions, posts, sensors).
-- :mod:`.base`: :class:`Domain`, what the stages, the loader and the sinks work with.
 
 ``ingest db migrate`` creates and evolves each declared table (:mod:`ingest_workers.load.schema`).
 
-Pure: no I/O. May import: ``core``.
+Pure: no I/O but reading ``builtin.toml``. May import: ``core``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from importlib import resources
 from typing import Any
 
 from ..core.errors import ConfigError
-from .base import LINEAGE_COLUMNS, Domain
+from ..core.suggest import did_you_mean
 from .checks import MAX_TEXT, parse_price
-from .declared import Column, Dataset, parse_dataset
+from .model import LINEAGE_COLUMNS, Column, Dataset
+from .parsing import parse_dataset
 
 
 def _builtin() -> dict[str, Dataset]:
@@ -32,20 +36,20 @@ def _builtin() -> dict[str, Dataset]:
 
 
 BUILTIN: dict[str, Dataset] = _builtin()
-DOMAINS: dict[str, Domain] = {name: dataset.domain for name, dataset in BUILTIN.items()}
-PRODUCTS, QUOTES, MENTIONS, POSTS, SENSORS = (DOMAINS[n] for n in
+PRODUCTS, QUOTES, MENTIONS, POSTS, SENSORS = (BUILTIN[n] for n in
                                              ("products", "quotes", "mentions", "posts", "sensors"))
 
 
-def domain_of(name: str, declaration: Mapping[str, Any] | None = None) -> Domain:
-    """The domain of a source: its catalog's declaration when the job carries one, else a built-in."""
+def dataset_of(name: str, declaration: Mapping[str, Any] | None = None) -> Dataset:
+    """A job's dataset: the declaration it carries (its catalog's ``[datasets.NAME]``), else the
+    built-in one called ``name``. Parses the declaration: call once per job and pass the result on."""
     if declaration is not None:
-        return parse_dataset(name, declaration).domain
-    if name not in DOMAINS:
-        raise ConfigError(f"unknown dataset {name!r}: not built in ({', '.join(DOMAINS)}) and not declared "
-                          "in the job's catalog")
-    return DOMAINS[name]
+        return parse_dataset(name, declaration)
+    if name not in BUILTIN:
+        raise ConfigError(f"unknown dataset {name!r}{did_you_mean(name, BUILTIN)}: not built in "
+                          f"({', '.join(BUILTIN)}) and not declared in the job's catalog")
+    return BUILTIN[name]
 
 
-__all__ = ["BUILTIN", "DOMAINS", "LINEAGE_COLUMNS", "MAX_TEXT", "MENTIONS", "POSTS", "PRODUCTS", "QUOTES",
-           "SENSORS", "Column", "Dataset", "Domain", "domain_of", "parse_dataset", "parse_price"]
+__all__ = ["BUILTIN", "LINEAGE_COLUMNS", "MAX_TEXT", "MENTIONS", "POSTS", "PRODUCTS", "QUOTES", "SENSORS", "Column",
+           "Dataset", "dataset_of", "parse_dataset", "parse_price"]

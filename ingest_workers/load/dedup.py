@@ -28,17 +28,17 @@ from typing import Any
 
 import redis
 
-from ..datasets import Domain
+from ..datasets import Dataset
 
 SEEN_PREFIX = "ingest:seen:"
 FINGERPRINT_PREFIX = "ingest:fp:"
 
 
-def fingerprint(domain: Domain, row: dict[str, Any]) -> str:
+def fingerprint(dataset: Dataset, row: dict[str, Any]) -> str:
     """What identifies the version of a record loaded: its version, or a hash of its values."""
-    if domain.version_column is not None:
-        return f"v:{row[domain.version_column]}"
-    values = repr(tuple(row.get(column) for column in domain.fields)).encode("utf-8", "surrogatepass")
+    if dataset.version_column is not None:
+        return f"v:{row[dataset.version_column]}"
+    values = repr(tuple(row.get(column) for column in dataset.column_names)).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(values, digest_size=12).hexdigest()
 
 

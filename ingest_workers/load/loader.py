@@ -29,7 +29,7 @@ from psycopg2.extras import execute_values
 
 from ..core.connections import postgres_errors
 from ..core.models import Lineage, Rejected
-from ..datasets import Domain
+from ..datasets import Dataset
 
 
 class LoadResult(NamedTuple):
@@ -47,7 +47,7 @@ class PostgresLoader:
     def connection(self) -> psycopg2.extensions.connection:
         return self._conn
 
-    def load_batch(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
+    def load_batch(self, dataset: Dataset, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
                    lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
                    all_new: bool = False,
                    on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None) -> LoadResult:
@@ -65,30 +65,30 @@ class PostgresLoader:
         PostgreSQL is unreachable: the whole batch can then be retried.
         """
         try:
-            return LoadResult(*self._load(domain, rows, rejected, lineage, in_transaction, all_new, on_written))
+            return LoadResult(*self._load(dataset, rows, rejected, lineage, in_transaction, all_new, on_written))
         except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
             if len(rows) <= 1:
                 reason = f"PostgreSQL refused the row: {exc.diag.message_primary or type(exc).__name__}"
                 refused = [Rejected(row.get("raw"), reason, "load") for row in rows]
-                self._load(domain, [], [*rejected, *refused], lineage, in_transaction)
+                self._load(dataset, [], [*rejected, *refused], lineage, in_transaction)
                 return LoadResult(0, refused)
         middle = len(rows) // 2
-        first = self.load_batch(domain, rows[:middle], rejected, lineage, None, all_new, on_written)
-        second = self.load_batch(domain, rows[middle:], [], lineage, in_transaction, all_new, on_written)
+        first = self.load_batch(dataset, rows[:middle], rejected, lineage, None, all_new, on_written)
+        second = self.load_batch(dataset, rows[middle:], [], lineage, in_transaction, all_new, on_written)
         return LoadResult(first.inserted + second.inserted, first.refused + second.refused,
                           first.updated + second.updated, [*first.written, *second.written])
 
-    def _load(self, domain: Domain, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
+    def _load(self, dataset: Dataset, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
               lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
               all_new: bool = False, on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None,
               ) -> tuple[int, list[Rejected], int, list[dict[str, Any]]]:
         inserted = updated = 0
         written: list[dict[str, Any]] = []
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            if rows and domain.write == "merge":
-                inserted, updated, written = self._merge_rows(cur, domain, rows, all_new)
+            if rows and dataset.write == "merge":
+                inserted, updated, written = self._merge_rows(cur, dataset, rows, all_new)
             elif rows:
-                written = self._insert_rows(cur, domain, rows)
+                written = self._insert_rows(cur, dataset, rows)
                 inserted = len(written)
             if rejected:
                 self._insert_rejections(cur, rejected, lineage)
@@ -98,15 +98,15 @@ class PostgresLoader:
                 in_transaction(cur)
         return inserted, [], updated, written
 
-    def _merge_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]],
+    def _merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                     all_new: bool) -> tuple[int, int, list[dict[str, Any]]]:
         """Insert the new keys; replace a stored row whose values differ (or whose version is lower);
         leave an identical one alone (no new row version: its ``xmin`` stays). A key that repeats in
         the batch keeps its last record (its highest version). Returns the counts inserted and
         updated, and the rows written (``RETURNING``, matched back by key)."""
-        rows = latest_per_key(domain, rows)
-        target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
-        stream = CopyStream(rows, domain.columns)
+        rows = latest_per_key(dataset, rows)
+        target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
+        stream = CopyStream(rows, dataset.load_columns)
         if all_new:
             cur.execute("SAVEPOINT direct_copy")
             try:
@@ -115,10 +115,10 @@ class PostgresLoader:
                 return len(rows), 0, list(rows)
             except psycopg2.errors.UniqueViolation:  # Redis was flushed, or another job raced us
                 cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        staging = self._staged(cur, domain, stream.whole())
-        data = [c for c in domain.fields if c not in domain.key]
-        if domain.version_column is not None:
-            version = sql.Identifier(domain.version_column)
+        staging = self._staged(cur, dataset, stream.whole())
+        data = [c for c in dataset.column_names if c not in dataset.unique_key]
+        if dataset.version_column is not None:
+            version = sql.Identifier(dataset.version_column)
             changed = sql.SQL("t.{v} IS NULL OR EXCLUDED.{v} > t.{v}").format(v=version)
         elif data:
             changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
@@ -127,8 +127,8 @@ class PostgresLoader:
         else:
             changed = sql.SQL("false")  # a table of key columns only: a stored key is the whole record
         assign = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
-                                    for c in domain.columns if c not in domain.key)
-        key = sql.SQL(", ").join(map(sql.Identifier, domain.key))
+                                    for c in dataset.load_columns if c not in dataset.unique_key)
+        key = sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))
         cur.execute(sql.SQL("WITH written AS (INSERT INTO {target} AS t ({columns}) SELECT {columns} FROM {staging} "
                             "ON CONFLICT ({key}) DO UPDATE SET {assign}, loaded_at = now() WHERE {changed} "
                             "RETURNING (xmax = 0) AS new, {key}) "
@@ -140,23 +140,23 @@ class PostgresLoader:
         return inserted, len(written) - inserted, [rows[number] for _, number in written]
 
     @staticmethod
-    def _staged(cur: Any, domain: Domain, payload: bytes) -> sql.Composable:
-        """The batch COPYed into this connection's staging table for ``domain`` (emptied at each commit),
+    def _staged(cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable:
+        """The batch COPYed into this connection's staging table for ``dataset`` (emptied at each commit),
         each row with its place in the batch (``row_number``), to match ``RETURNING`` back to rows."""
-        staging = sql.Identifier(f"staging_{domain.table}")
+        staging = sql.Identifier(f"staging_{dataset.table}")
         cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS, row_number integer) "
-                            "ON COMMIT DELETE ROWS").format(staging, sql.Identifier(domain.table)))
-        columns = sql.SQL(", ").join(map(sql.Identifier, domain.columns))
+                            "ON COMMIT DELETE ROWS").format(staging, sql.Identifier(dataset.table)))
+        columns = sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
         numbered = b"".join(b"%s\t%d\n" % (line, n) for n, line in enumerate(payload.split(b"\n")[:-1]))
         cur.copy_expert(sql.SQL("COPY {} ({}, row_number) FROM STDIN").format(staging, columns).as_string(cur),
                         io.BytesIO(numbered))
         return staging
 
-    def _insert_rows(self, cur: Any, domain: Domain, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _insert_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
         take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
-        target, columns = sql.Identifier(domain.table), sql.SQL(", ").join(map(sql.Identifier, domain.columns))
-        stream = CopyStream(rows, domain.columns)
+        target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
+        stream = CopyStream(rows, dataset.load_columns)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
         # COPY into the table costs the server far less than COPY to staging plus INSERT ... SELECT.
         cur.execute("SAVEPOINT direct_copy")
@@ -166,8 +166,8 @@ class PostgresLoader:
             return list(rows)
         except psycopg2.errors.UniqueViolation:  # Redis lost a key, a run raced us, or a key repeats
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        staging = self._staged(cur, domain, stream.whole())
-        key = sql.SQL(", ").join(map(sql.Identifier, domain.key))
+        staging = self._staged(cur, dataset, stream.whole())
+        key = sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))
         # RETURNING matched back by key; of a key repeated in the batch, the first row is inserted.
         cur.execute(sql.SQL(
             "WITH inserted AS (INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging} ORDER BY row_number "
@@ -188,13 +188,13 @@ class PostgresLoader:
                             " VALUES %s ON CONFLICT (source, fingerprint) DO NOTHING", values)
 
 
-def latest_per_key(domain: Domain, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest_per_key(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per natural key: the last one (the one with the highest version, the last of equal
     versions), so that ``ON CONFLICT DO UPDATE`` never meets a key twice in one statement."""
     chosen: dict[str, dict[str, Any]] = {}
-    version = domain.version_column
+    version = dataset.version_column
     for row in rows:
-        key = domain.natural_key(row)
+        key = dataset.natural_key(row)
         kept = chosen.get(key)
         if kept is None or version is None or not (row[version] < kept[version]):
             chosen[key] = row

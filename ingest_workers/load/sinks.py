@@ -28,7 +28,7 @@ from psycopg2.extras import execute_values
 from ..core.errors import ConfigError
 from ..core.models import Lineage
 from ..core.plugins import resolve, split_entry
-from ..datasets import Domain
+from ..datasets import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class SinkContext:
-    domain: Domain
+    dataset: Dataset
     lineage: Lineage
     # The job's current PostgreSQL connection: the batch's, which may be a new one after an outage.
     connection: Callable[[], psycopg2.extensions.connection]
@@ -100,8 +100,8 @@ class AlertSink:
         return value > self._threshold if self._above else value < self._threshold
 
     def consume(self, rows: Iterable[dict[str, Any]]) -> None:
-        lineage, domain = self._context.lineage, self._context.domain
-        values = [(lineage.source, domain.natural_key(row), self._rule, self._field, float(row[self._field]),
+        lineage, dataset = self._context.lineage, self._context.dataset
+        values = [(lineage.source, dataset.natural_key(row), self._rule, self._field, float(row[self._field]),
                    self._threshold, _plain(row), lineage.run_id, lineage.job_id)
                   for row in rows if self.crosses(row.get(self._field))]
         if not values:

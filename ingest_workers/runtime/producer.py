@@ -29,7 +29,7 @@ from rq.serializers import JSONSerializer
 from ..core.config import Settings
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec, Window
-from ..datasets import domain_of
+from ..datasets import dataset_of
 from ..ops import history
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -126,8 +126,8 @@ def check_windowable(spec: SourceSpec) -> None:
 
 def not_windowable(spec: SourceSpec) -> str | None:
     """Why ``spec`` cannot be backfilled by window, or None: it can when its cursor is its
-    domain's time and it can ask its source for a time range."""
-    time_field = domain_of(spec.domain, spec.declaration).time_field
+    dataset's time and it can ask its source for a time range."""
+    time_field = dataset_of(spec.dataset, spec.declaration).time_column
     if not time_field or spec.cursor_field != time_field:
         return f"its cursor_field is not {time_field or 'a time'}"
     if spec.kind == "csv":

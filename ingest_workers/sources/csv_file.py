@@ -2,7 +2,7 @@
 
 Rows are read through a small buffer, never the whole file, so a file of any size
 runs in constant memory. Each row becomes a record ``{column: text}``; the
-domain's check reads numbers and times from the text. Options: ``delimiter``, and
+dataset's check reads numbers and times from the text. Options: ``delimiter``, and
 ``max_line_length`` (characters, default 1 MiB): a longer line is rejected with its
 line number and never held whole, so a file without newlines cannot fill memory. Over
 http(s), the source's ``params``, ``headers`` and ``auth`` go with the request, as for

@@ -13,7 +13,7 @@ from functools import reduce
 from typing import Any, Protocol
 
 from ..core.models import Lineage, Record, Reject, Rejected
-from ..datasets import Domain
+from ..datasets import Dataset
 
 Item = Record | Rejected
 
@@ -83,7 +83,7 @@ def _fused(stages: Sequence[Stage]) -> list[Stage]:
 
 
 def map_fields(fields: dict[str, str], constants: dict[str, Any] | None = None) -> PerRecord:
-    """Rename a source's fields to the domain's: ``{"product_id": "id", "price": "price.amount"}``.
+    """Rename a source's fields to the dataset's: ``{"product_id": "id", "price": "price.amount"}``.
 
     Fields not named in ``fields`` are taken under their own name; ``constants`` sets
     fields every record of the source shares (``{"platform": "twitter"}``).
@@ -116,11 +116,11 @@ def _dig(data: Any, parts: list[str]) -> Any:
     return data
 
 
-def validate(domain: Domain) -> PerRecord:
-    """Check and normalise a mapped record into the domain's row."""
+def validate(dataset: Dataset) -> PerRecord:
+    """Check and normalise a mapped record into the dataset's row."""
 
     def apply(record: Record) -> Record:
-        record.row = domain.check(record.row)
+        record.row = dataset.check(record.row)
         return record
 
     return PerRecord("validate", apply)
@@ -139,8 +139,8 @@ def enrich(lineage: Lineage) -> PerRecord:
     return PerRecord("enrich", apply)
 
 
-def default_stages(fields: dict[str, str], domain: Domain, lineage: Lineage, extra: Sequence[Stage] = (),
+def default_stages(fields: dict[str, str], dataset: Dataset, lineage: Lineage, extra: Sequence[Stage] = (),
                    constants: dict[str, Any] | None = None, prepare: Sequence[Stage] = ()) -> list[Stage]:
     """The stages every source runs: map its fields, the dataset's ``prepare`` stages, validate
-    into the domain, the ``extra`` stages of its catalog entry (or domain), then stamp lineage."""
-    return [map_fields(fields, constants), *prepare, validate(domain), *extra, enrich(lineage)]
+    into the dataset, the ``extra`` stages of its catalog entry (or dataset), then stamp lineage."""
+    return [map_fields(fields, constants), *prepare, validate(dataset), *extra, enrich(lineage)]

@@ -9,7 +9,7 @@ from typing import Any
 from ..core.errors import ConfigError
 from ..core.models import Lineage, SourceSpec
 from ..core.plugins import resolve, split_entry
-from ..datasets import Domain
+from ..datasets import Dataset
 from .base import Stage, default_stages
 from .series import MovingAverage, Normalise, ThresholdFilter
 from .text import PumpSignal, Sentiment, TickerFromCashtag
@@ -28,8 +28,8 @@ def make_stage(entry: Any) -> Stage:
         raise ConfigError(f"stage {name}: {exc}") from None
 
 
-def source_stages(spec: SourceSpec, domain: Domain, lineage: Lineage) -> list[Stage]:
+def source_stages(spec: SourceSpec, dataset: Dataset, lineage: Lineage) -> list[Stage]:
     """map -> the dataset's prepare stages -> validate -> the entry's stages (or the dataset's) -> enrich."""
-    extra = spec.stages if spec.stages is not None else list(domain.default_stages)
-    return default_stages(spec.fields, domain, lineage, [make_stage(e) for e in extra], spec.constants,
-                          [make_stage(e) for e in domain.prepare])
+    extra = spec.stages if spec.stages is not None else list(dataset.default_stages)
+    return default_stages(spec.fields, dataset, lineage, [make_stage(e) for e in extra], spec.constants,
+                          [make_stage(e) for e in dataset.prepare])

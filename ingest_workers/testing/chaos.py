@@ -186,7 +186,7 @@ def chaos_sources(plan: ChaosPlan, url: str, lossy_url: str) -> list[ChaosSource
     on the lossy server (the first with a cursor); ``chaos_stuck``, whose pages never end."""
     def spec(name: str, base: str, cursor: bool, path: str = "/products", page_size: int = plan.page_size,
              ) -> SourceSpec:
-        return SourceSpec(name=name, kind="http_json", domain="products", url=f"{base}{path}",
+        return SourceSpec(name=name, kind="http_json", dataset="products", url=f"{base}{path}",
                           page_size=page_size, fields={"product_id": "id", "name": "title"},
                           rate_limit=plan.rate_limit, **({"cursor_field": "updated_at",
                                                            "since_param": "updated_since"} if cursor else {}))

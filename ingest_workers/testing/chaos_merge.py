@@ -38,7 +38,7 @@ MERGE_DATASET: Dataset = parse_dataset("chaos_merge", {
 
 
 def merge_specs(names: Sequence[str], url: str, page_size: int, rate_limit: float) -> list[SourceSpec]:
-    return [SourceSpec(name=name, kind="http_json", domain=MERGE_DATASET.name, url=f"{url}/products",
+    return [SourceSpec(name=name, kind="http_json", dataset=MERGE_DATASET.name, url=f"{url}/products",
                        page_size=page_size, fields={"product_id": "id", "name": "title"}, rate_limit=rate_limit,
                        declaration=MERGE_DATASET.to_dict()) for name in names]
 

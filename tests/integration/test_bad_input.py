@@ -96,7 +96,7 @@ def bad_source() -> Iterator[str]:
 def test_each_bad_input_is_loaded_normalised_or_rejected_with_its_reason(
         bad_source: str, redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings) -> None:
     settings = dataclasses.replace(settings, http_max_body_bytes=CAP, http_max_attempts=2)
-    spec = SourceSpec(name="bad_shop", kind="http_json", domain="products", url=bad_source, page_size=PAGE_SIZE,
+    spec = SourceSpec(name="bad_shop", kind="http_json", dataset="products", url=bad_source, page_size=PAGE_SIZE,
                       fields={"product_id": "id", "name": "title"}, rate_limit=0)
     res = Resources(settings, {})
     try:

@@ -17,7 +17,7 @@ from ingest_workers.core.config import Settings
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.mock_sources import MockServer
-from tests.helpers import DEFAULT_SOURCES, DOMAIN_TABLES, broken_products, expected_refused, scalar, write_catalog
+from tests.helpers import DATASET_TABLES, DEFAULT_SOURCES, broken_products, expected_refused, scalar, write_catalog
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
             ["status"], ["schedule"], ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"],
@@ -94,7 +94,7 @@ def test_migrate_is_idempotent(services: Services) -> None:
     assert (code, output.strip()) == (0, "schema is up to date")
 
 
-def test_demo_loads_every_domain_once_and_a_rerun_loads_nothing(
+def test_demo_loads_every_dataset_once_and_a_rerun_loads_nothing(
     services: Services, pg: psycopg2.extensions.connection, settings: Settings, redis_client: object, tmp_path: Path,
 ) -> None:
     records = 3000
@@ -105,11 +105,11 @@ def test_demo_loads_every_domain_once_and_a_rerun_loads_nothing(
     assert first.returncode == 0, first.stdout + first.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert set(summary["sources"]) == set(DEFAULT_SOURCES) and summary["ok"] is True
-    for source, (domain, _) in DEFAULT_SOURCES.items():
+    for source, (dataset, _) in DEFAULT_SOURCES.items():
         counts, refused = summary["sources"][source], expected_refused(source, records)
         assert (counts["fetched"], counts["rejected"], counts["duplicate"], counts["loaded"]) \
             == (records, refused, 0, records - refused), source
-        table = DOMAIN_TABLES[domain]
+        table = DATASET_TABLES[dataset]
         assert scalar(pg, f"SELECT count(*) FROM {table} WHERE source = %s", source) == records - refused, source
         assert scalar(pg, "SELECT count(*) FROM rejected_records WHERE source = %s", source) == refused, source
         assert counts["health"] == "healthy"
@@ -141,7 +141,7 @@ def test_run_works_every_queue_its_sources_use(
 ) -> None:
     url = f"{mock_server.url}/products"
     catalog = write_catalog(tmp_path / "c.toml", url, name="light",
-                            extra=f'\n[sources.heavy]\nkind = "http_json"\ndomain = "products"\nurl = "{url}"\n'
+                            extra=f'\n[sources.heavy]\nkind = "http_json"\ndataset = "products"\nurl = "{url}"\n'
                                   'queue = "ingest-test-heavy"\nfields = { product_id = "id", name = "title" }\n')
     env = {**os.environ, "REDIS_URL": services.redis_url, "DATABASE_URL": services.database_url,
            "INGEST_QUEUE": "ingest-test-light"}

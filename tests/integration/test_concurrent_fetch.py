@@ -54,7 +54,7 @@ class RequestLog(FaultInjector):
 
 
 def products_spec(server: MockServer, **changes: object) -> SourceSpec:
-    spec = SourceSpec(name="shop", kind="http_json", domain="products", url=f"{server.url}/products",
+    spec = SourceSpec(name="shop", kind="http_json", dataset="products", url=f"{server.url}/products",
                       page_size=PAGE, fields={"product_id": "id", "name": "title"}, rate_limit=0)
     return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
 

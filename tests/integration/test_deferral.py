@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 
 def spec(server: MockServer, name: str) -> SourceSpec:
-    return SourceSpec(name=name, kind="http_json", domain="products", url=f"{server.url}/products", page_size=100,
+    return SourceSpec(name=name, kind="http_json", dataset="products", url=f"{server.url}/products", page_size=100,
                       fields={"product_id": "id", "name": "title"}, rate_limit=0)
 
 
@@ -95,7 +95,7 @@ def test_a_retry_after_beyond_the_back_off_cap_defers_the_job_by_that_wait(
     mock_server.config = MockConfig(records=300)
     SlowDown.asked = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), SlowDown)
-    slow = SourceSpec(name="shop_slow", kind="http_json", domain="products", pagination="none",
+    slow = SourceSpec(name="shop_slow", kind="http_json", dataset="products", pagination="none",
                       url=f"http://127.0.0.1:{server.server_address[1]}/products",
                       fields={"product_id": "id", "name": "title"}, rate_limit=0)
     queue = make_queue(redis_client, settings)

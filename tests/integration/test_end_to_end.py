@@ -28,7 +28,7 @@ INVALID = broken_products(RECORDS)
 
 
 def specs(server: MockServer, *names: str) -> list[SourceSpec]:
-    return [SourceSpec(name=name, kind="http_json", domain="products", url=f"{server.url}/products", page_size=300,
+    return [SourceSpec(name=name, kind="http_json", dataset="products", url=f"{server.url}/products", page_size=300,
                        fields={"product_id": "id", "name": "title"}) for name in names]
 
 
@@ -71,7 +71,7 @@ def test_a_failing_source_fails_its_job_alone_and_at_once(
     settings = Settings(**{**settings.__dict__, "job_retries": 2})
     mock_server.config = MockConfig(records=500)
     good = specs(mock_server, "shop_good")[0]
-    broken = SourceSpec(name="shop_broken", kind="http_json", domain="products", url=f"{mock_server.url}/missing")
+    broken = SourceSpec(name="shop_broken", kind="http_json", dataset="products", url=f"{mock_server.url}/missing")
     with local_workers(settings, 2, os.environ, tmp_path / "workers.log"):
         run(redis_client, settings, [broken, good], "run-1")
     job = make_queue(redis_client, settings).fetch_job("run-1-shop_broken")

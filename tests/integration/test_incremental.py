@@ -94,7 +94,7 @@ def res(services: Any, settings: Settings) -> Iterator[Resources]:
 
 
 def plugin_posts(**options: Any) -> SourceSpec:
-    return SourceSpec(name="plugin_posts", kind="tests.plugins:CountingSource", domain="posts",
+    return SourceSpec(name="plugin_posts", kind="tests.plugins:CountingSource", dataset="posts",
                       fields={"post_id": "id", "user_id": "userId"}, cursor_field="post_id", options=options,
                       stages=["tests.plugins:ShoutTitles"])
 
@@ -217,7 +217,7 @@ def test_a_backfill_of_all_sources_skips_those_that_cannot_and_says_why(
     catalog.write_text("""
 [sources.quotes_by_time]
 kind = "http_json"
-domain = "quotes"
+dataset = "quotes"
 url = "http://127.0.0.1:1/quotes"
 cursor_field = "ts"
 since_param = "from"
@@ -225,14 +225,14 @@ until_param = "to"
 
 [sources.quotes_no_range]
 kind = "http_json"
-domain = "quotes"
+dataset = "quotes"
 url = "http://127.0.0.1:1/quotes"
 cursor_field = "ts"
 since_param = "from"
 
 [sources.shop_no_cursor]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "http://127.0.0.1:1/products"
 """, encoding="utf-8")
     env = {"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url, "INGEST_QUEUE": settings.queue}

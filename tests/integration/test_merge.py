@@ -136,7 +136,7 @@ def test_with_a_version_column_only_a_higher_version_replaces_the_row(pg: psycop
     _drop(pg, "merge_versioned")
     dataset = parse_dataset("versioned", VERSIONED)
     migrate(pg, [dataset])
-    loader, domain = PostgresLoader(pg), dataset.domain
+    loader = PostgresLoader(pg)
     lineage = Lineage("src", "run", "job", "2026-01-01T00:00:00+00:00")
 
     def rows(*items: tuple[str, int, str]) -> list[dict]:
@@ -148,12 +148,12 @@ def test_with_a_version_column_only_a_higher_version_replaces_the_row(pg: psycop
             cur.execute("SELECT item_id, version, value FROM merge_versioned")
             return {i: (v, value) for i, v, value in cur.fetchall()}
 
-    assert loader.load_batch(domain, rows(("a", 2, "two"), ("b", 1, "one")), [], lineage)[:3] == (2, [], 0)
-    assert loader.load_batch(domain, rows(("a", 1, "older"), ("b", 1, "same version, other value")), [],
+    assert loader.load_batch(dataset, rows(("a", 2, "two"), ("b", 1, "one")), [], lineage)[:3] == (2, [], 0)
+    assert loader.load_batch(dataset, rows(("a", 1, "older"), ("b", 1, "same version, other value")), [],
                              lineage)[:3] == (0, [], 0)
     assert stored() == {"a": (2, "two"), "b": (1, "one")}
     # A key twice in one batch: its highest version wins, whatever the order.
-    written = loader.load_batch(domain, rows(("a", 4, "four"), ("a", 3, "three"), ("c", 1, "new")), [], lineage)
+    written = loader.load_batch(dataset, rows(("a", 4, "four"), ("a", 3, "three"), ("c", 1, "new")), [], lineage)
     assert written[:3] == (1, [], 1)
     assert sorted((row["item_id"], row["version"]) for row in written.written) == [("a", 4), ("c", 1)]  # for sinks
     assert stored() == {"a": (4, "four"), "b": (1, "one"), "c": (1, "new")}
@@ -170,8 +170,8 @@ def test_an_append_dataset_keeps_the_first_version(pg: psycopg2.extensions.conne
     row = {"item_id": "a", "version": 1, "value": "first", "source": "src", "run_id": "run", "job_id": "job",
            "fetched_at": lineage.fetched_at, "raw": {}}
     loader = PostgresLoader(pg)
-    assert loader.load_batch(dataset.domain, [row], [], lineage)[:3] == (1, [], 0)
-    assert loader.load_batch(dataset.domain, [{**row, "version": 2, "value": "second"}], [], lineage)[:3] == (0, [], 0)
+    assert loader.load_batch(dataset, [row], [], lineage)[:3] == (1, [], 0)
+    assert loader.load_batch(dataset, [{**row, "version": 2, "value": "second"}], [], lineage)[:3] == (0, [], 0)
     with pg, pg.cursor() as cur:
         cur.execute("SELECT value FROM append_items")
         assert cur.fetchall() == [("first",)]

@@ -96,7 +96,7 @@ def feed() -> Iterator[Feed]:
 
 def spec_for(feed: Feed, **changes: Any) -> SourceSpec:
     values: dict[str, Any] = {"cursor_field": "updated_at", "since_param": "updated_since", **changes}
-    return SourceSpec(name="cursor_shop", kind="http_json", domain="products", url=feed.url, page_size=PAGE_SIZE,
+    return SourceSpec(name="cursor_shop", kind="http_json", dataset="products", url=feed.url, page_size=PAGE_SIZE,
                       fields={"product_id": "id", "name": "title"}, rate_limit=0, **values)
 
 
@@ -185,7 +185,7 @@ def test_a_paginator_that_repeats_its_page_is_stopped(
 
 def test_paging_stops_after_max_pages(
         feed: Feed, pg: psycopg2.extensions.connection, redis_client: redis.Redis, settings: Settings) -> None:
-    assert 0 < SourceSpec(name="x", kind="http_json", domain="products").max_pages <= 100_000
+    assert 0 < SourceSpec(name="x", kind="http_json", dataset="products").max_pages <= 100_000
     with pytest.raises(PermanentError, match="max_pages"):
         run_job(spec_for(feed, max_pages=3, concurrency=1), dataclasses.replace(settings, batch_size=PAGE_SIZE),
                 "run-1")

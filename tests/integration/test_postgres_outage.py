@@ -33,7 +33,7 @@ def test_a_job_waits_out_a_postgres_outage_and_loads_everything_once(
     proxy = CuttableProxy(postgres_address(settings.database_url)).start()
     settings = dataclasses.replace(settings, database_url=dsn_through(settings.database_url, proxy.address),
                                    pg_retry_seconds=30)
-    spec = SourceSpec(name="shop", kind="http_json", domain="products", url=f"{mock_server.url}/products",
+    spec = SourceSpec(name="shop", kind="http_json", dataset="products", url=f"{mock_server.url}/products",
                       page_size=100, fields={"product_id": "id", "name": "title"}, rate_limit=0)
     res = Resources(settings, {})
     outcome: list[Counts | BaseException] = []

@@ -16,7 +16,7 @@ from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.runtime.producer import enqueue_run, make_queue, new_run_id, queues_of
 
-SPECS = [SourceSpec(name=n, kind="http_json", domain="products", url=f"http://127.0.0.1:1/{n}") for n in ("a", "b")]
+SPECS = [SourceSpec(name=n, kind="http_json", dataset="products", url=f"http://127.0.0.1:1/{n}") for n in ("a", "b")]
 
 
 def test_one_job_per_source_with_deterministic_ids(redis_client: redis.Redis, settings: Settings) -> None:
@@ -62,7 +62,7 @@ def test_retry_intervals_come_from_the_settings(redis_client: redis.Redis, setti
 
 
 def test_a_source_with_its_own_queue_is_enqueued_there(redis_client: redis.Redis, settings: Settings) -> None:
-    heavy = SourceSpec(name="heavy", kind="http_json", domain="products", url="http://127.0.0.1:1/h",
+    heavy = SourceSpec(name="heavy", kind="http_json", dataset="products", url="http://127.0.0.1:1/h",
                        queue="ingest-test-heavy")
     queue = make_queue(redis_client, settings)
     enqueue_run(queue, settings, [SPECS[0], heavy], "run-1")

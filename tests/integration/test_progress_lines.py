@@ -26,7 +26,7 @@ def test_piped_progress_is_a_line_every_interval_with_jobs_records_rate_and_eta(
 ) -> None:
     mock_server.config = MockConfig(records=1000, latency=0.3)  # 10 pages of 100: about 3 s per source
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="slow_a",
-                            extra=f'\n[sources.slow_b]\nkind = "http_json"\ndomain = "products"\n'
+                            extra=f'\n[sources.slow_b]\nkind = "http_json"\ndataset = "products"\n'
                                   f'url = "{mock_server.url}/products"\npage_size = 100\n'
                                   'fields = { product_id = "id", name = "title" }\n')
     env = {**worker_env(settings, os.environ), "INGEST_PROGRESS_INTERVAL": "0.5", "INGEST_PREFETCH_PAGES": "0"}

@@ -137,7 +137,7 @@ def test_prometheus_counts_match_postgres_and_every_dashboard_and_alert_expressi
     catalog_path.write_text(f"""
 [sources.shop_good]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{mock_server.url}/products"
 page_size = 300
 interval_seconds = 1
@@ -145,7 +145,7 @@ fields = {{ product_id = "id", name = "title" }}
 
 [sources.shop_down]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "http://127.0.0.1:1/products"
 interval_seconds = 600
 """, encoding="utf-8")
@@ -194,7 +194,7 @@ def test_each_alert_fires_under_its_fault_and_none_in_a_healthy_run(
     served.write_text(f"""
 [sources.shop_good]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{mock_server.url}/products"
 page_size = 300
 interval_seconds = 600
@@ -204,13 +204,13 @@ fields = {{ product_id = "id", name = "title" }}
     workers_only.write_text("""
 [sources.shop_unlisted]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "http://127.0.0.1:1/products"
 interval_seconds = 2
 
 [sources.shop_idle]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "http://127.0.0.1:1/products"
 queue = "ingest-test-idle"
 """, encoding="utf-8")

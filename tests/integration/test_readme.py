@@ -22,7 +22,7 @@ import pytest
 from psycopg2 import sql
 
 from ingest_workers.testing.devservices import Services, free_port
-from tests.helpers import DEFAULT_SOURCES, DOMAIN_TABLES, expected_refused, scalar, served_record
+from tests.helpers import DATASET_TABLES, DEFAULT_SOURCES, expected_refused, scalar, served_record
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +129,7 @@ def test_the_readme_s_quick_start_and_your_own_api_run_as_written(
 
     # The quick start: every demo source loaded what its stages accept of the records served.
     for source, (dataset, _) in DEFAULT_SOURCES.items():
-        assert scalar(pg, f"SELECT count(*) FROM {DOMAIN_TABLES[dataset]} WHERE source = %s",
+        assert scalar(pg, f"SELECT count(*) FROM {DATASET_TABLES[dataset]} WHERE source = %s",
                       source) == DEMO_RECORDS - expected_refused(source, DEMO_RECORDS), source
 
     # Your own API: the draft names the source as the README says, and the table holds exactly the

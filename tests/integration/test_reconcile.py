@@ -34,7 +34,7 @@ VALID = RECORDS - broken_products(RECORDS)
 
 
 def spec(server: MockServer, name: str) -> SourceSpec:
-    return SourceSpec(name=name, kind="http_json", domain="products", url=f"{server.url}/products", page_size=100,
+    return SourceSpec(name=name, kind="http_json", dataset="products", url=f"{server.url}/products", page_size=100,
                       fields={"product_id": "id", "name": "title"}, rate_limit=0)
 
 

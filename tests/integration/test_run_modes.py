@@ -103,7 +103,7 @@ def test_inline_runs_a_stage_in_the_calling_process(
     catalog.write_text(f"""
 [sources.shop_a]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{mock_server.url}/products"
 fields = {{ product_id = "id", name = "title" }}
 stages = ["tests.plugins:NotePid"]
@@ -134,7 +134,7 @@ def slow_catalog(path: Path, url: str) -> Path:
     entries = [f"""
 [sources.{name}]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{url}{path}"
 page_size = {size}
 fields = {{ product_id = "id", name = "title" }}
@@ -201,7 +201,7 @@ def test_a_job_waiting_for_its_retry_is_cancelled(
     redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, tmp_path: Path,
 ) -> None:
     settings = dataclasses.replace(settings, job_retries=1, http_max_attempts=1)
-    unreachable = SourceSpec(name="shop_down", kind="http_json", domain="products", url=f"http://127.0.0.1:{free_port()}")
+    unreachable = SourceSpec(name="shop_down", kind="http_json", dataset="products", url=f"http://127.0.0.1:{free_port()}")
     queue = make_queue(redis_client, settings)
     with local_workers(settings, 1, os.environ, tmp_path / "workers.log"):
         [job] = enqueue_run(queue, settings, [unreachable], "run-1")

@@ -29,7 +29,7 @@ from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.scheduler import SourceScheduler
 
 pytestmark = pytest.mark.integration
-SPEC = SourceSpec(name="sched", kind="http_json", domain="products", url="http://127.0.0.1:1/p")
+SPEC = SourceSpec(name="sched", kind="http_json", dataset="products", url="http://127.0.0.1:1/p")
 
 
 def at(hour: int, minute: int, second: int = 0) -> float:

@@ -54,7 +54,7 @@ def test_two_schedulers_and_a_restart_fire_each_slot_once_with_one_run_in_flight
     mock_server.config = MockConfig(records=300)
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_fast",
                             extra="interval_seconds = 1\n[sources.shop_slow]\nkind = \"http_json\"\n"
-                                  f"domain = \"products\"\nurl = \"{mock_server.url}/products\"\n"
+                                  f"dataset = \"products\"\nurl = \"{mock_server.url}/products\"\n"
                                   "interval_seconds = 2\nfields = { product_id = \"id\", name = \"title\" }\n")
     logs = [tmp_path / f"scheduler-{name}.log" for name in ("a", "b", "a-restarted")]
     queue = make_queue(redis_client, settings)
@@ -115,7 +115,7 @@ THREE_AM = datetime(2026, 12, 4, 3, 0, tzinfo=UTC).timestamp()  # a slot of "0 3
 def test_a_cron_schedule_fires_its_slot_once_agreed_by_two_schedulers_and_counts_a_skipped_slot(
     redis_client: redis.Redis, settings: Settings, tmp_path: Path,
 ) -> None:
-    spec = SourceSpec(name="nightly", kind="http_json", domain="products", url="http://127.0.0.1:1/p",
+    spec = SourceSpec(name="nightly", kind="http_json", dataset="products", url="http://127.0.0.1:1/p",
                       schedule="0 3 * * *")
     moment = [THREE_AM + 17 * 60]  # 03:17: the 03:00 slot is due (a scheduler started late makes it up)
     queue = make_queue(redis_client, settings)
@@ -140,7 +140,7 @@ def test_a_cron_schedule_fires_its_slot_once_agreed_by_two_schedulers_and_counts
 
 
 def test_cron_slots_and_next_runs_come_from_the_expression() -> None:
-    spec = SourceSpec(name="s", kind="http_json", domain="products", schedule="*/15 6-7 * * 1-5")
+    spec = SourceSpec(name="s", kind="http_json", dataset="products", schedule="*/15 6-7 * * 1-5")
     friday_0640 = datetime(2026, 12, 4, 6, 40, tzinfo=UTC).timestamp()
     assert slot_start(spec, friday_0640) == datetime(2026, 12, 4, 6, 30, tzinfo=UTC).timestamp()
     assert next_run(spec, friday_0640) == datetime(2026, 12, 4, 6, 45, tzinfo=UTC).timestamp()
@@ -148,6 +148,6 @@ def test_cron_slots_and_next_runs_come_from_the_expression() -> None:
     assert next_run(spec, friday_0750) == datetime(2026, 12, 7, 6, 0, tzinfo=UTC).timestamp()  # Monday
     exactly = datetime(2026, 12, 7, 6, 0, tzinfo=UTC).timestamp()
     assert slot_start(spec, exactly) == exactly  # a slot starts at its own time, not the one before
-    every_ten_minutes = SourceSpec(name="m", kind="http_json", domain="products", interval_seconds=600)
+    every_ten_minutes = SourceSpec(name="m", kind="http_json", dataset="products", interval_seconds=600)
     assert (slot_start(every_ten_minutes, exactly + 601), next_run(every_ten_minutes, exactly + 601)) == (exactly + 600,
                                                                                               exactly + 1200)

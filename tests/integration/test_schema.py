@@ -177,7 +177,7 @@ def test_a_database_loaded_under_the_previous_schema_keeps_every_row(services: S
 def test_a_job_whose_table_differs_fails_at_once_saying_how(clean: psycopg2.extensions.connection,
                                                            settings: Settings) -> None:
     dataset = parse_dataset("orders", ORDERS)
-    spec = SourceSpec(name="orders_api", kind="http_json", domain="orders", url="http://127.0.0.1:1/orders",
+    spec = SourceSpec(name="orders_api", kind="http_json", dataset="orders", url="http://127.0.0.1:1/orders",
                       declaration=dataset.to_dict())
     res = Resources(settings, {})
     try:

@@ -131,12 +131,12 @@ def test_jobs_asking_for_a_foreign_plugin_or_a_file_outside_the_allowed_director
     outside.mkdir()
     (outside / "readings.csv").write_text("sensor_id,kind,value,read_at\ns1,temperature,20,2026-01-01T00:00:00Z\n")
     worker_settings = dataclasses.replace(settings, plugins="tests.plugins", files_dir=str(inside))
-    specs = [SourceSpec(name="foreign_kind", kind="tests.foreign_plugin:Source", domain="posts"),
-             SourceSpec(name="outside_csv", kind="csv", domain="sensors", url=str(outside / "readings.csv")),
-             SourceSpec(name="outside_sink", kind="tests.plugins:CountingSource", domain="posts",
+    specs = [SourceSpec(name="foreign_kind", kind="tests.foreign_plugin:Source", dataset="posts"),
+             SourceSpec(name="outside_csv", kind="csv", dataset="sensors", url=str(outside / "readings.csv")),
+             SourceSpec(name="outside_sink", kind="tests.plugins:CountingSource", dataset="posts",
                         fields={"post_id": "id", "user_id": "userId"}, options={"count": 3},
                         sinks=[{"name": "jsonl", "path": str(inside / ".." / "outside" / "rows.jsonl")}]),
-             SourceSpec(name="allowed", kind="tests.plugins:CountingSource", domain="posts",
+             SourceSpec(name="allowed", kind="tests.plugins:CountingSource", dataset="posts",
                         fields={"post_id": "id", "user_id": "userId"}, options={"count": 3},
                         sinks=[{"name": "jsonl", "path": str(inside / "rows.jsonl")}])]
     queue = make_queue(redis_client, worker_settings)
@@ -279,7 +279,7 @@ def test_planted_secrets_never_leak(services: Services, pg: psycopg2.extensions.
     catalog.write_text("""
 [sources.posts_secret]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "${GATE_URL}/posts?api_key=${POSTS_URL_KEY}"
 records_path = ""
 pagination = "none"
@@ -288,7 +288,7 @@ fields = { post_id = "id", user_id = "userId" }
 
 [sources.posts_bearer]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "${GATE_URL}/bearer"
 records_path = ""
 pagination = "none"
@@ -298,7 +298,7 @@ fields = { post_id = "id", user_id = "userId" }
 
 [sources.posts_basic]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "${GATE_URL}/basic"
 records_path = ""
 pagination = "none"
@@ -307,7 +307,7 @@ fields = { post_id = "id", user_id = "userId" }
 
 [sources.posts_key_in_query]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "${GATE_URL}/key-in-query"
 records_path = ""
 pagination = "none"
@@ -316,7 +316,7 @@ fields = { post_id = "id", user_id = "userId" }
 
 [sources.posts_key_in_header]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "${GATE_URL}/key-in-header"
 records_path = ""
 pagination = "none"
@@ -325,7 +325,7 @@ fields = { post_id = "id", user_id = "userId" }
 
 [sources.posts_oauth_client]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "${GATE_URL}/oauth-client"
 records_path = ""
 pagination = "none"
@@ -339,7 +339,7 @@ scope = "posts.read"
 
 [sources.posts_oauth_refresh]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "${GATE_URL}/oauth-refresh"
 records_path = ""
 pagination = "none"
@@ -353,7 +353,7 @@ refresh_token_env = "OAUTH_REFRESH"
 
 [sources.posts_oauth_refused]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "${GATE_URL}/oauth-refresh"
 records_path = ""
 pagination = "none"
@@ -367,7 +367,7 @@ refresh_token_env = "OAUTH_BAD_REFRESH"
 
 [sources.posts_broken]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "${GATE_URL}/missing/${POSTS_PATH_KEY}?api_key=${POSTS_URL_KEY}"
 records_path = ""
 pagination = "none"

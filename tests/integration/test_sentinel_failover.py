@@ -41,7 +41,7 @@ def catalog(path: Path, url: str) -> Path:
     path.write_text("".join(f"""
 [sources.{name}]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{url}/products"
 page_size = 100
 fields = {{ product_id = "id", name = "title" }}

@@ -13,7 +13,7 @@ import pytest
 
 from ingest_workers.catalog import load_catalog
 from ingest_workers.core.models import Lineage, Record, Rejected, SourceSpec
-from ingest_workers.datasets import DOMAINS
+from ingest_workers.datasets import BUILTIN
 from ingest_workers.sources import SourceContext, make_source
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.sources.synthetic import SensorPlan, reading
@@ -42,7 +42,7 @@ def fetch(spec: SourceSpec, since: Any = None, until: Any = None, concurrency: i
 
 
 def rows(spec: SourceSpec, raw: list[Any]) -> list[Record | Rejected]:
-    return list(compose(source_stages(spec, DOMAINS[spec.domain], LINEAGE), (Record(r) for r in raw)))
+    return list(compose(source_stages(spec, BUILTIN[spec.dataset], LINEAGE), (Record(r) for r in raw)))
 
 
 PAGINATED = [  # source, feed, requests for 1000 records at page_size 300
@@ -105,7 +105,7 @@ def test_three_product_schemas_land_in_one_unified_shape(mock_server: MockServer
         items = rows(spec, fetch(spec)[0])
         assert sum(isinstance(i, Rejected) for i in items) == broken_products(1000)  # every 97th, in each schema
         unified[name] = {i.row["product_id"]: i.row for i in items if isinstance(i, Record)}
-    columns = set(DOMAINS["products"].columns)
+    columns = set(BUILTIN["products"].load_columns)
     assert all(set(row) >= columns for shop in unified.values() for row in shop.values())
 
     a = unified["shop_products"]["SKU-00000000"]  # flat: number price, list of categories

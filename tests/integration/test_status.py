@@ -39,9 +39,9 @@ def test_a_run_with_a_failing_source_shows_it_unhealthy_with_its_reason(
 ) -> None:
     mock_server.config = MockConfig(records=700)
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_good",
-                            extra=f'[sources.shop_broken]\nkind = "http_json"\ndomain = "products"\n'
+                            extra=f'[sources.shop_broken]\nkind = "http_json"\ndataset = "products"\n'
                                   f'url = "{mock_server.url}/missing"\n'
-                                  f'[sources.shop_idle]\nkind = "http_json"\ndomain = "products"\nurl = "http://x"\n')
+                                  f'[sources.shop_idle]\nkind = "http_json"\ndataset = "products"\nurl = "http://x"\n')
     specs = [s for s in load_catalog(catalog, {}).sources.values() if s.name != "shop_idle"]
     queue = make_queue(redis_client, settings)
     with local_workers(settings, 2, os.environ, tmp_path / "workers.log"):
@@ -100,7 +100,7 @@ def test_enqueue_wait_ends_with_the_table_and_fails_when_a_job_failed(
 ) -> None:
     mock_server.config = MockConfig(records=300)
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_good",
-                            extra=f'[sources.shop_broken]\nkind = "http_json"\ndomain = "products"\n'
+                            extra=f'[sources.shop_broken]\nkind = "http_json"\ndataset = "products"\n'
                                   f'url = "{mock_server.url}/missing"\n')
     settings = dataclasses.replace(settings, log_format="json")
     env = worker_env(settings, os.environ)

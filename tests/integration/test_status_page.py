@@ -77,19 +77,19 @@ def test_the_status_page_renders_every_source_marks_the_unhealthy_one_and_shows_
     catalog.write_text(f"""
 [sources.shop_secret]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{mock_server.url}/products"
 auth_env = "SHOP_TOKEN"
 fields = {{ product_id = "id", name = "title" }}
 
 [sources.shop_broken]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{mock_server.url}/missing?api_key={URL_KEY}"
 
 [sources.shop_never_run]
 kind = "http_json"
-domain = "products"
+dataset = "products"
 url = "{mock_server.url}/products"
 """, encoding="utf-8")
     database_url = services.database_url.replace("postgres@", f"postgres:{DB_PASSWORD}@")  # trust auth ignores it

@@ -54,7 +54,7 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
 
 def enqueue(client: redis.Redis, settings: Settings, kind: str, job_id: str, max_kills: int = 3) -> None:
     """Our fetch job (workers run no other) for a source of ``kind`` (a plugin of tests/plugins.py)."""
-    spec = SourceSpec(name="shop", kind=kind, domain="posts", options={"seconds": 30})
+    spec = SourceSpec(name="shop", kind=kind, dataset="posts", options={"seconds": 30})
     make_queue(client, settings).enqueue_call(
         "ingest_workers.runtime.jobs.fetch_source", args=(spec.to_dict(), "run-1"), job_id=job_id, timeout=120,
         retry=Retry(max=1),

@@ -34,7 +34,7 @@ def stream(spec: SourceSpec, env: dict[str, str] | None = None) -> list[Any]:
 
 
 def customers_spec(api: FixtureApi, **changes: Any) -> SourceSpec:
-    values: dict[str, Any] = dict(name="crm", kind="http_json", domain="posts", url=f"{api.url}/api/customers",
+    values: dict[str, Any] = dict(name="crm", kind="http_json", dataset="posts", url=f"{api.url}/api/customers",
                                   records_path="_embedded.customers", pagination="next_url",
                                   next_url_path="_links.next.href", page_size_param="size", page_size=10,
                                   auth={"kind": "bearer", "token_env": "CRM_TOKEN"})
@@ -42,7 +42,7 @@ def customers_spec(api: FixtureApi, **changes: Any) -> SourceSpec:
 
 
 def invoices_spec(api: FixtureApi, **changes: Any) -> SourceSpec:
-    values: dict[str, Any] = dict(name="billing", kind="http_json", domain="posts", url=f"{api.url}/v1/invoices",
+    values: dict[str, Any] = dict(name="billing", kind="http_json", dataset="posts", url=f"{api.url}/v1/invoices",
                                   records_path="data", pagination="after_last", page_size_param="limit",
                                   page_size=10, auth={"kind": "basic", "username_env": "BILLING_USER",
                                                       "password_env": "BILLING_PASSWORD"})
@@ -89,7 +89,7 @@ def test_after_last_names_a_missing_has_more_and_a_missing_after_field(api: Fixt
 
 
 def test_a_relative_link_header_resolves_against_the_page_and_keeps_the_query_api_key(api: FixtureApi) -> None:
-    spec = SourceSpec(name="events", kind="http_json", domain="posts", url=f"{api.url}/linked/events",
+    spec = SourceSpec(name="events", kind="http_json", dataset="posts", url=f"{api.url}/linked/events",
                       records_path="", pagination="link", page_size=10,
                       auth={"kind": "api_key", "name": "api_key", "location": "query", "value_env": "EVENTS_KEY"})
     assert stream(spec) == [event(i) for i in range(25)]
@@ -139,7 +139,7 @@ def test_a_missing_secret_names_the_variable_and_the_key(api: FixtureApi) -> Non
 CATALOG = """
 [sources.crm]
 kind = "http_json"
-domain = "posts"
+dataset = "posts"
 url = "https://crm.example/api/customers"
 pagination = "{pagination}"
 {extra}

@@ -4,7 +4,7 @@ import pytest
 
 from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import Lineage, Record, Reject, Rejected, SourceSpec
-from ingest_workers.datasets import BUILTIN, DOMAINS, parse_dataset, parse_price
+from ingest_workers.datasets import BUILTIN, parse_dataset, parse_price
 from ingest_workers.stages.base import compose
 from ingest_workers.stages.registry import source_stages
 
@@ -30,8 +30,8 @@ def test_unreadable_prices_are_rejected_with_a_reason(value: object) -> None:
         parse_price(value)
 
 
-check_product, check_quote = DOMAINS["products"].check, DOMAINS["quotes"].check
-check_post, check_reading = DOMAINS["posts"].check, DOMAINS["sensors"].check
+check_product, check_quote = BUILTIN["products"].check, BUILTIN["quotes"].check
+check_post, check_reading = BUILTIN["posts"].check, BUILTIN["sensors"].check
 
 GOOD = {"product_id": "SKU-1", "name": "Lamp", "price": "$5.00", "category": "home", "in_stock": True,
         "updated_at": "2026-01-01T00:00:00Z"}
@@ -116,8 +116,8 @@ def test_bad_quotes_are_rejected_with_a_specific_reason(change: dict, reason: st
 
 
 def _through_stages(dataset: str, raw: list[dict]) -> list:
-    spec = SourceSpec(name="s", kind="http_json", domain=dataset)
-    return list(compose(source_stages(spec, DOMAINS[dataset], Lineage("s", "r", "j", "t")), map(Record, raw)))
+    spec = SourceSpec(name="s", kind="http_json", dataset=dataset)
+    return list(compose(source_stages(spec, BUILTIN[dataset], Lineage("s", "r", "j", "t")), map(Record, raw)))
 
 
 def test_a_mention_without_a_ticker_field_takes_the_first_cashtag() -> None:
@@ -163,12 +163,12 @@ def test_the_issue_s_example_dataset_reads_every_type() -> None:
     dataset = parse_dataset("customers", CUSTOMERS)
     assert (dataset.table, dataset.key, dataset.write, dataset.version_column) == \
         ("customers", ("customer_id",), "merge", "updated_at")
-    row = dataset.domain.check(CUSTOMER)
+    row = dataset.check(CUSTOMER)
     assert row["balance"] == Decimal("1299.00") and row["age"] == 40 and row["active"] is True
     assert row["address"] == '{"city":"Oslo","lines":["1 Main St"]}' and row["tags"] == ["vip"]
     assert (row["birth_date"], row["updated_at"]) == ("1986-04-01", "2026-01-01T00:00:00+00:00")
     assert row["score"] == Decimal("0.25") and row["country"] is None
-    assert dataset.domain.key == ("source", "customer_id")
+    assert dataset.unique_key == ("source", "customer_id")
     assert parse_dataset("customers", dataset.to_dict()) == dataset  # what travels in a job reads back the same
 
 
@@ -190,7 +190,7 @@ def test_the_issue_s_example_dataset_reads_every_type() -> None:
 )
 def test_a_value_that_fails_is_refused_naming_the_column_and_the_rule(change: dict, reason: str) -> None:
     with pytest.raises(Reject) as caught:
-        parse_dataset("customers", CUSTOMERS).domain.check({**CUSTOMER, **change})
+        parse_dataset("customers", CUSTOMERS).check({**CUSTOMER, **change})
     assert caught.value.reason.startswith(reason)
 
 
@@ -205,6 +205,12 @@ def test_a_value_that_fails_is_refused_naming_the_column_and_the_rule(change: di
         ({"table": "Bad-Name"}, "key 'table': expected a lowercase table name"),
         ({"indexes": [["nope"]]}, "key 'indexes': 'nope' is not a declared column"),
         ({"colour": "red"}, "unknown key 'colour'"),
+        ({"colums": {}}, "unknown key 'colums'; did you mean 'columns'?"),
+        ({"key": ["customer"]}, "'customer' is not a declared column; did you mean 'customer_id'?"),
+        ({"columns": {"customer_id": "text", "updated_at": "timestamp", "x": "integr"}},
+         "key 'x': unknown type 'integr'; did you mean 'integer'?"),
+        ({"columns": {"customer_id": "text", "updated_at": "timestamp", "x": {"type": "text", "max_lenght": 3}}},
+         "key 'x': unknown key 'max_lenght'; did you mean 'max_length'?"),
         ({"columns": {"customer_id": "text", "updated_at": "timestamp", "x": "float"}},
          "[datasets.customers.columns] key 'x': unknown type 'float'; known types: text, integer"),
         ({"columns": {"customer_id": "text", "updated_at": "timestamp", "x": {"type": "text", "min": 1}}},
@@ -233,8 +239,23 @@ def test_stats_true_takes_the_numeric_columns_but_the_key() -> None:
     entry = {"key": ["id"], "stats": True,
              "columns": {"id": "integer", "price": "money", "qty": "integer", "ratio": "numeric", "name": "text"}}
     dataset = parse_dataset("orders", entry)
-    assert dataset.domain.stats == ("price", "qty", "ratio")
-    assert parse_dataset("orders", dataset.to_dict()).domain.stats == ("price", "qty", "ratio")  # as a job carries it
-    assert parse_dataset("orders", {**entry, "stats": False}).domain.stats == ()
+    assert dataset.stats_columns == ("price", "qty", "ratio")
+    assert parse_dataset("orders", dataset.to_dict()).stats_columns == ("price", "qty", "ratio")  # as a job carries it
+    assert parse_dataset("orders", {**entry, "stats": False}).stats_columns == ()
     with pytest.raises(ConfigError, match=r"\[datasets\.orders\] key 'stats': expected true or false, got 'yes'"):
         parse_dataset("orders", {**entry, "stats": "yes"})
+
+
+def test_text_alone_and_in_a_list_goes_through_the_same_check() -> None:
+    rule = {"type": "text", "max_length": 4, "pattern": "[a-z]+", "case": "lower"}
+    dataset = parse_dataset("tags", {"key": ["id"], "columns": {"id": "text", "one": rule,
+                                                                  "many": {**rule, "type": "text[]"}}})
+    row = dataset.check({"id": "1", "one": "AB", "many": ["AB", "cd"]})
+    assert row == {"id": "1", "one": "ab", "many": ["ab", "cd"]}
+    for column, value, reason in (("one", "abcde", "one: 5 characters is above the maximum length 4"),
+                                  ("many", ["ab", "abcde"], "many: 5 characters is above the maximum length 4"),
+                                  ("one", "a1", "one: 'a1' does not match the pattern [a-z]+"),
+                                  ("many", ["a1"], "many: 'a1' does not match the pattern [a-z]+")):
+        with pytest.raises(Reject) as caught:
+            dataset.check({"id": "1", column: value})
+        assert caught.value.reason == reason

@@ -41,16 +41,16 @@ def test_a_merge_dataset_remembers_what_was_loaded_per_key_so_a_change_gets_thro
 
     client = fakeredis.FakeRedis()
     dedup = RedisDedup(client)
-    domain = parse_dataset("items", {"key": ["id"], "write": "merge",
-                                     "columns": {"id": "text", "price": "numeric"}}).domain
+    dataset = parse_dataset("items", {"key": ["id"], "write": "merge",
+                                     "columns": {"id": "text", "price": "numeric"}})
     first, same, changed = {"id": "a", "price": 1}, {"id": "a", "price": 1, "raw": {"x": 1}}, {"id": "a", "price": 2}
-    assert fingerprint(domain, first) == fingerprint(domain, same)  # lineage and payload do not count
-    assert fingerprint(domain, first) != fingerprint(domain, changed)
+    assert fingerprint(dataset, first) == fingerprint(dataset, same)  # lineage and payload do not count
+    assert fingerprint(dataset, first) != fingerprint(dataset, changed)
     assert dedup.remembered("shop", ["a"]) == [None]
     pipe = client.pipeline()
-    dedup.remember(pipe, "shop", {"a": fingerprint(domain, first)})
+    dedup.remember(pipe, "shop", {"a": fingerprint(dataset, first)})
     pipe.execute()
-    assert dedup.remembered("shop", ["a", "b"]) == [fingerprint(domain, first), None]
+    assert dedup.remembered("shop", ["a", "b"]) == [fingerprint(dataset, first), None]
     dedup.forget("shop")
     assert dedup.remembered("shop", ["a"]) == [None]
 
@@ -59,6 +59,7 @@ def test_with_a_version_column_the_version_is_the_fingerprint() -> None:
     from ingest_workers.datasets import parse_dataset
     from ingest_workers.load.dedup import fingerprint
 
-    domain = parse_dataset("items", {"key": ["id"], "write": "merge", "version_column": "v",
-                                     "columns": {"id": "text", "v": "integer", "price": "numeric"}}).domain
-    assert fingerprint(domain, {"id": "a", "v": 3, "price": 1}) == fingerprint(domain, {"id": "a", "v": 3, "price": 9})
+    dataset = parse_dataset("items", {"key": ["id"], "write": "merge", "version_column": "v",
+                                     "columns": {"id": "text", "v": "integer", "price": "numeric"}})
+    same_version = fingerprint(dataset, {"id": "a", "v": 3, "price": 1})
+    assert same_version == fingerprint(dataset, {"id": "a", "v": 3, "price": 9})

@@ -63,7 +63,7 @@ def test_a_redirect_to_another_host_is_refused_and_the_credentials_stay(servers:
     """Issue item 2: a 302 to another origin must not carry the custom auth header there."""
     source, elsewhere = servers
     source.answer = (302, {"Location": f"{elsewhere.url}/final"}, b"")
-    spec = SourceSpec(name="s", kind="http_json", domain="products", url=f"{source.url}/products",
+    spec = SourceSpec(name="s", kind="http_json", dataset="products", url=f"{source.url}/products",
                       auth_env="TOKEN", auth_header="X-Api-Key", pagination="none")
     with pytest.raises(PermanentError, match="another origin") as caught:
         list(HttpJsonSource(spec, SourceContext(client(), {"TOKEN": "top-secret"})).stream())
@@ -113,7 +113,7 @@ def test_a_page_deeper_than_the_decoder_keeps_its_other_records(servers: tuple[R
     source, _ = servers
     body = b'{"items": [{"id": 1}, {"id": 2, "x": ' + b"[" * 5000 + b"]" * 5000 + b'}, {"id": 3}]}'
     source.answer = (200, {"Content-Type": "application/json"}, body)
-    spec = SourceSpec(name="s", kind="http_json", domain="products", url=f"{source.url}/p", pagination="none")
+    spec = SourceSpec(name="s", kind="http_json", dataset="products", url=f"{source.url}/p", pagination="none")
     records = list(HttpJsonSource(spec, SourceContext(client(max_nesting=20))).stream())
     assert [records[0], records[2]] == [{"id": 1}, {"id": 3}]
     assert records[1].raw == {"id": 2, "x": "<nested too deep>"}
@@ -124,7 +124,7 @@ def test_a_page_deeper_than_the_decoder_keeps_its_other_records(servers: tuple[R
 def test_a_csv_line_over_the_cap_is_rejected_alone(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     path.write_text("sensor_id,value\na,1\n" + "b" * 200_000 + ",2\nc,3\n", encoding="utf-8")
-    spec = SourceSpec(name="s", kind="csv", domain="sensors", url=str(path), options={"max_line_length": 1000})
+    spec = SourceSpec(name="s", kind="csv", dataset="sensors", url=str(path), options={"max_line_length": 1000})
     rows = list(CsvSource(spec, SourceContext(client())).stream())
     assert rows[0] == {"sensor_id": "a", "value": "1"} and rows[2] == {"sensor_id": "c", "value": "3"}
     assert "max_line_length" in rows[1]["csv_error"]

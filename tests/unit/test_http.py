@@ -177,7 +177,7 @@ def test_link_pagination_never_sends_the_token_to_another_host(server: Scripted)
     page = json.dumps({"data": [1, 2]}).encode()
     server.script = [(200, {"Content-Type": "application/json", "Link": '<http://evil.example/x?page=2>; rel="next"'},
                       page)]
-    spec = SourceSpec(name="s", kind="http_json", domain="quotes", url=url(server), records_path="data",
+    spec = SourceSpec(name="s", kind="http_json", dataset="quotes", url=url(server), records_path="data",
                       pagination="link", auth_env="TOKEN")
     source = HttpJsonSource(spec, SourceContext(client([], [], []), {"TOKEN": "Bearer top-secret"}))
     stream = source.stream()
@@ -190,7 +190,7 @@ def test_link_pagination_never_sends_the_token_to_another_host(server: Scripted)
 def test_a_cursor_token_served_twice_stops_the_source(server: Scripted) -> None:
     body = json.dumps({"items": [1], "next_cursor": "same"}).encode()
     server.script = [(200, {"Content-Type": "application/json"}, body)]
-    spec = SourceSpec(name="s", kind="http_json", domain="quotes", url=url(server), pagination="cursor")
+    spec = SourceSpec(name="s", kind="http_json", dataset="quotes", url=url(server), pagination="cursor")
     with pytest.raises(PermanentError, match="cursor token twice|repeats the page before it"):
         list(HttpJsonSource(spec, SourceContext(client([], [], []))).stream())
     assert len(server.requests) == 2  # the token came back on the page that used it

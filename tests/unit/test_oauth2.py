@@ -34,7 +34,7 @@ def spec(oauth: OAuthFixture, grant: str = "client_credentials", **auth: Any) ->
              "client_secret_env": "CRM_CLIENT_SECRET", "scope": SCOPE, **auth}
     if grant == "refresh_token":
         table.setdefault("refresh_token_env", "CRM_REFRESH_TOKEN")
-    return SourceSpec(name="crm_contacts", kind="http_json", domain="posts", url=oauth.api_url, page_size=10,
+    return SourceSpec(name="crm_contacts", kind="http_json", dataset="posts", url=oauth.api_url, page_size=10,
                       auth=table)
 
 

@@ -16,7 +16,7 @@ from ingest_workers.core.permissions import Permissions
 
 
 def spec(**changes: Any) -> SourceSpec:
-    return SourceSpec(**{"name": "s", "kind": "http_json", "domain": "posts", "url": "http://h/x", **changes})
+    return SourceSpec(**{"name": "s", "kind": "http_json", "dataset": "posts", "url": "http://h/x", **changes})
 
 
 def permissions(plugins: str | None = None, files_dir: str | None = None) -> Permissions:
@@ -50,9 +50,9 @@ def test_local_files_only_inside_the_allowed_directories(tmp_path: Path) -> None
     outside.mkdir()
     (allowed / "escape").symlink_to(outside)
     both = permissions(files_dir=f"{allowed}{os.pathsep}{tmp_path / 'out'}")
-    both.check(spec(kind="csv", domain="sensors", url=str(allowed / "a.csv"),
+    both.check(spec(kind="csv", dataset="sensors", url=str(allowed / "a.csv"),
                     sinks=[{"name": "jsonl", "path": str(tmp_path / "out" / "new" / "rows.jsonl")}]))
-    both.check(spec(kind="csv", domain="sensors", url="https://h/sensors.csv"))  # not a local file
+    both.check(spec(kind="csv", dataset="sensors", url="https://h/sensors.csv"))  # not a local file
     for asked, message in (
         (spec(kind="csv", url="/etc/passwd"), "csv file '/etc/passwd' is not inside INGEST_FILES_DIR"),
         (spec(kind="csv", url=str(allowed / ".." / "elsewhere" / "a.csv")), "is not inside"),

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ingest_workers.catalog import load_catalog
 from ingest_workers.core.models import Lineage, Record, Reject, Rejected, SourceSpec
-from ingest_workers.datasets import DOMAINS, PRODUCTS
+from ingest_workers.datasets import BUILTIN, PRODUCTS
 from ingest_workers.load.loader import copy_text
 from ingest_workers.stages.base import PerRecord, compose, default_stages, map_fields
 from ingest_workers.stages.registry import source_stages
@@ -114,21 +114,21 @@ CATALOG_SPECS = list(load_catalog(DEMO_CATALOG, {}).sources.values())
 
 @pytest.mark.parametrize("spec", CATALOG_SPECS, ids=lambda spec: spec.name)
 def test_every_catalog_source_turns_arbitrary_json_into_loadable_rows_or_rejections(spec: SourceSpec) -> None:
-    domain = DOMAINS[spec.domain]
-    paths = sorted({*spec.fields.values(), *served_record(spec.name, 0), *domain.fields})
+    dataset = BUILTIN[spec.dataset]
+    paths = sorted({*spec.fields.values(), *served_record(spec.name, 0), *dataset.column_names})
 
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(served_then_broken(spec.name, paths) | json_values, max_size=5))
     def check(raw: list[Any]) -> None:
-        items = list(compose(source_stages(spec, domain, LINEAGE), (Record(r) for r in raw)))
+        items = list(compose(source_stages(spec, dataset, LINEAGE), (Record(r) for r in raw)))
         assert len(items) == len(raw)
         for item in items:
             if isinstance(item, Rejected):
                 assert item.reason and item.stage
             else:
-                assert set(domain.columns) <= set(item.row)
-                copy_text([item.row], domain.columns)  # what the loader sends: must not raise
-                domain.natural_key(item.row)
+                assert set(dataset.load_columns) <= set(item.row)
+                copy_text([item.row], dataset.load_columns)  # what the loader sends: must not raise
+                dataset.natural_key(item.row)
 
     check()
 

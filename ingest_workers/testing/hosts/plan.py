@@ -57,6 +57,6 @@ def plan_args(plan: HostsPlan) -> list[str]:
 def catalog_text(plan: HostsPlan, mock_address: str) -> str:
     """The catalog the producer enqueues: every source reads shop A's products from the mock."""
     return "".join(
-        f'[sources.{name}]\nkind = "http_json"\ndomain = "products"\n'
+        f'[sources.{name}]\nkind = "http_json"\ndataset = "products"\n'
         f'url = "http://{mock_address}:{MOCK_PORT}/products"\npage_size = 100\n'
         f'fields = {{ product_id = "id", name = "title" }}\n\n' for name in plan.source_names)

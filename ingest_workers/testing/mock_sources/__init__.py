@@ -1,7 +1,7 @@
 """A local source server for the demo, the tests and the benchmarks (this machine has
-no internet): the five domains of the design notes, served deterministically.
+no internet): the five datasets of the design notes, served deterministically.
 
-``server`` holds the routing and paging; each domain module computes its records
+``server`` holds the routing and paging; each dataset module computes its records
 from their index. :data:`FEEDS` names every feed, for tests that need to know how
 many records a feed serves and how many the catalog's stages will refuse.
 """

@@ -1,5 +1,5 @@
 """The mock source server: routing and paging in one place; the records come from the
-per-domain feed modules. Everything is computed per request from the record index,
+per-dataset feed modules. Everything is computed per request from the record index,
 so the size knob (``records`` per feed) can reach millions without memory.
 
     /products            shop A   page/per_page            {"items": [...], "total": N}

@@ -1,0 +1,122 @@
+"""A dataset: the declared table records land in (``[datasets.NAME]``). One frozen object is the
+declaration (what the catalog wrote, what travels inside each RQ job as :meth:`Dataset.to_dict`)
+and what the stages, the loader and the sinks work with: its unique key, its columns, its row check.
+
+Pure: no I/O. Parsed from TOML or a job's dict by :mod:`.parsing`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from .rowcheck import RowCheck
+from .types import NUMBER_TYPES
+
+# Columns every dataset's table has besides its declared ones, filled from the job's lineage.
+LINEAGE_COLUMNS = ("source", "run_id", "job_id", "fetched_at")
+COLUMN_KEYS = frozenset({"type", "required", "min", "max", "max_length", "one_of", "pattern", "default", "case",
+                         "currency_column", "scale", "computed"})
+
+
+@dataclass(frozen=True)
+class Column:
+    """One declared column: its type, its constraints, and where its value comes from."""
+
+    name: str
+    type: str
+    required: bool = False
+    min: int | float | None = None
+    max: int | float | None = None
+    max_length: int | None = None
+    one_of: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    default: Any = None  # the value of a record that has none
+    case: str | None = None  # "lower" | "upper": text is changed to that case before the checks
+    currency_column: str | None = None  # money: the column that receives the currency the amount named
+    scale: int | None = None  # numeric, money: decimals kept (rounded half to even)
+    computed: bool = False  # filled by a stage (sentiment, moving average, ...), not read from the record
+
+    def to_dict(self) -> dict[str, Any]:
+        """The column as the catalog would write it (only what differs from the defaults)."""
+        out: dict[str, Any] = {"type": self.type}
+        for name in sorted(COLUMN_KEYS - {"type"}):
+            value = getattr(self, name)
+            if value is not None and value is not False:
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A declared table: its natural key, typed columns, and how a changed record is written.
+
+    Frozen, and not slotted: the row check is built once per object (:attr:`check`)."""
+
+    name: str
+    table: str
+    key: tuple[str, ...]  # the natural key; the table's unique key is (source, *key): :attr:`unique_key`
+    columns: tuple[Column, ...]
+    write: str = "append"  # "append": the first version stays; "merge": a changed record replaces the row
+    version_column: str | None = None  # merge: a record replaces the row only when this is higher
+    time_column: str | None = None  # when a record happened (cursors, backfill windows)
+    indexes: tuple[tuple[str, ...], ...] = ()
+    stages: tuple[Any, ...] | None = None  # run after the checks unless a source names its own
+    prepare: tuple[Any, ...] = ()  # stages run on the mapped record before the checks (what no type covers)
+    stats: bool = False  # each job records count, min, max and mean of the numeric columns it loaded
+
+    def column(self, name: str) -> Column | None:
+        """The declared column called ``name``, if any."""
+        return next((c for c in self.columns if c.name == name), None)
+
+    @cached_property
+    def check(self) -> RowCheck:
+        """Mapped record -> row, or :class:`~ingest_workers.core.models.Reject` naming the column and rule."""
+        return RowCheck(self.columns)
+
+    @property
+    def unique_key(self) -> tuple[str, ...]:
+        """The table's unique key: ``source`` first, then the natural key."""
+        return ("source", *self.key)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """The declared columns' names, in order: what the row check and the stages produce."""
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def load_columns(self) -> tuple[str, ...]:
+        """Every column the loader writes, in order; ``raw`` holds the payload as served."""
+        return (*self.column_names, *LINEAGE_COLUMNS, "raw")
+
+    @property
+    def default_stages(self) -> tuple[Any, ...]:
+        """Stages a source of this dataset runs after the checks unless its catalog entry names its own."""
+        return self.stages or ()
+
+    @property
+    def stats_columns(self) -> tuple[str, ...]:
+        """With ``stats``: the numeric columns that are not part of the key (ids are no measurements)."""
+        if not self.stats:
+            return ()
+        return tuple(c.name for c in self.columns if c.type in NUMBER_TYPES and c.name not in self.key)
+
+    def natural_key(self, row: dict[str, Any]) -> str:
+        """The row's unique key without ``source`` (Redis sets and alerts are per source already)."""
+        return "\x1f".join(str(row[column]) for column in self.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The declaration as the catalog would write it (what travels in a job)."""
+        out: dict[str, Any] = {"table": self.table, "key": list(self.key), "write": self.write,
+                               "columns": {c.name: c.to_dict() for c in self.columns},
+                               "indexes": [list(i) for i in self.indexes], "prepare": list(self.prepare)}
+        if self.version_column is not None:
+            out["version_column"] = self.version_column
+        if self.time_column is not None:
+            out["time_column"] = self.time_column
+        if self.stages is not None:
+            out["stages"] = list(self.stages)
+        if self.stats:
+            out["stats"] = True
+        return out
