@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from ingest_workers.core.errors import ApiErrorBody, PermanentError, RetryLater, TransientError, UnreadableBody
-from ingest_workers.core.models import SourceSpec
+from ingest_workers.core.models import LostPage, SourceSpec
 from ingest_workers.sources import SourceContext
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session, safe_url
 from ingest_workers.sources.http_json import HttpJsonSource
@@ -203,3 +203,19 @@ def test_open_stream_retries_the_opening_then_streams(server: Scripted) -> None:
     with response:
         assert response.raw.read() == b"a,b\n1,2\n"
     assert len(sleeps) == 1
+
+
+def test_an_error_body_under_cursor_paging_loses_its_page_and_ends_paging(server: Scripted) -> None:
+    page_1 = json.dumps({"items": [1, 2], "next_cursor": "c2"}).encode()
+    failed = json.dumps({"items": [], "errors": [{"message": "cursor c2 expired"}]}).encode()
+    server.script = [(200, {"Content-Type": "application/json"}, page_1),
+                     (200, {"Content-Type": "application/json"}, failed)]
+    spec = SourceSpec(name="s", kind="http_json", dataset="quotes", url=url(server), pagination="cursor",
+                      error_path="errors")
+    records = list(HttpJsonSource(spec, SourceContext(client([], [], [], attempts=3))).stream())
+    assert records[:2] == [1, 2] and len(records) == 3
+    lost = records[2]
+    assert isinstance(lost, LostPage) and lost.where == "page 2"
+    assert lost.reason == ("page 2: the API answered 200 with an error at 'errors': "
+                           '[{"message": "cursor c2 expired"}]')
+    assert len(server.requests) == 1 + 3  # page 1, then page 2 tried three times; nothing after it
