@@ -6,11 +6,14 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg2.extensions
+import pytest
 
 from ingest_workers.core.models import Lineage, Rejected
 from ingest_workers.datasets import PRODUCTS
 from ingest_workers.load.loader import PostgresLoader
 from tests.helpers import scalar
+
+pytestmark = pytest.mark.integration
 
 LINEAGE = Lineage("shop", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
 

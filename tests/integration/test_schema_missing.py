@@ -11,6 +11,8 @@ from ingest_workers.pipeline import HistoryWriter, postgres_retry
 from ingest_workers.runtime.jobs import RETRYABLE
 from ingest_workers.runtime.resources import Resources
 
+pytestmark = pytest.mark.integration
+
 
 def test_a_job_on_a_database_never_migrated_fails_in_one_retryable_sentence(empty_database: str) -> None:
     res = Resources(Settings(database_url=empty_database, pg_retry_seconds=1), {})
