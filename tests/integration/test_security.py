@@ -132,6 +132,10 @@ def test_jobs_asking_for_a_foreign_plugin_or_a_file_outside_the_allowed_director
     (outside / "readings.csv").write_text("sensor_id,kind,value,read_at\ns1,temperature,20,2026-01-01T00:00:00Z\n")
     worker_settings = dataclasses.replace(settings, plugins="tests.plugins", files_dir=str(inside))
     specs = [SourceSpec(name="foreign_kind", kind="tests.foreign_plugin:Source", dataset="posts"),
+             SourceSpec(name="foreign_auth", kind="http_json", dataset="posts", url="http://127.0.0.1:1/x",
+                        auth={"kind": "tests.foreign_plugin:Signer"}),
+             SourceSpec(name="foreign_paging", kind="http_json", dataset="posts", url="http://127.0.0.1:1/x",
+                        pagination="tests.foreign_plugin:Scroll"),
              SourceSpec(name="outside_csv", kind="csv", dataset="sensors", url=str(outside / "readings.csv")),
              SourceSpec(name="outside_sink", kind="tests.plugins:CountingSource", dataset="posts",
                         fields={"post_id": "id", "user_id": "userId"}, options={"count": 3},
@@ -144,10 +148,14 @@ def test_jobs_asking_for_a_foreign_plugin_or_a_file_outside_the_allowed_director
     env = {**os.environ, "FOREIGN_PLUGIN_MARKER": str(marker)}
     with local_workers(worker_settings, 1, env, tmp_path / "workers.log"):
         state = wait_for_jobs(queue, [item.job_id for item in enqueued], lambda state: None, timeout=60)
-    assert (state.done, state.failed) == (4, 3), (tmp_path / "workers.log").read_text()
+    assert (state.done, state.failed) == (6, 5), (tmp_path / "workers.log").read_text()
     reasons = {
         "foreign_kind": "source foreign_kind: source kind 'tests.foreign_plugin:Source': module tests.foreign_plugin "
                         "is not allowed by INGEST_PLUGINS (tests.plugins)",
+        "foreign_auth": "source foreign_auth: auth kind 'tests.foreign_plugin:Signer': module tests.foreign_plugin "
+                        "is not allowed by INGEST_PLUGINS (tests.plugins)",
+        "foreign_paging": "source foreign_paging: pagination 'tests.foreign_plugin:Scroll': module "
+                          "tests.foreign_plugin is not allowed by INGEST_PLUGINS (tests.plugins)",
         "outside_csv": f"source outside_csv: csv file '{outside / 'readings.csv'}' is not inside INGEST_FILES_DIR "
                        f"({inside})",
         "outside_sink": f"source outside_sink: jsonl sink path '{inside / '..' / 'outside' / 'rows.jsonl'}' is not "
