@@ -29,6 +29,7 @@ from .core.errors import Deferral, PermanentError
 from .core.models import Counts, Lineage, LostPage, Record, Rejected, SourceSpec, Window
 from .core.permissions import Permissions
 from .core.redact import redact
+from .core.schedules import period
 from .datasets import Dataset, dataset_of
 from .guards.breaker import BreakerPolicy, CircuitBreaker
 from .guards.progress import JobProgress
@@ -95,7 +96,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     history = HistoryWriter(postgres)
     history.started(job_id, run_id, spec.name)
     with redis_errors():
-        announce_job(res.redis, spec.name, spec.interval_seconds, time.time())
+        announce_job(res.redis, spec.name, period(spec, time.time()), time.time())
     lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
     recorder, counts, started = MetricsRecorder(), Counts(), time.monotonic()
     log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)

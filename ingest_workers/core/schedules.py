@@ -53,6 +53,13 @@ def next_run(spec: SourceSpec, moment: float) -> int | None:
     return None
 
 
+def period(spec: SourceSpec, moment: float) -> int | None:
+    """Seconds between runs of ``spec``: its ``interval_seconds``, or the length of the cron slot
+    holding ``moment`` (what the staleness alert allows); None for a source that is not scheduled."""
+    upcoming = next_run(spec, moment)
+    return None if upcoming is None else upcoming - slot_start(spec, moment)
+
+
 def describe(spec: SourceSpec) -> str:
     """``every 60s`` or ``at cron "0 3 * * *" (UTC)``: how ``spec`` is scheduled, for log lines."""
     if spec.schedule:

@@ -74,7 +74,7 @@ FIRST_ATTEMPT = Declared("ingest_first_attempt_timestamp_seconds", "gauge",
                          "Unix time of the first fetch job of a source (staleness of a source never succeeded).",
                          ("source",))
 SOURCE_INTERVAL = Declared("ingest_source_interval_seconds", "gauge",
-                           "Seconds between scheduled runs of each source (interval_seconds of its catalog entry).",
+                           "Seconds between scheduled runs of each source (its interval_seconds, or its cron slot).",
                            ("source",))
 SLOTS_SKIPPED = Declared("ingest_schedule_slots_skipped", "counter",
                          "Scheduled slots not run because the source's previous run was still in flight.",

@@ -20,7 +20,7 @@ from rq.job import Job
 from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.core.models import SourceSpec
-from ingest_workers.core.schedules import next_run, slot_start
+from ingest_workers.core.schedules import next_run, period, slot_start
 from ingest_workers.ops.metrics import METRICS_KEY, SLOTS_SKIPPED, _field
 from ingest_workers.runtime.producer import make_queue
 from ingest_workers.runtime.scheduler import STATE_PREFIX, SourceScheduler
@@ -186,3 +186,13 @@ def test_scheduler_slots_survive_an_interval_change(redis_client: redis.Redis, s
     assert fire(redis_client, settings, 3600, at(11, 30)) == []
     assert fire(redis_client, settings, 300, at(11, 3)) == []  # 11:00 was fired already
     assert fire(redis_client, settings, 300, at(11, 5, 10)) == ["11:05"]
+
+
+def test_a_cron_source_s_period_is_its_slot_for_the_staleness_alert() -> None:
+    nightly = SourceSpec(name="n", kind="http_json", dataset="products", schedule="0 3 * * *")
+    weekdays = SourceSpec(name="w", kind="http_json", dataset="products", schedule="0 9 * * 1-5")
+    friday_noon = datetime(2026, 12, 4, 12, 0, tzinfo=UTC).timestamp()
+    assert period(nightly, friday_noon) == DAY
+    assert period(weekdays, friday_noon) == 3 * DAY  # Friday 09:00 to Monday 09:00
+    assert period(SourceSpec(name="i", kind="http_json", dataset="products", interval_seconds=90), friday_noon) == 90
+    assert period(SourceSpec(name="u", kind="http_json", dataset="products"), friday_noon) is None
