@@ -127,3 +127,17 @@ class ScrollPaginator:
         if not records or not scroll_id:
             return None
         return type(request)(request.url, {"scroll": self.keep_alive, "scroll_id": scroll_id}, request.headers)
+
+
+class LosesRecords:
+    """A buggy stage: it drops every ``every``-th record without rejecting it (a planted miscount)."""
+
+    name = "loses_records"
+
+    def __init__(self, every: int = 3) -> None:
+        self.every = every
+
+    def process(self, items: Iterable[Any]) -> Iterator[Any]:
+        for index, item in enumerate(items, 1):
+            if index % self.every:
+                yield item
