@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, Refused
 from ..core.models import SourceSpec
 from ..core.plugins import resolve
 from .auth import ApiKeyAuth, AuthContext, Authenticator, BasicAuth, BearerAuth, HeaderAuth, NoAuth
@@ -70,8 +70,8 @@ def check_auth(where: str, auth: Any, spec_values: Mapping[str, Any], allow: Any
                               f"got {auth[key]!r}")
     try:
         cls = authenticator_class(kind, allow)
-    except ConfigError as exc:
-        raise ConfigError(f"{where} key 'auth.kind': {exc}") from None
+    except (ConfigError, Refused) as exc:
+        raise type(exc)(f"{where} key 'auth.kind': {exc}") from None
     if kind not in AUTH_KINDS:
         if not (isinstance(cls, type) and issubclass(cls, Authenticator)):
             raise ConfigError(f"{where} key 'auth.kind': {kind} has no authorize(request) method")
