@@ -21,9 +21,10 @@ from itertools import islice
 from typing import Any
 
 from ..core.connections import redis_errors
-from ..core.errors import CircuitOpen, PermanentError
+from ..core.errors import Deferral, PermanentError
 from ..core.models import Counts, Lineage, Record, Rejected, SourceSpec
 from ..core.redact import redact
+from ..core.schedules import period
 from ..datasets import dataset_of
 from ..load.cursors import ParentCursors, highest
 from ..load.outbox import DONE, FAILED, Parent, mark_parent, pending_parents
@@ -51,14 +52,14 @@ def run_child_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     job = JobRun(spec, run_id, job_id, queue, res)
     job.history.started(job_id, run_id, spec.name)
     with redis_errors():
-        announce_job(res.redis, spec.name, spec.interval_seconds, time.time())
+        announce_job(res.redis, spec.name, period(spec, time.time()), time.time())
     log.info("job %s: fetching child source %s for its parents (run %s)", job_id, spec.name, run_id)
     try:
         with redis_errors():
             failures = ChildRun(spec, Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat()), res, job,
                                 handoff).run()
         job.check_counts()
-    except CircuitOpen as exc:
+    except Deferral as exc:  # the circuit is open, or the server asked for a long wait
         job.deferred(exc, runs_again(exc))
         raise
     except Exception as exc:
