@@ -110,11 +110,11 @@ def valid(column: Any) -> st.SearchStrategy[Any]:
         return st.one_of(plain, plain.map(lambda t: f" {t} "))
     if column.type == "text[]":
         return st.lists(st.text(alphabet="abcXYZ 19", min_size=1, max_size=8), max_size=3)
+    whole = st.integers(math.ceil(low), math.floor(high)) if math.ceil(low) <= math.floor(high) else st.integers()
     if column.type == "integer":
-        return st.integers(math.ceil(low), math.floor(high)) if low <= high else st.integers()
+        return whole
     if column.type in ("numeric", "money"):
-        return st.one_of(st.floats(low, high), st.integers(math.ceil(low), math.floor(high))) if low <= high \
-            else st.floats()
+        return st.one_of(st.floats(low, high), whole) if low <= high else st.floats()
     kinds = {"boolean": st.booleans(), "json": values,
              "timestamp": st.one_of(st.datetimes().map(lambda d: d.isoformat()), st.integers(0, 2 * 10**12)),
              "date": st.dates().map(lambda d: d.isoformat())}
