@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -60,7 +61,7 @@ class CompiledRecordPath:
         readers = dict(dataset.check.readers)
         namespace: dict[str, Any] = {
             "Record": Record, "Rejected": Rejected, "Reject": Reject, "REFERENCE": reference.process,
-            "D": Decimal, "FINITE": math.isfinite, "DIG": _dig, "K": constants}
+            "D": Decimal, "FINITE": math.isfinite, "UTC_TEXT": _utc_text, "DIG": _dig, "K": constants}
         for index, column in enumerate(dataset.columns):
             rule = text_rule(column)
             namespace.update({
@@ -90,6 +91,22 @@ def compiled_stages(stages: Sequence[Stage], dataset: Dataset, fields: dict[str,
     if not extra:
         return [CompiledRecordPath(dataset, fields, constants, lineage)]
     return [CompiledRecordPath(dataset, fields, constants), *extra, stages[-1]]
+
+
+_ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:Z|\+00:00)").fullmatch
+
+
+def _utc_text(value: Any) -> str | None:
+    """A timestamp already in the form the reference writes, but for its offset (``...T10:00:00Z``):
+    that text with ``+00:00``, once :meth:`datetime.fromisoformat` accepts it; ``None`` for any other
+    value, which the reference reader then reads."""
+    if value.__class__ is not str or not _ISO_UTC(value):
+        return None
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return value[:19] + "+00:00"
 
 
 def _exact(bound: int | float | None) -> Decimal | None:
@@ -180,6 +197,8 @@ class _Generator:
             rule = text_rule(column)
             apply = f"[RULE{i}(t) for t in x]" if rule is not None else "x"
             return f"v.__class__ is list and v and (x := READ{i}(N{i}, v))", apply
+        if kind == "timestamp":
+            return "(t := UTC_TEXT(v)) is not None", "t"
         if kind in _SIMPLE_TYPES:
             return "v is not None", f"READ{i}(N{i}, v)"
         return None

@@ -116,7 +116,10 @@ def valid(column: Any) -> st.SearchStrategy[Any]:
     if column.type in ("numeric", "money"):
         return st.one_of(st.floats(low, high), whole) if low <= high else st.floats()
     kinds = {"boolean": st.booleans(), "json": values,
-             "timestamp": st.one_of(st.datetimes().map(lambda d: d.isoformat()), st.integers(0, 2 * 10**12)),
+             "timestamp": st.one_of(st.datetimes().map(lambda d: d.isoformat()), st.integers(0, 2 * 10**12),
+                                    st.datetimes().map(lambda d: d.isoformat(timespec="seconds") + "Z"),
+                                    st.datetimes().map(lambda d: d.isoformat(timespec="seconds") + "+00:00"),
+                                    st.sampled_from(["2026-02-30T00:00:00Z", "2026-01-01T24:00:00Z"])),
              "date": st.dates().map(lambda d: d.isoformat())}
     return kinds[column.type]
 
