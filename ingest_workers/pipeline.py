@@ -33,6 +33,7 @@ from .datasets import Dataset, dataset_of
 from .guards.breaker import BreakerPolicy, CircuitBreaker
 from .guards.progress import JobProgress
 from .guards.ratelimit import RateLimiter
+from .load.copygen import copy_serialiser
 from .load.cursors import CursorStore, highest
 from .load.dedup import RedisDedup, fingerprint
 from .load.loader import PostgresLoader
@@ -183,7 +184,8 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     position = _Position()
     raw = _counted(position.follow(stream), recorder, spec.name)
     # A source yields a Rejected itself for a page it could not read; stages pass it through.
-    items = compose(source_stages(spec, dataset, lineage),
+    compiled = res.settings.record_path == "compiled"
+    items = compose(source_stages(spec, dataset, lineage, compiled),
                     (r if isinstance(r, Rejected) else Record(r) for r in raw))
     batch_loader = BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks)
     with closing(stream):  # stops the read-ahead thread when a batch fails
@@ -303,6 +305,8 @@ class BatchLoader:
         self._dedup = RedisDedup(res.redis, res.settings.dedup_ttl)
         self._postgres = postgres
         self._loader: PostgresLoader | None = None
+        # The COPY text of the dataset's rows: generated from its column types, or the reference's
+        self._serialise = copy_serialiser(dataset) if res.settings.record_path == "compiled" else None
         self._cursor_field = cursor_field
         self._sinks_in_transaction = [s for s in sinks if getattr(s, "in_transaction", False)]
         self._sinks_after_commit = [s for s in sinks if not getattr(s, "in_transaction", False)]
@@ -388,7 +392,7 @@ class BatchLoader:
 
     def _loader_for(self, conn: Connection) -> PostgresLoader:
         if self._loader is None or self._loader.connection is not conn:
-            self._loader = PostgresLoader(conn)  # after a reconnect: new connection, new staging table
+            self._loader = PostgresLoader(conn, self._serialise)  # after a reconnect: new connection, new staging table
         return self._loader
 
     def _in_transaction(self, records: list[Record]) -> Callable[[Any], None] | None:

@@ -11,6 +11,7 @@ from ..core.models import Lineage, SourceSpec
 from ..core.plugins import resolve, split_entry
 from ..datasets import Dataset
 from .base import Stage, default_stages
+from .compiled import compiled_stages
 from .series import MovingAverage, Normalise, ThresholdFilter
 from .text import PumpSignal, Sentiment, TickerFromCashtag
 
@@ -28,8 +29,13 @@ def make_stage(entry: Any) -> Stage:
         raise ConfigError(f"stage {name}: {exc}") from None
 
 
-def source_stages(spec: SourceSpec, dataset: Dataset, lineage: Lineage) -> list[Stage]:
-    """map -> the dataset's prepare stages -> validate -> the entry's stages (or the dataset's) -> enrich."""
+def source_stages(spec: SourceSpec, dataset: Dataset, lineage: Lineage, compiled: bool = False) -> list[Stage]:
+    """map -> the dataset's prepare stages -> validate -> the entry's stages (or the dataset's) -> enrich.
+    ``compiled``: map, validate (and enrich, when no stage runs between) as one :class:`CompiledRecordPath`,
+    which yields the same items; a dataset with ``prepare`` stages keeps the stage objects."""
     extra = spec.stages if spec.stages is not None else list(dataset.default_stages)
-    return default_stages(spec.fields, dataset, lineage, [make_stage(e) for e in extra], spec.constants,
-                          [make_stage(e) for e in dataset.prepare])
+    stages = default_stages(spec.fields, dataset, lineage, [make_stage(e) for e in extra], spec.constants,
+                            [make_stage(e) for e in dataset.prepare])
+    if compiled:
+        return compiled_stages(stages, dataset, spec.fields, spec.constants, lineage) or stages
+    return stages
