@@ -1,5 +1,8 @@
 """Fixtures: the real Redis and PostgreSQL (embedded ones when none answer), clean per test.
 
+Only tests marked ``integration`` may use them (tests/service_guard.py fails the others), so
+``pytest -m "not integration"`` never starts or reaches a service.
+
 Tests use their own Redis database and PostgreSQL database (TEST_REDIS_URL,
 TEST_DATABASE_URL) so they never touch a developer's data. With CI=true a
 service that cannot be had is an error, never a skip.
@@ -22,11 +25,20 @@ from ingest_workers.load.migrate import migrate
 from ingest_workers.testing.devservices import ALLOW_CHMOD_ENV, Services, ensure_services
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 
+pytest_plugins = ("pytester", "tests.service_guard")
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/ingest_test")
 TABLES = ("products", "stock_quotes", "social_mentions", "posts", "sensor_readings", "alerts", "source_cursors",
           "rejected_records", "ingest_jobs")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests without the integration marker may not reach these services (tests/service_guard.py)."""
+    from tests import service_guard  # imported by pytest_plugins (assertions rewritten); not at the top
+
+    service_guard.install(config, TEST_REDIS_URL, TEST_DATABASE_URL)
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +54,22 @@ def services() -> Iterator[Services]:
         yield found
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _strict_counts() -> Iterator[None]:
+    """Jobs whose counts do not add up fail, in the tests' own workers too (they inherit the
+    environment): a counting bug fails its test instead of being logged."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INGEST_STRICT_COUNTS", "1")
+        yield
+
+
 @pytest.fixture
 def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Workers that allow the tests' plugins (tests/plugins.py) and local files in pytest's temporary
     directories (INGEST_PLUGINS, INGEST_FILES_DIR)."""
     return Settings(redis_url=services.redis_url, database_url=services.database_url, queue="ingest-test",
                     batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2,
-                    plugins="tests.plugins", files_dir=str(tmp_path_factory.getbasetemp()))
+                    plugins="tests.plugins", files_dir=str(tmp_path_factory.getbasetemp()), strict_counts=True)
 
 
 @pytest.fixture

@@ -99,7 +99,8 @@ def answer(handler: BaseHTTPRequestHandler, status: int, headers: Mapping[str, s
 def serving(*servers: HTTPServer) -> Iterator[None]:
     """Run test HTTP servers in threads of their own; stop and close them at the end."""
     for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # Polled every 50 ms, not 0.5 s: shutdown() waits for the poll, and every test stops its servers.
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         yield
     finally:

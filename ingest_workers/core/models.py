@@ -122,9 +122,11 @@ class Rejected:
 @dataclass(frozen=True, slots=True)
 class LostPage(Rejected):
     """A page the source could not read (``where``: "page 3", "offset 500"): one row of
-    ``rejected_records``, and a gap in what the job loaded, so a cursor must not pass it."""
+    ``rejected_records``, and a gap in what the job loaded, so a cursor must not pass it.
+    ``page``: its page number in page paging (a resume point must not pass it either), else None."""
 
     where: str = ""
+    page: int | None = None
 
 
 @dataclass
@@ -147,6 +149,11 @@ class Counts:
 
     def to_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNT_NAMES}
+
+    def unaccounted(self) -> int:
+        """``fetched`` minus what its records became: 0 when every record was counted once (each
+        count is taken where its outcome happens, so a counting bug shows here)."""
+        return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated)
 
 
 COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated")

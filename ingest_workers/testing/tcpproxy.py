@@ -23,6 +23,7 @@ class CuttableProxy:
         self._down = False
         self._closed = False
         self.cuts = 0
+        self.refused = 0  # connections refused while cut: how often clients tried again (tests wait on it)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -58,6 +59,7 @@ class CuttableProxy:
                 return  # the listener was closed
             with self._lock:
                 down = self._down
+                self.refused += down
             if down:
                 _close(client)
                 continue

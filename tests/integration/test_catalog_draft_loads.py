@@ -19,11 +19,14 @@ from click.testing import CliRunner
 
 from ingest_workers.cli import main
 from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer, is_invalid, sensors
+from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer, sensors
 from tests.fixture_api import TOKEN, FixtureApi
+
+pytestmark = pytest.mark.integration
 
 RECORDS = 450  # several pages of the draft's page size (the mock's default, 100)
 INVALID_EVERY = 97
+BROKEN = range(INVALID_EVERY - 1, RECORDS, INVALID_EVERY)  # the mock breaks every 97th record: 96, 193, ...
 
 
 def served(path: str) -> list[Any]:
@@ -60,14 +63,14 @@ def test_a_draft_used_unedited_loads_its_feed(services: Services, redis_client: 
 
     counts = json.loads(out.read_text())["sources"][drafted_table]
     records = served(path)
-    broken = [json.dumps(r, sort_keys=True) for i, r in enumerate(records) if is_invalid(i, INVALID_EVERY)]
+    broken = [json.dumps(records[i], sort_keys=True) for i in BROKEN]
     with pg, pg.cursor() as cur:
         cur.execute("SELECT payload, reason FROM rejected_records WHERE source = %s", (drafted_table,))
         found = cur.fetchall()
         rejected = [json.dumps(payload, sort_keys=True) for payload, _ in found]
         cur.execute(f"SELECT count(*), count(DISTINCT raw) FROM {drafted_table}")  # noqa: S608 (a test's own name)
         rows, distinct = cur.fetchone()
-    assert counts["fetched"] == RECORDS
+    assert counts["fetched"] == RECORDS and len(BROKEN) == 4
     valid_rejected = [reason for (_, reason), raw in zip(found, rejected, strict=True) if raw not in broken]
     assert not valid_rejected, f"valid records rejected: {valid_rejected[:5]}"
     assert rows == distinct == RECORDS - len(rejected) == counts["loaded"]

@@ -17,6 +17,7 @@ from ingest_workers.testing.mock_faults import FaultConfig
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(600)  # about 70 s here; its plan allows 200 s, and a loaded CI machine is slower
 def test_nothing_is_lost_or_duplicated_under_faults_kills_and_a_postgres_outage(
         services: Services, redis_client: redis.Redis, tmp_path: Path) -> None:
     plan = ChaosPlan(sources=4, records=1500, page_size=200, workers=3, rate_limit=20, merge_sources=2, passes=3,

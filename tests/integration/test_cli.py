@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -13,11 +14,13 @@ import pytest
 from click.testing import CliRunner
 
 from ingest_workers.cli import main
-from ingest_workers.core.config import Settings
+from ingest_workers.core.config import Settings, load_settings
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.mock_sources import MockServer
 from tests.helpers import DATASET_TABLES, DEFAULT_SOURCES, broken_products, expected_refused, scalar, write_catalog
+
+pytestmark = pytest.mark.integration
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["enqueue"], ["run"], ["demo"], ["mock-sources"], ["metrics-server"],
             ["status"], ["schedule"], ["failed"], ["failed", "list"], ["failed", "retry"], ["failed", "purge"],
@@ -94,6 +97,7 @@ def test_migrate_is_idempotent(services: Services) -> None:
     assert (code, output.strip()) == (0, "schema is up to date")
 
 
+@pytest.mark.timeout(660)  # two demo runs of up to 300 s each: their own timeouts speak first
 def test_demo_loads_every_dataset_once_and_a_rerun_loads_nothing(
     services: Services, pg: psycopg2.extensions.connection, settings: Settings, redis_client: object, tmp_path: Path,
 ) -> None:
@@ -152,3 +156,18 @@ def test_run_works_every_queue_its_sources_use(
     valid = mock_server.config.records - broken_products(mock_server.config.records)
     for source in ("light", "heavy"):
         assert scalar(pg, "SELECT count(*) FROM products WHERE source = %s", source) == valid
+
+
+def test_ingest_workers_stops_its_workers_with_the_configured_grace(monkeypatch: pytest.MonkeyPatch,
+                                                                     settings: Settings) -> None:
+    assert load_settings(env={"INGEST_STOP_GRACE": "2400"}).stop_grace == 2400
+    assert Settings().stop_grace > Settings().job_timeout  # the job in hand may run to its timeout
+    graces: list[float] = []
+    module = importlib.import_module("ingest_workers.cli.workers")  # the package exports the command by that name
+    monkeypatch.setattr(module, "supervise", lambda start, count, should_stop, clock, stop, on_exit, **hooks: stop([]))
+    monkeypatch.setattr(module, "stop_workers", lambda processes, grace: graces.append(grace))
+    result = CliRunner().invoke(main, ["workers", "--count", "1"],
+                                env={"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url,
+                                     "INGEST_STOP_GRACE": "2400"})
+    assert result.exit_code == 0, result.output
+    assert graces == [2400]

@@ -8,17 +8,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from redis import Redis
 from redis.connection import parse_url
+from rq import Queue, Worker
 
 from ingest_workers.cli import main
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.tcpproxy import CuttableProxy
 from tests.helpers import wait_until, write_catalog
+
+pytestmark = pytest.mark.integration
 
 NEEDS_REDIS = [["enqueue", "--sources", "all"], ["run", "--workers", "0"], ["schedule"], ["status"],
                ["failed", "list"], ["failed", "retry", "--all"], ["failed", "purge", "--yes"], ["metrics-server"],
@@ -52,7 +55,7 @@ def test_unreachable_redis_waits_as_stated_then_fails_in_one_sentence(command: l
 
 @pytest.mark.parametrize("command", NEEDS_SCHEMA, ids=lambda c: " ".join(c[:2]))
 def test_a_database_never_migrated_is_named_with_the_command_that_fixes_it(
-    command: list[str], catalog: Path, services: Services, empty_database: str, redis_client: object,
+    command: list[str], catalog: Path, services: Services, empty_database: str, redis_client: Redis,
 ) -> None:
     code, lines = invoke(["--catalog", str(catalog), *command],
                          env={"REDIS_URL": services.redis_url, "DATABASE_URL": empty_database,
@@ -85,7 +88,7 @@ def _children(pid: int) -> list[int]:
         return [int(child) for child in children.read().split()]
 
 
-def test_the_worker_pool_does_not_respawn_into_a_dead_redis(services: Services, redis_client: object,
+def test_the_worker_pool_does_not_respawn_into_a_dead_redis(services: Services, redis_client: Redis,
                                                             tmp_path: Path) -> None:
     redis = parse_url(services.redis_url)
     proxy = CuttableProxy((redis.get("host", "127.0.0.1"), int(redis.get("port", 6379)))).start()
@@ -96,7 +99,8 @@ def test_the_worker_pool_does_not_respawn_into_a_dead_redis(services: Services, 
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: len(_children(pool.pid)) == 2, timeout=30)
-        time.sleep(2)  # the workers are up and registered
+        # Both workers registered on their queue: up, and past the pool's start-up wait for Redis.
+        wait_until(lambda: Worker.count(queue=Queue("pool-test", connection=redis_client)) == 2, timeout=30)
         proxy.cut()
         for child in _children(pool.pid):
             os.kill(child, signal.SIGKILL)

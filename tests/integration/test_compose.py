@@ -7,7 +7,10 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker" / "docker-compose.yml"

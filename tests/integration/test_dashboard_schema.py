@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.integration
+
 DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "ingest.json"
 NPM = ROOT / ".state" / "npm"  # scripts/test installs tests/grafana/package.json there
 TEMPLATE = ROOT / "tests" / "grafana" / "dashboard-check.ts.in"
@@ -43,11 +45,13 @@ def type_check() -> Iterator[Any]:
         source.unlink(missing_ok=True)
 
 
+@pytest.mark.timeout(360)  # tsc may take its 300 s under load: its own timeout speaks first
 def test_the_dashboard_is_a_grafana_dashboard_by_its_published_schema(type_check: Any) -> None:
     done = type_check(json.loads(DASHBOARD.read_text()))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.timeout(660)  # two tsc runs of up to 300 s each
 def test_the_schema_check_catches_a_wrong_key_and_a_wrong_value(type_check: Any) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     dashboard["panels"][0]["gridPos"]["width"] = 12

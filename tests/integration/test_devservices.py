@@ -22,6 +22,8 @@ from ingest_workers.testing import devservices
 from ingest_workers.testing.devservices import ensure_services, postgres_reachable, redis_reachable
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.integration
+
 UNREACHABLE_REDIS = "redis://:secret@127.0.0.1:1/0"
 UNREACHABLE_POSTGRES = "postgresql://x:secret@127.0.0.1:1/ingest_devsvc_test"
 LOCAL_REDIS = "redis://127.0.0.1:6379/15"
@@ -149,7 +151,6 @@ def test_server_left_by_a_killed_process_is_stopped_by_the_next_user(tmp_path: P
                 os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
 
 
-@pytest.mark.integration
 def test_reachable_services_are_used_as_given(tmp_path: Path) -> None:
     lines: list[str] = []
     with ensure_services(LOCAL_REDIS, LOCAL_POSTGRES, tmp_path, log=lines.append) as svc:
@@ -160,7 +161,6 @@ def test_reachable_services_are_used_as_given(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())  # nothing was started, so no state was written
 
 
-@pytest.mark.integration
 def test_missing_database_on_reachable_server_is_created(tmp_path: Path) -> None:
     name = f"ingest_devsvc_{uuid.uuid4().hex[:8]}"
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"

@@ -24,6 +24,8 @@ from ingest_workers.runtime.workerpool import local_workers
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import broken_products, metrics_server, scalar
 
+pytestmark = pytest.mark.integration
+
 RECORDS = 2_000
 INVALID = broken_products(RECORDS)
 

@@ -10,13 +10,17 @@ import sys
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.faultdemo import DOWN, FAULTY, HEALTHY, THROTTLED_RATE
 from tests.helpers import expected_refused, scalar
 
+pytestmark = pytest.mark.integration
 
+
+@pytest.mark.timeout(420)  # about 20 s here; the demo has 240 s of its own
 def test_the_resilience_demo_tells_its_story_and_degrades_gracefully(
     services: Services, pg: psycopg2.extensions.connection, redis_client: redis.Redis, tmp_path: Path,
 ) -> None:

@@ -52,6 +52,7 @@ def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
         return process.communicate(timeout=60)
 
 
+@pytest.mark.timeout(480)  # the run may take 170 s, then 60 s to stop, after the namespaces are set up
 def test_a_worker_host_cut_off_mid_job_loses_nothing_and_loads_nothing_twice(tmp_path: Path) -> None:
     process = hosts(tmp_path, *SHORT)
     out, err = finish(process, 170)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 
 from ingest_workers.catalog import load_catalog
@@ -26,6 +27,8 @@ from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.workerpool import local_workers
 from ingest_workers.testing.mock_sources import MockConfig, MockServer, products
 from ingest_workers.testing.mock_sources.revisions import revise
+
+pytestmark = pytest.mark.integration
 
 RECORDS = 1_200
 CATALOG = """

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 
 import psycopg2.extensions
 import pytest
@@ -20,7 +19,7 @@ from ingest_workers.runtime.resources import Resources
 from ingest_workers.testing.chaos import dsn_through, postgres_address
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from ingest_workers.testing.tcpproxy import CuttableProxy
-from tests.helpers import broken_products, scalar
+from tests.helpers import broken_products, scalar, wait_until
 
 pytestmark = pytest.mark.integration
 RECORDS = 2000
@@ -47,15 +46,12 @@ def test_a_job_waits_out_a_postgres_outage_and_loads_everything_once(
     worker = threading.Thread(target=job)
     try:
         worker.start()
-        deadline = time.monotonic() + 20
-        while scalar(pg, "SELECT count(*) FROM products") == 0:  # the first batch committed
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: scalar(pg, "SELECT count(*) FROM products") > 0, timeout=20, poll=0.05)  # a batch in
         proxy.cut()
-        time.sleep(0.5)
+        wait_until(lambda: proxy.refused >= 1, timeout=20)  # the job lost its batch and tries to reconnect
         loaded_at_cut = scalar(pg, "SELECT count(*) FROM products")
         seen_at_cut = redis_client.scard(SEEN_PREFIX + "shop")
-        time.sleep(3)  # down: the job keeps trying
+        wait_until(lambda: proxy.refused >= 4, timeout=30)  # down: the job keeps trying
         assert worker.is_alive()
         assert scalar(pg, "SELECT count(*) FROM products") == loaded_at_cut
         assert redis_client.scard(SEEN_PREFIX + "shop") == seen_at_cut <= loaded_at_cut  # nothing uncommitted

@@ -11,12 +11,15 @@ import sys
 from pathlib import Path
 
 import psycopg2
+import pytest
 import redis
 import requests
 
 from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import Services
 from tests.helpers import broken_products, free_port, scalar, wait_until
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 3000

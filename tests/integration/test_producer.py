@@ -6,15 +6,19 @@ import dataclasses
 import json
 import zlib
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import redis
+from rq import Queue
 from rq.job import Job
 
 from ingest_workers.core.config import Settings
 from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.runtime.producer import enqueue_run, make_queue, new_run_id, queues_of
+
+pytestmark = pytest.mark.integration
 
 SPECS = [SourceSpec(name=n, kind="http_json", dataset="products", url=f"http://127.0.0.1:1/{n}") for n in ("a", "b")]
 
@@ -69,3 +73,23 @@ def test_a_source_with_its_own_queue_is_enqueued_there(redis_client: redis.Redis
     assert queue.job_ids == ["run-1-a"]
     assert make_queue(redis_client, replace(settings, queue="ingest-test-heavy")).job_ids == ["run-1-heavy"]
     assert queues_of(settings, [SPECS[0], heavy, heavy]) == [settings.queue, "ingest-test-heavy"]
+
+
+def test_a_producer_that_dies_between_claim_and_enqueue_leaves_nothing_claimed(
+        redis_client: redis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """both or neither; enqueueing again creates the jobs."""
+    queue = make_queue(redis_client, settings)
+    specs = SPECS
+
+    def die(self: Queue, *args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt("the producer died here")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Queue, "enqueue_many", die)
+        with pytest.raises(KeyboardInterrupt):
+            enqueue_run(queue, settings, specs, "run-1")
+    assert queue.count == 0
+    again = enqueue_run(queue, settings, specs, "run-1")
+    assert [item.created for item in again] == [True, True]
+    assert sorted(queue.job_ids) == ["run-1-a", "run-1-b"]
+    assert [item.created for item in enqueue_run(queue, settings, specs, "run-1")] == [False, False]

@@ -10,12 +10,15 @@ import sys
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 
 from ingest_workers.core.config import Settings
 from ingest_workers.runtime.workerpool import local_workers, worker_env
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import write_catalog
+
+pytestmark = pytest.mark.integration
 
 LINE = re.compile(r"^jobs (\d+)/2 done, ([\d,]+) records fetched \([\d,]+/s\), ETA (unknown|\d+s)$")
 

@@ -32,6 +32,8 @@ from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.conftest import ROOT
 from tests.helpers import free_port, metrics_server, scalar, wait_until
 
+pytestmark = pytest.mark.integration
+
 ALERTS = ROOT / "docker" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "ingest.json"
 ALERT_NAMES = {"IngestMetricsServerDown", "IngestSourceUnhealthy", "IngestSourceDegraded", "IngestSourceStale",

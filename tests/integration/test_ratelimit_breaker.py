@@ -3,12 +3,15 @@ several processes at once (as several workers on several hosts would)."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import time
 
 import pytest
 import redis
 
+from ingest_workers import pipeline
+from ingest_workers.core.config import Settings
 from ingest_workers.core.errors import CircuitOpen, TransientError
 from ingest_workers.guards.breaker import BreakerPolicy, CircuitBreaker
 from ingest_workers.guards.ratelimit import RateLimiter
@@ -136,3 +139,17 @@ def test_a_success_resets_the_count_of_consecutive_failures(redis_client: redis.
         breaker.record_failure("shop")
         breaker.record_success("shop")
     assert breaker.state("shop") == "closed"
+
+
+def test_the_breaker_probe_is_bounded_by_its_own_timeout(redis_client: redis.Redis, settings: Settings) -> None:
+    """after a probe took the half-open slot, the next may try within
+    breaker_probe_timeout, not the job's 30 minutes."""
+    settings = dataclasses.replace(settings, job_timeout=1800, breaker_failures=1, breaker_cooldown=0.05,
+                                   breaker_probe_timeout=5)
+    breaker = CircuitBreaker(redis_client, pipeline.breaker_policy(settings))
+    breaker.record_failure("src")
+    time.sleep(0.1)  # the cool-down is over
+    breaker.check("src")  # this caller is the probe (and its worker dies here)
+    with pytest.raises(CircuitOpen) as caught:
+        breaker.check("src")
+    assert 0 < caught.value.retry_after <= 5

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 from click.testing import CliRunner
 from rq.job import Job, JobStatus
@@ -28,6 +29,8 @@ from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests import plugins
 from tests.conftest import TABLES
 from tests.helpers import DEFAULT_SOURCES, broken_products, free_port, scalar, wait_until
+
+pytestmark = pytest.mark.integration
 
 # Lineage and clock columns differ from run to run; everything else must not.
 VOLATILE = ["id", "run_id", "job_id", "fetched_at", "loaded_at", "created_at", "rejected_at"]

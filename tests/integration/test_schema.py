@@ -26,6 +26,8 @@ from ingest_workers.runtime.resources import Resources
 from ingest_workers.testing.devservices import Services
 from tests.helpers import scalar
 
+pytestmark = pytest.mark.integration
+
 ORDERS = {"table": "schema_orders", "key": ["order_id"], "write": "merge", "indexes": [["customer", "placed_at"]],
           "columns": {"order_id": "text", "customer": {"type": "text", "required": True}, "total": "money",
                       "placed_at": "timestamp", "lines": "json"}}

@@ -7,9 +7,12 @@ import pytest
 
 from ingest_workers.core.config import Settings
 from ingest_workers.core.errors import SchemaMissing
-from ingest_workers.pipeline import HistoryWriter, postgres_retry
+from ingest_workers.ops.history_writer import HistoryWriter
+from ingest_workers.pipeline import postgres_retry
 from ingest_workers.runtime.jobs import RETRYABLE
 from ingest_workers.runtime.resources import Resources
+
+pytestmark = pytest.mark.integration
 
 
 def test_a_job_on_a_database_never_migrated_fails_in_one_retryable_sentence(empty_database: str) -> None:

@@ -66,6 +66,7 @@ def command_lines(pid: int) -> list[str]:
     return lines
 
 
+@pytest.mark.timeout(480)  # the producer may take 170 s after three redis-servers and sentinels start
 def test_a_primary_killed_mid_run_loses_nothing_and_loads_nothing_twice(
         group: SentinelGroup, services: Services, pg: psycopg2.extensions.connection, mock_server: MockServer,
         tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_a_second_sigterm_hands_the_job_back_and_another_worker_finishes_it(
     # One page at a time (about 4.5 s): the job must still be running at the second SIGTERM.
     enqueue_run(queue, settings, [dataclasses.replace(spec(mock_server), concurrency=1)], "run-1")
     wait_until(lambda: queue.fetch_job("run-1-shop").get_status() == "started", 20, "the job to start")
-    time.sleep(1.0)  # let it commit a batch or two
+    wait_until(lambda: scalar(pg, "SELECT count(*) FROM products") > 0, 30, "its first batch committed")
     first = workers.workers[0]
     first.send_signal(signal.SIGTERM)
     time.sleep(1.2)  # RQ ignores a second signal within a second (a pool's duplicate)
@@ -174,10 +174,12 @@ def test_sigterm_while_the_metrics_server_answers_a_request_stops_it(settings: S
         wait_until(lambda: _answers(f"http://127.0.0.1:{port}/metrics"), 20, "the metrics server to answer")
         in_flight = threading.Thread(target=_answers, args=(f"http://127.0.0.1:{port}/healthz", 10))
         in_flight.start()
-        time.sleep(0.5)  # the request is now inside the handler, waiting on PostgreSQL
+        silent.settimeout(15)
+        held, _ = silent.accept()  # the request is now inside the handler, waiting on "PostgreSQL"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=15) == 0
         in_flight.join(timeout=15)
+        held.close()
     finally:
         if server.poll() is None:
             server.kill()

@@ -4,7 +4,8 @@ product schemas landing in one unified shape."""
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ from ingest_workers.sources.synthetic import SensorPlan, reading
 from ingest_workers.stages.base import compose
 from ingest_workers.stages.registry import source_stages
 from ingest_workers.testing import DEMO_CATALOG
-from ingest_workers.testing.mock_sources import FEEDS, MockConfig, MockServer, sensors
+from ingest_workers.testing.mock_sources import MockConfig, MockServer, sensors
 from ingest_workers.testing.mock_sources.feed import EPOCH
 from tests.helpers import broken_products, resolved
+
+pytestmark = pytest.mark.integration
 
 LINEAGE = Lineage("test", "run-1", "job-1", "2026-01-01T00:00:00+00:00")
 
@@ -45,6 +48,31 @@ def rows(spec: SourceSpec, raw: list[Any]) -> list[Record | Rejected]:
     return list(compose(source_stages(spec, BUILTIN[spec.dataset], LINEAGE), (Record(r) for r in raw)))
 
 
+# Which record each feed serves at position i, by the key that names it (the fixture's numbering; breakage off).
+FIRST_QUOTE = ("AAPL", "MSFT", "GOOG", "AMZN", "META", "NVDA", "TSLA", "JPM", "V", "JNJ", "WMT", "PG", "XOM", "KO",
+               "PEP", "DIS", "NFLX", "INTC", "AMD", "ORCL", "IBM", "GME", "BRK.B", "DLST")  # each minute, in order
+SERVED: dict[str, tuple[Callable[[Any], Any], Callable[[int], Any]]] = {  # feed: (key of a record, key of record i)
+    "/products": (lambda r: r["id"], lambda i: f"SKU-{i:08d}"),
+    "/v2/catalog": (lambda r: r["sku"], lambda i: f"B-{i:08d}"),
+    "/shop-c/products": (lambda r: r["productId"], lambda i: 700_000 + i),
+    "/quotes": (lambda r: (r["symbol"], r["time"]),
+                lambda i: (FIRST_QUOTE[i % 24], f"{(EPOCH + timedelta(minutes=i // 24)).isoformat()[:19]}Z")),
+    "/twitter/tweets": (lambda r: r["id"], lambda i: str(1_790_000_000_000_000_000 + i)),
+    "/telegram/getUpdates": (lambda r: r["update_id"], lambda i: 900_000 + i),
+    "/posts": (lambda r: r["id"], lambda i: i + 1),
+}
+TIME_OF = {"/products": "updated_at", "/shop-c/products": "modified", "/quotes": "time",
+           "/twitter/tweets": "created_at"}
+
+
+def keys(path: str, raw: list[Any]) -> list[Any]:
+    return [SERVED[path][0](r) for r in raw]
+
+
+def served_keys(path: str, indexes: range) -> list[Any]:
+    return [SERVED[path][1](i) for i in indexes]
+
+
 PAGINATED = [  # source, feed, requests for 1000 records at page_size 300
     ("shop_products", "/products", 4),  # page numbers: 300, 300, 300, 100 (short page: done)
     ("shop_b_catalog", "/v2/catalog", 4),  # offset/limit
@@ -60,8 +88,9 @@ PAGINATED = [  # source, feed, requests for 1000 records at page_size 300
 def test_each_pagination_style_yields_every_record_once_in_order(
     mock_server: MockServer, name: str, path: str, requests: int,
 ) -> None:
+    mock_server.config = MockConfig(records=1000, invalid_every=0)
     raw, statuses = fetch(catalog_spec(mock_server, name, page_size=300))
-    assert raw == [FEEDS[path].record(i, 97) for i in range(1000)]
+    assert keys(path, raw) == served_keys(path, range(1000))
     assert statuses == ["2xx"] * requests
 
 
@@ -70,9 +99,9 @@ def test_each_pagination_style_yields_every_record_once_in_order(
                                             ("placeholder_posts", "/posts")])
 def test_pages_fetched_concurrently_come_out_in_order_with_every_record_once(
         mock_server: MockServer, name: str, path: str, concurrency: int) -> None:
-    mock_server.config = MockConfig(records=2000, latency=0.01)
+    mock_server.config = MockConfig(records=2000, latency=0.01, invalid_every=0)
     raw, statuses = fetch(catalog_spec(mock_server, name, page_size=100), concurrency=concurrency)
-    assert raw == [FEEDS[path].record(i, 97) for i in range(2000)]
+    assert keys(path, raw) == served_keys(path, range(2000))
     assert 21 <= len(statuses) <= 21 + concurrency  # 20 full pages and the empty one, plus any in flight with it
 
 
@@ -86,11 +115,17 @@ def test_a_full_last_page_ends_the_stream_too(mock_server: MockServer, name: str
 @pytest.mark.parametrize(("name", "path"), [("shop_products", "/products"), ("shop_c_products", "/shop-c/products"),
                                             ("market_quotes", "/quotes"), ("twitter_mentions", "/twitter/tweets")])
 def test_since_and_until_ask_the_api_for_a_time_range(mock_server: MockServer, name: str, path: str) -> None:
-    feed = FEEDS[path]
-    since, until = feed.time_of(250), feed.time_of(700)
-    raw, _ = fetch(catalog_spec(mock_server, name, page_size=100), since.isoformat(), until.isoformat())
-    first, end = feed.first_index(since.isoformat()), feed.first_index(until.isoformat())
-    assert raw == [feed.record(i, 97) for i in range(first, end)] and 0 < first < end < 1000
+    mock_server.config = MockConfig(records=1000, invalid_every=0)
+    spec = catalog_spec(mock_server, name, page_size=100)
+    every, _ = fetch(spec)
+
+    def time(record: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(record[TIME_OF[path]]).astimezone(UTC)
+
+    since, until = time(every[250]), time(every[700])
+    raw, _ = fetch(spec, since.isoformat(), until.isoformat())
+    assert raw == [r for r in every if since <= time(r) < until]
+    assert len(every) == 1000 and 0 < len(raw) < 1000
 
 
 def test_a_last_id_cursor(mock_server: MockServer) -> None:
@@ -99,10 +134,11 @@ def test_a_last_id_cursor(mock_server: MockServer) -> None:
 
 
 def test_three_product_schemas_land_in_one_unified_shape(mock_server: MockServer) -> None:
-    unified = {}
+    unified, served = {}, {}
     for name in ("shop_products", "shop_b_catalog", "shop_c_products"):
         spec = catalog_spec(mock_server, name)
-        items = rows(spec, fetch(spec)[0])
+        served[name] = fetch(spec)[0]
+        items = rows(spec, served[name])
         assert sum(isinstance(i, Rejected) for i in items) == broken_products(1000)  # every 97th, in each schema
         unified[name] = {i.row["product_id"]: i.row for i in items if isinstance(i, Record)}
     columns = set(BUILTIN["products"].load_columns)
@@ -110,15 +146,17 @@ def test_three_product_schemas_land_in_one_unified_shape(mock_server: MockServer
 
     a = unified["shop_products"]["SKU-00000000"]  # flat: number price, list of categories
     assert isinstance(a["price"], Decimal) and a["currency"] == "USD" and isinstance(a["category"], list)
-    b = unified["shop_b_catalog"]
+    b, b_served = unified["shop_b_catalog"], served["shop_b_catalog"][1]  # record 1 as shop B served it
+    assert b_served["sku"] == "B-00000001"
     assert b["B-00000001"]["currency"] == "EUR" and b["B-00000001"]["price"] == Decimal(
-        str(FEEDS["/v2/catalog"].record(1, 97)["price"]["amount"])).quantize(Decimal("0.01"))
-    assert b["B-00000001"]["category"] == [FEEDS["/v2/catalog"].record(1, 97)["category"]]  # text -> list
+        str(b_served["price"]["amount"])).quantize(Decimal("0.01"))
+    assert b["B-00000001"]["category"] == [b_served["category"]]  # text -> list
     assert b["B-00000005"]["category"] is None  # an optional field missing
-    assert b["B-00000001"]["in_stock"] is FEEDS["/v2/catalog"].record(1, 97)["stock"]["available"]
+    assert b["B-00000001"]["in_stock"] is b_served["stock"]["available"]
     c = unified["shop_c_products"]
     assert c["700000"]["currency"] == "USD" and c["700001"]["currency"] == "EUR"  # "$1,299.00" and "12,50 EUR"
-    raw_price = FEEDS["/shop-c/products"].record(1, 97)["price"]
+    raw_price = served["shop_c_products"][1]["price"]
+    assert served["shop_c_products"][1]["productId"] == 700001
     assert str(c["700001"]["price"]) == raw_price.split()[0].replace(",", ".")
     assert c["700000"]["category"] is None and c["700001"]["category"]  # categories missing vs a list
     assert c["700000"]["updated_at"] == "2026-01-01T00:00:00+00:00"  # served as 01:00+01:00

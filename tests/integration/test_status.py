@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import psycopg2.extensions
+import pytest
 import redis
 from click.testing import CliRunner
 
@@ -24,6 +25,8 @@ from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.workerpool import local_workers, worker_env
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import scalar, write_catalog
+
+pytestmark = pytest.mark.integration
 
 
 def status(settings: Settings, catalog: Path, *flags: str) -> str:

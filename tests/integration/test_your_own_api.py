@@ -22,6 +22,8 @@ from ingest_workers.cli import main
 from ingest_workers.testing.devservices import Services
 from tests.fixture_api import PASSWORD, TOKEN, USER, FixtureApi, FixtureData, customer, invoice
 
+pytestmark = pytest.mark.integration
+
 ENV = {"CRM_TOKEN": TOKEN, "BILLING_USER": USER, "BILLING_PASSWORD": PASSWORD, "INGEST_JOB_RETRIES": "0"}
 TABLES = ("crm_customers", "billing_invoices")
 

@@ -2,7 +2,8 @@
 
 import fakeredis
 
-from ingest_workers.load.dedup import RedisDedup
+from ingest_workers.core.config import load_settings
+from ingest_workers.load.dedup import SEEN_PREFIX, RedisDedup
 
 
 def test_keys_are_unseen_until_marked_after_commit() -> None:
@@ -63,3 +64,17 @@ def test_with_a_version_column_the_version_is_the_fingerprint() -> None:
                                      "columns": {"id": "text", "v": "integer", "price": "numeric"}})
     same_version = fingerprint(dataset, {"id": "a", "v": 3, "price": 1})
     assert same_version == fingerprint(dataset, {"id": "a", "v": 3, "price": 9})
+
+
+def test_dedup_sets_expire_and_each_use_pushes_the_expiry_back() -> None:
+    """Never forever; a set in use stays."""
+    redis_client = fakeredis.FakeRedis()
+    dedup = RedisDedup(redis_client, ttl=1000)
+    pipe = redis_client.pipeline()
+    dedup.mark_seen(pipe, "shop", ["a"], dedup.ttl)
+    pipe.execute()
+    assert 990 < redis_client.ttl(SEEN_PREFIX + "shop") <= 1000
+    redis_client.expire(SEEN_PREFIX + "shop", 10)
+    assert dedup.unseen("shop", ["a", "b"]) == [False, True]
+    assert redis_client.ttl(SEEN_PREFIX + "shop") > 990
+    assert load_settings(env={"INGEST_DEDUP_TTL": "86400"}).dedup_ttl == 86400

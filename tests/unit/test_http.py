@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 
 from ingest_workers.core.errors import PermanentError, TransientError, UnreadableBody
 from ingest_workers.core.models import SourceSpec
@@ -144,8 +143,11 @@ def test_safe_url_drops_query_and_password() -> None:
     assert safe_url("https://u:pw@h:8/p?token=t#f") == "https://u:***@h:8/p"
 
 
-def test_session_is_a_requests_session() -> None:
-    assert isinstance(make_session(), requests.Session)
+def test_the_session_names_the_client_in_its_user_agent(server: Scripted) -> None:
+    server.script = [OK, OK]
+    for session in (make_session(), make_session("ingest-workers/test")):
+        HttpClient(session, (2, 2), RetryPolicy(max_attempts=1)).get_json(url(server))
+    assert [r["User-Agent"] for r in server.requests] == ["ingest-workers", "ingest-workers/test"]
 
 
 def test_link_pagination_never_sends_the_token_to_another_host(server: Scripted) -> None:

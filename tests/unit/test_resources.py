@@ -3,6 +3,7 @@ a fork gets clients of its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -30,17 +31,19 @@ def test_outside_serving_a_job_gets_resources_of_its_own_from_the_environment(
     assert active() is None
 
 
-def test_an_inline_run_serves_resources_of_its_settings_and_closes_them() -> None:
-    with using(Settings(queue="inline-q"), {"TOKEN": "x"}) as res:
+@pytest.mark.integration  # res.redis connects (and pings)
+def test_an_inline_run_serves_resources_of_its_settings_and_closes_them(settings: Settings) -> None:
+    with using(dataclasses.replace(settings, queue="inline-q"), {"TOKEN": "x"}) as res:
         with for_job() as got:
             assert got is res and got.settings.queue == "inline-q" and got.env == {"TOKEN": "x"}
         client = res.redis
     assert res.redis is not client  # closed at the end of the block: a new one on next use
 
 
-def test_a_forked_process_builds_clients_of_its_own() -> None:
-    res = Resources(Settings(), {})
-    parent_client, parent_session = res.redis, res.http  # built lazily; nothing connects yet
+@pytest.mark.integration  # res.redis connects (and pings)
+def test_a_forked_process_builds_clients_of_its_own(settings: Settings) -> None:
+    res = Resources(settings, {})
+    parent_client, parent_session = res.redis, res.http
     pid = os.fork()
     if pid == 0:  # the child: exit 0 only if it got new clients
         os._exit(0 if res.redis is not parent_client and res.http is not parent_session else 1)

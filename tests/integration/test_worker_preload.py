@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.integration
+
 
 def test_loading_the_worker_class_loads_the_job_code_without_connecting() -> None:
     check = ("import gc, sys, ingest_workers.runtime.worker as w, ingest_workers.runtime.resources as r; "
