@@ -30,6 +30,7 @@ _BY_TYPE = {
     "numeric": "(str(v) if (k := (v := g(N{i})).__class__) is DECIMAL or k is int or k is float else F(v))",
     "boolean": "('t' if (v := g(N{i})) is True else 'f' if v is False else F(v))",
     "json": "(v if (v := g(N{i})).__class__ is JSON and not S(v) else F(v))",
+    "text[]": "(E(ARRAY(v)) if (v := g(N{i})).__class__ is list else F(v))",
 }
 _BY_TYPE["money"] = _BY_TYPE["numeric"]
 _RAW = "(RAW(v) if (v := g(N{i})).__class__ is dict else F(v))"
@@ -64,6 +65,7 @@ def copy_serialiser(dataset: Dataset) -> Serialiser:
               "    return ''.join(out)\n")
     namespace: dict[str, Any] = {f"N{i}": name for i, name in enumerate(columns)}
     namespace.update({"S": loader._NEEDS_ESCAPE.search, "F": loader._copy_field, "E": loader._escaped,
-                      "RAW": _raw_text, "TAB": "\t".join, "DECIMAL": Decimal, "JSON": JsonText})
+                      "ARRAY": loader._array_literal, "RAW": _raw_text, "TAB": "\t".join, "DECIMAL": Decimal,
+                      "JSON": JsonText})
     exec(compile(source, f"<COPY serialiser of dataset {dataset.name}>", "exec"), namespace)  # noqa: S102
     return namespace["serialise"]

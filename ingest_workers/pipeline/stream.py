@@ -38,12 +38,19 @@ class Tally:
 
     fetched: int = 0
     continued: bool = False
+    reported: int = 0  # of ``fetched``, how many the metrics have (added a batch at a time, not per record)
 
-    def count(self, items: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:
+    def count(self, items: Iterable[object]) -> Iterator[object]:
         for item in items:
             self.fetched += 1
-            recorder.inc(RECORDS, source, "fetch", "fetched")
             yield item
+
+    def report(self, recorder: MetricsRecorder, source: str) -> int:
+        """Add the items fetched since the last report to the metrics; return how many."""
+        fetched, self.reported = self.fetched - self.reported, self.fetched
+        if fetched:
+            recorder.inc(RECORDS, source, "fetch", "fetched", amount=fetched)
+        return fetched
 
 
 def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
@@ -65,20 +72,22 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     # A source that fetches its own pages ahead (concurrently, handed over in order) needs none.
     depth = 0 if isinstance(source, FetchesAhead) else res.settings.prefetch_pages
     stream = read_ahead(with_resume_page(source), depth, spec.page_size)
-    raw = tally.count(resume.position.follow(stream), recorder, spec.name)
+    raw = tally.count(resume.position.follow(stream))
     # A source yields a Rejected itself for a page it could not read; stages pass it through.
     # INGEST_RECORD_PATH=compiled: map, checks and lineage as code generated for this dataset (same items)
     compiled = res.settings.record_path == "compiled"
     items = compose(source_stages(spec, dataset, lineage, compiled),
                     (r if isinstance(r, Rejected) else Record(r) for r in raw))
     batch_loader = BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks)
-    counted = 0  # what the batches before this one took from the source
-    with closing(stream):  # stops the read-ahead thread when a batch fails
-        while batch := list(islice(items, res.settings.batch_size)):
-            outcome = batch_loader.load(batch)
-            resume.save(batch_loader.first_lost_page)
-            fetched, counted = tally.fetched - counted, tally.fetched
-            yield outcome.to_counts(fetched)
+    try:
+        with closing(stream):  # stops the read-ahead thread when a batch fails
+            while batch := list(islice(items, res.settings.batch_size)):
+                fetched = tally.report(recorder, spec.name)  # flushed with the batch's other metrics
+                outcome = batch_loader.load(batch)
+                resume.save(batch_loader.first_lost_page)
+                yield outcome.to_counts(fetched)
+    finally:
+        tally.report(recorder, spec.name)  # what no batch took (dropped after the last, or read before a failure)
     resume.clear()
 
 

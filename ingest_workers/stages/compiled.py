@@ -194,9 +194,7 @@ class _Generator:
         if kind == "boolean":
             return "v is True or v is False", "v"
         if kind == "text[]":
-            rule = text_rule(column)
-            apply = f"[RULE{i}(t) for t in x]" if rule is not None else "x"
-            return f"v.__class__ is list and v and (x := READ{i}(N{i}, v))", apply
+            return self._text_list(i, column)
         if kind == "timestamp":
             return "(t := UTC_TEXT(v)) is not None", "t"
         if kind in _SIMPLE_TYPES:
@@ -215,6 +213,18 @@ class _Generator:
         if column.one_of is not None:
             parts.append(f"t in ONE_OF{i}")
         return " and ".join(parts)
+
+    @staticmethod
+    def _text_list(i: int, column: Column) -> tuple[str, str]:
+        """A non-empty list of ASCII text without NUL, each item within the rules (items are not stripped)."""
+        item = ["t.__class__ is str and t.isascii() and '\\x00' not in t"]
+        change = f".{column.case}()" if column.case is not None else ""
+        if column.max_length is not None:
+            item.append(f"len(t) <= {int(column.max_length)}")
+        if column.pattern is not None:
+            item.append(f"PATTERN{i}(t{change}) is not None")
+        return (f"v.__class__ is list and v and all({' and '.join(item)} for t in v)",
+                f"[t{change} for t in v]")
 
     @staticmethod
     def _number(i: int, column: Column) -> tuple[str, str] | None:
