@@ -45,9 +45,8 @@ def main() -> None:
                             batch_size=1000, job_retries=0)
         out = ROOT / "out"
         out.mkdir(exist_ok=True)
-        parts = Parts(Report([]), args.output, _say)
+        parts = Parts(Report([]), args.output, _say, skip=tuple(args.skip))
         measure(args, Bench(settings, "", args.records, out), parts)
-        _say("overlapped fetch (scripts/bench_overlap.py): read-ahead against a slow source, slow sources")
         parts.run("overlapped fetch", lambda: setattr(parts, "trailer", overlapped_fetch(services.redis_url,
                                                                                          services.database_url)))
     parts.report.header.append(f"Whole run: {time.monotonic() - started:.0f} s (`scripts/bench {args.summary}`).")
@@ -59,6 +58,7 @@ def main() -> None:
 
 def overlapped_fetch(redis_url: str, database_url: str) -> str:
     """The figures of ``scripts/bench_overlap.py`` (issue 8's read-ahead), run now on the same services."""
+    _say("overlapped fetch (scripts/bench_overlap.py): read-ahead against a slow source, slow sources")
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_overlap.py"), "--redis-url", redis_url,
                              "--database-url", database_url, "--repeat", "3", "--source", "shop_c_products"],
                             capture_output=True, text=True, check=True, timeout=900)
@@ -556,11 +556,15 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--slow-rate-limit", type=float, default=20.0, help="requests/s of the rate-limited run")
     parser.add_argument("--freshness-jobs", type=int, default=200)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--skip", nargs="*", default=[], metavar="PART",
+                        help="leave out the parts whose name contains one of these words (e.g. naive enqueue)")
     args = parser.parse_args()
     if args.recommended not in args.worker_classes or not {1, 2, args.recommended_workers} <= set(args.workers):
         parser.error("--worker-classes must include --recommended, --workers 1, 2 and --recommended-workers")
     args.summary = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in (("records", args.records),
                                                                          ("jobs", args.jobs)))
+    if args.skip:
+        args.summary += " --skip " + " ".join(args.skip)
     return args
 
 

@@ -25,6 +25,7 @@ class Parts:
     say: Callable[[str], None]
     values: dict[str, Any] = field(default_factory=dict)  # what parts measured for later parts
     trailer: str = ""  # markdown written after the report (a section another script makes)
+    skip: tuple[str, ...] = ()  # parts whose name contains one of these are not run (--skip)
 
     def need(self, name: str) -> Any:
         """A value an earlier part measured; :class:`Missing` when that part failed."""
@@ -34,6 +35,9 @@ class Parts:
 
     def run(self, name: str, part: Callable[[], None]) -> bool:
         """Run one part; write the report whatever happens. True when it measured what it should."""
+        if any(word in name for word in self.skip):
+            self.report.skipped.append(name)
+            return False
         started = time.monotonic()
         self.report.loads.append((name, load_average()))
         try:
