@@ -117,13 +117,13 @@ def _loader_figures(bench: Bench, rows: list, lineage: Lineage, figures: list[Fi
     figures.append(Figure(
         "Our loader alone: `PostgresLoader.load_batch`, 1,000 rows per transaction, serialisation included",
         loader, "rows/s", "ceiling", ceiling, 0.6,
-        why=f"the loader is its client part (COPY text made in Python, orjson for the raw jsonb: "
-            f"{serialise / ceiling:.2f}× the ceiling "
-            f"on its own) plus its server part (COPY into the table with its key and two indexes, a savepoint "
-            f"and a commit per 1,000 rows: {server / ceiling:.2f}×). Streaming the COPY overlaps them only in "
-            "part (the commit and the end of each COPY wait for the server); with the client part alone under "
-            "0.6×, no arrangement of these two pieces reaches 0.6× in one Python process. What would: "
-            "serialising in C (e.g. psycopg 3's binary COPY) or loading from several processes."))
+        why=f"the loader is its client part (COPY text made in Python by the serialiser generated for the "
+            f"dataset, orjson for the raw jsonb: {serialise / ceiling:.2f}× the ceiling on its own) plus its server "
+            f"part (COPY into the table with its key and two indexes, a savepoint and a commit per 1,000 rows: "
+            f"{server / ceiling:.2f}× on its own, which bounds the loader whatever the client does). Done one "
+            f"after the other they would give {1 / (ceiling / serialise + ceiling / server):.2f}×; streaming the "
+            "COPY overlaps them only in part (the commit and the end of each COPY wait for the server). What "
+            "would: fewer, larger transactions, or loading from several processes."))
     batched = len(rows) / loads.copy_ceiling(bench.settings.database_url, rows, loads.BATCH)
     figures.append(Figure("Plain COPY, pre-serialised, one transaction per 1,000 rows (the loader's "
                           "granularity)", batched, "rows/s", "ceiling", ceiling))
