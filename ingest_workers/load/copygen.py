@@ -11,6 +11,7 @@ namespace, never as code. Pure: no I/O.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -23,17 +24,17 @@ from ..datasets.types import JsonText
 from . import loader
 
 Serialiser = Callable[[Sequence[dict[str, Any]]], str]
-_TEXT = "('\\\\N' if (v := g(N{i})) is None else v if v.__class__ is str and not S(v) else F(v))"
+_TEXT = "('\\\\N' if v{i} is None else v{i} if v{i}.__class__ is str and not S(v{i}) else F(v{i}))"
 _BY_TYPE = {
     "text": _TEXT, "timestamp": _TEXT, "date": _TEXT,
-    "integer": "(str(v) if (v := g(N{i})).__class__ is int else F(v))",
-    "numeric": "(str(v) if (k := (v := g(N{i})).__class__) is DECIMAL or k is int or k is float else F(v))",
-    "boolean": "('t' if (v := g(N{i})) is True else 'f' if v is False else F(v))",
-    "json": "(v if (v := g(N{i})).__class__ is JSON and not S(v) else F(v))",
-    "text[]": "(E(ARRAY(v)) if (v := g(N{i})).__class__ is list else F(v))",
+    "integer": "(str(v{i}) if v{i}.__class__ is int else F(v{i}))",
+    "numeric": "(str(v{i}) if (k := v{i}.__class__) is DECIMAL or k is int or k is float else F(v{i}))",
+    "boolean": "('t' if v{i} is True else 'f' if v{i} is False else F(v{i}))",
+    "json": "(v{i} if v{i}.__class__ is JSON and not S(v{i}) else F(v{i}))",
+    "text[]": "(E(ARRAY(v{i})) if v{i}.__class__ is list else F(v{i}))",
 }
 _BY_TYPE["money"] = _BY_TYPE["numeric"]
-_RAW = "(RAW(v) if (v := g(N{i})).__class__ is dict else F(v))"
+_RAW = "(RAW(v{i}) if v{i}.__class__ is dict else F(v{i}))"
 
 
 def _raw_text(payload: dict[str, Any]) -> str:
@@ -55,15 +56,24 @@ def copy_serialiser(dataset: Dataset) -> Serialiser:
     types.update({name: "text" for name in LINEAGE_COLUMNS})
     exprs = []
     for i, name in enumerate(columns):
-        template = _RAW if name == "raw" else _BY_TYPE.get(types.get(name, ""), "F(g(N{i}))")
+        template = _RAW if name == "raw" else _BY_TYPE.get(types.get(name, ""), "F(v{i})")
         exprs.append(template.format(i=i))
+    # All the columns in one C call; a row that lacks one (a stage's doing) or is no plain dict: copy_text
     source = ("def serialise(rows):\n"
               "    out = []\n"
               "    for row in rows:\n"
-              "        g = row.get\n"
+              "        if row.__class__ is not dict or len(row) < LEAST:\n"
+              "            out.append(SLOW((row,), COLUMNS))\n"
+              "            continue\n"
+              "        try:\n"
+              "            " + ", ".join(f"v{i}" for i in range(len(columns))) + ", = GET(row)\n"
+              "        except KeyError:\n"
+              "            out.append(SLOW((row,), COLUMNS))\n"
+              "            continue\n"
               "        out.append(TAB((" + ", ".join(exprs) + ")) + '\\n')\n"
               "    return ''.join(out)\n")
-    namespace: dict[str, Any] = {f"N{i}": name for i, name in enumerate(columns)}
+    namespace: dict[str, Any] = {"GET": operator.itemgetter(*columns), "COLUMNS": columns, "LEAST": len(columns),
+                                 "SLOW": loader.copy_text}
     namespace.update({"S": loader._NEEDS_ESCAPE.search, "F": loader._copy_field, "E": loader._escaped,
                       "ARRAY": loader._array_literal, "RAW": _raw_text, "TAB": "\t".join, "DECIMAL": Decimal,
                       "JSON": JsonText})

@@ -61,7 +61,8 @@ class CompiledRecordPath:
         readers = dict(dataset.check.readers)
         namespace: dict[str, Any] = {
             "Record": Record, "Rejected": Rejected, "Reject": Reject, "REFERENCE": reference.process,
-            "D": Decimal, "FINITE": math.isfinite, "UTC_TEXT": _utc_text, "DIG": _dig, "K": constants}
+            "D": Decimal, "FINITE": math.isfinite, "UTC_TEXT": _utc_text, "ONLY_TEXT": {str}, "DIG": _dig,
+            "K": constants}
         for index, column in enumerate(dataset.columns):
             rule = text_rule(column)
             namespace.update({
@@ -217,14 +218,18 @@ class _Generator:
     @staticmethod
     def _text_list(i: int, column: Column) -> tuple[str, str]:
         """A non-empty list of ASCII text without NUL, each item within the rules (items are not stripped)."""
-        item = ["t.__class__ is str and t.isascii() and '\\x00' not in t"]
         change = f".{column.case}()" if column.case is not None else ""
+        result = f"[t{change} for t in v]" if change else "v[:]"
+        if column.pattern is None:  # every item checked at once, in C: all text, ASCII, no NUL, short enough
+            limit = f" and max(map(len, v)) <= {int(column.max_length)}" if column.max_length is not None else ""
+            return (f"v.__class__ is list and v and {{*map(type, v)}} == ONLY_TEXT and (j := ''.join(v)).isascii() "
+                    f"and '\\x00' not in j{limit}", result)
+        item = ["t.__class__ is str and t.isascii() and '\\x00' not in t"]
         if column.max_length is not None:
             item.append(f"len(t) <= {int(column.max_length)}")
         if column.pattern is not None:
             item.append(f"PATTERN{i}(t{change}) is not None")
-        return (f"v.__class__ is list and v and all({' and '.join(item)} for t in v)",
-                f"[t{change} for t in v]")
+        return f"v.__class__ is list and v and all({' and '.join(item)} for t in v)", result
 
     @staticmethod
     def _number(i: int, column: Column) -> tuple[str, str] | None:
