@@ -100,7 +100,8 @@ def measure(args: argparse.Namespace, bench: Bench, parts: Parts) -> None:
     _freshness(args, bench, parts)
     parts.run("one job, compiled record path against the reference", lambda: _one_job(args, bench, figures, value))
     parts.run("profile of one job", lambda: _profile(args, bench, parts))
-    report.details += [*_details(value.get("e2e", {}), args), "", *_method(args), "", *_loads_section(report)]
+    details = [*_details(value["e2e"], args), ""] if "e2e" in value else []
+    report.details += [*details, *_method(args), "", *_loads_section(report)]
 
 
 def _loader_figures(bench: Bench, rows: list, lineage: Lineage, figures: list[Figure], value: dict) -> None:
