@@ -3,13 +3,16 @@
     IngestError                  base: anything this package raises on purpose
     ├── ConfigError              bad catalog, flag or environment value; fix the input
     ├── ServiceUnavailable       Redis or PostgreSQL cannot be reached (URL masked)
-    │   └── SchemaMissing        PostgreSQL answers, but without the ingest schema: run `ingest db migrate`
+    │   ├── SchemaMissing        PostgreSQL answers, but without the ingest schema: run `ingest db migrate`
+    │   └── ServiceRefused       a malformed URL, or a service that answers no (no such database or user,
+    │                            a wrong password): waiting cannot help, fix the setting
     ├── TransientError           safe to retry: timeouts, connection drops, 429, 5xx
     │   ├── UnreadableBody       a 200 whose body is not JSON, too large or not application/json
     │   └── CircuitOpen          the source's breaker is open: defer the job, do not call it
     └── PermanentError           retrying cannot help: 4xx, a body that is not JSON, ...
         ├── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
-        └── CountMismatch        a job's counts do not add up (a counting bug; raised with INGEST_STRICT_COUNTS)
+        ├── CountMismatch        a job's counts do not add up (a counting bug; raised with INGEST_STRICT_COUNTS)
+        └── MissingParentValue   a child source's {parent.PATH} (or {partition.NAME}) has no value to fill in
 
 Third-party errors (requests, psycopg2, redis) are translated into these at the
 module that talks to the library, with ``raise ... from exc``, so callers above
@@ -36,6 +39,12 @@ class SchemaMissing(ServiceUnavailable):
 
     A job that meets it is retried later like any unavailable service: a migration may come first.
     """
+
+
+class ServiceRefused(ServiceUnavailable):
+    """The URL is malformed, or Redis or PostgreSQL answered and refused it (a database or user that
+    does not exist, a wrong password): no wait can fix it, so nothing waits for it
+    (``ops.readiness`` fails at once). The message names the URL with its password masked."""
 
 
 class TransientError(IngestError):
@@ -84,3 +93,13 @@ class CountMismatch(PermanentError):
     """A job's counts do not add up (``fetched != rejected + duplicate + loaded + updated``): a
     bug in the counting, never in the data. Raised only with ``strict_counts`` (tests); otherwise
     logged as an error and the job ends as it would have."""
+
+
+class MissingParentValue(PermanentError):
+    """A request template names ``{parent.PATH}`` (or ``{partition.NAME}``) and the parent record
+    (or the partition) has no usable value there: no request is sent. Retrying cannot help; the
+    fan-out marks that one parent failed with this message, which names the path (``path``)."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path  # "parent.user.login", "partition.board"

@@ -11,6 +11,7 @@ the same contract.
 - :mod:`.auth`: the credentials a source's ``auth`` names, read from the worker's environment per request.
 - :mod:`.probe` and :mod:`.draft`: ``ingest catalog draft``, a catalog entry from what an API serves.
 - :mod:`.prefetch`: read a source ahead in a thread while the job works on what it served.
+- :mod:`.templates`: ``{parent.PATH}`` and ``{partition.NAME}`` in a request, filled from the context.
 
 May import: ``core``, ``datasets`` (the draft's column types).
 """
@@ -20,8 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.models import SourceSpec
-from ..core.plugins import resolve
-from .base import FetchesAhead, ResumableSource, Source, SourceContext
+from ..core.plugins import PluginAllowlist, resolve
+from .base import FetchesAhead, ResumableSource, SkipsRequests, Source, SourceContext
 from .csv_file import CsvSource
 from .http_json import http_json_source
 from .synthetic import SyntheticSource
@@ -29,9 +30,10 @@ from .synthetic import SyntheticSource
 SOURCE_KINDS: dict[str, Any] = {"http_json": http_json_source, "csv": CsvSource, "synthetic": SyntheticSource}
 
 
-def source_class(kind: str) -> Any:
-    """The class of a built-in kind or of a plugin ``package.module:ClassName``; ConfigError otherwise."""
-    return resolve(kind, SOURCE_KINDS, "source kind")
+def source_class(kind: str, allow: PluginAllowlist | None = None) -> Any:
+    """The class of a built-in kind or of a plugin ``package.module:ClassName`` whose module ``allow``
+    allows (see :func:`.resolve`); ConfigError otherwise."""
+    return resolve(kind, SOURCE_KINDS, "source kind", allow)
 
 
 def make_source(spec: SourceSpec, context: SourceContext) -> Source:
@@ -39,5 +41,5 @@ def make_source(spec: SourceSpec, context: SourceContext) -> Source:
     return source_class(spec.kind)(spec, context)
 
 
-__all__ = ["SOURCE_KINDS", "FetchesAhead", "ResumableSource", "Source", "SourceContext", "make_source",
-           "source_class"]
+__all__ = ["SOURCE_KINDS", "FetchesAhead", "ResumableSource", "SkipsRequests", "Source", "SourceContext",
+           "make_source", "source_class"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -40,13 +40,18 @@ class CompiledRecordPath:
     name = "map+validate"
 
     def __init__(self, dataset: Dataset, fields: dict[str, str], constants: dict[str, Any] | None = None,
-                 lineage: Lineage | None = None) -> None:
-        reference: list[Any] = [map_fields(fields, constants), validate(dataset)]
+                 lineage: Lineage | None = None, scope: Mapping[str, Any] | None = None) -> None:
+        reference: list[Any] = [map_fields(fields, constants, scope), validate(dataset)]
         if lineage is not None:
             reference.append(enrich(lineage))
-        self._source = _Generator(dataset, fields, dict(constants or {}), lineage).source()
+        scoped = dict(scope or {})
+        # A field read from the scope (a child's parent record, a partition) is the same for every record
+        from_scope = {target: _dig(scoped, path.split(".")) for target, path in fields.items()
+                      if path.split(".")[0] in scoped}
+        self._source = _Generator(dataset, fields, dict(constants or {}), lineage, from_scope).source()
         namespace = self._namespace(dataset, fields, dict(constants or {}), lineage,
                                     PerRecordChain(tuple(reference)))
+        namespace["SCOPED"] = from_scope
         exec(compile(self._source, f"<record path of dataset {dataset.name}>", "exec"), namespace)  # noqa: S102
         self.process: Callable[[Iterable[Item]], Iterator[Item]] = namespace["process"]
 
@@ -80,7 +85,8 @@ class CompiledRecordPath:
 
 
 def compiled_stages(stages: Sequence[Stage], dataset: Dataset, fields: dict[str, str],
-                    constants: dict[str, Any] | None, lineage: Lineage) -> list[Stage] | None:
+                    constants: dict[str, Any] | None, lineage: Lineage,
+                    scope: Mapping[str, Any] | None = None) -> list[Stage] | None:
     """The stage list of a source with its leading ``map`` and ``validate`` (and a trailing
     ``enrich`` right after them) replaced by one :class:`CompiledRecordPath`; ``None`` when the
     dataset has ``prepare`` stages, which must see the mapped record before the checks (the reference
@@ -90,8 +96,8 @@ def compiled_stages(stages: Sequence[Stage], dataset: Dataset, fields: dict[str,
         return None
     extra = list(stages[2:-1])  # map, validate, *extra, enrich: see default_stages
     if not extra:
-        return [CompiledRecordPath(dataset, fields, constants, lineage)]
-    return [CompiledRecordPath(dataset, fields, constants), *extra, stages[-1]]
+        return [CompiledRecordPath(dataset, fields, constants, lineage, scope)]
+    return [CompiledRecordPath(dataset, fields, constants, scope=scope), *extra, stages[-1]]
 
 
 _ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:Z|\+00:00)").fullmatch
@@ -118,8 +124,9 @@ class _Generator:
     """The Python source of ``process`` for one dataset and one source's field mapping."""
 
     def __init__(self, dataset: Dataset, fields: dict[str, str], constants: dict[str, Any],
-                 lineage: Lineage | None) -> None:
+                 lineage: Lineage | None, from_scope: dict[str, Any]) -> None:
         self._dataset, self._fields, self._constants, self._lineage = dataset, fields, constants, lineage
+        self._from_scope = from_scope
         self._companions = {c.currency_column for c in dataset.columns if c.type == "money" and c.currency_column}
 
     def source(self) -> str:
@@ -152,6 +159,8 @@ class _Generator:
         """The expression of the column's mapped value, as ``map`` computes it."""
         if column.name in self._constants:
             return f"K[N{index}]"
+        if column.name in self._from_scope:
+            return f"SCOPED[N{index}]"
         path = self._fields.get(column.name)
         if path is None:
             return f"g(N{index})"

@@ -87,16 +87,21 @@ def datasets(draw: st.DrawFn, most: int = 5) -> Dataset:
 
 
 @st.composite
-def mappings(draw: st.DrawFn, dataset: Dataset) -> tuple[dict[str, str], dict[str, Any]]:
-    """Some columns read from another field, a nested one or a list item; some are constants."""
-    fields, constants = {}, {}
+def mappings(draw: st.DrawFn, dataset: Dataset) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+    """Some columns read from another field, a nested one or a list item; some are constants; some
+    come from the scope (a child source's parent record)."""
+    fields, constants, parent = {}, {}, {}
     for column in dataset.columns:
-        choice = draw(st.integers(0, 7))
+        choice = draw(st.integers(0, 8))
         if choice < 3:
             fields[column.name] = (f"src_{column.name}", f"nested.{column.name}", f"list_{column.name}.0")[choice]
         elif choice == 3:
             constants[column.name] = draw(st.one_of(valid(column), scalars))
-    return fields, constants
+        elif choice == 4:
+            fields[column.name] = f"parent.{column.name}"
+            if draw(st.integers(0, 3)):
+                parent[column.name] = draw(st.one_of(valid(column), scalars))
+    return fields, constants, ({"parent": parent} if draw(st.booleans()) or parent else {})
 
 
 def valid(column: Any) -> st.SearchStrategy[Any]:
@@ -160,9 +165,9 @@ def _shown(items: list[Any]) -> list[tuple[Any, ...]]:
 
 
 def _both(dataset: Dataset, fields: dict[str, str], constants: dict[str, Any], page: list[Any],
-          extra: list[Any] | None = None) -> tuple[list[Any], list[Any]]:
-    reference = default_stages(fields, dataset, LINEAGE, extra or [], constants)
-    compiled = compiled_stages(reference, dataset, fields, constants, LINEAGE)
+          extra: list[Any] | None = None, scope: dict[str, Any] | None = None) -> tuple[list[Any], list[Any]]:
+    reference = default_stages(fields, dataset, LINEAGE, extra or [], constants, (), scope)
+    compiled = compiled_stages(reference, dataset, fields, constants, LINEAGE, scope)
     assert compiled is not None
     return _outcome(reference, page), _outcome(compiled, page)
 
@@ -180,9 +185,9 @@ def _outcome(stages: list[Any], page: list[Any]) -> list[Any]:
 @given(st.data())
 def test_compiled_path_gives_the_reference_rows_and_rejects(data: st.DataObject) -> None:
     dataset = data.draw(datasets())
-    fields, constants = data.draw(mappings(dataset))
+    fields, constants, scope = data.draw(mappings(dataset))
     page = data.draw(st.lists(records(dataset, fields), max_size=6))
-    reference, compiled = _both(dataset, fields, constants, page)
+    reference, compiled = _both(dataset, fields, constants, page, scope=scope)
     assert _shown(compiled) == _shown(reference)
     rows = [item.row for item in reference if isinstance(item, Record)]
     assert copy_serialiser(dataset)(rows) == copy_text(rows, dataset.load_columns)
@@ -193,9 +198,9 @@ def test_compiled_path_gives_the_reference_rows_and_rejects(data: st.DataObject)
 def test_each_column_alone_gives_the_reference_rows_and_rejects(data: st.DataObject) -> None:
     """Datasets of one or two columns: each type's fast branch meets its edges far more often."""
     dataset = data.draw(datasets(most=2))
-    fields, constants = data.draw(mappings(dataset))
+    fields, constants, scope = data.draw(mappings(dataset))
     page = data.draw(st.lists(records(dataset, fields), min_size=1, max_size=8))
-    reference, compiled = _both(dataset, fields, constants, page)
+    reference, compiled = _both(dataset, fields, constants, page, scope=scope)
     assert _shown(compiled) == _shown(reference)
 
 
