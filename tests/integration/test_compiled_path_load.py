@@ -35,7 +35,7 @@ PAGE: list[Any] = [
 def _load(pg: psycopg2.extensions.connection, source: str, compiled: bool) -> None:
     spec = SourceSpec(name=source, kind="http_json", dataset="products", fields={"product_id": "id", "name": "title"})
     lineage = Lineage(source, "run-1", "job-1", "2026-01-01T00:00:00+00:00")
-    items = list(compose(source_stages(spec, PRODUCTS, lineage, compiled), [Record(raw) for raw in PAGE]))
+    items = list(compose(source_stages(spec, PRODUCTS, lineage, compiled=compiled), [Record(raw) for raw in PAGE]))
     rows = [item.row for item in items if isinstance(item, Record)]
     rejected = [item for item in items if isinstance(item, Rejected)]
     loader = PostgresLoader(pg, copy_serialiser(PRODUCTS) if compiled else None)
