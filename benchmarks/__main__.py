@@ -378,6 +378,9 @@ def _record_path(bench: Bench, rows: list, figures: list[Figure], values: dict) 
                           rates["fused closures"], "records/s", "reference", rates["reference"]))
     figures.append(Figure("… generated per dataset: `CompiledRecordPath` + `copy_serialiser` (prototype A, kept)",
                           rates["generated"], "records/s", "reference", rates["reference"]))
+    figures.append(Figure("… generated, with a user's stage (the `Stage` protocol) that changes nothing",
+                          rates["generated + a user stage"], "records/s", "reference with the same stage",
+                          rates["reference + a user stage"]))
 
 
 def _loads_section(report: Report) -> list[str]:

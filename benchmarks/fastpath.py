@@ -6,7 +6,8 @@ is shared: wall time would count the others' work), best of ``rounds``, the ways
 - fused closures: one loop that maps, calls the dataset's row check and stamps the lineage, no stage
   objects, ``copy_text`` (prototype B: what fusing alone gives, without generated code);
 - generated: :class:`CompiledRecordPath` and :func:`copy_serialiser`, code generated per dataset
-  (prototype A, kept).
+  (prototype A, kept);
+- reference and generated with a user's stage that changes nothing: what a ``Stage`` costs on each path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ingest_workers.core.models import Lineage, Record, Reject, Rejected, Source
 from ingest_workers.datasets import Dataset
 from ingest_workers.load.copygen import copy_serialiser
 from ingest_workers.load.loader import copy_text
-from ingest_workers.stages.base import _dig, compose
+from ingest_workers.stages.base import PerRecord, _dig, compose
 from ingest_workers.stages.compiled import compiled_stages
 from ingest_workers.stages.registry import source_stages
 
@@ -45,10 +46,18 @@ def ways(spec: SourceSpec, dataset: Dataset, lineage: Lineage) -> dict[str, Way]
             return out
         return run
 
+    # A user's stage (the Stage protocol) that changes nothing: what running one costs on each path
+    user = PerRecord("user", lambda record: record)
+    with_user = compiled_stages([*reference[:-1], user, reference[-1]], dataset, spec.fields, spec.constants,
+                                lineage)
+    assert with_user is not None
     return {"reference": staged(reference, lambda rows: copy_text(rows, dataset.load_columns)),
             "fused closures": lambda records: [copy_text(fused(batch)[0], dataset.load_columns)
                                                for batch in chunks(records, BATCH)],
-            "generated": staged(compiled, serialise)}
+            "generated": staged(compiled, serialise),
+            "reference + a user stage": staged([*reference[:-1], user, reference[-1]],
+                                               lambda rows: copy_text(rows, dataset.load_columns)),
+            "generated + a user stage": staged(with_user, serialise)}
 
 
 def fused_closures(spec: SourceSpec, dataset: Dataset, lineage: Lineage
@@ -115,4 +124,4 @@ if __name__ == "__main__":  # python -m benchmarks.fastpath [RECORDS]
     figures = measure(served_records(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000), shop, PRODUCTS,
                       Lineage(shop.name, "bench", "bench-fastpath", datetime.now(UTC).isoformat()))
     for name, rate in figures.items():
-        print(f"{name:>15}: {rate:10,.0f} records/s  {rate / figures['reference']:.2f}×")
+        print(f"{name:>25}: {rate:10,.0f} records/s  {rate / figures['reference']:.2f}×")
