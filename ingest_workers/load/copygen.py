@@ -31,7 +31,7 @@ _BY_TYPE = {
     "numeric": "(str(v{i}) if (k := v{i}.__class__) is DECIMAL or k is int or k is float else F(v{i}))",
     "boolean": "('t' if v{i} is True else 'f' if v{i} is False else F(v{i}))",
     "json": "(v{i} if v{i}.__class__ is JSON and not S(v{i}) else F(v{i}))",
-    "text[]": "(E(ARRAY(v{i})) if v{i}.__class__ is list else F(v{i}))",
+    "text[]": "(E(TEXTS(v{i})) if v{i}.__class__ is list else F(v{i}))",
 }
 _BY_TYPE["money"] = _BY_TYPE["numeric"]
 _RAW = "(RAW(v{i}) if v{i}.__class__ is dict else F(v{i}))"
@@ -47,6 +47,17 @@ def _raw_text(payload: dict[str, Any]) -> str:
     if b"null" in data or b"\\u0000" in data:
         return loader._copy_field(payload)
     return data.decode().replace("\\", "\\\\") if b"\\" in data else data.decode()
+
+
+def _texts_literal(items: list[Any]) -> str:
+    """``_array_literal(items)``: joined at once when every item is text without a quote or a backslash."""
+    if items and {*map(type, items)} == _ONLY_TEXT and '"' not in (joined := "".join(items)) \
+            and "\\" not in joined:
+        return '{"' + '","'.join(items) + '"}'
+    return loader._array_literal(items)
+
+
+_ONLY_TEXT = frozenset({str})
 
 
 def copy_serialiser(dataset: Dataset) -> Serialiser:
@@ -75,7 +86,7 @@ def copy_serialiser(dataset: Dataset) -> Serialiser:
     namespace: dict[str, Any] = {"GET": operator.itemgetter(*columns), "COLUMNS": columns, "LEAST": len(columns),
                                  "SLOW": loader.copy_text}
     namespace.update({"S": loader._NEEDS_ESCAPE.search, "F": loader._copy_field, "E": loader._escaped,
-                      "ARRAY": loader._array_literal, "RAW": _raw_text, "TAB": "\t".join, "DECIMAL": Decimal,
+                      "TEXTS": _texts_literal, "RAW": _raw_text, "TAB": "\t".join, "DECIMAL": Decimal,
                       "JSON": JsonText})
     exec(compile(source, f"<COPY serialiser of dataset {dataset.name}>", "exec"), namespace)  # noqa: S102
     return namespace["serialise"]
