@@ -15,12 +15,14 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from .core.envrefs import expand
 from .core.errors import ConfigError
 from .core.models import RENAMED_KEYS, SourceSpec, current_keys
+from .core.timewindows import check_time_format, iso, parse_duration, to_moment
 from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
@@ -36,7 +38,8 @@ EXPANDED_HERE = ("kind", "dataset", "queue", "pagination", "cursor_field")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
-                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path"}
+                "since_param", "until_param", "lookback", "window", "time_format",
+                "next_url_path", "after_param", "after_field", "has_more_path"}
 _TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
 _NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
 
@@ -138,6 +141,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     declared = (datasets or {}).get(values["dataset"]) if isinstance(values["dataset"], str) else None
     _check_parts(where, values, declared, dataset_key)
     _check_request(where, values)
+    _check_time(where, values)
     if declared is not None:
         values["declaration"] = declared.to_dict()
     page_size = values.get("page_size", SourceSpec.page_size)
@@ -226,6 +230,48 @@ def _check_request(where: str, values: dict[str, Any]) -> None:
             raise ConfigError(f"{where} key 'params.{name}': expected text, a number or a boolean, got {value!r}")
     if "auth" in values:
         check_auth(where, values["auth"], values)
+
+
+def _check_time(where: str, values: dict[str, Any]) -> None:
+    """``initial_value``, ``lookback``, ``window``, ``max_records_per_window`` and ``time_format``
+    (docs/sources.md, "Time"): each checked alone, then together (a window needs a start and a cursor)."""
+    if isinstance(values.get("initial_value"), (datetime, date)):  # TOML's own dates travel as ISO text
+        values["initial_value"] = iso(to_moment(values["initial_value"].isoformat()))
+    for key in ("lookback", "window"):
+        if key in values:
+            try:
+                parse_duration(values[key])
+            except ValueError as exc:
+                raise ConfigError(f"{where} key {key!r}: {exc}") from None
+    if "time_format" in values:
+        try:
+            check_time_format(values["time_format"])
+        except ValueError as exc:
+            raise ConfigError(f"{where} key 'time_format': {exc}") from None
+    capped = values.get("max_records_per_window")
+    if capped is not None and (not isinstance(capped, int) or isinstance(capped, bool) or capped < 1):
+        raise ConfigError(f"{where} key 'max_records_per_window': expected a whole number above 0, got {capped!r}")
+    timed = [key for key in ("initial_value", "lookback", "window", "max_records_per_window") if key in values]
+    if timed and not values.get("cursor_field"):
+        raise ConfigError(f"{where} key {timed[0]!r}: only a source with a cursor_field reads incrementally")
+    if capped is not None and "window" not in values:
+        raise ConfigError(f"{where} key 'max_records_per_window': a capped window is split: set window too")
+    _check_time_start(where, values)
+
+
+def _check_time_start(where: str, values: dict[str, Any]) -> None:
+    """The first mark is a time when windows or a look-back are counted from it; a window needs one."""
+    initial = values.get("initial_value")
+    if initial is not None and ("window" in values or "lookback" in values):
+        try:
+            to_moment(initial, values.get("time_format"))
+        except ValueError as exc:
+            raise ConfigError(f"{where} key 'initial_value': {exc}; window and lookback count from it") from None
+    elif initial is not None and (isinstance(initial, bool) or not isinstance(initial, (str, int, float))):
+        raise ConfigError(f"{where} key 'initial_value': expected a time or a number, got {initial!r}")
+    if "window" in values and initial is None:
+        raise ConfigError(f"{where} key 'window': the first run steps from initial_value: set it too "
+                          "(e.g. initial_value = \"2024-01-01T00:00:00Z\")")
 
 
 def _expand_here(where: str, key: str, value: Any, env: Mapping[str, str]) -> Any:
