@@ -22,12 +22,13 @@ from typing import Any
 from .core.envrefs import expand
 from .core.errors import ConfigError
 from .core.models import RENAMED_KEYS, SourceSpec, current_keys
+from .core.schedules import cron_problem
 from .core.timewindows import check_time_format, iso, parse_duration, to_moment
 from .datasets import BUILTIN, Dataset, parse_dataset
 from .load.sinks import sink_class
 from .sources import source_class
-from .sources.auth import check_auth
-from .sources.http_json import CONCURRENT_PAGINATIONS, PAGINATIONS
+from .sources.auth_kinds import check_auth
+from .sources.paginators import CONCURRENT_PAGINATIONS, paginator_class
 from .stages.registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
@@ -38,8 +39,8 @@ EXPANDED_HERE = ("kind", "dataset", "queue", "pagination", "cursor_field")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
-                "since_param", "until_param", "lookback", "window", "time_format",
-                "next_url_path", "after_param", "after_field", "has_more_path"}
+                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path",
+                "schedule", "error_path", "lookback", "window", "time_format"}
 _TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
 _NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
 
@@ -148,6 +149,7 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
     if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
         raise ConfigError(f"{where} key 'page_size': expected a whole number above 0, got {page_size!r}")
     _check_concurrency(where, values)
+    _check_schedule(where, values)
     queue = values.get("queue")
     if queue is not None and not QUEUE_PATTERN.fullmatch(queue):
         raise ConfigError(f"{where} key 'queue': use letters, digits, '-', '_' or '.', got {queue!r}")
@@ -190,6 +192,17 @@ def _check_concurrency(where: str, values: dict[str, Any]) -> None:
                           f"(their addresses are known in advance); this source's pages come one after another")
 
 
+def _check_schedule(where: str, values: dict[str, Any]) -> None:
+    """``schedule`` is a five-field cron expression, and a source has it or ``interval_seconds``, not both."""
+    if "schedule" not in values:
+        return
+    if "interval_seconds" in values:
+        raise ConfigError(f"{where}: give 'schedule' (cron, UTC) or 'interval_seconds', not both")
+    problem = cron_problem(values["schedule"])
+    if problem:
+        raise ConfigError(f"{where} key 'schedule': {problem}")
+
+
 def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = None,
                  dataset_key: str = "dataset") -> None:
     """The kind, dataset, pagination, stages and sinks an entry names must exist."""
@@ -203,8 +216,10 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = 
     if dataset is None:
         raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['dataset']!r}; declare it as "
                           f"[datasets.{values['dataset']}] or use a built-in one: {', '.join(BUILTIN)}")
-    if values.get("pagination", "page") not in PAGINATIONS:
-        raise ConfigError(f"{where} key 'pagination': expected one of {', '.join(PAGINATIONS)}")
+    try:
+        paginator_class(values.get("pagination", "page"))
+    except ConfigError as exc:
+        raise ConfigError(f"{where} key 'pagination': {exc}") from None
     cursor_field = values.get("cursor_field")
     if cursor_field is not None and cursor_field not in dataset.column_names:
         raise ConfigError(f"{where} key 'cursor_field': {cursor_field!r} is not a column of {dataset.name}; "

@@ -14,7 +14,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from .. import pipeline
-from ..core.errors import CircuitOpen, ServiceUnavailable, TransientError
+from ..core.errors import Deferral, ServiceUnavailable, TransientError
 from ..core.models import SourceSpec, Window
 from ..guards.quarantine import note_worker_death
 from ..ops.logs import configure_logging, job_context, redact_log_records
@@ -37,8 +37,9 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
     return its counts (fetched, rejected, duplicate, loaded).
 
     Its clients and redactor are the ones the worker serves it (:func:`.resources.for_job`).
-    While the source's circuit is open, return an RQ ``Retry``: RQ's scheduler re-enqueues
-    the job when the cool-down is over, and this worker moves on to other sources.
+    While the source's circuit is open, or its server asked for a wait longer than the HTTP
+    back-off cap (``Retry-After``), return an RQ ``Retry``: RQ's scheduler re-enqueues
+    the job when the wait is over, and this worker moves on to other sources.
     """
     with resources.for_job() as res:
         _ensure_logging(res.settings.log_format)
@@ -50,7 +51,7 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
                 counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
                                                 Window(*window) if window else None,
                                                 lambda error: runs_again(job, error))
-            except CircuitOpen as exc:
+            except Deferral as exc:
                 return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
             except BaseException as exc:
                 res.redactor.redact_exception(exc)  # RQ stores and logs its traceback: no job variable's value
@@ -59,12 +60,12 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
 
 
 def runs_again(job: Job | None, error: BaseException) -> bool:
-    """Whether RQ will run ``job`` again after ``error``: a deferral (an open circuit, while deferrals
-    are left), or a retry (an error that may pass, while retries are left). Never inline: RQ's
-    synchronous mode (worker name ``sync``) runs a job once."""
+    """Whether RQ will run ``job`` again after ``error``: a deferral (an open circuit or a long
+    ``Retry-After``, while deferrals are left), or a retry (an error that may pass, while retries
+    are left). Never inline: RQ's synchronous mode (worker name ``sync``) runs a job once."""
     if job is None or job.worker_name == "sync":
         return False
-    if isinstance(error, CircuitOpen):
+    if isinstance(error, Deferral):
         return (job.number_of_retries or 0) < MAX_DEFERRALS
     return isinstance(error, RETRYABLE) and bool(job.retries_left)
 
