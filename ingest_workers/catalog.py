@@ -29,6 +29,7 @@ from .load.sinks import sink_class
 from .sources import source_class
 from .sources.auth_kinds import check_auth
 from .sources.paginators import CONCURRENT_PAGINATIONS, paginator_class
+from .sources.templates import texts_in, unknown_placeholders
 from .stages.registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
@@ -40,7 +41,7 @@ _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
                 "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path",
-                "schedule", "error_path", "lookback", "window", "time_format"}
+                "schedule", "error_path", "lookback", "window", "time_format", "method"}
 _TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
 _NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
 
@@ -245,6 +246,32 @@ def _check_request(where: str, values: dict[str, Any]) -> None:
             raise ConfigError(f"{where} key 'params.{name}': expected text, a number or a boolean, got {value!r}")
     if "auth" in values:
         check_auth(where, values["auth"], values)
+    _check_shape(where, values)
+
+
+def _check_shape(where: str, values: dict[str, Any]) -> None:
+    """``method`` and ``body``, and the placeholders of the request (docs/sources.md, "Request shape"):
+    an unknown one is refused. A GraphQL ``query`` text in the body keeps its own braces."""
+    method = values.get("method", "GET")
+    if method not in ("GET", "POST"):
+        raise ConfigError(f"{where} key 'method': expected \"GET\" or \"POST\", got {method!r}")
+    if "body" in values and (method != "POST" or not isinstance(values["body"], (dict, list))):
+        raise ConfigError(f"{where} key 'body': a JSON body is a table sent with method = \"POST\"")
+    body = values.get("body")
+    texts = [("url", values.get("url", "")),
+             *((f"params.{k}", v) for k, v in values.get("params", {}).items() if isinstance(v, str)),
+             *((f"headers.{k}", v) for k, v in values.get("headers", {}).items()),
+             *(("body", text) for key, value in (body.items() if isinstance(body, dict) else [("", body)])
+               if key != "query" for text in texts_in(value))]
+    for key, text in texts:
+        unknown = unknown_placeholders(text)
+        if unknown:
+            raise ConfigError(f"{where} key {key!r}: unknown placeholder {unknown[0]}; known: "
+                              f"{{since}}, {{until}}, {{page}}, {{offset}}, {{cursor}}, {{parent.PATH}}, "
+                              "{partition.NAME}")
+    if "window" in values and not values.get("until_param") and not any("{until}" in t for _, t in texts):
+        raise ConfigError(f"{where} key 'window': each window ends at {{until}}: set until_param or put "
+                          "{until} in the request")
 
 
 def _check_time(where: str, values: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@
     └── PermanentError           retrying cannot help: 4xx, a body that is not JSON, ...
         ├── Unauthorized         HTTP 401: an authenticator may renew its credentials once
         ├── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
+        ├── MissingParentValue   a child source's {parent.PATH} (or {partition.NAME}) has no value to fill in
         └── CountMismatch        a job's counts do not add up (a counting bug; raised with INGEST_STRICT_COUNTS)
 
 Third-party errors (requests, psycopg2, redis) are translated into these at the
@@ -106,3 +107,13 @@ class CountMismatch(PermanentError):
     """A job's counts do not add up (``fetched != rejected + duplicate + loaded + updated``): a
     bug in the counting, never in the data. Raised only with ``strict_counts`` (tests); otherwise
     logged as an error and the job ends as it would have."""
+
+
+class MissingParentValue(PermanentError):
+    """A request template names ``{parent.PATH}`` (or ``{partition.NAME}``) and the parent record
+    (or the partition) has no usable value there: no request is sent. Retrying cannot help; the
+    fan-out marks that one parent failed with this message, which names the path (``path``)."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path  # "parent.user.login", "partition.board"

@@ -36,6 +36,8 @@ class SourceSpec:
     # environment variables, never holds a secret
     auth: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)  # static query parameters of every request
+    method: str = "GET"  # http_json: GET or POST
+    body: Any = None  # http_json: the JSON body of every request (a table); its placeholders are filled per request
     headers: dict[str, str] = field(default_factory=dict)  # static headers of every request
     next_url_path: str = "next"  # next_url pagination: where the next page's URL is in the body
     after_param: str = "starting_after"  # after_last pagination: the parameter carrying the last key

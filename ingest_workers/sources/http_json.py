@@ -24,6 +24,7 @@ run fetches it again.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -39,6 +40,7 @@ from .http import HttpClient, JsonPage, safe_url
 from .jsonlimits import DEEP_MARKER, too_deep
 from .page_fetch import fetched_in_order, session_client
 from .paginators import CONCURRENT_PAGINATIONS, PAGINATIONS, NumberedPages, at, make_paginator
+from .templates import filled_request, request_values_in
 
 __all__ = ["CONCURRENT_PAGINATIONS", "PAGINATIONS", "HttpJsonSource", "http_json_source"]
 MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job
@@ -62,12 +64,16 @@ class HttpJsonSource:
         # TOML booleans go out as the words JSON APIs expect, not Python's True/False.
         self._params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in spec.params.items()}
         self._filters: dict[str, Any] = dict(self._params)
-        for param, value, what in ((spec.since_param, context.since, "since_param"),
-                                   (spec.until_param, context.until, "until_param")):
-            if value is None:
+        # {since}, {until}, {page}, ... in the request (:mod:`.templates`), filled per request
+        self._placed = request_values_in(spec)
+        self._values = {"since": context.since, "until": context.until}
+        for param, value, what in ((spec.since_param, context.since, "since"),
+                                   (spec.until_param, context.until, "until")):
+            if value is None or (not param and what in self._placed):
                 continue
             if not param:
-                raise ConfigError(f"source {spec.name}: cannot ask for records by time without {what}")
+                raise ConfigError(f"source {spec.name}: cannot ask for records by time without {what}_param "
+                                  f"or {{{what}}} in the request")
             self._filters[param] = value
 
     def stream(self) -> Iterator[Any]:
@@ -80,7 +86,8 @@ class HttpJsonSource:
         """Page paging: the records yielded next are of ``page`` (a resumable source keeps it)."""
 
     def _first_request(self) -> ApiRequest:
-        return self._paginator.first_request(ApiRequest(self._spec.url, self._filters, self._spec.headers))
+        spec = self._spec
+        return self._paginator.first_request(ApiRequest(spec.url, self._filters, spec.headers, spec.method, spec.body))
 
     def _numbered_pages(self, paginator: NumberedPages) -> Iterator[Any]:
         """Pages addressed by number (``page=1, 2, ...``) or by offset (``offset=0, 500, ...``):
@@ -177,12 +184,19 @@ class HttpJsonSource:
         error_path = self._spec.error_path
         authorized = self._authorized(request)
         try:
-            return client.get_json_document(authorized.url, authorized.params, authorized.headers, error_path)
+            return self._send_filled(client, authorized, error_path)
         except Unauthorized:
             if not (isinstance(self._auth, RenewsCredentials) and self._auth.renew(authorized)):
                 raise
-        authorized = self._authorized(request)
-        return client.get_json_document(authorized.url, authorized.params, authorized.headers, error_path)
+        return self._send_filled(client, self._authorized(request), error_path)
+
+    def _send_filled(self, client: HttpClient, request: ApiRequest, error_path: str) -> JsonPage:
+        """``request`` sent with its ``{since}``, ``{page}``, ... filled in: the paging position the
+        paginator added as a parameter goes where its placeholder is instead (a POST body, a filter)."""
+        if self._placed:
+            request = filled_request(request, self._spec, self._values, self._placed)
+        return client.get_json_document(request.url, request.params, request.headers, error_path,
+                                        request.method, request.body)
 
     def _authorized(self, request: ApiRequest) -> ApiRequest:
         authorized = self._auth.authorize(request)
@@ -191,7 +205,7 @@ class HttpJsonSource:
         # Another URL (a next link) carries its own query: add only what it lacks (static params, an api key).
         present = {name for name, _ in parse_qsl(urlsplit(request.url).query, keep_blank_values=True)}
         params = {**self._params, **authorized.params}
-        return ApiRequest(authorized.url, {k: v for k, v in params.items() if k not in present}, authorized.headers)
+        return dataclasses.replace(authorized, params={k: v for k, v in params.items() if k not in present})
 
 
 def _origin(url: str) -> tuple[str, str]:
