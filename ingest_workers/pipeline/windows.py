@@ -83,7 +83,7 @@ class ReadPlan:
             return [Part()]  # the first run of a source without initial_value reads everything
         if not self.windowed and spec.lookback is None and spec.time_format is None:
             return [Part(start)]  # the mark as stored (a time or any other increasing value)
-        moment = self._moment(start) - self._lookback()
+        moment = self._moment(start) - (self._lookback() if mark is not None else timedelta())  # a mark, not a start
         if not self.windowed:
             return [Part(for_request(moment, spec.time_format))]
         return [self._window(s, u, True) for s, u in step_windows(moment, now, self._step())]

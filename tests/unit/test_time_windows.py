@@ -83,6 +83,8 @@ def test_a_first_run_starts_at_initial_value_and_later_ones_at_the_mark() -> Non
 def test_lookback_asks_from_before_the_mark() -> None:
     plan = ReadPlan(spec(lookback="15m"), "2024-01-10T08:00:00Z", None, NOW)
     assert [p.since for p in plan.parts()] == ["2024-01-10T07:45:00Z"]
+    first = ReadPlan(spec(lookback="15m", initial_value="2024-01-01T00:00:00Z"), None, None, NOW)
+    assert [p.since for p in first.parts()] == ["2024-01-01T00:00:00Z"]  # a start, not a mark: nothing is late
     unix = ReadPlan(spec(lookback="1h", time_format="unix"), 1704873600, None, NOW)
     assert [p.since for p in unix.parts()] == [str(1704873600 - 3600)]
 
