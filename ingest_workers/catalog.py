@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.envrefs import expand
-from .core.errors import ConfigError
+from .core.errors import ConfigError, Refused
 from .core.models import RENAMED_KEYS, SourceSpec, current_keys
 from .core.schedules import cron_problem
 from .core.timewindows import check_time_format, iso, parse_duration, to_moment
@@ -219,8 +219,8 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = 
                           f"[datasets.{values['dataset']}] or use a built-in one: {', '.join(BUILTIN)}")
     try:
         paginator_class(values.get("pagination", "page"))
-    except ConfigError as exc:
-        raise ConfigError(f"{where} key 'pagination': {exc}") from None
+    except (ConfigError, Refused) as exc:
+        raise type(exc)(f"{where} key 'pagination': {exc}") from None
     cursor_field = values.get("cursor_field")
     if cursor_field is not None and cursor_field not in dataset.column_names:
         raise ConfigError(f"{where} key 'cursor_field': {cursor_field!r} is not a column of {dataset.name}; "

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, Refused
 from ..core.models import SourceSpec
 from ..core.plugins import resolve
 from .auth import ApiKeyAuth, AuthContext, Authenticator, BasicAuth, BearerAuth, HeaderAuth, NoAuth
@@ -31,9 +31,11 @@ API_KEY_LOCATIONS = ("header", "query")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def authenticator_class(kind: str) -> Any:
-    """The class of a built-in auth kind or of a plugin ``package.module:Class``; ConfigError otherwise."""
-    return resolve(kind, {name: entry[0] for name, entry in AUTH_KINDS.items()}, "auth kind")
+def authenticator_class(kind: str, allow: Any = None) -> Any:
+    """The class of a built-in auth kind or of a plugin ``package.module:Class``; ConfigError otherwise.
+    ``allow``: the plugin allowlist a name from a job is checked against before anything is imported."""
+    return resolve(kind, {name: entry[0] for name, entry in AUTH_KINDS.items()}, "auth kind",
+                   *(() if allow is None else (allow,)))
 
 
 def make_authenticator(spec: SourceSpec, context: AuthContext) -> Authenticator:
@@ -50,8 +52,9 @@ def make_authenticator(spec: SourceSpec, context: AuthContext) -> Authenticator:
     return authenticator
 
 
-def check_auth(where: str, auth: Any, spec_values: Mapping[str, Any]) -> None:
-    """Refuse an ``auth`` table that names no kind, a wrong key, or holds a secret itself."""
+def check_auth(where: str, auth: Any, spec_values: Mapping[str, Any], allow: Any = None) -> None:
+    """Refuse an ``auth`` table that names no kind, a wrong key, or holds a secret itself; ``allow``:
+    see :func:`authenticator_class`."""
     if not isinstance(auth, dict):
         raise ConfigError(f"{where} key 'auth': expected a table such as "
                           '{ kind = "bearer", token_env = "API_TOKEN" }')
@@ -66,9 +69,9 @@ def check_auth(where: str, auth: Any, spec_values: Mapping[str, Any]) -> None:
             raise ConfigError(f"{where} key 'auth.{key}': expected the name of an environment variable, "
                               f"got {auth[key]!r}")
     try:
-        cls = authenticator_class(kind)
-    except ConfigError as exc:
-        raise ConfigError(f"{where} key 'auth.kind': {exc}") from None
+        cls = authenticator_class(kind, allow)
+    except (ConfigError, Refused) as exc:
+        raise type(exc)(f"{where} key 'auth.kind': {exc}") from None
     if kind not in AUTH_KINDS:
         if not (isinstance(cls, type) and issubclass(cls, Authenticator)):
             raise ConfigError(f"{where} key 'auth.kind': {kind} has no authorize(request) method")

@@ -220,9 +220,10 @@ PAGINATIONS: dict[str, type] = {"page": PagePages, "offset": OffsetPages, "curso
 CONCURRENT_PAGINATIONS = ("page", "offset")  # the others find the next page's address in this one
 
 
-def paginator_class(name: str) -> Any:
-    """The class of a built-in pagination or of a plugin ``package.module:Class``; ConfigError otherwise."""
-    cls = resolve(name, PAGINATIONS, "pagination")
+def paginator_class(name: str, allow: Any = None) -> Any:
+    """The class of a built-in pagination or of a plugin ``package.module:Class``; ConfigError otherwise.
+    ``allow``: the plugin allowlist a name from a job is checked against before anything is imported."""
+    cls = resolve(name, PAGINATIONS, "pagination", *(() if allow is None else (allow,)))
     if not (isinstance(cls, type) and issubclass(cls, Paginator)):
         raise ConfigError(f"pagination {name!r} has no first_request(request) and "
                           "next_request(records, response, request) methods")
