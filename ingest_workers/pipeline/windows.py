@@ -72,8 +72,10 @@ class ReadPlan:
     def _first_parts(self, mark: Any, window: Window | None, now: datetime) -> list[Part]:
         spec = self._spec
         if window is not None:  # a backfill job: its window, stepped by the source's
-            if not self.windowed:
-                return [Part(window.since, window.until)]
+            if not self.windowed:  # the bounds as the producer wrote them, unless a time_format says how
+                if spec.time_format is None:
+                    return [Part(window.since, window.until)]
+                return [Part(*(for_request(to_moment(b), spec.time_format) for b in (window.since, window.until)))]
             return [self._window(s, u, False) for s, u in
                     step_windows(to_moment(window.since), to_moment(window.until), self._step())]
         if spec.cursor_field is None:

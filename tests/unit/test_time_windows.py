@@ -122,6 +122,8 @@ def test_a_backfill_window_is_stepped_by_the_source_s_window_and_never_moves_the
                                                                    ("2024-01-08", "2024-01-15", None)]
     unwindowed = ReadPlan(spec(), "2024-01-19T00:00:00Z", window, NOW)
     assert [(p.since, p.until) for p in unwindowed.parts()] == [(window.since, window.until)]
+    unix = ReadPlan(spec(time_format="unix"), None, window, NOW)
+    assert [(p.since, p.until) for p in unix.parts()] == [("1704067200", "1705276800")]
 
 
 CATALOG = """
