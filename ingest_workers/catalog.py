@@ -296,6 +296,8 @@ def _check_time(where: str, values: dict[str, Any]) -> None:
     timed = [key for key in ("initial_value", "lookback", "window", "max_records_per_window") if key in values]
     if timed and not values.get("cursor_field"):
         raise ConfigError(f"{where} key {timed[0]!r}: only a source with a cursor_field reads incrementally")
+    if "window" in values and values["kind"] == "csv":
+        raise ConfigError(f"{where} key 'window': a CSV file cannot be asked for a range")
     if capped is not None and "window" not in values:
         raise ConfigError(f"{where} key 'max_records_per_window': a capped window is split: set window too")
     _check_time_start(where, values)

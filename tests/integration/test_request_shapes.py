@@ -165,13 +165,22 @@ def test_each_request_shape_loads_by_catalog_alone_and_a_late_record_is_loaded(
         services: Services, redis_client: redis.Redis, pg: psycopg2.extensions.connection, api: RequestsApi,
         catalog: Path, tmp_path: Path) -> None:
     data = api.data
+    recent = {"id": "deal-recent", "name": "Recent deal", "amount": 5,
+              "updated_at": iso(datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10))}
+    data.late.append(recent)  # loaded by the first run; within the second run's look-back
     summary = ingest(services, catalog, tmp_path, "run", "--sources", "all", "--workers", "2", "--timeout", "180")
-    deals = expected_deals([deal(i, data.start) for i in range(data.deals)])
+    deals = expected_deals(data.all_deals())
     for table in TABLES[:3]:
         assert stored(pg, table) == deals, table
     issues = {i["id"]: (i["title"], i["lastSeen"]) for i in (issue(n, data.start) for n in range(data.issues))}
     assert stored(pg, "i26_issues") == issues
-    assert summary["crm_deals"]["loaded"] == data.deals  # what a capped window served twice is a duplicate
+    # A week holding search_cap deals or more was capped: what it served is served again by its halves.
+    weeks = [sum(data.start + timedelta(days=7 * k) <= _moment(d["updated_at"]) < data.start + timedelta(days=7 * k + 7)
+                 for d in data.all_deals()) for k in range(5)]
+    served_twice = sum(min(count, data.search_cap) for count in weeks if count >= data.search_cap)
+    assert served_twice > 0
+    crm = summary["crm_deals"]
+    assert (crm["loaded"], crm["duplicate"], crm["fetched"]) == (len(deals), served_twice, len(deals) + served_twice)
 
     searches = [body for method, path, body in data.requests if path == "/v3/deals/search"]
     assert {"page", "size", "filter"} <= set(searches[0]) and searches[0]["size"] == 10
@@ -196,7 +205,8 @@ def test_each_request_shape_loads_by_catalog_alone_and_a_late_record_is_loaded(
     data.issues += 3
     data.requests.clear()
     summary = ingest(services, catalog, tmp_path, "run", "--sources", "all", "--workers", "2", "--timeout", "180")
-    assert (summary["crm_deals"]["loaded"], summary["crm_deals"]["fetched"]) == (1, 1)
+    crm = summary["crm_deals"]
+    assert (crm["fetched"], crm["duplicate"], crm["loaded"]) == (2, 1, 1)  # the recent one again, the late one
     assert stored(pg, "i26_search_deals") == {**deals, **expected_deals([late])}
     assert _moment(mark(pg, "crm_deals")) > crm_mark  # the mark only moves forward
     assert summary["gh_deals"]["loaded"] == 1  # after its own mark (the last deal's time)

@@ -165,6 +165,14 @@ def test_bad_time_keys_are_refused_naming_the_key(tmp_path: Path, extra: str, me
         load(tmp_path, extra + "\n")
 
 
+def test_a_csv_file_has_no_windows(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(CATALOG.replace('"http_json"', '"csv"') + 'window = "1d"\ninitial_value = "2024-01-01"\n',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="key 'window': a CSV file cannot be asked for a range"):
+        load_catalog(path, {})
+
+
 def test_the_time_keys_need_a_cursor_field(tmp_path: Path) -> None:
     path = tmp_path / "catalog.toml"
     path.write_text(CATALOG.replace('cursor_field = "updated_at"\n', "") + 'lookback = "1h"\n', encoding="utf-8")
