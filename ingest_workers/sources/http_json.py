@@ -180,32 +180,44 @@ class HttpJsonSource:
         return records, page
 
     def _send(self, client: HttpClient, request: ApiRequest) -> JsonPage:
-        """``request`` authorized and sent; after a 401, once more if the authenticator renewed its credentials."""
-        error_path = self._spec.error_path
-        authorized = self._authorized(request)
+        """``request`` completed, authorized and sent; after a 401, once more if the authenticator
+        renewed its credentials. The authenticator sees the request as it is sent (a signer signs it)."""
+        error_path, prepared = self._spec.error_path, self._prepared(request)
+        authorized = self._authorized(prepared, request.url)
         try:
-            return self._send_filled(client, authorized, error_path)
+            return self._get(client, authorized, error_path)
         except Unauthorized:
             if not (isinstance(self._auth, RenewsCredentials) and self._auth.renew(authorized)):
                 raise
-        return self._send_filled(client, self._authorized(request), error_path)
+        return self._get(client, self._authorized(prepared, request.url), error_path)
 
-    def _send_filled(self, client: HttpClient, request: ApiRequest, error_path: str) -> JsonPage:
-        """``request`` sent with its ``{since}``, ``{page}``, ... filled in: the paging position the
-        paginator added as a parameter goes where its placeholder is instead (a POST body, a filter)."""
+    def _prepared(self, request: ApiRequest) -> ApiRequest:
+        """Another URL (a next link) carries its own query: the static params it lacks are added. Then
+        ``{since}``, ``{page}``, ... are filled in: the paging position the paginator added as a
+        parameter goes where its placeholder is instead (a POST body, a filter expression)."""
+        if request.url != self._spec.url:
+            present = _query_names(request.url)
+            request = request.adding(params={k: v for k, v in self._params.items() if k not in present})
         if self._placed:
             request = filled_request(request, self._spec, self._values, self._placed)
+        return request
+
+    def _authorized(self, request: ApiRequest, asked: str) -> ApiRequest:
+        """``request`` with its credentials; for a next link (``asked``), none its query has already."""
+        authorized = self._auth.authorize(request)
+        if asked == self._spec.url:
+            return authorized
+        present = _query_names(asked)
+        return dataclasses.replace(authorized, params={k: v for k, v in authorized.params.items() if k not in present})
+
+    @staticmethod
+    def _get(client: HttpClient, request: ApiRequest, error_path: str) -> JsonPage:
         return client.get_json_document(request.url, request.params, request.headers, error_path,
                                         request.method, request.body)
 
-    def _authorized(self, request: ApiRequest) -> ApiRequest:
-        authorized = self._auth.authorize(request)
-        if request.url == self._spec.url:
-            return authorized
-        # Another URL (a next link) carries its own query: add only what it lacks (static params, an api key).
-        present = {name for name, _ in parse_qsl(urlsplit(request.url).query, keep_blank_values=True)}
-        params = {**self._params, **authorized.params}
-        return dataclasses.replace(authorized, params={k: v for k, v in params.items() if k not in present})
+
+def _query_names(url: str) -> set[str]:
+    return {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
 
 
 def _origin(url: str) -> tuple[str, str]:
