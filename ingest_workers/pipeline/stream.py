@@ -20,7 +20,7 @@ from ..datasets import Dataset, dataset_of
 from ..load.cursors import CursorStore
 from ..load.sinks import SinkContext, make_sink
 from ..ops.metrics import RECORDS, MetricsRecorder
-from ..sources import FetchesAhead, SourceContext, make_source
+from ..sources import FetchesAhead, RangedSource, Source, SourceContext, make_source
 from ..sources.prefetch import read_ahead
 from ..stages.base import Item, compose
 from ..stages.registry import source_stages
@@ -88,13 +88,14 @@ class _Run:
     tally: Tally
     loader: BatchLoader
     no_page_resume: str | None  # set: the source never starts at a saved page (a cursor or windows)
+    source: Source | None = None  # the last part's: a RangedSource reads the next part too
 
     def read(self, part: Part, plan: ReadPlan) -> Generator[Counts, None, bool]:
         """Read one part and load it batch by batch; return whether the API capped it (a window
         that served ``max_records_per_window`` records). A part read whole moves the mark to
         ``part.mark`` in its last batch's transaction."""
         spec, res, loader, tally = self.spec, self.res, self.loader, self.tally
-        source = make_source(spec, _source_context(spec, res, self.recorder, part))
+        source = self._source_for(part)
         resume = ResumePoint.start(source, res, self.lineage, self.no_page_resume)
         tally.continued = tally.continued or resume.continued
         # Read ahead in a thread, so the source's latency overlaps the work on what it served. The
@@ -121,6 +122,16 @@ class _Run:
                 yield outcome.to_counts(fetched)
         resume.clear()
         return capped
+
+
+    def _source_for(self, part: Part) -> Source:
+        """The source pointed at ``part``: the same one as before when it can read another range
+        (it keeps its credentials for the job), else a new one."""
+        if isinstance(self.source, RangedSource):
+            self.source.read_range(part.since, part.until)
+        else:
+            self.source = make_source(self.spec, _source_context(self.spec, self.res, self.recorder, part))
+        return self.source
 
 
 def _batches(items: Iterator[Item], size: int, windowed: bool) -> Iterator[tuple[list[Item], bool]]:

@@ -53,22 +53,27 @@ class HttpJsonSource:
         if not isinstance(spec.max_pages, int) or isinstance(spec.max_pages, bool) or spec.max_pages <= 0:
             raise ConfigError(f"source {spec.name}: max_pages must be a whole number above 0, got {spec.max_pages!r}")
         self._spec = spec
-        self._paginator = make_paginator(spec)
-        self._pages_fetched = 0
         self._pages_lock = threading.Lock()  # page and offset paging fetch from several threads at once
         self._client = context.client
-        self._start_page = 1
         # requests in flight at once (page and offset paging); the others fetch one page at a time
         self.concurrency = spec.concurrency or context.fetch_concurrency
         self._auth = make_authenticator(spec, AuthContext(spec.name, context.secrets, context.client))
         # TOML booleans go out as the words JSON APIs expect, not Python's True/False.
         self._params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in spec.params.items()}
-        self._filters: dict[str, Any] = dict(self._params)
         # {since}, {until}, {page}, ... in the request (:mod:`.templates`), filled per request
         self._placed = request_values_in(spec)
-        self._values = {"since": context.since, "until": context.until}
-        for param, value, what in ((spec.since_param, context.since, "since"),
-                                   (spec.until_param, context.until, "until")):
+        self.read_range(context.since, context.until)
+
+    def read_range(self, since: Any, until: Any) -> None:
+        """Ask for the records at or after ``since`` and before ``until`` from the next :meth:`stream`
+        on, from its first page (:class:`~.base.RangedSource`): a job reading windows keeps one source,
+        and its credentials (one OAuth2 token per job, not one per window)."""
+        spec = self._spec
+        self._paginator = make_paginator(spec)
+        self._pages_fetched, self._start_page = 0, 1
+        self._values = {"since": since, "until": until}
+        self._filters: dict[str, Any] = dict(self._params)
+        for param, value, what in ((spec.since_param, since, "since"), (spec.until_param, until, "until")):
             if value is None or (not param and what in self._placed):
                 continue
             if not param:

@@ -15,12 +15,13 @@ import pytest
 from ingest_workers.catalog import load_catalog
 from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import SourceSpec
-from ingest_workers.sources import SourceContext
+from ingest_workers.sources import RangedSource, SourceContext
 from ingest_workers.sources.auth import ApiRequest
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.sources.http_json import http_json_source
 from ingest_workers.sources.templates import fill, filled_body, filled_request, request_values_in
 from tests.helpers import answer, serving
+from tests.oauth_fixture import CLIENT_ID, CLIENT_SECRET, SCOPE, OAuthFixture, contact
 from tests.requests_fixture import RequestsApi, RequestsData, deal
 
 VALUES = {"since": "2024-01-01T00:00:00Z", "until": None, "page": 3}
@@ -142,3 +143,26 @@ def test_a_retry_resends_the_same_body() -> None:
         client = HttpClient(make_session(), (2, 5), RetryPolicy(max_attempts=3, max_backoff=0.01))
         assert list(http_json_source(spec, SourceContext(client, {}, since="S")).stream()) == []
     assert [json.loads(b) for b in seen] == [{"since": "S"}, {"since": "S"}]
+
+
+def test_one_source_reads_every_window_of_a_job_with_one_oauth2_token() -> None:
+    """The pipeline points the same source at each window (RangedSource): its token is kept."""
+    oauth = OAuthFixture()
+    try:
+        auth = {"kind": "oauth2_client_credentials", "token_url": oauth.token_url, "client_id_env": "ID",
+                "client_secret_env": "SECRET", "scope": SCOPE}
+        spec = SourceSpec(name="crm", kind="http_json", dataset="posts", url=oauth.api_url, page_size=50,
+                          auth=auth, since_param="since", until_param="until", concurrency=1)
+        client = HttpClient(make_session(), (2, 5), RetryPolicy(max_attempts=1))
+        env = {"ID": CLIENT_ID, "SECRET": CLIENT_SECRET}
+        source = http_json_source(spec, SourceContext(client, env, since="A", until="B"))
+        assert isinstance(source, RangedSource)
+        assert list(source.stream()) == [contact(i) for i in range(45)]
+        source.read_range("B", "C")
+        assert list(source.stream()) == [contact(i) for i in range(45)]
+        asked = [path for path, _ in oauth.state.api_requests]
+        assert asked == ["/v3/contacts?since=A&until=B&per_page=50&page=1",
+                         "/v3/contacts?since=B&until=C&per_page=50&page=1"]
+        assert len(oauth.state.token_requests) == 1
+    finally:
+        oauth.close()
