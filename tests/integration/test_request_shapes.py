@@ -1,7 +1,8 @@
 """Request shapes and time (issue 26) by catalog alone, through real ``rq worker`` processes: a POST
 search endpoint paged in its body and capping its result sets, a GraphQL endpoint with ``pageInfo``,
 a filter expression in a query parameter, and an endpoint refusing ranges longer than 7 days; a late
-record is loaded thanks to ``lookback``; a worker SIGKILLed in a windowed run resumes at its window."""
+record is loaded thanks to ``lookback``; a worker SIGKILLed in a windowed run resumes at its window; a
+backfill job steps through its range by the source's window."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg2.extensions
 import pytest
@@ -24,8 +26,8 @@ from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.ops.history import JobHistory
 from ingest_workers.ops.watch import wait_for_jobs
-from ingest_workers.runtime.producer import enqueue_run, make_queue
-from ingest_workers.runtime.workerpool import worker_command, worker_env
+from ingest_workers.runtime.producer import enqueue_backfill, enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import local_workers, worker_command, worker_env
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.fleet import WorkerFleet
 from tests.helpers import serving, wait_until
@@ -270,3 +272,26 @@ def test_the_7_day_endpoint_refuses_a_longer_range(api: RequestsApi) -> None:
     assert requests.get(f"{api.url}/ranged/deals", params={"from": start, "to": start + week}, timeout=5).ok
     refused = requests.get(f"{api.url}/ranged/deals", params={"from": start, "to": start + week + 1}, timeout=5)
     assert refused.status_code == 400
+
+
+def test_a_backfill_job_steps_through_its_range_by_the_source_s_window(
+        redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, api: RequestsApi,
+        catalog: Path, tmp_path: Path) -> None:
+    data = api.data
+    spec = load_catalog(catalog, {}).sources["ranged_deals"]
+    since, until = data.start + timedelta(days=2), data.start + timedelta(days=23)
+    queue = make_queue(redis_client, settings)
+    with local_workers(settings, 1, os.environ, tmp_path / "workers.log"):
+        _, enqueued = enqueue_backfill(queue, settings, [spec], since, until, timedelta(days=21))  # one job
+        state = wait_for_jobs(queue, [e.job_id for e in enqueued], lambda s: None, timeout=90)
+    assert (len(enqueued), state.done, state.failed) == (1, 1, 0)
+    inside = [d for d in data.all_deals() if since <= _moment(d["updated_at"]) < until]
+    assert stored(pg, "i26_ranged_deals") == expected_deals(inside)
+    asked = {(int(q["from"][0]), int(q["to"][0])) for q in
+             (parse_qs(urlsplit(path).query) for _, path, _ in data.requests if path.startswith("/ranged/"))}
+    week = int(timedelta(days=7).total_seconds())
+    assert sorted(asked) == [(int(since.timestamp()) + k * week, int(since.timestamp()) + (k + 1) * week)
+                             for k in range(3)]  # three windows of 7 days: the API refuses longer
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT count(*) FROM source_cursors WHERE source = 'ranged_deals'")
+        assert cur.fetchone()[0] == 0  # a backfill leaves the mark alone
