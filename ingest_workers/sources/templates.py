@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from ..core.envrefs import REFERENCE
 from ..core.errors import MissingParentValue, PermanentError
 from ..core.models import SourceSpec
 from .auth import ApiRequest
@@ -109,8 +110,8 @@ def request_values_in(spec: SourceSpec) -> set[str]:
 
 def unknown_placeholders(text: str) -> list[str]:
     """The ``{...}`` of ``text`` that name neither a root of :data:`ROOTS` nor a request value (a
-    request value takes no path: ``{since.x}`` is unknown too)."""
-    return [m.group(0) for m in PLACEHOLDER.finditer(text)
+    request value takes no path: ``{since.x}`` is unknown too); a ``${VAR}`` reference is none."""
+    return [m.group(0) for m in PLACEHOLDER.finditer(REFERENCE.sub("", text))
             if not (m.group(1) in ROOTS or (m.group(1) in REQUEST_VALUES and not m.group(2)))]
 
 

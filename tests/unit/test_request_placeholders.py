@@ -80,6 +80,11 @@ def test_the_catalog_refuses_naming_the_key(tmp_path: Path, extra: str, message:
         load(tmp_path, extra + "\n")
 
 
+def test_an_environment_reference_is_no_placeholder(tmp_path: Path) -> None:
+    spec = load(tmp_path, 'params = { key = "${api_key}", q = "since:{since}" }\n')
+    assert spec.params == {"key": "${api_key}", "q": "since:{since}"}  # kept for the worker to expand
+
+
 def test_a_graphql_query_keeps_its_braces_and_a_window_may_end_at_a_placeholder(tmp_path: Path) -> None:
     spec = load(tmp_path, 'method = "POST"\nwindow = "1d"\ninitial_value = "2024-01-01T00:00:00Z"\n'
                           'body = { query = "query { deals {id} }", variables = { before = "{until}" } }\n')
