@@ -15,8 +15,8 @@
     └── PermanentError           retrying cannot help: 4xx, a body that is not JSON, ...
         ├── Unauthorized         HTTP 401: an authenticator may renew its credentials once
         ├── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
-        ├── MissingParentValue   a child source's {parent.PATH} (or {partition.NAME}) has no value to fill in
-        └── CountMismatch        a job's counts do not add up (a counting bug; raised with INGEST_STRICT_COUNTS)
+        ├── CountMismatch        a job's counts do not add up (a counting bug; raised with INGEST_STRICT_COUNTS)
+        └── MissingParentValue   a child source's {parent.PATH} (or {partition.NAME}) has no value to fill in
 
 Third-party errors (requests, psycopg2, redis) are translated into these at the
 module that talks to the library, with ``raise ... from exc``, so callers above

@@ -6,7 +6,7 @@ headers' values: ``.../issues/{parent.number}/comments``. A partitioned source n
 partition's values the same way: ``.../boards/{partition.board}/cards``. The values come from
 the *scope* of the request (:meth:`.base.SourceContext.scope`): ``{"parent": record,
 "partition": {...}}``. In a url a value is percent-encoded (a ``/`` in it stays inside its path
-segment); in params and headers it goes as text (requests encodes the query).
+segment, and ``..`` is no way up); in params and headers it goes as text (requests encodes the query).
 
 Only the roots of :data:`ROOTS` are placeholders; any other ``{...}`` stays as written (a URL
 may hold braces of its own). A root the scope lacks, or a path with no usable value (missing,
@@ -52,7 +52,7 @@ def render(text: str, scope: Mapping[str, Any], in_url: bool = False) -> str:
         if root not in ROOTS:
             return match.group(0)
         found = _text(value_at(scope.get(root), path), f"{root}.{path}" if path else root, root in scope)
-        return quote(found, safe="") if in_url else found
+        return _in_url(found) if in_url else found
 
     return PLACEHOLDER.sub(value, text)
 
@@ -80,6 +80,13 @@ def value_at(data: Any, path: str) -> Any:
         else:
             return None
     return data
+
+
+def _in_url(value: str) -> str:
+    """``value`` percent-encoded as one path segment; ``.`` and ``..`` too, which a client or
+    server would otherwise resolve as "this" or "the parent" segment."""
+    encoded = quote(value, safe="")
+    return encoded.replace(".", "%2E") if not encoded.strip(".") else encoded
 
 
 def _has_placeholders(spec: SourceSpec) -> bool:
