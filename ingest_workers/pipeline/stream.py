@@ -20,7 +20,7 @@ from ..datasets import Dataset, dataset_of
 from ..load.cursors import CursorStore
 from ..load.sinks import SinkContext, make_sink
 from ..ops.metrics import RECORDS, MetricsRecorder
-from ..sources import FetchesAhead, RangedSource, Source, SourceContext, make_source
+from ..sources import FetchesAhead, RangedSource, SkipsRequests, Source, SourceContext, make_source
 from ..sources.prefetch import read_ahead
 from ..stages.base import Item, compose
 from ..stages.registry import source_stages
@@ -88,50 +88,84 @@ class _Run:
     tally: Tally
     loader: BatchLoader
     no_page_resume: str | None  # set: the source never starts at a saved page (a cursor or windows)
-    source: Source | None = None  # the last part's: a RangedSource reads the next part too
+    reader: _Reader | None = None  # the last part's source: a RangedSource reads the next part too
 
     def read(self, part: Part, plan: ReadPlan) -> Generator[Counts, None, bool]:
         """Read one part and load it batch by batch; return whether the API capped it (a window
         that served ``max_records_per_window`` records). A part read whole moves the mark to
         ``part.mark`` in its last batch's transaction."""
-        spec, res, loader, tally = self.spec, self.res, self.loader, self.tally
-        source = self._source_for(part)
-        resume = ResumePoint.start(source, res, self.lineage, self.no_page_resume)
+        spec, res, tally = self.spec, self.res, self.tally
+        reader = self._reader_for(part)
+        resume = ResumePoint.start(reader.source, res, self.lineage, self.no_page_resume)
         tally.continued = tally.continued or resume.continued
         # Read ahead in a thread, so the source's latency overlaps the work on what it served. The
         # thread runs pages ahead, so each record carries the page to resume at as of its reading.
         # A source that fetches its own pages ahead (concurrently, handed over in order) needs none.
-        depth = 0 if isinstance(source, FetchesAhead) else res.settings.prefetch_pages
-        stream = read_ahead(with_resume_page(source), depth, spec.page_size)
-        started = counted = tally.fetched  # what the parts and batches before this one took
+        depth = 0 if isinstance(reader.source, FetchesAhead) else res.settings.prefetch_pages
+        stream = read_ahead(with_resume_page(reader.source), depth, spec.page_size)
+        started = tally.fetched  # what the parts before this one took
         raw = tally.count(resume.position.follow(stream), self.recorder, spec.name)
         # A source yields a Rejected itself for a page it could not read; stages pass it through.
-        items = compose(source_stages(spec, self.dataset, self.lineage),
+        items = compose(source_stages(spec, self.dataset, self.lineage, reader.context.scope()),
                         (r if isinstance(r, Rejected) else Record(r) for r in raw))
-        capped = False
         with closing(stream):  # stops the read-ahead thread when a batch fails
-            for batch, last in _batches(items, res.settings.batch_size, plan.windowed):
-                mark = None
-                if last:  # the source is read: the whole part is counted
-                    capped = plan.capped(tally.fetched - started)
-                    whole = not capped and not loader.lost_pages and not any(isinstance(i, LostPage) for i in batch)
-                    mark = part.mark if whole else None
-                outcome = loader.load(batch, mark)
-                resume.save(loader.first_lost_page)
-                fetched, counted = tally.fetched - counted, tally.fetched
-                yield outcome.to_counts(fetched)
+            capped = yield from self._load(items, part, plan, resume, reader.skipped, started)
+        if remaining := reader.skipped.new():  # skipped after the last batch, or no batch at all (one 404)
+            yield Counts(skipped=remaining)
         resume.clear()
         return capped
 
+    def _load(self, items: Iterator[Item], part: Part, plan: ReadPlan, resume: ResumePoint,
+              skipped: SkippedSoFar, started: int) -> Generator[Counts, None, bool]:
+        """The part's items loaded batch by batch; the last batch of a part read whole moves the mark."""
+        loader, tally, counted, capped = self.loader, self.tally, started, False
+        for batch, last in _batches(items, self.res.settings.batch_size, plan.windowed):
+            mark = None
+            if last:  # the source is read: the whole part is counted
+                capped = plan.capped(tally.fetched - started)
+                whole = not capped and not loader.lost_pages and not any(isinstance(i, LostPage) for i in batch)
+                mark = part.mark if whole else None
+            outcome = loader.load(batch, mark)
+            resume.save(loader.first_lost_page)
+            fetched, counted = tally.fetched - counted, tally.fetched
+            counts = outcome.to_counts(fetched)
+            counts.skipped = skipped.new()
+            yield counts
+        return capped
 
-    def _source_for(self, part: Part) -> Source:
+    def _reader_for(self, part: Part) -> _Reader:
         """The source pointed at ``part``: the same one as before when it can read another range
         (it keeps its credentials for the job), else a new one."""
-        if isinstance(self.source, RangedSource):
-            self.source.read_range(part.since, part.until)
-        else:
-            self.source = make_source(self.spec, _source_context(self.spec, self.res, self.recorder, part))
-        return self.source
+        if self.reader is not None and isinstance(self.reader.source, RangedSource):
+            self.reader.source.read_range(part.since, part.until)
+            return self.reader
+        context = _source_context(self.spec, self.res, self.recorder, part)
+        source = make_source(self.spec, context)
+        self.reader = _Reader(source, context, SkippedSoFar(source))
+        return self.reader
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """A source, the context it was built with (its scope: parent, partition) and its skipped requests."""
+
+    source: Source
+    context: SourceContext
+    skipped: SkippedSoFar
+
+
+class SkippedSoFar:
+    """The requests the source skipped (``on_status``, :class:`SkipsRequests`) since the last
+    call to :meth:`new`: requests, not records, so outside ``fetched``."""
+
+    def __init__(self, source: object) -> None:
+        self._source = source
+        self._counted = 0
+
+    def new(self) -> int:
+        total = self._source.skipped if isinstance(self._source, SkipsRequests) else 0
+        new, self._counted = total - self._counted, total
+        return new
 
 
 def _batches(items: Iterator[Item], size: int, windowed: bool) -> Iterator[tuple[list[Item], bool]]:

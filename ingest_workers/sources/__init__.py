@@ -13,6 +13,7 @@ the same contract.
 - :mod:`.paginators`: the :class:`Paginator` protocol and the built-in paginations of ``http_json``.
 - :mod:`.probe` and :mod:`.draft`: ``ingest catalog draft``, a catalog entry from what an API serves.
 - :mod:`.prefetch`: read a source ahead in a thread while the job works on what it served.
+- :mod:`.templates`: ``{parent.PATH}`` and ``{partition.NAME}`` in a request, filled from the context.
 
 May import: ``core``, ``datasets`` (the draft's column types).
 """
@@ -22,9 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.models import SourceSpec
-from ..core.plugins import resolve
+from ..core.plugins import PluginAllowlist, resolve
 from .auth import ApiRequest, Authenticator, RenewsCredentials
-from .base import FetchesAhead, RangedSource, ResumableSource, Source, SourceContext
+from .base import FetchesAhead, RangedSource, ResumableSource, SkipsRequests, Source, SourceContext
 from .csv_file import CsvSource
 from .http import JsonPage
 from .http_json import http_json_source
@@ -34,9 +35,10 @@ from .synthetic import SyntheticSource
 SOURCE_KINDS: dict[str, Any] = {"http_json": http_json_source, "csv": CsvSource, "synthetic": SyntheticSource}
 
 
-def source_class(kind: str) -> Any:
-    """The class of a built-in kind or of a plugin ``package.module:ClassName``; ConfigError otherwise."""
-    return resolve(kind, SOURCE_KINDS, "source kind")
+def source_class(kind: str, allow: PluginAllowlist | None = None) -> Any:
+    """The class of a built-in kind or of a plugin ``package.module:ClassName`` whose module ``allow``
+    allows (see :func:`.resolve`); ConfigError otherwise."""
+    return resolve(kind, SOURCE_KINDS, "source kind", allow)
 
 
 def make_source(spec: SourceSpec, context: SourceContext) -> Source:
@@ -45,5 +47,5 @@ def make_source(spec: SourceSpec, context: SourceContext) -> Source:
 
 
 __all__ = ["SOURCE_KINDS", "ApiRequest", "Authenticator", "FetchesAhead", "JsonPage", "NumberedPages", "Paginator",
-           "RangedSource", "RenewsCredentials", "ResumableSource", "Source", "SourceContext", "make_source",
-           "source_class"]
+           "RangedSource", "RenewsCredentials", "ResumableSource", "SkipsRequests", "Source", "SourceContext",
+           "make_source", "source_class"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.errors import ConfigError, Refused
 from ..core.models import SourceSpec
-from ..core.plugins import resolve
+from ..core.plugins import PluginAllowlist, resolve
 from .auth import ApiKeyAuth, AuthContext, Authenticator, BasicAuth, BearerAuth, HeaderAuth, NoAuth
 from .oauth2 import CLIENT_AUTH, OAuth2ClientCredentials, OAuth2RefreshToken
 
@@ -31,11 +31,10 @@ API_KEY_LOCATIONS = ("header", "query")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def authenticator_class(kind: str, allow: Any = None) -> Any:
+def authenticator_class(kind: str, allow: PluginAllowlist | None = None) -> Any:
     """The class of a built-in auth kind or of a plugin ``package.module:Class``; ConfigError otherwise.
     ``allow``: the plugin allowlist a name from a job is checked against before anything is imported."""
-    return resolve(kind, {name: entry[0] for name, entry in AUTH_KINDS.items()}, "auth kind",
-                   *(() if allow is None else (allow,)))
+    return resolve(kind, {name: entry[0] for name, entry in AUTH_KINDS.items()}, "auth kind", allow)
 
 
 def make_authenticator(spec: SourceSpec, context: AuthContext) -> Authenticator:
@@ -52,7 +51,7 @@ def make_authenticator(spec: SourceSpec, context: AuthContext) -> Authenticator:
     return authenticator
 
 
-def check_auth(where: str, auth: Any, spec_values: Mapping[str, Any], allow: Any = None) -> None:
+def check_auth(where: str, auth: Any, spec_values: Mapping[str, Any], allow: PluginAllowlist | None = None) -> None:
     """Refuse an ``auth`` table that names no kind, a wrong key, or holds a secret itself; ``allow``:
     see :func:`authenticator_class`."""
     if not isinstance(auth, dict):

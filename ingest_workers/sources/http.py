@@ -15,17 +15,19 @@ requests, and only within the source's origin (scheme, host and port): a redirec
 another origin is refused, so the source's credentials (any auth header, not only
 ``Authorization``) never reach another host. A decoded page is bounded in values and
 nesting (:mod:`.jsonlimits`).
+
+A source's ``on_status`` (``{404: "skip"}``) overrides what a status means, in one place
+(:meth:`HttpClient._status_action`): ``skip`` makes the request an empty answer
+(``JsonPage.skipped``, no error, nothing retried), ``retry`` a transient failure, ``fail`` a
+permanent one.
 """
 
 from __future__ import annotations
 
 import copy
-import email.utils
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -42,6 +44,7 @@ from ..core.errors import ApiErrorBody, PermanentError, RetryLater, TransientErr
 from ..core.redact import redact
 from .json_decode import decode_json
 from .jsonlimits import DEFAULT_MAX_NESTING, DEFAULT_MAX_PAGE_VALUES, cut_deeper_than, values_at_most
+from .response_rules import parse_retry_after, refuse_error_body
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class JsonPage:
     body: Any
     url: str
     next_link: str | None
+    skipped: int | None = None  # the status of an answer on_status says to skip (body None, no records)
 
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -67,10 +71,16 @@ MAX_REDIRECTS = 5
 # A whole 200 answer whose body is unreadable rarely mends on a retry (a cut transfer does, and is
 # retried like a dropped connection): two more tries, not max_attempts, before its page is lost.
 UNREADABLE_BODY_ATTEMPTS = 3
-API_MESSAGE_CHARS = 200  # of an API's error message quoted in a lost page's reason
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+STATUS_ACTIONS = ("skip", "retry", "fail")  # what a source's on_status may make of a status
+
+
+class _Skip(Exception):  # noqa: N818 (not an error: an answer on_status says to skip)
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class HttpClient:
@@ -94,7 +104,9 @@ class HttpClient:
         guard: Callable[[Callable[[], Any]], Any] = lambda request: request(),
         max_nesting: int = DEFAULT_MAX_NESTING,
         max_page_values: int = DEFAULT_MAX_PAGE_VALUES,
+        on_status: Mapping[int, str] | None = None,
     ) -> None:
+        self._on_status = dict(on_status or {})  # status -> one of STATUS_ACTIONS (the source's on_status)
         self.max_nesting = max_nesting  # levels per record; sources refuse deeper records alone
         self._max_page_values = max_page_values
         self._guard = guard  # runs each whole request (all its tries), e.g. under a circuit breaker
@@ -144,7 +156,11 @@ class HttpClient:
         Opening is retried like :meth:`get_json`; a failure while reading the body is the caller's.
         """
         retrying = self._retrying()
-        return self._guard(lambda: retrying(self._open_once, url, params, headers))
+        try:
+            return self._guard(lambda: retrying(self._open_once, url, params, headers))
+        except _Skip as skip:  # a file is one request: skipping it would load nothing, silently
+            raise PermanentError(f"GET {safe_url(url)}: HTTP {skip.status} (on_status skip is for JSON "
+                                 "sources)") from None
 
     def with_session(self, session: requests.Session) -> HttpClient:
         """This client (retries, rate limit, breaker, counters) over another session: one per
@@ -166,7 +182,10 @@ class HttpClient:
     def _get_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
                   error_path: str = "", method: str = "GET", body: Any = None) -> JsonPage:
         where = safe_url(url)
-        response = self._open_once(url, params, headers, method, body)
+        try:
+            response = self._open_once(url, params, headers, method, body)
+        except _Skip as skip:
+            return JsonPage(None, url, None, skipped=skip.status)
         try:
             with response:
                 body = self._decode(response, where)
@@ -175,7 +194,7 @@ class HttpClient:
             self._on_response("error")  # the connection broke while the body was read
             raise TransientError(f"{method} {where}: {type(exc).__name__}") from None
         if error_path:
-            _refuse_error_body(body, error_path, where)
+            refuse_error_body(body, error_path, where)
         return JsonPage(body, response.url, urljoin(response.url, link) if link else None)
 
     def _post_once(self, url: str, form: Mapping[str, str], headers: Mapping[str, str] | None) -> tuple[int, Any]:
@@ -230,6 +249,9 @@ class HttpClient:
             raise PermanentError(f"{where}: {type(exc).__name__}") from None
         status = response.status_code
         self._on_response(f"{status // 100}xx")
+        if status in self._on_status:
+            response.close()
+            self._status_action(status, where, response)
         if status >= 400:
             response.close()
         self._raise_for_retry(response, where)
@@ -250,6 +272,17 @@ class HttpClient:
             raise RetryLater(f"{what}: HTTP {status} with Retry-After {retry_after:.0f}s, beyond the "
                              f"{self._policy.max_backoff:.0f}s back-off cap: deferred", retry_after=retry_after)
         raise TransientError(f"{what}: HTTP {status}", retry_after=retry_after)
+
+    def _status_action(self, status: int, where: str, response: requests.Response) -> None:
+        """Raise what the source's ``on_status`` makes of ``status``; ``where``: ``"GET https://..."``."""
+        action = self._on_status[status]
+        if action == "skip":
+            raise _Skip(status)
+        if action == "retry":
+            raise TransientError(f"{where}: HTTP {status} (on_status: retry)",
+                                 retry_after=parse_retry_after(response))
+        raise PermanentError(f"{where}: HTTP {status}" + (" (on_status: fail)" if action == "fail" else
+                                                              f" (on_status: unknown action {action!r})"))
 
     def _decode(self, response: requests.Response, where: str) -> Any:
         """The JSON body of a successful answer, or :class:`UnreadableBody` saying why not."""
@@ -330,20 +363,6 @@ def _origin(url: str, where: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port
 
 
-def _refuse_error_body(body: Any, error_path: str, where: str) -> None:
-    """Raise :class:`ApiErrorBody` quoting the API's message when ``body`` holds a value at ``error_path``."""
-    found: Any = body
-    for part in filter(None, error_path.split(".")):
-        found = found.get(part) if isinstance(found, dict) else None
-    if not found:  # absent, null, false, 0, "" or empty: no error
-        return
-    message = found.get("message", found) if isinstance(found, dict) else found
-    text = message if isinstance(message, str) else json.dumps(message, ensure_ascii=False, default=str)
-    quoted = text[:API_MESSAGE_CHARS] + ("..." if len(text) > API_MESSAGE_CHARS else "")
-    raise ApiErrorBody(f"GET {where}: HTTP 200 with an error at {error_path!r}",
-                       f"the API answered 200 with an error at {error_path!r}: {quoted}", quoted)
-
-
 def _head(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace")
 
@@ -359,19 +378,3 @@ def safe_url(url: str) -> str:
     values of the job's environment references shown as ``${NAME}``."""
     parts = urlsplit(url)
     return redact(urlunsplit(parts._replace(query="", fragment="")))
-
-
-def parse_retry_after(response: requests.Response) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

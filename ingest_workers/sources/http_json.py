@@ -20,6 +20,12 @@ Paging stops with a :class:`PermanentError` when a page repeats the one before i
 records, or the same token or next URL) or after ``max_pages`` pages. A lost page is a
 gap: the pipeline keeps the cursor before it and ends the job ``partial``, so the next
 run fetches it again.
+
+A child source's ``{parent.PATH}`` (a partitioned one's ``{partition.NAME}``) in its url, params
+and headers is filled in from its context when the source is built (:mod:`.templates`; a missing
+value raises :class:`MissingParentValue` there, before any request). An answer the client skips
+(``on_status``) is a page without records: paging ends there, and :attr:`HttpJsonSource.skipped`
+counts it. With ``records_path = ""``, a body that is one object (a detail endpoint) is one record.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from .http import HttpClient, JsonPage, safe_url
 from .jsonlimits import DEEP_MARKER, too_deep
 from .page_fetch import fetched_in_order, session_client
 from .paginators import CONCURRENT_PAGINATIONS, PAGINATIONS, NumberedPages, at, make_paginator
-from .templates import filled_request, request_values_in
+from .templates import filled_request, rendered_request, request_values_in
 
 __all__ = ["CONCURRENT_PAGINATIONS", "PAGINATIONS", "HttpJsonSource", "http_json_source"]
 MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job
@@ -48,11 +54,14 @@ MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the 
 
 class HttpJsonSource:
     def __init__(self, spec: SourceSpec, context: SourceContext) -> None:
+        """Raises :class:`MissingParentValue` when a placeholder of the request has no value in ``context``."""
+        spec = rendered_request(spec, context.scope())
         if not spec.url:
             raise ConfigError(f"source {spec.name}: http_json needs a url")
         if not isinstance(spec.max_pages, int) or isinstance(spec.max_pages, bool) or spec.max_pages <= 0:
             raise ConfigError(f"source {spec.name}: max_pages must be a whole number above 0, got {spec.max_pages!r}")
         self._spec = spec
+        self.skipped = 0  # requests whose answer the client skipped (on_status): no records, no error
         self._pages_lock = threading.Lock()  # page and offset paging fetch from several threads at once
         self._client = context.client
         # requests in flight at once (page and offset paging); the others fetch one page at a time
@@ -143,6 +152,8 @@ class HttpJsonSource:
             self._refuse_repeat(records, previous, where)
             previous = records
             yield from records
+            if page.skipped is not None:  # skipped (on_status): a page without records, paging ends
+                return
             request = self._paginator.next_request(records, page, request)
 
     def _refuse_repeat(self, records: list[Any], previous: list[Any] | None, where: str) -> None:
@@ -174,7 +185,13 @@ class HttpJsonSource:
             raise PermanentError(f"source {spec.name}: the next page leaves {safe_url(spec.url)} for "
                                  f"{_origin(request.url)[1] or 'another origin'}")
         page = self._send(client or self._client, request)
+        if page.skipped is not None:
+            with self._pages_lock:
+                self.skipped += 1
+            return [], page
         records = at(page.body, spec.records_path)
+        if isinstance(records, dict) and not spec.records_path:
+            records = [records]  # a detail endpoint: the body is the one record
         if not isinstance(records, list):
             raise PermanentError(f"source {spec.name}: {where} of {safe_url(spec.url)} has no list at "
                                  f"{spec.records_path!r}")

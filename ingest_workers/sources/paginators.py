@@ -25,7 +25,7 @@ from urllib.parse import urljoin
 
 from ..core.errors import ConfigError, PermanentError
 from ..core.models import Rejected, SourceSpec
-from ..core.plugins import resolve
+from ..core.plugins import PluginAllowlist, resolve
 from .auth import ApiRequest
 from .http import JsonPage, safe_url
 
@@ -220,10 +220,10 @@ PAGINATIONS: dict[str, type] = {"page": PagePages, "offset": OffsetPages, "curso
 CONCURRENT_PAGINATIONS = ("page", "offset")  # the others find the next page's address in this one
 
 
-def paginator_class(name: str, allow: Any = None) -> Any:
+def paginator_class(name: str, allow: PluginAllowlist | None = None) -> Any:
     """The class of a built-in pagination or of a plugin ``package.module:Class``; ConfigError otherwise.
     ``allow``: the plugin allowlist a name from a job is checked against before anything is imported."""
-    cls = resolve(name, PAGINATIONS, "pagination", *(() if allow is None else (allow,)))
+    cls = resolve(name, PAGINATIONS, "pagination", allow)
     if not (isinstance(cls, type) and issubclass(cls, Paginator)):
         raise ConfigError(f"pagination {name!r} has no first_request(request) and "
                           "next_request(records, response, request) methods")

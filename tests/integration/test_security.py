@@ -150,11 +150,11 @@ def test_jobs_asking_for_a_foreign_plugin_or_a_file_outside_the_allowed_director
         state = wait_for_jobs(queue, [item.job_id for item in enqueued], lambda state: None, timeout=60)
     assert (state.done, state.failed) == (6, 5), (tmp_path / "workers.log").read_text()
     reasons = {
-        "foreign_kind": "source foreign_kind: source kind 'tests.foreign_plugin:Source': module tests.foreign_plugin "
-                        "is not allowed by INGEST_PLUGINS (tests.plugins)",
-        "foreign_auth": "source foreign_auth: auth kind 'tests.foreign_plugin:Signer': module tests.foreign_plugin "
-                        "is not allowed by INGEST_PLUGINS (tests.plugins)",
-        "foreign_paging": "source foreign_paging: pagination 'tests.foreign_plugin:Scroll': module "
+        "foreign_kind": "source foreign_kind key 'kind': source kind 'tests.foreign_plugin:Source': module "
+                        "tests.foreign_plugin is not allowed by INGEST_PLUGINS (tests.plugins)",
+        "foreign_auth": "source foreign_auth key 'auth.kind': auth kind 'tests.foreign_plugin:Signer': module "
+                        "tests.foreign_plugin is not allowed by INGEST_PLUGINS (tests.plugins)",
+        "foreign_paging": "source foreign_paging key 'pagination': pagination 'tests.foreign_plugin:Scroll': module "
                           "tests.foreign_plugin is not allowed by INGEST_PLUGINS (tests.plugins)",
         "outside_csv": f"source outside_csv: csv file '{outside / 'readings.csv'}' is not inside INGEST_FILES_DIR "
                        f"({inside})",
