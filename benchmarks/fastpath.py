@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest_workers.core.models import Lineage, Record, Reject, Rejected, SourceSpec
+from ingest_workers.core.paths import value_at_parts
 from ingest_workers.datasets import Dataset
 from ingest_workers.load.copygen import copy_serialiser
 from ingest_workers.load.loader import copy_text
-from ingest_workers.stages.base import PerRecord, _dig, compose
+from ingest_workers.stages.base import PerRecord, compose
 from ingest_workers.stages.compiled import compiled_stages
 from ingest_workers.stages.registry import source_stages
 
@@ -76,7 +77,7 @@ def fused_closures(spec: SourceSpec, dataset: Dataset, lineage: Lineage
                 continue
             mapped = dict(raw)
             for target, parts in paths.items():
-                mapped[target] = _dig(raw, parts)
+                mapped[target] = value_at_parts(raw, parts)
             mapped.update(constants)
             try:
                 row = check(mapped)

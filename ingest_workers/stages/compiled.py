@@ -24,11 +24,12 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.models import Lineage, Record, Reject, Rejected
+from ..core.paths import value_at_parts
 from ..datasets import Dataset
 from ..datasets.model import Column
 from ..datasets.rowcheck import text_rule
 from ..datasets.types import NUMBER_TYPES, TYPES
-from .base import Item, PerRecordChain, Stage, _dig, enrich, map_fields, validate
+from .base import Item, PerRecordChain, Stage, enrich, map_fields, validate
 
 _SIMPLE_TYPES = frozenset({"timestamp", "date", "json", "boolean", "text[]"})  # read by the type's reader
 
@@ -46,7 +47,7 @@ class CompiledRecordPath:
             reference.append(enrich(lineage))
         scoped = dict(scope or {})
         # A field read from the scope (a child's parent record, a partition) is the same for every record
-        from_scope = {target: _dig(scoped, path.split(".")) for target, path in fields.items()
+        from_scope = {target: value_at_parts(scoped, path.split(".")) for target, path in fields.items()
                       if path.split(".")[0] in scoped}
         self._source = _Generator(dataset, fields, dict(constants or {}), lineage, from_scope).source()
         namespace = self._namespace(dataset, fields, dict(constants or {}), lineage,
@@ -66,7 +67,7 @@ class CompiledRecordPath:
         readers = dict(dataset.check.readers)
         namespace: dict[str, Any] = {
             "Record": Record, "Rejected": Rejected, "Reject": Reject, "REFERENCE": reference.process,
-            "D": Decimal, "FINITE": math.isfinite, "UTC_TEXT": _utc_text, "ONLY_TEXT": {str}, "DIG": _dig,
+            "D": Decimal, "FINITE": math.isfinite, "UTC_TEXT": _utc_text, "ONLY_TEXT": {str}, "DIG": value_at_parts,
             "K": constants}
         for index, column in enumerate(dataset.columns):
             rule = text_rule(column)
