@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..core.connections import redis_errors
 from ..core.models import Counts, Lineage, LostPage, Record, Rejected
 from ..datasets import Dataset
+from ..load.copygen import copy_serialiser
 from ..load.cursors import CursorStore, highest
 from ..load.dedup import RedisDedup, fingerprint
 from ..load.loader import LoadResult, PostgresLoader, SplitProgress
@@ -62,32 +63,39 @@ class BatchLoader:
     sinks with the batch.
 
     The cursor covers only records before the job's first lost page (:class:`LostPage`):
-    the mark stays before the gap, so the next run fetches the lost page again.
+    the mark stays before the gap, so the next run fetches the lost page again. A run read in
+    windows (``marks_from_records`` false) moves the mark only to a window's end, given to
+    :meth:`load` with the window's last batch.
     """
 
     def __init__(self, dataset: Dataset, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
                  postgres: PostgresRetry, cursor_field: str | None = None, sinks: Sequence[Sink] = (),
-                 hooks: Sequence[BatchHook] = ()) -> None:
+                 marks_from_records: bool = True, hooks: Sequence[BatchHook] = ()) -> None:
         self._dataset = dataset
         self._lineage = lineage
         self._res = res
         self._recorder = recorder
         self._dedup = RedisDedup(res.redis, res.settings.dedup_ttl)
         self._postgres = postgres
+        # The COPY text of the dataset's rows: generated from its column types, or the reference's
+        self._serialise = copy_serialiser(dataset) if res.settings.record_path == "compiled" else None
         self._loader: PostgresLoader | None = None
         self._cursor_field = cursor_field
+        self._marks_from_records = marks_from_records
         self._sinks_in_transaction = [s for s in sinks if isinstance(s, TransactionalSink)]
         self._sinks_after_commit = [s for s in sinks if not isinstance(s, TransactionalSink)]
         self._hooks = list(hooks)
         self.lost_pages: list[str] = []  # the reasons of the pages lost so far in this job
         self.first_lost_page: int | None = None  # page paging: the number of the job's first lost page
 
-    def load(self, batch: list[Item]) -> BatchOutcome:
-        """Load one batch (see the module docstring); return what became of its items."""
+    def load(self, batch: list[Item], mark: Any = None) -> BatchOutcome:
+        """Load one batch (see the module docstring); return what became of its items. ``mark``:
+        where the cursor's mark moves in the batch's transaction (a window read whole), if further."""
         records = [item for item in batch if isinstance(item, Record)]
         rejected = [item for item in batch if isinstance(item, Rejected)]
         fresh, all_new = self._not_loaded(records)
-        result = self._write([row for row, _, _ in fresh], rejected, all_new, records, self._covered_by_cursor(batch))
+        result = self._write([row for row, _, _ in fresh], rejected, all_new, records, self._covered_by_cursor(batch),
+                             mark)
         self._account(records, rejected, fresh, result)
         for hook in self._hooks:
             hook.after_commit()
@@ -102,10 +110,10 @@ class BatchLoader:
                             updated=result.updated, lost_pages=tuple(item.reason for item in lost))
 
     def _write(self, rows: list[dict[str, Any]], rejected: list[Rejected], all_new: bool, records: list[Record],
-               covered: list[Record]) -> LoadResult:
+               covered: list[Record], mark: Any = None) -> LoadResult:
         """One transaction (or the parts of a split one, kept across a replay after a lost connection)."""
         started, progress = time.monotonic(), SplitProgress()
-        in_transaction = _chained([self._in_transaction(covered),
+        in_transaction = _chained([self._in_transaction(covered, mark),
                                    *(hook.in_transaction(records, covered) for hook in self._hooks)])
         result = self._postgres.run(
             lambda conn: self._loader_for(conn).load_batch(self._dataset, rows, rejected, self._lineage, in_transaction,
@@ -166,13 +174,15 @@ class BatchLoader:
 
     def _loader_for(self, conn: Connection) -> PostgresLoader:
         if self._loader is None or self._loader.connection is not conn:
-            self._loader = PostgresLoader(conn)  # after a reconnect: new connection, new staging table
+            # after a reconnect: new connection, new staging table
+            self._loader = PostgresLoader(conn, self._serialise)
         return self._loader
 
-    def _in_transaction(self, records: list[Record]) -> Callable[[Any], None] | None:
-        """What commits with the batch's last rows: the cursor's new mark (the highest among
-        the batch's valid ``records`` it may cover, loaded now or before)."""
-        mark = highest(r.row.get(self._cursor_field) for r in records) if self._cursor_field else None
+    def _in_transaction(self, records: list[Record], mark: Any = None) -> Callable[[Any], None] | None:
+        """What commits with the batch's last rows: the cursor's new mark (``mark``, or the highest
+        among the batch's valid ``records`` it may cover, loaded now or before)."""
+        if mark is None and self._cursor_field and self._marks_from_records:
+            mark = highest(r.row.get(self._cursor_field) for r in records)
         if mark is None or self._cursor_field is None:
             return None
         field = self._cursor_field

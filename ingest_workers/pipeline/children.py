@@ -103,7 +103,7 @@ class ChildRun:
         if self.spec.cursor_field:
             hooks.append(ParentCursor(self.lineage, parent.key, self.spec.cursor_field))
         loader = BatchLoader(self.dataset, self.lineage, self.res, self.job.recorder, self.postgres, None,
-                             self.sinks, hooks)
+                             self.sinks, hooks=hooks)
         context = self._context(parent)
         source = make_source(self.spec, context)
         skipped, counted = SkippedSoFar(source), self.job.tally.fetched
