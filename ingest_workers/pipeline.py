@@ -223,7 +223,7 @@ def _check_table(postgres: PostgresRetry, dataset: Dataset) -> None:
     marker = (os.getpid(), repr(dataset.to_dict()))
     if marker in _TABLES_MATCHING:
         return
-    differ = postgres.run(lambda conn: differences(conn, [dataset]))
+    differ = postgres.run(lambda conn: differences(conn, dataset.family))
     if differ:
         raise PermanentError("the table does not match the dataset; run `ingest db migrate` with the catalog "
                              "that declares it: " + "; ".join(differ))
