@@ -320,15 +320,17 @@ class BatchLoader:
 
         started = time.monotonic()
         in_transaction = self._in_transaction(self._covered_by_cursor(batch))
-        inserted, refused, updated, written = self._postgres.run(
+        result = self._postgres.run(
             lambda conn: self._loader_for(conn).load_batch(dataset, fresh_rows, rejected, self._lineage,
                                                            in_transaction, all_new, self._feed_transactional_sinks))
+        inserted, refused, updated, written = result.inserted, result.refused, result.updated, result.written
         self._recorder.observe(LOAD_DURATION, time.monotonic() - started, source)
         self._recorder.observe(LOAD_ROWS, len(fresh), source)
 
         for item in (*rejected, *refused):
             inc(RECORDS, source, item.stage, "rejected")
         counts = Counts(rejected=len(rejected) + len(refused), loaded=inserted, updated=updated)
+        counts.add_nested(result.nested or {})  # items of nested datasets: apart from the identity
         counts.duplicate = len(records) - inserted - updated - len(refused)
         inc(RECORDS, source, "dedup", "duplicate", amount=len(records) - len(fresh))
         inc(RECORDS, source, "load", "duplicate", amount=len(fresh) - len(refused) - inserted - updated)
