@@ -1,0 +1,230 @@
+"""Nested datasets by catalog alone: the fixture API's issues with their labels (objects) and tags
+(scalars) loaded into child tables by real `rq worker` processes (`ingest run --workers 2`).
+Revision 2 changes some issues' lists (a label removed, one recoloured, one added, a tag added):
+the child tables follow (the removed items are gone, unchanged items keep their ``xmin``); a third,
+identical run changes nothing. A label failing its check goes to ``rejected_records`` with its place,
+and its issue and the other labels load. Every expected row is computed here from the fixture's
+own record functions (``github.issue``, ``labels_of``, ``tags_of``).
+
+The last test drives the loader directly with a dataset nested in a nested dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg2.extensions
+import pytest
+import redis
+from click.testing import CliRunner
+
+from ingest_workers.cli import main
+from ingest_workers.testing.devservices import Services
+from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github
+
+pytestmark = pytest.mark.integration
+
+ISSUES = 45
+REFUSED_COLOUR = "ffffff"  # the "wontfix" label's: refused by the pattern below
+TABLES = ("gh_issues", "gh_issue_labels", "gh_issue_tags")
+CATALOG = """
+[settings]
+batch_size = 8                        # several batches: several transactions per job
+
+[datasets.issues]
+table = "gh_issues"
+key = ["number"]
+write = "merge"
+[datasets.issues.columns]
+number = "integer"
+title = "text"
+state = "text"
+updated_at = "timestamp"
+
+[datasets.issue_labels]
+table = "gh_issue_labels"
+nested_in = "issues"
+path = "labels"
+key = ["label_id"]
+fields = {{ label_id = "id" }}
+[datasets.issue_labels.columns]
+label_id = {{ type = "integer", required = true }}
+name = "text"
+color = {{ type = "text", pattern = "^(?!ffffff)[0-9a-f]{{6}}$" }}
+
+[datasets.issue_tags]
+table = "gh_issue_tags"
+nested_in = "issues"
+path = "tags"
+[datasets.issue_tags.columns]
+value = "text"
+
+[sources.widgets]
+kind = "http_json"
+dataset = "issues"
+url = "{api}/repos/acme/widgets/issues"
+records_path = ""
+pagination = "link"
+page_size = 10
+"""
+
+
+def iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return datetime.fromisoformat(value).astimezone(UTC).isoformat()
+
+
+def expected(revision: int) -> dict[str, dict[tuple, tuple]]:
+    """Each table's rows by key as the fixture serves ``revision``."""
+    issues, labels, tags = {}, {}, {}
+    for n in range(1, ISSUES + 1):
+        issue = github.issue(n, revision)
+        issues[(n,)] = (issue["title"], issue["state"], iso(issue["updated_at"]))
+        for label in github.labels_of(n, revision):
+            if label["color"] != REFUSED_COLOUR:
+                labels[(n, label["id"])] = (label["name"], label["color"], label)
+        for index, tag in enumerate(github.tags_of(n, revision)):
+            tags[(n, index)] = (tag, tag)
+    return {"gh_issues": issues, "gh_issue_labels": labels, "gh_issue_tags": tags}
+
+
+def refused_labels(revision: int, numbers: Any) -> list[tuple[int, int, dict[str, Any]]]:
+    """(issue, index, label) of the labels the pattern refuses among the issues ``numbers``."""
+    return [(n, i, label) for n in numbers for i, label in enumerate(github.labels_of(n, revision))
+            if label["color"] == REFUSED_COLOUR]
+
+
+QUERIES = {
+    "gh_issues": "SELECT number, title, state, updated_at, xmin::text FROM gh_issues",
+    "gh_issue_labels": "SELECT number, label_id, name, color, raw, xmin::text FROM gh_issue_labels",
+    "gh_issue_tags": "SELECT number, item_index, value, raw, xmin::text FROM gh_issue_tags",
+}
+KEY_WIDTH = {"gh_issues": 1, "gh_issue_labels": 2, "gh_issue_tags": 2}
+
+
+def stored(pg: psycopg2.extensions.connection) -> dict[str, dict[tuple, tuple[tuple, str]]]:
+    """Each table's rows by key: the values, and the row's xmin (new when the row is rewritten)."""
+    out: dict[str, dict[tuple, tuple[tuple, str]]] = {}
+    with pg, pg.cursor() as cur:
+        for table, query in QUERIES.items():
+            cur.execute(query + " WHERE source = 'widgets'")
+            out[table] = {}
+            for *values, xmin in cur.fetchall():
+                key, rest = tuple(values[:KEY_WIDTH[table]]), values[KEY_WIDTH[table]:]
+                if table == "gh_issues":
+                    rest[-1] = iso(rest[-1])
+                out[table][key] = (tuple(rest), xmin)
+    return out
+
+
+def values(rows: dict[tuple, tuple[tuple, str]]) -> dict[tuple, tuple]:
+    return {key: row for key, (row, _) in rows.items()}
+
+
+def ingest(services: Services, catalog: Path, tmp_path: Path, *args: str) -> dict[str, Any]:
+    flags = ["--redis-url", services.redis_url, "--database-url", services.database_url, "--log-level", "WARNING",
+             "--catalog", str(catalog)]
+    out = tmp_path / "summary.json"
+    out.unlink(missing_ok=True)
+    run = args[0] == "run"
+    result = CliRunner().invoke(main, [*flags, *args, *(["--out", str(out)] if run else [])],
+                                env={"INGEST_JOB_RETRIES": "0"})
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text())["sources"]["widgets"] if run else {}
+
+
+def run(services: Services, catalog: Path, tmp_path: Path) -> dict[str, Any]:
+    return ingest(services, catalog, tmp_path, "run", "--sources", "all", "--workers", "2", "--timeout", "120")
+
+
+@pytest.fixture
+def api() -> Iterator[FixtureApiServer]:
+    server = FixtureApiServer(FixtureApiConfig(issues=ISSUES), host="127.0.0.1", port=0, revision=1).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clean(pg: psycopg2.extensions.connection) -> Iterator[None]:
+    def drop() -> None:
+        with pg, pg.cursor() as cur:
+            for table in (*TABLES, "nest_orders", "nest_lines", "nest_line_notes"):
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+    drop()
+    yield
+    drop()
+
+
+def rejected_reasons(pg: psycopg2.extensions.connection) -> dict[tuple[int, int], str]:
+    """(issue, index) -> reason of each refused label in ``rejected_records``."""
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT payload, reason FROM rejected_records WHERE source = 'widgets' AND stage = 'nested'")
+        return {(p["parent"]["number"], p["index"]): reason for p, reason in cur.fetchall()}
+
+
+def test_issue_labels_and_tags_follow_their_issues(services: Services, redis_client: redis.Redis,
+                                                  pg: psycopg2.extensions.connection, api: FixtureApiServer,
+                                                  clean: None, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(CATALOG.format(api=api.url))
+    ingest(services, catalog, tmp_path, "db", "migrate")
+    with pg, pg.cursor() as cur:  # the parent-key index, for joins
+        cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'gh_issue_labels'")
+        assert any(d.endswith("(number)") for (d,) in cur.fetchall())
+
+    # Revision 1: everything is new; the "wontfix" labels are refused alone.
+    summary = run(services, catalog, tmp_path)
+    first, want = stored(pg), expected(1)
+    for table in TABLES:
+        assert values(first[table]) == want[table], table
+    refused = refused_labels(1, range(1, ISSUES + 1))
+    assert refused and len(want["gh_issue_labels"]) > len(refused)
+    assert (summary["fetched"], summary["loaded"], summary["rejected"]) == (ISSUES, ISSUES, 0)  # issues only
+    assert summary["nested"]["issue_labels"] == {"loaded": len(want["gh_issue_labels"]), "updated": 0,
+                                                 "deleted": 0, "rejected": len(refused)}
+    assert summary["nested"]["issue_tags"]["loaded"] == len(want["gh_issue_tags"])
+    reasons = rejected_reasons(pg)
+    assert set(reasons) == {(n, i) for n, i, _ in refused}
+    n, i, _ = refused[0]
+    assert reasons[(n, i)] == (f"labels[{i}].color: '{REFUSED_COLOUR}' does not match the pattern "
+                               "^(?!ffffff)[0-9a-f]{6}$")
+
+    # Revision 2: some issues' lists change; the child tables follow, row by row.
+    api.revision = 2
+    summary = run(services, catalog, tmp_path)
+    second, want = stored(pg), expected(2)
+    changed_issues = [n for n in range(1, ISSUES + 1) if github.labels_changed(n)]
+    assert summary["updated"] == len(changed_issues) and summary["loaded"] == 0
+    for table in TABLES:
+        assert values(second[table]) == want[table], table
+        before, after = values(first[table]), want[table]
+        kept = {k for k in after if before.get(k) == after[k]}
+        rewritten = {k for k in after if k in before and before[k] != after[k]}
+        gone, new = set(before) - set(after), set(after) - set(before)
+        for key in kept:
+            assert second[table][key][1] == first[table][key][1], f"{table} {key} rewritten unchanged"
+        for key in rewritten:
+            assert second[table][key][1] != first[table][key][1], f"{table} {key} not rewritten"
+        if table == "gh_issues":
+            assert {k[0] for k in rewritten} == set(changed_issues)
+            continue
+        assert new and kept
+        nested = summary["nested"]["issue_labels" if table == "gh_issue_labels" else "issue_tags"]
+        assert (nested["loaded"], nested["updated"], nested["deleted"]) == (len(new), len(rewritten), len(gone))
+        # only the changed issues' items moved; an unchanged item of a changed issue kept its row version
+        assert {k[0] for k in (*new, *rewritten, *gone)} <= set(changed_issues)
+        assert any(k[0] in changed_issues for k in kept)
+    assert [k for k in values(first["gh_issue_labels"]) if k not in want["gh_issue_labels"]]  # labels deleted
+    assert summary["nested"]["issue_labels"]["rejected"] == len(refused_labels(2, changed_issues))
+
+    # Revision 3 serves what 2 served: nothing changes, not even an xmin.
+    api.revision = 3
+    summary = run(services, catalog, tmp_path)
+    assert stored(pg) == second
+    assert (summary["loaded"], summary["updated"]) == (0, 0)
+    assert all(n["loaded"] == n["updated"] == n["deleted"] == 0 for n in summary.get("nested", {}).values())
