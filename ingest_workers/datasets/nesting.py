@@ -61,6 +61,8 @@ def resolve_nested(datasets: Mapping[str, Dataset], where: str = "") -> dict[str
         children = tuple(whole(n) for n, d in datasets.items() if d.nested_in == name)
         return replace(with_key(name), nested=children)
 
+    for name in datasets:  # every parent found and no circle, before walking down
+        with_key(name)
     return {name: whole(name) for name in datasets}
 
 

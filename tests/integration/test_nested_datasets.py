@@ -23,6 +23,10 @@ import redis
 from click.testing import CliRunner
 
 from ingest_workers.cli import main
+from ingest_workers.core.models import Lineage
+from ingest_workers.datasets import parse_dataset, resolve_nested
+from ingest_workers.load.loader import PostgresLoader
+from ingest_workers.load.migrate import migrate
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github
 
@@ -228,3 +232,78 @@ def test_issue_labels_and_tags_follow_their_issues(services: Services, redis_cli
     assert stored(pg) == second
     assert (summary["loaded"], summary["updated"]) == (0, 0)
     assert all(n["loaded"] == n["updated"] == n["deleted"] == 0 for n in summary.get("nested", {}).values())
+
+
+ORDERS = {
+    "orders": {"table": "nest_orders", "key": ["order_id"], "write": "merge",
+               "columns": {"order_id": "text", "customer": "text"}},
+    "lines": {"table": "nest_lines", "nested_in": "orders", "path": "lines", "key": ["sku"],
+              "columns": {"sku": "text", "qty": {"type": "integer", "min": 1}}},
+    "line_notes": {"table": "nest_line_notes", "nested_in": "lines", "path": "notes", "columns": {"value": "text"}},
+}
+ORDER_RECORDS = {
+    1: [{"order_id": "o1", "customer": "ann", "lines": [{"sku": "a", "qty": 1, "notes": ["x", "y"]},
+                                                        {"sku": "b", "qty": 2, "notes": []}]},
+        {"order_id": "o2", "customer": "bob", "lines": [{"sku": "c", "qty": 0, "notes": ["z"]},
+                                                        {"sku": "d", "qty": 1}]}],
+    # only o1's lists change: line a (and its notes) gone, b unchanged, e new with a note
+    2: [{"order_id": "o1", "customer": "ann", "lines": [{"sku": "b", "qty": 2, "notes": []},
+                                                        {"sku": "e", "qty": 5, "notes": ["w"]}]},
+        {"order_id": "o2", "customer": "bob", "lines": [{"sku": "c", "qty": 0, "notes": ["z"]},
+                                                        {"sku": "d", "qty": 1}]}],
+}
+
+
+def order_rows(dataset: Any, revision: int, run: str) -> list[dict[str, Any]]:
+    rows = []
+    for record in ORDER_RECORDS[revision]:
+        row = dataset.check(dict(record))
+        row.update(source="shop", run_id=run, job_id=run, fetched_at="2026-01-01T00:00:00+00:00", raw=record)
+        rows.append(row)
+    return rows
+
+
+def nested_state(pg: psycopg2.extensions.connection) -> dict[str, dict[tuple, str]]:
+    """Each table's keys and their rows' xmin."""
+    queries = {"orders": "SELECT order_id, xmin::text FROM nest_orders",
+               "lines": "SELECT order_id, sku, qty, xmin::text FROM nest_lines",
+               "line_notes": "SELECT order_id, sku, item_index, value, xmin::text FROM nest_line_notes"}
+    out = {}
+    with pg, pg.cursor() as cur:
+        for name, query in queries.items():
+            cur.execute(query)
+            out[name] = {tuple(key): xmin for *key, xmin in cur.fetchall()}
+    return out
+
+
+@pytest.mark.parametrize("write", ["merge", "append"])
+def test_a_dataset_nested_in_a_nested_dataset_follows_its_parent(pg: psycopg2.extensions.connection, clean: None,
+                                                               write: str) -> None:
+    declared = {name: parse_dataset(name, {**entry, **({"write": write} if name == "orders" else {})})
+                for name, entry in ORDERS.items()}
+    datasets = resolve_nested(declared)
+    migrate(pg, datasets.values())
+    orders, loader = datasets["orders"], PostgresLoader(pg)
+    first = loader.load_batch(orders, order_rows(orders, 1, "r1"), [], Lineage("shop", "r1", "r1", "t"))
+    assert first.inserted == 2
+    assert first.nested == {"lines": {"loaded": 3, "updated": 0, "deleted": 0, "rejected": 1},
+                            "line_notes": {"loaded": 2, "updated": 0, "deleted": 0, "rejected": 0}}
+    before = nested_state(pg)
+    assert set(before["lines"]) == {("o1", "a", 1), ("o1", "b", 2), ("o2", "d", 1)}
+    assert set(before["line_notes"]) == {("o1", "a", 0, "x"), ("o1", "a", 1, "y")}  # c's note: c was refused
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT reason FROM rejected_records WHERE source = 'shop' AND stage = 'nested'")
+        assert cur.fetchall() == [("lines[0].qty: 0 is below the minimum 1",)]
+
+    second = loader.load_batch(orders, order_rows(orders, 2, "r2"), [], Lineage("shop", "r2", "r2", "t"))
+    after = nested_state(pg)
+    if write == "append":  # the first version stays, and its items with it
+        assert (second.inserted, second.nested) == (0, {}) and after == before
+        return
+    assert (second.inserted, second.updated) == (0, 1)  # o1: only its lists changed
+    assert after["orders"][("o2",)] == before["orders"][("o2",)]
+    assert set(after["lines"]) == {("o1", "b", 2), ("o1", "e", 5), ("o2", "d", 1)}
+    assert after["lines"][("o1", "b", 2)] == before["lines"][("o1", "b", 2)]  # unchanged: not rewritten
+    assert set(after["line_notes"]) == {("o1", "e", 0, "w")}  # a's notes went with it
+    assert second.nested["lines"] == {"loaded": 1, "updated": 0, "deleted": 1, "rejected": 0}
+    assert second.nested["line_notes"] == {"loaded": 1, "updated": 0, "deleted": 2, "rejected": 0}
