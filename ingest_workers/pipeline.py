@@ -329,8 +329,8 @@ class BatchLoader:
 
         for item in (*rejected, *refused):
             inc(RECORDS, source, item.stage, "rejected")
-        counts = Counts(rejected=len(rejected) + len(refused), loaded=inserted, updated=updated)
-        counts.add_nested(result.nested or {})  # items of nested datasets: apart from the identity
+        counts = Counts(rejected=len(rejected) + len(refused), loaded=inserted, updated=updated,
+                        nested=result.nested)  # items of nested datasets: apart from the identity
         counts.duplicate = len(records) - inserted - updated - len(refused)
         inc(RECORDS, source, "dedup", "duplicate", amount=len(records) - len(fresh))
         inc(RECORDS, source, "load", "duplicate", amount=len(fresh) - len(refused) - inserted - updated)

@@ -33,13 +33,25 @@ from ..datasets import Dataset
 from .nested import NestedCounts, add_nested, write_nested
 
 
-class LoadResult(NamedTuple):
+class _Written(NamedTuple):
     inserted: int  # rows whose key was new
     refused: list[Rejected]  # rows PostgreSQL itself refused, recorded as rejections
     updated: int = 0  # merge: stored rows a changed record replaced
     written: Sequence[dict[str, Any]] = ()  # the rows PostgreSQL inserted or updated (RETURNING): for sinks
-    # nested dataset -> its items' counts {loaded, updated, deleted, rejected} (:mod:`.nested`)
-    nested: NestedCounts | None = None
+
+
+class LoadResult(_Written):
+    """What a batch did. Unpacks as its four fields; ``nested`` (an attribute beside them, so that
+    callers unpacking four still work) counts the items of nested datasets: nested dataset ->
+    {loaded, updated, deleted, rejected} (:mod:`.nested`)."""
+
+    nested: NestedCounts
+
+    def __new__(cls, inserted: int, refused: list[Rejected], updated: int = 0,
+                written: Sequence[dict[str, Any]] = (), nested: NestedCounts | None = None) -> LoadResult:
+        result = super().__new__(cls, inserted, refused, updated, written)
+        result.nested = nested if nested is not None else {}
+        return result
 
 
 class PostgresLoader:
@@ -79,8 +91,8 @@ class PostgresLoader:
         first = self.load_batch(dataset, rows[:middle], rejected, lineage, None, all_new, on_written)
         second = self.load_batch(dataset, rows[middle:], [], lineage, in_transaction, all_new, on_written)
         nested: NestedCounts = {}
-        add_nested(nested, first.nested or {})
-        add_nested(nested, second.nested or {})
+        add_nested(nested, first.nested)
+        add_nested(nested, second.nested)
         return LoadResult(first.inserted + second.inserted, first.refused + second.refused,
                           first.updated + second.updated, [*first.written, *second.written], nested)
 
