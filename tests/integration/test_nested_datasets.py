@@ -130,7 +130,7 @@ def values(rows: dict[tuple, tuple[tuple, str]]) -> dict[tuple, tuple]:
     return {key: row for key, (row, _) in rows.items()}
 
 
-def ingest(services: Services, catalog: Path, tmp_path: Path, *args: str) -> dict[str, Any]:
+def ingest(services: Services, catalog: Path, tmp_path: Path, *args: str) -> Any:
     flags = ["--redis-url", services.redis_url, "--database-url", services.database_url, "--log-level", "WARNING",
              "--catalog", str(catalog)]
     out = tmp_path / "summary.json"
@@ -139,7 +139,7 @@ def ingest(services: Services, catalog: Path, tmp_path: Path, *args: str) -> dic
     result = CliRunner().invoke(main, [*flags, *args, *(["--out", str(out)] if run else [])],
                                 env={"INGEST_JOB_RETRIES": "0"})
     assert result.exit_code == 0, result.output
-    return json.loads(out.read_text())["sources"]["widgets"] if run else {}
+    return json.loads(out.read_text())["sources"]["widgets"] if run else result
 
 
 def run(services: Services, catalog: Path, tmp_path: Path) -> dict[str, Any]:
@@ -232,6 +232,13 @@ def test_issue_labels_and_tags_follow_their_issues(services: Services, redis_cli
     assert stored(pg) == second
     assert (summary["loaded"], summary["updated"]) == (0, 0)
     assert all(n["loaded"] == n["updated"] == n["deleted"] == 0 for n in summary.get("nested", {}).values())
+
+    # `ingest status` adds the three runs' item counts up, per nested dataset.
+    status = json.loads(ingest(services, catalog, tmp_path, "status", "--json").output)["sources"]["widgets"]
+    labels = status["nested"]["issue_labels"]
+    assert labels["deleted"] == len(set(values(first["gh_issue_labels"])) - set(want["gh_issue_labels"]))
+    assert labels["loaded"] == len(expected(1)["gh_issue_labels"]) + len(
+        set(want["gh_issue_labels"]) - set(values(first["gh_issue_labels"])))
 
 
 ORDERS = {
