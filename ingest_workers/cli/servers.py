@@ -102,10 +102,12 @@ def fixture_api(host: str, port: int, issues: int, products: int, latency: float
 @click.option("--port", type=click.IntRange(0, 65535), default=9108, show_default=True)
 @click.pass_obj
 def metrics_server(app: App, host: str, port: int) -> None:
-    """Serve /metrics (Prometheus), /healthz (Redis, PostgreSQL, workers), /status (the JSON of
-    `ingest status --json`) and / (the same as an HTML page that refreshes itself)."""
+    """Serve /metrics (Prometheus), /healthz (Redis, PostgreSQL, workers) and the operator's console:
+    / (every source), /sources/NAME (a source's runs, rejects and cursor), /workers (workers and
+    queues), each also as JSON under /status (/status is `ingest status --json`). Read-only."""
     client = app.redis()
     catalog = app.optional_catalog
-    server = make_metrics_server(client, app.settings, host, port, list(catalog.sources.values()) if catalog else [])
+    server = make_metrics_server(client, app.settings, host, port, list(catalog.sources.values()) if catalog else [],
+                                 app.env)
     click.echo(f"metrics at http://{host}:{port}/metrics, status page at http://{host}:{port}/", err=True)
     serve_until_stopped(server)

@@ -1,5 +1,6 @@
 """``ingest metrics-server``: ``/metrics`` for Prometheus, ``/healthz`` for probes, and the
-status page (``/status`` as JSON, ``/`` as HTML: see :mod:`.status_page`).
+operator's console (``/``, ``/sources/NAME``, ``/workers`` as HTML, each from its JSON document
+under ``/status``: see :mod:`.console`).
 
 Counted metrics come from Redis (see :mod:`.metrics`); queue depths and live
 workers are read from RQ's own registries at scrape time. Jobs publish their source's
@@ -9,7 +10,7 @@ schedule themselves; the catalog's, when the server has one, stands in until the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -21,11 +22,11 @@ from rq import Worker
 
 from ..core.config import Settings
 from ..core.connections import connect_postgres
-from ..core.errors import IngestError, ServiceUnavailable
+from ..core.errors import ServiceUnavailable
 from ..core.models import SourceSpec
+from .console.routes import Console
 from .metrics import RedisCollector
 from .queues import queue_depths, worker_counts
-from .status_page import read_status, render_page
 
 
 class RqCollector(Collector):
@@ -72,26 +73,19 @@ def health(client: redis.Redis, settings: Settings) -> tuple[bool, dict[str, Any
     return ok, checks
 
 
-def make_app(client: redis.Redis, settings: Settings,
-             sources: Sequence[SourceSpec] = ()) -> Callable[..., Iterable[bytes]]:
+def make_app(client: redis.Redis, settings: Settings, sources: Sequence[SourceSpec] = (),
+             env: Mapping[str, str] | None = None) -> Callable[..., Iterable[bytes]]:
+    """The WSGI app: the console's pages (``env``: the environment whose values rejected records
+    must not show, see :mod:`.console.redaction`), ``/healthz``, and ``/metrics`` for any other path."""
     metrics_app = make_wsgi_app(make_registry(client, sources))
-    names = [spec.name for spec in sources]
+    console = Console(client, settings, sources, env or {})
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO")
-        if path in ("/", "/status"):
-            try:
-                document, error = read_status(client, settings, names), None
-            except (IngestError, redis.RedisError) as exc:
-                document, error = None, str(exc) if isinstance(exc, IngestError) else f"Redis: {type(exc).__name__}"
-            if path == "/status":
-                body = json.dumps(document if error is None else {"error": error}, indent=2).encode()
-                kind = "application/json"
-            else:
-                body, kind = render_page(document, error).encode(), "text/html; charset=utf-8"
-            start_response("200 OK" if error is None else "503 Service Unavailable",
-                           [("Content-Type", kind), ("Cache-Control", "no-store")])
-            return [body]
+        path = environ.get("PATH_INFO") or "/"
+        answer = console.answer(path)
+        if answer is not None:
+            start_response(answer.status, answer.headers())
+            return [answer.body]
         if path == "/healthz":
             ok, checks = health(client, settings)
             body = json.dumps({"status": "ok" if ok else "unhealthy", **checks}).encode()
@@ -108,6 +102,6 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def make_metrics_server(client: redis.Redis, settings: Settings, host: str, port: int,
-                        sources: Sequence[SourceSpec] = ()) -> WSGIServer:
+                        sources: Sequence[SourceSpec] = (), env: Mapping[str, str] | None = None) -> WSGIServer:
     """The server of :func:`make_app` on ``host:port`` (the caller serves it and closes it)."""
-    return make_server(host, port, make_app(client, settings, sources), handler_class=_QuietHandler)
+    return make_server(host, port, make_app(client, settings, sources, env), handler_class=_QuietHandler)

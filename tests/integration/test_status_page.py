@@ -116,7 +116,7 @@ url = "{mock_server.url}/products"
     assert "HTTP 404" in parser.rows["shop_broken"]["cells"][-1]
     assert parser.rows["shop_secret"]["cells"][1] == "healthy"
     assert parser.rows["shop_never_run"]["cells"][1] == "no runs"
-    assert '<meta http-equiv="refresh"' in page
+    assert 'src="/static/console.js"' in page  # it refreshes itself in place
     for secret in (TOKEN, DB_PASSWORD, URL_KEY):
         assert secret not in page and secret not in answer.text
 
@@ -133,6 +133,9 @@ def test_the_status_page_says_what_is_missing_when_the_database_has_no_schema(
     with metrics_server(served) as url:
         answer = requests.get(f"{url}/status", timeout=10)
         page = requests.get(f"{url}/", timeout=10)
-    assert answer.status_code == page.status_code == 503
-    assert answer.json() == {"error": "the database has no ingest schema: run ingest db migrate"}
-    assert "the database has no ingest schema: run ingest db migrate" in page.text
+        source_answer = requests.get(f"{url}/status/sources/shop", timeout=10)
+        source_page = requests.get(f"{url}/sources/shop", timeout=10)
+    assert answer.status_code == page.status_code == source_answer.status_code == source_page.status_code == 503
+    missing = "the database has no ingest schema: run ingest db migrate"
+    assert answer.json() == source_answer.json() == {"error": missing}
+    assert missing in page.text and missing in source_page.text

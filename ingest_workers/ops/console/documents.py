@@ -1,0 +1,98 @@
+"""The JSON documents of the console, one per page: ``/status/sources/NAME`` (a source's runs,
+rejects, cursor and schedule) and ``/status/workers`` (workers and queues). The HTML pages are
+rendered from exactly these documents, so every number a page shows is in its document."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg2.extensions
+import redis
+
+from ...core.models import SourceSpec
+from . import queries, rq_state
+from .redaction import PayloadRedactor
+
+RUN_DAYS = 7  # the window of a source page's runs
+RUN_LIMIT = 30  # at most this many runs (the chart's bars)
+REJECT_RUNS = 5  # the top reasons cover the newest runs
+REJECT_REASONS = 5
+REJECT_SAMPLES = 3
+
+
+def source_document(conn: psycopg2.extensions.connection, name: str, spec: SourceSpec | None,
+                    redactor: PayloadRedactor, now: datetime) -> dict[str, Any]:
+    """Everything the page of source ``name`` shows (``spec``: its catalog entry, when the server has one)."""
+    runs = queries.source_runs(conn, name, RUN_DAYS, RUN_LIMIT)
+    newest = [run.run_id for run in runs[:REJECT_RUNS]]
+    reasons, samples = queries.reject_reasons(conn, name, newest, REJECT_REASONS, REJECT_SAMPLES)
+    cursor = queries.source_cursor(conn, name)
+    totals = {count: sum(run.counts[count] for run in runs) for count in queries.COUNT_NAMES}
+    return {
+        "generated_at": iso(now), "source": name, "window_days": RUN_DAYS,
+        "catalog": _catalog(spec), "next_run": _next_run(spec, now),
+        "cursor": {**cursor, "updated_at": iso(cursor["updated_at"])} if cursor else None,
+        "runs": [_run(run, redactor) for run in runs], "totals": totals,
+        "rejects": {"runs": newest, "reasons": [_reason(row, samples, redactor) for row in reasons]},
+        "datasets": [{"name": spec.dataset if spec else None, "loaded": totals["loaded"],
+                      "updated": totals["updated"], "rejected": totals["rejected"]}],
+        # Child sources of a fan-out and their nested datasets: listed here once sources can have them.
+        "children": [],
+    }
+
+
+def workers_document(client: redis.Redis, now: datetime) -> dict[str, Any]:
+    """Every worker (host, pid, current job and since when, last heartbeat) and every queue (depths,
+    the oldest waiting job's age, scheduled and deferred jobs with their times)."""
+    workers = [{**worker, "birth": iso(worker["birth"]), "last_heartbeat": iso(worker["last_heartbeat"]),
+                "current_job": _job(worker["current_job"])} for worker in rq_state.workers(client)]
+    queues = [{**queue, "oldest_queued_at": iso(queue["oldest_queued_at"]),
+               "scheduled_jobs": [_job(job) for job in queue["scheduled_jobs"]],
+               "deferred_jobs": [_job(job) for job in queue["deferred_jobs"]]}
+              for queue in rq_state.queues(client, now)]
+    return {"generated_at": iso(now), "workers": workers, "queues": queues}
+
+
+def _catalog(spec: SourceSpec | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    return {"kind": spec.kind, "dataset": spec.dataset, "queue": spec.queue,
+            "interval_seconds": spec.interval_seconds, "cursor_field": spec.cursor_field}
+
+
+def _next_run(spec: SourceSpec | None, now: datetime) -> str | None:
+    """When ``ingest schedule`` enqueues the source next: the start of its next slot (slots of its
+    interval counted from the Unix epoch, as the scheduler cuts them); None when it is not scheduled."""
+    if spec is None or not spec.interval_seconds:
+        return None
+    slot = math.floor(now.timestamp() / spec.interval_seconds) + 1
+    return iso(datetime.fromtimestamp(slot * spec.interval_seconds, UTC))
+
+
+def _run(run: queries.RunRow, redactor: PayloadRedactor) -> dict[str, Any]:
+    seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
+    return {"run_id": run.run_id, "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
+            "seconds": None if seconds is None else round(max(seconds, 0.0), 3), "outcome": run.outcome,
+            "jobs": run.jobs, **run.counts, "error": redactor.redact(run.error)}
+
+
+def _reason(row: queries.RejectRow, samples: list[queries.RejectSample], redactor: PayloadRedactor) -> dict[str, Any]:
+    mine = [s for s in samples if (s.kind, s.stage) == (row.reason, row.stage)]
+    return {"reason": redactor.redact(row.reason), "stage": row.stage, "count": row.count,
+            "samples": [{"reason": redactor.redact(s.reason), "run_id": s.run_id, "job_id": s.job_id,
+                         "rejected_at": iso(s.rejected_at), "payload": redactor.redact(s.payload)} for s in mine]}
+
+
+def _job(line: rq_state.JobLine | None) -> dict[str, Any] | None:
+    return None if line is None else {**asdict(line), "at": iso(line.at)}
+
+
+def iso(moment: datetime | None) -> str | None:
+    """``moment`` in ISO 8601 UTC to the second (a naive one is taken as UTC, as RQ stores them)."""
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,114 @@
+"""Every SQL statement the console runs, in one module: the run history of a source
+(``ingest_jobs``, grouped by run), its rejected records (``rejected_records``) and its cursor
+(``source_cursors``). When the history's columns change, this is the module to adapt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg2.extensions
+
+from ...core.connections import postgres_errors
+
+COUNT_NAMES = ("fetched", "loaded", "updated", "rejected", "duplicate")
+
+# One row per run of the source: its jobs' counts summed, its span, and its outcome (the worst of its
+# jobs': a job still enqueued or started makes the run "running").
+_RUNS = """
+SELECT run_id, min(started_at), max(finished_at), count(*),
+       bool_or(status IN ('enqueued', 'started')), bool_or(status = 'failed'), bool_or(status = 'partial'),
+       sum(fetched), sum(loaded), sum(updated), sum(rejected), sum(duplicate),
+       (array_agg(error ORDER BY started_at DESC) FILTER (WHERE error IS NOT NULL))[1]
+FROM ingest_jobs WHERE source = %(source)s AND started_at >= now() - %(days)s * interval '1 day'
+GROUP BY run_id ORDER BY min(started_at) DESC LIMIT %(limit)s"""
+
+# Reasons differ by the values they quote ("price: -2 is below the minimum 0"): they are grouped with
+# their numbers and quoted texts masked ("price: # is below the minimum #"), each sample keeping its own.
+_MASKED = "regexp_replace(regexp_replace(reason, '-?[0-9]+([.][0-9]+)?', '#', 'g'), '''[^'']*''', '''...''', 'g')"
+
+_REASONS = f"""
+SELECT {_MASKED} AS kind, stage, count(*) FROM rejected_records
+WHERE source = %(source)s AND run_id = ANY(%(runs)s)
+GROUP BY kind, stage ORDER BY count(*) DESC, kind LIMIT %(reasons)s"""
+
+# A few records of each kind of reason, newest first.
+_SAMPLES = f"""
+SELECT kind, stage, reason, run_id, job_id, rejected_at, payload FROM (
+    SELECT {_MASKED} AS kind, stage, reason, run_id, job_id, rejected_at, payload,
+           row_number() OVER (PARTITION BY {_MASKED}, stage ORDER BY rejected_at DESC, id DESC) AS newest
+    FROM rejected_records WHERE source = %(source)s AND run_id = ANY(%(runs)s)) AS numbered
+WHERE newest <= %(samples)s ORDER BY rejected_at DESC"""
+
+_CURSOR = "SELECT field, position, run_id, job_id, updated_at FROM source_cursors WHERE source = %s"
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run of a source, its jobs taken together."""
+
+    run_id: str
+    started_at: datetime | None
+    finished_at: datetime | None  # the last job's end (None while none has ended)
+    jobs: int
+    outcome: str  # running | failed | partial | finished
+    counts: dict[str, int]
+    error: str | None  # the newest error of its jobs
+
+
+@dataclass(frozen=True)
+class RejectRow:
+    reason: str  # with its numbers and quoted texts masked: the records of one kind of reason
+    stage: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RejectSample:
+    kind: str  # the masked reason (a RejectRow's)
+    stage: str
+    reason: str  # as recorded
+    run_id: str
+    job_id: str
+    rejected_at: datetime
+    payload: Any  # the record as served (not redacted yet)
+
+
+def source_runs(conn: psycopg2.extensions.connection, source: str, days: float, limit: int) -> list[RunRow]:
+    """The newest ``limit`` runs of ``source`` started in the last ``days``, newest first."""
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute(_RUNS, {"source": source, "days": days, "limit": limit})
+        rows = cur.fetchall()
+    return [RunRow(run_id, started, finished, int(jobs), _outcome(running, failed, partial),
+                   dict(zip(COUNT_NAMES, (int(value or 0) for value in counts))), error)
+            for run_id, started, finished, jobs, running, failed, partial, *counts, error in rows]
+
+
+def _outcome(running: bool, failed: bool, partial: bool) -> str:
+    return "running" if running else "failed" if failed else "partial" if partial else "finished"
+
+
+def reject_reasons(conn: psycopg2.extensions.connection, source: str, run_ids: list[str], reasons: int,
+                   samples: int) -> tuple[list[RejectRow], list[RejectSample]]:
+    """The ``reasons`` commonest reasons ``source``'s records were rejected for in ``run_ids`` (their
+    numbers and quoted texts masked), and up to ``samples`` records of each (a record rejected again
+    in a later run is stored once, by its first run)."""
+    params = {"source": source, "runs": run_ids, "reasons": reasons, "samples": samples}
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute(_REASONS, params)
+        top = [RejectRow(reason, stage, int(count)) for reason, stage, count in cur.fetchall()]
+        cur.execute(_SAMPLES, params)
+        found = [RejectSample(*row) for row in cur.fetchall()]
+    return top, found
+
+
+def source_cursor(conn: psycopg2.extensions.connection, source: str) -> dict[str, Any] | None:
+    """The high-water mark of ``source`` (field, position, the run and job that set it, when), or None."""
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute(_CURSOR, (source,))
+        row = cur.fetchone()
+    if row is None:
+        return None
+    field, position, run_id, job_id, updated_at = row
+    return {"field": field, "position": position, "run_id": run_id, "job_id": job_id, "updated_at": updated_at}

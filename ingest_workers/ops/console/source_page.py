@@ -1,0 +1,98 @@
+"""The page of one source, rendered from its document (``/status/sources/NAME``): facts (dataset,
+schedule, cursor), its runs as a chart and a table, the top reasons of its rejects with a few
+records each, and its datasets. A section of fan-out progress (parents done / total, child jobs
+by state, the failed parents' keys) goes after the runs once sources fan out: the document
+would carry it as ``fan_out``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from .chart import runs_chart
+from .layout import cell, e, number, page, table
+
+_RUN_HEADERS = ("run", "started", "duration", "outcome", "jobs", "fetched", "loaded", "updated", "duplicate",
+                "rejected", "error")
+_COUNTS = ("fetched", "loaded", "updated", "duplicate", "rejected")
+
+
+def source_href(name: str) -> str:
+    """The address of the page of source ``name``."""
+    return "/sources/" + quote(name, safe="")
+
+
+def render_source_page(document: dict[str, Any]) -> str:
+    """The HTML page of a source document."""
+    name = str(document["source"])
+    body = [f'<h1 id="source" data-source="{e(name)}">{e(name)}</h1>',
+            f'<div class="overview">{_facts(document)}<figure class="runs">{runs_chart(document["runs"])}'
+            f"<figcaption>records per run, the last {e(document['window_days'])} days</figcaption></figure></div>",
+            f"<h2>runs of the last {e(document['window_days'])} days</h2>",
+            table("runs", _RUN_HEADERS, (_run_row(run) for run in document["runs"]), "no runs in this window"),
+            "<h2>why records were rejected</h2>", *_rejects(document["rejects"]),
+            "<h2>datasets</h2>", _datasets(document)]
+    return page(f"source {name}", str(document["generated_at"]), "/status" + source_href(name), body)
+
+
+def _facts(document: dict[str, Any]) -> str:
+    catalog = document.get("catalog") or {}
+    cursor = document.get("cursor")
+    interval = catalog.get("interval_seconds")
+    facts = [("dataset", catalog.get("dataset") or "-"), ("kind", catalog.get("kind") or "-"),
+             ("queue", catalog.get("queue") or "the default queue"),
+             ("schedule", f"every {interval}s" if interval else "not scheduled"),
+             ("next run", document.get("next_run") or "-"),
+             ("cursor", f"{cursor['field']} = {json.dumps(cursor['position'])} (set by {cursor['run_id']} at "
+                        f"{cursor['updated_at']})" if cursor else "none")]
+    if not catalog:
+        facts.insert(0, ("catalog", "not in this server's catalog"))
+    items = "".join(f'<dt>{e(label)}</dt><dd class="{e(label.replace(" ", "-"))}">{e(value)}</dd>'
+                    for label, value in facts)
+    return f'<dl class="facts">{items}</dl>'
+
+
+def _run_row(run: dict[str, Any]) -> str:
+    seconds = run.get("seconds")
+    cells = [cell(run["run_id"]), cell(run.get("started_at") or "-"),
+             cell("-" if seconds is None else f"{seconds:.1f} s", "n duration"),
+             cell(run["outcome"], f"outcome {run['outcome']}"), cell(number(run["jobs"]), "n jobs"),
+             *(cell(number(run[count]), f"n {count}") for count in _COUNTS), cell(run.get("error") or "", "error")]
+    return f'<tr id="run-{e(run["run_id"])}" data-run="{e(run["run_id"])}">{"".join(cells)}</tr>'
+
+
+def _rejects(rejects: dict[str, Any]) -> list[str]:
+    runs = rejects.get("runs") or []
+    if not rejects.get("reasons"):
+        return [f'<p class="empty" id="rejects">no record rejected in the last {len(runs)} runs</p>']
+    parts = [f'<p class="note" id="rejects">the commonest reasons over the newest {len(runs)} runs '
+             "(a record rejected again is stored once, under its first run)</p>"]
+    for index, reason in enumerate(rejects["reasons"]):
+        samples = "".join(_sample(sample) for sample in reason["samples"])
+        parts.append(f'<section class="reason" data-reason="{e(reason["reason"])}" data-count="{int(reason["count"])}">'
+                     f'<h3><span class="count">{number(reason["count"])}</span> × {e(reason["reason"])} '
+                     f'<span class="note">(stage {e(reason["stage"])})</span></h3>'
+                     f'<details id="reason-{index}"><summary>{len(reason["samples"])} of these records, as served'
+                     f"</summary>{samples}</details></section>")
+    return parts
+
+
+def _sample(sample: dict[str, Any]) -> str:
+    payload = json.dumps(sample["payload"], indent=2, ensure_ascii=False, sort_keys=True)
+    run = e(sample["run_id"])
+    return (f'<p class="note">{e(sample["reason"])}: job {e(sample["job_id"])} of run <a href="#run-{run}">{run}</a>'
+            f', at {e(sample["rejected_at"])}</p><pre class="payload">{e(payload)}</pre>')
+
+
+def _datasets(document: dict[str, Any]) -> str:
+    rows = [f'<tr data-dataset="{e(d["name"])}">{cell(d["name"] or "-")}{cell(number(d["loaded"]), "n loaded")}'
+            f'{cell(number(d["updated"]), "n updated")}{cell(number(d["rejected"]), "n rejected")}</tr>'
+            for d in document.get("datasets", [])]
+    children = [f'<tr data-child="{e(c["source"])}"><td><a href="{e(source_href(c["source"]))}">{e(c["source"])}'
+                f'</a></td>{cell(number(c.get("loaded")), "n loaded")}</tr>' for c in document.get("children", [])]
+    parts = table("datasets", ("dataset", f"loaded {document['window_days']}d", "updated", "rejected"), rows,
+                  "no dataset")
+    if children:
+        parts += "<h3>child sources</h3>" + table("children", ("source", "loaded"), children, "")
+    return parts

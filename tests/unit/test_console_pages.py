@@ -1,0 +1,104 @@
+"""The console's pages from hand-made documents: hostile values come out escaped on every page, the
+chart's bars carry the documents' numbers, rejected records are redacted, and the next run is the
+start of the source's next schedule slot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest_workers.core.models import SourceSpec
+from ingest_workers.ops.console.chart import runs_chart
+from ingest_workers.ops.console.documents import _next_run
+from ingest_workers.ops.console.layout import static_file
+from ingest_workers.ops.console.redaction import HIDDEN, PayloadRedactor
+from ingest_workers.ops.console.source_page import render_source_page
+from ingest_workers.ops.console.workers_page import render_workers_page
+from ingest_workers.ops.status_page import render_page
+from tests.dom import Dom
+
+HOSTILE = '<script>alert("x")</script>&"\''
+
+
+def _run(run_id: str, **counts: int) -> dict[str, Any]:
+    base = {"fetched": 0, "loaded": 0, "updated": 0, "duplicate": 0, "rejected": 0}
+    return {"run_id": run_id, "started_at": "2026-12-01T10:00:00+00:00", "finished_at": None, "seconds": 1.5,
+            "outcome": "failed", "jobs": 1, **base, **counts, "error": HOSTILE}
+
+
+def source_document() -> dict[str, Any]:
+    sample = {"reason": HOSTILE, "run_id": HOSTILE, "job_id": HOSTILE, "rejected_at": "2026-12-01T10:00:00+00:00",
+              "payload": {"name": HOSTILE}}
+    return {"generated_at": HOSTILE, "source": HOSTILE, "window_days": 7,
+            "catalog": {"kind": HOSTILE, "dataset": HOSTILE, "queue": HOSTILE, "interval_seconds": 60,
+                        "cursor_field": HOSTILE},
+            "next_run": HOSTILE, "cursor": {"field": HOSTILE, "position": HOSTILE, "run_id": HOSTILE, "job_id": "j",
+                                            "updated_at": HOSTILE},
+            "runs": [_run(HOSTILE, fetched=12, loaded=7, rejected=3, duplicate=2), _run("r-old", updated=4)],
+            "totals": {}, "rejects": {"runs": [HOSTILE], "reasons": [{"reason": HOSTILE, "stage": HOSTILE, "count": 3,
+                                                                       "samples": [sample]}]},
+            "datasets": [{"name": HOSTILE, "loaded": 7, "updated": 4, "rejected": 3}],
+            "children": [{"source": HOSTILE, "loaded": 1}]}
+
+
+def workers_document() -> dict[str, Any]:
+    job = {"job_id": HOSTILE, "source": HOSTILE, "run_id": HOSTILE, "at": HOSTILE}
+    return {"generated_at": HOSTILE,
+            "workers": [{"name": HOSTILE, "hostname": HOSTILE, "pid": 12, "state": HOSTILE, "queues": [HOSTILE],
+                         "birth": HOSTILE, "last_heartbeat": HOSTILE, "current_job": job}],
+            "queues": [{"name": HOSTILE, "queued": 2, "started": 1, "scheduled": 1, "deferred": 1, "failed": 0,
+                        "finished": 0, "workers": 1, "oldest_queued_at": HOSTILE, "oldest_queued_seconds": 3.0,
+                        "scheduled_jobs": [job], "deferred_jobs": [job]}]}
+
+
+def status_document() -> dict[str, Any]:
+    source = {"last_run": {"run_id": HOSTILE, "status": HOSTILE, "started_at": HOSTILE}, "jobs": 1, "succeeded": 0,
+              "success_rate": 0.0, "health": HOSTILE, "loaded": 5,
+              "recent_failures": [{"job_id": HOSTILE, "at": HOSTILE, "error": HOSTILE}]}
+    return {"generated_at": HOSTILE, "window_hours": 24, "sources": {HOSTILE: source},
+            "queues": {HOSTILE: {"queued": 1}}}
+
+
+def test_every_page_escapes_every_value() -> None:
+    pages = [render_source_page(source_document()), render_workers_page(workers_document()),
+             render_page(status_document()), render_page(None, HOSTILE)]
+    for html in pages:
+        assert "<script>alert" not in html and 'alert("x")' not in html
+        assert html.count("<script") == 1  # the console's own script, from the server
+        assert Dom.parse(html).find_all("script")[0].attrs["src"] == "/static/console.js"
+
+
+def test_the_chart_draws_each_run_with_its_numbers_oldest_first() -> None:
+    runs = [_run("new", loaded=7, rejected=3, duplicate=2), _run("old", updated=4)]
+    chart = Dom.parse(runs_chart(runs))
+    bars = [(b.attrs["data-run"], b.attrs["data-kind"], int(b.attrs["data-value"])) for b in chart.find_all("rect")
+            if "data-run" in b.attrs]
+    assert bars == [("old", "updated", 4), ("new", "loaded", 7), ("new", "duplicate", 2), ("new", "rejected", 3)]
+    heights = {b.attrs["data-kind"]: float(b.attrs["height"]) for b in chart.find_all("rect", data_run="new")}
+    assert abs(heights["loaded"] / heights["rejected"] - 7 / 3) < 0.01
+    assert "no runs yet" in runs_chart([])
+
+
+def test_rejected_records_show_no_value_of_the_environment_and_no_auth_header() -> None:
+    spec = SourceSpec(name="s", kind="http_json", dataset="products", url="http://x/${API_HOST}/items",
+                      auth_env="SHOP_TOKEN", auth_header="X-Shop-Auth")
+    redactor = PayloadRedactor([spec], {"SHOP_TOKEN": "tok-123456", "API_HOST": "internal.example", "OTHER": "keep"})
+    record = {"id": 1, "note": "sent tok-123456 to internal.example", "X-Shop-Auth": "anything",
+              "nested": [{"authorization": "Basic abc"}], "url": "postgresql://u:pw@db/x", "other": "keep"}
+    assert redactor.redact(record) == {
+        "id": 1, "note": "sent ${SHOP_TOKEN} to ${API_HOST}", "X-Shop-Auth": HIDDEN,
+        "nested": [{"authorization": HIDDEN}], "url": "postgresql://u:***@db/x", "other": "keep"}
+
+
+def test_the_next_run_is_the_start_of_the_next_slot() -> None:
+    spec = SourceSpec(name="s", kind="synthetic", dataset="sensors", interval_seconds=900)
+    now = datetime(2026, 12, 1, 10, 7, 30, tzinfo=UTC)
+    assert _next_run(spec, now) == "2026-12-01T10:15:00+00:00"
+    assert _next_run(spec, datetime(2026, 12, 1, 10, 15, tzinfo=UTC)) == "2026-12-01T10:30:00+00:00"
+    assert _next_run(SourceSpec(name="s", kind="synthetic", dataset="sensors"), now) is None
+
+
+def test_the_static_files_are_shipped_and_nothing_else_is_served() -> None:
+    script, kind = static_file("console.js") or (b"", "")
+    assert b"DOMParser" in script and kind.startswith("text/javascript")
+    assert static_file("../documents.py") is None and static_file("console.css") is not None
