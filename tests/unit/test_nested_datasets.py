@@ -157,3 +157,15 @@ def test_nested_counts_add_up_apart_from_the_records() -> None:
     counts.add(Counts(nested={"issue_labels": {"loaded": 1, "rejected": 2}}))
     assert counts.to_dict() == {"fetched": 3, "rejected": 0, "duplicate": 1, "loaded": 2, "updated": 0}
     assert counts.nested == {"issue_labels": {"loaded": 4, "updated": 0, "deleted": 1, "rejected": 2}}
+
+
+def test_the_documented_nested_datasets_load(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "datasets.md").read_text(encoding="utf-8")
+    block = docs.split("\n## Nested datasets\n", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    short = readme.split("```toml\n[datasets.issue_labels]\n", 1)[1].split("```", 1)[0]
+    parent = DATASETS.split("[datasets.issue_labels]", 1)[0]
+    for text in (block, "[datasets.issue_labels]\n" + short):
+        found = catalog(tmp_path, parent + text + SOURCE)
+        assert found.datasets["issue_labels"].unique_key == ("source", "number", "label_id")
