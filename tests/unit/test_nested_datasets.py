@@ -1,6 +1,6 @@
 """Nested datasets without I/O: the declaration (parsed, attached to its parent by the catalog, and
 read back from the parent's declaration in a job), the item rows made from parent rows, with
-each refused item's reason naming its place, and the fingerprint that sees a changed list."""
+each refused item's reason naming its place, and the fingerprint that sees a changed list, and the catalog draft that proposes them."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from ingest_workers.catalog import load_catalog
+from ingest_workers.cli import main
 from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import Counts
 from ingest_workers.datasets import parse_dataset, resolve_nested
 from ingest_workers.datasets.nesting import item_rows
 from ingest_workers.load.dedup import fingerprint
+from ingest_workers.testing.fixture_apis import FaultShares, FixtureApiConfig, FixtureApiServer
 
 DATASETS = """
 [datasets.issues]
@@ -169,3 +172,30 @@ def test_the_documented_nested_datasets_load(tmp_path: Path) -> None:
     for text in (block, "[datasets.issue_labels]\n" + short):
         found = catalog(tmp_path, parent + text + SOURCE)
         assert found.datasets["issue_labels"].unique_key == ("source", "number", "label_id")
+
+
+def draft_issues(env: dict[str, str]) -> tuple[Any, dict[str, int]]:
+    """``ingest catalog draft`` of the fixture API's issues, every path of which answers 500 once."""
+    server = FixtureApiServer(FixtureApiConfig(issues=40, faults=FaultShares(error=1.0))).start()
+    try:
+        result = CliRunner().invoke(main, ["catalog", "draft", f"{server.url}/repos/acme/widgets/issues",
+                                           "--name", "issues"], env={"INGEST_HTTP_MAX_BACKOFF": "0.1", **env})
+        return result, server.requests()
+    finally:
+        server.stop()
+
+
+def test_the_draft_proposes_nested_datasets_for_lists_of_objects_and_retries_as_workers_do(tmp_path: Path) -> None:
+    refused, _ = draft_issues({"INGEST_HTTP_MAX_ATTEMPTS": "1"})  # the workers' setting decides
+    assert refused.exit_code != 0 and "500" in refused.output
+    result, requests = draft_issues({})
+    assert result.exit_code == 0, result.output
+    assert requests["/repos/acme/widgets/issues"] == 2  # a 500, then the answer
+    drafted = tomllib.loads(result.output)["datasets"]
+    labels = drafted["issues_labels"]
+    assert (labels["nested_in"], labels["path"], labels["key"]) == ("issues", "labels", ["id"])
+    assert labels["columns"] == {"id": {"type": "integer", "required": True}, "name": "text", "color": "text"}
+    assert drafted["issues"]["columns"]["tags"] == "text[]"  # a list of scalars stays a column
+    assert "labels" not in drafted["issues"]["columns"]
+    found = catalog(tmp_path, result.output)  # the draft is a catalog that loads as it is
+    assert found.datasets["issues_labels"].unique_key == ("source", "number", "id")
