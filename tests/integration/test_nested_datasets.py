@@ -6,7 +6,7 @@ identical run changes nothing. A label failing its check goes to ``rejected_reco
 and its issue and the other labels load. Every expected row is computed here from the fixture's
 own record functions (``github.issue``, ``labels_of``, ``tags_of``).
 
-The last test drives the loader directly with a dataset nested in a nested dataset.
+The last tests drive the loader and the migration directly, with a dataset nested in a nested dataset.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ingest_workers.core.models import Lineage
 from ingest_workers.datasets import parse_dataset, resolve_nested
 from ingest_workers.load.loader import PostgresLoader
 from ingest_workers.load.migrate import migrate
+from ingest_workers.load.schema import differences
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github
 
@@ -314,3 +315,22 @@ def test_a_dataset_nested_in_a_nested_dataset_follows_its_parent(pg: psycopg2.ex
     assert set(after["line_notes"]) == {("o1", "e", 0, "w")}  # a's notes went with it
     assert second.nested["lines"] == {"loaded": 1, "updated": 0, "deleted": 1, "rejected": 0}
     assert second.nested["line_notes"] == {"loaded": 1, "updated": 0, "deleted": 2, "rejected": 0}
+
+
+def test_migrate_creates_and_evolves_nested_tables(pg: psycopg2.extensions.connection, clean: None) -> None:
+    def declared(**extra_columns: Any) -> dict[str, Any]:
+        entries = {**ORDERS, "lines": {**ORDERS["lines"], "columns": {**ORDERS["lines"]["columns"], **extra_columns}}}
+        return resolve_nested({name: parse_dataset(name, entry) for name, entry in entries.items()})
+
+    done = migrate(pg, declared().values())
+    assert {"created table nest_lines (dataset lines)",
+            "created table nest_line_notes (dataset line_notes)"} <= set(done)
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'nest_line_notes'")
+        indexes = [d for (d,) in cur.fetchall()]
+    assert any(d.endswith("(source, order_id, sku, item_index)") for d in indexes)  # the unique key
+    assert any(d.endswith("(order_id, sku)") for d in indexes)  # the parent's key, for joins
+    assert differences(pg, declared(note="text")["orders"].family) == [
+        "dataset lines: table nest_lines has no column 'note'"]
+    assert "added column nest_lines.note (dataset lines)" in migrate(pg, declared(note="text").values())
+    assert differences(pg, declared(note="text")["orders"].family) == []

@@ -1,6 +1,7 @@
 """Nested datasets without I/O: the declaration (parsed, attached to its parent by the catalog, and
 read back from the parent's declaration in a job), the item rows made from parent rows, with
-each refused item's reason naming its place, and the fingerprint that sees a changed list, and the catalog draft that proposes them."""
+each refused item's reason naming its place, the fingerprint that sees a changed list, and the
+catalog draft that proposes nested datasets."""
 
 from __future__ import annotations
 
