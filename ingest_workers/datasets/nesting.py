@@ -45,6 +45,9 @@ def resolve_nested(datasets: Mapping[str, Dataset], where: str = "") -> dict[str
         if name in keyed:
             return keyed[name]
         dataset = datasets[name]
+        if dataset.nested:  # the form a job carries; a catalog names the parent in each nested dataset
+            raise ConfigError(f"{where}[datasets.{name}] key 'nested': declare each dataset nested in {name!r} "
+                              f"as its own [datasets.NAME] with nested_in = \"{name}\"")
         parent = dataset.nested_in
         if parent is not None:
             if parent not in datasets:

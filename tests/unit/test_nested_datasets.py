@@ -100,6 +100,8 @@ def test_the_parent_s_declaration_carries_its_nested_datasets_into_the_job(tmp_p
      "key 'fields': 'label' is not a declared column"),
     (DATASETS.replace('path = "tags"', 'path = "tags"\nwrite = "append"'), "unknown key 'write'"),
     (DATASETS.replace('value = "text"\n', 'item_index = "integer"\n', 1), "'item_index' is the item's position"),
+    (DATASETS.replace('write = "merge"', 'write = "merge"\nnested = { t = { nested_in = "issues", path = "t", '
+                                         'columns = { value = "text" } } }'), "as its own [datasets.NAME]"),
 ])
 def test_a_wrong_nested_declaration_is_refused_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
