@@ -107,7 +107,8 @@ def in_process(settings: Settings, first: list[dict[str, Any]], second: list[dic
             loader = BatchLoader(DATASET, lineage, res, MetricsRecorder(), postgres_retry(res))
             counts, started = Counts(), time.perf_counter()
             for start in range(0, len(rows), BATCH):
-                counts.add(loader.load([Record(row.get("raw"), dict(row)) for row in rows[start:start + BATCH]]))
+                outcome = loader.load([Record(row.get("raw"), dict(row)) for row in rows[start:start + BATCH]])
+                counts.add(outcome.to_counts(outcome.taken))
             elapsed = time.perf_counter() - started
         return elapsed, counts
     finally:

@@ -6,7 +6,7 @@ contracts, checked by ``lint-imports`` in the test command)::
     cli/         the ``ingest`` command: parse, build settings, call one function
     testing/     mock sources, faults, chaos, the fault demo, embedded services (only cli imports it)
     runtime/     RQ job functions, worker and queue classes, worker pool, producer, scheduler
-    pipeline.py  one job, end to end: source -> stages -> dedup -> load
+    pipeline/    one job, end to end: source -> stages -> dedup -> load
     catalog.py   the user's TOML, checked against the kinds, stages and sinks there are
     ops/         metrics, metrics server, job history, status, failed jobs, logs
     load/  guards/  sources/  stages/     PostgreSQL and Redis I/O; protection; connectors; stages

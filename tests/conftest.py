@@ -54,13 +54,22 @@ def services() -> Iterator[Services]:
         yield found
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _strict_counts() -> Iterator[None]:
+    """Jobs whose counts do not add up fail, in the tests' own workers too (they inherit the
+    environment): a counting bug fails its test instead of being logged."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INGEST_STRICT_COUNTS", "1")
+        yield
+
+
 @pytest.fixture
 def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Workers that allow the tests' plugins (tests/plugins.py) and local files in pytest's temporary
     directories (INGEST_PLUGINS, INGEST_FILES_DIR)."""
     return Settings(redis_url=services.redis_url, database_url=services.database_url, queue="ingest-test",
                     batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2,
-                    plugins="tests.plugins", files_dir=str(tmp_path_factory.getbasetemp()))
+                    plugins="tests.plugins", files_dir=str(tmp_path_factory.getbasetemp()), strict_counts=True)
 
 
 @pytest.fixture

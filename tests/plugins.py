@@ -89,3 +89,17 @@ class AbortingSource:
     def stream(self) -> Iterator[dict[str, Any]]:
         os.abort()
         yield from ()
+
+
+class LosesRecords:
+    """A buggy stage: it drops every ``every``-th record without rejecting it (a planted miscount)."""
+
+    name = "loses_records"
+
+    def __init__(self, every: int = 3) -> None:
+        self.every = every
+
+    def process(self, items: Iterable[Any]) -> Iterator[Any]:
+        for index, item in enumerate(items, 1):
+            if index % self.every:
+                yield item

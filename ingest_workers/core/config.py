@@ -75,6 +75,8 @@ class Settings:
     # environment variables a job's entry may name (comma-separated names, or prefixes ending in '*');
     # None: any but the worker's own (WORKER_OWN_VARIABLES)
     source_vars: str | None = field(default=None, metadata={"text": True, "worker_own": True})
+    # a job whose counts do not add up fails (CountMismatch) instead of logging an error: tests turn it on
+    strict_counts: bool = False
 
 
 # Environment variable for each field; fields absent here are set by flag or file only.
@@ -109,6 +111,7 @@ ENV_VARS = {
     "max_nesting": "INGEST_MAX_NESTING",
     "stop_grace": "INGEST_STOP_GRACE",
     "dedup_ttl": "INGEST_DEDUP_TTL",
+    "strict_counts": "INGEST_STRICT_COUNTS",
 }
 
 # What a worker keeps to itself: a job's catalog entry may never name these (core.permissions).
@@ -173,6 +176,8 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
         return Path(raw)
     if _FIELDS[name].metadata.get("text"):
         return str(raw)
+    if isinstance(_FIELDS[name].default, bool):
+        return _flag(raw, origin)
     if isinstance(default, str):
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{origin}: expected a non-empty string, got {raw!r}")
@@ -191,3 +196,15 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
     if minimum is not None and value < minimum:
         raise ConfigError(f"{origin}: must be at least {minimum}, got {raw!r}")
     return value
+
+
+_FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _flag(raw: Any, origin: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word not in _FLAG_WORDS:
+        raise ConfigError(f"{origin}: expected one of 1, true, yes, on, 0, false, no, off; got {raw!r}")
+    return _FLAG_WORDS[word]

@@ -8,7 +8,8 @@
     │   ├── UnreadableBody       a 200 whose body is not JSON, too large or not application/json
     │   └── CircuitOpen          the source's breaker is open: defer the job, do not call it
     └── PermanentError           retrying cannot help: 4xx, a body that is not JSON, ...
-        └── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
+        ├── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
+        └── CountMismatch        a job's counts do not add up (a counting bug; raised with INGEST_STRICT_COUNTS)
 
 Third-party errors (requests, psycopg2, redis) are translated into these at the
 module that talks to the library, with ``raise ... from exc``, so callers above
@@ -77,3 +78,9 @@ class Refused(PermanentError):
     """A job asks for what the worker's own configuration does not allow: a plugin module outside
     ``INGEST_PLUGINS``, a local path outside ``INGEST_FILES_DIR``, one of the worker's own variables.
     The message names the source, what it asked for and the setting that decides."""
+
+
+class CountMismatch(PermanentError):
+    """A job's counts do not add up (``fetched != rejected + duplicate + loaded + updated``): a
+    bug in the counting, never in the data. Raised only with ``strict_counts`` (tests); otherwise
+    logged as an error and the job ends as it would have."""

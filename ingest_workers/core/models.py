@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,9 +123,11 @@ class Rejected:
 @dataclass(frozen=True, slots=True)
 class LostPage(Rejected):
     """A page the source could not read (``where``: "page 3", "offset 500"): one row of
-    ``rejected_records``, and a gap in what the job loaded, so a cursor must not pass it."""
+    ``rejected_records``, and a gap in what the job loaded, so a cursor must not pass it.
+    ``page``: its page number in page paging (a resume point must not pass it either), else None."""
 
     where: str = ""
+    page: int | None = None
 
 
 @dataclass
@@ -150,7 +153,7 @@ class Counts:
         self.lost_pages.extend(other.lost_pages)
         self.add_nested(other.nested)
 
-    def add_nested(self, nested: dict[str, dict[str, int]]) -> None:
+    def add_nested(self, nested: Mapping[str, Mapping[str, int]]) -> None:
         """Add the counts of some nested datasets' items (``{dataset: {loaded, ...}}``)."""
         for dataset, values in nested.items():
             mine = self.nested.setdefault(dataset, dict.fromkeys(NESTED_COUNT_NAMES, 0))
@@ -159,6 +162,11 @@ class Counts:
 
     def to_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNT_NAMES}
+
+    def unaccounted(self) -> int:
+        """``fetched`` minus what its records became: 0 when every record was counted once (each
+        count is taken where its outcome happens, so a counting bug shows here)."""
+        return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated)
 
 
 COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated")

@@ -17,7 +17,9 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -33,25 +35,53 @@ from ..datasets import Dataset
 from .nested import NestedCounts, add_nested, write_nested
 
 
-class _Written(NamedTuple):
+class LoadResult(NamedTuple):
     inserted: int  # rows whose key was new
     refused: list[Rejected]  # rows PostgreSQL itself refused, recorded as rejections
     updated: int = 0  # merge: stored rows a changed record replaced
     written: Sequence[dict[str, Any]] = ()  # the rows PostgreSQL inserted or updated (RETURNING): for sinks
+    # rows that changed nothing: their key was stored already (ON CONFLICT did nothing, or a merge found
+    # the same values), or it repeats in the batch (its other record was the one written)
+    unchanged: int = 0
+    nested: NestedCounts = MappingProxyType({})  # nested dataset -> its items' counts (:mod:`.nested`)
+
+    def plus(self, other: LoadResult) -> LoadResult:
+        return LoadResult(self.inserted + other.inserted, self.refused + other.refused, self.updated + other.updated,
+                          [*self.written, *other.written], self.unchanged + other.unchanged,
+                          add_nested(add_nested({}, self.nested), other.nested))
 
 
-class LoadResult(_Written):
-    """What a batch did. Unpacks as its four fields; ``nested`` (an attribute beside them, so that
-    callers unpacking four still work) counts the items of nested datasets: nested dataset ->
-    {loaded, updated, deleted, rejected} (:mod:`.nested`)."""
+class SplitProgress:
+    """The parts of one batch that committed on their own, while the batch was split to find the
+    rows PostgreSQL refuses. Kept by the caller across replays of the batch (a connection lost
+    mid-split, :class:`~.pgretry.PostgresRetry`): a replay skips the committed parts and reports
+    what they did, so their rows count as loaded, not as duplicates, and reach the sinks."""
 
-    nested: NestedCounts
+    def __init__(self) -> None:
+        self._committed: dict[tuple[int, int], LoadResult] = {}
 
-    def __new__(cls, inserted: int, refused: list[Rejected], updated: int = 0,
-                written: Sequence[dict[str, Any]] = (), nested: NestedCounts | None = None) -> LoadResult:
-        result = super().__new__(cls, inserted, refused, updated, written)
-        result.nested = nested if nested is not None else {}
-        return result
+    def committed(self, start: int, end: int) -> LoadResult | None:
+        """What rows ``start:end`` did, if they committed as one part."""
+        return self._committed.get((start, end))
+
+    def split(self, start: int, end: int) -> bool:
+        """Whether a part inside rows ``start:end`` committed on its own (the range was split before)."""
+        return any(start <= a and b <= end and (a, b) != (start, end) for a, b in self._committed)
+
+    def record(self, start: int, end: int, result: LoadResult) -> None:
+        self._committed[(start, end)] = result
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What stays the same across the parts of a split batch."""
+
+    dataset: Dataset
+    rows: Sequence[dict[str, Any]]
+    lineage: Lineage
+    all_new: bool
+    on_written: Callable[[Any, list[dict[str, Any]]], None] | None
+    progress: SplitProgress
 
 
 class PostgresLoader:
@@ -65,41 +95,58 @@ class PostgresLoader:
     def load_batch(self, dataset: Dataset, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
                    lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
                    all_new: bool = False,
-                   on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None) -> LoadResult:
+                   on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None,
+                   progress: SplitProgress | None = None) -> LoadResult:
         """Write ``rows`` and record ``rejected`` in one transaction.
 
-        Returns how many rows were new, how many replaced a stored row (merge datasets; the
-        rest were in the table already, unchanged) and the rows PostgreSQL itself refused (a
-        value its types or checks reject): those are found by splitting the batch, recorded
-        as rejections, and the rest still load. ``in_transaction(cursor)`` runs inside the
-        transaction that commits the batch's last rows (cursor marks, transactional sinks), so
-        it commits only with all of them. ``on_written(cursor, rows)`` runs inside every transaction
-        that writes rows, with exactly the rows PostgreSQL inserted or updated there (transactional
-        sinks); ``written`` of the result lists them all. ``all_new``: the caller believes no key is
-        stored yet (a merge batch then tries the direct COPY first). Raises :class:`TransientError` when
-        PostgreSQL is unreachable: the whole batch can then be retried.
+        Returns how many rows were new, how many replaced a stored row (merge datasets), how many
+        changed nothing (``unchanged``: stored already, or a key repeated in the batch) and the rows
+        PostgreSQL itself refused (a value its types or checks reject): those are found by splitting
+        the batch (each part commits on its own, noted in ``progress``: pass the same one when the
+        batch runs again after a lost connection), recorded as rejections, and the rest still load.
+        ``in_transaction(cursor)`` runs inside the transaction that commits the batch's last rows
+        (cursor marks, transactional sinks), so it commits only with all of them. ``on_written(cursor,
+        rows)`` runs inside every transaction that writes rows, with exactly the rows PostgreSQL
+        inserted or updated there (transactional sinks); ``written`` of the result lists them all.
+        ``all_new``: the caller believes no key is stored yet (a merge batch then tries the direct COPY
+        first). Raises :class:`TransientError` when PostgreSQL is unreachable: the whole batch can then
+        be retried.
         """
-        try:
-            return LoadResult(*self._load(dataset, rows, rejected, lineage, in_transaction, all_new, on_written))
-        except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
-            if len(rows) <= 1:
-                reason = f"PostgreSQL refused the row: {exc.diag.message_primary or type(exc).__name__}"
-                refused = [Rejected(row.get("raw"), reason, "load") for row in rows]
-                self._load(dataset, [], [*rejected, *refused], lineage, in_transaction)
-                return LoadResult(0, refused)
-        middle = len(rows) // 2
-        first = self.load_batch(dataset, rows[:middle], rejected, lineage, None, all_new, on_written)
-        second = self.load_batch(dataset, rows[middle:], [], lineage, in_transaction, all_new, on_written)
-        nested: NestedCounts = {}
-        add_nested(nested, first.nested)
-        add_nested(nested, second.nested)
-        return LoadResult(first.inserted + second.inserted, first.refused + second.refused,
-                          first.updated + second.updated, [*first.written, *second.written], nested)
+        batch = _Batch(dataset, rows, lineage, all_new, on_written, progress or SplitProgress())
+        return self._load_part(batch, 0, len(rows), rejected, in_transaction)
+
+    def _load_part(self, batch: _Batch, start: int, end: int, rejected: Sequence[Rejected],
+                   in_transaction: Callable[[Any], None] | None) -> LoadResult:
+        """Rows ``start:end`` of the batch in one transaction, or split in two when PostgreSQL refuses one."""
+        done = batch.progress.committed(start, end)
+        if done is not None:
+            return done
+        rows = batch.rows[start:end]
+        if not batch.progress.split(start, end):  # not tried yet, or tried whole when the connection was lost
+            result: LoadResult | None
+            try:
+                result = self._load(batch.dataset, rows, rejected, batch.lineage, in_transaction, batch.all_new,
+                                    batch.on_written)
+            except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
+                if len(rows) > 1:
+                    result = None  # a row of them is refused: split to find it
+                else:
+                    reason = f"PostgreSQL refused the row: {exc.diag.message_primary or type(exc).__name__}"
+                    refused = [Rejected(row.get("raw"), reason, "load") for row in rows]
+                    self._load(batch.dataset, [], [*rejected, *refused], batch.lineage, in_transaction)
+                    result = LoadResult(0, refused)
+            if result is not None:
+                batch.progress.record(start, end, result)
+                return result
+        middle = start + (end - start) // 2
+        first = self._load_part(batch, start, middle, rejected, None)
+        return first.plus(self._load_part(batch, middle, end, [], in_transaction))
 
     def _load(self, dataset: Dataset, rows: Sequence[dict[str, Any]], rejected: Sequence[Rejected],
               lineage: Lineage, in_transaction: Callable[[Any], None] | None = None,
               all_new: bool = False, on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None,
-              ) -> tuple[int, list[Rejected], int, list[dict[str, Any]], NestedCounts]:
+              ) -> LoadResult:
+        """One transaction: the rows, the rejections, then ``on_written`` and ``in_transaction``."""
         inserted = updated = 0
         written: list[dict[str, Any]] = []
         nested: NestedCounts = {}
@@ -117,7 +164,8 @@ class PostgresLoader:
                 on_written(cur, written)
             if in_transaction is not None:
                 in_transaction(cur)
-        return inserted, [], updated, written, nested
+        # every row is written once at most; those not written changed nothing
+        return LoadResult(inserted, [], updated, written, len(rows) - len(written), nested)
 
     def merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                     all_new: bool) -> tuple[int, int, list[dict[str, Any]]]:

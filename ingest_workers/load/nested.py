@@ -14,7 +14,7 @@ dataset are written the same way, under the items written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from psycopg2 import sql
@@ -24,7 +24,7 @@ from ..core.models import NESTED_COUNT_NAMES, Lineage, Rejected
 from ..datasets import Dataset
 from ..datasets.nesting import item_rows
 
-NestedCounts = dict[str, dict[str, int]]  # nested dataset -> {loaded, updated, deleted, rejected}
+NestedCounts = Mapping[str, Mapping[str, int]]  # nested dataset -> {loaded, updated, deleted, rejected}
 
 
 class RowWriter(Protocol):
@@ -41,10 +41,10 @@ class RowWriter(Protocol):
 
 
 def write_nested(writer: RowWriter, cur: Any, parent: Dataset, parents: Sequence[dict[str, Any]],
-                 lineage: Lineage) -> NestedCounts:
+                 lineage: Lineage) -> dict[str, dict[str, int]]:
     """Write the items of ``parents`` (rows of ``parent`` just written) for every dataset nested in
     ``parent``, recursively; return the counts per nested dataset."""
-    counts: NestedCounts = {}
+    counts: dict[str, dict[str, int]] = {}
     if not parents:
         return counts
     for child in parent.nested:
@@ -67,12 +67,13 @@ def write_nested(writer: RowWriter, cur: Any, parent: Dataset, parents: Sequence
     return counts
 
 
-def add_nested(total: NestedCounts, more: NestedCounts) -> None:
-    """Add ``more`` into ``total``."""
+def add_nested(total: dict[str, dict[str, int]], more: NestedCounts) -> dict[str, dict[str, int]]:
+    """Add ``more`` into ``total``; return ``total``."""
     for name, values in more.items():
         mine = total.setdefault(name, dict.fromkeys(NESTED_COUNT_NAMES, 0))
         for count, value in values.items():
             mine[count] = mine.get(count, 0) + value
+    return total
 
 
 def _parents_table(cur: Any, child: Dataset, parents: Sequence[dict[str, Any]]) -> sql.Composable:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import psycopg2.extensions
 from psycopg2.extras import execute_values
@@ -33,8 +33,18 @@ from ..datasets import Dataset
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class Sink(Protocol):
+    """Where a batch's written rows also go, after the commit (at most once)."""
+
     def consume(self, rows: Iterable[dict[str, Any]]) -> None: ...
+
+
+@runtime_checkable
+class TransactionalSink(Sink, Protocol):
+    """A sink called inside each transaction that writes rows: it declares ``in_transaction = True``."""
+
+    in_transaction: Literal[True]
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,9 @@ def make_sink(entry: Any, context: SinkContext) -> Sink:
     """Build one sink from a catalog entry (``"console"`` or ``{name = "alerts", field = "x", above = 1}``)."""
     name, params = split_entry(entry, "sink")
     try:
-        return resolve(name, SINKS, "sink")(context, **params)
+        sink: Sink = resolve(name, SINKS, "sink")(context, **params)
     except TypeError as exc:
         raise ConfigError(f"sink {name}: {exc}") from None
+    if isinstance(sink, TransactionalSink) and sink.in_transaction is not True:
+        raise ConfigError(f"sink {name}: in_transaction must be True (a transactional sink) or absent")
+    return sink

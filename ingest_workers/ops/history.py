@@ -14,8 +14,13 @@ from psycopg2.extras import Json, execute_values
 
 from ..core.connections import postgres_errors
 from ..core.errors import ConfigError
-from ..core.models import Counts
+from ..core.models import COUNT_NAMES, Counts
 from ..datasets.stats import Stats, merge_stats
+
+ENDED = ("finished", "partial", "failed")  # a job in one of these will not run again
+# A job that will run again (RQ holds it): its source's circuit was open, or a transient error will be retried.
+WAITING = ("deferred", "retrying")
+UNFINISHED = ("enqueued", "started", *WAITING)
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,11 @@ class JobHistory:
                               "than this version; run `ingest db migrate`") from None
 
     def unfinished(self, run_id: str) -> list[PlannedJob]:
-        """The listed jobs of ``run_id`` that have not ended (not started yet, or started and never
-        recorded an end), in the order they were planned."""
+        """The listed jobs of ``run_id`` that have not ended (not started yet, started and never
+        recorded an end, or waiting to run again: :data:`UNFINISHED`), in the order they were planned."""
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute("SELECT job_id, source, queue, job_args FROM ingest_jobs WHERE run_id = %s "
-                        "AND status IN ('enqueued', 'started') AND job_args IS NOT NULL ORDER BY job_id", (run_id,))
+                        "AND status = ANY(%s) AND job_args IS NOT NULL ORDER BY job_id", (run_id, list(UNFINISHED)))
             return [PlannedJob(job_id, source, queue, args) for job_id, source, queue, args in cur.fetchall()]
 
     def unlist(self, job_ids: Sequence[str]) -> None:
@@ -79,41 +84,51 @@ class JobHistory:
                     "started_at = now(), finished_at = NULL, error = NULL",
                     (job_id, run_id, source))
 
-    def finished(self, job_id: str, counts: Counts) -> None:
-        self._ended(job_id, "finished", counts, None)
+    def finished(self, job_id: str, counts: Counts, continued: bool = False) -> None:
+        self.ended(job_id, "finished", counts, None, continued)
 
-    def partial(self, job_id: str, counts: Counts, reason: str) -> None:
+    def partial(self, job_id: str, counts: Counts, reason: str, continued: bool = False) -> None:
         """The attempt ended, but with pages it could not read (``reason`` names them)."""
-        self._ended(job_id, "partial", counts, reason)
+        self.ended(job_id, "partial", counts, reason, continued)
 
-    def failed(self, job_id: str, counts: Counts, error: str) -> None:
-        self._ended(job_id, "failed", counts, error)
+    def failed(self, job_id: str, counts: Counts, error: str, continued: bool = False) -> None:
+        self.ended(job_id, "failed", counts, error, continued)
 
-    def _ended(self, job_id: str, status: str, counts: Counts, error: str | None) -> None:
-        """Record one attempt's end: its counts appended to ``attempt_counts``, and added to the
-        job's columns (the sum over attempts: fetched = rejected + duplicate + loaded + updated still holds)."""
-        self._write("UPDATE ingest_jobs SET status = %(status)s, fetched = fetched + %(fetched)s, "
-                    "rejected = rejected + %(rejected)s, duplicate = duplicate + %(duplicate)s, "
-                    "loaded = loaded + %(loaded)s, updated = updated + %(updated)s, error = %(error)s, "
-                    "finished_at = now(), "
-                    "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object("
-                    "'attempt', attempts, 'status', %(status)s::text, 'fetched', %(fetched)s::bigint, "
-                    "'rejected', %(rejected)s::bigint, 'duplicate', %(duplicate)s::bigint, "
-                    "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint)) WHERE job_id = %(job)s",
-                    {"status": status, **counts.to_dict(), "error": error[:2000] if error else None, "job": job_id})
-        if counts.nested:
-            self._add_nested(job_id, counts)
-
-    def _add_nested(self, job_id: str, counts: Counts) -> None:
-        """Add the attempt's nested datasets' counts to the job's (``nested_counts``, summed over attempts)."""
+    def ended(self, job_id: str, status: str, counts: Counts, error: str | None, continued: bool = False) -> None:
+        """Record one attempt's end (``status``: one of :data:`ENDED` or :data:`WAITING`): its counts
+        appended to ``attempt_counts``, and the job's outcome in its columns: this attempt's counts,
+        plus the job's earlier ones when the attempt ``continued`` where they left off (it resumed at a
+        saved page, so it did not read their records again); fetched = rejected + duplicate + loaded
+        + updated holds for both."""
+        if status not in (*ENDED, *WAITING):
+            raise ValueError(f"not a status of an ended attempt: {status!r}")
+        base = {name: sql.SQL("{} + ").format(sql.Identifier(name)) if continued else sql.SQL("")
+                for name in COUNT_NAMES}
+        statement = sql.SQL(
+            "UPDATE ingest_jobs SET status = %(status)s, fetched = {fetched}%(fetched)s, "
+            "rejected = {rejected}%(rejected)s, duplicate = {duplicate}%(duplicate)s, "
+            "loaded = {loaded}%(loaded)s, updated = {updated}%(updated)s, error = %(error)s, finished_at = now(), "
+            "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object("
+            "'attempt', attempts, 'status', %(status)s::text, 'fetched', %(fetched)s::bigint, "
+            "'rejected', %(rejected)s::bigint, 'duplicate', %(duplicate)s::bigint, "
+            "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint)) WHERE job_id = %(job)s").format(**base)
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute(statement, {"status": status, **counts.to_dict(), "error": error[:2000] if error else None,
+                                    "job": job_id})
+            if counts.nested:
+                self._record_nested(cur, job_id, counts, continued)
+
+    @staticmethod
+    def _record_nested(cur: Any, job_id: str, counts: Counts, continued: bool) -> None:
+        """The job's nested datasets' item counts (``nested_counts``): this attempt's, plus the earlier
+        ones when it ``continued`` where they left off (as the job's other counts)."""
+        total = Counts()
+        if continued:
             cur.execute("SELECT nested_counts FROM ingest_jobs WHERE job_id = %s FOR UPDATE", (job_id,))
             found = cur.fetchone()
-            if found is None:
-                return
-            total = Counts(nested=dict(found[0] or {}))
-            total.add_nested(counts.nested)
-            cur.execute("UPDATE ingest_jobs SET nested_counts = %s WHERE job_id = %s", (Json(total.nested), job_id))
+            total.add_nested(found[0] if found else {})
+        total.add_nested(counts.nested)
+        cur.execute("UPDATE ingest_jobs SET nested_counts = %s WHERE job_id = %s", (Json(total.nested), job_id))
 
     def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
         """Mark ``job_id`` failed with ``reason`` if its process was stopped while it ran (it could
@@ -196,6 +211,6 @@ class JobHistory:
             totals.setdefault(source, Counts()).add_nested(nested)
         return {source: counts.nested for source, counts in totals.items()}
 
-    def _write(self, statement: str, params: tuple[object, ...] | dict[str, object]) -> None:
+    def _write(self, statement: str, params: tuple[object, ...]) -> None:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, params)

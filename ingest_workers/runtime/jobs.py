@@ -48,13 +48,25 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
         with job_context(spec["name"], run_id, job_id):
             try:
                 counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
-                                                Window(*window) if window else None)
+                                                Window(*window) if window else None,
+                                                lambda error: runs_again(job, error))
             except CircuitOpen as exc:
                 return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
             except BaseException as exc:
                 res.redactor.redact_exception(exc)  # RQ stores and logs its traceback: no job variable's value
                 raise
     return counts.to_dict()
+
+
+def runs_again(job: Job | None, error: BaseException) -> bool:
+    """Whether RQ will run ``job`` again after ``error``: a deferral (an open circuit, while deferrals
+    are left), or a retry (an error that may pass, while retries are left). Never inline: RQ's
+    synchronous mode (worker name ``sync``) runs a job once."""
+    if job is None or job.worker_name == "sync":
+        return False
+    if isinstance(error, CircuitOpen):
+        return (job.number_of_retries or 0) < MAX_DEFERRALS
+    return isinstance(error, RETRYABLE) and bool(job.retries_left)
 
 
 def on_failure(job: Job, connection: Any, exc_type: type[BaseException], exc_value: BaseException,

@@ -46,6 +46,7 @@ class Resources:
         self._redis: redis.Redis | None = None
         self._pg: psycopg2.extensions.connection | None = None
         self._http: requests.Session | None = None
+        self.tables_matching: set[str] = set()  # datasets whose table this process found to match the declaration
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> Resources:

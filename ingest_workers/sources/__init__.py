@@ -1,9 +1,10 @@
 """Source connectors, one module per kind, and the registry the catalog names them by.
 
-A source is any object with ``stream() -> Iterator[raw record]``; it yields lazily,
-page by page or row by row, so memory stays flat however large the source is. A
-kind is built as ``Kind(spec, context)``; a plugin kind (``package.module:Class``)
-follows the same contract.
+A source is any object with ``stream() -> Iterator[raw record]`` (:class:`.base.Source`); it
+yields lazily, page by page or row by row, so memory stays flat however large the source is.
+What only some kinds can do (resume at a page, fetch ahead) are protocols of :mod:`.base`. A
+kind is built as ``Kind(spec, context)``; a plugin kind (``package.module:Class``) follows
+the same contract.
 
 - :mod:`.http_json`, :mod:`.csv_file`, :mod:`.synthetic`: the built-in kinds.
 - :mod:`.http`: the HTTP client they share (timeouts, retries with tenacity, body caps).
@@ -16,22 +17,16 @@ May import: ``core``, ``datasets`` (the draft's column types).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from ..core.models import SourceSpec
 from ..core.plugins import resolve
-from .base import SourceContext
+from .base import FetchesAhead, ResumableSource, Source, SourceContext
 from .csv_file import CsvSource
-from .http_json import HttpJsonSource
+from .http_json import http_json_source
 from .synthetic import SyntheticSource
 
-
-class Source(Protocol):
-    def stream(self) -> Iterator[Any]: ...
-
-
-SOURCE_KINDS: dict[str, Any] = {"http_json": HttpJsonSource, "csv": CsvSource, "synthetic": SyntheticSource}
+SOURCE_KINDS: dict[str, Any] = {"http_json": http_json_source, "csv": CsvSource, "synthetic": SyntheticSource}
 
 
 def source_class(kind: str) -> Any:
@@ -44,4 +39,5 @@ def make_source(spec: SourceSpec, context: SourceContext) -> Source:
     return source_class(spec.kind)(spec, context)
 
 
-__all__ = ["SOURCE_KINDS", "Source", "SourceContext", "make_source", "source_class"]
+__all__ = ["SOURCE_KINDS", "FetchesAhead", "ResumableSource", "Source", "SourceContext", "make_source",
+           "source_class"]

@@ -1,10 +1,17 @@
-"""What every source kind receives besides its catalog entry."""
+"""What every source kind receives besides its catalog entry, what it must offer (:class:`Source`),
+and what only some kinds can do, as protocols the pipeline checks with ``isinstance``:
+
+- :class:`ResumableSource`: starts again at a page, for a job that runs again after its worker
+  died (page numbers must address the same records again: page paging only).
+- :class:`FetchesAhead`: fetches its next pages itself while its records are worked on (the
+  pipeline then adds no read-ahead of its own).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .http import HttpClient
 
@@ -21,3 +28,34 @@ class SourceContext:
     since: Any = None
     until: Any = None
     fetch_concurrency: int = 4
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A connector: ``stream()`` yields raw records lazily (a :class:`~ingest_workers.core.models.Rejected`
+    for what it could not read), so memory stays flat however large the source is."""
+
+    def stream(self) -> Iterator[Any]: ...
+
+
+@runtime_checkable
+class ResumableSource(Source, Protocol):
+    """A source that can start at a page other than the first."""
+
+    @property
+    def resume_page(self) -> int:
+        """The first page whose records may not all have been taken yet (as of the last record yielded)."""
+        ...
+
+    def resume_from(self, page: int) -> None:
+        """Start at ``page``; call before :meth:`stream`."""
+        ...
+
+
+@runtime_checkable
+class FetchesAhead(Source, Protocol):
+    """A source that fetches its next pages concurrently and hands them over in order."""
+
+    def pages_in_flight(self) -> int:
+        """How many page requests it keeps in flight at most."""
+        ...

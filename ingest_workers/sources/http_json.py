@@ -56,7 +56,6 @@ class HttpJsonSource:
         self._start_page = 1
         # requests in flight at once (page and offset paging); the others fetch one page at a time
         self.concurrency = spec.concurrency or context.fetch_concurrency
-        self.resume_page = 1  # page paging: the first page whose records may not all have been taken yet
         self._auth = RequestAuth(spec, context.secrets)
         # TOML booleans go out as the words JSON APIs expect, not Python's True/False.
         self._params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in spec.params.items()}
@@ -69,24 +68,12 @@ class HttpJsonSource:
                 raise ConfigError(f"source {spec.name}: cannot ask for records by time without {what}")
             self._filters[param] = value
 
-    @property
-    def fetches_ahead(self) -> bool:
-        """True when the source fetches its next pages itself while its records are worked on
-        (the pipeline then adds no read-ahead of its own)."""
-        return self._spec.pagination in CONCURRENT_PAGINATIONS
-
-    @property
-    def resumable(self) -> bool:
-        """Page numbers address the same records again only in page paging."""
-        return self._spec.pagination == "page"
-
-    def resume_from(self, page: int) -> None:
-        """Start at ``page`` (a job resuming after its worker died); call before :meth:`stream`."""
-        self._start_page = self.resume_page = max(1, page)
-
     def stream(self) -> Iterator[Any]:
         """Yield the records of every page, fetching the next page only when asked for."""
         return getattr(self, f"_{self._spec.pagination}_pages")()
+
+    def _at_page(self, page: int) -> None:
+        """Page paging: the records yielded next are of ``page`` (a resumable source keeps it)."""
 
     def _page_pages(self) -> Iterator[Any]:
         return self._numbered_pages(self._spec.page_param, self._start_page, by_page=True)
@@ -111,7 +98,7 @@ class HttpJsonSource:
         with closing(pages):
             for address, page in pages:
                 if by_page:
-                    self.resume_page = address
+                    self._at_page(address)
                 try:
                     records = page.result()
                     bad_in_a_row = 0
@@ -176,7 +163,7 @@ class HttpJsonSource:
             raise PermanentError(f"source {self._spec.name}: {bad_in_a_row} pages in a row unreadable: "
                                  f"{error.reason}") from None
         return LostPage({**position, "url": safe_url(self._spec.url), "body_head": error.head},
-                        f"{where}: {error.reason}", "fetch", where)
+                        f"{where}: {error.reason}", "fetch", where, position.get("page"))
 
     def _records_or_fail(self, params: dict[str, Any], where: str,
                          linked: str | None = None) -> tuple[list[Any], Any, str | None]:
@@ -313,3 +300,41 @@ def _at(body: Any, path: str) -> Any:
             return None
         body = body.get(part)
     return body
+
+
+class NumberedPagesSource(HttpJsonSource):
+    """Page or offset paging: the pages' addresses are known in advance, so the source fetches
+    ``concurrency`` of them at a time itself (:class:`~.base.FetchesAhead`)."""
+
+    def pages_in_flight(self) -> int:
+        return self.concurrency
+
+
+class PagedSource(NumberedPagesSource):
+    """Page paging: page numbers address the same records again, so a job that runs again starts
+    at the page where an earlier attempt left off (:class:`~.base.ResumableSource`)."""
+
+    def __init__(self, spec: SourceSpec, context: SourceContext) -> None:
+        super().__init__(spec, context)
+        self._resume_page = 1
+
+    @property
+    def resume_page(self) -> int:
+        """The first page whose records may not all have been taken yet."""
+        return self._resume_page
+
+    def resume_from(self, page: int) -> None:
+        """Start at ``page`` (a job resuming after its worker died); call before :meth:`stream`."""
+        self._start_page = self._resume_page = max(1, page)
+
+    def _at_page(self, page: int) -> None:
+        self._resume_page = page
+
+
+def http_json_source(spec: SourceSpec, context: SourceContext) -> HttpJsonSource:
+    """The ``http_json`` connector for ``spec``, with the capabilities its pagination gives."""
+    if spec.pagination == "page":
+        return PagedSource(spec, context)
+    if spec.pagination in CONCURRENT_PAGINATIONS:
+        return NumberedPagesSource(spec, context)
+    return HttpJsonSource(spec, context)

@@ -163,8 +163,10 @@ def test_any_payload_through_stages_and_postgres_is_loaded_or_rejected(
                          (Record(r) for r in raw)))
     rows = [item.row for item in items if isinstance(item, Record)]
     rejected = [item for item in items if isinstance(item, Rejected)]
-    inserted, refused, _, _ = PostgresLoader(pg).load_batch(PRODUCTS, rows, rejected, lineage)
+    result = PostgresLoader(pg).load_batch(PRODUCTS, rows, rejected, lineage)
+    inserted, refused = result.inserted, result.refused
     assert len(items) == len(raw)
+    assert inserted + len(refused) + result.unchanged == len(rows)  # every row counted once
     assert all(item.reason for item in (*rejected, *refused))
     refused_payloads = {id(item.raw) for item in refused}
     kept_keys = {row["product_id"] for row in rows if id(row["raw"]) not in refused_payloads}

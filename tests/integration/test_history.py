@@ -11,8 +11,9 @@ from ingest_workers.ops.history import JobHistory
 pytestmark = pytest.mark.integration
 
 
-def test_job_history_keeps_each_attempts_counts_and_their_sum(pg: psycopg2.extensions.connection) -> None:
-    """a job that failed after loading 300 records and was retried."""
+def test_job_history_keeps_each_attempts_counts_and_the_jobs_outcome(pg: psycopg2.extensions.connection) -> None:
+    """A job that failed after loading 300 records and was retried; the retry read the source again
+    (it did not continue from a saved page), so its counts are the job's outcome."""
     history = JobHistory(pg)
     history.started("job-1", "run-1", "src")
     history.failed("job-1", Counts(fetched=400, rejected=10, duplicate=90, loaded=300), "TransientError: down")
@@ -22,7 +23,7 @@ def test_job_history_keeps_each_attempts_counts_and_their_sum(pg: psycopg2.exten
         cur.execute("SELECT status, attempts, fetched, rejected, duplicate, loaded, attempt_counts FROM ingest_jobs")
         status, attempts, fetched, rejected, duplicate, loaded, per_attempt = cur.fetchone()
     assert (status, attempts) == ("finished", 2)
-    assert (fetched, rejected, duplicate, loaded) == (1400, 20, 380, 1000)
+    assert (fetched, rejected, duplicate, loaded) == (1000, 10, 290, 700)
     assert per_attempt == [
         {"attempt": 1, "status": "failed", "fetched": 400, "rejected": 10, "duplicate": 90, "loaded": 300,
          "updated": 0},

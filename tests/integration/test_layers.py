@@ -30,7 +30,7 @@ def copy_of_the_package(tmp_path: Path) -> Path:
 def test_the_package_keeps_its_contracts(tmp_path: Path) -> None:
     result = lint(copy_of_the_package(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 2 kept, 0 broken." in result.stdout
+    assert "Contracts: 3 kept, 0 broken." in result.stdout
 
 
 def test_a_lower_layer_importing_a_higher_one_breaks_the_layers(tmp_path: Path) -> None:
@@ -51,3 +51,12 @@ def test_production_code_importing_the_test_tooling_breaks_the_forbidden_contrac
     assert result.returncode == 1
     assert "ingest_workers.runtime.producer -> ingest_workers.testing.mock_faults" in result.stdout
     assert "never imports the demo and test tooling (testing/) BROKEN" in result.stdout.replace("\n", " ")
+
+
+def test_a_pipeline_step_importing_the_job_breaks_the_pipelines_layers(tmp_path: Path) -> None:
+    tree = copy_of_the_package(tmp_path)
+    with (tree / "ingest_workers" / "pipeline" / "batches.py").open("a") as module:
+        module.write("\nfrom .job import run_fetch_job  # noqa: E402, F401\n")
+    result = lint(tree)
+    assert result.returncode == 1
+    assert "ingest_workers.pipeline.batches -> ingest_workers.pipeline.job" in result.stdout

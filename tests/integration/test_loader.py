@@ -29,7 +29,8 @@ def test_a_batch_loaded_twice_is_inserted_once(pg: psycopg2.extensions.connectio
     loader = PostgresLoader(pg)
     rows = [row(str(i)) for i in range(500)]
     assert loader.load_batch(PRODUCTS, rows, [], LINEAGE)[:3] == (500, [], 0)
-    assert loader.load_batch(PRODUCTS, rows, [], LINEAGE)[:3] == (0, [], 0)
+    again = loader.load_batch(PRODUCTS, rows, [], LINEAGE)
+    assert (again.inserted, again.refused, again.updated, again.unchanged) == (0, [], 0, 500)
     assert scalar(pg, "SELECT count(*) FROM products") == 500
 
 
@@ -40,9 +41,9 @@ def test_a_batch_partly_loaded_before_inserts_only_its_new_rows(pg: psycopg2.ext
     assert loader.load_batch(PRODUCTS, [row(str(i)) for i in range(0, 300, 2)], [], LINEAGE)[:3] == (150, [], 0)
     calls = []
     batch = [row(str(i), run_id="run-2") for i in range(300)]
-    inserted, refused, _, _ = loader.load_batch(PRODUCTS, batch, [Rejected({"id": "x"}, "name: missing", "validate")],
-                                          LINEAGE, in_transaction=calls.append)
-    assert (inserted, refused, len(calls)) == (150, [], 1)
+    result = loader.load_batch(PRODUCTS, batch, [Rejected({"id": "x"}, "name: missing", "validate")],
+                               LINEAGE, in_transaction=calls.append)
+    assert (result.inserted, result.refused, result.unchanged, len(calls)) == (150, [], 150, 1)
     assert scalar(pg, "SELECT count(*) FROM products") == 300
     assert scalar(pg, "SELECT count(*) FROM products WHERE run_id = 'run-2'") == 150
     assert scalar(pg, "SELECT count(*) FROM rejected_records") == 1
@@ -52,7 +53,8 @@ def test_a_batch_partly_loaded_before_inserts_only_its_new_rows(pg: psycopg2.ext
 
 
 def test_duplicate_keys_inside_one_batch_insert_once(pg: psycopg2.extensions.connection) -> None:
-    assert PostgresLoader(pg).load_batch(PRODUCTS, [row("a"), row("a"), row("b")], [], LINEAGE)[:3] == (2, [], 0)
+    result = PostgresLoader(pg).load_batch(PRODUCTS, [row("a"), row("a"), row("b")], [], LINEAGE)
+    assert (result.inserted, result.refused, result.updated, result.unchanged) == (2, [], 0, 1)
 
 
 def test_awkward_text_survives_copy_exactly(pg: psycopg2.extensions.connection) -> None:
@@ -71,8 +73,9 @@ def test_awkward_text_survives_copy_exactly(pg: psycopg2.extensions.connection) 
 def test_a_row_postgres_refuses_is_rejected_and_the_rest_load(pg: psycopg2.extensions.connection) -> None:
     rows = [row(str(i)) for i in range(10)]
     rows[6] = row("6", price=Decimal("123456789012.00"))  # numeric(12,2) overflows
-    inserted, refused, _, _ = PostgresLoader(pg).load_batch(PRODUCTS, rows, [], LINEAGE)
-    assert inserted == 9
+    result = PostgresLoader(pg).load_batch(PRODUCTS, rows, [], LINEAGE)
+    inserted, refused = result.inserted, result.refused
+    assert (inserted, result.unchanged) == (9, 0)
     assert [r.raw for r in refused] == [{"id": "6"}]
     assert refused[0].stage == "load" and "numeric field overflow" in refused[0].reason
     assert scalar(pg, "SELECT count(*) FROM products") == 9

@@ -209,12 +209,15 @@ def test_a_record_nested_too_deep_is_rejected_alone_and_its_page_loads(
 
 
 class RecordingSink:
-    def __init__(self, in_transaction: bool) -> None:
-        self.in_transaction = in_transaction
+    def __init__(self) -> None:
         self.rows: list[str] = []
 
     def consume(self, rows: Any) -> None:
         self.rows.extend(row["product_id"] for row in rows)
+
+
+class TransactionalRecordingSink(RecordingSink):
+    in_transaction = True
 
 
 def test_sinks_receive_exactly_the_rows_postgres_inserted(
@@ -231,7 +234,7 @@ def test_sinks_receive_exactly_the_rows_postgres_inserted(
     with pg, pg.cursor() as cur:
         cur.execute("INSERT INTO products (product_id, name, price, currency, source, run_id, job_id, fetched_at, raw)"
                     " VALUES ('P1', 'P1', 1, 'USD', 'sinky', 'run-0', 'job-0', now(), '{}')")
-    after, inside = RecordingSink(in_transaction=False), RecordingSink(in_transaction=True)
+    after, inside = RecordingSink(), TransactionalRecordingSink()
     res = Resources(settings, {})
     try:
         loader = pipeline.BatchLoader(PRODUCTS, lineage, res, MetricsRecorder(), pipeline.postgres_retry(res),

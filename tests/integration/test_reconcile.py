@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.core.connections import connect_postgres
 from ingest_workers.core.models import SourceSpec
+from ingest_workers.guards.breaker import BreakerPolicy, CircuitBreaker
 from ingest_workers.ops.history import JobHistory
 from ingest_workers.ops.watch import wait_for_jobs
 from ingest_workers.runtime.producer import CLAIM_PREFIX, enqueue_run, make_queue
@@ -108,9 +110,15 @@ def test_a_job_that_ran_and_is_enqueued_again_loads_nothing_twice(
     assert scalar(pg, "SELECT count(*) FROM products WHERE source = 'shop'") == VALID
     assert scalar(pg, "SELECT count(*) FROM rejected_records WHERE source = 'shop'") == RECORDS - VALID
     assert scalar(pg, "SELECT attempts FROM ingest_jobs WHERE job_id = 'run-r2-shop'") == 2
-    # The second attempt loaded nothing (all were there already); the job's count is the sum of its attempts.
+    # Each attempt is kept: the first loaded everything; the second read the whole source again and
+    # loaded nothing (all were there already). The job's row holds its outcome: the last attempt's
+    # counts (it did not continue from a saved page), which still add up.
+    assert scalar(pg, "SELECT (attempt_counts->0->>'loaded')::int FROM ingest_jobs WHERE job_id = 'run-r2-shop'") \
+        == VALID
     assert scalar(pg, "SELECT (attempt_counts->-1->>'loaded')::int FROM ingest_jobs WHERE job_id = 'run-r2-shop'") == 0
-    assert scalar(pg, "SELECT loaded FROM ingest_jobs WHERE job_id = 'run-r2-shop'") == VALID
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT fetched, rejected, duplicate, loaded FROM ingest_jobs WHERE job_id = 'run-r2-shop'")
+        assert cur.fetchone() == (RECORDS, RECORDS - VALID, VALID, 0)
     assert reconcile_run(queue, settings, JobHistory(pg), "run-r2") == []  # finished: nothing to do
 
 
@@ -156,3 +164,29 @@ def test_enqueue_wait_enqueues_again_a_job_redis_lost_while_it_waited(
     with pg, pg.cursor() as cur:
         cur.execute("SELECT status, attempts FROM ingest_jobs WHERE job_id = 'run-r4-shop'")
         assert cur.fetchone() == ("finished", 1)
+
+
+def test_a_deferred_job_is_unfinished_left_alone_while_redis_holds_it_and_enqueued_again_once_lost(
+        redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings,
+        mock_server: MockServer, tmp_path: Path) -> None:
+    """Its source's circuit is open for a minute: the job is deferred through RQ's scheduler and
+    recorded as 'deferred' (not failed). Reconcile leaves it while Redis holds it, and enqueues it
+    again once Redis lost it."""
+    settings = dataclasses.replace(settings, breaker_failures=2, breaker_cooldown=60.0)
+    breaker = CircuitBreaker(redis_client, BreakerPolicy(failures=2, cooldown=60.0))
+    for _ in range(2):
+        breaker.record_failure("shop_down")
+    queue = make_queue(redis_client, settings)
+    with local_workers(settings, 1, os.environ, tmp_path / "workers.log"):
+        enqueue_run(queue, settings, [spec(mock_server, "shop_down")], "run-r5", JobHistory(pg))
+        deadline = time.monotonic() + 30
+        while scalar(pg, "SELECT count(*) FROM ingest_jobs WHERE job_id = 'run-r5-shop_down' "
+                         "AND status = 'deferred'") == 0:
+            assert time.monotonic() < deadline, "the job was never recorded as deferred"
+            time.sleep(0.1)
+    assert [job.job_id for job in JobHistory(pg).unfinished("run-r5")] == ["run-r5-shop_down"]
+    assert reconcile_run(queue, settings, JobHistory(pg), "run-r5") == []  # RQ's scheduler holds it
+    redis_client.zrem(f"rq:scheduled:{settings.queue}", "run-r5-shop_down")
+    lose(redis_client, settings.queue, "run-r5-shop_down")
+    assert reconcile_run(queue, settings, JobHistory(pg), "run-r5") == ["run-r5-shop_down"]
+    assert queue.get_job_ids() == ["run-r5-shop_down"]

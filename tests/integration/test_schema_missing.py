@@ -7,7 +7,8 @@ import pytest
 
 from ingest_workers.core.config import Settings
 from ingest_workers.core.errors import SchemaMissing
-from ingest_workers.pipeline import HistoryWriter, postgres_retry
+from ingest_workers.ops.history_writer import HistoryWriter
+from ingest_workers.pipeline import postgres_retry
 from ingest_workers.runtime.jobs import RETRYABLE
 from ingest_workers.runtime.resources import Resources
 

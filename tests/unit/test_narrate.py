@@ -9,7 +9,7 @@ from ingest_workers.testing.narrate import BreakerWatch, LogTail, RateWatch, des
 
 
 def line(message: str) -> str:
-    return json.dumps({"level": "WARNING", "logger": "ingest_workers.pipeline", "message": message,
+    return json.dumps({"level": "WARNING", "logger": "ingest_workers.pipeline.job", "message": message,
                        "source": "shop", "run_id": "r", "job_id": "r-shop"})
 
 

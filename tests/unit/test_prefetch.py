@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from ingest_workers.pipeline import _Position, _with_resume_page
+from ingest_workers.pipeline.resume import Position, with_resume_page
 from ingest_workers.sources.prefetch import prefetched, read_ahead
 from tests.helpers import wait_until
 
@@ -109,10 +109,11 @@ def test_closing_read_ahead_stops_its_thread() -> None:
 class PagedSource:
     """Three pages of three records; ``resume_page`` moves as each page is read (like http_json)."""
 
-    resumable = True
-
     def __init__(self) -> None:
         self.resume_page = 1
+
+    def resume_from(self, page: int) -> None:
+        raise AssertionError("not called here")
 
     def stream(self):
         for page in (1, 2, 3):
@@ -121,8 +122,8 @@ class PagedSource:
 
 
 def test_the_resume_point_is_the_page_of_the_record_taken_not_of_the_page_read_ahead() -> None:
-    source, position = PagedSource(), _Position()
-    records = position.follow(read_ahead(_with_resume_page(source), pages=2, page_size=3))
+    source, position = PagedSource(), Position()
+    records = position.follow(read_ahead(with_resume_page(source), pages=2, page_size=3))
     assert [next(records) for _ in range(4)] == ["p1r0", "p1r1", "p1r2", "p2r0"]
     wait_until(lambda: source.resume_page == 3, timeout=10, poll=0.01)  # the thread has read ahead...
     assert position.resume_page == 2  # ...but a job that committed these four resumes at page 2

@@ -11,14 +11,17 @@ from typing import Any
 import psycopg2.extensions
 
 from ...core.connections import postgres_errors
+from ..history import UNFINISHED
 
 COUNT_NAMES = ("fetched", "loaded", "updated", "rejected", "duplicate")
 
 # One row per run of the source: its jobs' counts summed, its span, and its outcome (the worst of its
-# jobs': a job still enqueued or started makes the run "running").
+# jobs': a job not ended yet, enqueued, started or waiting to run again (deferred, retrying), makes
+# the run "running").
 _RUNS = """
 SELECT run_id, min(started_at), max(finished_at), count(*),
-       bool_or(status IN ('enqueued', 'started')), bool_or(status = 'failed'), bool_or(status = 'partial'),
+       bool_or(status = ANY(%(unfinished)s)), bool_or(status = 'failed'),
+       bool_or(status = 'partial'),
        sum(fetched), sum(loaded), sum(updated), sum(rejected), sum(duplicate),
        (array_agg(error ORDER BY started_at DESC) FILTER (WHERE error IS NOT NULL))[1]
 FROM ingest_jobs WHERE source = %(source)s AND started_at >= now() - %(days)s * interval '1 day'
@@ -78,7 +81,7 @@ class RejectSample:
 def source_runs(conn: psycopg2.extensions.connection, source: str, days: float, limit: int) -> list[RunRow]:
     """The newest ``limit`` runs of ``source`` started in the last ``days``, newest first."""
     with postgres_errors(), conn, conn.cursor() as cur:
-        cur.execute(_RUNS, {"source": source, "days": days, "limit": limit})
+        cur.execute(_RUNS, {"source": source, "days": days, "limit": limit, "unfinished": list(UNFINISHED)})
         rows = cur.fetchall()
     return [RunRow(run_id, started, finished, int(jobs), _outcome(running, failed, partial),
                    dict(zip(COUNT_NAMES, (int(value or 0) for value in counts))), error)

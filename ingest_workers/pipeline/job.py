@@ -1,0 +1,139 @@
+"""One fetch job's run and its outcome: the job history (``ingest_jobs``), the job metrics, and
+the check that its counts add up.
+
+Outcomes: ``finished``; ``partial`` (pages lost: what was read is loaded, not all of the source);
+``deferred`` (the source's circuit is open: RQ runs the job again after the cool-down);
+``retrying`` (a transient error RQ will retry); ``failed``. The bookkeeping of an error path
+(Redis metrics, the history row) never replaces the job's own error: a failure there is logged,
+and the real error is raised, so RQ still sees what decides a retry or a deferral.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from ..core.connections import redis_errors
+from ..core.errors import CircuitOpen, CountMismatch
+from ..core.models import Counts, Lineage, SourceSpec, Window
+from ..core.redact import redact
+from ..datasets import dataset_of
+from ..ops.history_writer import HistoryWriter
+from ..ops.metrics import JOB_DURATION, JOBS, JOBS_DEFERRED, LAST_SUCCESS, MetricsRecorder, announce_job
+from .clients import postgres_retry
+from .resources import Resources
+from .stream import Tally, ingest
+
+log = logging.getLogger(__name__)
+
+
+def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: Resources,
+                  window: Window | None = None,
+                  runs_again: Callable[[BaseException], bool] = lambda error: False) -> Counts:
+    """Ingest ``spec`` for ``run_id`` (only ``window``, for a backfill job); record the job
+    in ``ingest_jobs`` and in metrics.
+
+    Any exception is recorded and re-raised, so RQ marks the job failed (or retries it);
+    ``runs_again(error)`` says whether RQ will run the job again after ``error`` (a retry, or a
+    deferral of an open circuit): the job is then recorded as waiting, not failed.
+    """
+    job = JobRun(spec, run_id, job_id, queue, res)
+    job.history.started(job_id, run_id, spec.name)
+    with redis_errors():
+        announce_job(res.redis, spec.name, spec.interval_seconds, time.time())
+    lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
+    log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)
+    try:
+        with redis_errors():  # the breaker and the rate limit talk to Redis too
+            for batch_counts in ingest(spec, lineage, res, job.recorder, window, job.tally):
+                job.counts.add(batch_counts)
+        job.check_counts()
+    except CircuitOpen as exc:
+        job.deferred(exc, runs_again(exc))
+        raise
+    except Exception as exc:
+        job.failed(exc, runs_again(exc))
+        raise
+    return job.ended()
+
+
+def lost_pages_reason(lost: Sequence[str], shown: int = 10) -> str:
+    """``lost 2 pages: page 3: the body is not JSON; page 9: ...`` (the first ``shown`` of them)."""
+    more = f"; and {len(lost) - shown} more" if len(lost) > shown else ""
+    return f"lost {len(lost)} page{'s' if len(lost) != 1 else ''}: {'; '.join(lost[:shown])}{more}"
+
+
+class JobRun:
+    """One attempt of a job: its counts so far, its metrics, and how it is recorded when it ends."""
+
+    def __init__(self, spec: SourceSpec, run_id: str, job_id: str, queue: str, res: Resources) -> None:
+        self.spec, self.run_id, self.job_id, self.queue, self.res = spec, run_id, job_id, queue, res
+        self.history = HistoryWriter(postgres_retry(res))
+        self.recorder, self.counts, self.tally = MetricsRecorder(), Counts(), Tally()
+        self.started = time.monotonic()
+
+    def check_counts(self) -> None:
+        """Every record fetched became exactly one of rejected, duplicate, loaded or updated: each is
+        counted where it happens, so a difference is a counting bug. It fails the job with
+        ``strict_counts`` (tests); otherwise it is logged as an error."""
+        unaccounted = self.counts.unaccounted()
+        if unaccounted == 0:
+            return
+        message = (f"job {self.job_id}: source {self.spec.name}: the counts do not add up: {self.counts.to_dict()} "
+                   f"({unaccounted:+d} records fetched but not counted as rejected, duplicate, loaded or updated)")
+        if self.res.settings.strict_counts:
+            raise CountMismatch(message)
+        log.error("%s", message)
+
+    def ended(self) -> Counts:
+        """The job read its source: ``partial`` if it lost pages, else ``finished``."""
+        spec, counts, continued = self.spec, self.counts, self.tally.continued
+        if counts.lost_pages:  # what was read is loaded, but not all of the source: never a success
+            reason = lost_pages_reason(counts.lost_pages)
+            log.error("job %s: source %s partial: %s; %s", self.job_id, spec.name, reason, counts.to_dict())
+            self.history.partial(self.job_id, counts, reason, continued)
+            self._finish("partial")
+            return counts
+        self.history.finished(self.job_id, counts, continued)
+        self.history.record_stats(self.job_id, dataset_of(spec.dataset, spec.declaration), spec.name, self.run_id)
+        self.recorder.set(LAST_SUCCESS, time.time(), spec.name)
+        self._finish("success")
+        log.info("job %s: source %s done: %s", self.job_id, spec.name, counts.to_dict())
+        return counts
+
+    def deferred(self, error: CircuitOpen, runs_again: bool) -> None:
+        """The source's circuit is open: RQ runs the job again after the cool-down (``runs_again``)."""
+        log.warning("job %s: %s; deferring after %s", self.job_id, error, self.counts.to_dict())
+        self.recorder.inc(JOBS_DEFERRED, self.spec.name)
+        self._bookkeep(lambda: self._finish("deferred"), "its metrics")
+        status = "deferred" if runs_again else "failed"
+        self._bookkeep(lambda: self.history.ended(self.job_id, status, self.counts, redact(f"deferred: {error}"),
+                                                  self.tally.continued), "its end in the job history")
+
+    def failed(self, error: Exception, runs_again: bool) -> None:
+        """The job failed; ``runs_again``: RQ retries it (it is then recorded as ``retrying``)."""
+        log.error("job %s: source %s failed after %s: %s", self.job_id, self.spec.name, self.counts.to_dict(), error)
+        self._bookkeep(lambda: self._finish("failure"), "its metrics")
+        status = "retrying" if runs_again else "failed"
+        self._bookkeep(lambda: self.history.ended(self.job_id, status, self.counts,
+                                                  redact(f"{type(error).__name__}: {error}"), self.tally.continued),
+                       "its end in the job history")
+
+    def _finish(self, outcome: str) -> None:
+        self.recorder.inc(JOBS, self.spec.name, outcome)
+        self.recorder.observe(JOB_DURATION, time.monotonic() - self.started, self.queue, outcome)
+        with redis_errors():
+            pipe = self.res.redis.pipeline(transaction=False)
+            self.recorder.flush_to(pipe)
+            pipe.execute()
+
+    def _bookkeep(self, write: Callable[[], None], what: str) -> None:
+        """Record something on the way out of a failed job. The job's own error is what RQ must see
+        (it decides a retry or a deferral), so a failure here (Redis or PostgreSQL down too, or any
+        bug) is logged and swallowed: the caller re-raises the real error right after."""
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 - see the docstring: the job's error is raised instead
+            log.error("job %s: could not record %s: %s: %s", self.job_id, what, type(exc).__name__, redact(str(exc)))
