@@ -28,14 +28,13 @@ NestedCounts = Mapping[str, Mapping[str, int]]  # nested dataset -> {loaded, upd
 
 
 class RowWriter(Protocol):
-    """What :class:`~.loader.PostgresLoader` offers to write rows inside a transaction."""
+    """What :class:`~.loader.PostgresLoader` offers to write rows inside a transaction (``merge_rows``
+    leaves the rows it merged in its staging table, ``staging_TABLE``, until the commit)."""
 
     def merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                    all_new: bool) -> tuple[int, int, list[dict[str, Any]]]: ...
 
     def insert_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
-
-    def staged(self, cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable: ...
 
     def insert_rejections(self, cur: Any, rejected: Sequence[Rejected], lineage: Lineage) -> None: ...
 
