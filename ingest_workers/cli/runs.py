@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from collections.abc import Callable
-from contextlib import ExitStack, closing
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from ..core.config import Settings, load_settings
 from ..core.connections import connect_postgres, redis_for
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec
-from ..datasets import dataset_of
 from ..ops.history import JobHistory
 from ..ops.watch import (
     JobState,
@@ -30,7 +28,7 @@ from ..ops.watch import (
     write_summary,
 )
 from ..runtime import resources
-from ..runtime.localrun import NOT_STARTED, STOPPED, run_inline, stop_unfinished
+from ..runtime.localrun import RunOutcome, run_inline
 from ..runtime.producer import (
     Enqueued,
     check_run_id,
@@ -39,10 +37,9 @@ from ..runtime.producer import (
     make_queue,
     new_run_id,
     not_windowable,
-    queues_of,
 )
 from ..runtime.reconcile import reconcile_run
-from ..runtime.workerpool import local_workers, stop_workers
+from ..runtime.workerrun import GiveUp, Pool, run_on_workers
 from ..testing import DEMO_CATALOG, faultdemo
 from ..testing.devservices import ALLOW_CHMOD_ENV, ensure_services
 from ..testing.mock_sources import MockServer
@@ -143,6 +140,8 @@ def run(app: App, sources: str, workers: int, worker_class: str | None, timeout:
 
 def run_locally(app: App, sources: str, workers: int, worker_class: str | None, timeout: float | None,
                 out: Path) -> bool:
+    """Check the services and the schema, run ``sources`` inline or on ``workers`` local workers,
+    report; True if every job succeeded."""
     specs = app.catalog.select(sources)
     settings = app.settings
     client = app.redis()
@@ -151,49 +150,38 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
                             if name in {spec.dataset for spec in specs}])
     records = RecordProgress(client, [spec.name for spec in specs])
     run_id = new_run_id()
-    deadline = None if timeout is None else time.monotonic() + timeout
     if workers == 0:
-        click.echo(f"run {run_id}: {len(specs)} job(s) inline in this process (pid {os.getpid()})")
-
-        def on_job(index: int, total: int, item: Enqueued) -> None:
-            click.echo(f"job {index + 1}/{total}: {item.source}", err=True)
-
-        with resources.using(settings, app.env):
-            queue = make_queue(client, settings, is_async=False)
-            enqueued, unfinished = run_inline(queue, settings, specs, run_id, deadline, on_job)
+        outcome = _run_inline(app, client, specs, run_id, timeout)
     else:
-        queue = make_queue(client, settings)
-        conn = connect_postgres(settings.database_url)
-        with closing(conn), local_workers(settings, workers, app.env, out.parent / "workers.log", worker_class,
-                                          queues=queues_of(settings, specs)) as processes:
-            job_list = JobHistory(conn)
-            enqueued = enqueue_run(queue, settings, specs, run_id, job_list)
-            click.echo(f"run {run_id}: {len(enqueued)} job(s) on {workers} worker(s); worker logs in "
-                       f"{out.parent / 'workers.log'}")
-            state = _progress(queue, [item.job_id for item in enqueued], records, timeout,
-                              _recoverer(queue, settings, job_list, run_id), settings.progress_interval)
-            unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total \
-                else {}
-            if unfinished:
-                stop_workers(processes, timeout=10)
-                _record_stopped(settings, specs, enqueued, unfinished, f"the run's time limit ({timeout:g}s) passed")
-    return _report(settings, run_id, enqueued, records, unfinished, f"time limit {timeout:g}s" if timeout else "",
-                   out)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def watch(queue: Any, enqueued: Sequence[Enqueued], recover: Callable[[], list[str]] | None) -> JobState:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return _progress(queue, [item.job_id for item in enqueued], records, left, recover,
+                             settings.progress_interval)
+
+        limit = GiveUp(f"time limit {timeout:g}s", f"the run's time limit ({timeout:g}s) passed") if timeout \
+            else GiveUp("", "")
+        outcome = run_on_workers(settings, specs, run_id, Pool(workers, worker_class, out.parent / "workers.log",
+                                                              app.env), watch, limit, _say)
+    return bool(_report(settings, outcome, records, out)["ok"])
 
 
-def _record_stopped(settings: Settings, specs: list[SourceSpec], enqueued: list[Enqueued],
-                    unfinished: dict[str, str], why: str) -> None:
-    """Record the end of the jobs stopped while running: their process was killed before it could."""
-    tables = {spec.name: dataset_of(spec.dataset, spec.declaration).table for spec in specs}
-    conn = connect_postgres(settings.database_url)
-    try:
-        JobHistory(conn).unlist([job_id for job_id, what in unfinished.items() if what == NOT_STARTED])
-        for item in enqueued:
-            if unfinished.get(item.job_id) == STOPPED:
-                JobHistory(conn).abandoned(item.job_id, item.source, tables[item.source],
-                                           f"stopped: {why}")
-    finally:
-        conn.close()
+def _run_inline(app: App, client: Any, specs: list[SourceSpec], run_id: str, timeout: float | None) -> RunOutcome:
+    click.echo(f"run {run_id}: {len(specs)} job(s) inline in this process (pid {os.getpid()})")
+
+    def on_job(index: int, total: int, item: Enqueued) -> None:
+        click.echo(f"job {index + 1}/{total}: {item.source}", err=True)
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with resources.using(app.settings, app.env):
+        queue = make_queue(client, app.settings, is_async=False)
+        enqueued, unfinished = run_inline(queue, app.settings, specs, run_id, deadline, on_job)
+    return RunOutcome(run_id, enqueued, unfinished, f"time limit {timeout:g}s" if timeout else "")
+
+
+def _say(words: str) -> None:
+    click.echo(words, err=True)
 
 
 def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
@@ -203,7 +191,7 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
     state = _progress(queue, job_ids, records, timeout, recover, settings.progress_interval)
     if state.done < state.total:
         click.echo(f"{state.total - state.done} job(s) did not finish within {timeout}s", err=True)
-    return _report(settings, run_id, enqueued, records, {}, "", out) and state.done == state.total
+    return bool(_report(settings, RunOutcome(run_id, enqueued), records, out)["ok"]) and state.done == state.total
 
 
 def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
@@ -239,22 +227,19 @@ def _progress_lines(queue: Any, job_ids: list[str], records: RecordProgress, tim
     return state
 
 
-def _report(settings: Settings, run_id: str, enqueued: list[Enqueued], records: RecordProgress,
-            unfinished: dict[str, str], why: str, out: Path) -> bool:
-    """Print the table and write ``out``; True if every job succeeded. ``unfinished``: what
-    happened to the jobs that did not finish, by job id, and ``why``."""
-    sources = {item.job_id: item.source for item in enqueued}
+def _report(settings: Settings, outcome: RunOutcome, records: RecordProgress, out: Path) -> dict[str, Any]:
+    """Print the table and write ``out``; the summary (its ``ok``: every job succeeded), which
+    names the jobs that did not finish, what happened to them and why."""
     conn = connect_postgres(settings.database_url)
     try:
-        document = summary_document(run_id, JobHistory(conn).summarise(run_id), records.elapsed(),
-                                    {sources[job_id]: f"{what} ({why})" if why else what
-                                     for job_id, what in unfinished.items()})
+        document = summary_document(outcome.run_id, JobHistory(conn).summarise(outcome.run_id), records.elapsed(),
+                                    outcome.unfinished_sources())
     finally:
         conn.close()
     write_summary(document, out)
     click.echo(format_table(document))
     click.echo(f"summary written to {out}")
-    return bool(document["ok"])
+    return document
 
 
 @click.command()
@@ -275,14 +260,12 @@ def demo(app: App, records: int, workers: int, worker_class: str | None, port: i
     """The whole system on this machine: services (embedded if none answer), schema,
     mock source, workers, one run of every source, and its summary. It runs the packaged demo
     catalog (the mock's feeds) unless --catalog names another."""
-    if app.flags.get("catalog_path") is None:
-        app.flags["catalog_path"] = DEMO_CATALOG
-    base = load_settings(app.flags, app.env)
+    flags = {**app.flags, "catalog_path": app.flags.get("catalog_path") or DEMO_CATALOG}
+    base = load_settings(flags, app.env)
     with ensure_services(base.redis_url, base.database_url, state_dir, log=click.echo,
                          allow_permission_changes=app.env.get(ALLOW_CHMOD_ENV) == "yes") as services:
-        app.flags.update(redis_url=services.redis_url, database_url=services.database_url)
-        if faults:
-            app.flags.update(faultdemo.SETTINGS)
+        flags.update(redis_url=services.redis_url, database_url=services.database_url,
+                     **(faultdemo.SETTINGS if faults else {}))
         with ExitStack() as stack:
             try:
                 healthy, faulty = stack.enter_context(
@@ -291,14 +274,16 @@ def demo(app: App, records: int, workers: int, worker_class: str | None, port: i
                 raise ConfigError(f"cannot serve the mock source on 127.0.0.1:{port} ({exc.strerror}); "
                                   "pass --port 0 for any free port") from None
             click.echo(f"mock sources: {records} records per feed at {healthy.url}")
-            app.env["INGEST_MOCK_URL"] = healthy.url
-            app.env["INGEST_SYNTHETIC_RECORDS"] = str(records)
-            applied = apply_migrations(app.settings, datasets=list(app.catalog.datasets.values()))
+            # The demo's own App, built once its services, flags and mock URL are known: its settings
+            # and catalog (which reads INGEST_MOCK_URL) cannot have been read before.
+            demo_app = App(flags, {**app.env, "INGEST_MOCK_URL": healthy.url,
+                                   "INGEST_SYNTHETIC_RECORDS": str(records)})
+            applied = apply_migrations(demo_app.settings, datasets=list(demo_app.catalog.datasets.values()))
             click.echo(f"schema: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
             if faults:
-                ok = fault_demo(app, workers, worker_class, healthy.url, faulty, Path("out/summary.json"))
+                ok = fault_demo(demo_app, workers, worker_class, healthy.url, faulty, Path("out/summary.json"))
             else:
-                ok = run_locally(app, "all", workers, worker_class, None, Path("out/summary.json"))
+                ok = run_locally(demo_app, "all", workers, worker_class, None, Path("out/summary.json"))
     sys.exit(0 if ok else 1)
 
 
@@ -307,37 +292,14 @@ def fault_demo(app: App, workers: int, worker_class: str | None, healthy_url: st
     """Run the healthy and faulty sources on local workers, narrating; True if every source but
     the one that fails hard succeeded (the demo went as designed)."""
     specs = faultdemo.demo_specs(app.catalog, healthy_url, servers)
-    settings = app.settings
-    client = redis_for(settings)
-    queue = make_queue(client, settings)
-    records = RecordProgress(client, [spec.name for spec in specs])
-    run_id, log_path, started = new_run_id(), out.parent / "workers.log", time.monotonic()
-    workers = max(workers, len(faultdemo.FAULTY) + 1)  # the faulty sources mostly wait: no core is idle
+    records = RecordProgress(redis_for(app.settings), [spec.name for spec in specs])
+    started = time.monotonic()
 
     def say(words: str) -> None:
         click.echo(f"[{time.monotonic() - started:5.1f}s] {words}")
 
-    for words in faultdemo.introduction(settings):
-        say(words)
-    with local_workers(settings, workers, app.env, log_path, worker_class,
-                       queues=queues_of(settings, specs)) as processes:
-        enqueued = enqueue_run(queue, settings, specs, run_id)
-        say(f"run {run_id}: {len(enqueued)} jobs on {workers} workers (their own log: {log_path})")
-        state = faultdemo.tell_run(queue, enqueued, log_path, servers, say)
-        unfinished = stop_unfinished(queue, [item.job_id for item in enqueued]) if state.done < state.total else {}
-        if unfinished:
-            stop_workers(processes, timeout=10)
-            _record_stopped(settings, specs, enqueued, unfinished, "the demo stopped waiting for it")
-    conn = connect_postgres(settings.database_url)
-    try:
-        for words in faultdemo.unreadable_pages(conn, run_id):
-            say(words)
-    finally:
-        conn.close()
-    _report(settings, run_id, enqueued, records, unfinished, "the demo stopped waiting for it", out)
-    document = json.loads(out.read_text(encoding="utf-8"))
-    others = {name: s for name, s in document["sources"].items() if name != faultdemo.DOWN}
-    healthy = [name for name, s in others.items() if s["failed_jobs"] == 0 and name not in document["unfinished"]]
-    say(f"{len(healthy)} of {len(others)} other sources finished despite the faults ({', '.join(healthy)}); "
-        f"{faultdemo.DOWN} is {document['sources'].get(faultdemo.DOWN, {}).get('health', 'not run')}")
-    return len(healthy) == len(others) == len(specs) - 1
+    pool = Pool(faultdemo.workers_needed(workers), worker_class, out.parent / "workers.log", app.env)
+    outcome = faultdemo.run_demo(app.settings, specs, pool, servers, say)
+    words, ok = faultdemo.verdict(_report(app.settings, outcome, records, out), len(specs))
+    say(words)
+    return ok

@@ -5,14 +5,12 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import signal
-import threading
 import time
 
 import click
 
 from ..core.errors import ServiceUnavailable
-from ..runtime.workerpool import redis_down, start_worker, stop_workers, supervise, worker_command, worker_name
+from ..runtime.workerpool import PoolStop, redis_down, start_worker, supervise, worker_command, worker_name
 from .app import App, EnvOption
 from .db import check_tables
 
@@ -41,8 +39,9 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
 
     its Redis URL in its environment (RQ_REDIS_URL), never its arguments. On SIGTERM they get
     RQ's warm shutdown (the job in hand finishes) for INGEST_STOP_GRACE seconds (default 1830,
-    above the job timeout), then SIGKILL; give the container the same grace (compose's
-    stop_grace_period). It first waits up to INGEST_SERVICE_WAIT seconds for Redis and the
+    above the job timeout), then SIGKILL; a second SIGTERM or SIGINT kills them at once; give the
+    container the same grace (compose's stop_grace_period). Nothing it started outlives it, even
+    when it is killed itself. It first waits up to INGEST_SERVICE_WAIT seconds for Redis and the
     database schema; while Redis is down no worker is restarted into it, and after that wait
     the pool stops with exit status 1.
     """
@@ -52,9 +51,8 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
     app.postgres().close()  # jobs on a database without the schema could only fail
     if app.optional_catalog is not None:
         check_tables(settings, list(app.optional_catalog.used_datasets().values()))
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = PoolStop(settings.stop_grace, log.warning)
+    stop.install()
     log.info("starting %d x %s", count, " ".join(worker_command(settings, worker_name(0), worker_class, names)))
     # A new name for every start: RQ refuses a name whose dead owner is still registered.
     numbers = itertools.count()
@@ -74,6 +72,5 @@ def workers(app: App, count: int, worker_class: str | None, queues: str | None) 
             raise ServiceUnavailable(f"{reason} (waited {settings.service_wait:g}s); stopping the workers")
         return False
 
-    supervise(lambda: start_worker(settings, next(numbers), app.env, None, worker_class, names), count, stop.wait,
-              time.monotonic, lambda processes: stop_workers(processes, settings.stop_grace), on_exit,
-              can_start=redis_answers)
+    supervise(lambda: start_worker(settings, next(numbers), app.env, None, worker_class, names), count,
+              stop.requested.wait, time.monotonic, stop.stop, on_exit, can_start=redis_answers)

@@ -1,6 +1,8 @@
 """Open Redis and PostgreSQL connections, and translate their errors at the boundary.
 
-Connecting fails with :class:`ServiceUnavailable` (one sentence, URL masked); a
+Connecting fails with :class:`ServiceUnavailable` (one sentence, URL masked), or
+:class:`ServiceRefused` when no wait can help (a malformed URL, no such database or
+user, a wrong password); a
 connection lost mid-job becomes a :class:`TransientError`, so RQ retries the job, and a
 table of the schema that is not there a :class:`SchemaMissing` (never a traceback).
 
@@ -27,7 +29,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from .config import Settings, sentinel_addresses
-from .errors import SchemaMissing, ServiceUnavailable, TransientError
+from .errors import SchemaMissing, ServiceRefused, ServiceUnavailable, TransientError
 from .redact import mask_url
 
 
@@ -41,7 +43,9 @@ def connect_redis(url: str, timeout: float = 5.0, sentinels: str = "", master: s
         else:
             client = redis.Redis.from_url(url, socket_connect_timeout=timeout, health_check_interval=30)
         client.ping()
-    except (redis.RedisError, ValueError) as exc:
+    except (redis.AuthenticationError, redis.ResponseError, ValueError) as exc:  # before its base, ConnectionError
+        raise ServiceRefused(f"Redis {where} refuses the connection: {mask_url(_first_line(exc))}") from None
+    except redis.RedisError as exc:
         raise ServiceUnavailable(f"cannot reach Redis {where}: {mask_url(_first_line(exc))}") from None
     return client
 
@@ -87,11 +91,22 @@ def _auth(url: str) -> dict[str, object]:
     return auth
 
 
+# libpq's words for what no wait can fix: the URL itself, or the server's FATAL answer to it. Anything
+# else (refused, timed out, a host name not resolved yet, "the database system is starting up") may pass.
+POSTGRES_REFUSALS = ("does not exist", "authentication failed", "no pg_hba.conf entry", "for connection option",
+                     "invalid connection option", "no password supplied")
+
+
 def connect_postgres(url: str, timeout: float = 5.0) -> psycopg2.extensions.connection:
+    """A connection to ``url``; :class:`ServiceRefused` when waiting cannot help, else
+    :class:`ServiceUnavailable`."""
     try:
         return psycopg2.connect(url, connect_timeout=int(max(1, timeout)), application_name="ingest-workers")
     except psycopg2.Error as exc:
-        raise ServiceUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
+        reason = _first_line(exc)
+        if isinstance(exc, psycopg2.ProgrammingError) or any(words in reason for words in POSTGRES_REFUSALS):
+            raise ServiceRefused(f"PostgreSQL at {mask_url(url)} refuses the connection: {reason}") from None
+        raise ServiceUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {reason}") from None
 
 
 NO_SCHEMA = "the database has no ingest schema: run ingest db migrate"

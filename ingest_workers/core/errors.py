@@ -3,7 +3,9 @@
     IngestError                  base: anything this package raises on purpose
     ├── ConfigError              bad catalog, flag or environment value; fix the input
     ├── ServiceUnavailable       Redis or PostgreSQL cannot be reached (URL masked)
-    │   └── SchemaMissing        PostgreSQL answers, but without the ingest schema: run `ingest db migrate`
+    │   ├── SchemaMissing        PostgreSQL answers, but without the ingest schema: run `ingest db migrate`
+    │   └── ServiceRefused       a malformed URL, or a service that answers no (no such database or user,
+    │                            a wrong password): waiting cannot help, fix the setting
     ├── TransientError           safe to retry: timeouts, connection drops, 429, 5xx
     │   ├── UnreadableBody       a 200 whose body is not JSON, too large or not application/json
     │   └── CircuitOpen          the source's breaker is open: defer the job, do not call it
@@ -36,6 +38,12 @@ class SchemaMissing(ServiceUnavailable):
 
     A job that meets it is retried later like any unavailable service: a migration may come first.
     """
+
+
+class ServiceRefused(ServiceUnavailable):
+    """The URL is malformed, or Redis or PostgreSQL answered and refused it (a database or user that
+    does not exist, a wrong password): no wait can fix it, so nothing waits for it
+    (``ops.readiness`` fails at once). The message names the URL with its password masked."""
 
 
 class TransientError(IngestError):

@@ -4,7 +4,8 @@ Commands and long-running roles call these before they start work, so an unreach
 service or a database that was never migrated ends in one sentence and a non-zero exit
 (``error: the database has no ingest schema: run ingest db migrate``), never in failed
 jobs or a traceback. Roles started together (a Procfile, compose) ride out the few
-seconds their services take to come up.
+seconds their services take to come up; what no wait can fix (a malformed URL, a database or
+user that does not exist, a refused password) fails at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import redis
 
 from ..core.config import Settings
 from ..core.connections import NO_SCHEMA, connect_postgres, postgres_errors, redis_for
-from ..core.errors import SchemaMissing, ServiceUnavailable
+from ..core.errors import SchemaMissing, ServiceRefused, ServiceUnavailable
 from ..load.migrate import pending_migrations
 
 T = TypeVar("T")
@@ -60,11 +61,15 @@ def check_schema(conn: psycopg2.extensions.connection) -> None:
 
 
 def _within(wait: float, say: Say, attempt: Callable[[], T]) -> T:
+    """``attempt()`` until it succeeds or ``wait`` seconds passed; only "not answering yet" waits:
+    :class:`ServiceRefused` (a malformed URL, a refused password, no such database) fails at once."""
     deadline = time.monotonic() + wait
     told = False
     while True:
         try:
             return attempt()
+        except ServiceRefused:
+            raise
         except ServiceUnavailable as exc:
             left = deadline - time.monotonic()
             if left <= 0:

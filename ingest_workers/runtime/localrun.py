@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import FrameType
 
 from rq.command import send_stop_job_command
@@ -27,6 +28,24 @@ from ..core.models import SourceSpec
 from ..ops.watch import DONE
 from .producer import Enqueued, PlannedJob, check_run_id, claim_jobs, job_id_for
 from .rq_compat import create_job_kwargs
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run on this machine did: its jobs and, by job id, what happened to those that did
+    not finish (``unfinished``) and why (``why``, e.g. the time limit, Ctrl+C)."""
+
+    run_id: str
+    enqueued: list[Enqueued]
+    unfinished: dict[str, str] = field(default_factory=dict)
+    why: str = ""
+
+    def unfinished_sources(self) -> dict[str, str]:
+        """What happened to the jobs that did not finish, by source, with why."""
+        sources = {item.job_id: item.source for item in self.enqueued}
+        return {sources[job_id]: f"{what} ({self.why})" if self.why else what
+                for job_id, what in self.unfinished.items()}
+
 
 NOT_STARTED = "cancelled before it started"
 WAITING = "cancelled while it waited to run again"  # a retry, or deferred while its circuit is open
@@ -120,10 +139,10 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def stop_unfinished(queue: Queue, job_ids: Sequence[str]) -> dict[str, str]:
-    """Cancel the jobs of ``job_ids`` not started yet (queued, or waiting for a retry) and
-    stop the running ones (RQ's stop-job command: the worker kills the job's process, so
-    its uncommitted batch rolls back). Returns what happened to each, by job id."""
+def stop_unfinished(queue: Queue, job_ids: Sequence[str], stop_running: bool = True) -> dict[str, str]:
+    """Cancel the jobs of ``job_ids`` not started yet (queued, or waiting for a retry) and,
+    with ``stop_running``, stop the running ones (RQ's stop-job command: the worker kills the
+    job's process, so its uncommitted batch rolls back). Returns what happened to each, by job id."""
     outcome: dict[str, str] = {}
     # Looked at again after a moment: a worker may have taken a job between our look and our
     # cancel, or may still be scheduling a failed job's retry (RQ sets the status first).
@@ -134,6 +153,8 @@ def stop_unfinished(queue: Queue, job_ids: Sequence[str]) -> dict[str, str]:
                 continue
             status = job.get_status(refresh=False)
             try:
+                if status == JobStatus.STARTED and not stop_running:
+                    continue
                 if status == JobStatus.STARTED:
                     send_stop_job_command(queue.connection, job.id, serializer=queue.serializer)
                     outcome[job.id] = STOPPED

@@ -39,8 +39,10 @@ SIGKILLed while cleaning would stop all cleaning for 15 minutes, so
 
 from __future__ import annotations
 
+import signal
 from functools import cache, cached_property
 from importlib import resources
+from types import FrameType
 from typing import Any
 
 from rq import Queue, worker_registration
@@ -53,6 +55,7 @@ from rq.worker import SimpleWorker, Worker
 from ..guards.quarantine import note_worker_death
 from ..ops.logs import redact_log_records
 from . import jobs  # (also preloaded, see the module docstring)
+from .lifeline import POOL_DIED, children_die_with_this_process
 from .resources import Resources, serving
 from .rq_compat import callback_names
 
@@ -90,11 +93,44 @@ def refusal(job: Job) -> str | None:
 
 class OnlyIngestJobs:
     """Refuse, before running it, any job :func:`refusal` refuses (mixed into an RQ worker class);
-    every log line of the worker, RQ's own included, redacted (``ops.logs.redact_log_records``)."""
+    every log line of the worker, RQ's own included, redacted (``ops.logs.redact_log_records``);
+    the scheduler process and the work horses the worker forks die with it (:mod:`.lifeline`)."""
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         redact_log_records()
+        # Before RQ forks its scheduler (after bootstrap) and any horse. SIGTERM: the scheduler
+        # stops and releases its lock; a horse (SIGTERM at its default) ends, its batch rolls back.
+        children_die_with_this_process()
+        if signal.getsignal(POOL_DIED) is not signal.SIG_IGN:  # under nohup, a hang-up stays ignored
+            signal.signal(POOL_DIED, self.pool_died)
         super().bootstrap(*args, **kwargs)  # type: ignore[misc]
+
+    def pool_died(self, signum: int, frame: FrameType | None) -> None:
+        """The pool that started this worker died without stopping it: cold shutdown (nothing
+        supervises this worker any more). RQ's teardown then stops the scheduler and unregisters."""
+        worker: Any = self
+        worker.log.warning("Worker %s: the pool that started it died; cold shutdown", worker.name)
+        if worker.horse_pid:
+            worker.kill_horse()
+            worker.wait_for_horse()
+        raise SystemExit(1)
+
+    def unsubscribe(self) -> None:
+        """Stop the pubsub thread before unsubscribing, so that the unsubscribe reply wakes it to end.
+
+        RQ unsubscribes first, then stops the thread and waits for it; when the thread read the
+        reply before its running flag was cleared (often, in a worker that had just stopped its
+        scheduler), redis-py's ``get_message`` waited up to the thread's 60 s for a subscription
+        that never came, and the worker with it: ``ingest run`` stalled 30 s after its jobs, silent,
+        until it killed the worker (7 runs of 20 here; none of 25 since)."""
+        worker: Any = self
+        thread = worker.pubsub_thread
+        if thread is not None:
+            try:
+                thread.stop(timeout=0)  # redis-py 8: clear the flag, no wait
+            except TypeError:
+                thread.stop()  # redis-py 5 to 7: stop() only clears the flag
+        super().unsubscribe()  # type: ignore[misc]
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         reason = refusal(job)

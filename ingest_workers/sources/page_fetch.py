@@ -49,54 +49,70 @@ def fetched_in_order(fetch: Callable[[C, A], T], addresses: Iterable[A], concurr
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    tasks: queue.SimpleQueue[_Task[A, T] | None] = queue.SimpleQueue()
-    stop = threading.Event()
-    last_seen = [_NEVER]  # the index of the first page found to be the last
-    window: deque[_Task[A, T]] = deque()
-    threads: list[threading.Thread] = []
-    upcoming = enumerate(addresses)
-
-    def work() -> None:
-        with thread_client() as client:
-            while (task := tasks.get()) is not None and not stop.is_set():
-                if task.index > last_seen[0] or not task.future.set_running_or_notify_cancel():
-                    task.future.cancel()  # past the last page, or the consumer stopped before it
-                    continue
-                try:
-                    page = fetch(client, task.address)
-                except BaseException as exc:  # noqa: BLE001 (raised in the consumer, at this page)
-                    task.future.set_exception(exc)
-                    continue
-                if is_last(page):
-                    last_seen[0] = min(last_seen[0], task.index)
-                task.future.set_result(page)
-
-    def submit(count: int) -> None:
-        while len(window) < count and (pair := next(upcoming, None)) is not None and pair[0] <= last_seen[0]:
-            task = _Task(*pair)
-            window.append(task)
-            tasks.put(task)
-            if len(threads) < min(concurrency, len(window)):
-                # in a copy of the job's context: its log fields, its redactor (core.redact)
-                thread = threading.Thread(target=contextvars.copy_context().run, args=(work,),
-                                          name=f"page-fetch-{len(threads)}", daemon=True)
-                threads.append(thread)
-                thread.start()
-
+    pool = _FetchPool(fetch, addresses, concurrency, thread_client, is_last)
     try:
-        submit(1)  # the first page alone: it may be the only one
-        while window:
-            task = window.popleft()
+        pool.submit(1)  # the first page alone: it may be the only one
+        while pool.window:
+            task = pool.window.popleft()
             yield task.address, task.future
             # The consumer came back: the page it took was not the last. The window opens to
             # ``concurrency`` pages ahead of the one handed over next.
-            submit(concurrency + 1)
+            pool.submit(concurrency + 1)
     finally:
-        stop.set()
-        for task in window:
+        pool.close()
+
+
+class _FetchPool(Generic[A, C, T]):
+    """The threads of one :func:`fetched_in_order` and the pages sent to them, in order."""
+
+    def __init__(self, fetch: Callable[[C, A], T], addresses: Iterable[A], concurrency: int,
+                 thread_client: Callable[[], AbstractContextManager[C]], is_last: Callable[[T], bool]) -> None:
+        self._fetch, self._concurrency = fetch, concurrency
+        self._thread_client, self._is_last = thread_client, is_last
+        self._tasks: queue.SimpleQueue[_Task[A, T] | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._last_seen = _NEVER  # the index of the first page found to be the last
+        self._last_lock = threading.Lock()  # two threads may find a last page at once: keep the lower
+        self._upcoming = enumerate(addresses)
+        self._threads: list[threading.Thread] = []
+        self.window: deque[_Task[A, T]] = deque()
+
+    def submit(self, count: int) -> None:
+        """Send pages until ``count`` are in the window (none past the last page seen)."""
+        while len(self.window) < count and (pair := next(self._upcoming, None)) is not None \
+                and pair[0] <= self._last_seen:
+            task = _Task(*pair)
+            self.window.append(task)
+            self._tasks.put(task)
+            if len(self._threads) < min(self._concurrency, len(self.window)):
+                # in a copy of the job's context: its log fields, its redactor (core.redact)
+                thread = threading.Thread(target=contextvars.copy_context().run, args=(self._work,),
+                                          name=f"page-fetch-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        for task in self.window:
             task.future.cancel()
-        for _ in threads:
-            tasks.put(None)
+        for _ in self._threads:
+            self._tasks.put(None)
+
+    def _work(self) -> None:
+        with self._thread_client() as client:
+            while (task := self._tasks.get()) is not None and not self._stop.is_set():
+                if task.index > self._last_seen or not task.future.set_running_or_notify_cancel():
+                    task.future.cancel()  # past the last page, or the consumer stopped before it
+                    continue
+                try:
+                    page = self._fetch(client, task.address)
+                except BaseException as exc:  # noqa: BLE001 (raised in the consumer, at this page)
+                    task.future.set_exception(exc)
+                    continue
+                if self._is_last(page):
+                    with self._last_lock:
+                        self._last_seen = min(self._last_seen, task.index)
+                task.future.set_result(page)
 
 
 class _Task(Generic[A, T]):

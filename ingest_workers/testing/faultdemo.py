@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -31,12 +31,14 @@ from rq.queue import Queue
 
 from ..catalog import Catalog
 from ..core.config import Settings
-from ..core.connections import postgres_errors
+from ..core.connections import connect_postgres, postgres_errors
 from ..core.envrefs import expand
 from ..core.models import SourceSpec
 from ..guards.breaker import BREAKER_PREFIX
 from ..ops.watch import JobState, job_states
-from ..runtime.producer import Enqueued
+from ..runtime.localrun import RunOutcome
+from ..runtime.producer import Enqueued, new_run_id
+from ..runtime.workerrun import GiveUp, Pool, run_on_workers
 from .mock_faults import FaultConfig, FaultInjector
 from .mock_sources import MockConfig, MockServer
 from .narrate import BreakerWatch, LogTail, RateWatch, describe_log_line
@@ -64,6 +66,7 @@ FAULTY = (
                  "flaky: a quarter of the pages fail (503, connection dropped, body cut short)"),
 )
 DOWN = "shop_down"
+STOPPED_WAITING = "the demo stopped waiting for it"
 # Short delays, so a newcomer sees the whole story in well under a minute.
 SETTINGS = {"job_retries": 3, "job_retry_intervals": "1", "http_max_attempts": 3, "http_max_backoff": 2.0,
             "breaker_failures": 3, "breaker_cooldown": 5.0, "log_format": "json"}
@@ -135,6 +138,29 @@ def introduction(settings: Settings) -> list[str]:
     ]
 
 
+def workers_needed(asked: int) -> int:
+    """At least one worker per faulty source and one more: they mostly wait, so no core is idle."""
+    return max(asked, len(FAULTY) + 1)
+
+
+def run_demo(settings: Settings, specs: Sequence[SourceSpec], pool: Pool, servers: Mapping[str, MockServer],
+             say: Callable[[str], None]) -> RunOutcome:
+    """Run the healthy and faulty ``specs`` on the workers of ``pool``, telling it through ``say`` as
+    it happens, until every job ended or only :data:`DOWN` is left, still down; what happened."""
+    for words in introduction(settings):
+        say(words)
+    run_id = new_run_id()
+
+    def watch(queue: Queue, enqueued: Sequence[Enqueued], recover: Callable[[], list[str]] | None) -> JobState:
+        return tell_run(queue, enqueued, pool.log_path, servers, say)
+
+    outcome = run_on_workers(settings, specs, run_id, pool, watch, GiveUp(STOPPED_WAITING, STOPPED_WAITING), say)
+    with closing(connect_postgres(settings.database_url)) as conn:
+        for words in unreadable_pages(conn, run_id):
+            say(words)
+    return outcome
+
+
 def tell_run(queue: Queue, enqueued: Sequence[Enqueued], log_path: Path, servers: Mapping[str, MockServer],
              say: Callable[[str], None], give_up: float = GIVE_UP_SECONDS, poll: float = 0.25) -> JobState:
     """Narrate the run until its jobs end, or the others have and ``shop_down``'s probe failed,
@@ -169,3 +195,13 @@ def unreadable_pages(conn: psycopg2.extensions.connection, run_id: str) -> list[
                     "ORDER BY rejected_at", (run_id,))
         return [f"{source}: {reason} after every try: the page is in rejected_records with that reason "
                 "(to fetch again later), and paging went on" for source, reason in cur.fetchall()]
+
+
+def verdict(summary: Mapping[str, Any], sources: int) -> tuple[str, bool]:
+    """What the demo showed, in one sentence, and whether it went as designed: every one of the
+    ``sources`` but the one that fails hard (:data:`DOWN`) finished, from the run's ``summary``."""
+    others = {name: s for name, s in summary["sources"].items() if name != DOWN}
+    healthy = [name for name, s in others.items() if s["failed_jobs"] == 0 and name not in summary["unfinished"]]
+    words = (f"{len(healthy)} of {len(others)} other sources finished despite the faults ({', '.join(healthy)}); "
+             f"{DOWN} is {summary['sources'].get(DOWN, {}).get('health', 'not run')}")
+    return words, len(healthy) == len(others) == sources - 1

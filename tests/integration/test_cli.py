@@ -165,7 +165,9 @@ def test_ingest_workers_stops_its_workers_with_the_configured_grace(monkeypatch:
     graces: list[float] = []
     module = importlib.import_module("ingest_workers.cli.workers")  # the package exports the command by that name
     monkeypatch.setattr(module, "supervise", lambda start, count, should_stop, clock, stop, on_exit, **hooks: stop([]))
-    monkeypatch.setattr(module, "stop_workers", lambda processes, grace: graces.append(grace))
+    # The pool stops through PoolStop, which calls the pool module's stop_workers.
+    monkeypatch.setattr(importlib.import_module("ingest_workers.runtime.workerpool"), "stop_workers",
+                        lambda processes, grace, say: graces.append(grace))
     result = CliRunner().invoke(main, ["workers", "--count", "1"],
                                 env={"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url,
                                      "INGEST_STOP_GRACE": "2400"})

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,12 @@ def catalog(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", NEEDS_REDIS, ids=lambda c: " ".join(c[:2]))
-def test_unreachable_redis_waits_as_stated_then_fails_in_one_sentence(command: list[str], catalog: Path) -> None:
+def test_unreachable_redis_waits_as_stated_then_fails_in_one_sentence(command: list[str], catalog: Path,
+                                                                     services: Services) -> None:
+    # A database that exists: a command that checks PostgreSQL first (status) must reach Redis's wait.
     code, lines = invoke(["--catalog", str(catalog), *command],
-                         env={"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0", "INGEST_SERVICE_WAIT": "1"})
+                         env={"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0", "DATABASE_URL": services.database_url,
+                              "INGEST_SERVICE_WAIT": "1"})
     assert code == 1, lines
     assert lines[0].startswith("cannot reach Redis at redis://:***@127.0.0.1:1/0") \
         and lines[0].endswith("; waiting up to 1s"), lines
@@ -115,3 +119,37 @@ def test_the_worker_pool_does_not_respawn_into_a_dead_redis(services: Services, 
     last = output.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot reach Redis at redis://{host}:{port}/") \
         and last.endswith("(waited 3s); stopping the workers"), output
+
+
+def _refused_redis(services: Services) -> list[tuple[str, str]]:
+    """(REDIS_URL, the words its refusal must contain): malformed, an unknown user, no such database number."""
+    where = services.redis_url.split("://", 1)[1].rsplit("/", 1)[0]
+    return [(f"http://{where}/0", "must specify one of the following schemes"),
+            (f"redis://nobody-h:hunter2@{where}/0", "invalid username-password pair"),
+            (f"redis://{where}/999", "DB index is out of range")]
+
+
+def _refused_postgres(services: Services) -> list[tuple[str, str]]:
+    """(DATABASE_URL, the words its refusal must contain): no such database, no such user, malformed."""
+    base = services.database_url.rsplit("/", 1)[0]
+    return [(f"{base}/no_such_database_h", 'database "no_such_database_h" does not exist'),
+            (base.replace("://postgres@", "://no_such_user_h:hunter2@") + "/postgres", 'role "no_such_user_h"'),
+            (base.rsplit(":", 1)[0] + ":notaport/x", 'invalid integer value "notaport"')]
+
+
+@pytest.mark.parametrize("command", [["status"], ["run", "--workers", "0"], ["workers", "--count", "1"]],
+                         ids=lambda c: " ".join(c[:2]))
+def test_what_no_wait_can_fix_fails_at_once_in_one_sentence(command: list[str], catalog: Path, services: Services,
+                                                            redis_client: object) -> None:
+    """Only "not answering yet" waits: a malformed URL, an unknown user or database, fail at once."""
+    cases = [({"REDIS_URL": url, "DATABASE_URL": services.database_url}, words)
+             for url, words in _refused_redis(services)]
+    cases += [({"REDIS_URL": services.redis_url, "DATABASE_URL": url}, words)
+              for url, words in _refused_postgres(services)]
+    for env, words in cases:
+        started = time.monotonic()
+        code, lines = invoke(["--catalog", str(catalog), *command], env={**env, "INGEST_SERVICE_WAIT": "30"})
+        assert time.monotonic() - started < 10, (env, lines)
+        assert code == 1 and len(lines) == 1, (env, lines)
+        assert lines[0].startswith("error: ") and "refuses the connection" in lines[0] and words in lines[0], lines
+        assert "hunter2" not in lines[0]
