@@ -14,6 +14,7 @@ dataset are written the same way, under the items written.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -78,7 +79,8 @@ def add_nested(total: dict[str, dict[str, int]], more: NestedCounts) -> dict[str
 def _parents_table(cur: Any, child: Dataset, parents: Sequence[dict[str, Any]]) -> sql.Composable:
     """The parents' keys ``(source, *parent_key)`` in a temporary table (emptied at each commit);
     the values take the types of the nested table's columns."""
-    table = sql.Identifier(f"nested_parents_{child.table}")
+    name = f"nested_parents_{child.table}"  # PostgreSQL would cut a longer name, maybe to another's
+    table = sql.Identifier(name if len(name) <= 63 else f"nested_parents_{hashlib.sha1(name.encode()).hexdigest()}")
     names = ("source", *child.parent_key)
     columns = sql.SQL(", ").join(map(sql.Identifier, names))
     cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} "
