@@ -6,7 +6,9 @@ identical run changes nothing. A label failing its check goes to ``rejected_reco
 and its issue and the other labels load. Every expected row is computed here from the fixture's
 own record functions (``github.issue``, ``labels_of``, ``tags_of``).
 
-The last tests drive the loader and the migration directly, with a dataset nested in a nested dataset.
+The last tests drive the loader and the migration directly: a dataset nested in a nested dataset,
+and the shop fixture's product details with their reviews (their detail endpoint needs child
+requests to be read by a source).
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from ingest_workers.catalog import load_catalog
 from ingest_workers.cli import main
-from ingest_workers.core.models import Lineage
+from ingest_workers.core.models import Lineage, Record
 from ingest_workers.datasets import parse_dataset, resolve_nested
 from ingest_workers.load.loader import PostgresLoader
 from ingest_workers.load.migrate import migrate
 from ingest_workers.load.schema import differences
+from ingest_workers.stages.base import compose
+from ingest_workers.stages.registry import source_stages
 from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github
+from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github, shop
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +163,8 @@ def api() -> Iterator[FixtureApiServer]:
 def clean(pg: psycopg2.extensions.connection) -> Iterator[None]:
     def drop() -> None:
         with pg, pg.cursor() as cur:
-            for table in (*TABLES, "nest_orders", "nest_lines", "nest_line_notes"):
+            for table in (*TABLES, "nest_orders", "nest_lines", "nest_line_notes", "nest_products", "nest_reviews",
+                          "nest_product_tags"):
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
     drop()
     yield
@@ -334,3 +340,85 @@ def test_migrate_creates_and_evolves_nested_tables(pg: psycopg2.extensions.conne
         "dataset lines: table nest_lines has no column 'note'"]
     assert "added column nest_lines.note (dataset lines)" in migrate(pg, declared(note="text").values())
     assert differences(pg, declared(note="text")["orders"].family) == []
+
+
+PRODUCTS = 40
+SHOP = """
+[datasets.product_details]
+table = "nest_products"
+key = ["product_id"]
+write = "merge"
+[datasets.product_details.columns]
+product_id = "integer"
+name = "text"
+price = "numeric"
+
+[datasets.product_reviews]
+table = "nest_reviews"
+nested_in = "product_details"
+path = "reviews"
+key = ["review_id"]
+fields = { review_id = "id" }
+[datasets.product_reviews.columns]
+review_id = { type = "integer", required = true }
+rating = { type = "integer", min = 1, max = 5 }
+comment = "text"
+
+[datasets.product_tags]
+table = "nest_product_tags"
+nested_in = "product_details"
+path = "tags"
+[datasets.product_tags.columns]
+value = "text"
+
+[sources.shop_details]
+kind = "http_json"
+dataset = "product_details"
+url = "http://127.0.0.1:1/products"
+fields = { product_id = "id" }
+"""
+
+
+def test_product_reviews_follow_their_product_detail(pg: psycopg2.extensions.connection, clean: None,
+                                                     tmp_path: Path) -> None:
+    """The shop fixture's product details (``shop.product_detail``) through the stages a source runs
+    and the loader, each revision one batch: revision 2 removes a product's first review, changes
+    its last and adds one; the review table follows, the reviews left alone keep their ``xmin``.
+    (Through real workers once child requests fetch the details: the catalog is the same.)"""
+    path = tmp_path / "shop.toml"
+    path.write_text(SHOP, encoding="utf-8")
+    found = load_catalog(path, {})
+    details, spec = found.datasets["product_details"], found.sources["shop_details"]
+    migrate(pg, found.datasets.values())
+    loader = PostgresLoader(pg)
+
+    def load(revision: int) -> Any:
+        lineage = Lineage("shop_details", f"r{revision}", f"j{revision}", "2026-01-01T00:00:00+00:00")
+        records = [Record(shop.product_detail(i, revision)) for i in range(1, PRODUCTS + 1)
+                   if not shop.detail_missing(i)]
+        rows = [r.row for r in compose(source_stages(spec, details, lineage), records) if isinstance(r, Record)]
+        return loader.load_batch(details, rows, [], lineage)
+
+    def reviews() -> dict[tuple[int, int], tuple[tuple[int, str], str]]:
+        with pg, pg.cursor() as cur:
+            cur.execute("SELECT product_id, review_id, rating, comment, xmin::text FROM nest_reviews")
+            return {(p, r): ((rating, comment), xmin) for p, r, rating, comment, xmin in cur.fetchall()}
+
+    def expected(revision: int) -> dict[tuple[int, int], tuple[int, str]]:
+        return {(i, r["id"]): (r["rating"], r["comment"]) for i in range(1, PRODUCTS + 1)
+                if not shop.detail_missing(i) for r in shop.reviews_of(i, revision)}
+
+    assert load(1).nested["product_reviews"]["loaded"] == len(expected(1))
+    first = reviews()
+    assert {k: v for k, (v, _) in first.items()} == expected(1)
+    second_result = load(2)
+    second = reviews()
+    assert {k: v for k, (v, _) in second.items()} == expected(2)
+    changed = [i for i in range(1, PRODUCTS + 1) if shop.reviews_changed(i)]
+    assert second_result.updated == len(changed) and changed  # only the reviews changed: a changed record
+    kept = [k for k in second if k in first and first[k][0] == second[k][0]]
+    assert kept and all(second[k][1] == first[k][1] for k in kept)
+    assert second_result.nested["product_reviews"] == {"loaded": len(changed), "updated": len(changed),
+                                                       "deleted": len(changed), "rejected": 0}
+    third = load(3)
+    assert (third.inserted, third.updated, reviews()) == (0, 0, second)
