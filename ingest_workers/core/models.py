@@ -20,7 +20,7 @@ class SourceSpec:
     dataset: str  # the dataset the records land in: a built-in one or one its catalog declares
     url: str = ""  # http_json: the API; csv: a file path or an http(s) URL; synthetic: unused
     records_path: str = "items"  # dotted path to the list of records in a page ("" for a top-level list)
-    pagination: str = "page"  # page | offset | cursor | link | next_url | after_last | none
+    pagination: str = "page"  # page | offset | cursor | link | next_url | after_last | none | "package.module:Class"
     page_param: str = "page"
     page_size_param: str = "per_page"  # also the "limit" of offset pagination
     page_size: int = 500
@@ -33,7 +33,8 @@ class SourceSpec:
     constants: dict[str, Any] = field(default_factory=dict)  # unified field -> fixed value (e.g. platform)
     auth_env: str | None = None  # environment variable holding the auth header's value
     auth_header: str = "Authorization"
-    # {kind = "bearer" | "basic" | "api_key", ...}: names environment variables, never holds a secret
+    # {kind = "bearer" | "basic" | "api_key" | "oauth2_..." | "package.module:Class", ...}: names
+    # environment variables, never holds a secret
     auth: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)  # static query parameters of every request
     headers: dict[str, str] = field(default_factory=dict)  # static headers of every request
@@ -48,6 +49,8 @@ class SourceSpec:
     sinks: list[Any] = field(default_factory=list)  # sinks besides PostgreSQL: names or {name = ..., params}
     options: dict[str, Any] = field(default_factory=dict)  # settings of the source kind (csv, synthetic, plugins)
     interval_seconds: int | None = None  # `ingest schedule` runs the source this often; None: never
+    schedule: str | None = None  # `ingest schedule` runs the source at these times (five-field cron, UTC)
+    error_path: str = ""  # dotted path where a 200's body holding a value is a failed request ("": none)
     rate_limit: float = 5.0  # requests/second to this source, all workers together (0: unlimited)
     queue: str | None = None  # an RQ queue of its own (e.g. for heavy sources); None: the settings' queue
     # HTTP status (as text, "404") -> "skip" | "retry" | "fail": what an answer with that status means

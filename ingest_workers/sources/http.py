@@ -2,9 +2,13 @@
 
 Transient failures (connection errors, timeouts, 429, 5xx) are retried here with
 tenacity: exponential back-off with jitter, bounded in attempts, and never sooner
-than the server's ``Retry-After``. Everything leaves this module as a
-:class:`TransientError` or a :class:`PermanentError`. Messages carry the URL
-without its query string or password, and never a header value.
+than the server's ``Retry-After``. A ``Retry-After`` longer than the back-off cap
+(``max_backoff``) is honoured, not cut: the request is not tried again in this job but
+raises :class:`RetryLater`, which defers the job by that wait through RQ's scheduler.
+A 200 whose body holds a value at the source's ``error_path`` is a failed request
+(:class:`ApiErrorBody`, retried like any). A 401 is :class:`Unauthorized`. Everything
+leaves this module as a :class:`TransientError` or a :class:`PermanentError`. Messages
+carry the URL without its query string or password, and never a header value.
 
 Only ``http`` and ``https`` URLs are fetched. Redirects are followed here, not by
 requests, and only within the source's origin (scheme, host and port): a redirect to
@@ -21,11 +25,9 @@ permanent one.
 from __future__ import annotations
 
 import copy
-import email.utils
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -38,10 +40,11 @@ from tenacity import (
     wait_random,
 )
 
-from ..core.errors import PermanentError, TransientError, UnreadableBody
+from ..core.errors import ApiErrorBody, PermanentError, RetryLater, TransientError, Unauthorized, UnreadableBody
 from ..core.redact import redact
 from .json_decode import decode_json
 from .jsonlimits import DEFAULT_MAX_NESTING, DEFAULT_MAX_PAGE_VALUES, cut_deeper_than, values_at_most
+from .response_rules import parse_retry_after, refuse_error_body
 
 
 @dataclass(frozen=True)
@@ -132,10 +135,17 @@ class HttpClient:
         return page.body, page.next_link
 
     def get_json_document(self, url: str, params: Mapping[str, Any] | None = None,
-                          headers: Mapping[str, str] | None = None) -> JsonPage:
-        """:meth:`get_json_page` with the URL the page came from."""
+                          headers: Mapping[str, str] | None = None, error_path: str = "") -> JsonPage:
+        """:meth:`get_json_page` with the URL the page came from. ``error_path``: a dotted path where a
+        body that holds a (truthy) value is a failed request (:class:`ApiErrorBody`)."""
         retrying = self._retrying()
-        return self._guard(lambda: retrying(self._get_once, url, params, headers))
+        return self._guard(lambda: retrying(self._get_once, url, params, headers, error_path))
+
+    def post_form(self, url: str, form: Mapping[str, str], headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+        """POST ``form`` (form-encoded) to ``url`` (an OAuth2 token endpoint): ``(status, JSON body or
+        None)`` of a 2xx or 4xx answer. Timeouts, 429 and 5xx are retried like a GET; a redirect is
+        refused (what is posted goes to ``url`` only). Not under the source's rate limit or breaker."""
+        return self._retrying()(self._post_once, url, form, headers)
 
     def open_stream(self, url: str, params: Mapping[str, Any] | None = None,
                     headers: Mapping[str, str] | None = None) -> requests.Response:
@@ -168,7 +178,7 @@ class HttpClient:
         )
 
     def _get_once(self, url: str, params: Mapping[str, Any] | None,
-                  headers: Mapping[str, str] | None) -> JsonPage:
+                  headers: Mapping[str, str] | None, error_path: str = "") -> JsonPage:
         where = safe_url(url)
         try:
             response = self._open_once(url, params, headers)
@@ -178,10 +188,31 @@ class HttpClient:
             with response:
                 body = self._decode(response, where)
                 link = response.links.get("next", {}).get("url")
-                return JsonPage(body, response.url, urljoin(response.url, link) if link else None)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._on_response("error")  # the connection broke while the body was read
             raise TransientError(f"GET {where}: {type(exc).__name__}") from None
+        if error_path:
+            refuse_error_body(body, error_path, where)
+        return JsonPage(body, response.url, urljoin(response.url, link) if link else None)
+
+    def _post_once(self, url: str, form: Mapping[str, str], headers: Mapping[str, str] | None) -> tuple[int, Any]:
+        where = safe_url(url)
+        _origin(url, where)  # http(s) only
+        try:
+            response = self._session.post(url, data=dict(form), headers=headers, timeout=self._timeout,
+                                          allow_redirects=False)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise TransientError(f"POST {where}: {type(exc).__name__}") from None
+        except requests.RequestException as exc:
+            raise PermanentError(f"POST {where}: {type(exc).__name__}") from None
+        status = response.status_code
+        self._raise_for_retry(response, f"POST {where}")
+        if 300 <= status < 400:
+            raise PermanentError(f"POST {where}: HTTP {status} redirect; not followed")
+        try:
+            return status, _json(response.content[:self._max_body_bytes])
+        except (ValueError, RecursionError):
+            return status, None
 
     def _open_once(self, url: str, params: Mapping[str, Any] | None,
                    headers: Mapping[str, str] | None) -> requests.Response:
@@ -219,13 +250,26 @@ class HttpClient:
         if status in self._on_status:
             response.close()
             self._status_action(status, where, response)
-        if status == 429 or status >= 500:
-            response.close()
-            raise TransientError(f"GET {where}: HTTP {status}", retry_after=parse_retry_after(response))
         if status >= 400:
             response.close()
+        self._raise_for_retry(response, f"GET {where}")
+        if status == 401:
+            raise Unauthorized(f"GET {where}: HTTP 401")
+        if status >= 400:
             raise PermanentError(f"GET {where}: HTTP {status}")
         return response
+
+    def _raise_for_retry(self, response: requests.Response, what: str) -> None:
+        """A 429 or 5xx: :class:`TransientError`, or :class:`RetryLater` when the server's ``Retry-After``
+        is longer than the back-off cap (the job is deferred by it instead of asking again too early)."""
+        status = response.status_code
+        if status != 429 and status < 500:
+            return
+        retry_after = parse_retry_after(response)
+        if retry_after is not None and retry_after > self._policy.max_backoff:
+            raise RetryLater(f"{what}: HTTP {status} with Retry-After {retry_after:.0f}s, beyond the "
+                             f"{self._policy.max_backoff:.0f}s back-off cap: deferred", retry_after=retry_after)
+        raise TransientError(f"{what}: HTTP {status}", retry_after=retry_after)
 
     def _status_action(self, status: int, where: str, response: requests.Response) -> None:
         """Raise what the source's ``on_status`` makes of ``status``."""
@@ -276,9 +320,12 @@ class HttpClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    @staticmethod
-    def _should_retry(state: RetryCallState) -> bool:
+    def _should_retry(self, state: RetryCallState) -> bool:
         error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetryLater):
+            return False  # the job is deferred instead
+        if isinstance(error, ApiErrorBody):  # a failed request, retried as many times as any
+            return state.attempt_number < self._policy.max_attempts
         if isinstance(error, UnreadableBody):
             return state.attempt_number < UNREADABLE_BODY_ATTEMPTS
         return isinstance(error, TransientError)
@@ -329,19 +376,3 @@ def safe_url(url: str) -> str:
     values of the job's environment references shown as ``${NAME}``."""
     parts = urlsplit(url)
     return redact(urlunsplit(parts._replace(query="", fragment="")))
-
-
-def parse_retry_after(response: requests.Response) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
