@@ -34,6 +34,7 @@ from .sources import source_class
 from .sources.auth_kinds import check_auth
 from .sources.family import MAX_GENERATIONS, check_entry, check_family, with_children
 from .sources.paginators import CONCURRENT_PAGINATIONS, paginator_class
+from .sources.request_keys import check_request_keys
 from .stages.registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
@@ -45,7 +46,8 @@ _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
                 "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path",
-                "parent", "fan_out", "schedule", "error_path"}
+                "parent", "fan_out", "schedule", "error_path", "lookback", "window", "time_format",
+                "method"}
 _TABLE_FIELDS = {"fields", "constants", "options", "params", "headers", "on_status", "partitions"}
 _NOT_CATALOG_KEYS = {"name", "declaration", "children"}  # SourceSpec fields the catalog fills itself
 _CATALOG_KEYS = set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS
@@ -236,6 +238,7 @@ def check_source(where: str, name: str, values: dict[str, Any], declared: Datase
             raise ConfigError(f"{where} key {key!r}: expected a table, got {value!r}")
     _check_parts(where, values, declared, dataset_key, allow)
     _check_request(where, values, allow)
+    check_request_keys(where, values)
     check_entry(where, values)
     _check_numbers(where, values)
     _check_concurrency(where, values)

@@ -37,6 +37,8 @@ class SourceSpec:
     # environment variables, never holds a secret
     auth: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)  # static query parameters of every request
+    method: str = "GET"  # http_json: GET or POST
+    body: Any = None  # http_json: the JSON body of every request (a table); its placeholders are filled per request
     headers: dict[str, str] = field(default_factory=dict)  # static headers of every request
     next_url_path: str = "next"  # next_url pagination: where the next page's URL is in the body
     after_param: str = "starting_after"  # after_last pagination: the parameter carrying the last key
@@ -45,6 +47,11 @@ class SourceSpec:
     cursor_field: str | None = None  # row field whose highest value is the source's high-water mark
     since_param: str | None = None  # query parameter that asks for records at or after a mark
     until_param: str | None = None  # query parameter that asks for records before a moment (backfill windows)
+    initial_value: Any = None  # the mark of the first run (no mark yet); None: the first run reads everything
+    lookback: str | None = None  # "15m": ask from (mark - lookback), for records that arrive late
+    window: str | None = None  # "7d": a run steps from the mark to its start in windows at most this long
+    max_records_per_window: int | None = None  # a window serving this many is capped: split in two, read again
+    time_format: str | None = None  # {since}/{until} as "iso" (the default), "unix", "unix_ms" or a strftime pattern
     stages: list[Any] | None = None  # stage names or {name = ..., params}; None: the dataset's defaults
     sinks: list[Any] = field(default_factory=list)  # sinks besides PostgreSQL: names or {name = ..., params}
     options: dict[str, Any] = field(default_factory=dict)  # settings of the source kind (csv, synthetic, plugins)

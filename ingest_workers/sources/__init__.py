@@ -25,7 +25,7 @@ from typing import Any
 from ..core.models import SourceSpec
 from ..core.plugins import PluginAllowlist, resolve
 from .auth import ApiRequest, Authenticator, RenewsCredentials
-from .base import FetchesAhead, ResumableSource, SkipsRequests, Source, SourceContext
+from .base import FetchesAhead, RangedSource, ResumableSource, SkipsRequests, Source, SourceContext
 from .csv_file import CsvSource
 from .http import JsonPage
 from .http_json import http_json_source
@@ -47,5 +47,5 @@ def make_source(spec: SourceSpec, context: SourceContext) -> Source:
 
 
 __all__ = ["SOURCE_KINDS", "ApiRequest", "Authenticator", "FetchesAhead", "JsonPage", "NumberedPages", "Paginator",
-           "RenewsCredentials", "ResumableSource", "SkipsRequests", "Source", "SourceContext", "make_source",
-           "source_class"]
+           "RangedSource", "RenewsCredentials", "ResumableSource", "SkipsRequests", "Source", "SourceContext",
+           "make_source", "source_class"]

@@ -32,16 +32,19 @@ from .http import HttpClient
 
 @dataclass(frozen=True)
 class ApiRequest:
-    """A GET about to be sent: its URL, query parameters and headers (they may hold secrets once an
-    authenticator has seen them: never log them)."""
+    """A request about to be sent: its URL, query parameters and headers (they may hold secrets once an
+    authenticator has seen them: never log them), its method and its JSON body (None: no body)."""
 
     url: str
     params: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    method: str = "GET"
+    body: Any = None
 
     def adding(self, headers: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> ApiRequest:
         """This request with ``headers`` and ``params`` added (replacing any of the same name)."""
-        return ApiRequest(self.url, {**self.params, **(params or {})}, {**self.headers, **(headers or {})})
+        return ApiRequest(self.url, {**self.params, **(params or {})}, {**self.headers, **(headers or {})},
+                          self.method, self.body)
 
 
 @runtime_checkable

@@ -135,11 +135,13 @@ class HttpClient:
         return page.body, page.next_link
 
     def get_json_document(self, url: str, params: Mapping[str, Any] | None = None,
-                          headers: Mapping[str, str] | None = None, error_path: str = "") -> JsonPage:
+                          headers: Mapping[str, str] | None = None, error_path: str = "",
+                          method: str = "GET", body: Any = None) -> JsonPage:
         """:meth:`get_json_page` with the URL the page came from. ``error_path``: a dotted path where a
-        body that holds a (truthy) value is a failed request (:class:`ApiErrorBody`)."""
+        body that holds a (truthy) value is a failed request (:class:`ApiErrorBody`). ``method`` POST
+        sends ``body`` as JSON (a search endpoint, GraphQL); a retry sends the same body again."""
         retrying = self._retrying()
-        return self._guard(lambda: retrying(self._get_once, url, params, headers, error_path))
+        return self._guard(lambda: retrying(self._get_once, url, params, headers, error_path, method, body))
 
     def post_form(self, url: str, form: Mapping[str, str], headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
         """POST ``form`` (form-encoded) to ``url`` (an OAuth2 token endpoint): ``(status, JSON body or
@@ -177,11 +179,11 @@ class HttpClient:
             reraise=True,
         )
 
-    def _get_once(self, url: str, params: Mapping[str, Any] | None,
-                  headers: Mapping[str, str] | None, error_path: str = "") -> JsonPage:
+    def _get_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+                  error_path: str = "", method: str = "GET", body: Any = None) -> JsonPage:
         where = safe_url(url)
         try:
-            response = self._open_once(url, params, headers)
+            response = self._open_once(url, params, headers, method, body)
         except _Skip as skip:
             return JsonPage(None, url, None, skipped=skip.status)
         try:
@@ -190,7 +192,7 @@ class HttpClient:
                 link = response.links.get("next", {}).get("url")
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._on_response("error")  # the connection broke while the body was read
-            raise TransientError(f"GET {where}: {type(exc).__name__}") from None
+            raise TransientError(f"{method} {where}: {type(exc).__name__}") from None
         if error_path:
             refuse_error_body(body, error_path, where)
         return JsonPage(body, response.url, urljoin(response.url, link) if link else None)
@@ -214,13 +216,13 @@ class HttpClient:
         except (ValueError, RecursionError):
             return status, None
 
-    def _open_once(self, url: str, params: Mapping[str, Any] | None,
-                   headers: Mapping[str, str] | None) -> requests.Response:
-        """One GET whose status is 2xx, after at most :data:`MAX_REDIRECTS` redirects within
+    def _open_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+                   method: str = "GET", body: Any = None) -> requests.Response:
+        """One request whose status is 2xx, after at most :data:`MAX_REDIRECTS` redirects within
         ``url``'s origin; its body is not read yet."""
         origin = _origin(url, safe_url(url))
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._get_one(url, params, headers)
+            response = self._get_one(url, params, headers, method, body)
             if response.status_code not in _REDIRECTS:
                 return response
             response.close()
@@ -232,19 +234,19 @@ class HttpClient:
             url, params = target, None  # the Location carries its own query
         raise PermanentError(f"GET {safe_url(url)}: more than {MAX_REDIRECTS} redirects")
 
-    def _get_one(self, url: str, params: Mapping[str, Any] | None,
-                 headers: Mapping[str, str] | None) -> requests.Response:
-        where = safe_url(url)
+    def _get_one(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+                 method: str = "GET", body: Any = None) -> requests.Response:
+        where = f"{method} {safe_url(url)}"
         self._before_attempt()
         try:
-            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True,
-                                         allow_redirects=False)
+            response = self._session.request(method, url, params=params, headers=headers, json=body,
+                                             timeout=self._timeout, stream=True, allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._on_response("error")
-            raise TransientError(f"GET {where}: {type(exc).__name__}") from None
+            raise TransientError(f"{where}: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             self._on_response("error")
-            raise PermanentError(f"GET {where}: {type(exc).__name__}") from None
+            raise PermanentError(f"{where}: {type(exc).__name__}") from None
         status = response.status_code
         self._on_response(f"{status // 100}xx")
         if status in self._on_status:
@@ -252,11 +254,11 @@ class HttpClient:
             self._status_action(status, where, response)
         if status >= 400:
             response.close()
-        self._raise_for_retry(response, f"GET {where}")
+        self._raise_for_retry(response, where)
         if status == 401:
-            raise Unauthorized(f"GET {where}: HTTP 401")
+            raise Unauthorized(f"{where}: HTTP 401")
         if status >= 400:
-            raise PermanentError(f"GET {where}: HTTP {status}")
+            raise PermanentError(f"{where}: HTTP {status}")
         return response
 
     def _raise_for_retry(self, response: requests.Response, what: str) -> None:
@@ -272,14 +274,14 @@ class HttpClient:
         raise TransientError(f"{what}: HTTP {status}", retry_after=retry_after)
 
     def _status_action(self, status: int, where: str, response: requests.Response) -> None:
-        """Raise what the source's ``on_status`` makes of ``status``."""
+        """Raise what the source's ``on_status`` makes of ``status``; ``where``: ``"GET https://..."``."""
         action = self._on_status[status]
         if action == "skip":
             raise _Skip(status)
         if action == "retry":
-            raise TransientError(f"GET {where}: HTTP {status} (on_status: retry)",
+            raise TransientError(f"{where}: HTTP {status} (on_status: retry)",
                                  retry_after=parse_retry_after(response))
-        raise PermanentError(f"GET {where}: HTTP {status}" + (" (on_status: fail)" if action == "fail" else
+        raise PermanentError(f"{where}: HTTP {status}" + (" (on_status: fail)" if action == "fail" else
                                                               f" (on_status: unknown action {action!r})"))
 
     def _decode(self, response: requests.Response, where: str) -> Any:

@@ -30,6 +30,7 @@ counts it. With ``records_path = ""``, a body that is one object (a detail endpo
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -45,7 +46,7 @@ from .http import HttpClient, JsonPage, safe_url
 from .jsonlimits import DEEP_MARKER, too_deep
 from .page_fetch import fetched_in_order, session_client
 from .paginators import CONCURRENT_PAGINATIONS, PAGINATIONS, NumberedPages, at, make_paginator
-from .templates import rendered_request
+from .templates import filled_request, rendered_request, request_values_in
 
 __all__ = ["CONCURRENT_PAGINATIONS", "PAGINATIONS", "HttpJsonSource", "http_json_source"]
 MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the job
@@ -60,24 +61,33 @@ class HttpJsonSource:
         if not isinstance(spec.max_pages, int) or isinstance(spec.max_pages, bool) or spec.max_pages <= 0:
             raise ConfigError(f"source {spec.name}: max_pages must be a whole number above 0, got {spec.max_pages!r}")
         self._spec = spec
-        self._paginator = make_paginator(spec)
-        self._pages_fetched = 0
         self.skipped = 0  # requests whose answer the client skipped (on_status): no records, no error
         self._pages_lock = threading.Lock()  # page and offset paging fetch from several threads at once
         self._client = context.client
-        self._start_page = 1
         # requests in flight at once (page and offset paging); the others fetch one page at a time
         self.concurrency = spec.concurrency or context.fetch_concurrency
         self._auth = make_authenticator(spec, AuthContext(spec.name, context.secrets, context.client))
         # TOML booleans go out as the words JSON APIs expect, not Python's True/False.
         self._params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in spec.params.items()}
+        # {since}, {until}, {page}, ... in the request (:mod:`.templates`), filled per request
+        self._placed = request_values_in(spec)
+        self.read_range(context.since, context.until)
+
+    def read_range(self, since: Any, until: Any) -> None:
+        """Ask for the records at or after ``since`` and before ``until`` from the next :meth:`stream`
+        on, from its first page (:class:`~.base.RangedSource`): a job reading windows keeps one source,
+        and its credentials (one OAuth2 token per job, not one per window)."""
+        spec = self._spec
+        self._paginator = make_paginator(spec)
+        self._pages_fetched, self._start_page = 0, 1
+        self._values = {"since": since, "until": until}
         self._filters: dict[str, Any] = dict(self._params)
-        for param, value, what in ((spec.since_param, context.since, "since_param"),
-                                   (spec.until_param, context.until, "until_param")):
-            if value is None:
+        for param, value, what in ((spec.since_param, since, "since"), (spec.until_param, until, "until")):
+            if value is None or (not param and what in self._placed):
                 continue
             if not param:
-                raise ConfigError(f"source {spec.name}: cannot ask for records by time without {what}")
+                raise ConfigError(f"source {spec.name}: cannot ask for records by time without {what}_param "
+                                  f"or {{{what}}} in the request")
             self._filters[param] = value
 
     def stream(self) -> Iterator[Any]:
@@ -90,7 +100,8 @@ class HttpJsonSource:
         """Page paging: the records yielded next are of ``page`` (a resumable source keeps it)."""
 
     def _first_request(self) -> ApiRequest:
-        return self._paginator.first_request(ApiRequest(self._spec.url, self._filters, self._spec.headers))
+        spec = self._spec
+        return self._paginator.first_request(ApiRequest(spec.url, self._filters, spec.headers, spec.method, spec.body))
 
     def _numbered_pages(self, paginator: NumberedPages) -> Iterator[Any]:
         """Pages addressed by number (``page=1, 2, ...``) or by offset (``offset=0, 500, ...``):
@@ -191,25 +202,44 @@ class HttpJsonSource:
         return records, page
 
     def _send(self, client: HttpClient, request: ApiRequest) -> JsonPage:
-        """``request`` authorized and sent; after a 401, once more if the authenticator renewed its credentials."""
-        error_path = self._spec.error_path
-        authorized = self._authorized(request)
+        """``request`` completed, authorized and sent; after a 401, once more if the authenticator
+        renewed its credentials. The authenticator sees the request as it is sent (a signer signs it)."""
+        error_path, prepared = self._spec.error_path, self._prepared(request)
+        authorized = self._authorized(prepared, request.url)
         try:
-            return client.get_json_document(authorized.url, authorized.params, authorized.headers, error_path)
+            return self._get(client, authorized, error_path)
         except Unauthorized:
             if not (isinstance(self._auth, RenewsCredentials) and self._auth.renew(authorized)):
                 raise
-        authorized = self._authorized(request)
-        return client.get_json_document(authorized.url, authorized.params, authorized.headers, error_path)
+        return self._get(client, self._authorized(prepared, request.url), error_path)
 
-    def _authorized(self, request: ApiRequest) -> ApiRequest:
+    def _prepared(self, request: ApiRequest) -> ApiRequest:
+        """Another URL (a next link) carries its own query: the static params it lacks are added. Then
+        ``{since}``, ``{page}``, ... are filled in: the paging position the paginator added as a
+        parameter goes where its placeholder is instead (a POST body, a filter expression)."""
+        if request.url != self._spec.url:
+            present = _query_names(request.url)
+            request = request.adding(params={k: v for k, v in self._params.items() if k not in present})
+        if self._placed:
+            request = filled_request(request, self._spec, self._values, self._placed)
+        return request
+
+    def _authorized(self, request: ApiRequest, asked: str) -> ApiRequest:
+        """``request`` with its credentials; for a next link (``asked``), none its query has already."""
         authorized = self._auth.authorize(request)
-        if request.url == self._spec.url:
+        if asked == self._spec.url:
             return authorized
-        # Another URL (a next link) carries its own query: add only what it lacks (static params, an api key).
-        present = {name for name, _ in parse_qsl(urlsplit(request.url).query, keep_blank_values=True)}
-        params = {**self._params, **authorized.params}
-        return ApiRequest(authorized.url, {k: v for k, v in params.items() if k not in present}, authorized.headers)
+        present = _query_names(asked)
+        return dataclasses.replace(authorized, params={k: v for k, v in authorized.params.items() if k not in present})
+
+    @staticmethod
+    def _get(client: HttpClient, request: ApiRequest, error_path: str) -> JsonPage:
+        return client.get_json_document(request.url, request.params, request.headers, error_path,
+                                        request.method, request.body)
+
+
+def _query_names(url: str) -> set[str]:
+    return {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
 
 
 def _origin(url: str) -> tuple[str, str]:

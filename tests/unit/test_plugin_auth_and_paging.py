@@ -100,3 +100,12 @@ def test_the_catalog_refuses_a_plugin_that_is_not_one(tmp_path: Path) -> None:
         "tests.plugins:HmacSigner", "tests.plugins:ShoutTitles"))
     with pytest.raises(ConfigError, match=r"key 'auth.kind': tests.plugins:ShoutTitles has no authorize\(request\)"):
         load_catalog(tmp_path / "c.toml", {})
+
+
+def test_a_signer_signs_the_request_as_sent_with_its_placeholders_filled(api: ScrollApi, tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(CATALOG.format(url=api.url) + 'params = { q = "since:{since}" }\n')
+    spec = load_catalog(tmp_path / "c.toml", {}).sources["search"]
+    client = HttpClient(make_session(), (2, 5), RetryPolicy(max_attempts=1))
+    records = list(HttpJsonSource(spec, SourceContext(client, {"SIGNING_KEY": KEY}, since="2024-01-01")).stream())
+    assert records == DOCS and api.refused == 0  # the API checks the signature over q=since:2024-01-01
+    assert api.asked[0] == {"q": "since:2024-01-01", "scroll": "5m"}
