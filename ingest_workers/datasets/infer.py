@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..core.models import Reject
+from ..core.paths import value_at
 from .checks import parse_price
 
 FIT = 0.95  # share of the non-missing values a type must read for the column to get it
@@ -174,17 +175,11 @@ def key_candidate(columns: list[DraftColumn], records: list[Any]) -> list[str]:
                   key=lambda c: c.distinct)
     for dim in dims:
         for time in times:
-            pairs = [(_at(r, dim.path), _at(r, time.path)) for r in records]
+            pairs = [(value_at(r, dim.path), value_at(r, time.path)) for r in records]
             complete = [repr(p) for p in pairs if None not in p]
             if len(set(complete)) == len(complete):
                 return [dim.name, time.name]
     return []
-
-
-def _at(record: Any, path: str) -> Any:
-    for part in path.split("."):
-        record = record.get(part) if isinstance(record, dict) else None
-    return record
 
 
 def object_lists(records: Iterable[Any]) -> dict[str, list[list[dict[str, Any]]]]:
@@ -210,7 +205,7 @@ def item_key_candidate(columns: list[DraftColumn], lists: list[list[dict[str, An
     first); ``[]`` when none is (the items are then identified by their position)."""
     def unique_in_every_list(column: DraftColumn) -> bool:
         for items in lists:
-            values = [_at(item, column.path) for item in items]
+            values = [value_at(item, column.path) for item in items]
             if None in values or len({repr(v) for v in values}) != len(values):
                 return False
         return True

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.models import Reject, Rejected
+from ..core.paths import value_at_parts
 from .model import ITEM_INDEX, LINEAGE_COLUMNS, Column, Dataset
 
 
@@ -78,7 +79,7 @@ def item_rows(child: Dataset, parents: Sequence[dict[str, Any]]) -> tuple[list[d
     parts = child.path.split(".")
     fields = tuple((column, path.split(".")) for column, path in child.fields)
     for parent in parents:
-        listed = dig(parent.get("raw"), parts)
+        listed = value_at_parts(parent.get("raw"), parts)
         if listed is None:
             continue
         if not isinstance(listed, list):
@@ -98,7 +99,7 @@ def _row(child: Dataset, parent: dict[str, Any], index: int, item: Any,
          fields: tuple[tuple[str, list[str]], ...]) -> dict[str, Any]:
     mapped = dict(item) if isinstance(item, dict) else {"value": item}
     for column, parts in fields:
-        mapped[column] = dig(item, parts)
+        mapped[column] = value_at_parts(item, parts)
     for column in child.parent_key:
         mapped[column] = parent[column]
     if ITEM_INDEX in child.key:
@@ -121,20 +122,8 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
-def dig(data: Any, parts: Sequence[str]) -> Any:
-    """Follow a dotted path; a numeric part indexes a list (``lines.data.0.amount``)."""
-    for part in parts:
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return None
-    return data
-
-
 def nested_lists(dataset: Dataset, raw: Any) -> Iterator[Any]:
     """The lists the datasets nested in ``dataset`` read from one record (what must be compared
     to see whether a record changed)."""
     for child in dataset.nested:
-        yield dig(raw, child.path.split("."))
+        yield value_at_parts(raw, child.path.split("."))

@@ -85,8 +85,13 @@ class _Batch:
 
 
 class PostgresLoader:
-    def __init__(self, conn: psycopg2.extensions.connection) -> None:
+    """Loads batches over one connection. ``serialise``: rows -> COPY text for the dataset being
+    loaded (a generated one, :func:`~.copygen.copy_serialiser`); :func:`copy_text` when not given."""
+
+    def __init__(self, conn: psycopg2.extensions.connection,
+                 serialise: Callable[[Sequence[dict[str, Any]]], str] | None = None) -> None:
         self._conn = conn
+        self._serialise = serialise
 
     @property
     def connection(self) -> psycopg2.extensions.connection:
@@ -156,8 +161,8 @@ class PostgresLoader:
             elif rows:
                 written = self.insert_rows(cur, dataset, rows)
                 inserted = len(written)
-            if dataset.nested:  # the items of the parents written now, in their transaction
-                nested = write_nested(self, cur, dataset, written, lineage)
+            if dataset.nested:  # the parents' items, in their transaction (``serialise`` is the parent's alone)
+                nested = write_nested(PostgresLoader(self._conn), cur, dataset, written, lineage)
             if rejected:
                 self.insert_rejections(cur, rejected, lineage)
             if on_written is not None and written:
@@ -175,7 +180,7 @@ class PostgresLoader:
         updated, and the rows written (``RETURNING``, matched back by key)."""
         rows = latest_per_key(dataset, rows)
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns)
+        stream = CopyStream(rows, dataset.load_columns, self._serialise)
         if all_new:
             cur.execute("SAVEPOINT direct_copy")
             try:
@@ -229,7 +234,7 @@ class PostgresLoader:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
         take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns)
+        stream = CopyStream(rows, dataset.load_columns, self._serialise)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
         # COPY into the table costs the server far less than COPY to staging plus INSERT ... SELECT.
         cur.execute("SAVEPOINT direct_copy")
@@ -282,8 +287,10 @@ class CopyStream:
     """The rows' COPY text, made as PostgreSQL reads it: the server parses the first rows while the
     next ones are serialised. What was made is kept, for a second COPY (:meth:`whole`)."""
 
-    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-        self._pieces = (copy_text(rows[start:start + _ROWS_PER_PIECE], columns).encode("utf-8")
+    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str],
+                 serialise: Callable[[Sequence[dict[str, Any]]], str] | None = None) -> None:
+        made = serialise or (lambda part: copy_text(part, columns))
+        self._pieces = (made(rows[start:start + _ROWS_PER_PIECE]).encode("utf-8")
                         for start in range(0, len(rows), _ROWS_PER_PIECE))
         self._made: list[bytes] = []
         self._pending = b""

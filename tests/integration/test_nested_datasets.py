@@ -28,6 +28,7 @@ from ingest_workers.catalog import load_catalog
 from ingest_workers.cli import main
 from ingest_workers.core.models import Lineage, Record
 from ingest_workers.datasets import parse_dataset, resolve_nested
+from ingest_workers.load.copygen import copy_serialiser
 from ingest_workers.load.loader import PostgresLoader
 from ingest_workers.load.migrate import migrate
 from ingest_workers.load.schema import differences
@@ -297,7 +298,8 @@ def test_a_dataset_nested_in_a_nested_dataset_follows_its_parent(pg: psycopg2.ex
                 for name, entry in ORDERS.items()}
     datasets = resolve_nested(declared)
     migrate(pg, datasets.values())
-    orders, loader = datasets["orders"], PostgresLoader(pg)
+    orders = datasets["orders"]
+    loader = PostgresLoader(pg, copy_serialiser(orders))  # as a job loads: COPY text generated for the parent
     first = loader.load_batch(orders, order_rows(orders, 1, "r1"), [], Lineage("shop", "r1", "r1", "t"))
     assert first.inserted == 2
     assert first.nested == {"lines": {"loaded": 3, "updated": 0, "deleted": 0, "rejected": 1},
