@@ -14,6 +14,7 @@ from ..sources.auth_kinds import make_authenticator
 from ..sources.draft import default_name, draft_catalog
 from ..sources.http import HttpClient, RetryPolicy, make_session
 from ..sources.probe import ApiProbe
+from .app import App
 
 
 @click.group()
@@ -46,18 +47,23 @@ def catalog() -> None:
 @click.option("--audience", help="OAuth2: the audience to ask for.")
 @click.option("--client-auth", type=click.Choice(["basic", "body"]), default="basic", show_default=True,
               help="OAuth2: send the client's id and secret as HTTP Basic (RFC 6749 2.3.1) or in the form.")
-def catalog_draft(url: str, name: str | None, records_path: str | None, **options: str | None) -> None:
+@click.pass_obj
+def catalog_draft(app: App, url: str, name: str | None, records_path: str | None, **options: str | None) -> None:
     """Print a catalog fragment (a dataset and a source) for the JSON API or CSV file at URL.
 
     It fetches the first page, finds the records and how the API pages (Link header, a next
     URL, a cursor token, page or offset numbers, has_more), fetches the second page, and
-    types each column from the values seen. Read it, edit it, append it to your catalog.
+    types each column from the values seen; a list of objects in the records becomes a nested
+    dataset (nested_in). Requests are retried as the workers retry them (INGEST_HTTP_MAX_ATTEMPTS).
+    Read it, edit it, append it to your catalog.
     """
     auth = _auth_table(options)
     name = name or default_name(url)
     if not NAME_PATTERN.fullmatch(name):
         raise ConfigError(f"--name: {name!r} is not a name: lowercase letters, digits and '_', starting with a letter")
-    client = HttpClient(make_session(), (5.0, 30.0), RetryPolicy(max_attempts=2, max_backoff=5.0))
+    settings = app.settings  # the workers' retry policy: an API's passing 500 or 429 must not stop the draft
+    client = HttpClient(make_session(), (settings.http_connect_timeout, settings.http_read_timeout),
+                        RetryPolicy(max_attempts=settings.http_max_attempts, max_backoff=settings.http_max_backoff))
     request = ApiRequest(url)
     if auth:  # the same authenticator a worker builds from the drafted entry
         spec = SourceSpec(name=name, kind="http_json", dataset=name, url=url, auth=auth)

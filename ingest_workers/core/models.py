@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,7 +170,10 @@ class LostPage(Rejected):
 @dataclass
 class Counts:
     """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated``
-    once the job has finished (``updated``: a merge dataset's stored rows a changed record replaced)."""
+    once the job has finished (``updated``: a merge dataset's stored rows a changed record replaced).
+
+    That identity concerns the parent records only (the source's own records): the items of nested
+    datasets are counted apart, in ``nested`` (dataset -> loaded, updated, deleted, rejected)."""
 
     fetched: int = 0
     rejected: int = 0
@@ -181,12 +185,21 @@ class Counts:
     # requests whose status the source's ``on_status`` says to skip (a deleted parent's 404): no
     # records and no error. Requests, not records: outside ``fetched = rejected + ...``.
     skipped: int = 0
+    nested: dict[str, dict[str, int]] = field(default_factory=dict)  # nested dataset -> NESTED_COUNT_NAMES
 
     def add(self, other: Counts) -> None:
         for name in COUNT_NAMES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped += other.skipped
         self.lost_pages.extend(other.lost_pages)
+        self.add_nested(other.nested)
+
+    def add_nested(self, nested: Mapping[str, Mapping[str, int]]) -> None:
+        """Add the counts of some nested datasets' items (``{dataset: {loaded, ...}}``)."""
+        for dataset, values in nested.items():
+            mine = self.nested.setdefault(dataset, dict.fromkeys(NESTED_COUNT_NAMES, 0))
+            for name, value in values.items():
+                mine[name] = mine.get(name, 0) + int(value)
 
     def to_dict(self) -> dict[str, int]:
         """The record counts (:data:`COUNT_NAMES`); ``skipped``, a count of requests, is read apart."""
@@ -199,6 +212,7 @@ class Counts:
 
 
 COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated")  # of records; ``skipped`` counts requests
+NESTED_COUNT_NAMES = ("loaded", "updated", "deleted", "rejected")  # per nested dataset: its items
 
 
 class Reject(Exception):

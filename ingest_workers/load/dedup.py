@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from ..datasets import Dataset
+from ..datasets.nesting import nested_lists
 
 SEEN_PREFIX = "ingest:seen:"
 FINGERPRINT_PREFIX = "ingest:fp:"
@@ -38,7 +39,10 @@ def fingerprint(dataset: Dataset, row: dict[str, Any]) -> str:
     """What identifies the version of a record loaded: its version, or a hash of its values."""
     if dataset.version_column is not None:
         return f"v:{row[dataset.version_column]}"
-    values = repr(tuple(row.get(column) for column in dataset.column_names)).encode("utf-8", "surrogatepass")
+    # The lists nested datasets read are part of the record: a changed list is a changed record.
+    nested = tuple(nested_lists(dataset, row.get("raw"))) if dataset.nested else ()
+    values = repr((*(row.get(column) for column in dataset.column_names), *nested)).encode("utf-8",
+                                                                                          "surrogatepass")
     return hashlib.blake2b(values, digest_size=12).hexdigest()
 
 
