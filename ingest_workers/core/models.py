@@ -131,14 +131,16 @@ class LostPage(Rejected):
 
 @dataclass
 class Counts:
-    """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated``
-    once the job has finished (``updated``: a merge dataset's stored rows a changed record replaced)."""
+    """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated +
+    deleted`` once the job has finished (``updated``: a merge dataset's stored rows a changed record
+    replaced; ``deleted``: the stored rows a record flagged deleted removed or closed)."""
 
     fetched: int = 0
     rejected: int = 0
     duplicate: int = 0
     loaded: int = 0
     updated: int = 0
+    deleted: int = 0
     # the pages the source could not read ("page 3: the body is not JSON"): the job is partial
     lost_pages: list[str] = field(default_factory=list)
 
@@ -153,10 +155,10 @@ class Counts:
     def unaccounted(self) -> int:
         """``fetched`` minus what its records became: 0 when every record was counted once (each
         count is taken where its outcome happens, so a counting bug shows here)."""
-        return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated)
+        return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated + self.deleted)
 
 
-COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated")
+COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated", "deleted")
 
 
 class Reject(Exception):

@@ -31,6 +31,8 @@ from psycopg2.extras import execute_values
 from ..core.connections import postgres_errors
 from ..core.models import Lineage, Rejected
 from ..datasets import Dataset
+from .deletions import delete_rows, split_flagged
+from .history_write import write_history
 
 
 class LoadResult(NamedTuple):
@@ -41,10 +43,12 @@ class LoadResult(NamedTuple):
     # rows that changed nothing: their key was stored already (ON CONFLICT did nothing, or a merge found
     # the same values), or it repeats in the batch (its other record was the one written)
     unchanged: int = 0
+    deleted: int = 0  # stored rows (history: current versions) a record flagged deleted removed (closed)
 
     def plus(self, other: LoadResult) -> LoadResult:
         return LoadResult(self.inserted + other.inserted, self.refused + other.refused, self.updated + other.updated,
-                          [*self.written, *other.written], self.unchanged + other.unchanged)
+                          [*self.written, *other.written], self.unchanged + other.unchanged,
+                          self.deleted + other.deleted)
 
 
 class SplitProgress:
@@ -143,11 +147,11 @@ class PostgresLoader:
               all_new: bool = False, on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None,
               ) -> LoadResult:
         """One transaction: the rows, the rejections, then ``on_written`` and ``in_transaction``."""
-        inserted = updated = 0
+        inserted = updated = deleted = 0
         written: list[dict[str, Any]] = []
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            if rows and dataset.write == "merge":
-                inserted, updated, written = self._merge_rows(cur, dataset, rows, all_new)
+            if rows and dataset.compares_versions:
+                inserted, updated, deleted, written = self._versioned_rows(cur, dataset, rows, all_new)
             elif rows:
                 written = self._insert_rows(cur, dataset, rows)
                 inserted = len(written)
@@ -157,8 +161,22 @@ class PostgresLoader:
                 on_written(cur, written)
             if in_transaction is not None:
                 in_transaction(cur)
-        # every row is written once at most; those not written changed nothing
-        return LoadResult(inserted, [], updated, written, len(rows) - len(written))
+        # every row is written or deletes once at most; the others changed nothing
+        return LoadResult(inserted, [], updated, written, len(rows) - len(written) - deleted, deleted)
+
+    def _versioned_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
+                        all_new: bool) -> tuple[int, int, int, list[dict[str, Any]]]:
+        """Merge or history: the latest record of each key; those flagged deleted remove (merge) or
+        close (history, :mod:`.history_write`) their stored row. Returns inserted, updated, deleted, written."""
+        rows = latest_per_key(dataset, rows)
+        if dataset.write == "history":
+            done = write_history(cur, dataset, rows, CopyStream(rows, dataset.load_columns).whole())
+            return done.inserted, done.updated, done.deleted, done.written
+        rows, flagged = split_flagged(dataset, rows)
+        deleted = len(delete_rows(cur, dataset, flagged))
+        inserted, updated, written = self._merge_rows(cur, dataset, rows, all_new and not flagged) if rows else (
+            0, 0, [])
+        return inserted, updated, deleted, written
 
     def _merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                     all_new: bool) -> tuple[int, int, list[dict[str, Any]]]:
@@ -166,7 +184,6 @@ class PostgresLoader:
         leave an identical one alone (no new row version: its ``xmin`` stays). A key that repeats in
         the batch keeps its last record (its highest version). Returns the counts inserted and
         updated, and the rows written (``RETURNING``, matched back by key)."""
-        rows = latest_per_key(dataset, rows)
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
         stream = CopyStream(rows, dataset.load_columns)
         if all_new:

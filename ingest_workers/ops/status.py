@@ -20,7 +20,8 @@ SELECT source,
        count(*) FILTER (WHERE status IN ('finished', 'partial', 'failed')),
        count(*) FILTER (WHERE status = 'finished'),
        coalesce(sum(loaded), 0),
-       coalesce(sum(updated), 0)
+       coalesce(sum(updated), 0),
+       coalesce(sum(deleted), 0)
 FROM ingest_jobs WHERE started_at >= now() - %(hours)s * interval '1 hour' GROUP BY source"""
 
 _LAST_RUNS = """
@@ -53,7 +54,7 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
 
     report: dict[str, dict[str, Any]] = {}
     for source in sorted({*sources, *last_runs}):
-        ended, succeeded, loaded, updated = aggregates.get(source, (0, 0, 0, 0))
+        ended, succeeded, loaded, updated, deleted = aggregates.get(source, (0, 0, 0, 0, 0))
         run_id, status, started_at, finished_at = last_runs.get(source, (None, None, None, None))
         rate = succeeded / ended if ended else None
         report[source] = {
@@ -62,7 +63,7 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
                          "column_stats": stats.get((run_id, source), {})} if run_id else None,
             "jobs": ended, "succeeded": succeeded, "success_rate": None if rate is None else round(rate, 4),
             "health": "no runs" if rate is None else health(rate), "loaded": int(loaded),
-            "updated": int(updated),
+            "updated": int(updated), "deleted": int(deleted),
             "recent_failures": [],
         }
     for source, job_id, finished_at, error in recent:
@@ -85,13 +86,14 @@ def status_document(conn: psycopg2.extensions.connection, client: redis.Redis, s
 
 def format_status(document: dict[str, Any]) -> str:
     hours = f"{document['window_hours']:g}h"
-    header = ("source", "last run", "outcome", f"success {hours}", "health", f"loaded {hours}", f"updated {hours}")
+    header = ("source", "last run", "outcome", f"success {hours}", "health", f"loaded {hours}", f"updated {hours}",
+              f"deleted {hours}")
     rows: list[Sequence[str]] = [header]
     for name, s in document["sources"].items():
         last = s["last_run"] or {}
         rate = "-" if s["success_rate"] is None else f"{s['success_rate']:.0%} of {s['jobs']}"
         rows.append((name, _short(last.get("started_at")), last.get("status") or "never", rate, s["health"],
-                     str(s["loaded"]), str(s.get("updated", 0))))
+                     str(s["loaded"]), str(s.get("updated", 0)), str(s.get("deleted", 0))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

@@ -75,14 +75,15 @@ class JobRun:
         self.started = time.monotonic()
 
     def check_counts(self) -> None:
-        """Every record fetched became exactly one of rejected, duplicate, loaded or updated: each is
+        """Every record fetched became exactly one of rejected, duplicate, loaded, updated or deleted: each is
         counted where it happens, so a difference is a counting bug. It fails the job with
         ``strict_counts`` (tests); otherwise it is logged as an error."""
         unaccounted = self.counts.unaccounted()
         if unaccounted == 0:
             return
         message = (f"job {self.job_id}: source {self.spec.name}: the counts do not add up: {self.counts.to_dict()} "
-                   f"({unaccounted:+d} records fetched but not counted as rejected, duplicate, loaded or updated)")
+                   f"({unaccounted:+d} records fetched but not counted as rejected, duplicate, loaded, updated or "
+                   "deleted)")
         if self.res.settings.strict_counts:
             raise CountMismatch(message)
         log.error("%s", message)
