@@ -33,6 +33,7 @@ from ..core.models import Lineage, Rejected
 from ..datasets import Dataset
 from .deletions import delete_rows, split_flagged
 from .history_write import write_history
+from .replace_rows import first_per_key, stage_rows
 
 
 class LoadResult(NamedTuple):
@@ -152,6 +153,10 @@ class PostgresLoader:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             if rows and dataset.compares_versions:
                 inserted, updated, deleted, written = self._versioned_rows(cur, dataset, rows, all_new)
+            elif rows and dataset.write == "replace":  # staged for the run's switch (.replace_switch)
+                once = first_per_key(dataset, rows)
+                inserted, updated, written = stage_rows(
+                    cur, dataset, once, self._staged(cur, dataset, CopyStream(once, dataset.load_columns).whole()))
             elif rows:
                 written = self._insert_rows(cur, dataset, rows)
                 inserted = len(written)
@@ -172,11 +177,9 @@ class PostgresLoader:
         if dataset.write == "history":
             done = write_history(cur, dataset, rows, CopyStream(rows, dataset.load_columns).whole())
             return done.inserted, done.updated, done.deleted, done.written
-        rows, flagged = split_flagged(dataset, rows)
-        deleted = len(delete_rows(cur, dataset, flagged))
-        inserted, updated, written = self._merge_rows(cur, dataset, rows, all_new and not flagged) if rows else (
-            0, 0, [])
-        return inserted, updated, deleted, written
+        live, flagged = split_flagged(dataset, rows)  # distinct keys: one record per key now
+        merged = self._merge_rows(cur, dataset, live, all_new and not flagged) if live else (0, 0, [])
+        return merged[0], merged[1], len(delete_rows(cur, dataset, flagged)), merged[2]
 
     def _merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                     all_new: bool) -> tuple[int, int, list[dict[str, Any]]]:

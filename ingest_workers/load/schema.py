@@ -27,6 +27,7 @@ from ..core.errors import ConfigError
 from ..datasets import Column, Dataset
 from ..datasets.types import TYPES
 from .history_schema import create_extras, extra_columns, mode_refusal, table_key
+from .replace_rows import ensure_staged_table
 
 # The columns every dataset's table has besides its declared ones, as CREATE TABLE writes them.
 STANDARD_COLUMNS = (("source", "text NOT NULL"), ("run_id", "text NOT NULL"), ("job_id", "text NOT NULL"),
@@ -179,6 +180,7 @@ def _apply(cur: psycopg2.extensions.cursor, p: Plan) -> None:
     for index in indexes:
         cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
             sql.Identifier(index_name(dataset.table, index)), table, sql.SQL(", ").join(map(sql.Identifier, index))))
+    ensure_staged_table(cur, dataset)
 
 
 def _wanted_indexes(dataset: Dataset) -> list[tuple[str, ...]]:

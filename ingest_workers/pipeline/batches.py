@@ -113,7 +113,7 @@ class BatchLoader:
             pipe = self._res.redis.pipeline(transaction=False)
             if self._dataset.compares_versions:  # in batch order: a repeated key keeps its last record's print
                 self._dedup.remember(pipe, source, {key: current for _, key, current in committed}, self._dedup.ttl)
-            else:
+            elif self._dataset.write != "replace":  # replace: the next run stages every record again
                 self._dedup.mark_seen(pipe, source, [key for _, key, _ in committed], self._dedup.ttl)
             self._recorder.flush_to(pipe)
             pipe.execute()
@@ -135,6 +135,8 @@ class BatchLoader:
         their keys was ever loaded. Append: the key is enough. Merge, history: a changed record must
         get through, so what was loaded is compared (its fingerprint), not just the key."""
         source, dataset = self._lineage.source, self._dataset
+        if dataset.write == "replace":  # every record of the run is staged: the run's rows are the new set
+            return [(r.row, "", "") for r in records], False
         keys = [dataset.natural_key(record.row) for record in records]
         with redis_errors():
             if not dataset.compares_versions:

@@ -23,6 +23,7 @@ from ..datasets import dataset_of
 from ..ops.history_writer import HistoryWriter
 from ..ops.metrics import JOB_DURATION, JOBS, JOBS_DEFERRED, LAST_SUCCESS, MetricsRecorder, announce_job
 from .clients import postgres_retry
+from .replace_end import switch_replaced_rows
 from .resources import Resources
 from .stream import Tally, ingest
 
@@ -95,9 +96,11 @@ class JobRun:
             reason = lost_pages_reason(counts.lost_pages)
             log.error("job %s: source %s partial: %s; %s", self.job_id, spec.name, reason, counts.to_dict())
             self.history.partial(self.job_id, counts, reason, continued)
+            switch_replaced_rows(spec, self.run_id, self.res)  # a partial run replaces nothing, and says so
             self._finish("partial")
             return counts
         self.history.finished(self.job_id, counts, continued)
+        switch_replaced_rows(spec, self.run_id, self.res)
         self.history.record_stats(self.job_id, dataset_of(spec.dataset, spec.declaration), spec.name, self.run_id)
         self.recorder.set(LAST_SUCCESS, time.time(), spec.name)
         self._finish("success")
@@ -121,6 +124,8 @@ class JobRun:
         self._bookkeep(lambda: self.history.ended(self.job_id, status, self.counts,
                                                   redact(f"{type(error).__name__}: {error}"), self.tally.continued),
                        "its end in the job history")
+        if not runs_again:  # a failed run replaces nothing, and says so
+            self._bookkeep(lambda: switch_replaced_rows(self.spec, self.run_id, self.res), "its replace switch")
 
     def _finish(self, outcome: str) -> None:
         self.recorder.inc(JOBS, self.spec.name, outcome)

@@ -9,6 +9,7 @@ CREATE TABLE IF NOT EXISTS replace_switches (
     run_id text NOT NULL,
     outcome text NOT NULL,  -- 'replaced' or 'refused' (a job of the source in the run did not finish)
     detail text NOT NULL,
+    deleted bigint NOT NULL DEFAULT 0,  -- 'replaced': the source's rows the run no longer served
     switched_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, run_id)
 );
