@@ -15,7 +15,9 @@ from psycopg2.extras import Json, execute_values
 from ..core.connections import postgres_errors
 from ..core.errors import ConfigError
 from ..core.models import COUNT_NAMES, Counts
+from ..datasets.drift import new_field_lines
 from ..datasets.stats import Stats, merge_stats
+from .drift_history import run_drift
 
 ENDED = ("finished", "partial", "failed")  # a job in one of these will not run again
 # A job that will run again (RQ holds it): its source's circuit was open, or a transient error will be retried.
@@ -44,6 +46,7 @@ class SourceSummary:
     errors: tuple[str, ...]
     partial: int = 0  # jobs that ended with pages they could not read
     column_stats: Stats = field(default_factory=dict)  # merged over the source's jobs of the run
+    new_fields: tuple[str, ...] = ()  # the fields no column reads: "new field 'x' in 194 of 194 records"
 
 
 class JobHistory:
@@ -182,9 +185,10 @@ class JobHistory:
                 "array_remove(array_agg(DISTINCT error), NULL) "
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             rows = cur.fetchall()
-        stats = self.run_stats([run_id])
+        stats, drift = self.run_stats([run_id]), run_drift(self._conn, [run_id])
         return [SourceSummary(source, jobs, finished, failed, Counts(int(f), int(r), int(d), int(lo), int(up), int(de)),
-                              float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}))
+                              float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}),
+                              tuple(new_field_lines(drift.get((run_id, source), {}))))
                 for source, jobs, finished, failed, partial, f, r, d, lo, up, de, seconds, errors in rows]
 
     def _write(self, statement: str, params: tuple[object, ...]) -> None:

@@ -11,6 +11,8 @@ import psycopg2.extensions
 import redis
 
 from ..core.connections import postgres_errors
+from ..datasets.drift import new_field_lines
+from .drift_history import run_drift
 from .history import JobHistory
 from .queues import queue_depths, worker_counts
 from .watch import health
@@ -51,6 +53,7 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
         cur.execute(_RECENT_FAILURES, params)
         recent = cur.fetchall()
     stats = JobHistory(conn).run_stats([row[0] for row in last_runs.values()])
+    drift = run_drift(conn, [row[0] for row in last_runs.values()])
 
     report: dict[str, dict[str, Any]] = {}
     for source in sorted({*sources, *last_runs}):
@@ -60,7 +63,8 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
         report[source] = {
             "last_run": {"run_id": run_id, "status": status, "started_at": _iso(started_at),
                          "finished_at": _iso(finished_at),
-                         "column_stats": stats.get((run_id, source), {})} if run_id else None,
+                         "column_stats": stats.get((run_id, source), {}),
+                         "new_fields": new_field_lines(drift.get((run_id, source), {}))} if run_id else None,
             "jobs": ended, "succeeded": succeeded, "success_rate": None if rate is None else round(rate, 4),
             "health": "no runs" if rate is None else health(rate), "loaded": int(loaded),
             "updated": int(updated), "deleted": int(deleted),
@@ -97,6 +101,11 @@ def format_status(document: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    drifting = [(name, line) for name, s in document["sources"].items() for line in (s["last_run"] or {}).get(
+        "new_fields", [])]
+    if drifting:
+        lines += ["", "fields no column reads (last run: a column could be declared for them):"]
+        lines += [f"  {name}: {line}" for name, line in drifting]
     failures = [(name, f) for name, s in document["sources"].items() for f in s["recent_failures"]]
     if failures:
         lines += ["", "recent failures:"]

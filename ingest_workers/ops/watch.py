@@ -145,7 +145,8 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
         rate = s.finished / s.jobs if s.jobs else 0.0
         sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed, "partial_jobs": s.partial,
                              "duration_seconds": round(s.seconds, 3), "success_rate": round(rate, 4),
-                             "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats}
+                             "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats,
+                             "new_fields": list(s.new_fields)}
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded", "updated",
                                                                  "deleted", "jobs", "failed_jobs", "partial_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,
@@ -173,6 +174,7 @@ def format_table(document: dict[str, Any]) -> str:
     for name, s in document["sources"].items():
         for error in s["errors"]:
             lines.append(f"{name}: {error}")
+        lines += [f"{name}: {line}" for line in s.get("new_fields", [])]
     for name, reason in document.get("unfinished", {}).items():
         lines.append(f"{name}: did not finish: {reason}")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from ..core.errors import CircuitOpen, CountMismatch
 from ..core.models import Counts, Lineage, SourceSpec, Window
 from ..core.redact import redact
 from ..datasets import dataset_of
+from ..ops.drift_history import record_drift
 from ..ops.history_writer import HistoryWriter
 from ..ops.metrics import JOB_DURATION, JOBS, JOBS_DEFERRED, LAST_SUCCESS, MetricsRecorder, announce_job
 from .clients import postgres_retry
@@ -92,6 +93,9 @@ class JobRun:
     def ended(self) -> Counts:
         """The job read its source: ``partial`` if it lost pages, else ``finished``."""
         spec, counts, continued = self.spec, self.counts, self.tally.continued
+        if self.tally.drift is not None:
+            drift = self.tally.drift.to_dict()
+            postgres_retry(self.res).run(lambda conn: record_drift(conn, self.job_id, drift))
         if counts.lost_pages:  # what was read is loaded, but not all of the source: never a success
             reason = lost_pages_reason(counts.lost_pages)
             log.error("job %s: source %s partial: %s; %s", self.job_id, spec.name, reason, counts.to_dict())

@@ -15,6 +15,7 @@ from itertools import islice
 
 from ..core.models import Counts, Lineage, Record, Rejected, SourceSpec, Window
 from ..datasets import dataset_of
+from ..datasets.drift import FieldDrift, read_fields
 from ..load.cursors import CursorStore
 from ..load.pgretry import PostgresRetry
 from ..load.sinks import SinkContext, make_sink
@@ -38,10 +39,13 @@ class Tally:
 
     fetched: int = 0
     continued: bool = False
+    drift: FieldDrift | None = None  # the records' fields no column reads
 
     def count(self, items: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:
         for item in items:
             self.fetched += 1
+            if self.drift is not None:
+                self.drift.observe(item)
             recorder.inc(RECORDS, source, "fetch", "fetched")
             yield item
 
@@ -60,6 +64,7 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     sinks = [make_sink(entry, SinkContext(dataset, lineage, lambda: res.pg)) for entry in spec.sinks]
     resume = ResumePoint.start(source, res, lineage, cursor_field)
     tally.continued = resume.continued
+    tally.drift = FieldDrift(read_fields(dataset, spec.fields, spec.constants))
     # Read ahead in a thread, so the source's latency overlaps the work on what it served. The
     # thread runs pages ahead, so each record carries the page to resume at as of its reading.
     # A source that fetches its own pages ahead (concurrently, handed over in order) needs none.

@@ -28,6 +28,7 @@ from ingest_workers.catalog import load_catalog
 from ingest_workers.core.config import Settings
 from ingest_workers.load.migrate import migrate
 from ingest_workers.ops.history import JobHistory
+from ingest_workers.ops.status import source_status
 from ingest_workers.ops.watch import wait_for_jobs
 from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.workerpool import local_workers
@@ -257,6 +258,12 @@ def _check_counts_and_switches(pg: psycopg2.extensions.connection) -> None:
     assert second["src_accounts"].deleted == len(FLAGGED) and second["src_prices"].deleted == len(FLAGGED)
     assert second["src_accounts"].updated == len(CHANGED) and second["src_prices"].updated == len(CHANGED)
     assert all(c.loaded == c.updated == c.deleted == 0 for c in summaries["run-4"].values())
+    # drift: the fixture's records carry discountPercentage, which no column reads
+    for summary in JobHistory(pg).summarise("run-2"):
+        assert summary.new_fields == (f"new field 'discountPercentage' in {len(served(2))} of {len(served(2))} "
+                                      "records",)
+    status = source_status(pg, ["src_accounts"])
+    assert status["src_accounts"]["last_run"]["new_fields"] == []  # run 5 read no record
     with pg, pg.cursor() as cur:
         cur.execute("SELECT run_id, outcome, deleted FROM replace_switches WHERE source = 'src_catalog_items'")
         switches = {run_id: (outcome, deleted) for run_id, outcome, deleted in cur.fetchall()}

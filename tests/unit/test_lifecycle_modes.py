@@ -90,3 +90,18 @@ def test_migrate_refuses_switching_between_history_and_one_row_per_key() -> None
 def test_deleted_joins_the_counts_identity() -> None:
     counts = Counts(fetched=10, rejected=1, duplicate=2, loaded=3, updated=1, deleted=3)
     assert counts.unaccounted() == 0 and counts.to_dict()["deleted"] == 3
+
+
+def test_drift_counts_the_top_level_fields_no_column_reads() -> None:
+    from ingest_workers.datasets.drift import FieldDrift, merge_drift, new_field_lines, read_fields
+
+    dataset = _dataset(write="merge")
+    read = read_fields(dataset, {"updated_at": "meta.updatedAt", "is_deleted": "deleted"}, {"version": 1})
+    assert read == frozenset({"sku", "price", "meta", "deleted"})
+    drift = FieldDrift(read)
+    for record in ({"sku": "a", "meta": {"updatedAt": 1}, "discount": 5, "rating": 1}, {"sku": "b", "discount": 0},
+                   "not an object"):
+        drift.observe(record)
+    assert drift.to_dict() == {"records": 2, "fields": {"discount": 2, "rating": 1}}
+    both = merge_drift([drift.to_dict(), {"records": 3, "fields": {"discount": 3}}])
+    assert new_field_lines(both) == ["new field 'discount' in 5 of 5 records", "new field 'rating' in 1 of 5 records"]

@@ -1,0 +1,31 @@
+"""Where the drift of each job is kept (``ingest_jobs.drift``: the fields no column reads, see
+:mod:`ingest_workers.datasets.drift`) and read back per source and run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg2.extensions
+from psycopg2.extras import Json
+
+from ..core.connections import postgres_errors
+from ..datasets.drift import merge_drift
+
+
+def record_drift(conn: psycopg2.extensions.connection, job_id: str, drift: dict[str, Any]) -> None:
+    """Store what the job's last attempt counted."""
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute("UPDATE ingest_jobs SET drift = %s WHERE job_id = %s", (Json(drift), job_id))
+
+
+def run_drift(conn: psycopg2.extensions.connection, run_ids: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The drift of each (run, source) among ``run_ids``, over its jobs."""
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute("SELECT run_id, source, drift FROM ingest_jobs WHERE run_id = ANY(%s) AND drift IS NOT NULL",
+                    (list(run_ids),))
+        rows: list[tuple[str, str, Any]] = cur.fetchall()
+    parts: dict[tuple[str, str], list[Any]] = {}
+    for run_id, source, drift in rows:
+        parts.setdefault((run_id, source), []).append(drift)
+    return {key: merge_drift(values) for key, values in parts.items()}
