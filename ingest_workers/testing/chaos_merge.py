@@ -1,4 +1,5 @@
-"""The chaos run's merge datasets: sources whose records change between passes.
+"""The chaos run's merge datasets: sources whose records change between passes (and a history
+and a replace source reading the same feed: :mod:`.chaos_lifecycles`).
 
 Each merge source loads shop A's products into a declared ``write = "merge"`` dataset. The
 first pass serves revision 0; when every job of a pass has ended, the mock serves the next
@@ -24,6 +25,16 @@ from ..core.models import SourceSpec
 from ..datasets import Dataset, parse_dataset
 from ..ops.watch import job_states
 from ..runtime.producer import enqueue_run, new_run_id
+from .chaos_lifecycles import (
+    HISTORY_DATASET,
+    HISTORY_SOURCE,
+    REPLACE_DATASET,
+    REPLACE_SOURCE,
+    forget_lifecycles,
+    history_broken,
+    replace_rows,
+    replaced_revision,
+)
 from .mock_sources import MockServer, products
 from .mock_sources.revisions import revise
 
@@ -37,10 +48,21 @@ MERGE_DATASET: Dataset = parse_dataset("chaos_merge", {
 })
 
 
+CHAOS_DATASETS = (MERGE_DATASET, HISTORY_DATASET, REPLACE_DATASET)
+_DATASET_OF = {HISTORY_SOURCE: HISTORY_DATASET, REPLACE_SOURCE: REPLACE_DATASET}
+
+
+def merge_source_names(merge_sources: int) -> list[str]:
+    """The merge sources' names, then (with any) the history and the replace source's."""
+    names = [f"chaos_merge_{i}" for i in range(merge_sources)]
+    return [*names, HISTORY_SOURCE, REPLACE_SOURCE] if names else []
+
+
 def merge_specs(names: Sequence[str], url: str, page_size: int, rate_limit: float) -> list[SourceSpec]:
-    return [SourceSpec(name=name, kind="http_json", dataset=MERGE_DATASET.name, url=f"{url}/products",
+    datasets = [_DATASET_OF.get(name, MERGE_DATASET) for name in names]
+    return [SourceSpec(name=name, kind="http_json", dataset=dataset.name, url=f"{url}/products",
                        page_size=page_size, fields={"product_id": "id", "name": "title"}, rate_limit=rate_limit,
-                       declaration=MERGE_DATASET.to_dict()) for name in names]
+                       declaration=dataset.to_dict()) for name, dataset in zip(names, datasets)]
 
 
 class MergePasses:
@@ -51,6 +73,11 @@ class MergePasses:
         self.remaining = passes if specs else 0
         self.revision = -1
         self._current: list[str] = []
+        self.runs: dict[str, int] = {}  # run id -> the revision it read
+
+    @property
+    def jobs_per_pass(self) -> int:
+        return len(self._specs)
 
     def advance(self, queue: Queue, settings: Settings, in_flight: Sequence[str] = ()) -> list[str]:
         """When the current pass and every job of ``in_flight`` have ended (or none started): serve
@@ -66,7 +93,9 @@ class MergePasses:
         self.revision += 1
         self._server.config = dataclasses.replace(self._server.config, revision=self.revision,
                                                   changed_every=CHANGED_EVERY)
-        self._current = [e.job_id for e in enqueue_run(queue, settings, self._specs, new_run_id())]
+        run_id = new_run_id()
+        self.runs[run_id] = self.revision
+        self._current = [e.job_id for e in enqueue_run(queue, settings, self._specs, run_id)]
         return list(self._current)
 
 
@@ -91,20 +120,35 @@ class MergeVerdict:
     extra: int = 0
     updated: int = 0  # rows replaced, as the jobs counted them
     revision: int = 0
+    history_broken: int = 0  # keys whose versions are not the feed's successive values, or do not chain
+    replace_revision: int | None = None  # the revision the replace source's rows hold (its last switch)
 
     @property
     def ok(self) -> bool:
-        return not (self.stale or self.missing or self.extra)
+        broken = self.stale or self.missing or self.extra or self.history_broken
+        return not broken and (self.replace_revision is not None or not self.rows)
 
 
 def check_merge(conn: psycopg2.extensions.connection, names: Sequence[str], records: int, invalid_every: int,
-                revision: int) -> MergeVerdict:
-    verdict = MergeVerdict(revision=max(revision, 0))
+                passes: MergePasses) -> MergeVerdict:
+    """Merge sources: each key holds the last revision; history and replace: see :mod:`.chaos_lifecycles`."""
+    verdict = MergeVerdict(revision=max(passes.revision, 0))
     if not names:
         return verdict
     expected = expected_rows(records, invalid_every, verdict.revision)
+    stored_history = _history_current(conn)
+    verdict.history_broken = history_broken(conn, verdict.revision,
+                                            lambda revision: expected_rows(records, invalid_every, revision))
+    verdict.replace_revision = replaced_revision(conn, passes.runs)
+    replaced = expected_rows(records, invalid_every, verdict.replace_revision or 0)
+    for stored, wanted in ((stored_history, expected), (replace_rows(conn), replaced)):
+        verdict.missing += len(wanted.keys() - stored.keys())
+        verdict.extra += len(stored.keys() - wanted.keys())
+        verdict.stale += sum(stored[k] != wanted[k] for k in wanted.keys() & stored.keys())
     with conn, conn.cursor() as cur:
         for name in names:
+            if name in _DATASET_OF:
+                continue
             cur.execute(sql.SQL("SELECT product_id, name, price, in_stock FROM {} WHERE source = %s").format(
                 sql.Identifier(MERGE_TABLE)), (name,))
             stored = {pid: (title, price, stock) for pid, title, price, stock in cur.fetchall()}
@@ -117,7 +161,15 @@ def check_merge(conn: psycopg2.extensions.connection, names: Sequence[str], reco
     return verdict
 
 
+def _history_current(conn: psycopg2.extensions.connection) -> dict[str, tuple[str, Decimal, Any]]:
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT product_id, name, price, in_stock FROM {} WHERE source = %s").format(
+            sql.Identifier(f"{HISTORY_DATASET.table}_current")), (HISTORY_SOURCE,))
+        return {pid: (title, price, stock) for pid, title, price, stock in cur.fetchall()}
+
+
 def forget_merge(conn: psycopg2.extensions.connection, names: Sequence[str]) -> None:
     with conn, conn.cursor() as cur:
         cur.execute(sql.SQL("DELETE FROM {} WHERE source = ANY(%s)").format(sql.Identifier(MERGE_TABLE)),
                     (list(names),))
+    forget_lifecycles(conn)
