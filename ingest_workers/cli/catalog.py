@@ -9,9 +9,13 @@ import click
 
 from ..catalog import NAME_PATTERN
 from ..core.errors import ConfigError
+from ..datasets import dataset_of
+from ..datasets.catalog_diff import catalog_diff
+from ..sources.auth import RequestAuth
 from ..sources.draft import default_name, draft_catalog
 from ..sources.http import HttpClient, RetryPolicy, make_session
 from ..sources.probe import ApiProbe
+from .app import App
 
 
 @click.group()
@@ -60,6 +64,29 @@ def catalog_draft(url: str, name: str | None, records_path: str | None, token_en
     client = HttpClient(make_session(), (5.0, 30.0), RetryPolicy(max_attempts=2, max_backoff=5.0))
     shape = ApiProbe(client, url, records_path, headers, secret_params).shape()
     click.echo(draft_catalog(shape, name, auth), nl=False)
+
+
+@catalog.command("diff")
+@click.argument("source")
+@click.pass_obj
+def catalog_diff_command(app: App, source: str) -> None:
+    """Fetch one page of SOURCE and compare its records with the dataset's declaration: the
+    column lines to add for fields no column reads, the declared columns the API no longer
+    serves, and the columns whose type refuses values served."""
+    [spec] = app.catalog.select(source)
+    if spec.kind != "http_json":
+        raise ConfigError(f"source {spec.name}: ingest catalog diff reads http_json sources, not {spec.kind}")
+    credentials = RequestAuth(spec, os.environ).credentials()
+    client = HttpClient(make_session(), (5.0, 30.0), RetryPolicy(max_attempts=2, max_backoff=5.0))
+    body = client.get_json(spec.url, {**spec.params, **credentials.params}, {**spec.headers, **credentials.headers})
+    records = body
+    for part in spec.records_path.split(".") if spec.records_path else ():
+        records = records.get(part) if isinstance(records, dict) else None
+    if not isinstance(records, list):
+        raise ConfigError(f"source {spec.name}: the page has no list of records at {spec.records_path!r}")
+    lines = catalog_diff(dataset_of(spec.dataset, spec.declaration), spec.fields, spec.constants, records)
+    click.echo("\n".join(lines) if lines else f"source {spec.name}: the page's {len(records)} records and the "
+               "declaration agree")
 
 
 def _secret(variable: str, option: str) -> str:

@@ -274,3 +274,27 @@ def _check_counts_and_switches(pg: psycopg2.extensions.connection) -> None:
     gone_in_2 = len({r["sku"] for r in served(1)} - {r["sku"] for r in served(2)})
     assert switches["run-2"] == ("replaced", gone_in_2)
     assert switches["run-5"][0] == "refused"
+
+
+def test_catalog_diff_prints_the_columns_to_add_the_ones_gone_and_type_disagreements(
+    api: LifecycleApi, tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from ingest_workers.cli import main
+
+    catalog = CATALOG.replace('is_deleted = "boolean"\n', 'is_deleted = "boolean"\nregion = "text"\n', 1)
+    catalog = catalog.replace('price = "money"', 'price = "date"', 1)
+    path = tmp_path / "catalog.toml"
+    path.write_text((catalog + SOURCE.format(name="src_accounts", dataset="lc_accounts")).replace("URL", api.url),
+                    encoding="utf-8")
+    result = CliRunner().invoke(main, ["--catalog", str(path), "catalog", "diff", "src_accounts"])
+    assert result.exit_code == 0, result.output
+    records = len(served(1))
+    assert result.output.splitlines() == [
+        "columns to add to [datasets.lc_accounts.columns] (fields no column reads):",
+        'discount_percentage = "integer"  # and fields.discount_percentage = "discountPercentage" in the source',
+        f"column 'price' is \"date\": {records} of {records} values served are not (e.g. 10); the draft would type "
+        "it \"integer\"",
+        "column 'region' (region): no record of the page has it (the API no longer serves it?)",
+    ]
