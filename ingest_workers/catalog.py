@@ -21,7 +21,7 @@ from typing import Any
 from .core.envrefs import expand
 from .core.errors import ConfigError
 from .core.models import RENAMED_KEYS, SourceSpec, current_keys
-from .datasets import BUILTIN, Dataset, parse_dataset
+from .datasets import BUILTIN, Dataset, parse_dataset, resolve_nested
 from .load.sinks import sink_class
 from .sources import source_class
 from .sources.auth import check_auth
@@ -105,6 +105,7 @@ def _parse_datasets(path: Path, table: Any) -> dict[str, Dataset]:
                     make_stage(stage)
                 except ConfigError as exc:
                     raise ConfigError(f"{path}: [datasets.{name}] key {key!r}: {exc}") from None
+    datasets = resolve_nested(datasets, f"{path}: ")  # nested ones travel in their parent's declaration
     tables: dict[str, str] = {BUILTIN[n].table: n for n in BUILTIN}
     for name, dataset in datasets.items():
         if dataset.table in tables:
@@ -199,6 +200,9 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = 
     if dataset is None:
         raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['dataset']!r}; declare it as "
                           f"[datasets.{values['dataset']}] or use a built-in one: {', '.join(BUILTIN)}")
+    if dataset.nested_in is not None:
+        raise ConfigError(f"{where} key {dataset_key!r}: dataset {dataset.name!r} is nested in "
+                          f"{dataset.nested_in!r}: its rows come with the records of {dataset.nested_in!r}'s sources")
     if values.get("pagination", "page") not in PAGINATIONS:
         raise ConfigError(f"{where} key 'pagination': expected one of {', '.join(PAGINATIONS)}")
     cursor_field = values.get("cursor_field")

@@ -35,13 +35,16 @@ def catalog() -> None:
 @click.option("--api-key-env", metavar="NAME=VAR",
               help="Send the api key in VAR as the header or query parameter NAME (see --api-key-in).")
 @click.option("--api-key-in", type=click.Choice(["header", "query"]), default="header", show_default=True)
-def catalog_draft(url: str, name: str | None, records_path: str | None, token_env: str | None,
+@click.pass_obj
+def catalog_draft(app: App, url: str, name: str | None, records_path: str | None, token_env: str | None,
                   basic_env: str | None, api_key_env: str | None, api_key_in: str) -> None:
     """Print a catalog fragment (a dataset and a source) for the JSON API or CSV file at URL.
 
     It fetches the first page, finds the records and how the API pages (Link header, a next
     URL, a cursor token, page or offset numbers, has_more), fetches the second page, and
-    types each column from the values seen. Read it, edit it, append it to your catalog.
+    types each column from the values seen; a list of objects in the records becomes a nested
+    dataset (nested_in). Requests are retried as the workers retry them (INGEST_HTTP_MAX_ATTEMPTS).
+    Read it, edit it, append it to your catalog.
     """
     headers, secret_params, auth = {}, {}, None
     if token_env:
@@ -61,7 +64,9 @@ def catalog_draft(url: str, name: str | None, records_path: str | None, token_en
     name = name or default_name(url)
     if not NAME_PATTERN.fullmatch(name):
         raise ConfigError(f"--name: {name!r} is not a name: lowercase letters, digits and '_', starting with a letter")
-    client = HttpClient(make_session(), (5.0, 30.0), RetryPolicy(max_attempts=2, max_backoff=5.0))
+    settings = app.settings  # the workers' retry policy: an API's passing 500 or 429 must not stop the draft
+    client = HttpClient(make_session(), (settings.http_connect_timeout, settings.http_read_timeout),
+                        RetryPolicy(max_attempts=settings.http_max_attempts, max_backoff=settings.http_max_backoff))
     shape = ApiProbe(client, url, records_path, headers, secret_params).shape()
     click.echo(draft_catalog(shape, name, auth), nl=False)
 

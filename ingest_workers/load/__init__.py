@@ -1,6 +1,7 @@
 """Writing to PostgreSQL exactly once, and Redis as the filter in front of it.
 
 - :mod:`.loader`: one transaction per batch (COPY, or staging and ``ON CONFLICT``).
+- :mod:`.nested`: the items of nested datasets, written in their parents' transaction.
 - :mod:`.dedup`: the keys already committed, per source, in Redis.
 - :mod:`.cursors`: each source's high-water mark, advanced in the batch's own transaction.
 - :mod:`.sinks`: where a batch's new rows also go (JSON lines, console, the alerts table).

@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from ..datasets import Dataset
+from ..datasets.nesting import nested_lists
 
 SEEN_PREFIX = "ingest:seen:"
 FINGERPRINT_PREFIX = "ingest:fp:"
@@ -40,7 +41,10 @@ def fingerprint(dataset: Dataset, row: dict[str, Any]) -> str:
     if dataset.version_column is not None:
         deleted = ":deleted" if dataset.deleted_column is not None and row.get(dataset.deleted_column) is True else ""
         return f"v:{row[dataset.version_column]}{deleted}"
-    values = repr(tuple(row.get(column) for column in dataset.column_names)).encode("utf-8", "surrogatepass")
+    # The lists nested datasets read are part of the record: a changed list is a changed record.
+    nested = tuple(nested_lists(dataset, row.get("raw"))) if dataset.nested else ()
+    values = repr((*(row.get(column) for column in dataset.column_names), *nested)).encode("utf-8",
+                                                                                          "surrogatepass")
     return hashlib.blake2b(values, digest_size=12).hexdigest()
 
 

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,9 +32,8 @@ from psycopg2.extras import execute_values
 from ..core.connections import postgres_errors
 from ..core.models import Lineage, Rejected
 from ..datasets import Dataset
-from .deletions import delete_rows, split_flagged
-from .history_write import write_history
-from .replace_rows import first_per_key, stage_rows
+from .lifecycle import handles, write_rows
+from .nested import NestedCounts, add_nested, write_nested
 
 
 class LoadResult(NamedTuple):
@@ -44,12 +44,13 @@ class LoadResult(NamedTuple):
     # rows that changed nothing: their key was stored already (ON CONFLICT did nothing, or a merge found
     # the same values), or it repeats in the batch (its other record was the one written)
     unchanged: int = 0
+    nested: NestedCounts = MappingProxyType({})  # nested dataset -> its items' counts (:mod:`.nested`)
     deleted: int = 0  # stored rows (history: current versions) a record flagged deleted removed (closed)
 
     def plus(self, other: LoadResult) -> LoadResult:
         return LoadResult(self.inserted + other.inserted, self.refused + other.refused, self.updated + other.updated,
                           [*self.written, *other.written], self.unchanged + other.unchanged,
-                          self.deleted + other.deleted)
+                          add_nested(add_nested({}, self.nested), other.nested), self.deleted + other.deleted)
 
 
 class SplitProgress:
@@ -150,43 +151,33 @@ class PostgresLoader:
         """One transaction: the rows, the rejections, then ``on_written`` and ``in_transaction``."""
         inserted = updated = deleted = 0
         written: list[dict[str, Any]] = []
+        nested: NestedCounts = {}
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            if rows and dataset.compares_versions:
-                inserted, updated, deleted, written = self._versioned_rows(cur, dataset, rows, all_new)
-            elif rows and dataset.write == "replace":  # staged for the run's switch (.replace_switch)
-                once = first_per_key(dataset, rows)
-                inserted, updated, written = stage_rows(
-                    cur, dataset, once, self._staged(cur, dataset, CopyStream(once, dataset.load_columns).whole()))
+            if rows and handles(dataset):  # history, replace, deletions: .lifecycle
+                inserted, updated, deleted, written, nested = write_rows(self, cur, dataset, rows, all_new)
+            elif rows and dataset.write == "merge":
+                inserted, updated, written = self.merge_rows(cur, dataset, rows, all_new)
             elif rows:
-                written = self._insert_rows(cur, dataset, rows)
+                written = self.insert_rows(cur, dataset, rows)
                 inserted = len(written)
+            if dataset.nested:  # the items of the parents written now, in their transaction
+                nested = add_nested(dict(nested), write_nested(self, cur, dataset, written, lineage))
             if rejected:
-                self._insert_rejections(cur, rejected, lineage)
+                self.insert_rejections(cur, rejected, lineage)
             if on_written is not None and written:
                 on_written(cur, written)
             if in_transaction is not None:
                 in_transaction(cur)
         # every row is written or deletes once at most; the others changed nothing
-        return LoadResult(inserted, [], updated, written, len(rows) - len(written) - deleted, deleted)
+        return LoadResult(inserted, [], updated, written, len(rows) - len(written) - deleted, nested, deleted)
 
-    def _versioned_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
-                        all_new: bool) -> tuple[int, int, int, list[dict[str, Any]]]:
-        """Merge or history: the latest record of each key; those flagged deleted remove (merge) or
-        close (history, :mod:`.history_write`) their stored row. Returns inserted, updated, deleted, written."""
-        rows = latest_per_key(dataset, rows)
-        if dataset.write == "history":
-            done = write_history(cur, dataset, rows, CopyStream(rows, dataset.load_columns).whole())
-            return done.inserted, done.updated, done.deleted, done.written
-        live, flagged = split_flagged(dataset, rows)  # distinct keys: one record per key now
-        merged = self._merge_rows(cur, dataset, live, all_new and not flagged) if live else (0, 0, [])
-        return merged[0], merged[1], len(delete_rows(cur, dataset, flagged)), merged[2]
-
-    def _merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
+    def merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                     all_new: bool) -> tuple[int, int, list[dict[str, Any]]]:
         """Insert the new keys; replace a stored row whose values differ (or whose version is lower);
         leave an identical one alone (no new row version: its ``xmin`` stays). A key that repeats in
         the batch keeps its last record (its highest version). Returns the counts inserted and
         updated, and the rows written (``RETURNING``, matched back by key)."""
+        rows = latest_per_key(dataset, rows)
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
         stream = CopyStream(rows, dataset.load_columns)
         if all_new:
@@ -197,7 +188,7 @@ class PostgresLoader:
                 return len(rows), 0, list(rows)
             except psycopg2.errors.UniqueViolation:  # Redis was flushed, or another job raced us
                 cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        staging = self._staged(cur, dataset, stream.whole())
+        staging = self.staged(cur, dataset, stream.whole())
         data = [c for c in dataset.column_names if c not in dataset.unique_key]
         if dataset.version_column is not None:
             version = sql.Identifier(dataset.version_column)
@@ -208,6 +199,10 @@ class PostgresLoader:
                 sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data))
         else:
             changed = sql.SQL("false")  # a table of key columns only: a stored key is the whole record
+        if dataset.nested and dataset.version_column is None:  # a changed list changes the record too
+            changed = sql.SQL(" OR ").join([changed, *(
+                sql.SQL("t.raw #> {p} IS DISTINCT FROM EXCLUDED.raw #> {p}").format(p=sql.Literal(c.path.split(".")))
+                for c in dataset.nested)])
         assign = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
                                     for c in dataset.load_columns if c not in dataset.unique_key)
         key = sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))
@@ -222,7 +217,12 @@ class PostgresLoader:
         return inserted, len(written) - inserted, [rows[number] for _, number in written]
 
     @staticmethod
-    def _staged(cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable:
+    def copy_payload(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> bytes:
+        """The rows' COPY text in ``dataset.load_columns``."""
+        return CopyStream(rows, dataset.load_columns).whole()
+
+    @staticmethod
+    def staged(cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable:
         """The batch COPYed into this connection's staging table for ``dataset`` (emptied at each commit),
         each row with its place in the batch (``row_number``), to match ``RETURNING`` back to rows."""
         staging = sql.Identifier(f"staging_{dataset.table}")
@@ -234,7 +234,7 @@ class PostgresLoader:
                         io.BytesIO(numbered))
         return staging
 
-    def _insert_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def insert_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
         take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
@@ -248,7 +248,7 @@ class PostgresLoader:
             return list(rows)
         except psycopg2.errors.UniqueViolation:  # Redis lost a key, a run raced us, or a key repeats
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        staging = self._staged(cur, dataset, stream.whole())
+        staging = self.staged(cur, dataset, stream.whole())
         key = sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))
         # RETURNING matched back by key; of a key repeated in the batch, the first row is inserted.
         cur.execute(sql.SQL(
@@ -259,7 +259,7 @@ class PostgresLoader:
         return [rows[number] for (number,) in cur.fetchall()]
 
     @staticmethod
-    def _insert_rejections(cur: Any, rejected: Sequence[Rejected], lineage: Lineage) -> None:
+    def insert_rejections(cur: Any, rejected: Sequence[Rejected], lineage: Lineage) -> None:
         values = []
         for item in rejected:
             payload = jsonb_text(item.raw)

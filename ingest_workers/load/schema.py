@@ -2,7 +2,9 @@
 grows, and say precisely what differs when a table and its declaration no longer agree.
 
 - A new dataset: ``CREATE TABLE`` with the declared columns, the lineage columns, ``raw jsonb``,
-  ``loaded_at``, the unique key ``(source, *key)`` and the declared indexes (plus one on ``run_id``).
+  ``loaded_at``, the unique key ``(source, *key)`` and the declared indexes (plus one on ``run_id``,
+  and, for a nested dataset, one on its parent's key columns). A nested dataset's table is a
+  table like any other: its key is ``(*parent_key, *item_key)``.
 - A column added to the declaration: ``ALTER TABLE ... ADD COLUMN`` (nullable, so the rows there
   stay valid); a declared index that is missing: ``CREATE INDEX``.
 - A changed type, a changed key, or a column the declaration no longer has: refused, all of them
@@ -184,7 +186,9 @@ def _apply(cur: psycopg2.extensions.cursor, p: Plan) -> None:
 
 
 def _wanted_indexes(dataset: Dataset) -> list[tuple[str, ...]]:
-    return list(dict.fromkeys([*dataset.indexes, ("run_id",)]))
+    """The declared indexes, one on ``run_id``, and a nested dataset's on its parent's key (joins)."""
+    parent = [dataset.parent_key] if dataset.parent_key else []
+    return list(dict.fromkeys([*dataset.indexes, *parent, ("run_id",)]))
 
 
 def index_name(table: str, columns: tuple[str, ...]) -> str:

@@ -120,6 +120,20 @@ class JobHistory:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, {"status": status, **counts.to_dict(), "error": error[:2000] if error else None,
                                     "job": job_id})
+            if counts.nested:
+                self._record_nested(cur, job_id, counts, continued)
+
+    @staticmethod
+    def _record_nested(cur: Any, job_id: str, counts: Counts, continued: bool) -> None:
+        """The job's nested datasets' item counts (``nested_counts``): this attempt's, plus the earlier
+        ones when it ``continued`` where they left off (as the job's other counts)."""
+        total = Counts()
+        if continued:
+            cur.execute("SELECT nested_counts FROM ingest_jobs WHERE job_id = %s FOR UPDATE", (job_id,))
+            found = cur.fetchone()
+            total.add_nested(found[0] if found else {})
+        total.add_nested(counts.nested)
+        cur.execute("UPDATE ingest_jobs SET nested_counts = %s WHERE job_id = %s", (Json(total.nested), job_id))
 
     def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
         """Mark ``job_id`` failed with ``reason`` if its process was stopped while it ran (it could
@@ -186,10 +200,23 @@ class JobHistory:
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             rows = cur.fetchall()
         stats, drift = self.run_stats([run_id]), run_drift(self._conn, [run_id])
-        return [SourceSummary(source, jobs, finished, failed, Counts(int(f), int(r), int(d), int(lo), int(up), int(de)),
+        nested = self.run_nested_counts(run_id)
+        return [SourceSummary(source, jobs, finished, failed,
+                              Counts(int(f), int(r), int(d), int(lo), int(up), int(de), nested=nested.get(source, {})),
                               float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}),
                               tuple(new_field_lines(drift.get((run_id, source), {}))))
                 for source, jobs, finished, failed, partial, f, r, d, lo, up, de, seconds, errors in rows]
+
+    def run_nested_counts(self, run_id: str) -> dict[str, dict[str, dict[str, int]]]:
+        """Per source of the run: its nested datasets' item counts, summed over its jobs."""
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT source, nested_counts FROM ingest_jobs WHERE run_id = %s AND nested_counts <> '{}'",
+                        (run_id,))
+            rows: list[tuple[str, Any]] = cur.fetchall()
+        totals: dict[str, Counts] = {}
+        for source, nested in rows:
+            totals.setdefault(source, Counts()).add_nested(nested)
+        return {source: counts.nested for source, counts in totals.items()}
 
     def _write(self, statement: str, params: tuple[object, ...]) -> None:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:

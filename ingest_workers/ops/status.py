@@ -11,6 +11,7 @@ import psycopg2.extensions
 import redis
 
 from ..core.connections import postgres_errors
+from ..core.models import Counts
 from ..datasets.drift import new_field_lines
 from .drift_history import run_drift
 from .history import JobHistory
@@ -29,6 +30,11 @@ FROM ingest_jobs WHERE started_at >= now() - %(hours)s * interval '1 hour' GROUP
 _LAST_RUNS = """
 SELECT DISTINCT ON (source) source, run_id, status, started_at, finished_at
 FROM ingest_jobs ORDER BY source, started_at DESC"""
+
+# Items of nested datasets (issue_labels of source issues...), apart from the source's own records.
+_NESTED = """
+SELECT source, nested_counts FROM ingest_jobs
+WHERE started_at >= now() - %(hours)s * interval '1 hour' AND nested_counts <> '{}'"""
 
 _RECENT_FAILURES = """
 SELECT source, job_id, finished_at, error FROM (
@@ -52,6 +58,10 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
         last_runs = {row[0]: row[1:] for row in cur.fetchall()}
         cur.execute(_RECENT_FAILURES, params)
         recent = cur.fetchall()
+        cur.execute(_NESTED, params)
+        nested: dict[str, Counts] = {}
+        for source, counts in cur.fetchall():
+            nested.setdefault(source, Counts()).add_nested(counts)
     stats = JobHistory(conn).run_stats([row[0] for row in last_runs.values()])
     drift = run_drift(conn, [row[0] for row in last_runs.values()])
 
@@ -70,6 +80,8 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
             "updated": int(updated), "deleted": int(deleted),
             "recent_failures": [],
         }
+        if source in nested:
+            report[source]["nested"] = nested[source].nested
     for source, job_id, finished_at, error in recent:
         report[source]["recent_failures"].append({"job_id": job_id, "at": _iso(finished_at), "error": error})
     return report
@@ -101,6 +113,9 @@ def format_status(document: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    lines += [f"{name}: nested {dataset} {hours}: loaded {n['loaded']}, updated {n['updated']}, "
+              f"deleted {n['deleted']}, rejected {n['rejected']}" for name, s in document["sources"].items()
+              for dataset, n in s.get("nested", {}).items()]
     drifting = [(name, line) for name, s in document["sources"].items() for line in (s["last_run"] or {}).get(
         "new_fields", [])]
     if drifting:

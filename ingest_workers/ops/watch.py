@@ -147,6 +147,8 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
                              "duration_seconds": round(s.seconds, 3), "success_rate": round(rate, 4),
                              "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats,
                              "new_fields": list(s.new_fields)}
+        if s.counts.nested:  # items of nested datasets: apart from fetched = rejected + duplicate + ...
+            sources[s.source]["nested"] = s.counts.nested
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded", "updated",
                                                                  "deleted", "jobs", "failed_jobs", "partial_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,
@@ -171,6 +173,10 @@ def format_table(document: dict[str, Any]) -> str:
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.insert(len(lines) - 1, "  ".join("-" * w for w in widths))
+    for name, s in document["sources"].items():
+        for dataset, n in s.get("nested", {}).items():
+            lines.append(f"{name}: nested {dataset}: loaded {n['loaded']}, updated {n['updated']}, "
+                         f"deleted {n['deleted']}, rejected {n['rejected']}")
     for name, s in document["sources"].items():
         for error in s["errors"]:
             lines.append(f"{name}: {error}")

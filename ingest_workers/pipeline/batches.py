@@ -6,8 +6,8 @@ keys seen, publish the metrics and feed the other sinks. Each outcome is counted
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.connections import redis_errors
@@ -36,11 +36,15 @@ class BatchOutcome:
     updated: int  # merge: stored rows a changed record replaced
     deleted: int = 0  # stored rows a record flagged deleted removed (history: closed)
     lost_pages: tuple[str, ...] = ()  # the reasons of the pages the source could not read
+    # the items of nested datasets (dataset -> loaded, updated, deleted, rejected): apart from the records
+    nested: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def to_counts(self, fetched: int) -> Counts:
         """The batch's counts, with ``fetched`` as counted where the records entered the pipeline."""
-        return Counts(fetched=fetched, rejected=self.rejected, duplicate=self.duplicate, loaded=self.loaded,
-                      updated=self.updated, deleted=self.deleted, lost_pages=list(self.lost_pages))
+        counts = Counts(fetched=fetched, rejected=self.rejected, duplicate=self.duplicate, loaded=self.loaded,
+                        updated=self.updated, deleted=self.deleted, lost_pages=list(self.lost_pages))
+        counts.add_nested(self.nested)
+        return counts
 
 
 class BatchLoader:
@@ -82,7 +86,7 @@ class BatchLoader:
         return BatchOutcome(taken=len(batch), rejected=len(rejected) + len(result.refused),
                             duplicate=len(records) - len(fresh) + result.unchanged, loaded=result.inserted,
                             updated=result.updated, deleted=result.deleted,
-                            lost_pages=tuple(item.reason for item in lost))
+                            lost_pages=tuple(item.reason for item in lost), nested=result.nested)
 
     def _write(self, rows: list[dict[str, Any]], rejected: list[Rejected], all_new: bool,
                covered: list[Record]) -> LoadResult:
