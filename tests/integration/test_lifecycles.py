@@ -298,3 +298,48 @@ def test_catalog_diff_prints_the_columns_to_add_the_ones_gone_and_type_disagreem
         "it \"integer\"",
         "column 'region' (region): no record of the page has it (the API no longer serves it?)",
     ]
+
+
+NESTED = {
+    "lc_orders": {"table": "lc_orders", "key": ["order_id"], "write": "merge", "deleted_column": "is_deleted",
+                  "columns": {"order_id": "text", "total": "integer", "is_deleted": "boolean"}},
+    "lc_order_tags": {"table": "lc_order_tags", "nested_in": "lc_orders", "path": "tags",
+                      "columns": {"value": "text"}},
+}
+
+
+def test_a_deleted_parent_takes_its_nested_rows_with_it(pg: psycopg2.extensions.connection) -> None:
+    from ingest_workers.core.models import Lineage
+    from ingest_workers.datasets import parse_dataset, resolve_nested
+    from ingest_workers.load.loader import PostgresLoader
+
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS lc_order_tags, lc_orders")
+    datasets = resolve_nested({name: parse_dataset(name, entry) for name, entry in NESTED.items()})
+    migrate(pg, datasets.values())
+    orders, loader = datasets["lc_orders"], PostgresLoader(pg)
+    lineage = Lineage("shop", "run-1", "job-1", "2026-03-01T00:00:00+00:00")
+
+    def row(order_id: str, tags: list[str], deleted: bool = False) -> dict[str, Any]:
+        raw = {"order_id": order_id, "total": 1, "deleted": deleted, "tags": tags}
+        return {"order_id": order_id, "total": 1, "is_deleted": deleted, "source": "shop", "run_id": "run-1",
+                "job_id": "job-1", "fetched_at": lineage.fetched_at, "raw": raw}
+
+    def stored() -> tuple[set[str], set[tuple[str, str]]]:
+        with pg, pg.cursor() as cur:
+            cur.execute("SELECT order_id FROM lc_orders")
+            parents = {order_id for (order_id,) in cur.fetchall()}
+            cur.execute("SELECT order_id, value FROM lc_order_tags")
+            return parents, set(cur.fetchall())
+
+    first = loader.load_batch(orders, [row("a", ["x", "y"]), row("b", ["z"])], [], lineage)
+    assert (first.inserted, first.deleted) == (2, 0)
+    assert stored() == ({"a", "b"}, {("a", "x"), ("a", "y"), ("b", "z")})
+    second = loader.load_batch(orders, [row("a", ["x", "y"], deleted=True), row("b", ["z"])], [], lineage)
+    assert (second.inserted, second.updated, second.deleted, second.unchanged) == (0, 0, 1, 1)
+    assert second.nested["lc_order_tags"]["deleted"] == 2
+    assert stored() == ({"b"}, {("b", "z")})
+    again = loader.load_batch(orders, [row("a", ["x", "y"], deleted=True)], [], lineage)  # deleted already
+    assert (again.deleted, again.unchanged) == (0, 1)
+    back = loader.load_batch(orders, [row("a", ["w"])], [], lineage)  # a deleted key that comes back
+    assert back.inserted == 1 and stored() == ({"a", "b"}, {("a", "w"), ("b", "z")})

@@ -105,3 +105,14 @@ def test_drift_counts_the_top_level_fields_no_column_reads() -> None:
     assert drift.to_dict() == {"records": 2, "fields": {"discount": 2, "rating": 1}}
     both = merge_drift([drift.to_dict(), {"records": 3, "fields": {"discount": 3}}])
     assert new_field_lines(both) == ["new field 'discount' in 5 of 5 records", "new field 'rating' in 1 of 5 records"]
+
+
+@pytest.mark.parametrize("write", ["history", "replace"])
+def test_a_history_or_replace_dataset_keeps_no_nested_dataset_yet(write: str) -> None:
+    from ingest_workers.datasets import resolve_nested
+
+    declared = {"items": _dataset(write=write),
+                "item_tags": parse_dataset("item_tags", {"nested_in": "items", "path": "tags",
+                                                         "columns": {"value": "text"}})}
+    with pytest.raises(ConfigError, match=f"'items' is write = \"{write}\", which keeps no nested datasets yet"):
+        resolve_nested(declared)
