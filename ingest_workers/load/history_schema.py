@@ -5,6 +5,10 @@
   ``(source, *key)`` over the current versions only (one current version per key);
 - a view ``TABLE_current``: the current versions, as an append or merge table would hold them.
 
+A dataset nested in a history dataset keeps its items per version: its table has ``valid_from``
+(its parent version's) in its key, ``(source, *parent_key, valid_from, *item_key)``; a version's
+items are written with it and never change.
+
 An append, merge or replace table and a history table differ in key and columns, so migrate never
 switches one into the other (:func:`mode_refusal` says what to do instead).
 """
@@ -18,6 +22,7 @@ from psycopg2 import sql
 from ..datasets import Dataset
 
 HISTORY_COLUMNS = (("valid_from", "timestamptz NOT NULL DEFAULT now()"), ("valid_to", "timestamptz"))
+ITEM_COLUMNS = HISTORY_COLUMNS[:1]  # the items of a version: their parent version's valid_from
 
 
 def is_history(dataset: Dataset) -> bool:
@@ -30,13 +35,16 @@ def table_key(dataset: Dataset) -> tuple[str, ...]:
 
 
 def extra_columns(dataset: Dataset) -> tuple[tuple[str, str], ...]:
-    """The columns a history table has besides the declared and the standard ones."""
-    return HISTORY_COLUMNS if is_history(dataset) else ()
+    """The columns a history table (or the table of a dataset nested in one) has besides the
+    declared and the standard ones."""
+    if not is_history(dataset):
+        return ()
+    return ITEM_COLUMNS if dataset.nested_in is not None else HISTORY_COLUMNS
 
 
 def mode_refusal(dataset: Dataset, columns: dict[str, Any]) -> str | None:
     """Why an existing table (its ``columns``) cannot take ``dataset``'s write mode, or None."""
-    has_history = "valid_to" in columns
+    has_history = "valid_from" in columns
     if has_history == is_history(dataset):
         return None
     table = dataset.table
@@ -51,7 +59,7 @@ def mode_refusal(dataset: Dataset, columns: dict[str, Any]) -> str | None:
 
 def create_extras(cur: Any, dataset: Dataset) -> None:
     """A history table's unique index on its current versions and its ``_current`` view."""
-    if not is_history(dataset):
+    if not is_history(dataset) or dataset.nested_in is not None:
         return
     table = dataset.table
     cur.execute(sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}) WHERE valid_to IS NULL").format(

@@ -104,6 +104,8 @@ def _changed(dataset: Dataset) -> sql.Composable:
     distinct = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
         sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in data),
         sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in data))
-    if dataset.version_column is None:
-        return distinct
+    if dataset.version_column is None:  # a changed list of a nested dataset is a changed record too
+        return sql.SQL(" OR ").join([distinct, *(
+            sql.SQL("t.raw #> {p} IS DISTINCT FROM s.raw #> {p}").format(p=sql.Literal(c.path.split(".")))
+            for c in dataset.nested)])
     return sql.SQL("{} AND s.{v} > t.{v}").format(distinct, v=sql.Identifier(dataset.version_column))

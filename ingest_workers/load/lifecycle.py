@@ -11,8 +11,10 @@ from typing import Any, NamedTuple, Protocol
 
 from psycopg2 import sql
 
+from ..core.models import Lineage, Rejected
 from ..datasets import Dataset
 from .deletions import delete_rows, split_flagged
+from .history_items import write_version_items
 from .history_write import write_history
 from .replace_rows import first_per_key, stage_rows
 
@@ -25,7 +27,9 @@ class RowWriter(Protocol):
 
     def staged(self, cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable: ...
 
-    def copy_payload(self, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> bytes: ...
+    def copy_payload(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes: ...
+
+    def insert_rejections(self, cur: Any, rejected: Sequence[Rejected], lineage: Lineage) -> None: ...
 
 
 class Written(NamedTuple):
@@ -42,17 +46,21 @@ def handles(dataset: Dataset) -> bool:
 
 
 def write_rows(writer: RowWriter, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
-               all_new: bool) -> Written:
+               all_new: bool, lineage: Lineage) -> Written:
     """Write one batch's ``rows`` of ``dataset`` (:func:`handles` it) in the transaction of ``cur``."""
     if dataset.write == "replace":  # staged for the run's switch; the first record of a key in the run stays
         once = first_per_key(dataset, rows)
         inserted, updated, written = stage_rows(cur, dataset, once,
-                                                writer.staged(cur, dataset, writer.copy_payload(dataset, once)))
+                                                writer.staged(cur, dataset,
+                                                              writer.copy_payload(once, dataset.load_columns)))
         return Written(inserted, updated, 0, written, {})
     rows = _latest(dataset, rows)
     if dataset.write == "history":
-        done = write_history(cur, dataset, rows, writer.copy_payload(dataset, rows))
-        return Written(done.inserted, done.updated, done.deleted, done.written, {})
+        done = write_history(cur, dataset, rows, writer.copy_payload(rows, dataset.load_columns))
+        items, refused = write_version_items(cur, dataset, done.written, writer.copy_payload)
+        if refused:
+            writer.insert_rejections(cur, refused, lineage)
+        return Written(done.inserted, done.updated, done.deleted, done.written, items)
     live, flagged = split_flagged(dataset, rows)  # distinct keys: one record per key now
     merged = writer.merge_rows(cur, dataset, live, all_new and not flagged) if live else (0, 0, [])
     removed, nested = delete_rows(cur, dataset, flagged)

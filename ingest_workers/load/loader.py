@@ -154,13 +154,13 @@ class PostgresLoader:
         nested: NestedCounts = {}
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             if rows and handles(dataset):  # history, replace, deletions: .lifecycle
-                inserted, updated, deleted, written, nested = write_rows(self, cur, dataset, rows, all_new)
+                inserted, updated, deleted, written, nested = write_rows(self, cur, dataset, rows, all_new, lineage)
             elif rows and dataset.write == "merge":
                 inserted, updated, written = self.merge_rows(cur, dataset, rows, all_new)
             elif rows:
                 written = self.insert_rows(cur, dataset, rows)
                 inserted = len(written)
-            if dataset.nested:  # the items of the parents written now, in their transaction
+            if dataset.nested and dataset.write != "history":  # history: with each version (.history_items)
                 nested = add_nested(dict(nested), write_nested(self, cur, dataset, written, lineage))
             if rejected:
                 self.insert_rejections(cur, rejected, lineage)
@@ -217,9 +217,9 @@ class PostgresLoader:
         return inserted, len(written) - inserted, [rows[number] for _, number in written]
 
     @staticmethod
-    def copy_payload(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> bytes:
-        """The rows' COPY text in ``dataset.load_columns``."""
-        return CopyStream(rows, dataset.load_columns).whole()
+    def copy_payload(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
+        """The rows' COPY text, ``columns`` in order."""
+        return CopyStream(rows, columns).whole()
 
     @staticmethod
     def staged(cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable:

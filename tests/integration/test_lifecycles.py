@@ -343,3 +343,53 @@ def test_a_deleted_parent_takes_its_nested_rows_with_it(pg: psycopg2.extensions.
     assert (again.deleted, again.unchanged) == (0, 1)
     back = loader.load_batch(orders, [row("a", ["w"])], [], lineage)  # a deleted key that comes back
     assert back.inserted == 1 and stored() == ({"a", "b"}, {("a", "w"), ("b", "z")})
+
+
+PRICED = {
+    "lc_priced": {"table": "lc_priced", "key": ["sku"], "write": "history", "version_column": "updated_at",
+                  "deleted_column": "is_deleted",
+                  "columns": {"sku": "text", "price": "integer", "updated_at": "timestamp", "is_deleted": "boolean"}},
+    "lc_priced_tags": {"table": "lc_priced_tags", "nested_in": "lc_priced", "path": "tags",
+                       "columns": {"value": "text"}},
+}
+
+
+def test_a_history_dataset_keeps_its_nested_items_per_version(pg: psycopg2.extensions.connection) -> None:
+    from ingest_workers.core.models import Lineage
+    from ingest_workers.datasets import parse_dataset, resolve_nested
+    from ingest_workers.load.loader import PostgresLoader
+
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP VIEW IF EXISTS lc_priced_current")
+        cur.execute("DROP TABLE IF EXISTS lc_priced_tags, lc_priced")
+    datasets = resolve_nested({name: parse_dataset(name, entry) for name, entry in PRICED.items()})
+    migrate(pg, datasets.values())
+    priced, loader = datasets["lc_priced"], PostgresLoader(pg)
+    lineage = Lineage("shop", "run-1", "job-1", "2026-03-01T00:00:00+00:00")
+
+    def row(sku: str, price: int, day: int, tags: list[str], deleted: bool = False) -> dict[str, Any]:
+        at = (T1 + timedelta(days=day)).isoformat()
+        return {"sku": sku, "price": price, "updated_at": at, "is_deleted": deleted, "source": "shop",
+                "run_id": "run-1", "job_id": "job-1", "fetched_at": lineage.fetched_at,
+                "raw": {"sku": sku, "tags": tags}}
+
+    def items() -> set[tuple[str, datetime, str]]:
+        with pg, pg.cursor() as cur:
+            cur.execute("SELECT sku, valid_from, value, xmin::text FROM lc_priced_tags")
+            return {(sku, at, value) for sku, at, value, _ in cur.fetchall()}
+
+    def day(n: int) -> datetime:
+        return T1 + timedelta(days=n)
+
+    assert loader.load_batch(priced, [row("a", 1, 0, ["x", "y"]), row("b", 5, 0, ["z"])], [], lineage).nested[
+        "lc_priced_tags"]["loaded"] == 3
+    second = loader.load_batch(priced, [row("a", 2, 1, ["x"]), row("b", 5, 0, ["z"])], [], lineage)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 1, 1)
+    again = loader.load_batch(priced, [row("a", 2, 1, ["x"]), row("b", 5, 0, ["z"])], [], lineage)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)  # re-run: no version, no item
+    deleted = loader.load_batch(priced, [row("b", 5, 2, ["z"], deleted=True)], [], lineage)
+    assert deleted.deleted == 1
+    assert items() == {("a", day(0), "x"), ("a", day(0), "y"), ("b", day(0), "z"), ("a", day(1), "x")}
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT sku, price, valid_from, valid_to FROM lc_priced ORDER BY sku, valid_from")
+        assert cur.fetchall() == [("a", 1, day(0), day(1)), ("a", 2, day(1), None), ("b", 5, day(0), day(2))]
