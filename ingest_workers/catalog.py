@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .core.envrefs import expand
-from .core.errors import ConfigError
+from .core.config import WORKER_OWN_VARIABLES
+from .core.envrefs import expand, variables
+from .core.errors import ConfigError, Refused
 from .core.models import RENAMED_KEYS, SourceSpec, current_keys
+from .core.plugins import PluginAllowlist
+from .core.suggest import did_you_mean
 from .datasets import BUILTIN, Dataset, parse_dataset, resolve_nested
 from .load.sinks import sink_class
 from .sources import source_class
@@ -39,6 +42,9 @@ _TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination",
                 "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path"}
 _TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
 _NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
+_CATALOG_KEYS = set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS
+_JOB_KEYS = set(_SPEC_FIELDS) - {"name"}
+_OPTIONAL_KEYS = {name for name, f in _SPEC_FIELDS.items() if f.default is None}
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,13 @@ class Catalog:
         return {**{s.dataset: BUILTIN[s.dataset] for s in self.sources.values() if s.dataset in BUILTIN},
                 **self.datasets}
 
+    def variables(self) -> tuple[str, ...]:
+        """The environment variables this catalog's sources read on a worker (``${VAR}``, ``*_env``),
+        sorted: what ``ingest workers``, ``run`` and ``demo`` allow their workers (INGEST_SOURCE_VARS)
+        when the environment allows none itself. A worker's own settings are never among them."""
+        names = set().union(*(variables(spec.to_dict()) for spec in self.sources.values()))
+        return tuple(sorted(names - WORKER_OWN_VARIABLES))
+
     def select(self, names: str) -> list[SourceSpec]:
         """Resolve ``all`` or a comma-separated list of source names."""
         if names.strip() == "all":
@@ -60,9 +73,9 @@ class Catalog:
         wanted = [n.strip() for n in names.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in self.sources]
         if unknown or not wanted:
-            raise ConfigError(
-                f"unknown source {', '.join(unknown) or repr(names)}; known sources: {', '.join(self.sources)}"
-            )
+            hint = did_you_mean(unknown[0], self.sources) if len(unknown) == 1 else ""
+            raise ConfigError(f"unknown source {', '.join(unknown) or repr(names)}"
+                              f"{hint or '; known sources: ' + ', '.join(self.sources)}")
         return [self.sources[n] for n in dict.fromkeys(wanted)]
 
 
@@ -80,8 +93,9 @@ def load_catalog(path: Path, env: Mapping[str, str]) -> Catalog:
 
     unknown = sorted(set(data) - {"settings", "sources", "datasets"})
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r}; expected [settings], [datasets.NAME] "
-                          "and [sources.NAME]")
+        hint = did_you_mean(unknown[0], ("settings", "sources", "datasets")) or ";"
+        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r}{hint} expected [settings], "
+                          "[datasets.NAME] and [sources.NAME]")
     sources_table = data.get("sources")
     if not isinstance(sources_table, dict) or not sources_table:
         raise ConfigError(f"{path}: no [sources.NAME] tables; the catalog needs at least one source")
@@ -95,24 +109,38 @@ def _parse_datasets(path: Path, table: Any) -> dict[str, Dataset]:
         raise ConfigError(f"{path}: [datasets] must hold tables [datasets.NAME]")
     datasets = {}
     for name, entry in table.items():
-        if name in BUILTIN:
-            raise ConfigError(f"{path}: [datasets.{name}]: {name!r} is a built-in dataset; declare yours under "
-                              "another name")
+        _refuse_builtin(f"{path}: [datasets.{name}]", name)
         datasets[name] = dataset = parse_dataset(name, entry, f"{path}: ")
-        for key in ("stages", "prepare"):
-            for stage in getattr(dataset, key) or ():
-                try:
-                    make_stage(stage)
-                except ConfigError as exc:
-                    raise ConfigError(f"{path}: [datasets.{name}] key {key!r}: {exc}") from None
+        check_declared(f"{path}: [datasets.{name}]", dataset, None)
     datasets = resolve_nested(datasets, f"{path}: ")  # nested ones travel in their parent's declaration
-    tables: dict[str, str] = {BUILTIN[n].table: n for n in BUILTIN}
+    tables: dict[str, str] = {}
     for name, dataset in datasets.items():
         if dataset.table in tables:
             raise ConfigError(f"{path}: [datasets.{name}] key 'table': table {dataset.table!r} is dataset "
                               f"{tables[dataset.table]!r}'s already")
         tables[dataset.table] = name
     return datasets
+
+
+def check_declared(where: str, dataset: Dataset, allow: PluginAllowlist | None) -> None:
+    """A declared dataset is no built-in one, has a table of its own and names stages that exist
+    (from a job: whose modules ``allow`` allows, checked before any is imported)."""
+    _refuse_builtin(where, dataset.name)
+    builtin_tables = {BUILTIN[n].table: n for n in BUILTIN}
+    if dataset.table in builtin_tables:
+        raise ConfigError(f"{where} key 'table': table {dataset.table!r} is dataset "
+                          f"{builtin_tables[dataset.table]!r}'s already")
+    for key, stages in (("stages", dataset.stages or ()), ("prepare", dataset.prepare)):
+        for stage in stages:
+            try:
+                make_stage(stage, allow)
+            except (ConfigError, Refused) as exc:
+                raise type(exc)(f"{where} key {key!r}: {exc}") from None
+
+
+def _refuse_builtin(where: str, name: str) -> None:
+    if name in BUILTIN:
+        raise ConfigError(f"{where}: {name!r} is a built-in dataset; declare yours under another name")
 
 
 def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
@@ -122,45 +150,88 @@ def _parse_source(path: Path, name: str, entry: Any, env: Mapping[str, str],
         raise ConfigError(f"{where}: a source name must be lowercase letters, digits and '_', starting with a letter")
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a table")
-    known_keys = set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS
-    unknown = sorted(set(entry) - known_keys - set(RENAMED_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known_keys))}")
+    _refuse_unknown_keys(where, entry, _CATALOG_KEYS)
     entry, dataset_key = _renamed(where, entry)
     for key in ("kind", "dataset"):
         if key not in entry:
             raise ConfigError(f"{where}: missing required key {key!r}")
     values = {key: _expand_here(where, key, value, env) for key, value in entry.items()}
+    declared = (datasets or {}).get(values["dataset"]) if isinstance(values["dataset"], str) else None
+    if declared is not None:
+        values["declaration"] = declared.to_dict()
+    return check_source(where, name, values, declared, dataset_key, None)
+
+
+def parse_job(data: Any, allow: PluginAllowlist) -> SourceSpec:
+    """The source a job read from Redis carries (:meth:`SourceSpec.to_dict`), checked by the catalog's
+    own checks before anything in it is used: known keys of the right types, its dataset declaration
+    (:func:`parse_dataset`), and every name that resolves to code allowed by ``allow`` before it is
+    imported. Raises :class:`ConfigError` or :class:`Refused` naming the key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"the job's source is not a table but {type(data).__name__}")
+    name = data.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"the job's source name {str(name)[:80]!r} is not a source name (lowercase letters, "
+                          "digits and '_', starting with a letter)")
+    where = f"source {name}"
+    # A job carries every key; None is an unset optional one (the catalog, in TOML, omits it).
+    values = {k: v for k, v in data.items() if k != "name" and not (v is None and k in _OPTIONAL_KEYS)}
+    _refuse_unknown_keys(where, values, _JOB_KEYS)
+    values, dataset_key = _renamed(where, values)  # a job enqueued before the rename: its older key
+    for key in ("kind", "dataset"):
+        if not isinstance(values.get(key), str):
+            raise ConfigError(f"{where} key {key!r}: expected text, got {values.get(key)!r}")
+    declared = None
+    if "declaration" in values:
+        _refuse_builtin(f"{where} key 'declaration'", values["dataset"])
+        declared = parse_dataset(values["dataset"], values["declaration"], f"{where} key 'declaration': ")
+        check_declared(f"{where} key 'declaration'", declared, allow)
+    return check_source(where, name, values, declared, dataset_key, allow)
+
+
+def check_source(where: str, name: str, values: dict[str, Any], declared: Dataset | None, dataset_key: str,
+                 allow: PluginAllowlist | None) -> SourceSpec:
+    """The spec of one source, every value checked (a catalog entry's, expanded, or a job's);
+    ``allow``: see :func:`parse_job` (None: the names come from the process's own catalog)."""
     for key, value in values.items():
         if key in _TEXT_FIELDS and not isinstance(value, str):
             raise ConfigError(f"{where} key {key!r}: expected text, got {value!r}")
         if key in _TABLE_FIELDS and not isinstance(value, dict):
             raise ConfigError(f"{where} key {key!r}: expected a table, got {value!r}")
-    declared = (datasets or {}).get(values["dataset"]) if isinstance(values["dataset"], str) else None
-    _check_parts(where, values, declared, dataset_key)
+    _check_parts(where, values, declared, dataset_key, allow)
     _check_request(where, values)
-    if declared is not None:
-        values["declaration"] = declared.to_dict()
-    page_size = values.get("page_size", SourceSpec.page_size)
-    if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
-        raise ConfigError(f"{where} key 'page_size': expected a whole number above 0, got {page_size!r}")
+    _check_numbers(where, values)
     _check_concurrency(where, values)
     queue = values.get("queue")
     if queue is not None and not QUEUE_PATTERN.fullmatch(queue):
         raise ConfigError(f"{where} key 'queue': use letters, digits, '-', '_' or '.', got {queue!r}")
-    interval = values.get("interval_seconds")
-    if interval is not None and (not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0):
-        raise ConfigError(f"{where} key 'interval_seconds': expected a whole number of seconds above 0, "
-                          f"got {interval!r}")
     if not all(isinstance(v, str) for v in values.get("fields", {}).values()):
         raise ConfigError(f"{where} key 'fields': expected a table of unified field = \"dotted.path\"")
-    values["name"] = name
-    spec = SourceSpec(**values)
+    spec = SourceSpec(name=name, **values)
     try:
         json.dumps(spec.to_dict())  # the spec travels in the RQ job as JSON
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: a value cannot travel as JSON ({exc}); quote dates and times") from None
     return spec
+
+
+def _refuse_unknown_keys(where: str, entry: Mapping[str, Any], known: set[str]) -> None:
+    """Refuse a key neither in ``known`` nor an older name (:data:`RENAMED_KEYS`), naming the nearest."""
+    for key in sorted(set(entry) - known - set(RENAMED_KEYS), key=str):
+        hint = did_you_mean(str(key), known) or f"; known keys: {', '.join(sorted(known))}"
+        raise ConfigError(f"{where}: unknown key {str(key)[:80]!r}{hint}")
+
+
+def _check_numbers(where: str, values: dict[str, Any]) -> None:
+    for key, words in (("page_size", "a whole number above 0"), ("max_pages", "a whole number above 0"),
+                       ("interval_seconds", "a whole number of seconds above 0")):
+        value = values.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{where} key {key!r}: expected {words}, got {value!r}")
+    rate = values.get("rate_limit", 0)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not rate >= 0:
+        raise ConfigError(f"{where} key 'rate_limit': expected requests per second, 0 or more (0: unlimited), "
+                          f"got {rate!r}")
 
 
 def _renamed(where: str, entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -187,37 +258,42 @@ def _check_concurrency(where: str, values: dict[str, Any]) -> None:
                           f"(their addresses are known in advance); this source's pages come one after another")
 
 
-def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None = None,
-                 dataset_key: str = "dataset") -> None:
-    """The kind, dataset, pagination, stages and sinks an entry names must exist."""
+def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None, dataset_key: str,
+                 allow: PluginAllowlist | None) -> None:
+    """The kind, dataset, pagination, fields, stages and sinks an entry names must exist (and, with
+    ``allow``, their plugins' modules be allowed: checked before they are imported)."""
     try:
-        source_class(values["kind"])
-    except ConfigError as exc:
-        raise ConfigError(f"{where} key 'kind': {exc}") from None
+        source_class(values["kind"], allow)
+    except (ConfigError, Refused) as exc:
+        raise type(exc)(f"{where} key 'kind': {exc}") from None
     if values["kind"] in ("http_json", "csv") and not values.get("url"):
         raise ConfigError(f"{where}: missing required key 'url'")
     dataset = declared or BUILTIN.get(values["dataset"])
     if dataset is None:
         raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['dataset']!r}; declare it as "
-                          f"[datasets.{values['dataset']}] or use a built-in one: {', '.join(BUILTIN)}")
+                          f"[datasets.{values['dataset']}] or use a built-in one: {', '.join(BUILTIN)}"
+                          f"{did_you_mean(values['dataset'], BUILTIN)}")
     if dataset.nested_in is not None:
         raise ConfigError(f"{where} key {dataset_key!r}: dataset {dataset.name!r} is nested in "
                           f"{dataset.nested_in!r}: its rows come with the records of {dataset.nested_in!r}'s sources")
-    if values.get("pagination", "page") not in PAGINATIONS:
-        raise ConfigError(f"{where} key 'pagination': expected one of {', '.join(PAGINATIONS)}")
-    cursor_field = values.get("cursor_field")
-    if cursor_field is not None and cursor_field not in dataset.column_names:
-        raise ConfigError(f"{where} key 'cursor_field': {cursor_field!r} is not a column of {dataset.name}; "
-                          f"known: {', '.join(dataset.column_names)}")
+    pagination = values.get("pagination", "page")
+    if pagination not in PAGINATIONS:
+        raise ConfigError(f"{where} key 'pagination': expected one of {', '.join(PAGINATIONS)}, got "
+                          f"{pagination!r}{did_you_mean(str(pagination), PAGINATIONS)}")
+    for key, column in [("cursor_field", values.get("cursor_field"))] + [
+            (f"fields.{field}", field) for field in values.get("fields", {})]:
+        if column is not None and column not in dataset.column_names:
+            hint = did_you_mean(column, dataset.column_names) or f"; known: {', '.join(dataset.column_names)}"
+            raise ConfigError(f"{where} key {key!r}: {column!r} is not a column of {dataset.name}{hint}")
     for key, check in (("stages", make_stage), ("sinks", sink_class)):
         entries = values.get(key, [])
         if not isinstance(entries, list):
             raise ConfigError(f"{where} key {key!r}: expected a list of names or tables")
         for entry in entries:
             try:
-                check(entry)
-            except ConfigError as exc:
-                raise ConfigError(f"{where} key {key!r}: {exc}") from None
+                check(entry, allow)
+            except (ConfigError, Refused) as exc:
+                raise type(exc)(f"{where} key {key!r}: {exc}") from None
 
 
 def _check_request(where: str, values: dict[str, Any]) -> None:

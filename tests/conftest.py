@@ -20,8 +20,10 @@ import redis
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
+from ingest_workers.catalog import load_catalog
 from ingest_workers.core.config import Settings
 from ingest_workers.load.migrate import migrate
+from ingest_workers.testing import DEMO_CATALOG
 from ingest_workers.testing.devservices import ALLOW_CHMOD_ENV, Services, ensure_services
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 
@@ -65,11 +67,13 @@ def _strict_counts() -> Iterator[None]:
 
 @pytest.fixture
 def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Workers that allow the tests' plugins (tests/plugins.py) and local files in pytest's temporary
-    directories (INGEST_PLUGINS, INGEST_FILES_DIR)."""
+    """Workers that allow the tests' plugins (tests/plugins.py), local files in pytest's temporary
+    directories and the variables the demo catalog refers to, as `ingest workers` with that catalog
+    does (INGEST_PLUGINS, INGEST_FILES_DIR, INGEST_SOURCE_VARS)."""
     return Settings(redis_url=services.redis_url, database_url=services.database_url, queue="ingest-test",
                     batch_size=250, job_timeout=120, job_retries=0, http_max_attempts=3, http_max_backoff=0.2,
-                    plugins="tests.plugins", files_dir=str(tmp_path_factory.getbasetemp()), strict_counts=True)
+                    plugins="tests.plugins", files_dir=str(tmp_path_factory.getbasetemp()), strict_counts=True,
+                    source_vars=",".join(load_catalog(DEMO_CATALOG, {}).variables()))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,10 +47,15 @@ class App:
 
     @cached_property
     def settings(self) -> Settings:
+        """With a catalog and no INGEST_SOURCE_VARS, the workers this process starts (``workers``,
+        ``run``, ``demo``) and its inline jobs may read the variables the catalog refers to, and no other."""
         catalog = self.optional_catalog
         if catalog is None:
             return load_settings(self.flags, self.env)
-        return load_settings(self.flags, self.env, catalog.settings, f"{catalog.path} [settings]")
+        settings = load_settings(self.flags, self.env, catalog.settings, f"{catalog.path} [settings]")
+        if settings.source_vars is None:
+            settings = dataclasses.replace(settings, source_vars=",".join(catalog.variables()))
+        return settings
 
     def redis(self) -> redis.Redis:
         """Redis, waited for up to ``service_wait`` seconds (saying so), else one-line error."""

@@ -73,7 +73,8 @@ class Settings:
     plugins: str | None = field(default=None, metadata={"text": True, "worker_own": True})
     files_dir: str | None = field(default=None, metadata={"text": True, "worker_own": True})
     # environment variables a job's entry may name (comma-separated names, or prefixes ending in '*');
-    # None: any but the worker's own (WORKER_OWN_VARIABLES)
+    # None: none (`ingest workers`, `run` and `demo` allow their catalog's references, Catalog.variables).
+    # Never the worker's own (WORKER_OWN_VARIABLES).
     source_vars: str | None = field(default=None, metadata={"text": True, "worker_own": True})
     # a job whose counts do not add up fails (CountMismatch) instead of logging an error: tests turn it on
     strict_counts: bool = False

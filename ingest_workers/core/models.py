@@ -61,7 +61,9 @@ class SourceSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
-        """The spec a job carries; a job enqueued before a key was renamed still reads (:data:`RENAMED_KEYS`)."""
+        """The spec of :meth:`to_dict`'s output (a job enqueued before a key was renamed still reads,
+        :data:`RENAMED_KEYS`), unchecked: only for a spec this process checked already. A job read
+        from Redis is read by ``ingest_workers.catalog.parse_job``."""
         return cls(**current_keys(data))
 
 

@@ -21,24 +21,30 @@ from .config import ENV_VARS, WORKER_OWN_VARIABLES, Settings
 from .envrefs import variables
 from .errors import Refused
 from .models import SourceSpec
-from .plugins import split_entry
+from .plugins import PluginAllowlist, split_entry
 
 REMOTE_SCHEMES = ("http://", "https://")
+HOW_TO_ALLOW = (f"allow what the worker's sources need in its environment, e.g. {ENV_VARS['source_vars']}=CRM_*,"
+                "SHOP_TOKEN (names, or prefixes ending in '*')")
 
 
 @dataclass(frozen=True)
 class Permissions:
     plugin_modules: tuple[str, ...] = ()
     file_dirs: tuple[Path, ...] = ()
-    source_vars: tuple[str, ...] | None = None  # None: any variable but the worker's own
+    source_vars: tuple[str, ...] = ()  # names, or prefixes ending in '*'; (): no variable
 
     @classmethod
     def of(cls, settings: Settings) -> Permissions:
         modules = [m.strip() for m in (settings.plugins or "").split(",") if m.strip()]
         dirs = [Path(d).resolve() for d in (settings.files_dir or "").split(os.pathsep) if d.strip()]
-        names = None if settings.source_vars is None else tuple(
-            n.strip() for n in settings.source_vars.split(",") if n.strip())
+        names = tuple(n.strip() for n in (settings.source_vars or "").split(",") if n.strip())
         return cls(tuple(modules), tuple(dirs), names)
+
+    @property
+    def plugins(self) -> PluginAllowlist:
+        """The modules a job's plugins may come from (``INGEST_PLUGINS``)."""
+        return PluginAllowlist(self.plugin_modules)
 
     def check_variables(self, spec: SourceSpec) -> None:
         """Raise :class:`Refused` unless every variable ``spec`` refers to (``${VAR}``, ``*_env``)
@@ -47,21 +53,19 @@ class Permissions:
             if name in WORKER_OWN_VARIABLES:
                 raise Refused(f"source {spec.name}: it names {name}, one of the worker's own settings; a source "
                               "may name other variables only")
-            if self.source_vars is not None and not any(
-                    name == allowed or (allowed.endswith("*") and name.startswith(allowed[:-1]))
-                    for allowed in self.source_vars):
+            if not any(name == allowed or (allowed.endswith("*") and name.startswith(allowed[:-1]))
+                       for allowed in self.source_vars):
+                allowed = ", ".join(self.source_vars) or "unset: no variables"
                 raise Refused(f"source {spec.name}: variable {name} is not allowed by {ENV_VARS['source_vars']} "
-                              f"({', '.join(self.source_vars) or 'none'})")
+                              f"({allowed}); {HOW_TO_ALLOW}")
 
     def check(self, spec: SourceSpec) -> None:
         """Raise :class:`Refused`, naming the source, the entry and the setting, unless every plugin
         and local path ``spec`` (resolved) names is allowed."""
         for what, name in _named_parts(spec):
-            module = name.partition(":")[0]
-            if ":" in name and not any(module == m or module.startswith(m + ".") for m in self.plugin_modules):
-                allowed = ", ".join(self.plugin_modules) or "unset: built-ins only"
-                raise Refused(f"source {spec.name}: {what} {name!r}: module {module} is not allowed by "
-                              f"{ENV_VARS['plugins']} ({allowed})")
+            reason = self.plugins.refusal(name, what) if ":" in name else None
+            if reason is not None:
+                raise Refused(f"source {spec.name}: {reason}")
         for what, path in _local_paths(spec):
             real = Path(path).resolve()
             if not any(real.is_relative_to(directory) for directory in self.file_dirs):
@@ -76,6 +80,10 @@ def _named_parts(spec: SourceSpec) -> Iterator[tuple[str, str]]:
         yield "stage", split_entry(entry, "stage")[0]
     for entry in spec.sinks:
         yield "sink", split_entry(entry, "sink")[0]
+    declaration = spec.declaration or {}
+    for key in ("stages", "prepare"):
+        for entry in declaration.get(key) or []:
+            yield "stage", split_entry(entry, "stage")[0]
 
 
 def _local_paths(spec: SourceSpec) -> Iterator[tuple[str, str]]:

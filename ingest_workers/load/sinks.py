@@ -27,7 +27,7 @@ from psycopg2.extras import execute_values
 
 from ..core.errors import ConfigError
 from ..core.models import Lineage
-from ..core.plugins import resolve, split_entry
+from ..core.plugins import PluginAllowlist, resolve, split_entry
 from ..datasets import Dataset
 
 log = logging.getLogger(__name__)
@@ -130,8 +130,9 @@ class AlertSink:
 SINKS: Mapping[str, Any] = MappingProxyType({cls.name: cls for cls in (JsonLinesSink, ConsoleSink, AlertSink)})
 
 
-def sink_class(entry: Any) -> Any:
-    return resolve(split_entry(entry, "sink")[0], SINKS, "sink")
+def sink_class(entry: Any, allow: PluginAllowlist | None = None) -> Any:
+    """The class of a sink entry; a plugin's module must be one ``allow`` allows (see :func:`.resolve`)."""
+    return resolve(split_entry(entry, "sink")[0], SINKS, "sink", allow)
 
 
 def make_sink(entry: Any, context: SinkContext) -> Sink:

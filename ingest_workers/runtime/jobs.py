@@ -14,9 +14,12 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from .. import pipeline
-from ..core.errors import CircuitOpen, ServiceUnavailable, TransientError
-from ..core.models import SourceSpec, Window
+from ..catalog import NAME_PATTERN, parse_job
+from ..core.errors import CircuitOpen, ConfigError, Refused, ServiceUnavailable, TransientError
+from ..core.models import Counts, SourceSpec, Window
+from ..core.permissions import Permissions
 from ..guards.quarantine import note_worker_death
+from ..ops.history_writer import HistoryWriter
 from ..ops.logs import configure_logging, job_context, redact_log_records
 from ..ops.metrics import count_job_retry
 from . import resources
@@ -24,6 +27,7 @@ from . import resources
 # What may pass if the job runs again later; anything else fails the job at once.
 RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
 MAX_DEFERRALS = 50  # an open circuit defers a job at most this many times, then it fails
+MAX_REFUSAL = 1000  # characters of a refused job's reason
 
 # What a queued job may name, under this layout's paths and the previous layout's (``ingest_workers.jobs``,
 # still resolved through the package's ``__getattr__``): ``IngestWorker`` refuses any other function or
@@ -43,12 +47,12 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
     with resources.for_job() as res:
         _ensure_logging(res.settings.log_format)
         job = get_current_job()
-        job_id = job.id if job else f"{run_id}-{spec['name']}"
+        source = accepted(spec, run_id, window, res)
+        job_id = job.id if job else f"{run_id}-{source.name}"
         queue = job.origin if job else "inline"
-        with job_context(spec["name"], run_id, job_id):
+        with job_context(source.name, run_id, job_id):
             try:
-                counts = pipeline.run_fetch_job(SourceSpec.from_dict(spec), run_id, job_id, queue, res,
-                                                Window(*window) if window else None,
+                counts = pipeline.run_fetch_job(source, run_id, job_id, queue, res, Window(*window) if window else None,
                                                 lambda error: runs_again(job, error))
             except CircuitOpen as exc:
                 return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
@@ -56,6 +60,39 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
                 res.redactor.redact_exception(exc)  # RQ stores and logs its traceback: no job variable's value
                 raise
     return counts.to_dict()
+
+
+def accepted(spec: Any, run_id: Any, window: Any, res: resources.Resources) -> SourceSpec:
+    """The job's arguments, as read from Redis, checked before anything in them is used: the source
+    by the catalog's own parser (:func:`~ingest_workers.catalog.parse_job`: its keys and types, its
+    dataset declaration, its plugins against ``INGEST_PLUGINS``), the variables it names against
+    ``INGEST_SOURCE_VARS``. Raises :class:`Refused` with one sentence (the job fails for good);
+    a refused source with a usable name is recorded in ``ingest_jobs`` like any failed job."""
+    permissions = Permissions.of(res.settings)
+    try:
+        if not isinstance(run_id, str) or not run_id or len(run_id) > 200:
+            raise ConfigError(f"the job's run id must be text, got {str(run_id)[:80]!r}")
+        if window is not None and not (isinstance(window, list) and len(window) == 2
+                                       and all(isinstance(moment, str) for moment in window)):
+            raise ConfigError(f"the job's window must be [since, until], got {str(window)[:80]!r}")
+        source = parse_job(spec, permissions.plugins)
+        permissions.check_variables(source)
+    except (ConfigError, Refused) as exc:
+        text = str(exc)  # it may quote the job's values: keep the sentence short
+        refused = Refused(text if len(text) <= MAX_REFUSAL else text[:MAX_REFUSAL] + " ...")
+        _record_refusal(spec, run_id, refused, res)
+        raise refused from None
+    return source
+
+
+def _record_refusal(spec: Any, run_id: Any, refused: Refused, res: resources.Resources) -> None:
+    name = spec.get("name") if isinstance(spec, dict) else None
+    job = get_current_job()
+    if job is None or not isinstance(run_id, str) or not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        return  # nothing that names a source of a run: the failed registry alone says why
+    history = HistoryWriter(pipeline.postgres_retry(res))
+    history.started(job.id, run_id, name)
+    history.failed(job.id, Counts(), f"Refused: {refused}")  # no variable was read: nothing to hide
 
 
 def runs_again(job: Job | None, error: BaseException) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.models import SourceSpec
-from ..core.plugins import resolve
+from ..core.plugins import PluginAllowlist, resolve
 from .base import FetchesAhead, ResumableSource, Source, SourceContext
 from .csv_file import CsvSource
 from .http_json import http_json_source
@@ -29,9 +29,10 @@ from .synthetic import SyntheticSource
 SOURCE_KINDS: dict[str, Any] = {"http_json": http_json_source, "csv": CsvSource, "synthetic": SyntheticSource}
 
 
-def source_class(kind: str) -> Any:
-    """The class of a built-in kind or of a plugin ``package.module:ClassName``; ConfigError otherwise."""
-    return resolve(kind, SOURCE_KINDS, "source kind")
+def source_class(kind: str, allow: PluginAllowlist | None = None) -> Any:
+    """The class of a built-in kind or of a plugin ``package.module:ClassName`` whose module ``allow``
+    allows (see :func:`.resolve`); ConfigError otherwise."""
+    return resolve(kind, SOURCE_KINDS, "source kind", allow)
 
 
 def make_source(spec: SourceSpec, context: SourceContext) -> Source:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.models import Lineage, SourceSpec
-from ..core.plugins import resolve, split_entry
+from ..core.plugins import PluginAllowlist, resolve, split_entry
 from ..datasets import Dataset
 from .base import Stage, default_stages
 from .series import MovingAverage, Normalise, ThresholdFilter
@@ -18,10 +18,11 @@ STAGES: Mapping[str, Any] = MappingProxyType({cls.name: cls for cls in (
     ThresholdFilter, Normalise, MovingAverage, Sentiment, PumpSignal, TickerFromCashtag)})
 
 
-def make_stage(entry: Any) -> Stage:
-    """Build one stage from a catalog entry (``"sentiment"`` or ``{name = "threshold", maximum = 5}``)."""
+def make_stage(entry: Any, allow: PluginAllowlist | None = None) -> Stage:
+    """Build one stage from a catalog entry (``"sentiment"`` or ``{name = "threshold", maximum = 5}``);
+    a plugin's module must be one ``allow`` allows (see :func:`.resolve`)."""
     name, params = split_entry(entry, "stage")
-    cls = resolve(name, STAGES, "stage")
+    cls = resolve(name, STAGES, "stage", allow)
     try:
         return cls(**params)
     except TypeError as exc:

@@ -124,6 +124,8 @@ def test_the_console_shows_runs_rejects_and_workers_as_the_fixture_made_them(
         catalog = tmp_path / "catalog.toml"
         catalog.write_text(catalog_text(url), encoding="utf-8")
         specs = load_catalog(catalog, {}).sources
+        # the workers may read the token the catalog names, as `ingest workers` with it would allow
+        settings = dataclasses.replace(settings, source_vars=",".join(load_catalog(catalog, {}).variables()))
         queue = make_queue(redis_client, settings)
         with local_workers(settings, 1, dict(os.environ),
                            tmp_path / "workers.log"):

@@ -139,8 +139,8 @@ def test_jobs_asking_for_a_foreign_plugin_or_a_file_outside_the_allowed_director
         state = wait_for_jobs(queue, [item.job_id for item in enqueued], lambda state: None, timeout=60)
     assert (state.done, state.failed) == (4, 3), (tmp_path / "workers.log").read_text()
     reasons = {
-        "foreign_kind": "source foreign_kind: source kind 'tests.foreign_plugin:Source': module tests.foreign_plugin "
-                        "is not allowed by INGEST_PLUGINS (tests.plugins)",
+        "foreign_kind": "source foreign_kind key 'kind': source kind 'tests.foreign_plugin:Source': module "
+                        "tests.foreign_plugin is not allowed by INGEST_PLUGINS (tests.plugins)",
         "outside_csv": f"source outside_csv: csv file '{outside / 'readings.csv'}' is not inside INGEST_FILES_DIR "
                        f"({inside})",
         "outside_sink": f"source outside_sink: jsonl sink path '{inside / '..' / 'outside' / 'rows.jsonl'}' is not "

