@@ -1,5 +1,6 @@
 """Where the drift of each job is kept (``ingest_jobs.drift``: the fields no column reads, see
-:mod:`ingest_workers.datasets.drift`) and read back per source and run."""
+:mod:`ingest_workers.datasets.drift`) and read back per source and run; and what a run's replace
+switches did (``replace_switches``), for its summary."""
 
 from __future__ import annotations
 
@@ -29,3 +30,11 @@ def run_drift(conn: psycopg2.extensions.connection, run_ids: Sequence[str]) -> d
     for run_id, source, drift in rows:
         parts.setdefault((run_id, source), []).append(drift)
     return {key: merge_drift(values) for key, values in parts.items()}
+
+
+def run_switches(conn: psycopg2.extensions.connection, run_id: str) -> dict[str, tuple[str, int]]:
+    """Per replace source of ``run_id``: what its switch said (replaced, or refused and why) and the
+    rows gone since the previous complete run."""
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute("SELECT source, detail, deleted FROM replace_switches WHERE run_id = %s", (run_id,))
+        return {source: (detail, int(deleted)) for source, detail, deleted in cur.fetchall()}

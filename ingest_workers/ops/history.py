@@ -17,7 +17,7 @@ from ..core.errors import ConfigError
 from ..core.models import COUNT_NAMES, Counts
 from ..datasets.drift import new_field_lines
 from ..datasets.stats import Stats, merge_stats
-from .drift_history import run_drift
+from .drift_history import run_drift, run_switches
 
 ENDED = ("finished", "partial", "failed")  # a job in one of these will not run again
 # A job that will run again (RQ holds it): its source's circuit was open, or a transient error will be retried.
@@ -47,6 +47,7 @@ class SourceSummary:
     partial: int = 0  # jobs that ended with pages they could not read
     column_stats: Stats = field(default_factory=dict)  # merged over the source's jobs of the run
     new_fields: tuple[str, ...] = ()  # the fields no column reads: "new field 'x' in 194 of 194 records"
+    switch: tuple[str, int] | None = None  # a replace source: what its switch said, and the rows it deleted
 
 
 class JobHistory:
@@ -200,11 +201,11 @@ class JobHistory:
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             rows = cur.fetchall()
         stats, drift = self.run_stats([run_id]), run_drift(self._conn, [run_id])
-        nested = self.run_nested_counts(run_id)
+        nested, switches = self.run_nested_counts(run_id), run_switches(self._conn, run_id)
         return [SourceSummary(source, jobs, finished, failed,
                               Counts(int(f), int(r), int(d), int(lo), int(up), int(de), nested=nested.get(source, {})),
                               float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}),
-                              tuple(new_field_lines(drift.get((run_id, source), {}))))
+                              tuple(new_field_lines(drift.get((run_id, source), {}))), switches.get(source))
                 for source, jobs, finished, failed, partial, f, r, d, lo, up, de, seconds, errors in rows]
 
     def run_nested_counts(self, run_id: str) -> dict[str, dict[str, dict[str, int]]]:

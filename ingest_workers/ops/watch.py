@@ -149,6 +149,8 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
                              "new_fields": list(s.new_fields)}
         if s.counts.nested:  # items of nested datasets: apart from fetched = rejected + duplicate + ...
             sources[s.source]["nested"] = s.counts.nested
+        if s.switch is not None:  # a replace source: rows gone since the last complete run are no fetched records
+            sources[s.source]["replace"] = {"switch": s.switch[0], "deleted": s.switch[1]}
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded", "updated",
                                                                  "deleted", "jobs", "failed_jobs", "partial_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,
@@ -181,6 +183,8 @@ def format_table(document: dict[str, Any]) -> str:
         for error in s["errors"]:
             lines.append(f"{name}: {error}")
         lines += [f"{name}: {line}" for line in s.get("new_fields", [])]
+        if "replace" in s:
+            lines.append(f"{name}: {s['replace']['switch']}")
     for name, reason in document.get("unfinished", {}).items():
         lines.append(f"{name}: did not finish: {reason}")
     return "\n".join(lines)

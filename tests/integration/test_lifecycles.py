@@ -29,7 +29,7 @@ from ingest_workers.core.config import Settings
 from ingest_workers.load.migrate import migrate
 from ingest_workers.ops.history import JobHistory
 from ingest_workers.ops.status import source_status
-from ingest_workers.ops.watch import wait_for_jobs
+from ingest_workers.ops.watch import summary_document, wait_for_jobs
 from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.workerpool import local_workers
 
@@ -274,6 +274,11 @@ def _check_counts_and_switches(pg: psycopg2.extensions.connection) -> None:
     gone_in_2 = len({r["sku"] for r in served(1)} - {r["sku"] for r in served(2)})
     assert switches["run-2"] == ("replaced", gone_in_2)
     assert switches["run-5"][0] == "refused"
+    # the run's summary says what the switch did: the rows gone, or that the run replaced nothing
+    document = summary_document("run-2", JobHistory(pg).summarise("run-2"), 1.0)
+    assert document["sources"]["src_catalog_items"]["replace"]["deleted"] == gone_in_2
+    [broken] = [s for s in JobHistory(pg).summarise("run-5") if s.source == "src_catalog_items"]
+    assert broken.switch is not None and "replaced nothing" in broken.switch[0] and "1 failed" in broken.switch[0]
 
 
 def test_catalog_diff_prints_the_columns_to_add_the_ones_gone_and_type_disagreements(
