@@ -398,3 +398,30 @@ def test_a_history_dataset_keeps_its_nested_items_per_version(pg: psycopg2.exten
     with pg, pg.cursor() as cur:
         cur.execute("SELECT sku, price, valid_from, valid_to FROM lc_priced ORDER BY sku, valid_from")
         assert cur.fetchall() == [("a", 1, day(0), day(1)), ("a", 2, day(1), None), ("b", 5, day(0), day(2))]
+
+
+def test_migrate_refuses_switching_to_or_from_history_and_lets_the_others_switch(
+    pg: psycopg2.extensions.connection,
+) -> None:
+    from ingest_workers.datasets import parse_dataset
+    from ingest_workers.load.schema import SchemaRefused
+
+    def declared(write: str) -> Any:
+        return parse_dataset("lc_switch", {"key": ["sku"], "write": write, "columns": {"sku": "text", "n": "integer"}})
+
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP VIEW IF EXISTS lc_switch_current")
+        cur.execute("DROP TABLE IF EXISTS lc_switch, lc_switch_staged")
+    migrate(pg, [declared("append")])
+    assert migrate(pg, [declared("merge")]) == []
+    migrate(pg, [declared("replace")])  # adds the run staging table, nothing else
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT to_regclass('lc_switch_staged') IS NOT NULL")
+        assert cur.fetchone() == (True,)
+    with pytest.raises(SchemaRefused, match='load the history into a new table \\(table = "lc_switch_history"\\)'):
+        migrate(pg, [declared("history")])
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP TABLE lc_switch, lc_switch_staged")
+    migrate(pg, [declared("history")])
+    with pytest.raises(SchemaRefused, match='declare write = "history" again'):
+        migrate(pg, [declared("merge")])
