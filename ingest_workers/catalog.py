@@ -5,6 +5,9 @@ jobs go (:data:`EXPANDED_HERE`: kind, dataset, queue, ...), its stages and its s
 other value keeps its references as written, and travels so in the job: the worker that runs it
 expands them from its own environment (:mod:`.core.envrefs`), so a secret never reaches Redis and
 the host that enqueues needs none.
+
+A source with ``parent`` runs through its parent's jobs, which carry it in ``children``
+(:mod:`.sources.family`: the fan-out keys' checks, the parents' tree).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .datasets import BUILTIN, Dataset, parse_dataset, resolve_nested
 from .load.sinks import sink_class
 from .sources import source_class
 from .sources.auth import check_auth
+from .sources.family import MAX_GENERATIONS, check_entry, check_family, with_children
 from .sources.http_json import CONCURRENT_PAGINATIONS, PAGINATIONS
 from .stages.registry import make_stage
 
@@ -39,9 +43,10 @@ EXPANDED_HERE = ("kind", "dataset", "queue", "pagination", "cursor_field")
 _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
-                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path"}
-_TABLE_FIELDS = {"fields", "constants", "options", "params", "headers"}
-_NOT_CATALOG_KEYS = {"name", "declaration"}  # SourceSpec fields the catalog fills itself
+                "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path",
+                "parent", "fan_out"}
+_TABLE_FIELDS = {"fields", "constants", "options", "params", "headers", "on_status", "partitions"}
+_NOT_CATALOG_KEYS = {"name", "declaration", "children"}  # SourceSpec fields the catalog fills itself
 _CATALOG_KEYS = set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS
 _JOB_KEYS = set(_SPEC_FIELDS) - {"name"}
 _OPTIONAL_KEYS = {name for name, f in _SPEC_FIELDS.items() if f.default is None}
@@ -67,9 +72,11 @@ class Catalog:
         return tuple(sorted(names - WORKER_OWN_VARIABLES))
 
     def select(self, names: str) -> list[SourceSpec]:
-        """Resolve ``all`` or a comma-separated list of source names."""
+        """Resolve ``all`` or a comma-separated list of source names. ``all`` leaves out the child
+        sources (each runs through its parent's jobs, once); named, a child source is returned
+        (it then runs for the records its parent source has stored)."""
         if names.strip() == "all":
-            return list(self.sources.values())
+            return [spec for spec in self.sources.values() if spec.parent is None]
         wanted = [n.strip() for n in names.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in self.sources]
         if unknown or not wanted:
@@ -101,6 +108,8 @@ def load_catalog(path: Path, env: Mapping[str, str]) -> Catalog:
         raise ConfigError(f"{path}: no [sources.NAME] tables; the catalog needs at least one source")
     datasets = _parse_datasets(path, data.get("datasets", {}))
     sources = {name: _parse_source(path, name, entry, env, datasets) for name, entry in sources_table.items()}
+    check_family(sources, {name: f"{path}: [sources.{name}]" for name in sources})
+    sources = with_children(sources)
     return Catalog(path=path, settings=dict(data.get("settings", {})), sources=sources, datasets=datasets)
 
 
@@ -166,7 +175,12 @@ def parse_job(data: Any, allow: PluginAllowlist) -> SourceSpec:
     """The source a job read from Redis carries (:meth:`SourceSpec.to_dict`), checked by the catalog's
     own checks before anything in it is used: known keys of the right types, its dataset declaration
     (:func:`parse_dataset`), and every name that resolves to code allowed by ``allow`` before it is
-    imported. Raises :class:`ConfigError` or :class:`Refused` naming the key."""
+    imported; its ``children`` (child sources) by this same parser, at every generation. Raises
+    :class:`ConfigError` or :class:`Refused` naming the key."""
+    return _parse_job(data, allow, 0)
+
+
+def _parse_job(data: Any, allow: PluginAllowlist, generation: int) -> SourceSpec:
     if not isinstance(data, dict):
         raise ConfigError(f"the job's source is not a table but {type(data).__name__}")
     name = data.get("name")
@@ -186,7 +200,28 @@ def parse_job(data: Any, allow: PluginAllowlist) -> SourceSpec:
         _refuse_builtin(f"{where} key 'declaration'", values["dataset"])
         declared = parse_dataset(values["dataset"], values["declaration"], f"{where} key 'declaration': ")
         check_declared(f"{where} key 'declaration'", declared, allow)
+    if "children" in values:
+        values["children"] = _parse_children(where, name, values["children"], allow, generation)
     return check_source(where, name, values, declared, dataset_key, allow)
+
+
+def _parse_children(where: str, name: str, children: Any, allow: PluginAllowlist, generation: int) -> list[Any]:
+    """A job's child sources, each parsed by :func:`parse_job`'s checks and naming ``name`` as its parent."""
+    if not isinstance(children, list):
+        raise ConfigError(f"{where} key 'children': expected a list of sources, got {type(children).__name__}")
+    if children and generation >= MAX_GENERATIONS:
+        raise ConfigError(f"{where} key 'children': more than {MAX_GENERATIONS} generations of child sources")
+    parsed = []
+    for child in children:
+        try:
+            spec = _parse_job(child, allow, generation + 1)
+        except (ConfigError, Refused) as exc:
+            raise type(exc)(f"{where} key 'children': {exc}") from None
+        if spec.parent != name:
+            raise ConfigError(f"{where} key 'children': child source {spec.name} names {spec.parent!r} as its "
+                              f"parent, not {name!r}")
+        parsed.append(spec.to_dict())
+    return parsed
 
 
 def check_source(where: str, name: str, values: dict[str, Any], declared: Dataset | None, dataset_key: str,
@@ -200,6 +235,7 @@ def check_source(where: str, name: str, values: dict[str, Any], declared: Datase
             raise ConfigError(f"{where} key {key!r}: expected a table, got {value!r}")
     _check_parts(where, values, declared, dataset_key, allow)
     _check_request(where, values)
+    check_entry(where, values)
     _check_numbers(where, values)
     _check_concurrency(where, values)
     queue = values.get("queue")

@@ -11,7 +11,8 @@
     │   └── CircuitOpen          the source's breaker is open: defer the job, do not call it
     └── PermanentError           retrying cannot help: 4xx, a body that is not JSON, ...
         ├── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
-        └── CountMismatch        a job's counts do not add up (a counting bug; raised with INGEST_STRICT_COUNTS)
+        ├── CountMismatch        a job's counts do not add up (a counting bug; raised with INGEST_STRICT_COUNTS)
+        └── MissingParentValue   a child source's {parent.PATH} (or {partition.NAME}) has no value to fill in
 
 Third-party errors (requests, psycopg2, redis) are translated into these at the
 module that talks to the library, with ``raise ... from exc``, so callers above
@@ -92,3 +93,13 @@ class CountMismatch(PermanentError):
     """A job's counts do not add up (``fetched != rejected + duplicate + loaded + updated``): a
     bug in the counting, never in the data. Raised only with ``strict_counts`` (tests); otherwise
     logged as an error and the job ends as it would have."""
+
+
+class MissingParentValue(PermanentError):
+    """A request template names ``{parent.PATH}`` (or ``{partition.NAME}``) and the parent record
+    (or the partition) has no usable value there: no request is sent. Retrying cannot help; the
+    fan-out marks that one parent failed with this message, which names the path (``path``)."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path  # "parent.user.login", "partition.board"

@@ -50,13 +50,29 @@ class SourceSpec:
     interval_seconds: int | None = None  # `ingest schedule` runs the source this often; None: never
     rate_limit: float = 5.0  # requests/second to this source, all workers together (0: unlimited)
     queue: str | None = None  # an RQ queue of its own (e.g. for heavy sources); None: the settings' queue
+    # HTTP status (as text, "404") -> "skip" | "retry" | "fail": what an answer with that status means
+    on_status: dict[str, str] = field(default_factory=dict)
+    parent: str | None = None  # fan-out: the catalog source whose records this source is run for
+    parents_per_job: int = 20  # fan-out: parent records per child job
+    fan_out: str = "all"  # fan-out: "all" parent records that passed their checks | "changed" (loaded or updated)
+    # partition key -> its values: one request chain per value (per combination, with several keys)
+    partitions: dict[str, list[Any]] = field(default_factory=dict)
     # The dataset's declaration when the catalog declares it ([datasets.NAME]); None: a built-in dataset.
     declaration: dict[str, Any] | None = None
+    # Filled by the catalog, like ``declaration``: the full spec dicts of the sources whose ``parent``
+    # is this source (each with its own ``children``): they run through this source's jobs.
+    children: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as its job carries it (JSON). Keys still at their default among
+        :data:`LATER_KEYS` are left out: the job of a source without them stays readable by
+        workers that predate them."""
         data = dataclasses.asdict(self)
         if data["declaration"] is None:  # a built-in dataset: the job stays readable by workers of 0.1
             del data["declaration"]
+        for spec_field in dataclasses.fields(self):
+            if spec_field.name in LATER_KEYS and data[spec_field.name] == _default(spec_field):
+                del data[spec_field.name]
         return data
 
     @classmethod
@@ -66,6 +82,15 @@ class SourceSpec:
         from Redis is read by ``ingest_workers.catalog.parse_job``."""
         return cls(**current_keys(data))
 
+
+def _default(spec_field: dataclasses.Field[Any]) -> Any:
+    if spec_field.default_factory is not dataclasses.MISSING:
+        return spec_field.default_factory()
+    return spec_field.default
+
+
+# Keys added with the fan-out (issue 24), and their defaults: left out of a job that does not use them.
+LATER_KEYS = ("on_status", "parent", "parents_per_job", "fan_out", "partitions", "children")
 
 # Keys renamed since a catalog was written or a job enqueued: older name -> name. The catalog and
 # the job both accept the older name (giving both is an error), and nothing else uses it.
@@ -150,10 +175,14 @@ class Counts:
     # the pages the source could not read ("page 3: the body is not JSON"): the job is partial
     lost_pages: list[str] = field(default_factory=list)
     nested: dict[str, dict[str, int]] = field(default_factory=dict)  # nested dataset -> NESTED_COUNT_NAMES
+    # requests whose status the source's ``on_status`` says to skip (a deleted parent's 404): no
+    # records and no error. Requests, not records: outside ``fetched = rejected + ...``.
+    skipped: int = 0
 
     def add(self, other: Counts) -> None:
         for name in COUNT_NAMES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped += other.skipped
         self.lost_pages.extend(other.lost_pages)
         self.add_nested(other.nested)
 
@@ -165,6 +194,7 @@ class Counts:
                 mine[name] = mine.get(name, 0) + int(value)
 
     def to_dict(self) -> dict[str, int]:
+        """The record counts (:data:`COUNT_NAMES`); ``skipped``, a count of requests, is read apart."""
         return {name: getattr(self, name) for name in COUNT_NAMES}
 
     def unaccounted(self) -> int:
@@ -173,7 +203,7 @@ class Counts:
         return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated + self.deleted)
 
 
-COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated", "deleted")
+COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated", "deleted")  # of records; ``skipped``: requests
 NESTED_COUNT_NAMES = ("loaded", "updated", "deleted", "rejected")  # per nested dataset: its items
 
 

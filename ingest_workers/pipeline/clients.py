@@ -36,6 +36,7 @@ def http_client(spec: SourceSpec, res: Resources, recorder: MetricsRecorder) -> 
         max_nesting=settings.max_nesting,
         max_page_values=settings.max_page_values,
         guard=lambda request: breaker.call(spec.name, request),
+        on_status={int(status): action for status, action in spec.on_status.items()},
     )
 
 

@@ -20,7 +20,7 @@ from ..load.cursors import CursorStore
 from ..load.pgretry import PostgresRetry
 from ..load.sinks import SinkContext, make_sink
 from ..ops.metrics import RECORDS, MetricsRecorder
-from ..sources import FetchesAhead, SourceContext, make_source
+from ..sources import FetchesAhead, SkipsRequests, SourceContext, make_source
 from ..sources.prefetch import read_ahead
 from ..stages.base import compose
 from ..stages.registry import source_stages
@@ -60,7 +60,8 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     postgres = postgres_retry(res)
     check_table(postgres, dataset, res)
     cursor_field = spec.cursor_field if window is None else None
-    source = make_source(spec, _source_context(spec, res, recorder, postgres, window, cursor_field))
+    context = _source_context(spec, res, recorder, postgres, window, cursor_field)
+    source = make_source(spec, context)
     sinks = [make_sink(entry, SinkContext(dataset, lineage, lambda: res.pg)) for entry in spec.sinks]
     resume = ResumePoint.start(source, res, lineage, cursor_field)
     tally.continued = resume.continued
@@ -72,8 +73,9 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     stream = read_ahead(with_resume_page(source), depth, spec.page_size)
     raw = tally.count(resume.position.follow(stream), recorder, spec.name)
     # A source yields a Rejected itself for a page it could not read; stages pass it through.
-    items = compose(source_stages(spec, dataset, lineage),
+    items = compose(source_stages(spec, dataset, lineage, context.scope()),
                     (r if isinstance(r, Rejected) else Record(r) for r in raw))
+    skipped = SkippedSoFar(source)
     batch_loader = BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks)
     counted = 0  # what the batches before this one took from the source
     with closing(stream):  # stops the read-ahead thread when a batch fails
@@ -81,8 +83,26 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
             outcome = batch_loader.load(batch)
             resume.save(batch_loader.first_lost_page)
             fetched, counted = tally.fetched - counted, tally.fetched
-            yield outcome.to_counts(fetched)
+            counts = outcome.to_counts(fetched)
+            counts.skipped = skipped.new()
+            yield counts
+    if remaining := skipped.new():  # skipped after the last batch, or no batch at all (one 404)
+        yield Counts(skipped=remaining)
     resume.clear()
+
+
+class SkippedSoFar:
+    """The requests the source skipped (``on_status``, :class:`SkipsRequests`) since the last
+    call to :meth:`new`: requests, not records, so outside ``fetched``."""
+
+    def __init__(self, source: object) -> None:
+        self._source = source
+        self._counted = 0
+
+    def new(self) -> int:
+        total = self._source.skipped if isinstance(self._source, SkipsRequests) else 0
+        new, self._counted = total - self._counted, total
+        return new
 
 
 def _source_context(spec: SourceSpec, res: Resources, recorder: MetricsRecorder, postgres: PostgresRetry,

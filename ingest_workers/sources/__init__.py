@@ -11,6 +11,7 @@ the same contract.
 - :mod:`.auth`: the credentials a source's ``auth`` names, read from the worker's environment per request.
 - :mod:`.probe` and :mod:`.draft`: ``ingest catalog draft``, a catalog entry from what an API serves.
 - :mod:`.prefetch`: read a source ahead in a thread while the job works on what it served.
+- :mod:`.templates`: ``{parent.PATH}`` and ``{partition.NAME}`` in a request, filled from the context.
 
 May import: ``core``, ``datasets`` (the draft's column types).
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 from ..core.models import SourceSpec
 from ..core.plugins import PluginAllowlist, resolve
-from .base import FetchesAhead, ResumableSource, Source, SourceContext
+from .base import FetchesAhead, ResumableSource, SkipsRequests, Source, SourceContext
 from .csv_file import CsvSource
 from .http_json import http_json_source
 from .synthetic import SyntheticSource
@@ -40,5 +41,5 @@ def make_source(spec: SourceSpec, context: SourceContext) -> Source:
     return source_class(spec.kind)(spec, context)
 
 
-__all__ = ["SOURCE_KINDS", "FetchesAhead", "ResumableSource", "Source", "SourceContext", "make_source",
-           "source_class"]
+__all__ = ["SOURCE_KINDS", "FetchesAhead", "ResumableSource", "SkipsRequests", "Source", "SourceContext",
+           "make_source", "source_class"]

@@ -5,6 +5,7 @@ and what only some kinds can do, as protocols the pipeline checks with ``isinsta
   died (page numbers must address the same records again: page paging only).
 - :class:`FetchesAhead`: fetches its next pages itself while its records are worked on (the
   pipeline then adds no read-ahead of its own).
+- :class:`SkipsRequests`: counts the requests its ``on_status`` skipped (``Counts.skipped``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,26 @@ class SourceContext:
     """``since``: serve records at or after this mark (the source's cursor, or a window's
     start); ``until``: before this moment (a window's end). ``secrets`` is where
     ``spec.auth_env`` is looked up; ``fetch_concurrency``: requests a job keeps in flight
-    where its pages' addresses are known in advance, for sources without ``concurrency``."""
+    where its pages' addresses are known in advance, for sources without ``concurrency``.
+
+    ``parent``: a child source's parent record, as its parent source served it; ``partition``:
+    a partitioned source's values (``{"board": "5f1a"}``). Its requests' ``{parent.PATH}`` and
+    ``{partition.NAME}`` (:mod:`.templates`) and its ``fields``' ``parent.``/``partition.`` paths
+    read them."""
 
     client: HttpClient
     secrets: Mapping[str, str] = field(default_factory=dict)
     since: Any = None
     until: Any = None
     fetch_concurrency: int = 4
+    parent: Mapping[str, Any] | None = None
+    partition: Mapping[str, Any] | None = None
+
+    def scope(self) -> dict[str, Any]:
+        """What the source's templates and field paths may name: ``{"parent": ..., "partition": ...}``,
+        each only when given."""
+        return {name: value for name, value in (("parent", self.parent), ("partition", self.partition))
+                if value is not None}
 
 
 @runtime_checkable
@@ -59,3 +73,11 @@ class FetchesAhead(Source, Protocol):
     def pages_in_flight(self) -> int:
         """How many page requests it keeps in flight at most."""
         ...
+
+
+@runtime_checkable
+class SkipsRequests(Protocol):
+    """A source whose requests its ``on_status`` may skip (a deleted parent's 404): ``skipped``
+    counts them so far."""
+
+    skipped: int

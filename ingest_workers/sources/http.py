@@ -11,6 +11,11 @@ requests, and only within the source's origin (scheme, host and port): a redirec
 another origin is refused, so the source's credentials (any auth header, not only
 ``Authorization``) never reach another host. A decoded page is bounded in values and
 nesting (:mod:`.jsonlimits`).
+
+A source's ``on_status`` (``{404: "skip"}``) overrides what a status means, in one place
+(:meth:`HttpClient._status_action`): ``skip`` makes the request an empty answer
+(``JsonPage.skipped``, no error, nothing retried), ``retry`` a transient failure, ``fail`` a
+permanent one.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class JsonPage:
     body: Any
     url: str
     next_link: str | None
+    skipped: int | None = None  # the status of an answer on_status says to skip (body None, no records)
 
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -65,6 +71,13 @@ UNREADABLE_BODY_ATTEMPTS = 3
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+STATUS_ACTIONS = ("skip", "retry", "fail")  # what a source's on_status may make of a status
+
+
+class _Skip(Exception):  # noqa: N818 (not an error: an answer on_status says to skip)
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class HttpClient:
@@ -88,7 +101,9 @@ class HttpClient:
         guard: Callable[[Callable[[], Any]], Any] = lambda request: request(),
         max_nesting: int = DEFAULT_MAX_NESTING,
         max_page_values: int = DEFAULT_MAX_PAGE_VALUES,
+        on_status: Mapping[int, str] | None = None,
     ) -> None:
+        self._on_status = dict(on_status or {})  # status -> one of STATUS_ACTIONS (the source's on_status)
         self.max_nesting = max_nesting  # levels per record; sources refuse deeper records alone
         self._max_page_values = max_page_values
         self._guard = guard  # runs each whole request (all its tries), e.g. under a circuit breaker
@@ -129,7 +144,11 @@ class HttpClient:
         Opening is retried like :meth:`get_json`; a failure while reading the body is the caller's.
         """
         retrying = self._retrying()
-        return self._guard(lambda: retrying(self._open_once, url, params, headers))
+        try:
+            return self._guard(lambda: retrying(self._open_once, url, params, headers))
+        except _Skip as skip:  # a file is one request: skipping it would load nothing, silently
+            raise PermanentError(f"GET {safe_url(url)}: HTTP {skip.status} (on_status skip is for JSON "
+                                 "sources)") from None
 
     def with_session(self, session: requests.Session) -> HttpClient:
         """This client (retries, rate limit, breaker, counters) over another session: one per
@@ -151,7 +170,10 @@ class HttpClient:
     def _get_once(self, url: str, params: Mapping[str, Any] | None,
                   headers: Mapping[str, str] | None) -> JsonPage:
         where = safe_url(url)
-        response = self._open_once(url, params, headers)
+        try:
+            response = self._open_once(url, params, headers)
+        except _Skip as skip:
+            return JsonPage(None, url, None, skipped=skip.status)
         try:
             with response:
                 body = self._decode(response, where)
@@ -194,6 +216,9 @@ class HttpClient:
             raise PermanentError(f"GET {where}: {type(exc).__name__}") from None
         status = response.status_code
         self._on_response(f"{status // 100}xx")
+        if status in self._on_status:
+            response.close()
+            self._status_action(status, where, response)
         if status == 429 or status >= 500:
             response.close()
             raise TransientError(f"GET {where}: HTTP {status}", retry_after=parse_retry_after(response))
@@ -201,6 +226,17 @@ class HttpClient:
             response.close()
             raise PermanentError(f"GET {where}: HTTP {status}")
         return response
+
+    def _status_action(self, status: int, where: str, response: requests.Response) -> None:
+        """Raise what the source's ``on_status`` makes of ``status``."""
+        action = self._on_status[status]
+        if action == "skip":
+            raise _Skip(status)
+        if action == "retry":
+            raise TransientError(f"GET {where}: HTTP {status} (on_status: retry)",
+                                 retry_after=parse_retry_after(response))
+        raise PermanentError(f"GET {where}: HTTP {status}" + (" (on_status: fail)" if action == "fail" else
+                                                              f" (on_status: unknown action {action!r})"))
 
     def _decode(self, response: requests.Response, where: str) -> Any:
         """The JSON body of a successful answer, or :class:`UnreadableBody` saying why not."""

@@ -17,6 +17,12 @@ Paging stops with a :class:`PermanentError` when a page repeats the one before i
 records, or the same token or next URL) or after ``max_pages`` pages. A lost page is a
 gap: the pipeline keeps the cursor before it and ends the job ``partial``, so the next
 run fetches it again.
+
+A child source's ``{parent.PATH}`` (a partitioned one's ``{partition.NAME}``) in its url, params
+and headers is filled in from its context when the source is built (:mod:`.templates`; a missing
+value raises :class:`MissingParentValue` there, before any request). An answer the client skips
+(``on_status``) is a page without records: paging ends there, and :attr:`HttpJsonSource.skipped`
+counts it. With ``records_path = ""``, a body that is one object (a detail endpoint) is one record.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from .base import SourceContext
 from .http import HttpClient, JsonPage, safe_url
 from .jsonlimits import DEEP_MARKER, too_deep
 from .page_fetch import fetched_in_order, session_client
+from .templates import rendered_request
 
 PAGINATIONS = ("page", "offset", "cursor", "link", "next_url", "after_last", "none")
 CONCURRENT_PAGINATIONS = ("page", "offset")  # the others find the next page's address in this one
@@ -43,6 +50,8 @@ MAX_BAD_PAGES_IN_A_ROW = 3  # then the source is broken, not one page: fail the 
 
 class HttpJsonSource:
     def __init__(self, spec: SourceSpec, context: SourceContext) -> None:
+        """Raises :class:`MissingParentValue` when a placeholder of the request has no value in ``context``."""
+        spec = rendered_request(spec, context.scope())
         if spec.pagination not in PAGINATIONS:
             raise ConfigError(f"source {spec.name}: pagination {spec.pagination!r}; known: {', '.join(PAGINATIONS)}")
         if not spec.url:
@@ -51,6 +60,7 @@ class HttpJsonSource:
             raise ConfigError(f"source {spec.name}: max_pages must be a whole number above 0, got {spec.max_pages!r}")
         self._spec = spec
         self._pages_fetched = 0
+        self.skipped = 0  # requests whose answer the client skipped (on_status): no records, no error
         self._pages_lock = threading.Lock()  # page and offset paging fetch from several threads at once
         self._client = context.client
         self._start_page = 1
@@ -201,7 +211,13 @@ class HttpJsonSource:
         else:
             page = client.get_json_document(spec.url, params={**self._filters, **params, **credentials.params},
                                             headers=headers)
+        if page.skipped is not None:
+            with self._pages_lock:
+                self.skipped += 1
+            return [], page
         records = _at(page.body, spec.records_path)
+        if isinstance(records, dict) and not spec.records_path:
+            records = [records]  # a detail endpoint: the body is the one record
         if not isinstance(records, list):
             raise PermanentError(f"source {spec.name}: {where} of {safe_url(spec.url)} has no list at "
                                  f"{spec.records_path!r}")

@@ -7,7 +7,7 @@ length holds one record at a time. An item is a :class:`Record` on its way, or a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any, Protocol
@@ -82,21 +82,26 @@ def _fused(stages: Sequence[Stage]) -> list[Stage]:
     return fused
 
 
-def map_fields(fields: dict[str, str], constants: dict[str, Any] | None = None) -> PerRecord:
+def map_fields(fields: dict[str, str], constants: dict[str, Any] | None = None,
+               scope: Mapping[str, Any] | None = None) -> PerRecord:
     """Rename a source's fields to the dataset's: ``{"product_id": "id", "price": "price.amount"}``.
 
     Fields not named in ``fields`` are taken under their own name; ``constants`` sets
-    fields every record of the source shares (``{"platform": "twitter"}``).
+    fields every record of the source shares (``{"platform": "twitter"}``). A path whose first
+    part is a key of ``scope`` reads the scope instead of the record: a child source's
+    ``"parent.number"`` is its parent record's ``number`` (``scope = {"parent": record}``), a
+    partitioned source's ``"partition.board"`` its partition's value.
     """
     paths = {target: path.split(".") for target, path in fields.items()}
     fixed = dict(constants or {})
+    scoped = dict(scope or {})
 
     def apply(record: Record) -> Record:
         if not isinstance(record.raw, dict):
             raise Reject(f"record is a JSON {type(record.raw).__name__}, not an object")
         mapped = dict(record.raw)
         for target, parts in paths.items():
-            mapped[target] = _dig(record.raw, parts)
+            mapped[target] = _dig(scoped, parts) if parts[0] in scoped else _dig(record.raw, parts)
         mapped.update(fixed)
         record.row = mapped
         return record
@@ -140,7 +145,9 @@ def enrich(lineage: Lineage) -> PerRecord:
 
 
 def default_stages(fields: dict[str, str], dataset: Dataset, lineage: Lineage, extra: Sequence[Stage] = (),
-                   constants: dict[str, Any] | None = None, prepare: Sequence[Stage] = ()) -> list[Stage]:
-    """The stages every source runs: map its fields, the dataset's ``prepare`` stages, validate
-    into the dataset, the ``extra`` stages of its catalog entry (or dataset), then stamp lineage."""
-    return [map_fields(fields, constants), *prepare, validate(dataset), *extra, enrich(lineage)]
+                   constants: dict[str, Any] | None = None, prepare: Sequence[Stage] = (),
+                   scope: Mapping[str, Any] | None = None) -> list[Stage]:
+    """The stages every source runs: map its fields (reading ``scope`` for its ``parent.`` and
+    ``partition.`` paths), the dataset's ``prepare`` stages, validate into the dataset, the
+    ``extra`` stages of its catalog entry (or dataset), then stamp lineage."""
+    return [map_fields(fields, constants, scope), *prepare, validate(dataset), *extra, enrich(lineage)]

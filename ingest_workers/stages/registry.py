@@ -29,8 +29,12 @@ def make_stage(entry: Any, allow: PluginAllowlist | None = None) -> Stage:
         raise ConfigError(f"stage {name}: {exc}") from None
 
 
-def source_stages(spec: SourceSpec, dataset: Dataset, lineage: Lineage) -> list[Stage]:
-    """map -> the dataset's prepare stages -> validate -> the entry's stages (or the dataset's) -> enrich."""
+def source_stages(spec: SourceSpec, dataset: Dataset, lineage: Lineage,
+                  scope: Mapping[str, Any] | None = None) -> list[Stage]:
+    """map -> the dataset's prepare stages -> validate -> the entry's stages (or the dataset's) -> enrich.
+
+    ``scope``: the source context's (``SourceContext.scope()``: its parent record, its partition),
+    which the ``parent.``/``partition.`` paths of ``spec.fields`` read."""
     extra = spec.stages if spec.stages is not None else list(dataset.default_stages)
     return default_stages(spec.fields, dataset, lineage, [make_stage(e) for e in extra], spec.constants,
-                          [make_stage(e) for e in dataset.prepare])
+                          [make_stage(e) for e in dataset.prepare], scope)

@@ -180,3 +180,71 @@ def test_open_stream_retries_the_opening_then_streams(server: Scripted) -> None:
     with response:
         assert response.raw.read() == b"a,b\n1,2\n"
     assert len(sleeps) == 1
+
+
+def on_status_client(on_status: dict[int, str], sleeps: list[float] | None = None) -> HttpClient:
+    return HttpClient(make_session(), (2, 2), RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=8),
+                      sleep=(sleeps if sleeps is not None else []).append, on_status=on_status)
+
+
+def test_on_status_skip_makes_an_empty_answer_not_an_error(server: Scripted) -> None:
+    server.script = [(404, {}, b"")]
+    page = on_status_client({404: "skip"}).get_json_document(url(server))
+    assert (page.body, page.next_link, page.skipped) == (None, None, 404)
+    assert len(server.requests) == 1  # skipped, never retried
+
+
+def test_on_status_skip_leaves_other_statuses_as_they_were(server: Scripted) -> None:
+    server.script = [(410, {}, b"")]
+    with pytest.raises(PermanentError, match="HTTP 410"):
+        on_status_client({404: "skip"}).get_json_document(url(server))
+    server.script = [OK]
+    assert on_status_client({404: "skip"}).get_json_document(url(server)).skipped is None
+
+
+def test_on_status_retry_makes_a_4xx_transient(server: Scripted) -> None:
+    server.script = [(409, {"Retry-After": "2"}, b""), OK]
+    sleeps: list[float] = []
+    assert on_status_client({409: "retry"}, sleeps).get_json(url(server)) == {"items": [1]}
+    assert len(server.requests) == 2 and sleeps[0] >= 2  # retried, after the server's Retry-After
+    server.script = [(409, {}, b"")]
+    with pytest.raises(TransientError, match=r"HTTP 409 \(on_status: retry\)"):
+        on_status_client({409: "retry"}).get_json(url(server))
+
+
+def test_on_status_fail_makes_a_5xx_permanent(server: Scripted) -> None:
+    server.script = [(503, {}, b""), OK]
+    with pytest.raises(PermanentError, match=r"HTTP 503 \(on_status: fail\)") as caught:
+        on_status_client({503: "fail"}).get_json(url(server))
+    assert not isinstance(caught.value, TransientError) and len(server.requests) == 1
+
+
+def test_on_status_skip_of_a_file_fails_rather_than_loading_nothing(server: Scripted) -> None:
+    server.script = [(404, {}, b"")]
+    with pytest.raises(PermanentError, match="on_status skip is for JSON sources"):
+        on_status_client({404: "skip"}).open_stream(url(server))
+
+
+@pytest.mark.parametrize("pagination", ["page", "link", "cursor", "none"])
+def test_a_skipped_answer_is_a_page_without_records_counted_by_the_source(server: Scripted, pagination: str) -> None:
+    server.script = [(404, {}, b"")]
+    spec = SourceSpec(name="s", kind="http_json", dataset="quotes", url=url(server), pagination=pagination,
+                      on_status={"404": "skip"})
+    source = HttpJsonSource(spec, SourceContext(on_status_client({404: "skip"})))
+    assert list(source.stream()) == []
+    assert source.skipped == 1 and len(server.requests) == 1
+
+
+def test_a_detail_object_is_one_record(server: Scripted) -> None:
+    detail = {"id": 7, "name": "lamp", "reviews": [{"stars": 5}]}
+    server.script = [(200, {"Content-Type": "application/json"}, json.dumps(detail).encode())]
+    spec = SourceSpec(name="s", kind="http_json", dataset="quotes", url=url(server), pagination="none",
+                      records_path="")
+    assert list(HttpJsonSource(spec, SourceContext(client([], [], []))).stream()) == [detail]
+
+
+def test_an_object_at_a_records_path_is_still_refused(server: Scripted) -> None:
+    server.script = [(200, {"Content-Type": "application/json"}, json.dumps({"items": {"id": 7}}).encode())]
+    spec = SourceSpec(name="s", kind="http_json", dataset="quotes", url=url(server), pagination="none")
+    with pytest.raises(PermanentError, match="has no list at 'items'"):
+        list(HttpJsonSource(spec, SourceContext(client([], [], []))).stream())
