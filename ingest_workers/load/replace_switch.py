@@ -2,15 +2,19 @@
 rows the run staged (:mod:`.replace_rows`) replace that source's rows in one transaction, so
 readers see the old set or the new one, never half of each. Other sources' rows are untouched.
 
-Who switches: the job that ends last among the source's jobs in the run (each job asks once it
-has recorded its own end). A run watcher could not: a run enqueued by ``ingest schedule`` or a
-producer has none, and a watcher that is stopped would leave the switch undone. Exactly once: the
+Who switches: the job that ends last among the source's jobs in the run. Each job asks twice:
+just before it records ``finished`` (counting itself as finished: a kill between its end and the
+switch cannot leave the run unswitched, since its rows are all staged by then), and once it has
+recorded its end (two jobs ending at once each see the other unfinished the first time). Not a
+run watcher: a run enqueued by ``ingest schedule`` or a producer has none, and a watcher that is
+stopped would leave the switch undone. Exactly once: the
 switch writes its ``replace_switches`` row (primary key source and run) in its own transaction,
 and an advisory lock per source serialises the jobs asking, so a second job, a retried one, or a
 job replayed after a crash finds the row and does nothing.
 
 A run in which a job of the source failed or lost pages replaces nothing: the switch row says
-``refused`` and why, and the run's staged rows are dropped.
+``refused`` and why, and the run's staged rows are dropped. A run whose job never ends (timed
+out, abandoned and not run again) switches nothing and leaves its staged rows (keyed by its run).
 """
 
 from __future__ import annotations
@@ -36,16 +40,18 @@ class Switch:
     written: int = 0
 
 
-def switch_if_complete(cur: Any, dataset: Dataset, source: str, run_id: str) -> Switch | None:
+def switch_if_complete(cur: Any, dataset: Dataset, source: str, run_id: str,
+                       finishing: str | None = None) -> Switch | None:
     """In the caller's transaction: switch ``source``'s rows to those ``run_id`` staged if every job
-    of the source in the run ended ``finished``; refuse (and say so) if one ended otherwise. None:
-    a job is still to end, or the switch was made (or refused) already."""
+    of the source in the run ended ``finished`` (``finishing``: a job about to, counted as finished);
+    refuse (and say so) if one ended otherwise. None: a job is still to end, or the switch was made
+    (or refused) already."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('replace'), hashtext(%s))", (source,))
     cur.execute("SELECT 1 FROM replace_switches WHERE source = %s AND run_id = %s", (source, run_id))
     if cur.fetchone() is not None:
         return None
-    cur.execute("SELECT status, count(*) FROM ingest_jobs WHERE source = %s AND run_id = %s GROUP BY status",
-                (source, run_id))
+    cur.execute("SELECT CASE WHEN job_id = %s THEN 'finished' ELSE status END AS ended, count(*) FROM ingest_jobs "
+                "WHERE source = %s AND run_id = %s GROUP BY ended", (finishing, source, run_id))
     statuses = dict(cur.fetchall())
     if not statuses or any(status in UNFINISHED for status in statuses):
         return None

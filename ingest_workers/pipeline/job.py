@@ -103,6 +103,9 @@ class JobRun:
             switch_replaced_rows(spec, self.run_id, self.res)  # a partial run replaces nothing, and says so
             self._finish("partial")
             return counts
+        # replace: switch first if this job is the source's last in the run (a kill between its end and
+        # the switch would leave the run unswitched), and again once its end is recorded (jobs ending at once)
+        switch_replaced_rows(spec, self.run_id, self.res, finishing=self.job_id)
         self.history.finished(self.job_id, counts, continued)
         switch_replaced_rows(spec, self.run_id, self.res)
         self.history.record_stats(self.job_id, dataset_of(spec.dataset, spec.declaration), spec.name, self.run_id)
@@ -119,6 +122,8 @@ class JobRun:
         status = "deferred" if runs_again else "failed"
         self._bookkeep(lambda: self.history.ended(self.job_id, status, self.counts, redact(f"deferred: {error}"),
                                                   self.tally.continued), "its end in the job history")
+        if not runs_again:  # a failed run replaces nothing, and says so
+            self._bookkeep(lambda: switch_replaced_rows(self.spec, self.run_id, self.res), "its replace switch")
 
     def failed(self, error: Exception, runs_again: bool) -> None:
         """The job failed; ``runs_again``: RQ retries it (it is then recorded as ``retrying``)."""

@@ -425,3 +425,35 @@ def test_migrate_refuses_switching_to_or_from_history_and_lets_the_others_switch
     migrate(pg, [declared("history")])
     with pytest.raises(SchemaRefused, match='declare write = "history" again'):
         migrate(pg, [declared("merge")])
+
+
+def test_the_replace_switch_waits_for_every_job_and_happens_once(pg: psycopg2.extensions.connection) -> None:
+    from ingest_workers.datasets import parse_dataset
+    from ingest_workers.load.replace_switch import switch_if_complete
+
+    dataset = parse_dataset("lc_once", {"key": ["sku"], "write": "replace", "columns": {"sku": "text"}})
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS lc_once, lc_once_staged")
+    migrate(pg, [dataset])
+    with pg, pg.cursor() as cur:
+        cur.execute("DELETE FROM replace_switches WHERE source = 'shop'")
+        cur.execute("INSERT INTO ingest_jobs (job_id, run_id, source, status) VALUES ('j1', 'r1', 'shop', 'finished'), "
+                    "('j2', 'r1', 'shop', 'started')")
+        cur.execute("INSERT INTO lc_once_staged (sku, source, run_id, job_id, fetched_at, raw) VALUES "
+                    "('a', 'shop', 'r1', 'j1', now(), '{}'), ('b', 'shop', 'r1', 'j2', now(), '{}')")
+
+    def switch(finishing: str | None = None) -> Any:
+        with pg, pg.cursor() as cur:
+            return switch_if_complete(cur, dataset, "shop", "r1", finishing)
+
+    assert switch() is None  # j2 has not ended
+    done = switch(finishing="j2")  # j2 about to record finished: it is the last
+    assert done is not None and (done.outcome, done.written) == ("replaced", 2)
+    with pg, pg.cursor() as cur:
+        cur.execute("UPDATE ingest_jobs SET status = 'finished' WHERE job_id = 'j2'")
+    assert switch() is None and switch(finishing="j2") is None  # once only
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT sku FROM lc_once ORDER BY 1")
+        assert cur.fetchall() == [("a",), ("b",)]
+        cur.execute("SELECT count(*) FROM lc_once_staged")
+        assert cur.fetchone() == (0,)
