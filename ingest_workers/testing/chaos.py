@@ -172,7 +172,7 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
         proxy = CuttableProxy(postgres_address(database_url)).start()
         try:
             passes = MergePasses(merge_specs(merge_names, server.url, plan.page_size, plan.rate_limit),
-                                 plan.passes, server)
+                                 plan.passes, server, database_url)
             result, run_ids = _run(plan, rng, client, (server, lossy), proxy, sources,
                                    chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log,
                                    passes)
@@ -227,7 +227,7 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
         job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_ids[0])]
         job_ids += passes.advance(queue, settings)
         next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
-        while (state.done < state.total or passes.remaining) and time.monotonic() - started < plan.timeout:
+        while (state.done < state.total or passes.pending(queue)) and time.monotonic() - started < plan.timeout:
             now = time.monotonic()
             cut_at = _outage_step(plan, proxy, result, started, cut_at, log)
             if now >= next_kill:
