@@ -26,13 +26,15 @@ from .core.envrefs import expand, variables
 from .core.errors import ConfigError, Refused
 from .core.models import RENAMED_KEYS, SourceSpec, current_keys
 from .core.plugins import PluginAllowlist
+from .core.schedules import cron_problem
 from .core.suggest import did_you_mean
 from .datasets import BUILTIN, Dataset, parse_dataset, resolve_nested
 from .load.sinks import sink_class
 from .sources import source_class
-from .sources.auth import check_auth
+from .sources.auth_kinds import check_auth
 from .sources.family import MAX_GENERATIONS, check_entry, check_family, with_children
-from .sources.http_json import CONCURRENT_PAGINATIONS, PAGINATIONS
+from .sources.paginators import CONCURRENT_PAGINATIONS, paginator_class
+from .sources.request_keys import check_request_keys
 from .stages.registry import make_stage
 
 # Source names become metric label values, job ids and Redis keys: keep them tame.
@@ -44,7 +46,8 @@ _SPEC_FIELDS = {f.name: f for f in dataclasses.fields(SourceSpec)}
 _TEXT_FIELDS = {"kind", "dataset", "url", "queue", "records_path", "pagination", "page_param", "page_size_param",
                 "offset_param", "token_param", "next_token_path", "auth_env", "auth_header", "cursor_field",
                 "since_param", "until_param", "next_url_path", "after_param", "after_field", "has_more_path",
-                "parent", "fan_out"}
+                "parent", "fan_out", "schedule", "error_path", "lookback", "window", "time_format",
+                "method"}
 _TABLE_FIELDS = {"fields", "constants", "options", "params", "headers", "on_status", "partitions"}
 _NOT_CATALOG_KEYS = {"name", "declaration", "children"}  # SourceSpec fields the catalog fills itself
 _CATALOG_KEYS = set(_SPEC_FIELDS) - _NOT_CATALOG_KEYS
@@ -234,10 +237,12 @@ def check_source(where: str, name: str, values: dict[str, Any], declared: Datase
         if key in _TABLE_FIELDS and not isinstance(value, dict):
             raise ConfigError(f"{where} key {key!r}: expected a table, got {value!r}")
     _check_parts(where, values, declared, dataset_key, allow)
-    _check_request(where, values)
+    _check_request(where, values, allow)
+    check_request_keys(where, values)
     check_entry(where, values)
     _check_numbers(where, values)
     _check_concurrency(where, values)
+    _check_schedule(where, values)
     queue = values.get("queue")
     if queue is not None and not QUEUE_PATTERN.fullmatch(queue):
         raise ConfigError(f"{where} key 'queue': use letters, digits, '-', '_' or '.', got {queue!r}")
@@ -294,6 +299,17 @@ def _check_concurrency(where: str, values: dict[str, Any]) -> None:
                           f"(their addresses are known in advance); this source's pages come one after another")
 
 
+def _check_schedule(where: str, values: dict[str, Any]) -> None:
+    """``schedule`` is a five-field cron expression, and a source has it or ``interval_seconds``, not both."""
+    if "schedule" not in values:
+        return
+    if "interval_seconds" in values:
+        raise ConfigError(f"{where}: give 'schedule' (cron, UTC) or 'interval_seconds', not both")
+    problem = cron_problem(values["schedule"])
+    if problem:
+        raise ConfigError(f"{where} key 'schedule': {problem}")
+
+
 def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None, dataset_key: str,
                  allow: PluginAllowlist | None) -> None:
     """The kind, dataset, pagination, fields, stages and sinks an entry names must exist (and, with
@@ -312,10 +328,10 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None, d
     if dataset.nested_in is not None:
         raise ConfigError(f"{where} key {dataset_key!r}: dataset {dataset.name!r} is nested in "
                           f"{dataset.nested_in!r}: its rows come with the records of {dataset.nested_in!r}'s sources")
-    pagination = values.get("pagination", "page")
-    if pagination not in PAGINATIONS:
-        raise ConfigError(f"{where} key 'pagination': expected one of {', '.join(PAGINATIONS)}, got "
-                          f"{pagination!r}{did_you_mean(str(pagination), PAGINATIONS)}")
+    try:
+        paginator_class(values.get("pagination", "page"), allow)
+    except (ConfigError, Refused) as exc:
+        raise type(exc)(f"{where} key 'pagination': {exc}") from None
     for key, column in [("cursor_field", values.get("cursor_field"))] + [
             (f"fields.{field}", field) for field in values.get("fields", {})]:
         if column is not None and column not in dataset.column_names:
@@ -332,7 +348,7 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None, d
                 raise type(exc)(f"{where} key {key!r}: {exc}") from None
 
 
-def _check_request(where: str, values: dict[str, Any]) -> None:
+def _check_request(where: str, values: dict[str, Any], allow: PluginAllowlist | None) -> None:
     """Static headers are text, static params scalars; ``auth`` names variables, never secrets."""
     for name, value in values.get("headers", {}).items():
         if not isinstance(value, str):
@@ -341,7 +357,7 @@ def _check_request(where: str, values: dict[str, Any]) -> None:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{where} key 'params.{name}': expected text, a number or a boolean, got {value!r}")
     if "auth" in values:
-        check_auth(where, values["auth"], values)
+        check_auth(where, values["auth"], values, allow)
 
 
 def _expand_here(where: str, key: str, value: Any, env: Mapping[str, str]) -> Any:

@@ -19,7 +19,7 @@ from .app import App
               help="Seconds between checks for due sources.")
 @click.pass_obj
 def schedule(app: App, sources: str, poll: float) -> None:
-    """Enqueue each source every `interval_seconds` of its catalog entry, until stopped.
+    """Enqueue each source every `interval_seconds`, or at its cron `schedule` (UTC), until stopped.
 
     Run as many as you like (for availability): together they enqueue each due source
     once, and never while its previous run is still in flight.

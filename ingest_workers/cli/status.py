@@ -27,7 +27,7 @@ from .app import App
 @click.pass_obj
 def status(app: App, as_json: bool, hours: float, source: str | None, show_workers: bool) -> None:
     """Per source: last run and outcome, success rate and health, records loaded, recent
-    failures; then queue depths and live workers. Health: healthy above 95% of jobs
+    failures, next scheduled run; then queue depths and live workers. Health: healthy above 95% of jobs
     succeeding, degraded from 80%, unhealthy below."""
     if source and show_workers:
         raise click.UsageError("give --source or --workers, not both")
@@ -41,7 +41,8 @@ def status(app: App, as_json: bool, hours: float, source: str | None, show_worke
         if source:
             document = _source(app, conn, source)
         else:
-            document = status_document(conn, app.redis(), catalog.sources if catalog else (), hours)
+            document = status_document(conn, app.redis(), catalog.sources if catalog else (), hours,
+                                       catalog.sources.values() if catalog else ())
     finally:
         conn.close()
     text = format_source(document) if source else format_status(document)

@@ -8,8 +8,12 @@
     │                            a wrong password): waiting cannot help, fix the setting
     ├── TransientError           safe to retry: timeouts, connection drops, 429, 5xx
     │   ├── UnreadableBody       a 200 whose body is not JSON, too large or not application/json
-    │   └── CircuitOpen          the source's breaker is open: defer the job, do not call it
+    │   │   └── ApiErrorBody     a 200 whose body says it failed (the source's ``error_path``)
+    │   └── Deferral             the job must wait longer than a worker may sleep: defer it
+    │       ├── CircuitOpen      the source's breaker is open: do not call it
+    │       └── RetryLater       the server's Retry-After is longer than the HTTP back-off cap
     └── PermanentError           retrying cannot help: 4xx, a body that is not JSON, ...
+        ├── Unauthorized         HTTP 401: an authenticator may renew its credentials once
         ├── Refused              the job asks for what this worker does not allow (a plugin, a file, a variable)
         ├── CountMismatch        a job's counts do not add up (a counting bug; raised with INGEST_STRICT_COUNTS)
         └── MissingParentValue   a child source's {parent.PATH} (or {partition.NAME}) has no value to fill in
@@ -76,11 +80,29 @@ class UnreadableBody(TransientError):
         self.head = head  # the first characters of the body, for the audit trail
 
 
-class CircuitOpen(TransientError):
-    """The source failed too often recently; ``retry_after`` says when a probe may try again.
+class ApiErrorBody(UnreadableBody):
+    """A 200 answer whose body holds a value at the source's ``error_path``: the API says the
+    request failed. Retried like any transient failure; when it persists the page is lost
+    (``reason`` quotes the API's message, cut short)."""
 
-    The job must be deferred (re-enqueued with that delay), never slept out in a worker.
-    """
+
+class Deferral(TransientError):
+    """The job must wait ``retry_after`` seconds, longer than a worker may sleep in it: defer it
+    (re-enqueue it through RQ's scheduler with that delay), never sleep it out."""
+
+
+class CircuitOpen(Deferral):
+    """The source failed too often recently; ``retry_after`` says when a probe may try again."""
+
+
+class RetryLater(Deferral):
+    """The server asked (``Retry-After``) for a wait longer than the HTTP back-off cap
+    (``INGEST_HTTP_MAX_BACKOFF``): the job is deferred by that wait instead of asking too early."""
+
+
+class Unauthorized(PermanentError):
+    """HTTP 401: the credentials were refused. An authenticator that can renew them (a new OAuth2
+    token) is told once and the request repeated; a second 401 fails the job."""
 
 
 class Refused(PermanentError):

@@ -20,7 +20,7 @@ class SourceSpec:
     dataset: str  # the dataset the records land in: a built-in one or one its catalog declares
     url: str = ""  # http_json: the API; csv: a file path or an http(s) URL; synthetic: unused
     records_path: str = "items"  # dotted path to the list of records in a page ("" for a top-level list)
-    pagination: str = "page"  # page | offset | cursor | link | next_url | after_last | none
+    pagination: str = "page"  # page | offset | cursor | link | next_url | after_last | none | "package.module:Class"
     page_param: str = "page"
     page_size_param: str = "per_page"  # also the "limit" of offset pagination
     page_size: int = 500
@@ -33,9 +33,12 @@ class SourceSpec:
     constants: dict[str, Any] = field(default_factory=dict)  # unified field -> fixed value (e.g. platform)
     auth_env: str | None = None  # environment variable holding the auth header's value
     auth_header: str = "Authorization"
-    # {kind = "bearer" | "basic" | "api_key", ...}: names environment variables, never holds a secret
+    # {kind = "bearer" | "basic" | "api_key" | "oauth2_..." | "package.module:Class", ...}: names
+    # environment variables, never holds a secret
     auth: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)  # static query parameters of every request
+    method: str = "GET"  # http_json: GET or POST
+    body: Any = None  # http_json: the JSON body of every request (a table); its placeholders are filled per request
     headers: dict[str, str] = field(default_factory=dict)  # static headers of every request
     next_url_path: str = "next"  # next_url pagination: where the next page's URL is in the body
     after_param: str = "starting_after"  # after_last pagination: the parameter carrying the last key
@@ -44,10 +47,17 @@ class SourceSpec:
     cursor_field: str | None = None  # row field whose highest value is the source's high-water mark
     since_param: str | None = None  # query parameter that asks for records at or after a mark
     until_param: str | None = None  # query parameter that asks for records before a moment (backfill windows)
+    initial_value: Any = None  # the mark of the first run (no mark yet); None: the first run reads everything
+    lookback: str | None = None  # "15m": ask from (mark - lookback), for records that arrive late
+    window: str | None = None  # "7d": a run steps from the mark to its start in windows at most this long
+    max_records_per_window: int | None = None  # a window serving this many is capped: split in two, read again
+    time_format: str | None = None  # {since}/{until} as "iso" (the default), "unix", "unix_ms" or a strftime pattern
     stages: list[Any] | None = None  # stage names or {name = ..., params}; None: the dataset's defaults
     sinks: list[Any] = field(default_factory=list)  # sinks besides PostgreSQL: names or {name = ..., params}
     options: dict[str, Any] = field(default_factory=dict)  # settings of the source kind (csv, synthetic, plugins)
     interval_seconds: int | None = None  # `ingest schedule` runs the source this often; None: never
+    schedule: str | None = None  # `ingest schedule` runs the source at these times (five-field cron, UTC)
+    error_path: str = ""  # dotted path where a 200's body holding a value is a failed request ("": none)
     rate_limit: float = 5.0  # requests/second to this source, all workers together (0: unlimited)
     queue: str | None = None  # an RQ queue of its own (e.g. for heavy sources); None: the settings' queue
     # HTTP status (as text, "404") -> "skip" | "retry" | "fail": what an answer with that status means
@@ -174,10 +184,10 @@ class Counts:
     deleted: int = 0
     # the pages the source could not read ("page 3: the body is not JSON"): the job is partial
     lost_pages: list[str] = field(default_factory=list)
-    nested: dict[str, dict[str, int]] = field(default_factory=dict)  # nested dataset -> NESTED_COUNT_NAMES
     # requests whose status the source's ``on_status`` says to skip (a deleted parent's 404): no
     # records and no error. Requests, not records: outside ``fetched = rejected + ...``.
     skipped: int = 0
+    nested: dict[str, dict[str, int]] = field(default_factory=dict)  # nested dataset -> NESTED_COUNT_NAMES
 
     def add(self, other: Counts) -> None:
         for name in COUNT_NAMES:

@@ -76,6 +76,9 @@ class Permissions:
 
 def _named_parts(spec: SourceSpec) -> Iterator[tuple[str, str]]:
     yield "source kind", spec.kind
+    yield "pagination", spec.pagination
+    if isinstance(spec.auth, dict) and isinstance(spec.auth.get("kind"), str):
+        yield "auth kind", spec.auth["kind"]
     for entry in spec.stages or []:
         yield "stage", split_entry(entry, "stage")[0]
     for entry in spec.sinks:

@@ -67,18 +67,22 @@ CIRCUIT_STATE = Declared("ingest_circuit_state", "gauge",
 CIRCUIT_STATES = MappingProxyType({"closed": 0, "half_open": 1, "open": 2})
 RATE_LIMIT_WAIT = Declared("ingest_rate_limit_wait_seconds", "counter",
                            "Time spent waiting for the cluster-wide rate limit of a source.", ("source",))
-JOBS_DEFERRED = Declared("ingest_jobs_deferred", "counter", "Fetch jobs deferred because a circuit was open.",
+JOBS_DEFERRED = Declared("ingest_jobs_deferred", "counter",
+                         "Fetch jobs deferred because a circuit was open or the server asked for a long wait.",
                          ("source",))
 FIRST_ATTEMPT = Declared("ingest_first_attempt_timestamp_seconds", "gauge",
                          "Unix time of the first fetch job of a source (staleness of a source never succeeded).",
                          ("source",))
 SOURCE_INTERVAL = Declared("ingest_source_interval_seconds", "gauge",
-                           "Seconds between scheduled runs of each source (interval_seconds of its catalog entry).",
+                           "Seconds between scheduled runs of each source (its interval_seconds, or its cron slot).",
                            ("source",))
+SLOTS_SKIPPED = Declared("ingest_schedule_slots_skipped", "counter",
+                         "Scheduled slots not run because the source's previous run was still in flight.",
+                         ("source",))
 
 DECLARED = MappingProxyType({d.name: d for d in (
     RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION, LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS,
-    CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL)})
+    CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL, SLOTS_SKIPPED)})
 
 # Series every catalog source has from the start, at zero (a closed circuit), so that
 # rate(), ratios and alerts work before the first event instead of seeing no series.
@@ -167,6 +171,11 @@ def announce_job(client: redis.Redis, source: str, interval_seconds: int | None,
 def count_job_retry(client: redis.Redis, source: str) -> None:
     """Count one job of ``source`` that RQ will run again."""
     client.hincrby(METRICS_KEY, _field(JOB_RETRIES, (source,)), 1)
+
+
+def count_skipped_slot(client: redis.Redis, source: str) -> None:
+    """Count one scheduled slot of ``source`` skipped for a run still in flight."""
+    client.hincrby(METRICS_KEY, _field(SLOTS_SKIPPED, (source,)), 1)
 
 
 def read_counters(client: redis.Redis, metric: Declared, label_sets: Iterable[tuple[str, ...]]) -> list[float]:

@@ -10,6 +10,7 @@ schedule themselves; the catalog's, when the server has one, stands in until the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -24,6 +25,7 @@ from ..core.config import Settings
 from ..core.connections import connect_postgres
 from ..core.errors import ServiceUnavailable
 from ..core.models import SourceSpec
+from ..core.schedules import period
 from .console.routes import Console
 from .metrics import RedisCollector
 from .queues import queue_depths, worker_counts
@@ -48,7 +50,8 @@ class RqCollector(Collector):
 
 def make_registry(client: redis.Redis, sources: Sequence[SourceSpec] = ()) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    intervals = {spec.name: spec.interval_seconds for spec in sources if spec.interval_seconds}
+    now = time.time()
+    intervals = {spec.name: seconds for spec in sources if (seconds := period(spec, now))}
     registry.register(RedisCollector(client, extra=RqCollector(client), sources=[s.name for s in sources],
                                      intervals=intervals))
     return registry

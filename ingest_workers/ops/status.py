@@ -11,7 +11,8 @@ import psycopg2.extensions
 import redis
 
 from ..core.connections import postgres_errors
-from ..core.models import Counts
+from ..core.models import Counts, SourceSpec
+from ..core.schedules import next_run
 from ..datasets.drift import new_field_lines
 from .drift_history import run_drift
 from .history import JobHistory
@@ -88,28 +89,35 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
 
 
 def status_document(conn: psycopg2.extensions.connection, client: redis.Redis, sources: Iterable[str],
-                    hours: float = 24) -> dict[str, Any]:
-    """Everything ``ingest status`` shows, as plain JSON-ready data."""
+                    hours: float = 24, specs: Iterable[SourceSpec] = ()) -> dict[str, Any]:
+    """Everything ``ingest status`` shows, as plain JSON-ready data; ``specs``: the catalog's sources,
+    whose next scheduled run (``interval_seconds`` or ``schedule``) it shows as ``next_run``."""
     workers = worker_counts(client)
     queues: dict[str, dict[str, int]] = {}
     for queue, state, count in queue_depths(client):
         queues.setdefault(queue, {})[state] = count
     for queue, count in workers.items():
         queues.setdefault(queue, {})["workers"] = count
-    return {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "window_hours": hours,
-            "sources": source_status(conn, sources, hours), "queues": queues}
+    now = datetime.now(UTC)
+    report = source_status(conn, sources, hours)
+    for spec in specs:
+        upcoming = next_run(spec, now.timestamp())
+        report.setdefault(spec.name, {}).update(
+            next_run=None if upcoming is None else _iso(datetime.fromtimestamp(upcoming, UTC)))
+    return {"generated_at": now.isoformat(timespec="seconds"), "window_hours": hours, "sources": report,
+            "queues": queues}
 
 
 def format_status(document: dict[str, Any]) -> str:
     hours = f"{document['window_hours']:g}h"
     header = ("source", "last run", "outcome", f"success {hours}", "health", f"loaded {hours}", f"updated {hours}",
-              f"deleted {hours}")
+              f"deleted {hours}", "next run")
     rows: list[Sequence[str]] = [header]
     for name, s in document["sources"].items():
         last = s["last_run"] or {}
         rate = "-" if s["success_rate"] is None else f"{s['success_rate']:.0%} of {s['jobs']}"
         rows.append((name, _short(last.get("started_at")), last.get("status") or "never", rate, s["health"],
-                     str(s["loaded"]), str(s.get("updated", 0)), str(s.get("deleted", 0))))
+                     str(s["loaded"]), str(s.get("updated", 0)), str(s.get("deleted", 0)), _short(s.get("next_run"))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

@@ -52,11 +52,14 @@ class BatchLoader:
     sinks with the batch.
 
     The cursor covers only records before the job's first lost page (:class:`LostPage`):
-    the mark stays before the gap, so the next run fetches the lost page again.
+    the mark stays before the gap, so the next run fetches the lost page again. A run read in
+    windows (``marks_from_records`` false) moves the mark only to a window's end, given to
+    :meth:`load` with the window's last batch.
     """
 
     def __init__(self, dataset: Dataset, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
-                 postgres: PostgresRetry, cursor_field: str | None = None, sinks: Sequence[Sink] = ()) -> None:
+                 postgres: PostgresRetry, cursor_field: str | None = None, sinks: Sequence[Sink] = (),
+                 marks_from_records: bool = True) -> None:
         self._dataset = dataset
         self._lineage = lineage
         self._res = res
@@ -65,17 +68,19 @@ class BatchLoader:
         self._postgres = postgres
         self._loader: PostgresLoader | None = None
         self._cursor_field = cursor_field
+        self._marks_from_records = marks_from_records
         self._sinks_in_transaction = [s for s in sinks if isinstance(s, TransactionalSink)]
         self._sinks_after_commit = [s for s in sinks if not isinstance(s, TransactionalSink)]
         self.lost_pages: list[str] = []  # the reasons of the pages lost so far in this job
         self.first_lost_page: int | None = None  # page paging: the number of the job's first lost page
 
-    def load(self, batch: list[Item]) -> BatchOutcome:
-        """Load one batch (see the module docstring); return what became of its items."""
+    def load(self, batch: list[Item], mark: Any = None) -> BatchOutcome:
+        """Load one batch (see the module docstring); return what became of its items. ``mark``:
+        where the cursor's mark moves in the batch's transaction (a window read whole), if further."""
         records = [item for item in batch if isinstance(item, Record)]
         rejected = [item for item in batch if isinstance(item, Rejected)]
         fresh, all_new = self._not_loaded(records)
-        result = self._write([row for row, _, _ in fresh], rejected, all_new, self._covered_by_cursor(batch))
+        result = self._write([row for row, _, _ in fresh], rejected, all_new, self._covered_by_cursor(batch), mark)
         self._account(records, rejected, fresh, result)
         for sink in self._sinks_after_commit:  # exactly the rows this batch inserted or updated
             sink.consume(iter(result.written))
@@ -89,10 +94,10 @@ class BatchLoader:
                             lost_pages=tuple(item.reason for item in lost), nested=result.nested)
 
     def _write(self, rows: list[dict[str, Any]], rejected: list[Rejected], all_new: bool,
-               covered: list[Record]) -> LoadResult:
+               covered: list[Record], mark: Any = None) -> LoadResult:
         """One transaction (or the parts of a split one, kept across a replay after a lost connection)."""
         started, progress = time.monotonic(), SplitProgress()
-        in_transaction = self._in_transaction(covered)
+        in_transaction = self._in_transaction(covered, mark)
         result = self._postgres.run(
             lambda conn: self._loader_for(conn).load_batch(self._dataset, rows, rejected, self._lineage, in_transaction,
                                                            all_new, self._feed_transactional_sinks, progress))
@@ -158,10 +163,11 @@ class BatchLoader:
             self._loader = PostgresLoader(conn)  # after a reconnect: new connection, new staging table
         return self._loader
 
-    def _in_transaction(self, records: list[Record]) -> Callable[[Any], None] | None:
-        """What commits with the batch's last rows: the cursor's new mark (the highest among
-        the batch's valid ``records`` it may cover, loaded now or before)."""
-        mark = highest(r.row.get(self._cursor_field) for r in records) if self._cursor_field else None
+    def _in_transaction(self, records: list[Record], mark: Any = None) -> Callable[[Any], None] | None:
+        """What commits with the batch's last rows: the cursor's new mark (``mark``, or the highest
+        among the batch's valid ``records`` it may cover, loaded now or before)."""
+        if mark is None and self._cursor_field and self._marks_from_records:
+            mark = highest(r.row.get(self._cursor_field) for r in records)
         if mark is None or self._cursor_field is None:
             return None
         field = self._cursor_field

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from ..core.connections import redis_errors
-from ..core.errors import CircuitOpen, CountMismatch
+from ..core.errors import CountMismatch, Deferral
 from ..core.models import Counts, Lineage, SourceSpec, Window
 from ..core.redact import redact
+from ..core.schedules import period
 from ..datasets import dataset_of
 from ..ops.drift_history import record_drift
 from ..ops.history_writer import HistoryWriter
@@ -44,7 +45,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     job = JobRun(spec, run_id, job_id, queue, res)
     job.history.started(job_id, run_id, spec.name)
     with redis_errors():
-        announce_job(res.redis, spec.name, spec.interval_seconds, time.time())
+        announce_job(res.redis, spec.name, period(spec, time.time()), time.time())
     lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
     log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)
     try:
@@ -52,7 +53,7 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
             for batch_counts in ingest(spec, lineage, res, job.recorder, window, job.tally):
                 job.counts.add(batch_counts)
         job.check_counts()
-    except CircuitOpen as exc:
+    except Deferral as exc:  # the circuit is open, or the server asked for a long wait
         job.deferred(exc, runs_again(exc))
         raise
     except Exception as exc:
@@ -114,8 +115,9 @@ class JobRun:
         log.info("job %s: source %s done: %s", self.job_id, spec.name, counts.to_dict())
         return counts
 
-    def deferred(self, error: CircuitOpen, runs_again: bool) -> None:
-        """The source's circuit is open: RQ runs the job again after the cool-down (``runs_again``)."""
+    def deferred(self, error: Deferral, runs_again: bool) -> None:
+        """The source's circuit is open, or its server asked for a wait beyond the back-off cap: RQ runs
+        the job again after it (``runs_again``)."""
         log.warning("job %s: %s; deferring after %s", self.job_id, error, self.counts.to_dict())
         self.recorder.inc(JOBS_DEFERRED, self.spec.name)
         self._bookkeep(lambda: self._finish("deferred"), "its metrics")

@@ -15,7 +15,7 @@ from rq.timeouts import JobTimeoutException
 
 from .. import pipeline
 from ..catalog import NAME_PATTERN, parse_job
-from ..core.errors import CircuitOpen, ConfigError, Refused, ServiceUnavailable, TransientError
+from ..core.errors import ConfigError, Deferral, Refused, ServiceUnavailable, TransientError
 from ..core.models import Counts, SourceSpec, Window
 from ..core.permissions import Permissions
 from ..guards.quarantine import note_worker_death
@@ -41,8 +41,9 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
     return its counts (fetched, rejected, duplicate, loaded).
 
     Its clients and redactor are the ones the worker serves it (:func:`.resources.for_job`).
-    While the source's circuit is open, return an RQ ``Retry``: RQ's scheduler re-enqueues
-    the job when the cool-down is over, and this worker moves on to other sources.
+    While the source's circuit is open, or its server asked for a wait longer than the HTTP
+    back-off cap (``Retry-After``), return an RQ ``Retry``: RQ's scheduler re-enqueues
+    the job when the wait is over, and this worker moves on to other sources.
     """
     with resources.for_job() as res:
         _ensure_logging(res.settings.log_format)
@@ -54,7 +55,7 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
             try:
                 counts = pipeline.run_fetch_job(source, run_id, job_id, queue, res, Window(*window) if window else None,
                                                 lambda error: runs_again(job, error))
-            except CircuitOpen as exc:
+            except Deferral as exc:
                 return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
             except BaseException as exc:
                 res.redactor.redact_exception(exc)  # RQ stores and logs its traceback: no job variable's value
@@ -96,12 +97,12 @@ def _record_refusal(spec: Any, run_id: Any, refused: Refused, res: resources.Res
 
 
 def runs_again(job: Job | None, error: BaseException) -> bool:
-    """Whether RQ will run ``job`` again after ``error``: a deferral (an open circuit, while deferrals
-    are left), or a retry (an error that may pass, while retries are left). Never inline: RQ's
-    synchronous mode (worker name ``sync``) runs a job once."""
+    """Whether RQ will run ``job`` again after ``error``: a deferral (an open circuit or a long
+    ``Retry-After``, while deferrals are left), or a retry (an error that may pass, while retries
+    are left). Never inline: RQ's synchronous mode (worker name ``sync``) runs a job once."""
     if job is None or job.worker_name == "sync":
         return False
-    if isinstance(error, CircuitOpen):
+    if isinstance(error, Deferral):
         return (job.number_of_retries or 0) < MAX_DEFERRALS
     return isinstance(error, RETRYABLE) and bool(job.retries_left)
 

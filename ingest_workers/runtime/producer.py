@@ -31,6 +31,7 @@ from ..core.errors import ConfigError
 from ..core.models import SourceSpec, Window
 from ..datasets import dataset_of
 from ..ops import history
+from ..sources.templates import request_values_in
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLAIM_PREFIX = "ingest:claimed:"
@@ -136,8 +137,10 @@ def not_windowable(spec: SourceSpec) -> str | None:
         return f"its cursor_field is not {time_field or 'a time'}"
     if spec.kind == "csv":
         return "a CSV file cannot be asked for a range"
-    if spec.kind == "http_json" and not (spec.since_param and spec.until_param):
-        return "it needs since_param and until_param"
+    placed = request_values_in(spec)
+    if spec.kind == "http_json" and not ((spec.since_param or "since" in placed)
+                                         and (spec.until_param or "until" in placed)):
+        return "it needs since_param and until_param (or {since} and {until} in its request)"
     return None
 
 

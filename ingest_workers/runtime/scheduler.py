@@ -1,14 +1,20 @@
-"""``ingest schedule``: enqueue each source every ``interval_seconds`` (its catalog entry).
+"""``ingest schedule``: enqueue each source every ``interval_seconds``, or at the times of its
+``schedule`` (five-field cron, UTC), as its catalog entry says (one or the other).
 
-Time is cut into slots of a source's interval, counted from the Unix epoch, so every
-scheduler on every host agrees on them. Per source and tick, under a short Redis lock
+Time is cut into slots (:mod:`..core.schedules`): of a source's interval, counted from the Unix
+epoch, or from one time its cron expression names to the next; so every scheduler on every
+host agrees on them. Per source and tick, under a short Redis lock
 (``ingest:schedule:lock:SOURCE``), a scheduler enqueues the current slot's run only if
 
 * no scheduler has fired this slot yet (``ingest:schedule:SOURCE`` remembers the start of the
   last slot fired, in seconds: a slot is due when it starts later, so a changed
   ``interval_seconds`` fires at the next slot of the new interval instead of stalling), and
 * the source's last scheduled job has ended (one run in flight per source at most; a
-  slot that passes while a run is still going is skipped, not queued up).
+  slot that passes while a run is still going is skipped, not queued up, and counted once
+  across schedulers: ``skipped`` in that hash and ``ingest_schedule_slots_skipped_total``).
+
+A scheduler that starts after a slot began (it was down at 03:00) fires that slot at once:
+the latest missed slot is made up, once, never the ones before it.
 
 The run id of a slot is deterministic (``sched-20261122T001500Z``), so even a scheduler
 that dies between enqueueing and remembering cannot double-fire on restart: the
@@ -39,6 +45,8 @@ from ..core.config import Settings
 from ..core.connections import redis_errors
 from ..core.errors import ConfigError, ServiceUnavailable, TransientError
 from ..core.models import SourceSpec
+from ..core.schedules import describe, is_scheduled, slot_start
+from ..ops.metrics import count_skipped_slot
 from ..ops.watch import DONE
 from .producer import enqueue_run
 
@@ -69,9 +77,10 @@ class SourceScheduler:
         self._queue = queue
         self._client = queue.connection
         self._settings = settings
-        self._specs = [spec for spec in specs if spec.interval_seconds]
+        self._specs = [spec for spec in specs if is_scheduled(spec)]
         if not self._specs:
-            raise ConfigError("no selected source has interval_seconds in the catalog; nothing to schedule")
+            raise ConfigError("no selected source has interval_seconds or schedule in the catalog; "
+                              "nothing to schedule")
         self._clock = clock
         self._waiting: dict[str, int] = {}  # source -> slot already reported as waiting for a run in flight
 
@@ -86,24 +95,20 @@ class SourceScheduler:
             return [fired for spec in self._specs if (fired := self._fire_if_due(spec, moment))]
 
     def _fire_if_due(self, spec: SourceSpec, moment: float) -> Fired | None:
-        assert spec.interval_seconds
-        slot = int(moment // spec.interval_seconds)
-        slot_start_seconds = slot * spec.interval_seconds
+        slot = slot_start_seconds = slot_start(spec, moment)
         lock = self._client.lock(LOCK_PREFIX + spec.name, timeout=LOCK_TIMEOUT)
         if not lock.acquire(blocking=False):
             return None  # another scheduler is deciding for this source right now
         try:
-            last_start, last_job = self._client.hmget(STATE_PREFIX + spec.name, "slot_start", "job_id")
+            last_start, last_job, skipped = self._client.hmget(STATE_PREFIX + spec.name, "slot_start", "job_id",
+                                                               "skipped_slot")
             if last_start is not None and int(last_start) >= slot_start_seconds:
                 return None
             if last_job is not None and self._in_flight(last_job.decode()):
-                if self._waiting.get(spec.name) != slot:
-                    log.info("source %s: skipping this slot, its last run (job %s) is still in flight",
-                             spec.name, last_job.decode())
-                    self._waiting[spec.name] = slot
+                self._skip(spec, slot, last_job.decode(), skipped)
                 return None
-            slot_start = datetime.fromtimestamp(slot_start_seconds, UTC)
-            [enqueued] = enqueue_run(self._queue, self._settings, [spec], slot_run_id(slot_start))
+            slot_time = datetime.fromtimestamp(slot_start_seconds, UTC)
+            [enqueued] = enqueue_run(self._queue, self._settings, [spec], slot_run_id(slot_time))
             self._client.hset(STATE_PREFIX + spec.name,
                               mapping={"slot_start": slot_start_seconds, "job_id": enqueued.job_id})
         finally:
@@ -113,8 +118,18 @@ class SourceScheduler:
                 log.warning("source %s: the schedule lock expired while deciding", spec.name)
         if enqueued.created:
             log.info("source %s: enqueued job %s for the slot starting %s", spec.name, enqueued.job_id,
-                     slot_start.isoformat())
-        return Fired(spec.name, slot_start, enqueued.job_id, enqueued.created)
+                     slot_time.isoformat())
+        return Fired(spec.name, slot_time, enqueued.job_id, enqueued.created)
+
+    def _skip(self, spec: SourceSpec, slot: int, last_job: str, skipped: bytes | None) -> None:
+        """Count a slot passed over for a run in flight, once whichever scheduler sees it (under the lock)."""
+        if skipped is None or int(skipped) != slot:
+            self._client.hset(STATE_PREFIX + spec.name, "skipped_slot", slot)
+            self._client.hincrby(STATE_PREFIX + spec.name, "skipped", 1)
+            count_skipped_slot(self._client, spec.name)
+        if self._waiting.get(spec.name) != slot:
+            log.info("source %s: skipping this slot, its last run (job %s) is still in flight", spec.name, last_job)
+            self._waiting[spec.name] = slot
 
     def _in_flight(self, job_id: str) -> bool:
         job = Job.fetch_many([job_id], connection=self._client, serializer=self._queue.serializer)[0]
@@ -124,7 +139,7 @@ class SourceScheduler:
 def run_schedule(scheduler: SourceScheduler, stop: threading.Event, poll: float = 1.0) -> None:
     """Tick every ``poll`` seconds until ``stop`` is set. Redis trouble is logged and retried."""
     for spec in scheduler.specs:
-        log.info("scheduling source %s every %ss", spec.name, spec.interval_seconds)
+        log.info("scheduling source %s %s", spec.name, describe(spec))
     while not stop.is_set():
         try:
             scheduler.tick()

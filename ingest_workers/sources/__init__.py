@@ -8,7 +8,9 @@ the same contract.
 
 - :mod:`.http_json`, :mod:`.csv_file`, :mod:`.synthetic`: the built-in kinds.
 - :mod:`.http`: the HTTP client they share (timeouts, retries with tenacity, body caps).
-- :mod:`.auth`: the credentials a source's ``auth`` names, read from the worker's environment per request.
+- :mod:`.auth`, :mod:`.oauth2`, :mod:`.auth_kinds`: the :class:`Authenticator` protocol and the
+  kinds a source's ``auth`` names (static ones read from the worker's environment per request, OAuth2).
+- :mod:`.paginators`: the :class:`Paginator` protocol and the built-in paginations of ``http_json``.
 - :mod:`.probe` and :mod:`.draft`: ``ingest catalog draft``, a catalog entry from what an API serves.
 - :mod:`.prefetch`: read a source ahead in a thread while the job works on what it served.
 - :mod:`.templates`: ``{parent.PATH}`` and ``{partition.NAME}`` in a request, filled from the context.
@@ -22,9 +24,12 @@ from typing import Any
 
 from ..core.models import SourceSpec
 from ..core.plugins import PluginAllowlist, resolve
-from .base import FetchesAhead, ResumableSource, SkipsRequests, Source, SourceContext
+from .auth import ApiRequest, Authenticator, RenewsCredentials
+from .base import FetchesAhead, RangedSource, ResumableSource, SkipsRequests, Source, SourceContext
 from .csv_file import CsvSource
+from .http import JsonPage
 from .http_json import http_json_source
+from .paginators import NumberedPages, Paginator
 from .synthetic import SyntheticSource
 
 SOURCE_KINDS: dict[str, Any] = {"http_json": http_json_source, "csv": CsvSource, "synthetic": SyntheticSource}
@@ -41,5 +46,6 @@ def make_source(spec: SourceSpec, context: SourceContext) -> Source:
     return source_class(spec.kind)(spec, context)
 
 
-__all__ = ["SOURCE_KINDS", "FetchesAhead", "ResumableSource", "SkipsRequests", "Source", "SourceContext",
+__all__ = ["SOURCE_KINDS", "ApiRequest", "Authenticator", "FetchesAhead", "JsonPage", "NumberedPages", "Paginator",
+           "RangedSource", "RenewsCredentials", "ResumableSource", "SkipsRequests", "Source", "SourceContext",
            "make_source", "source_class"]

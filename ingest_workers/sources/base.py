@@ -5,6 +5,7 @@ and what only some kinds can do, as protocols the pipeline checks with ``isinsta
   died (page numbers must address the same records again: page paging only).
 - :class:`FetchesAhead`: fetches its next pages itself while its records are worked on (the
   pipeline then adds no read-ahead of its own).
+- :class:`RangedSource`: reads another range of time with the same object (the windows of a job).
 - :class:`SkipsRequests`: counts the requests its ``on_status`` skipped (``Counts.skipped``).
 """
 
@@ -63,6 +64,16 @@ class ResumableSource(Source, Protocol):
 
     def resume_from(self, page: int) -> None:
         """Start at ``page``; call before :meth:`stream`."""
+        ...
+
+
+@runtime_checkable
+class RangedSource(Source, Protocol):
+    """A source that can be pointed at another range of time between two reads (the windows of
+    one job), keeping what it holds for the job (its credentials)."""
+
+    def read_range(self, since: Any, until: Any) -> None:
+        """Serve the records at or after ``since`` and before ``until`` from the next :meth:`stream` on."""
         ...
 
 

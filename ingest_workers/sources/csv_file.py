@@ -23,7 +23,8 @@ import urllib3
 
 from ..core.errors import ConfigError, PermanentError, TransientError
 from ..core.models import SourceSpec
-from .auth import RequestAuth
+from .auth import ApiRequest, AuthContext
+from .auth_kinds import make_authenticator
 from .base import SourceContext
 
 DEFAULT_MAX_LINE_LENGTH = 1024 * 1024
@@ -38,7 +39,8 @@ class CsvSource:
         if not (isinstance(delimiter, str) and len(delimiter) == 1):
             raise ConfigError(f"source {spec.name}: csv option delimiter must be one character")
         self._spec, self._client, self._delimiter = spec, context.client, delimiter
-        self._auth = RequestAuth(spec, context.secrets)  # an http(s) file may need credentials too
+        # an http(s) file may need credentials too
+        self._auth = make_authenticator(spec, AuthContext(spec.name, context.secrets, context.client))
         max_line = spec.options.get("max_line_length", DEFAULT_MAX_LINE_LENGTH)
         if not isinstance(max_line, int) or isinstance(max_line, bool) or max_line <= 0:
             raise ConfigError(f"source {spec.name}: csv option max_line_length must be a whole number above 0")
@@ -66,9 +68,9 @@ class CsvSource:
         # Everything below returns a text stream read line by line through _capped_lines.
         url = self._spec.url
         if url.startswith(("http://", "https://")):
-            credentials = self._auth.credentials()
-            response = self._client.open_stream(url, params={**self._spec.params, **credentials.params} or None,
-                                                headers={**self._spec.headers, **credentials.headers} or None)
+            request = self._auth.authorize(ApiRequest(url, self._spec.params, self._spec.headers))
+            response = self._client.open_stream(url, params=dict(request.params) or None,
+                                                headers=dict(request.headers) or None)
             response.raw.decode_content = True  # undo gzip/deflate transfer encodings
             return io.TextIOWrapper(response.raw, encoding="utf-8", errors="replace", newline="")
         try:

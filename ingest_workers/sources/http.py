@@ -2,9 +2,13 @@
 
 Transient failures (connection errors, timeouts, 429, 5xx) are retried here with
 tenacity: exponential back-off with jitter, bounded in attempts, and never sooner
-than the server's ``Retry-After``. Everything leaves this module as a
-:class:`TransientError` or a :class:`PermanentError`. Messages carry the URL
-without its query string or password, and never a header value.
+than the server's ``Retry-After``. A ``Retry-After`` longer than the back-off cap
+(``max_backoff``) is honoured, not cut: the request is not tried again in this job but
+raises :class:`RetryLater`, which defers the job by that wait through RQ's scheduler.
+A 200 whose body holds a value at the source's ``error_path`` is a failed request
+(:class:`ApiErrorBody`, retried like any). A 401 is :class:`Unauthorized`. Everything
+leaves this module as a :class:`TransientError` or a :class:`PermanentError`. Messages
+carry the URL without its query string or password, and never a header value.
 
 Only ``http`` and ``https`` URLs are fetched. Redirects are followed here, not by
 requests, and only within the source's origin (scheme, host and port): a redirect to
@@ -21,11 +25,9 @@ permanent one.
 from __future__ import annotations
 
 import copy
-import email.utils
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -38,10 +40,11 @@ from tenacity import (
     wait_random,
 )
 
-from ..core.errors import PermanentError, TransientError, UnreadableBody
+from ..core.errors import ApiErrorBody, PermanentError, RetryLater, TransientError, Unauthorized, UnreadableBody
 from ..core.redact import redact
 from .json_decode import decode_json
 from .jsonlimits import DEFAULT_MAX_NESTING, DEFAULT_MAX_PAGE_VALUES, cut_deeper_than, values_at_most
+from .response_rules import parse_retry_after, refuse_error_body
 
 
 @dataclass(frozen=True)
@@ -132,10 +135,19 @@ class HttpClient:
         return page.body, page.next_link
 
     def get_json_document(self, url: str, params: Mapping[str, Any] | None = None,
-                          headers: Mapping[str, str] | None = None) -> JsonPage:
-        """:meth:`get_json_page` with the URL the page came from."""
+                          headers: Mapping[str, str] | None = None, error_path: str = "",
+                          method: str = "GET", body: Any = None) -> JsonPage:
+        """:meth:`get_json_page` with the URL the page came from. ``error_path``: a dotted path where a
+        body that holds a (truthy) value is a failed request (:class:`ApiErrorBody`). ``method`` POST
+        sends ``body`` as JSON (a search endpoint, GraphQL); a retry sends the same body again."""
         retrying = self._retrying()
-        return self._guard(lambda: retrying(self._get_once, url, params, headers))
+        return self._guard(lambda: retrying(self._get_once, url, params, headers, error_path, method, body))
+
+    def post_form(self, url: str, form: Mapping[str, str], headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+        """POST ``form`` (form-encoded) to ``url`` (an OAuth2 token endpoint): ``(status, JSON body or
+        None)`` of a 2xx or 4xx answer. Timeouts, 429 and 5xx are retried like a GET; a redirect is
+        refused (what is posted goes to ``url`` only). Not under the source's rate limit or breaker."""
+        return self._retrying()(self._post_once, url, form, headers)
 
     def open_stream(self, url: str, params: Mapping[str, Any] | None = None,
                     headers: Mapping[str, str] | None = None) -> requests.Response:
@@ -167,29 +179,50 @@ class HttpClient:
             reraise=True,
         )
 
-    def _get_once(self, url: str, params: Mapping[str, Any] | None,
-                  headers: Mapping[str, str] | None) -> JsonPage:
+    def _get_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+                  error_path: str = "", method: str = "GET", body: Any = None) -> JsonPage:
         where = safe_url(url)
         try:
-            response = self._open_once(url, params, headers)
+            response = self._open_once(url, params, headers, method, body)
         except _Skip as skip:
             return JsonPage(None, url, None, skipped=skip.status)
         try:
             with response:
                 body = self._decode(response, where)
                 link = response.links.get("next", {}).get("url")
-                return JsonPage(body, response.url, urljoin(response.url, link) if link else None)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._on_response("error")  # the connection broke while the body was read
-            raise TransientError(f"GET {where}: {type(exc).__name__}") from None
+            raise TransientError(f"{method} {where}: {type(exc).__name__}") from None
+        if error_path:
+            refuse_error_body(body, error_path, where)
+        return JsonPage(body, response.url, urljoin(response.url, link) if link else None)
 
-    def _open_once(self, url: str, params: Mapping[str, Any] | None,
-                   headers: Mapping[str, str] | None) -> requests.Response:
-        """One GET whose status is 2xx, after at most :data:`MAX_REDIRECTS` redirects within
+    def _post_once(self, url: str, form: Mapping[str, str], headers: Mapping[str, str] | None) -> tuple[int, Any]:
+        where = safe_url(url)
+        _origin(url, where)  # http(s) only
+        try:
+            response = self._session.post(url, data=dict(form), headers=headers, timeout=self._timeout,
+                                          allow_redirects=False)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise TransientError(f"POST {where}: {type(exc).__name__}") from None
+        except requests.RequestException as exc:
+            raise PermanentError(f"POST {where}: {type(exc).__name__}") from None
+        status = response.status_code
+        self._raise_for_retry(response, f"POST {where}")
+        if 300 <= status < 400:
+            raise PermanentError(f"POST {where}: HTTP {status} redirect; not followed")
+        try:
+            return status, _json(response.content[:self._max_body_bytes])
+        except (ValueError, RecursionError):
+            return status, None
+
+    def _open_once(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+                   method: str = "GET", body: Any = None) -> requests.Response:
+        """One request whose status is 2xx, after at most :data:`MAX_REDIRECTS` redirects within
         ``url``'s origin; its body is not read yet."""
         origin = _origin(url, safe_url(url))
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._get_one(url, params, headers)
+            response = self._get_one(url, params, headers, method, body)
             if response.status_code not in _REDIRECTS:
                 return response
             response.close()
@@ -201,41 +234,54 @@ class HttpClient:
             url, params = target, None  # the Location carries its own query
         raise PermanentError(f"GET {safe_url(url)}: more than {MAX_REDIRECTS} redirects")
 
-    def _get_one(self, url: str, params: Mapping[str, Any] | None,
-                 headers: Mapping[str, str] | None) -> requests.Response:
-        where = safe_url(url)
+    def _get_one(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+                 method: str = "GET", body: Any = None) -> requests.Response:
+        where = f"{method} {safe_url(url)}"
         self._before_attempt()
         try:
-            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True,
-                                         allow_redirects=False)
+            response = self._session.request(method, url, params=params, headers=headers, json=body,
+                                             timeout=self._timeout, stream=True, allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._on_response("error")
-            raise TransientError(f"GET {where}: {type(exc).__name__}") from None
+            raise TransientError(f"{where}: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             self._on_response("error")
-            raise PermanentError(f"GET {where}: {type(exc).__name__}") from None
+            raise PermanentError(f"{where}: {type(exc).__name__}") from None
         status = response.status_code
         self._on_response(f"{status // 100}xx")
         if status in self._on_status:
             response.close()
             self._status_action(status, where, response)
-        if status == 429 or status >= 500:
-            response.close()
-            raise TransientError(f"GET {where}: HTTP {status}", retry_after=parse_retry_after(response))
         if status >= 400:
             response.close()
-            raise PermanentError(f"GET {where}: HTTP {status}")
+        self._raise_for_retry(response, where)
+        if status == 401:
+            raise Unauthorized(f"{where}: HTTP 401")
+        if status >= 400:
+            raise PermanentError(f"{where}: HTTP {status}")
         return response
 
+    def _raise_for_retry(self, response: requests.Response, what: str) -> None:
+        """A 429 or 5xx: :class:`TransientError`, or :class:`RetryLater` when the server's ``Retry-After``
+        is longer than the back-off cap (the job is deferred by it instead of asking again too early)."""
+        status = response.status_code
+        if status != 429 and status < 500:
+            return
+        retry_after = parse_retry_after(response)
+        if retry_after is not None and retry_after > self._policy.max_backoff:
+            raise RetryLater(f"{what}: HTTP {status} with Retry-After {retry_after:.0f}s, beyond the "
+                             f"{self._policy.max_backoff:.0f}s back-off cap: deferred", retry_after=retry_after)
+        raise TransientError(f"{what}: HTTP {status}", retry_after=retry_after)
+
     def _status_action(self, status: int, where: str, response: requests.Response) -> None:
-        """Raise what the source's ``on_status`` makes of ``status``."""
+        """Raise what the source's ``on_status`` makes of ``status``; ``where``: ``"GET https://..."``."""
         action = self._on_status[status]
         if action == "skip":
             raise _Skip(status)
         if action == "retry":
-            raise TransientError(f"GET {where}: HTTP {status} (on_status: retry)",
+            raise TransientError(f"{where}: HTTP {status} (on_status: retry)",
                                  retry_after=parse_retry_after(response))
-        raise PermanentError(f"GET {where}: HTTP {status}" + (" (on_status: fail)" if action == "fail" else
+        raise PermanentError(f"{where}: HTTP {status}" + (" (on_status: fail)" if action == "fail" else
                                                               f" (on_status: unknown action {action!r})"))
 
     def _decode(self, response: requests.Response, where: str) -> Any:
@@ -276,9 +322,12 @@ class HttpClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    @staticmethod
-    def _should_retry(state: RetryCallState) -> bool:
+    def _should_retry(self, state: RetryCallState) -> bool:
         error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetryLater):
+            return False  # the job is deferred instead
+        if isinstance(error, ApiErrorBody):  # a failed request, retried as many times as any
+            return state.attempt_number < self._policy.max_attempts
         if isinstance(error, UnreadableBody):
             return state.attempt_number < UNREADABLE_BODY_ATTEMPTS
         return isinstance(error, TransientError)
@@ -329,19 +378,3 @@ def safe_url(url: str) -> str:
     values of the job's environment references shown as ``${NAME}``."""
     parts = urlsplit(url)
     return redact(urlunsplit(parts._replace(query="", fragment="")))
-
-
-def parse_retry_after(response: requests.Response) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

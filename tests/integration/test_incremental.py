@@ -243,7 +243,8 @@ url = "http://127.0.0.1:1/products"
                                        "2026-01-01", "--until", "2026-01-02"], env=env)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert "skipped quotes_no_range: it cannot be backfilled by time: it needs since_param and until_param" in lines
+    assert ("skipped quotes_no_range: it cannot be backfilled by time: it needs since_param and until_param "
+            "(or {since} and {until} in its request)") in lines
     assert any(line.startswith("skipped shop_no_cursor: it cannot be backfilled by time: its cursor_field is not")
                for line in lines), lines
     assert [line.split()[1] for line in lines if line.startswith("enqueued")] == ["quotes_by_time"]

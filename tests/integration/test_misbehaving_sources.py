@@ -147,6 +147,28 @@ def test_a_lost_page_keeps_the_cursor_before_it_and_the_next_run_loads_it(
     assert CursorStore(pg).position("cursor_shop") == product(RECORDS - 1)["updated_at"]
 
 
+def test_a_200_with_an_error_body_is_retried_then_its_page_is_lost_and_the_cursor_keeps_before_it(
+        feed: Feed, pg: psycopg2.extensions.connection, redis_client: redis.Redis, settings: Settings) -> None:
+    message = "Daily quota exceeded for this API key; try again tomorrow. " + "More detail. " * 30
+    feed.bodies[3] = json.dumps({"items": [], "error": {"code": 429001, "message": message}}).encode()
+    spec = spec_for(feed, error_path="error", concurrency=1)
+    run_job(spec, settings, "run-1")
+
+    lost = {product(i)["id"] for i in range(2 * PAGE_SIZE, 3 * PAGE_SIZE)}  # page 3
+    assert loaded_ids(pg) == {r["id"] for r in feed.records} - lost
+    assert feed.pages_asked.count(3) == 2  # retried (http_max_attempts = 2 here), then lost
+    status, error = job_row(pg, "run-1-cursor_shop")
+    assert status == "partial"
+    assert f"page 3: the API answered 200 with an error at 'error': {message[:200]}..." in error
+    mark = CursorStore(pg).position("cursor_shop")
+    assert mark is None or datetime.fromisoformat(mark) < datetime.fromisoformat(product(2 * PAGE_SIZE)["updated_at"])
+
+    feed.bodies.clear()
+    run_job(spec, settings, "run-2")
+    assert loaded_ids(pg) == {r["id"] for r in feed.records}
+    assert job_row(pg, "run-2-cursor_shop") == ("finished", None)
+
+
 def test_a_paginator_that_repeats_its_page_is_stopped(
         feed: Feed, pg: psycopg2.extensions.connection, redis_client: redis.Redis, settings: Settings) -> None:
     """Issue item 3: the server ignores ``page`` and serves the same full page again."""

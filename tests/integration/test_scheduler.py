@@ -15,12 +15,15 @@ import psycopg2.extensions
 import pytest
 import redis
 from click.testing import CliRunner
+from rq.job import Job
 
 from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.core.models import SourceSpec
+from ingest_workers.core.schedules import next_run, period, slot_start
+from ingest_workers.ops.metrics import METRICS_KEY, SLOTS_SKIPPED, _field
 from ingest_workers.runtime.producer import make_queue
-from ingest_workers.runtime.scheduler import SourceScheduler
+from ingest_workers.runtime.scheduler import STATE_PREFIX, SourceScheduler
 from ingest_workers.runtime.workerpool import local_workers, worker_env
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.helpers import broken_products, scalar, wait_until, write_catalog
@@ -111,7 +114,53 @@ def test_schedule_without_scheduled_sources_is_a_one_line_error(settings: Settin
     catalog = write_catalog(tmp_path / "c.toml", "http://127.0.0.1:1/products")  # no interval_seconds
     result = CliRunner().invoke(main, ["--catalog", str(catalog), "--redis-url", settings.redis_url, "schedule"])
     assert result.exit_code == 1
-    assert result.output == "error: no selected source has interval_seconds in the catalog; nothing to schedule\n"
+    assert result.output == ("error: no selected source has interval_seconds or schedule in the catalog; "
+                             "nothing to schedule\n")
+
+
+DAY = 86_400
+THREE_AM = datetime(2026, 12, 4, 3, 0, tzinfo=UTC).timestamp()  # a slot of "0 3 * * *"
+
+
+def test_a_cron_schedule_fires_its_slot_once_agreed_by_two_schedulers_and_counts_a_skipped_slot(
+    redis_client: redis.Redis, settings: Settings, tmp_path: Path,
+) -> None:
+    spec = SourceSpec(name="nightly", kind="http_json", dataset="products", url="http://127.0.0.1:1/p",
+                      schedule="0 3 * * *")
+    moment = [THREE_AM + 17 * 60]  # 03:17: the 03:00 slot is due (a scheduler started late makes it up)
+    queue = make_queue(redis_client, settings)
+    host_a, host_b = (SourceScheduler(queue, settings, [spec], clock=lambda: moment[0]) for _ in range(2))
+
+    [fired] = host_a.tick()
+    assert fired.job_id.startswith("sched-20261204T030000Z") and fired.created
+    assert host_b.tick() == []  # the other host agrees the slot has fired
+    moment[0] = THREE_AM + 23 * 3600  # 02:00 next day: still the same slot
+    assert host_a.tick() == [] and host_b.tick() == [] and queue.count == 1
+
+    moment[0] = THREE_AM + DAY + 5  # the next slot, while the first run is still queued: skipped, counted once
+    assert host_a.tick() == [] and host_b.tick() == [] and host_a.tick() == []
+    state = redis_client.hgetall(STATE_PREFIX + "nightly")
+    assert int(state[b"skipped"]) == 1 and queue.count == 1
+    assert int(redis_client.hget(METRICS_KEY, _field(SLOTS_SKIPPED, ("nightly",)))) == 1
+
+    Job.fetch(fired.job_id, connection=redis_client, serializer=queue.serializer).delete()  # the run ended
+    moment[0] = THREE_AM + 2 * DAY + 60
+    [fired] = host_b.tick()
+    assert fired.job_id.startswith("sched-20261206T030000Z")
+
+
+def test_cron_slots_and_next_runs_come_from_the_expression() -> None:
+    spec = SourceSpec(name="s", kind="http_json", dataset="products", schedule="*/15 6-7 * * 1-5")
+    friday_0640 = datetime(2026, 12, 4, 6, 40, tzinfo=UTC).timestamp()
+    assert slot_start(spec, friday_0640) == datetime(2026, 12, 4, 6, 30, tzinfo=UTC).timestamp()
+    assert next_run(spec, friday_0640) == datetime(2026, 12, 4, 6, 45, tzinfo=UTC).timestamp()
+    friday_0750 = datetime(2026, 12, 4, 7, 50, tzinfo=UTC).timestamp()
+    assert next_run(spec, friday_0750) == datetime(2026, 12, 7, 6, 0, tzinfo=UTC).timestamp()  # Monday
+    exactly = datetime(2026, 12, 7, 6, 0, tzinfo=UTC).timestamp()
+    assert slot_start(spec, exactly) == exactly  # a slot starts at its own time, not the one before
+    every_ten_minutes = SourceSpec(name="m", kind="http_json", dataset="products", interval_seconds=600)
+    assert slot_start(every_ten_minutes, exactly + 601) == exactly + 600
+    assert next_run(every_ten_minutes, exactly + 601) == exactly + 1200
 
 
 def at(hour: int, minute: int, second: int = 0) -> float:
@@ -137,3 +186,13 @@ def test_scheduler_slots_survive_an_interval_change(redis_client: redis.Redis, s
     assert fire(redis_client, settings, 3600, at(11, 30)) == []
     assert fire(redis_client, settings, 300, at(11, 3)) == []  # 11:00 was fired already
     assert fire(redis_client, settings, 300, at(11, 5, 10)) == ["11:05"]
+
+
+def test_a_cron_source_s_period_is_its_slot_for_the_staleness_alert() -> None:
+    nightly = SourceSpec(name="n", kind="http_json", dataset="products", schedule="0 3 * * *")
+    weekdays = SourceSpec(name="w", kind="http_json", dataset="products", schedule="0 9 * * 1-5")
+    friday_noon = datetime(2026, 12, 4, 12, 0, tzinfo=UTC).timestamp()
+    assert period(nightly, friday_noon) == DAY
+    assert period(weekdays, friday_noon) == 3 * DAY  # Friday 09:00 to Monday 09:00
+    assert period(SourceSpec(name="i", kind="http_json", dataset="products", interval_seconds=90), friday_noon) == 90
+    assert period(SourceSpec(name="u", kind="http_json", dataset="products"), friday_noon) is None

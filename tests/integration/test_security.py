@@ -53,6 +53,11 @@ BEARER = "planted-bearer-0a9f"  # auth kind bearer
 BASIC_USER, BASIC_PASSWORD = "planted-user-5d2c", "planted-basicpass-e3b4"  # auth kind basic
 API_KEY = "planted-apikey-61f0"  # auth kind api_key, in the query and in a header
 BASIC = "Basic " + base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
+# OAuth2: the client's id and secret, a refresh token, a refresh token the endpoint refuses, and the
+# access token the endpoint issues (the worker never reads that one from its environment).
+CLIENT_ID, CLIENT_SECRET = "planted-clientid-3f8e", "planted-clientsecret-a61c"
+REFRESH, BAD_REFRESH, ACCESS = "planted-refresh-2b7d", "planted-badrefresh-c90e", "planted-access-5e4a"
+CLIENT_BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
 POSTS = 30
 # Each gate path: the headers and query parameters a request must carry to be served (one source each).
 GATES = {
@@ -61,6 +66,8 @@ GATES = {
     "/basic": ({"Authorization": BASIC}, {}),
     "/key-in-query": ({}, {"key": API_KEY}),
     "/key-in-header": ({"X-Api-Key": API_KEY}, {}),
+    "/oauth-client": ({"Authorization": f"Bearer {ACCESS}"}, {}),
+    "/oauth-refresh": ({"Authorization": f"Bearer {ACCESS}"}, {}),
 }
 
 
@@ -125,6 +132,10 @@ def test_jobs_asking_for_a_foreign_plugin_or_a_file_outside_the_allowed_director
     (outside / "readings.csv").write_text("sensor_id,kind,value,read_at\ns1,temperature,20,2026-01-01T00:00:00Z\n")
     worker_settings = dataclasses.replace(settings, plugins="tests.plugins", files_dir=str(inside))
     specs = [SourceSpec(name="foreign_kind", kind="tests.foreign_plugin:Source", dataset="posts"),
+             SourceSpec(name="foreign_auth", kind="http_json", dataset="posts", url="http://127.0.0.1:1/x",
+                        auth={"kind": "tests.foreign_plugin:Signer"}),
+             SourceSpec(name="foreign_paging", kind="http_json", dataset="posts", url="http://127.0.0.1:1/x",
+                        pagination="tests.foreign_plugin:Scroll"),
              SourceSpec(name="outside_csv", kind="csv", dataset="sensors", url=str(outside / "readings.csv")),
              SourceSpec(name="outside_sink", kind="tests.plugins:CountingSource", dataset="posts",
                         fields={"post_id": "id", "user_id": "userId"}, options={"count": 3},
@@ -137,10 +148,14 @@ def test_jobs_asking_for_a_foreign_plugin_or_a_file_outside_the_allowed_director
     env = {**os.environ, "FOREIGN_PLUGIN_MARKER": str(marker)}
     with local_workers(worker_settings, 1, env, tmp_path / "workers.log"):
         state = wait_for_jobs(queue, [item.job_id for item in enqueued], lambda state: None, timeout=60)
-    assert (state.done, state.failed) == (4, 3), (tmp_path / "workers.log").read_text()
+    assert (state.done, state.failed) == (6, 5), (tmp_path / "workers.log").read_text()
     reasons = {
         "foreign_kind": "source foreign_kind key 'kind': source kind 'tests.foreign_plugin:Source': module "
                         "tests.foreign_plugin is not allowed by INGEST_PLUGINS (tests.plugins)",
+        "foreign_auth": "source foreign_auth key 'auth.kind': auth kind 'tests.foreign_plugin:Signer': module "
+                        "tests.foreign_plugin is not allowed by INGEST_PLUGINS (tests.plugins)",
+        "foreign_paging": "source foreign_paging key 'pagination': pagination 'tests.foreign_plugin:Scroll': module "
+                          "tests.foreign_plugin is not allowed by INGEST_PLUGINS (tests.plugins)",
         "outside_csv": f"source outside_csv: csv file '{outside / 'readings.csv'}' is not inside INGEST_FILES_DIR "
                        f"({inside})",
         "outside_sink": f"source outside_sink: jsonl sink path '{inside / '..' / 'outside' / 'rows.jsonl'}' is not "
@@ -161,8 +176,27 @@ class Gate(BaseHTTPRequestHandler):
     so the run proves the worker resolved and sent them; anything else is a 404."""
 
     authorised: list[str] = []
+    gets: list[str] = []  # every GET's path and headers
+    posts: list[str] = []  # every POST's headers and form
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        """The token endpoint: a token only to the planted client, for either grant (not BAD_REFRESH)."""
+        form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        Gate.posts.append(f"{self.path} {dict(self.headers)} {form}")
+        grant_ok = form.get("grant_type") == ["client_credentials"] or form.get("refresh_token") == [REFRESH]
+        if self.headers.get("Authorization") != CLIENT_BASIC or not grant_ok:
+            self.send_response(400)
+            body = json.dumps({"error": "invalid_grant" if grant_ok is False else "invalid_client"}).encode()
+        else:
+            self.send_response(200)
+            body = json.dumps({"access_token": ACCESS, "token_type": "bearer", "expires_in": 3600}).encode()
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        Gate.gets.append(f"{self.path} {dict(self.headers)}")
         url = urlsplit(self.path)
         headers, query = GATES.get(url.path, ({"": "no such path"}, {}))
         if any(self.headers.get(k) != v for k, v in headers.items()) \
@@ -240,12 +274,15 @@ def role_with_password(services: Services, password: str) -> Iterator[str]:
 
 def test_planted_secrets_never_leak(services: Services, pg: psycopg2.extensions.connection, tmp_path: Path) -> None:
     """The secrets go where secrets go: ${VAR}s in a URL's query and path and in a header, every
-    auth kind (auth_env, bearer, basic, api_key in the query and in a header), the ACL user's and the
+    auth kind (auth_env, bearer, basic, api_key in the query and in a header, OAuth2 client
+    credentials and refresh token, one refused grant: its error quotes no secret), the ACL user's and the
     default user's Redis passwords (TLS to Redis), a PostgreSQL password. A whole run with real
     workers, one source failing (tracebacks are written); then nothing anywhere shows one of them."""
     gate = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
     threading.Thread(target=gate.serve_forever, daemon=True).start()
     Gate.authorised.clear()
+    Gate.gets.clear()
+    Gate.posts.clear()
     catalog = tmp_path / "catalog.toml"
     catalog.write_text("""
 [sources.posts_secret]
@@ -294,6 +331,48 @@ pagination = "none"
 auth = { kind = "api_key", name = "X-Api-Key", location = "header", value_env = "POSTS_API_KEY" }
 fields = { post_id = "id", user_id = "userId" }
 
+[sources.posts_oauth_client]
+kind = "http_json"
+dataset = "posts"
+url = "${GATE_URL}/oauth-client"
+records_path = ""
+pagination = "none"
+fields = { post_id = "id", user_id = "userId" }
+[sources.posts_oauth_client.auth]
+kind = "oauth2_client_credentials"
+token_url = "${GATE_URL}/oauth/token"
+client_id_env = "OAUTH_ID"
+client_secret_env = "OAUTH_SECRET"
+scope = "posts.read"
+
+[sources.posts_oauth_refresh]
+kind = "http_json"
+dataset = "posts"
+url = "${GATE_URL}/oauth-refresh"
+records_path = ""
+pagination = "none"
+fields = { post_id = "id", user_id = "userId" }
+[sources.posts_oauth_refresh.auth]
+kind = "oauth2_refresh_token"
+token_url = "${GATE_URL}/oauth/token"
+client_id_env = "OAUTH_ID"
+client_secret_env = "OAUTH_SECRET"
+refresh_token_env = "OAUTH_REFRESH"
+
+[sources.posts_oauth_refused]
+kind = "http_json"
+dataset = "posts"
+url = "${GATE_URL}/oauth-refresh"
+records_path = ""
+pagination = "none"
+fields = { post_id = "id", user_id = "userId" }
+[sources.posts_oauth_refused.auth]
+kind = "oauth2_refresh_token"
+token_url = "${GATE_URL}/oauth/token"
+client_id_env = "OAUTH_ID"
+client_secret_env = "OAUTH_SECRET"
+refresh_token_env = "OAUTH_BAD_REFRESH"
+
 [sources.posts_broken]
 kind = "http_json"
 dataset = "posts"
@@ -308,7 +387,8 @@ fields = { post_id = "id", user_id = "userId" }
             role_with_password(services, PG_PASSWORD) as database_url:
         secrets = {"POSTS_TOKEN": TOKEN, "POSTS_URL_KEY": URL_KEY, "POSTS_PATH_KEY": PATH_KEY,
                    "POSTS_HEADER_KEY": HEADER_KEY, "POSTS_BEARER": BEARER, "POSTS_USER": BASIC_USER,
-                   "POSTS_PASSWORD": BASIC_PASSWORD, "POSTS_API_KEY": API_KEY}
+                   "POSTS_PASSWORD": BASIC_PASSWORD, "POSTS_API_KEY": API_KEY, "OAUTH_ID": CLIENT_ID,
+                   "OAUTH_SECRET": CLIENT_SECRET, "OAUTH_REFRESH": REFRESH, "OAUTH_BAD_REFRESH": BAD_REFRESH}
         base = {**os.environ, **secrets, "GATE_URL": f"http://127.0.0.1:{gate.server_address[1]}",
                 "DATABASE_URL": database_url, "INGEST_QUEUE": "ingest-secret-test", "INGEST_JOB_RETRIES": "0"}
         # The workers and the run: TLS to the ACL user; the operator's commands: the default user.
@@ -346,7 +426,13 @@ fields = { post_id = "id", user_id = "userId" }
     # What happened is what the fixture set up: one source loaded through the gate, one failed.
     assert run.returncode == 1, run.stdout + run.stderr
     assert sorted(Gate.authorised) == sorted(GATES)  # the worker resolved every secret, and sent it
-    assert scalar(pg, "SELECT count(*) FROM posts WHERE source <> 'posts_broken'") == POSTS * len(GATES)
+    assert scalar(pg, "SELECT count(*) FROM posts WHERE source NOT IN ('posts_broken', 'posts_oauth_refused')") \
+        == POSTS * len(GATES)
+    assert "invalid_grant" in workers_log and "check OAUTH_ID, OAUTH_SECRET and OAUTH_BAD_REFRESH" in workers_log
+    # The client secret and the refresh tokens go to the token endpoint only, the access token to the API only.
+    assert not any(secret in get for get in Gate.gets for secret in (CLIENT_SECRET, CLIENT_BASIC, REFRESH,
+                                                                      BAD_REFRESH))
+    assert not any(ACCESS in post for post in Gate.posts) and len(Gate.posts) == 3  # one token request per job
     assert "HTTP 404" in workers_log and "Traceback" in workers_log and b"Traceback" in in_redis
     assert b"rq.cli" in cmdlines and b"metrics-server" in cmdlines  # the workers and servers were seen
     assert "starting 1 x" in supervisor_log and "rq.cli worker" in supervisor_log
@@ -364,7 +450,8 @@ fields = { post_id = "id", user_id = "userId" }
     }
     for where, text in captured.items():
         for secret in (TOKEN, URL_KEY, PATH_KEY, REDIS_PASSWORD, REDIS_USER_PASSWORD, PG_PASSWORD, HEADER_KEY,
-                       BEARER, BASIC_USER, BASIC_PASSWORD, BASIC.split()[1], API_KEY):
+                       BEARER, BASIC_USER, BASIC_PASSWORD, BASIC.split()[1], API_KEY, CLIENT_ID, CLIENT_SECRET,
+                       CLIENT_BASIC.split()[1], REFRESH, BAD_REFRESH, ACCESS):
             assert secret not in text, f"{secret} leaked into {where}"
     assert b"${POSTS_URL_KEY}" in in_redis  # the job carries the reference, not the value
     assert "${POSTS_PATH_KEY}" in captured["summary.json"]  # the failure names the URL as the catalog writes it

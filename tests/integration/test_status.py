@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2.extensions
@@ -44,7 +45,8 @@ def test_a_run_with_a_failing_source_shows_it_unhealthy_with_its_reason(
     catalog = write_catalog(tmp_path / "c.toml", f"{mock_server.url}/products", name="shop_good",
                             extra=f'[sources.shop_broken]\nkind = "http_json"\ndataset = "products"\n'
                                   f'url = "{mock_server.url}/missing"\n'
-                                  f'[sources.shop_idle]\nkind = "http_json"\ndataset = "products"\nurl = "http://x"\n')
+                                  f'[sources.shop_idle]\nkind = "http_json"\ndataset = "products"\nurl = "http://x"\n'
+                                  'schedule = "30 4 * * *"\n')
     specs = [s for s in load_catalog(catalog, {}).sources.values() if s.name != "shop_idle"]
     queue = make_queue(redis_client, settings)
     with local_workers(settings, 2, os.environ, tmp_path / "workers.log"):
@@ -62,6 +64,10 @@ def test_a_run_with_a_failing_source_shows_it_unhealthy_with_its_reason(
     [failure] = broken["recent_failures"]
     assert failure["job_id"] == "run-1-shop_broken" and "HTTP 404" in failure["error"]
     assert (idle["health"], idle["last_run"]) == ("no runs", None)
+    now = datetime.now(UTC)  # the next 04:30 UTC, the idle source's schedule
+    expected = now.replace(hour=4, minute=30, second=0, microsecond=0)
+    expected += timedelta(days=1) if expected <= now else timedelta(0)
+    assert idle["next_run"] == expected.isoformat() and broken["next_run"] is None
     assert document["queues"][settings.queue] | {"started": 0} == {
         "queued": 0, "started": 0, "scheduled": 0, "deferred": 0, "failed": 1, "finished": 1, "workers": 2}
 
@@ -70,6 +76,8 @@ def test_a_run_with_a_failing_source_shows_it_unhealthy_with_its_reason(
     assert any(line.startswith("shop_good") and "healthy" in line and "100% of 1" in line for line in lines)
     assert any("run-1-shop_broken" in line and "HTTP 404" in line for line in lines)
     assert f"queue {settings.queue}: queued 0" in text and "live workers 2" in text
+    assert any(line.startswith("shop_idle") and line.endswith(expected.strftime("%Y-%m-%d %H:%M:%SZ"))
+               for line in lines)
 
 
 def test_health_thresholds_over_the_window(pg: psycopg2.extensions.connection) -> None:

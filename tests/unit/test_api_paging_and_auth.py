@@ -149,7 +149,17 @@ pagination = "{pagination}"
 @pytest.mark.parametrize(("extra", "message"), [
     ('auth = { kind = "bearer", token = "abc" }', r"'auth.token': not a key of auth kind 'bearer'; name the "
                                                   "environment variable holding it with token_env"),
-    ('auth = { kind = "oauth" }', r"'auth.kind': expected one of bearer, basic, api_key"),
+    ('auth = { kind = "oauth" }', r"'auth.kind': unknown auth kind 'oauth'; known: bearer, basic, api_key, "
+                                  "oauth2_client_credentials, oauth2_refresh_token"),
+    ('auth = { kind = "oauth2_client_credentials", token_url = "https://a/t", client_id_env = "I", '
+     'client_secret = "s3cret" }', r"'auth.client_secret': not a key of auth kind 'oauth2_client_credentials'; "
+                                   "name the environment variable holding it with client_secret_env"),
+    ('auth = { kind = "oauth2_refresh_token", token_url = "https://a/t", client_id_env = "I", '
+     'client_secret_env = "S" }', r"auth kind 'oauth2_refresh_token' needs 'auth.refresh_token_env'"),
+    ('auth = { kind = "oauth2_client_credentials", token_url = "https://a/t", client_id_env = "I", '
+     'client_secret_env = "S", client_auth = "header" }', r"'auth.client_auth': expected one of basic, body"),
+    ('auth = { kind = "oauth2_client_credentials", token_url = "ftp://a/t", client_id_env = "I", '
+     'client_secret_env = "S" }', r"'auth.token_url': expected an http\(s\) URL"),
     ('auth = { kind = "basic", username_env = "U" }', r"needs 'auth.password_env'"),
     ('auth = { kind = "api_key", name = "k", value_env = "K", location = "cookie" }', r"'auth.location'"),
     ('auth = { kind = "bearer", token_env = "not a name" }', r"'auth.token_env': expected the name of an environment"),

@@ -16,6 +16,7 @@ from ingest_workers.datasets.infer import column_type, infer_columns, key_candid
 from ingest_workers.sources.draft import default_name
 from ingest_workers.testing.mock_sources import MockConfig, MockServer
 from tests.fixture_api import API_KEY, PASSWORD, TOKEN, USER, FixtureApi
+from tests.oauth_fixture import CLIENT_ID, CLIENT_SECRET, OAuthFixture
 
 # feed -> what a person reading the feed's documentation would write
 MOCK_FEEDS: dict[str, dict[str, Any]] = {
@@ -161,3 +162,25 @@ def test_columns_get_snake_case_names_and_never_a_lineage_name() -> None:
     assert [(c.name, c.path, c.type) for c in columns] == [
         ("product_id", "productId", "integer"), ("source_value", "source", "text"), ("raw_value", "raw", "text"),
         ("a_b_c_d", "a.bC.d", "integer"), ("a_b_c_e", "a.bC.e", "json")]
+
+
+def test_the_draft_of_an_oauth2_api_gets_a_token_and_names_the_variables_only() -> None:
+    oauth = OAuthFixture()
+    try:
+        env = {"CRM_ID": CLIENT_ID, "CRM_SECRET": CLIENT_SECRET}
+        fragment = draft(oauth.api_url, "--name", "contacts", "--oauth2-client-credentials", oauth.token_url,
+                         "--client-id-env", "CRM_ID", "--client-secret-env", "CRM_SECRET", "--scope", "contacts.read",
+                         env=env)
+        source = fragment["sources"]["contacts"]
+        assert source["auth"] == {"kind": "oauth2_client_credentials", "token_url": oauth.token_url,
+                                  "client_id_env": "CRM_ID", "client_secret_env": "CRM_SECRET",
+                                  "scope": "contacts.read"}
+        assert source["records_path"] == "items" and oauth.state.unauthorized == 0
+        assert len(oauth.state.token_requests) == 1 and oauth.state.api_requests
+        missing = CliRunner().invoke(main, ["catalog", "draft", oauth.api_url, "--oauth2-client-credentials",
+                                            oauth.token_url, "--client-id-env", "CRM_ID", "--client-secret-env",
+                                            "CRM_SECRET"], env={"CRM_ID": CLIENT_ID})
+        assert missing.exit_code == 1 and "--client-secret-env: environment variable CRM_SECRET is not set" in \
+            missing.output
+    finally:
+        oauth.close()

@@ -96,6 +96,8 @@ def test_the_next_run_is_the_start_of_the_next_slot() -> None:
     assert _next_run(spec, now) == "2026-12-01T10:15:00+00:00"
     assert _next_run(spec, datetime(2026, 12, 1, 10, 15, tzinfo=UTC)) == "2026-12-01T10:30:00+00:00"
     assert _next_run(SourceSpec(name="s", kind="synthetic", dataset="sensors"), now) is None
+    nightly = SourceSpec(name="s", kind="synthetic", dataset="sensors", schedule="0 3 * * *")
+    assert _next_run(nightly, now) == "2026-12-02T03:00:00+00:00"  # a cron schedule, the scheduler's slots
 
 
 def test_the_static_files_are_shipped_and_nothing_else_is_served() -> None:

@@ -117,7 +117,7 @@ def test_a_page_deeper_than_the_decoder_keeps_its_other_records(servers: tuple[R
     records = list(HttpJsonSource(spec, SourceContext(client(max_nesting=20))).stream())
     assert [records[0], records[2]] == [{"id": 1}, {"id": 3}]
     assert records[1].raw == {"id": 2, "x": "<nested too deep>"}
-    assert records[1].reason == "the response: record nested deeper than 20 levels (max_nesting)"
+    assert records[1].reason == "page 1: record nested deeper than 20 levels (max_nesting)"
     json.dumps(records[1].raw)  # what is stored for audit serialises
 
 

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ingest_workers.core.errors import PermanentError, TransientError, UnreadableBody
-from ingest_workers.core.models import SourceSpec
+from ingest_workers.core.errors import ApiErrorBody, PermanentError, RetryLater, TransientError, UnreadableBody
+from ingest_workers.core.models import LostPage, SourceSpec
 from ingest_workers.sources import SourceContext
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session, safe_url
 from ingest_workers.sources.http_json import HttpJsonSource
@@ -73,11 +73,36 @@ def test_429_waits_at_least_retry_after(server: Scripted) -> None:
     assert sleeps[0] >= 3
 
 
-def test_retry_after_is_capped_by_max_backoff(server: Scripted) -> None:
-    server.script = [(429, {"Retry-After": "3600"}, b""), OK]
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_retry_after_beyond_the_cap_defers_instead_of_asking_too_early(server: Scripted, status: int) -> None:
+    server.script = [(status, {"Retry-After": "120"}, b""), OK]
     sleeps: list[float] = []
-    client([], sleeps, []).get_json(url(server))
-    assert sleeps == [8]
+    with pytest.raises(RetryLater, match="Retry-After 120s") as caught:
+        client([], sleeps, []).get_json(url(server))
+    assert caught.value.retry_after == 120  # what the server asked, not the 8 s cap
+    assert sleeps == [] and len(server.requests) == 1  # neither slept out nor asked again
+    assert "sekrit" not in str(caught.value)
+
+
+def test_a_200_with_a_value_at_error_path_is_retried_then_fails_quoting_the_message(server: Scripted) -> None:
+    message = "Rate quota exceeded for project 42 " + "x" * 300
+    failed = (200, {"Content-Type": "application/json"},
+              json.dumps({"items": [], "error": {"code": 9, "message": message}}).encode())
+    server.script = [failed, failed, OK]
+    sleeps: list[float] = []
+    assert client([], sleeps, []).get_json_document(url(server), error_path="error").body == {"items": [1]}
+    assert len(sleeps) == 2 and len(server.requests) == 3
+    server.script = [failed]
+    with pytest.raises(ApiErrorBody) as caught:
+        client([], [], [], attempts=3).get_json_document(url(server), error_path="error")
+    assert caught.value.reason == ("the API answered 200 with an error at 'error': " + message[:200] + "...")
+    assert len(server.requests) == 3 + 3  # the usual attempts, not the fewer an unreadable body gets
+
+
+@pytest.mark.parametrize("value", [None, False, 0, "", [], {}])
+def test_an_empty_value_at_error_path_is_no_error(server: Scripted, value: object) -> None:
+    server.script = [(200, {"Content-Type": "application/json"}, json.dumps({"items": [2], "error": value}).encode())]
+    assert client([], [], []).get_json_document(url(server), error_path="error").body["items"] == [2]
 
 
 def test_transient_failures_stop_after_max_attempts(server: Scripted) -> None:
@@ -159,7 +184,7 @@ def test_link_pagination_never_sends_the_token_to_another_host(server: Scripted)
     source = HttpJsonSource(spec, SourceContext(client([], [], []), {"TOKEN": "Bearer top-secret"}))
     stream = source.stream()
     assert [next(stream), next(stream)] == [1, 2]
-    with pytest.raises(PermanentError, match="Link rel=next leaves") as caught:
+    with pytest.raises(PermanentError, match="the next page leaves") as caught:
         next(stream)
     assert len(server.requests) == 1 and "top-secret" not in str(caught.value)
 
@@ -180,6 +205,22 @@ def test_open_stream_retries_the_opening_then_streams(server: Scripted) -> None:
     with response:
         assert response.raw.read() == b"a,b\n1,2\n"
     assert len(sleeps) == 1
+
+
+def test_an_error_body_under_cursor_paging_loses_its_page_and_ends_paging(server: Scripted) -> None:
+    page_1 = json.dumps({"items": [1, 2], "next_cursor": "c2"}).encode()
+    failed = json.dumps({"items": [], "errors": [{"message": "cursor c2 expired"}]}).encode()
+    server.script = [(200, {"Content-Type": "application/json"}, page_1),
+                     (200, {"Content-Type": "application/json"}, failed)]
+    spec = SourceSpec(name="s", kind="http_json", dataset="quotes", url=url(server), pagination="cursor",
+                      error_path="errors")
+    records = list(HttpJsonSource(spec, SourceContext(client([], [], [], attempts=3))).stream())
+    assert records[:2] == [1, 2] and len(records) == 3
+    lost = records[2]
+    assert isinstance(lost, LostPage) and lost.where == "page 2"
+    assert lost.reason == ("page 2: the API answered 200 with an error at 'errors': "
+                           '[{"message": "cursor c2 expired"}]')
+    assert len(server.requests) == 1 + 3  # page 1, then page 2 tried three times; nothing after it
 
 
 def on_status_client(on_status: dict[int, str], sleeps: list[float] | None = None) -> HttpClient:

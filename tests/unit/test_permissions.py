@@ -29,11 +29,14 @@ def test_built_ins_are_always_allowed_and_plugins_only_from_the_listed_modules()
     permissions().check(built_ins)
     mine = permissions("mycompany.feeds, mycompany.stages")
     mine.check(spec(kind="mycompany.feeds:Kafka", stages=["mycompany.stages.text:Shout"]))  # a submodule too
+    mine.check(spec(auth={"kind": "mycompany.feeds.auth:Signer"}, pagination="mycompany.feeds:Scroll"))
     for asked, message in (
         (spec(kind="evil:Source"), "source s: source kind 'evil:Source': module evil is not allowed by "
                                    "INGEST_PLUGINS (mycompany.feeds, mycompany.stages)"),
         (spec(stages=["mycompany.feedsx:S"]), "stage 'mycompany.feedsx:S': module mycompany.feedsx is not"),
         (spec(sinks=[{"name": "os:system"}]), "sink 'os:system': module os is not allowed"),
+        (spec(auth={"kind": "evil.auth:Signer", "key_env": "K"}), "auth kind 'evil.auth:Signer': module evil.auth"),
+        (spec(pagination="evil.paging:Scroll"), "pagination 'evil.paging:Scroll': module evil.paging is not"),
     ):
         with pytest.raises(Refused, match=re.escape(message)):
             mine.check(asked)

@@ -4,7 +4,6 @@ rendered from exactly these documents, so every number a page shows is in its do
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +12,7 @@ import psycopg2.extensions
 import redis
 
 from ...core.models import SourceSpec
+from ...core.schedules import next_run
 from . import queries, rq_state
 from .redaction import PayloadRedactor
 
@@ -60,16 +60,14 @@ def _catalog(spec: SourceSpec | None) -> dict[str, Any] | None:
     if spec is None:
         return None
     return {"kind": spec.kind, "dataset": spec.dataset, "queue": spec.queue,
-            "interval_seconds": spec.interval_seconds, "cursor_field": spec.cursor_field}
+            "interval_seconds": spec.interval_seconds, "schedule": spec.schedule, "cursor_field": spec.cursor_field}
 
 
 def _next_run(spec: SourceSpec | None, now: datetime) -> str | None:
-    """When ``ingest schedule`` enqueues the source next: the start of its next slot (slots of its
-    interval counted from the Unix epoch, as the scheduler cuts them); None when it is not scheduled."""
-    if spec is None or not spec.interval_seconds:
-        return None
-    slot = math.floor(now.timestamp() / spec.interval_seconds) + 1
-    return iso(datetime.fromtimestamp(slot * spec.interval_seconds, UTC))
+    """When ``ingest schedule`` enqueues the source next: the start of its next slot (of its interval
+    or its cron ``schedule``, as the scheduler cuts them); None when it is not scheduled."""
+    upcoming = None if spec is None else next_run(spec, now.timestamp())
+    return None if upcoming is None else iso(datetime.fromtimestamp(upcoming, UTC))
 
 
 def _run(run: queries.RunRow, redactor: PayloadRedactor) -> dict[str, Any]:

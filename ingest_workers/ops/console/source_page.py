@@ -42,7 +42,8 @@ def _facts(document: dict[str, Any]) -> str:
     interval = catalog.get("interval_seconds")
     facts = [("dataset", catalog.get("dataset") or "-"), ("kind", catalog.get("kind") or "-"),
              ("queue", catalog.get("queue") or "the default queue"),
-             ("schedule", f"every {interval}s" if interval else "not scheduled"),
+             ("schedule", f"every {interval}s" if interval else f"cron {catalog['schedule']} (UTC)"
+                          if catalog.get("schedule") else "not scheduled"),
              ("next run", document.get("next_run") or "-"),
              ("cursor", f"{cursor['field']} = {json.dumps(cursor['position'])} (set by {cursor['run_id']} at "
                         f"{cursor['updated_at']})" if cursor else "none")]
