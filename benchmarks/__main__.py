@@ -19,13 +19,15 @@ import rq
 
 from ingest_workers.core.config import Settings
 from ingest_workers.core.models import Lineage
+from ingest_workers.datasets import PRODUCTS
 from ingest_workers.runtime.producer import enqueue_backfill
 from ingest_workers.sources import SourceContext, make_source
 from ingest_workers.sources.http import HttpClient, RetryPolicy, make_session
 from ingest_workers.testing.devservices import ensure_services
 
-from . import freshness, loads, merge, peer, record_path, runs, slow_sources
-from .profiling import profile_job
+from . import fastpath, freshness, loads, merge, peer, record_path, runs, slow_sources
+from .parts import Parts
+from .profiling import profile_job, time_job
 from .report import Figure, Report, load_average
 from .services import Bench, mock_server, recreate_database
 
@@ -43,16 +45,20 @@ def main() -> None:
                             batch_size=1000, job_retries=0)
         out = ROOT / "out"
         out.mkdir(exist_ok=True)
-        report = measure(args, Bench(settings, "", args.records, out))
-        _say("overlapped fetch (scripts/bench_overlap.py): read-ahead against a slow source, slow sources")
-        overlap = overlapped_fetch(services.redis_url, services.database_url)
-    report.header.append(f"Whole run: {time.monotonic() - started:.0f} s (`scripts/bench {args.summary}`).")
-    args.output.write_text(report.markdown() + overlap, encoding="utf-8")
-    _say(f"wrote {args.output}")
+        parts = Parts(Report([]), args.output, _say, skip=tuple(args.skip))
+        measure(args, Bench(settings, "", args.records, out), parts)
+        parts.run("overlapped fetch", lambda: setattr(parts, "trailer", overlapped_fetch(services.redis_url,
+                                                                                         services.database_url)))
+    parts.report.header.append(f"Whole run: {time.monotonic() - started:.0f} s (`scripts/bench {args.summary}`).")
+    parts.write()
+    _say(f"wrote {args.output}" + (f"; {len(parts.report.failed)} part(s) failed" if parts.report.failed else ""))
+    if parts.report.failed:
+        raise SystemExit(1)
 
 
 def overlapped_fetch(redis_url: str, database_url: str) -> str:
     """The figures of ``scripts/bench_overlap.py`` (issue 8's read-ahead), run now on the same services."""
+    _say("overlapped fetch (scripts/bench_overlap.py): read-ahead against a slow source, slow sources")
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_overlap.py"), "--redis-url", redis_url,
                              "--database-url", database_url, "--repeat", "3", "--source", "shop_c_products"],
                             capture_output=True, text=True, check=True, timeout=900)
@@ -66,7 +72,8 @@ def overlapped_fetch(redis_url: str, database_url: str) -> str:
             "takes the time of the slowest).\n" + "\n".join(lines) + "\n")
 
 
-def measure(args: argparse.Namespace, bench: Bench) -> Report:
+def measure(args: argparse.Namespace, bench: Bench, parts: Parts) -> None:
+    """Every part in turn, each on its own (:class:`Parts`): BENCHMARKS.md after each."""
     lineage = Lineage(bench.spec.name, "bench", "bench-loader", datetime.now(UTC).isoformat())
     _say(f"making {args.records:,} records and their rows")
     rows = loads.checked_rows(bench.spec, loads.served_records(args.records), lineage)
@@ -74,10 +81,30 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
     # collection, which would take a core from the workers while this process polls for their jobs.
     gc.collect()
     gc.freeze()
-    report = Report(_header(bench, len(rows)))
-    report.loads.append(("start", load_average()))
-    figures = report.figures
+    report = parts.report
+    report.header[:] = _header(bench, len(rows))
+    figures, value = report.figures, parts.values
+    parts.run("load ceiling and loader", lambda: _loader_figures(bench, rows, lineage, figures, value))
+    parts.run("record path", lambda: _record_path(bench, rows, figures, value))
+    parts.run("slow source", lambda: _slow_source(args, bench, figures, report))
+    parts.run("end to end", lambda: value.update(e2e=_end_to_end(args, bench)))
+    parts.run("end to end figures", lambda: _end_to_end_figures(args, figures, parts))
+    parts.run("dlt in memory", lambda: _dlt_in_memory(args, bench, rows, figures, parts))
+    parts.run("over HTTP against dlt rest_api",
+              lambda: _peer_over_http(args, bench, figures, parts.need("recommended"), _label(args.recommended)))
+    parts.run("naive", lambda: _naive(args, bench, rows, figures, parts.need("ceiling"), parts.need("recommended")))
+    parts.run("merge", lambda: figures.extend(merge.merge_figures(bench.settings, args.records, bench.out, say=_say)))
+    parts.run("re-run", lambda: _rerun_figure(args, bench, figures))
+    parts.run("memory", lambda: _memory(args, bench, figures))
+    parts.run("enqueue", lambda: _enqueue(args, bench, figures))
+    _freshness(args, bench, parts)
+    parts.run("one job, compiled record path against the reference", lambda: _one_job(args, bench, figures, value))
+    parts.run("profile of one job", lambda: _profile(args, bench, parts))
+    details = [*_details(value["e2e"], args), ""] if "e2e" in value else []
+    report.details += [*details, *_method(args), "", *_loads_section(report)]
 
+
+def _loader_figures(bench: Bench, rows: list, lineage: Lineage, figures: list[Figure], value: dict) -> None:
     _say("load ceiling vs our loader (best of 2 each, alternated)")
     ceiling_s, loader_s = _best_of_two(lambda: loads.copy_ceiling(bench.settings.database_url, rows),
                                        lambda: loads.our_loader(bench.settings.database_url, rows, lineage))
@@ -91,13 +118,13 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
     figures.append(Figure(
         "Our loader alone: `PostgresLoader.load_batch`, 1,000 rows per transaction, serialisation included",
         loader, "rows/s", "ceiling", ceiling, 0.6,
-        why=f"the loader is its client part (COPY text made in Python, orjson for the raw jsonb: "
-            f"{serialise / ceiling:.2f}× the ceiling "
-            f"on its own) plus its server part (COPY into the table with its key and two indexes, a savepoint "
-            f"and a commit per 1,000 rows: {server / ceiling:.2f}×). Streaming the COPY overlaps them only in "
-            "part (the commit and the end of each COPY wait for the server); with the client part alone under "
-            "0.6×, no arrangement of these two pieces reaches 0.6× in one Python process. What would: "
-            "serialising in C (e.g. psycopg 3's binary COPY) or loading from several processes."))
+        why=f"the loader is its client part (COPY text made in Python by the serialiser generated for the "
+            f"dataset, orjson for the raw jsonb: {serialise / ceiling:.2f}× the ceiling on its own) plus its server "
+            f"part (COPY into the table with its key and two indexes, a savepoint and a commit per 1,000 rows: "
+            f"{server / ceiling:.2f}× on its own, which bounds the loader whatever the client does). Done one "
+            f"after the other they would give {1 / (ceiling / serialise + ceiling / server):.2f}×; streaming the "
+            "COPY overlaps them only in part (the commit and the end of each COPY wait for the server). What "
+            "would: fewer, larger transactions, or loading from several processes."))
     batched = len(rows) / loads.copy_ceiling(bench.settings.database_url, rows, loads.BATCH)
     figures.append(Figure("Plain COPY, pre-serialised, one transaction per 1,000 rows (the loader's "
                           "granularity)", batched, "rows/s", "ceiling", ceiling))
@@ -108,15 +135,13 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
                           "indexes), commit, per 1,000 rows", server, "rows/s", "ceiling", ceiling))
     figures.append(Figure("… its server part when a batch repeats a key: COPY → temp staging → INSERT … "
                           "ON CONFLICT DO NOTHING", fallback, "rows/s", "ceiling", ceiling))
-    _record_path(bench, rows, figures, report)
+    value["ceiling"] = ceiling
 
-    _slow_source(args, bench, figures, report)
-    e2e = _end_to_end(args, bench)
+
+def _end_to_end_figures(args: argparse.Namespace, figures: list[Figure], parts: Parts) -> None:
+    e2e, ceiling = parts.need("e2e"), parts.need("ceiling")
     recommended = e2e[(args.recommended, args.recommended_workers)]
-    _say("dlt append and merge")
-    append_s, dlt_version = peer.dlt_load(bench.settings.database_url, rows, "append")
-    merge_s, _ = peer.dlt_load(bench.settings.database_url, rows, "merge")
-    dlt_merge = len(rows) / merge_s
+    parts.values["recommended"] = recommended.rate
     label = _label(args.recommended)
     figures += [
         Figure(f"End to end, recommended: {label}, {args.recommended_workers} workers", recommended.rate,
@@ -126,12 +151,8 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
                    "stages, serialisation: see the profile below), PostgreSQL's key and index upkeep, Redis and "
                    "the mock source. One job alone in one process, with nothing competing, runs at "
                    "{single:.2f}× the ceiling (the profile below): the workers' Python per record costs more "
-                   "than 35% of the ceiling allows, even with its next pages fetched concurrently (`concurrency`, 4). "
-                   "Next step: a C serialiser."),
-        Figure(f"End to end, recommended: {label}, {args.recommended_workers} workers", recommended.rate,
-               "records/s", "dlt merge", dlt_merge, 3,
-               why="see the profile: the per-record Python path (stages and serialisation) and the shared "
-                   "2 cores bound it; dlt was given its rows in memory (no HTTP), which favours it."),
+                   "than 35% of the ceiling allows, even with the compiled record path (issue 28) and its next "
+                   "pages fetched concurrently."),
         Figure(f"End to end, {label}: 2 workers vs 1", e2e[(args.recommended, 2)].rate, "records/s", "1 worker",
                e2e[(args.recommended, 1)].rate, 1.5,
                why="two workers share two cores with PostgreSQL, Redis and the mock source. With one worker "
@@ -143,37 +164,79 @@ def measure(args: argparse.Namespace, bench: Bench) -> Report:
         if (worker_class, workers) != (args.recommended, args.recommended_workers):
             figures.append(Figure(f"End to end, {_label(worker_class)}, {workers} worker(s)", result.rate,
                                   "records/s", "ceiling", ceiling))
+
+
+def _dlt_in_memory(args: argparse.Namespace, bench: Bench, rows: list, figures: list[Figure], parts: Parts) -> None:
+    _say("dlt append and merge")
+    ceiling = parts.need("ceiling")
+    append_s, dlt_version = peer.dlt_load(bench.settings.database_url, rows, "append")
+    merge_s, _ = peer.dlt_load(bench.settings.database_url, rows, "merge")
+    dlt_merge = len(rows) / merge_s
+    recommended = parts.values.get("recommended")
+    if recommended is not None:
+        figures.append(Figure(f"End to end, recommended: {_label(args.recommended)}, {args.recommended_workers} "
+                              "workers", recommended, "records/s", "dlt merge (rows in memory)", dlt_merge, 3,
+                              why="see the profile: the per-record Python path (stages and serialisation) and the "
+                                  "shared 2 cores bound it; dlt was given its rows in memory (no HTTP), which "
+                                  "favours it."))
     figures += [
         Figure(f"dlt {dlt_version} append (records in memory, no HTTP)", len(rows) / append_s, "rows/s",
                "ceiling", ceiling),
         Figure(f"dlt {dlt_version} merge on product_id (records in memory, no HTTP)", dlt_merge, "rows/s",
                "ceiling", ceiling),
     ]
-    _peer_over_http(args, bench, figures, recommended.rate, label)
-    _naive(args, bench, rows, figures, ceiling, recommended.rate)
-    _say("merge: 10% changed since the first load, ours against dlt merge (benchmarks/merge.py)")
-    figures += merge.merge_figures(bench.settings, args.records, bench.out, say=_say)
 
-    report.loads.append(("end to end done", load_average()))
+
+def _rerun_figure(args: argparse.Namespace, bench: Bench, figures: list[Figure]) -> None:
     _say("re-run: everything duplicate")
     first, rerun = _rerun(args, bench)
-    figures.append(Figure(f"Re-run of the same ingest (all duplicate), {label}, {args.recommended_workers} "
-                          "workers", rerun.rate, "records/s", "the first runs just before", first.rate, 2,
+    figures.append(Figure(f"Re-run of the same ingest (all duplicate), {_label(args.recommended)}, "
+                          f"{args.recommended_workers} workers", rerun.rate, "records/s", "the first runs just before",
+                          first.rate, 2,
                           why="a duplicate is dropped before PostgreSQL, but only after it was fetched, decoded "
                               "and validated (the natural key comes out of the dataset's check), so the re-run "
                               "saves the serialisation and the load, not the stages. Dropping earlier needs a "
                               "key read from the raw record, per source: not done."))
-    _memory(args, bench, figures)
-    _enqueue(args, bench, figures)
-    _freshness(args, bench, figures, report)
+
+
+def _one_job(args: argparse.Namespace, bench: Bench, figures: list[Figure], values: dict) -> None:
+    """Target 1 of issue 28: one job alone (no latency, one process), compiled record path against the
+    reference path, alternated, best of 3 each: in CPU seconds of the job's process (all its threads),
+    which the other work of a shared machine disturbs least, and in wall time."""
+    _say("one job alone: the compiled record path against the reference (best of 3, alternated)")
+    wall = {"compiled": float("inf"), "reference": float("inf")}
+    cpu = dict(wall)
+    with mock_server(args.records, cache_mb=args.cache_mb) as url:
+        _warm(bench.with_mock(url), None)
+        for _ in range(3):
+            for path in wall:
+                seconds, cpu_seconds = time_job(bench.with_mock(url).with_settings(record_path=path))
+                wall[path], cpu[path] = min(wall[path], seconds), min(cpu[path], cpu_seconds)
+    what = f"One job alone, no latency ({args.records:,} records, one process), compiled record path"
+    alone = f"{values['record path']:.2f}× as fast" if "record path" in values else "faster"
+    why = ("the compiled path removes the stage objects and most per-value reader calls (the record path alone "
+           f"runs {alone}: the 'record path alone' rows above), but a job is more than its "
+           "record path: HTTP and decoding in the fetch threads, the per-record bookkeeping of the pipeline "
+           "(read-ahead hand-over, resume position, Record objects), decimals, timestamps and the raw JSON made "
+           "per record, the Redis round trips (redis-py encodes every key in Python) and the wait for "
+           "PostgreSQL. See the profile below and docs/performance.md.")
+    reference = "the reference path (INGEST_RECORD_PATH=reference)"
+    figures.append(Figure(f"{what}: records per CPU second of the job's process", args.records / cpu["compiled"],
+                          "records/s", reference, args.records / cpu["reference"], 3, why=why))
+    figures.append(Figure(f"{what}: records per second, wall time", args.records / wall["compiled"], "records/s",
+                          reference, args.records / wall["reference"], 3, why=why))
+
+
+def _profile(args: argparse.Namespace, bench: Bench, parts: Parts) -> None:
     _say("profile of one job")
+    report = parts.report
     with mock_server(args.records, cache_mb=args.cache_mb) as url:
         _warm(bench.with_mock(url), None)
         report.profile = profile_job(bench.with_mock(url))
-    single = report.profile.records / report.profile.seconds / ceiling
-    report.figures[:] = [replace(f, why=f.why.replace("{single:.2f}", f"{single:.2f}")) for f in report.figures]
-    report.details += [*_details(e2e, args), "", *_method(args), "", *_loads_section(report)]
-    return report
+    ceiling = parts.values.get("ceiling")
+    if ceiling is not None:  # the figures against the ceiling say what one job alone reaches
+        single = report.profile.records / report.profile.seconds / ceiling
+        report.figures[:] = [replace(f, why=f.why.replace("{single:.2f}", f"{single:.2f}")) for f in report.figures]
 
 
 def _slow_source(args: argparse.Namespace, bench: Bench, figures: list[Figure], report: Report) -> None:
@@ -225,7 +288,7 @@ def _peer_over_http(args: argparse.Namespace, bench: Bench, figures: list[Figure
     workers = args.recommended_workers
     figures.append(Figure(f"End to end over HTTP, ours ({label}, {workers} workers) vs dlt rest_api merge on id "
                           "(the same mock pages, the same PostgreSQL)", ours, "records/s", "dlt rest_api merge",
-                          dlt_merge, 5,
+                          dlt_merge, 3,
                           why="ours is bound by its per-record Python on two shared cores (the end-to-end rows "
                               "against the ceiling, and the profile); dlt's merge spends its time in extract, "
                               "normalise (files on disk) and a staging-table merge, one page at a time."))
@@ -237,7 +300,7 @@ def _peer_over_http(args: argparse.Namespace, bench: Bench, figures: list[Figure
                               "workers)", ours))
     figures.append(Figure(f"End to end over HTTP into a merge dataset (`write = \"merge\"`, issue 12), ours ({label}, "
                           f"{workers} workers), first load, vs dlt rest_api merge on id", ours_merge.rate,
-                          "records/s", "dlt rest_api merge", dlt_merge, 5,
+                          "records/s", "dlt rest_api merge", dlt_merge, 3,
                           why="as the append row above: the per-record Python of two workers on two shared "
                               "cores; the merge path adds a fingerprint per row in Redis and an upsert"))
 
@@ -263,32 +326,36 @@ def _warm_for_dlt(url: str, records: int) -> None:
     session.close()
 
 
-def _freshness(args: argparse.Namespace, bench: Bench, figures: list[Figure], report: Report) -> None:
-    """Benchmark 4: one-page jobs on idle workers, enqueue -> rows committed."""
+def _freshness(args: argparse.Namespace, bench: Bench, parts: Parts) -> None:
+    """Benchmark 4: one-page jobs on idle workers, enqueue -> rows committed; each worker class a part
+    of its own (one that fails leaves the other's figures)."""
     measured = {}
     for worker_class in (args.recommended, "rq.worker.SimpleWorker"):
-        _say(f"freshness: {args.freshness_jobs} one-page jobs, {_label(worker_class)}")
-        report.loads.append((f"freshness, {_label(worker_class)}", load_average()))
-        measured[worker_class] = freshness.one_page_jobs(bench, worker_class, args.freshness_jobs)
-    ours, floor = measured[args.recommended]
-    simple, _ = measured["rq.worker.SimpleWorker"]
-    why = (f"where the time goes: RQ's own round trip for a no-op job on the same forking workers is "
-           f"{floor.p50 * 1000:.0f} ms of it (fork of the work horse, RQ's bookkeeping: the no-op row); the rest, "
-           f"{(ours.p50 - floor.p50) * 1000:.0f} ms, is the job itself (its `ingest_jobs` row, the breaker and rate "
-           "limit scripts, one page fetched, checked and committed, the Redis marks, all in a freshly forked "
-           f"process). Without the fork (SimpleWorker) the p50 is {simple.p50 * 1000:.0f} ms. The forking worker "
-           "stays the default for isolation; SimpleWorker is the choice where freshness matters more.")
+        def one(worker_class: str = worker_class) -> None:
+            _say(f"freshness: {args.freshness_jobs} one-page jobs, {_label(worker_class)}")
+            measured[worker_class] = freshness.one_page_jobs(bench, worker_class, args.freshness_jobs)
+        parts.run(f"freshness, {_label(worker_class)}", one)
+    simple = measured.get("rq.worker.SimpleWorker")
     for worker_class, (latencies, noop) in measured.items():
+        why = (f"where the time goes: a no-op job of this package on the same workers takes "
+               f"{noop.p50 * 1000:.0f} ms of it (fork of the work horse, RQ's bookkeeping, and our job's fixed "
+               "cost: its `ingest_jobs` row and metrics, for a source of no records: the no-op row); the rest, "
+               f"{(latencies.p50 - noop.p50) * 1000:.0f} ms, is the one page (the breaker and rate limit scripts, "
+               "one page fetched, checked and committed, the Redis marks). "
+               + (f"Without the fork (SimpleWorker) the p50 is {simple[0].p50 * 1000:.0f} ms. " if simple else "")
+               + "The forking worker stays the default for isolation; SimpleWorker is the choice where freshness "
+               "matters more.")
         name = f"Freshness, {_label(worker_class)}, 2 idle workers: {args.freshness_jobs} one-page jobs"
         recommended = worker_class == args.recommended
-        figures.append(Figure(f"{name}, p50 enqueue → rows committed", latencies.p50 * 1000, "ms", "the target",
-                              100.0, 1 if recommended else None, at_most=True, why=why))
-        figures.append(Figure(f"{name}, p99", latencies.p99 * 1000, "ms", "p50", latencies.p50 * 1000))
-        figures.append(Figure("… a no-op RQ job on the same workers, p50 enqueue → finished (the floor)",
-                              noop.p50 * 1000, "ms", "ours, p50", latencies.p50 * 1000))
+        parts.report.figures.append(Figure(f"{name}, p50 enqueue → rows committed", latencies.p50 * 1000, "ms",
+                                           "the target", 100.0, 1 if recommended else None, at_most=True, why=why))
+        parts.report.figures.append(Figure(f"{name}, p99", latencies.p99 * 1000, "ms", "p50", latencies.p50 * 1000))
+        parts.report.figures.append(Figure(
+            "… a no-op job of this package (`fetch_source` of a source of no records) on the same workers, p50 "
+            "enqueue → finished (the floor)", noop.p50 * 1000, "ms", "ours, p50", latencies.p50 * 1000))
 
 
-def _record_path(bench: Bench, rows: list, figures: list[Figure], report: Report) -> None:
+def _record_path(bench: Bench, rows: list, figures: list[Figure], values: dict) -> None:
     _say("record path: json vs orjson, COPY serialisers")
     records = loads.served_records(min(len(rows), 50_000))
     best = record_path.measure(records, rows[:50_000])
@@ -298,9 +365,22 @@ def _record_path(bench: Bench, rows: list, figures: list[Figure], report: Report
              ("COPY text: orjson for raw (kept)", "COPY text: json for raw", "COPY text of a batch, with orjson for "
               "the raw column (kept)"),
              ("COPY text: generated per dataset, orjson", "COPY text: orjson for raw (kept)", "COPY text made by a "
-              "per-dataset serialiser generated from the column kinds (a prototype in benchmarks/; not kept yet)")]
+              "per-dataset serialiser generated from the column kinds (issue 12's prototype; issue 28 keeps "
+              "`load/copygen.py`)")]
     for fast, slow, name in pairs:
         figures.append(Figure(name, best[slow] / best[fast], "× faster", "", 0))
+    lineage = Lineage(bench.spec.name, "bench", "bench-fastpath", datetime.now(UTC).isoformat())
+    rates = fastpath.measure(records, bench.spec, PRODUCTS, lineage)
+    values["record path"] = rates["generated"] / rates["reference"]
+    what = "The record path alone: decoded records -> rows and rejects -> COPY text (CPU seconds, best of 5)"
+    figures.append(Figure(f"{what}: reference (stage objects, `copy_text`)", rates["reference"], "records/s"))
+    figures.append(Figure("… fused closures: one loop, the dataset's row check, `copy_text` (prototype B)",
+                          rates["fused closures"], "records/s", "reference", rates["reference"]))
+    figures.append(Figure("… generated per dataset: `CompiledRecordPath` + `copy_serialiser` (prototype A, kept)",
+                          rates["generated"], "records/s", "reference", rates["reference"]))
+    figures.append(Figure("… generated, with a user's stage (the `Stage` protocol) that changes nothing",
+                          rates["generated + a user stage"], "records/s", "reference with the same stage",
+                          rates["reference + a user stage"]))
 
 
 def _loads_section(report: Report) -> list[str]:
@@ -490,11 +570,15 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--slow-rate-limit", type=float, default=20.0, help="requests/s of the rate-limited run")
     parser.add_argument("--freshness-jobs", type=int, default=200)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--skip", nargs="*", default=[], metavar="PART",
+                        help="leave out the parts whose name contains one of these words (e.g. naive enqueue)")
     args = parser.parse_args()
     if args.recommended not in args.worker_classes or not {1, 2, args.recommended_workers} <= set(args.workers):
         parser.error("--worker-classes must include --recommended, --workers 1, 2 and --recommended-workers")
     args.summary = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in (("records", args.records),
                                                                          ("jobs", args.jobs)))
+    if args.skip:
+        args.summary += " --skip " + " ".join(args.skip)
     return args
 
 

@@ -42,15 +42,27 @@ class Profile:
 
 def profile_job(bench: Bench) -> Profile:
     """:func:`profile_here` in a fresh Python process."""
+    data = _in_fresh_process(bench, timed_only=False)
+    return Profile(data["seconds"], data["profiled_seconds"], data["records"],
+                   [ProfileLine(**line) for line in data["lines"]])
+
+
+def time_job(bench: Bench) -> tuple[float, float]:
+    """Seconds of one plain job over the whole source (no profiler), in a fresh Python process: wall
+    time, and the CPU time of that process, all its threads (what a shared machine disturbs least)."""
+    data = _in_fresh_process(bench, timed_only=True)
+    return float(data["seconds"]), float(data["cpu_seconds"])
+
+
+def _in_fresh_process(bench: Bench, timed_only: bool) -> dict:  # type: ignore[type-arg]
     settings = bench.settings
     arguments = {"redis_url": settings.redis_url, "database_url": settings.database_url,
                  "mock_url": bench.mock_url, "records": bench.records, "out": str(bench.out),
-                 "fetch_concurrency": settings.fetch_concurrency}
+                 "fetch_concurrency": settings.fetch_concurrency, "record_path": settings.record_path,
+                 "timed_only": timed_only}
     output = subprocess.run([sys.executable, "-m", "benchmarks.profiling", json.dumps(arguments)], check=True,
                             capture_output=True, text=True).stdout
-    data = json.loads(output)
-    return Profile(data["seconds"], data["profiled_seconds"], data["records"],
-                   [ProfileLine(**line) for line in data["lines"]])
+    return json.loads(output)
 
 
 def profile_here(bench: Bench, top: int = 15) -> Profile:
@@ -100,6 +112,11 @@ def _name(func: tuple[str, int, str]) -> str:
 if __name__ == "__main__":
     given = json.loads(sys.argv[1])
     settings = Settings(redis_url=given["redis_url"], database_url=given["database_url"], queue="bench",
-                        job_retries=0, fetch_concurrency=given["fetch_concurrency"])
-    result = profile_here(Bench(settings, given["mock_url"], given["records"], Path(given["out"])))
-    print(json.dumps(dataclasses.asdict(result)))
+                        job_retries=0, fetch_concurrency=given["fetch_concurrency"], record_path=given["record_path"])
+    bench = Bench(settings, given["mock_url"], given["records"], Path(given["out"]))
+    if given["timed_only"]:
+        cpu = time.process_time()
+        wall = _run(bench, "bench-timed", profiler=None)
+        print(json.dumps({"seconds": wall, "cpu_seconds": time.process_time() - cpu}))
+    else:
+        print(json.dumps(dataclasses.asdict(profile_here(bench))))

@@ -40,6 +40,8 @@ class Report:
     profile: Profile | None = None
     slow_profile: Profile | None = None  # the slow source's job at concurrency 8 (issue 15's benchmark 1)
     loads: list[tuple[str, tuple[float, float, float]]] = field(default_factory=list)  # load average per part
+    failed: list[tuple[str, str]] = field(default_factory=list)  # parts that failed: (part, reason)
+    skipped: list[str] = field(default_factory=list)  # parts not run (--skip)
 
     def markdown(self) -> str:
         lines = ["# Benchmarks", "", *self.header, "",
@@ -56,6 +58,12 @@ class Report:
         if missed:
             lines += ["", "## Targets missed, and why", ""]
             lines += [f"- **#{n} {f.name}** ({f.ratio:.2f}× against {f.target:g}×): {f.why}" for n, f in missed]
+        if self.failed:
+            lines += ["", "## Parts that failed in this run", "",
+                      "Their figures are missing above; every other figure stands.", ""]
+            lines += [f"- **{part}**: {reason}" for part, reason in self.failed]
+        if self.skipped:
+            lines += ["", f"Parts not run in this run (`--skip`): {', '.join(self.skipped)}."]
         lines += ["", *self.details]
         if self.profile is not None:
             lines += ["", *_profile_section(self.profile)]

@@ -45,6 +45,9 @@ class Settings:
     prefetch_pages: int = field(default=2, metadata={"minimum": 0})
     # requests one job keeps in flight for page and offset paging (a source's `concurrency` wins)
     fetch_concurrency: int = 4
+    # "compiled": map, check and stamp each record with code generated per dataset (issue 28);
+    # "reference": the stage objects, one reader call per value (the oracle the compiled path is tested against)
+    record_path: str = field(default="compiled", metadata={"choices": ("compiled", "reference")})
     # "text", or "json": one JSON object per line, with source, run id and job id
     log_format: str = field(default="text", metadata={"choices": ("text", "json")})
     http_max_body_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (its page rejected)
@@ -96,6 +99,7 @@ ENV_VARS = {
     "prefetch_pages": "INGEST_PREFETCH_PAGES",
     "fetch_concurrency": "INGEST_FETCH_CONCURRENCY",
     "log_format": "INGEST_LOG_FORMAT",
+    "record_path": "INGEST_RECORD_PATH",
     "http_max_backoff": "INGEST_HTTP_MAX_BACKOFF",
     "http_max_body_bytes": "INGEST_HTTP_MAX_BODY_BYTES",
     "breaker_failures": "INGEST_BREAKER_FAILURES",

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..core.models import Reject
+from ..core.paths import value_at
 from .checks import parse_price
 
 FIT = 0.95  # share of the non-missing values a type must read for the column to get it
@@ -174,7 +175,7 @@ def key_candidate(columns: list[DraftColumn], records: list[Any]) -> list[str]:
                   key=lambda c: c.distinct)
     for dim in dims:
         for time in times:
-            pairs = [(_at(r, dim.path), _at(r, time.path)) for r in records]
+            pairs = [(value_at(r, dim.path), value_at(r, time.path)) for r in records]
             complete = [repr(p) for p in pairs if None not in p]
             if len(set(complete)) == len(complete):
                 return [dim.name, time.name]

@@ -31,6 +31,12 @@ class RowCheck:
         self._readers = tuple([(c.name, _money_reader(c)) for c in columns if c.type == "money"]
                               + [(c.name, _column_reader(c)) for c in columns if c.type != "money"])
 
+    @property
+    def readers(self) -> tuple[tuple[str, Reader], ...]:
+        """(column name, reader) in the order they run; a reader takes the value and the currencies
+        named so far (a dict it may add to) and returns the clean value or raises :class:`Reject`."""
+        return self._readers
+
     def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
         implied: dict[str, Any] = {}  # a currency the money text named, for its currency column
         get = record.get

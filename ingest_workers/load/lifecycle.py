@@ -54,7 +54,7 @@ def write_rows(writer: RowWriter, cur: Any, dataset: Dataset, rows: Sequence[dic
                                                 writer.staged(cur, dataset,
                                                               writer.copy_payload(once, dataset.load_columns)))
         return Written(inserted, updated, 0, written, {})
-    rows = _latest(dataset, rows)
+    rows = latest_per_key(dataset, rows)
     if dataset.write == "history":
         done = write_history(cur, dataset, rows, writer.copy_payload(rows, dataset.load_columns))
         items, refused = write_version_items(cur, dataset, done.written, writer.copy_payload)
@@ -67,8 +67,10 @@ def write_rows(writer: RowWriter, cur: Any, dataset: Dataset, rows: Sequence[dic
     return Written(merged[0], merged[1], len(removed), merged[2], nested)
 
 
-def _latest(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per natural key: the last (with a version column, the highest version)."""
+def latest_per_key(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per natural key: the last one (the one with the highest version, the last of equal
+    versions), so that ``ON CONFLICT DO UPDATE`` never meets a key twice in one statement (the
+    loader's merge uses it too)."""
     chosen: dict[str, dict[str, Any]] = {}
     version = dataset.version_column
     for row in rows:
@@ -76,4 +78,4 @@ def _latest(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, 
         kept = chosen.get(key)
         if kept is None or version is None or not (row[version] < kept[version]):
             chosen[key] = row
-    return list(chosen.values())
+    return list(chosen.values()) if len(chosen) < len(rows) else list(rows)

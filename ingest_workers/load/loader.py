@@ -32,7 +32,7 @@ from psycopg2.extras import execute_values
 from ..core.connections import postgres_errors
 from ..core.models import Lineage, Rejected
 from ..datasets import Dataset
-from .lifecycle import handles, write_rows
+from .lifecycle import handles, latest_per_key, write_rows
 from .nested import NestedCounts, add_nested, write_nested
 
 
@@ -87,8 +87,13 @@ class _Batch:
 
 
 class PostgresLoader:
-    def __init__(self, conn: psycopg2.extensions.connection) -> None:
+    """Loads batches over one connection. ``serialise``: rows -> COPY text for the dataset being
+    loaded (a generated one, :func:`~.copygen.copy_serialiser`); :func:`copy_text` when not given."""
+
+    def __init__(self, conn: psycopg2.extensions.connection,
+                 serialise: Callable[[Sequence[dict[str, Any]]], str] | None = None) -> None:
         self._conn = conn
+        self._serialise = serialise
 
     @property
     def connection(self) -> psycopg2.extensions.connection:
@@ -179,7 +184,7 @@ class PostgresLoader:
         updated, and the rows written (``RETURNING``, matched back by key)."""
         rows = latest_per_key(dataset, rows)
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns)
+        stream = CopyStream(rows, dataset.load_columns, self._serialise)
         if all_new:
             cur.execute("SAVEPOINT direct_copy")
             try:
@@ -238,7 +243,7 @@ class PostgresLoader:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
         take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns)
+        stream = CopyStream(rows, dataset.load_columns, self._serialise)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
         # COPY into the table costs the server far less than COPY to staging plus INSERT ... SELECT.
         cur.execute("SAVEPOINT direct_copy")
@@ -270,19 +275,6 @@ class PostgresLoader:
                             " VALUES %s ON CONFLICT (source, fingerprint) DO NOTHING", values)
 
 
-def latest_per_key(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per natural key: the last one (the one with the highest version, the last of equal
-    versions), so that ``ON CONFLICT DO UPDATE`` never meets a key twice in one statement."""
-    chosen: dict[str, dict[str, Any]] = {}
-    version = dataset.version_column
-    for row in rows:
-        key = dataset.natural_key(row)
-        kept = chosen.get(key)
-        if kept is None or version is None or not (row[version] < kept[version]):
-            chosen[key] = row
-    return list(chosen.values()) if len(chosen) < len(rows) else list(rows)
-
-
 COPY_READ_SIZE = 65536
 _ROWS_PER_PIECE = 50
 
@@ -291,8 +283,10 @@ class CopyStream:
     """The rows' COPY text, made as PostgreSQL reads it: the server parses the first rows while the
     next ones are serialised. What was made is kept, for a second COPY (:meth:`whole`)."""
 
-    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-        self._pieces = (copy_text(rows[start:start + _ROWS_PER_PIECE], columns).encode("utf-8")
+    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str],
+                 serialise: Callable[[Sequence[dict[str, Any]]], str] | None = None) -> None:
+        made = serialise or (lambda part: copy_text(part, columns))
+        self._pieces = (made(rows[start:start + _ROWS_PER_PIECE]).encode("utf-8")
                         for start in range(0, len(rows), _ROWS_PER_PIECE))
         self._made: list[bytes] = []
         self._pending = b""

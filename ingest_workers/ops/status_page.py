@@ -6,13 +6,14 @@ page, see :mod:`.console`). Every value is escaped, and holds only what ``ingest
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
 from ..core.config import Settings
 from ..core.connections import connect_postgres
+from ..core.models import SourceSpec
 from .console.layout import cell, e, number, page, table
 from .console.source_page import source_href
 from .readiness import check_schema
@@ -21,13 +22,15 @@ from .status import status_document
 _QUEUE_STATES = ("queued", "started", "scheduled", "deferred", "failed", "finished", "workers")
 
 
-def read_status(client: redis.Redis, settings: Settings, sources: Iterable[str], hours: float = 24) -> dict[str, Any]:
-    """The status document, from PostgreSQL and Redis now. Raises :class:`ServiceUnavailable`
-    (or :class:`SchemaMissing`) in one sentence when either cannot answer."""
+def read_status(client: redis.Redis, settings: Settings, specs: Sequence[SourceSpec],
+                hours: float = 24.0) -> dict[str, Any]:
+    """The status document of the catalog's sources ``specs`` (``ingest status --json``'s), from
+    PostgreSQL and Redis now. Raises :class:`ServiceUnavailable` (or :class:`SchemaMissing`) in one
+    sentence when either cannot answer."""
     conn = connect_postgres(settings.database_url, timeout=2)
     try:
         check_schema(conn)
-        return status_document(conn, client, sources, hours)
+        return status_document(conn, client, [spec.name for spec in specs], hours, specs)
     finally:
         conn.close()
 

@@ -13,6 +13,7 @@ from typing import Any
 from ..core.connections import redis_errors
 from ..core.models import Counts, Lineage, LostPage, Record, Rejected
 from ..datasets import Dataset
+from ..load.copygen import copy_serialiser
 from ..load.cursors import CursorStore, highest
 from ..load.dedup import RedisDedup, fingerprint
 from ..load.loader import LoadResult, PostgresLoader, SplitProgress
@@ -66,6 +67,8 @@ class BatchLoader:
         self._recorder = recorder
         self._dedup = RedisDedup(res.redis, res.settings.dedup_ttl)
         self._postgres = postgres
+        # The COPY text of the dataset's rows: generated from its column types, or the reference's
+        self._serialise = copy_serialiser(dataset) if res.settings.record_path == "compiled" else None
         self._loader: PostgresLoader | None = None
         self._cursor_field = cursor_field
         self._marks_from_records = marks_from_records
@@ -160,7 +163,8 @@ class BatchLoader:
 
     def _loader_for(self, conn: Connection) -> PostgresLoader:
         if self._loader is None or self._loader.connection is not conn:
-            self._loader = PostgresLoader(conn)  # after a reconnect: new connection, new staging table
+            # after a reconnect: new connection, new staging table
+            self._loader = PostgresLoader(conn, self._serialise)
         return self._loader
 
     def _in_transaction(self, records: list[Record], mark: Any = None) -> Callable[[Any], None] | None:

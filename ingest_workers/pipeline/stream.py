@@ -112,7 +112,9 @@ class _Run:
         started = tally.fetched  # what the parts before this one took
         raw = tally.count(resume.position.follow(stream), self.recorder, spec.name)
         # A source yields a Rejected itself for a page it could not read; stages pass it through.
-        items = compose(source_stages(spec, self.dataset, self.lineage, reader.context.scope()),
+        # INGEST_RECORD_PATH=compiled: map, checks and lineage as code generated for the dataset (same items)
+        compiled = res.settings.record_path == "compiled"
+        items = compose(source_stages(spec, self.dataset, self.lineage, reader.context.scope(), compiled),
                         (r if isinstance(r, Rejected) else Record(r) for r in raw))
         with closing(stream):  # stops the read-ahead thread when a batch fails
             capped = yield from self._load(items, part, plan, resume, reader.skipped, started)

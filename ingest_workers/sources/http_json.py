@@ -39,13 +39,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..core.errors import ApiErrorBody, ConfigError, PermanentError, Unauthorized, UnreadableBody
 from ..core.models import LostPage, Rejected, SourceSpec
+from ..core.paths import value_at
 from .auth import ApiRequest, AuthContext, RenewsCredentials
 from .auth_kinds import make_authenticator
 from .base import SourceContext
 from .http import HttpClient, JsonPage, safe_url
 from .jsonlimits import DEEP_MARKER, too_deep
 from .page_fetch import fetched_in_order, session_client
-from .paginators import CONCURRENT_PAGINATIONS, PAGINATIONS, NumberedPages, at, make_paginator
+from .paginators import CONCURRENT_PAGINATIONS, PAGINATIONS, NumberedPages, make_paginator
 from .templates import filled_request, rendered_request, request_values_in
 
 __all__ = ["CONCURRENT_PAGINATIONS", "PAGINATIONS", "HttpJsonSource", "http_json_source"]
@@ -189,7 +190,7 @@ class HttpJsonSource:
             with self._pages_lock:
                 self.skipped += 1
             return [], page
-        records = at(page.body, spec.records_path)
+        records = value_at(page.body, spec.records_path)
         if isinstance(records, dict) and not spec.records_path:
             records = [records]  # a detail endpoint: the body is the one record
         if not isinstance(records, list):

@@ -25,6 +25,7 @@ from urllib.parse import urljoin
 
 from ..core.errors import ConfigError, PermanentError
 from ..core.models import Rejected, SourceSpec
+from ..core.paths import value_at
 from ..core.plugins import PluginAllowlist, resolve
 from .auth import ApiRequest
 from .http import JsonPage, safe_url
@@ -54,15 +55,6 @@ class NumberedPages(Protocol):
     def addresses(self, first_page: int) -> Iterator[int]:
         """The addresses in order, from the page ``first_page`` (1 unless a job resumes)."""
         ...
-
-
-def at(body: Any, path: str) -> Any:
-    """The value at dotted ``path`` in ``body``; None where there is none."""
-    for part in filter(None, path.split(".")):
-        if not isinstance(body, dict):
-            return None
-        body = body.get(part)
-    return body
 
 
 class _Sized:
@@ -121,7 +113,7 @@ class CursorPages(_Sized):
 
     def next_request(self, records: list[Any], response: JsonPage, request: ApiRequest) -> ApiRequest | None:
         spec = self._spec
-        token = at(response.body, spec.next_token_path)
+        token = value_at(response.body, spec.next_token_path)
         if token in (None, "") or not records:
             return None
         if token in self._seen:
@@ -151,7 +143,7 @@ class NextUrlPages(_Sized):
     def next_request(self, records: list[Any], response: JsonPage, request: ApiRequest) -> ApiRequest | None:
         spec = self._spec
         self._seen.add(response.url)  # a page naming itself as the next one is a loop too
-        found = at(response.body, spec.next_url_path)
+        found = value_at(response.body, spec.next_url_path)
         if found in (None, "") or not records:
             return None
         if not isinstance(found, str):
@@ -172,7 +164,7 @@ class AfterLastPages(_Sized):
         if not records or not self._has_more(response.body, len(records)):
             return None
         last = records[-1]  # a record refused as too deep still names its key in its shallow payload
-        after = at(last.raw if isinstance(last, Rejected) else last, spec.after_field)
+        after = value_at(last.raw if isinstance(last, Rejected) else last, spec.after_field)
         if after in (None, "") or isinstance(after, (dict, list)):
             raise PermanentError(f"source {spec.name}: the last record of a page has no after_field "
                                  f"{spec.after_field!r}")
@@ -185,7 +177,7 @@ class AfterLastPages(_Sized):
         spec = self._spec
         if not spec.has_more_path:
             return served >= spec.page_size
-        more = at(body, spec.has_more_path)
+        more = value_at(body, spec.has_more_path)
         if not isinstance(more, bool):
             raise PermanentError(f"source {spec.name}: has_more_path {spec.has_more_path!r} is "
                                  f"{'missing' if more is None else repr(more)} in a page, expected true or false")

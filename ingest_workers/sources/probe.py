@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 from ..core.errors import PermanentError, UnreadableBody
+from ..core.paths import value_at
 from ..datasets.infer import infer_columns, key_candidate
 from .http import HttpClient, JsonPage, safe_url
 
@@ -169,7 +170,7 @@ class ApiProbe:
                       after_param="starting_after")
         shape.notes.append(f"pagination: after the last record's {source['after_field']!r}, "
                            f"while {more[0]!r} is true")
-        last = _at(records[-1], source["after_field"]) if records else None
+        last = value_at(records[-1], source["after_field"]) if records else None
         if not more[1] or last is None:
             return None
         for name in AFTER_PARAMS:
@@ -193,7 +194,7 @@ class ApiProbe:
             page = self._get(params)
         except (PermanentError, UnreadableBody):
             return None
-        records = _at(page.body, self._records_path if self._records_path is not None
+        records = value_at(page.body, self._records_path if self._records_path is not None
                       else find_records(page.body) or "")
         return records if isinstance(records, list) else None
 
@@ -288,16 +289,12 @@ def _paging_keys(source: dict[str, Any]) -> set[str]:
 
 
 def _records_at(body: Any, path: str, url: str) -> list[Any]:
-    records = _at(body, path)
+    records = value_at(body, path)
     if not isinstance(records, list):
         raise PermanentError(f"catalog draft: no list at {path!r} in the answer of {safe_url(url)}")
     return records
 
 
-def _at(body: Any, path: str) -> Any:
-    for part in filter(None, path.split(".")):
-        body = body.get(part) if isinstance(body, dict) else None
-    return body
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 from ..core.envrefs import REFERENCE
 from ..core.errors import MissingParentValue, PermanentError
 from ..core.models import SourceSpec
+from ..core.paths import value_at
 from .auth import ApiRequest
 
 ROOTS = ("parent", "partition")  # the placeholders' roots that read a record or a partition
@@ -67,19 +68,6 @@ def rendered_request(spec: SourceSpec, scope: Mapping[str, Any]) -> SourceSpec:
         params={k: render(v, scope) if isinstance(v, str) else v for k, v in spec.params.items()},
         headers={k: render(v, scope) for k, v in spec.headers.items()},
         body=_mapped_texts(spec.body, lambda text: render(text, scope)))
-
-
-def value_at(data: Any, path: str) -> Any:
-    """The value at dotted ``path`` in ``data`` (``""``: ``data`` itself); a numeric part indexes
-    a list (``labels.0.name``); ``None`` where the path leads nowhere."""
-    for part in filter(None, path.split(".")):
-        if isinstance(data, Mapping):
-            data = data.get(part)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return None
-    return data
 
 
 def _in_url(value: str) -> str:

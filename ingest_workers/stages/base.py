@@ -13,6 +13,7 @@ from functools import reduce
 from typing import Any, Protocol
 
 from ..core.models import Lineage, Record, Reject, Rejected
+from ..core.paths import value_at_parts
 from ..datasets import Dataset
 
 Item = Record | Rejected
@@ -101,24 +102,12 @@ def map_fields(fields: dict[str, str], constants: dict[str, Any] | None = None,
             raise Reject(f"record is a JSON {type(record.raw).__name__}, not an object")
         mapped = dict(record.raw)
         for target, parts in paths.items():
-            mapped[target] = _dig(scoped, parts) if parts[0] in scoped else _dig(record.raw, parts)
+            mapped[target] = value_at_parts(scoped, parts) if parts[0] in scoped else value_at_parts(record.raw, parts)
         mapped.update(fixed)
         record.row = mapped
         return record
 
     return PerRecord("map", apply)
-
-
-def _dig(data: Any, parts: list[str]) -> Any:
-    """Follow a dotted path; a numeric part indexes a list (``entities.cashtags.0.tag``)."""
-    for part in parts:
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return None
-    return data
 
 
 def validate(dataset: Dataset) -> PerRecord:

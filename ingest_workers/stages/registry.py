@@ -11,6 +11,7 @@ from ..core.models import Lineage, SourceSpec
 from ..core.plugins import PluginAllowlist, resolve, split_entry
 from ..datasets import Dataset
 from .base import Stage, default_stages
+from .compiled import compiled_stages
 from .series import MovingAverage, Normalise, ThresholdFilter
 from .text import PumpSignal, Sentiment, TickerFromCashtag
 
@@ -30,11 +31,16 @@ def make_stage(entry: Any, allow: PluginAllowlist | None = None) -> Stage:
 
 
 def source_stages(spec: SourceSpec, dataset: Dataset, lineage: Lineage,
-                  scope: Mapping[str, Any] | None = None) -> list[Stage]:
+                  scope: Mapping[str, Any] | None = None, compiled: bool = False) -> list[Stage]:
     """map -> the dataset's prepare stages -> validate -> the entry's stages (or the dataset's) -> enrich.
 
     ``scope``: the source context's (``SourceContext.scope()``: its parent record, its partition),
-    which the ``parent.``/``partition.`` paths of ``spec.fields`` read."""
+    which the ``parent.``/``partition.`` paths of ``spec.fields`` read. ``compiled``: map, validate (and
+    enrich, when no stage runs between) as one :class:`CompiledRecordPath`, which yields the same items;
+    a dataset with ``prepare`` stages keeps the stage objects."""
     extra = spec.stages if spec.stages is not None else list(dataset.default_stages)
-    return default_stages(spec.fields, dataset, lineage, [make_stage(e) for e in extra], spec.constants,
-                          [make_stage(e) for e in dataset.prepare], scope)
+    stages = default_stages(spec.fields, dataset, lineage, [make_stage(e) for e in extra], spec.constants,
+                            [make_stage(e) for e in dataset.prepare], scope)
+    if compiled:
+        return compiled_stages(stages, dataset, spec.fields, spec.constants, lineage, scope) or stages
+    return stages

@@ -3,6 +3,7 @@ Prometheus counters scraped from a real `ingest metrics-server` agree with the t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,11 +42,14 @@ def run(redis_client: redis.Redis, settings: Settings, sources: list[SourceSpec]
     assert state.done == state.total, "jobs did not finish in time"
 
 
-@pytest.mark.parametrize("worker_class", [None, "rq.worker.SimpleWorker"], ids=["forking", "simple"])
+@pytest.mark.parametrize(("worker_class", "record_path"), [(None, "compiled"), ("rq.worker.SimpleWorker", "compiled"),
+                                                           (None, "reference")],
+                         ids=["forking", "simple", "reference-record-path"])
 def test_every_record_lands_once_across_runs(
     redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, mock_server: MockServer,
-    tmp_path: Path, worker_class: str | None,
+    tmp_path: Path, worker_class: str | None, record_path: str,
 ) -> None:
+    settings = dataclasses.replace(settings, record_path=record_path)  # the workers get it as INGEST_RECORD_PATH
     mock_server.config = MockConfig(records=RECORDS)
     sources = specs(mock_server, "shop_a", "shop_b")
     with local_workers(settings, 2, os.environ, tmp_path / "workers.log", worker_class):

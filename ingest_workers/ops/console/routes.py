@@ -87,7 +87,7 @@ class Console:
         return Answer(status, HTML, html.encode())
 
     def _status(self) -> dict[str, Any]:
-        return read_status(self._client, self._settings, list(self._specs))
+        return read_status(self._client, self._settings, list(self._specs.values()))
 
     def _source(self, name: str) -> dict[str, Any]:
         conn = connect_postgres(self._settings.database_url, timeout=2)
