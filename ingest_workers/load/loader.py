@@ -88,7 +88,8 @@ class _Batch:
 
 class PostgresLoader:
     """Loads batches over one connection. ``serialise``: rows -> COPY text for the dataset being
-    loaded (a generated one, :func:`~.copygen.copy_serialiser`); :func:`copy_text` when not given."""
+    loaded (a generated one, :func:`~.copygen.copy_serialiser`); :func:`copy_text` when not given,
+    and for the items of its nested datasets (other columns)."""
 
     def __init__(self, conn: psycopg2.extensions.connection,
                  serialise: Callable[[Sequence[dict[str, Any]]], str] | None = None) -> None:
@@ -184,7 +185,7 @@ class PostgresLoader:
         updated, and the rows written (``RETURNING``, matched back by key)."""
         rows = latest_per_key(dataset, rows)
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns, self._serialise)
+        stream = CopyStream(rows, dataset.load_columns, None if dataset.nested_in else self._serialise)
         if all_new:
             cur.execute("SAVEPOINT direct_copy")
             try:
@@ -243,7 +244,7 @@ class PostgresLoader:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
         take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns, self._serialise)
+        stream = CopyStream(rows, dataset.load_columns, None if dataset.nested_in else self._serialise)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
         # COPY into the table costs the server far less than COPY to staging plus INSERT ... SELECT.
         cur.execute("SAVEPOINT direct_copy")
