@@ -9,6 +9,8 @@ import click
 from ..catalog import NAME_PATTERN
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec
+from ..datasets import dataset_of
+from ..datasets.catalog_diff import catalog_diff
 from ..sources.auth import ApiRequest, AuthContext
 from ..sources.auth_kinds import make_authenticator
 from ..sources.draft import default_name, draft_catalog
@@ -70,6 +72,30 @@ def catalog_draft(app: App, url: str, name: str | None, records_path: str | None
         request = make_authenticator(spec, AuthContext(name, os.environ, client)).authorize(request)
     shape = ApiProbe(client, url, records_path, dict(request.headers), dict(request.params)).shape()
     click.echo(draft_catalog(shape, name, auth), nl=False)
+
+
+@catalog.command("diff")
+@click.argument("source")
+@click.pass_obj
+def catalog_diff_command(app: App, source: str) -> None:
+    """Fetch one page of SOURCE and compare its records with the dataset's declaration: the
+    column lines to add for fields no column reads, the declared columns the API no longer
+    serves, and the columns whose type refuses values served."""
+    [spec] = app.catalog.select(source)
+    if spec.kind != "http_json":
+        raise ConfigError(f"source {spec.name}: ingest catalog diff reads http_json sources, not {spec.kind}")
+    client = HttpClient(make_session(), (5.0, 30.0), RetryPolicy(max_attempts=2, max_backoff=5.0))
+    request = ApiRequest(spec.url, dict(spec.params), dict(spec.headers))
+    if spec.auth or spec.auth_env:  # the same authenticator a worker builds
+        request = make_authenticator(spec, AuthContext(spec.name, os.environ, client)).authorize(request)
+    records = client.get_json(request.url, request.params, request.headers)
+    for part in spec.records_path.split(".") if spec.records_path else ():
+        records = records.get(part) if isinstance(records, dict) else None
+    if not isinstance(records, list):
+        raise ConfigError(f"source {spec.name}: the page has no list of records at {spec.records_path!r}")
+    lines = catalog_diff(dataset_of(spec.dataset, spec.declaration), spec.fields, spec.constants, records)
+    click.echo("\n".join(lines) if lines else f"source {spec.name}: the page's {len(records)} records and the "
+               "declaration agree")
 
 
 def _auth_table(options: dict[str, str | None]) -> dict[str, str] | None:

@@ -169,8 +169,9 @@ class LostPage(Rejected):
 
 @dataclass
 class Counts:
-    """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated``
-    once the job has finished (``updated``: a merge dataset's stored rows a changed record replaced).
+    """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated +
+    deleted`` once the job has finished (``updated``: a merge dataset's stored rows a changed record
+    replaced; ``deleted``: the stored rows a record flagged deleted removed or closed).
 
     That identity concerns the parent records only (the source's own records): the items of nested
     datasets are counted apart, in ``nested`` (dataset -> loaded, updated, deleted, rejected)."""
@@ -180,6 +181,7 @@ class Counts:
     duplicate: int = 0
     loaded: int = 0
     updated: int = 0
+    deleted: int = 0
     # the pages the source could not read ("page 3: the body is not JSON"): the job is partial
     lost_pages: list[str] = field(default_factory=list)
     # requests whose status the source's ``on_status`` says to skip (a deleted parent's 404): no
@@ -208,10 +210,10 @@ class Counts:
     def unaccounted(self) -> int:
         """``fetched`` minus what its records became: 0 when every record was counted once (each
         count is taken where its outcome happens, so a counting bug shows here)."""
-        return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated)
+        return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated + self.deleted)
 
 
-COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated")  # of records; ``skipped`` counts requests
+COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated", "deleted")  # of records; ``skipped``: requests
 NESTED_COUNT_NAMES = ("loaded", "updated", "deleted", "rejected")  # per nested dataset: its items
 
 

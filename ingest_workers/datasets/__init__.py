@@ -7,6 +7,7 @@ turns a mapped record into a row or refuses it with a reason naming the column a
 - :mod:`.rowcheck`: the row check a dataset builds from its columns.
 - :mod:`.parsing`: :func:`parse_dataset`, a declaration read from TOML or from a job.
 - :mod:`.nesting`: nested datasets (rows from a list inside each record of another dataset).
+- :mod:`.drift`: the fields of the records no column reads; :mod:`.catalog_diff`: a page against a declaration.
 - :mod:`.types`: the column types (text, integer, numeric, money, boolean, timestamp, date, json, text[]).
 - :mod:`.checks`: the text and price checks the types share.
 - ``builtin.toml``: the five datasets shipped with the package (products, quotes, mentions, posts, sensors).

@@ -59,8 +59,11 @@ class Dataset:
     table: str
     key: tuple[str, ...]  # the natural key; the table's unique key is (source, *key): :attr:`unique_key`
     columns: tuple[Column, ...]
-    write: str = "append"  # "append": the first version stays; "merge": a changed record replaces the row
-    version_column: str | None = None  # merge: a record replaces the row only when this is higher
+    # "append": the first version stays; "merge": a changed record replaces the row; "replace": each
+    # complete run's rows replace the source's rows; "history": every version kept (valid_from, valid_to)
+    write: str = "append"
+    version_column: str | None = None  # merge, history: a record replaces the row only when this is higher
+    deleted_column: str | None = None  # merge, history: a record whose value here is true deletes its row
     time_column: str | None = None  # when a record happened (cursors, backfill windows)
     indexes: tuple[tuple[str, ...], ...] = ()
     stages: tuple[Any, ...] | None = None  # run after the checks unless a source names its own
@@ -86,6 +89,12 @@ class Dataset:
     def unique_key(self) -> tuple[str, ...]:
         """The table's unique key: ``source`` first, then the natural key."""
         return ("source", *self.key)
+
+    @property
+    def compares_versions(self) -> bool:
+        """Whether a changed record of a stored key is written (merge, history): the dedup filter
+        then compares what was loaded, not just the key."""
+        return self.write in ("merge", "history")
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -133,6 +142,8 @@ class Dataset:
                                "indexes": [list(i) for i in self.indexes], "prepare": list(self.prepare)}
         if self.version_column is not None:
             out["version_column"] = self.version_column
+        if self.deleted_column is not None:
+            out["deleted_column"] = self.deleted_column
         if self.time_column is not None:
             out["time_column"] = self.time_column
         if self.stages is not None:

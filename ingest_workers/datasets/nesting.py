@@ -27,6 +27,10 @@ from .model import ITEM_INDEX, LINEAGE_COLUMNS, Column, Dataset
 
 def attach(parent: Dataset, child: Dataset) -> Dataset:
     """``child`` (parsed alone: its key is its item key) under ``parent``."""
+    if parent.write == "replace" or (parent.write == "history" and parent.nested_in is not None):
+        raise ConfigError(f"[datasets.{child.name}] key 'nested_in': {parent.name!r} is write = "
+                          f"\"{parent.write}\"{' and nested' if parent.nested_in else ''}, which keeps no nested "
+                          "datasets yet; nest in a merge, append or (top-level) history dataset")
     clash = [c for c in child.column_names if c in parent.key]
     if clash:
         raise ConfigError(f"[datasets.{child.name}] key 'columns': {clash[0]!r} is a key column of "

@@ -19,13 +19,13 @@ from .nesting import attach
 from .types import NUMBER_TYPES, TEXT_TYPES, TYPES
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-WRITES = ("append", "merge")
+WRITES = ("append", "merge", "replace", "history")
 # Columns every dataset's table has besides its declared ones; a declaration may not use these names.
-RESERVED_COLUMNS = frozenset({*LINEAGE_COLUMNS, "raw", "loaded_at"})
+RESERVED_COLUMNS = frozenset({*LINEAGE_COLUMNS, "raw", "loaded_at", "valid_from", "valid_to"})
 # The package's own tables: a dataset may not be stored in one of them.
 SYSTEM_TABLES = frozenset({"rejected_records", "ingest_jobs", "source_cursors", "alerts", "schema_migrations"})
 DATASET_KEYS = frozenset({"table", "key", "write", "version_column", "time_column", "indexes", "columns", "stages",
-                          "prepare", "stats", "nested"})
+                          "prepare", "stats", "nested", "deleted_column"})
 # A nested dataset's keys (``nested``: the datasets nested in it, as a job carries them).
 NESTED_KEYS = frozenset({"table", "nested_in", "path", "key", "fields", "columns", "indexes", "time_column",
                          "nested"})
@@ -54,23 +54,46 @@ def _parse_top(name: str, entry: Mapping[str, Any], where: str, prefix: str) -> 
         raise ConfigError(f"{where}: missing [datasets.{name}.columns], the table of column = type")
     write = entry.get("write", "append")
     if write not in WRITES:
-        raise ConfigError(f"{where} key 'write': expected \"append\" or \"merge\", got {write!r}")
+        raise ConfigError(f"{where} key 'write': expected one of {', '.join(map(repr, WRITES))}, got {write!r}")
     key = _names(where, "key", entry.get("key"), columns_table)
     if not key:
         raise ConfigError(f"{where}: missing required key 'key', the list of columns that identify a record")
-    version_column = _one_name(where, "version_column", entry.get("version_column"), columns_table)
-    if version_column is not None and write != "merge":
-        raise ConfigError(f"{where} key 'version_column': only a merge dataset has one (write = \"merge\")")
+    version_column, deleted_column = _lifecycle_columns(where, entry, write, columns_table)
     columns = _columns(where, f"{prefix}[datasets.{name}.columns]", columns_table,
                        {*key, *([version_column] if version_column else [])})
+    if deleted_column is not None and _declared_type(columns, deleted_column) != "boolean":
+        raise ConfigError(f"{where} key 'deleted_column': {deleted_column!r} must be a boolean column")
+    if write == "history" and version_column is not None and _declared_type(columns, version_column) != "timestamp":
+        raise ConfigError(f"{where} key 'version_column': a history dataset's version is the time a version "
+                          f"starts (valid_from): {version_column!r} must be a timestamp column")
     stages, prepare = _stage_lists(where, entry)
     stats = entry.get("stats", False)
     if not isinstance(stats, bool):
         raise ConfigError(f"{where} key 'stats': expected true or false, got {stats!r}")
     return Dataset(name=name, table=table, key=key, columns=columns, write=write, version_column=version_column,
+                   deleted_column=deleted_column,
                    time_column=_one_name(where, "time_column", entry.get("time_column"), columns_table),
                    indexes=_indexes(where, entry.get("indexes", []), columns_table), stages=stages,
                    prepare=prepare, stats=stats)
+
+
+def _lifecycle_columns(where: str, entry: Mapping[str, Any], write: str,
+                       columns_table: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``version_column`` and ``deleted_column``: only a merge or history dataset has them."""
+    version_column = _one_name(where, "version_column", entry.get("version_column"), columns_table)
+    deleted_column = _one_name(where, "deleted_column", entry.get("deleted_column"), columns_table)
+    for key_name, value in (("version_column", version_column), ("deleted_column", deleted_column)):
+        if value is not None and write not in ("merge", "history"):
+            raise ConfigError(f"{where} key {key_name!r}: only a merge or history dataset has one "
+                              f"(write = \"merge\" or \"history\"), this one is write = {write!r}")
+    if deleted_column is not None and deleted_column in entry.get("key", []):
+        raise ConfigError(f"{where} key 'deleted_column': {deleted_column!r} is part of the key")
+    return version_column, deleted_column
+
+
+def _declared_type(columns: tuple[Column, ...], name: str) -> str | None:
+    """The declared type of column ``name``, if it is declared."""
+    return next((c.type for c in columns if c.name == name), None)
 
 
 def _parse_nested(name: str, entry: Mapping[str, Any], where: str) -> Dataset:

@@ -32,6 +32,7 @@ from psycopg2.extras import execute_values
 from ..core.connections import postgres_errors
 from ..core.models import Lineage, Rejected
 from ..datasets import Dataset
+from .lifecycle import handles, latest_per_key, write_rows
 from .nested import NestedCounts, add_nested, write_nested
 
 
@@ -44,11 +45,12 @@ class LoadResult(NamedTuple):
     # the same values), or it repeats in the batch (its other record was the one written)
     unchanged: int = 0
     nested: NestedCounts = MappingProxyType({})  # nested dataset -> its items' counts (:mod:`.nested`)
+    deleted: int = 0  # stored rows (history: current versions) a record flagged deleted removed (closed)
 
     def plus(self, other: LoadResult) -> LoadResult:
         return LoadResult(self.inserted + other.inserted, self.refused + other.refused, self.updated + other.updated,
                           [*self.written, *other.written], self.unchanged + other.unchanged,
-                          add_nested(add_nested({}, self.nested), other.nested))
+                          add_nested(add_nested({}, self.nested), other.nested), self.deleted + other.deleted)
 
 
 class SplitProgress:
@@ -86,7 +88,8 @@ class _Batch:
 
 class PostgresLoader:
     """Loads batches over one connection. ``serialise``: rows -> COPY text for the dataset being
-    loaded (a generated one, :func:`~.copygen.copy_serialiser`); :func:`copy_text` when not given."""
+    loaded (a generated one, :func:`~.copygen.copy_serialiser`); :func:`copy_text` when not given,
+    and for the items of its nested datasets (other columns)."""
 
     def __init__(self, conn: psycopg2.extensions.connection,
                  serialise: Callable[[Sequence[dict[str, Any]]], str] | None = None) -> None:
@@ -152,25 +155,27 @@ class PostgresLoader:
               all_new: bool = False, on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None,
               ) -> LoadResult:
         """One transaction: the rows, the rejections, then ``on_written`` and ``in_transaction``."""
-        inserted = updated = 0
+        inserted = updated = deleted = 0
         written: list[dict[str, Any]] = []
         nested: NestedCounts = {}
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            if rows and dataset.write == "merge":
+            if rows and handles(dataset):  # history, replace, deletions: .lifecycle
+                inserted, updated, deleted, written, nested = write_rows(self, cur, dataset, rows, all_new, lineage)
+            elif rows and dataset.write == "merge":
                 inserted, updated, written = self.merge_rows(cur, dataset, rows, all_new)
             elif rows:
                 written = self.insert_rows(cur, dataset, rows)
                 inserted = len(written)
-            if dataset.nested:  # the parents' items, in their transaction (``serialise`` is the parent's alone)
-                nested = write_nested(PostgresLoader(self._conn), cur, dataset, written, lineage)
+            if dataset.nested and dataset.write != "history":  # history: with each version (.history_items)
+                nested = add_nested(dict(nested), write_nested(self, cur, dataset, written, lineage))
             if rejected:
                 self.insert_rejections(cur, rejected, lineage)
             if on_written is not None and written:
                 on_written(cur, written)
             if in_transaction is not None:
                 in_transaction(cur)
-        # every row is written once at most; those not written changed nothing
-        return LoadResult(inserted, [], updated, written, len(rows) - len(written), nested)
+        # every row is written or deletes once at most; the others changed nothing
+        return LoadResult(inserted, [], updated, written, len(rows) - len(written) - deleted, nested, deleted)
 
     def merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                     all_new: bool) -> tuple[int, int, list[dict[str, Any]]]:
@@ -180,7 +185,7 @@ class PostgresLoader:
         updated, and the rows written (``RETURNING``, matched back by key)."""
         rows = latest_per_key(dataset, rows)
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns, self._serialise)
+        stream = CopyStream(rows, dataset.load_columns, None if dataset.nested_in else self._serialise)
         if all_new:
             cur.execute("SAVEPOINT direct_copy")
             try:
@@ -218,6 +223,11 @@ class PostgresLoader:
         return inserted, len(written) - inserted, [rows[number] for _, number in written]
 
     @staticmethod
+    def copy_payload(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
+        """The rows' COPY text, ``columns`` in order."""
+        return CopyStream(rows, columns).whole()
+
+    @staticmethod
     def staged(cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable:
         """The batch COPYed into this connection's staging table for ``dataset`` (emptied at each commit),
         each row with its place in the batch (``row_number``), to match ``RETURNING`` back to rows."""
@@ -234,7 +244,7 @@ class PostgresLoader:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
         take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns, self._serialise)
+        stream = CopyStream(rows, dataset.load_columns, None if dataset.nested_in else self._serialise)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
         # COPY into the table costs the server far less than COPY to staging plus INSERT ... SELECT.
         cur.execute("SAVEPOINT direct_copy")
@@ -264,19 +274,6 @@ class PostgresLoader:
                            lineage.run_id, lineage.job_id))
         execute_values(cur, "INSERT INTO rejected_records (source, fingerprint, stage, reason, payload, run_id, job_id)"
                             " VALUES %s ON CONFLICT (source, fingerprint) DO NOTHING", values)
-
-
-def latest_per_key(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per natural key: the last one (the one with the highest version, the last of equal
-    versions), so that ``ON CONFLICT DO UPDATE`` never meets a key twice in one statement."""
-    chosen: dict[str, dict[str, Any]] = {}
-    version = dataset.version_column
-    for row in rows:
-        key = dataset.natural_key(row)
-        kept = chosen.get(key)
-        if kept is None or version is None or not (row[version] < kept[version]):
-            chosen[key] = row
-    return list(chosen.values()) if len(chosen) < len(rows) else list(rows)
 
 
 COPY_READ_SIZE = 65536

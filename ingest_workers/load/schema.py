@@ -28,6 +28,8 @@ from psycopg2 import sql
 from ..core.errors import ConfigError
 from ..datasets import Column, Dataset
 from ..datasets.types import TYPES
+from .history_schema import create_extras, extra_columns, mode_refusal, table_key
+from .replace_rows import ensure_staged_table
 
 # The columns every dataset's table has besides its declared ones, as CREATE TABLE writes them.
 STANDARD_COLUMNS = (("source", "text NOT NULL"), ("run_id", "text NOT NULL"), ("job_id", "text NOT NULL"),
@@ -96,6 +98,9 @@ def plan(cur: psycopg2.extensions.cursor, dataset: Dataset) -> Plan:
         return Plan(dataset, True, (), (), ())
     refused = []
     name, table = dataset.name, dataset.table
+    switched = mode_refusal(dataset, state.columns)
+    if switched is not None:
+        return Plan(dataset, False, (), (), (switched,))
     for column in dataset.columns:
         found = state.columns.get(column.name)
         if found is not None and found[0] not in TYPES[column.type][2]:
@@ -104,14 +109,14 @@ def plan(cur: psycopg2.extensions.cursor, dataset: Dataset) -> Plan:
                 f"declare it as \"{_declared_for(found[0])}\" again, or convert the column yourself "
                 f"(ALTER TABLE {table} ALTER COLUMN {column.name} TYPE {TYPES[column.type][1]} USING ...) "
                 "and migrate again")
-    declared = {c.name for c in dataset.columns} | {c for c, _ in STANDARD_COLUMNS}
+    declared = {c.name for c in dataset.columns} | {c for c, _ in (*STANDARD_COLUMNS, *extra_columns(dataset))}
     for column, (udt, shown) in state.columns.items():
         if column not in declared:
             refused.append(
                 f"dataset {name}: column {column!r} of table {table} is {shown}, declared: none (removed from the "
                 f"declaration); declare it again ({column} = \"{_declared_for(udt)}\"), or drop it yourself "
                 f"(ALTER TABLE {table} DROP COLUMN {column}) if its data is no longer needed: migrate never drops")
-    key = frozenset(("source", *dataset.key))
+    key = frozenset(table_key(dataset))
     if key not in state.unique_keys:
         current = sorted(next((k for k in state.unique_keys if "source" in k), frozenset()) - {"source"})
         refused.append(
@@ -160,10 +165,11 @@ def _apply(cur: psycopg2.extensions.cursor, p: Plan) -> None:
     dataset, table = p.dataset, sql.Identifier(p.dataset.table)
     if p.create:
         parts = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(_sql_type(c))) for c in dataset.columns]
-        parts += [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(spec)) for c, spec in STANDARD_COLUMNS]
-        parts.append(sql.SQL("PRIMARY KEY ({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, ("source", *dataset.key)))))
+        parts += [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(spec))
+                  for c, spec in (*STANDARD_COLUMNS, *extra_columns(dataset))]
+        parts.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, table_key(dataset)))))
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(parts)))
+        create_extras(cur, dataset)
         indexes: Iterable[tuple[str, ...]] = _wanted_indexes(dataset)
     else:
         columns = {c.name: c for c in dataset.columns}
@@ -176,6 +182,7 @@ def _apply(cur: psycopg2.extensions.cursor, p: Plan) -> None:
     for index in indexes:
         cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
             sql.Identifier(index_name(dataset.table, index)), table, sql.SQL(", ").join(map(sql.Identifier, index))))
+    ensure_staged_table(cur, dataset)
 
 
 def _wanted_indexes(dataset: Dataset) -> list[tuple[str, ...]]:

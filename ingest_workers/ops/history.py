@@ -15,7 +15,9 @@ from psycopg2.extras import Json, execute_values
 from ..core.connections import postgres_errors
 from ..core.errors import ConfigError
 from ..core.models import COUNT_NAMES, Counts
+from ..datasets.drift import new_field_lines
 from ..datasets.stats import Stats, merge_stats
+from .drift_history import run_drift, run_switches
 
 ENDED = ("finished", "partial", "failed")  # a job in one of these will not run again
 # A job that will run again (RQ holds it): its source's circuit was open, or a transient error will be retried.
@@ -44,6 +46,8 @@ class SourceSummary:
     errors: tuple[str, ...]
     partial: int = 0  # jobs that ended with pages they could not read
     column_stats: Stats = field(default_factory=dict)  # merged over the source's jobs of the run
+    new_fields: tuple[str, ...] = ()  # the fields no column reads: "new field 'x' in 194 of 194 records"
+    switch: tuple[str, int] | None = None  # a replace source: what its switch said, and the rows it deleted
 
 
 class JobHistory:
@@ -99,7 +103,7 @@ class JobHistory:
         appended to ``attempt_counts``, and the job's outcome in its columns: this attempt's counts,
         plus the job's earlier ones when the attempt ``continued`` where they left off (it resumed at a
         saved page, so it did not read their records again); fetched = rejected + duplicate + loaded
-        + updated holds for both."""
+        + updated + deleted holds for both."""
         if status not in (*ENDED, *WAITING):
             raise ValueError(f"not a status of an ended attempt: {status!r}")
         base = {name: sql.SQL("{} + ").format(sql.Identifier(name)) if continued else sql.SQL("")
@@ -107,11 +111,13 @@ class JobHistory:
         statement = sql.SQL(
             "UPDATE ingest_jobs SET status = %(status)s, fetched = {fetched}%(fetched)s, "
             "rejected = {rejected}%(rejected)s, duplicate = {duplicate}%(duplicate)s, "
-            "loaded = {loaded}%(loaded)s, updated = {updated}%(updated)s, error = %(error)s, finished_at = now(), "
+            "loaded = {loaded}%(loaded)s, updated = {updated}%(updated)s, deleted = {deleted}%(deleted)s, "
+            "error = %(error)s, finished_at = now(), "
             "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object("
             "'attempt', attempts, 'status', %(status)s::text, 'fetched', %(fetched)s::bigint, "
             "'rejected', %(rejected)s::bigint, 'duplicate', %(duplicate)s::bigint, "
-            "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint)) WHERE job_id = %(job)s").format(**base)
+            "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint, 'deleted', %(deleted)s::bigint)) "
+            "WHERE job_id = %(job)s").format(**base)
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, {"status": status, **counts.to_dict(), "error": error[:2000] if error else None,
                                     "job": job_id})
@@ -145,7 +151,7 @@ class JobHistory:
             "fetched = ingest_jobs.fetched + a.loaded + a.rejected, "
             "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object('attempt', attempts, "
             "'status', 'failed', 'fetched', a.loaded + a.rejected, 'rejected', a.rejected, 'duplicate', 0, "
-            "'loaded', a.loaded, 'updated', 0)) "
+            "'loaded', a.loaded, 'updated', 0, 'deleted', 0)) "
             "FROM attempt a WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, {"reason": reason[:2000], "source": source, "job": job_id})
@@ -190,15 +196,17 @@ class JobHistory:
                 "SELECT source, count(*), count(*) FILTER (WHERE status = 'finished'), "
                 "count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'partial'), "
                 "sum(fetched), sum(rejected), sum(duplicate), "
-                "sum(loaded), sum(updated), extract(epoch FROM max(finished_at) - min(started_at)), "
+                "sum(loaded), sum(updated), sum(deleted), extract(epoch FROM max(finished_at) - min(started_at)), "
                 "array_remove(array_agg(DISTINCT error), NULL) "
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             rows = cur.fetchall()
-        stats, nested = self.run_stats([run_id]), self.run_nested_counts(run_id)
+        stats, drift = self.run_stats([run_id]), run_drift(self._conn, [run_id])
+        nested, switches = self.run_nested_counts(run_id), run_switches(self._conn, run_id)
         return [SourceSummary(source, jobs, finished, failed,
-                              Counts(int(f), int(r), int(d), int(lo), int(up), nested=nested.get(source, {})),
-                              float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}))
-                for source, jobs, finished, failed, partial, f, r, d, lo, up, seconds, errors in rows]
+                              Counts(int(f), int(r), int(d), int(lo), int(up), int(de), nested=nested.get(source, {})),
+                              float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}),
+                              tuple(new_field_lines(drift.get((run_id, source), {}))), switches.get(source))
+                for source, jobs, finished, failed, partial, f, r, d, lo, up, de, seconds, errors in rows]
 
     def run_nested_counts(self, run_id: str) -> dict[str, dict[str, dict[str, int]]]:
         """Per source of the run: its nested datasets' item counts, summed over its jobs."""

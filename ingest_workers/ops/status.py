@@ -13,6 +13,8 @@ import redis
 from ..core.connections import postgres_errors
 from ..core.models import Counts, SourceSpec
 from ..core.schedules import next_run
+from ..datasets.drift import new_field_lines
+from .drift_history import run_drift
 from .history import JobHistory
 from .queues import queue_depths, worker_counts
 from .watch import health
@@ -22,7 +24,8 @@ SELECT source,
        count(*) FILTER (WHERE status IN ('finished', 'partial', 'failed')),
        count(*) FILTER (WHERE status = 'finished'),
        coalesce(sum(loaded), 0),
-       coalesce(sum(updated), 0)
+       coalesce(sum(updated), 0),
+       coalesce(sum(deleted), 0)
 FROM ingest_jobs WHERE started_at >= now() - %(hours)s * interval '1 hour' GROUP BY source"""
 
 _LAST_RUNS = """
@@ -61,19 +64,21 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
         for source, counts in cur.fetchall():
             nested.setdefault(source, Counts()).add_nested(counts)
     stats = JobHistory(conn).run_stats([row[0] for row in last_runs.values()])
+    drift = run_drift(conn, [row[0] for row in last_runs.values()])
 
     report: dict[str, dict[str, Any]] = {}
     for source in sorted({*sources, *last_runs}):
-        ended, succeeded, loaded, updated = aggregates.get(source, (0, 0, 0, 0))
+        ended, succeeded, loaded, updated, deleted = aggregates.get(source, (0, 0, 0, 0, 0))
         run_id, status, started_at, finished_at = last_runs.get(source, (None, None, None, None))
         rate = succeeded / ended if ended else None
         report[source] = {
             "last_run": {"run_id": run_id, "status": status, "started_at": _iso(started_at),
                          "finished_at": _iso(finished_at),
-                         "column_stats": stats.get((run_id, source), {})} if run_id else None,
+                         "column_stats": stats.get((run_id, source), {}),
+                         "new_fields": new_field_lines(drift.get((run_id, source), {}))} if run_id else None,
             "jobs": ended, "succeeded": succeeded, "success_rate": None if rate is None else round(rate, 4),
             "health": "no runs" if rate is None else health(rate), "loaded": int(loaded),
-            "updated": int(updated),
+            "updated": int(updated), "deleted": int(deleted),
             "recent_failures": [],
         }
         if source in nested:
@@ -106,19 +111,24 @@ def status_document(conn: psycopg2.extensions.connection, client: redis.Redis, s
 def format_status(document: dict[str, Any]) -> str:
     hours = f"{document['window_hours']:g}h"
     header = ("source", "last run", "outcome", f"success {hours}", "health", f"loaded {hours}", f"updated {hours}",
-              "next run")
+              f"deleted {hours}", "next run")
     rows: list[Sequence[str]] = [header]
     for name, s in document["sources"].items():
         last = s["last_run"] or {}
         rate = "-" if s["success_rate"] is None else f"{s['success_rate']:.0%} of {s['jobs']}"
         rows.append((name, _short(last.get("started_at")), last.get("status") or "never", rate, s["health"],
-                     str(s["loaded"]), str(s.get("updated", 0)), _short(s.get("next_run"))))
+                     str(s["loaded"]), str(s.get("updated", 0)), str(s.get("deleted", 0)), _short(s.get("next_run"))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines += [f"{name}: nested {dataset} {hours}: loaded {n['loaded']}, updated {n['updated']}, "
               f"deleted {n['deleted']}, rejected {n['rejected']}" for name, s in document["sources"].items()
               for dataset, n in s.get("nested", {}).items()]
+    drifting = [(name, line) for name, s in document["sources"].items() for line in (s["last_run"] or {}).get(
+        "new_fields", [])]
+    if drifting:
+        lines += ["", "fields no column reads (last run: a column could be declared for them):"]
+        lines += [f"  {name}: {line}" for name, line in drifting]
     failures = [(name, f) for name, s in document["sources"].items() for f in s["recent_failures"]]
     if failures:
         lines += ["", "recent failures:"]

@@ -72,7 +72,8 @@ def draft_catalog(shape: ApiShape, name: str, auth: Mapping[str, str] | None = N
         lines.append(f"key = {_toml(key)}  # {reason}")
     else:
         lines.append("key = []  # no unique field was found in the sample: name the record's natural key")
-    lines.append('write = "merge"  # a changed record replaces the stored one; "append" keeps the first version')
+    lines.append('write = "merge"  # a changed record replaces the stored one; "append", "replace", "history": '
+                 'docs/datasets.md')
     if changed is not None:
         lines.append(f"# version_column = {_toml(changed.name)}  # merge: replace a stored row only with a newer one")
         lines.append(f"# time_column = {_toml(changed.name)}  # the column cursors and backfill windows use")

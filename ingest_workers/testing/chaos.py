@@ -52,7 +52,15 @@ from ..load.migrate import migrate
 from ..ops.watch import JobState, job_states
 from ..runtime.producer import enqueue_run, make_queue, new_run_id
 from ..runtime.workerpool import worker_command, worker_env
-from .chaos_merge import MERGE_DATASET, MergePasses, MergeVerdict, check_merge, forget_merge, merge_specs
+from .chaos_merge import (
+    CHAOS_DATASETS,
+    MergePasses,
+    MergeVerdict,
+    check_merge,
+    forget_merge,
+    merge_source_names,
+    merge_specs,
+)
 from .fleet import WorkerFleet, children, work_horses
 from .mock_faults import FaultConfig, FaultInjector
 from .mock_sources import MockConfig, MockServer
@@ -121,7 +129,8 @@ class ChaosResult:
                 f"unfinished={self.jobs_unfinished} stuck_not_stopped={self.stuck_not_stopped} "
                 f"kills={self.kills} merge[rows={self.merge.rows} revision={self.merge.revision} "
                 f"updated={self.merge.updated} stale={self.merge.stale} missing={self.merge.missing} "
-                f"extra={self.merge.extra}] "
+                f"extra={self.merge.extra} history_broken={self.merge.history_broken} "
+                f"replace_revision={self.merge.replace_revision}] "
                 f"pg_down={self.pg_cut_seconds:.0f}s faults[{faults}] elapsed={self.elapsed:.1f}s")
 
 
@@ -146,9 +155,9 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
     rng = random.Random(plan.seed)
     client = redis.Redis.from_url(redis_url)
     conn = psycopg2.connect(database_url)
-    merge_names = [f"chaos_merge_{i}" for i in range(plan.merge_sources)]
+    merge_names = merge_source_names(plan.merge_sources)  # and a history and a replace source
     try:
-        migrate(conn, [MERGE_DATASET])
+        migrate(conn, CHAOS_DATASETS)
         config = MockConfig(records=plan.records, invalid_every=plan.invalid_every)
         server = MockServer("127.0.0.1", 0, config, FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
         lossy = MockServer("127.0.0.1", 0, config, FaultInjector(
@@ -163,7 +172,7 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
         proxy = CuttableProxy(postgres_address(database_url)).start()
         try:
             passes = MergePasses(merge_specs(merge_names, server.url, plan.page_size, plan.rate_limit),
-                                 plan.passes, server)
+                                 plan.passes, server, database_url)
             result, run_ids = _run(plan, rng, client, (server, lossy), proxy, sources,
                                    chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log,
                                    passes)
@@ -174,7 +183,7 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
                 mock.server_close()
         result.faults = dict(injected[0].injected + injected[1].injected)
         _check(conn, sources, run_ids, plan.invalid_every, result)
-        result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes.revision)
+        result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes)
     finally:
         conn.close()
         client.close()
@@ -218,7 +227,7 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
         job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_ids[0])]
         job_ids += passes.advance(queue, settings)
         next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
-        while (state.done < state.total or passes.remaining) and time.monotonic() - started < plan.timeout:
+        while (state.done < state.total or passes.pending(queue)) and time.monotonic() - started < plan.timeout:
             now = time.monotonic()
             cut_at = _outage_step(plan, proxy, result, started, cut_at, log)
             if now >= next_kill:
@@ -234,7 +243,7 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
             proxy.restore()
             result.pg_cut_seconds = time.monotonic() - cut_at
         result.jobs = len(job_ids)
-        result.jobs_unfinished = state.total - state.done + passes.remaining * plan.merge_sources
+        result.jobs_unfinished = state.total - state.done + passes.remaining * passes.jobs_per_pass
         log(f"chaos: the chaos run ended at {time.monotonic() - started:.0f}s; a clean re-run follows")
         for server in servers:
             server.faults = FaultInjector()

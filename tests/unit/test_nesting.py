@@ -164,7 +164,7 @@ def test_nested_counts_add_up_apart_from_the_records() -> None:
     counts = Counts(fetched=2, loaded=2)
     counts.add(Counts(fetched=1, duplicate=1, nested={"issue_labels": {"loaded": 3, "deleted": 1}}))
     counts.add(Counts(nested={"issue_labels": {"loaded": 1, "rejected": 2}}))
-    assert counts.to_dict() == {"fetched": 3, "rejected": 0, "duplicate": 1, "loaded": 2, "updated": 0}
+    assert counts.to_dict() == {"fetched": 3, "rejected": 0, "duplicate": 1, "loaded": 2, "updated": 0, "deleted": 0}
     assert counts.nested == {"issue_labels": {"loaded": 4, "updated": 0, "deleted": 1, "rejected": 2}}
 
 
