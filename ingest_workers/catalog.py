@@ -28,7 +28,7 @@ from .core.models import RENAMED_KEYS, SourceSpec, current_keys
 from .core.plugins import PluginAllowlist
 from .core.schedules import cron_problem
 from .core.suggest import did_you_mean
-from .datasets import BUILTIN, Dataset, parse_dataset
+from .datasets import BUILTIN, Dataset, parse_dataset, resolve_nested
 from .load.sinks import sink_class
 from .sources import source_class
 from .sources.auth_kinds import check_auth
@@ -124,6 +124,7 @@ def _parse_datasets(path: Path, table: Any) -> dict[str, Dataset]:
         _refuse_builtin(f"{path}: [datasets.{name}]", name)
         datasets[name] = dataset = parse_dataset(name, entry, f"{path}: ")
         check_declared(f"{path}: [datasets.{name}]", dataset, None)
+    datasets = resolve_nested(datasets, f"{path}: ")  # nested ones travel in their parent's declaration
     tables: dict[str, str] = {}
     for name, dataset in datasets.items():
         if dataset.table in tables:
@@ -324,6 +325,9 @@ def _check_parts(where: str, values: dict[str, Any], declared: Dataset | None, d
         raise ConfigError(f"{where} key {dataset_key!r}: unknown dataset {values['dataset']!r}; declare it as "
                           f"[datasets.{values['dataset']}] or use a built-in one: {', '.join(BUILTIN)}"
                           f"{did_you_mean(values['dataset'], BUILTIN)}")
+    if dataset.nested_in is not None:
+        raise ConfigError(f"{where} key {dataset_key!r}: dataset {dataset.name!r} is nested in "
+                          f"{dataset.nested_in!r}: its rows come with the records of {dataset.nested_in!r}'s sources")
     try:
         paginator_class(values.get("pagination", "page"), allow)
     except (ConfigError, Refused) as exc:

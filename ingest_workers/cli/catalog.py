@@ -9,11 +9,14 @@ import click
 from ..catalog import NAME_PATTERN
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec
+from ..datasets import dataset_of
+from ..datasets.catalog_diff import catalog_diff
 from ..sources.auth import ApiRequest, AuthContext
 from ..sources.auth_kinds import make_authenticator
 from ..sources.draft import default_name, draft_catalog
 from ..sources.http import HttpClient, RetryPolicy, make_session
 from ..sources.probe import ApiProbe
+from .app import App
 
 
 @click.group()
@@ -46,24 +49,53 @@ def catalog() -> None:
 @click.option("--audience", help="OAuth2: the audience to ask for.")
 @click.option("--client-auth", type=click.Choice(["basic", "body"]), default="basic", show_default=True,
               help="OAuth2: send the client's id and secret as HTTP Basic (RFC 6749 2.3.1) or in the form.")
-def catalog_draft(url: str, name: str | None, records_path: str | None, **options: str | None) -> None:
+@click.pass_obj
+def catalog_draft(app: App, url: str, name: str | None, records_path: str | None, **options: str | None) -> None:
     """Print a catalog fragment (a dataset and a source) for the JSON API or CSV file at URL.
 
     It fetches the first page, finds the records and how the API pages (Link header, a next
     URL, a cursor token, page or offset numbers, has_more), fetches the second page, and
-    types each column from the values seen. Read it, edit it, append it to your catalog.
+    types each column from the values seen; a list of objects in the records becomes a nested
+    dataset (nested_in). Requests are retried as the workers retry them (INGEST_HTTP_MAX_ATTEMPTS).
+    Read it, edit it, append it to your catalog.
     """
     auth = _auth_table(options)
     name = name or default_name(url)
     if not NAME_PATTERN.fullmatch(name):
         raise ConfigError(f"--name: {name!r} is not a name: lowercase letters, digits and '_', starting with a letter")
-    client = HttpClient(make_session(), (5.0, 30.0), RetryPolicy(max_attempts=2, max_backoff=5.0))
+    settings = app.settings  # the workers' retry policy: an API's passing 500 or 429 must not stop the draft
+    client = HttpClient(make_session(), (settings.http_connect_timeout, settings.http_read_timeout),
+                        RetryPolicy(max_attempts=settings.http_max_attempts, max_backoff=settings.http_max_backoff))
     request = ApiRequest(url)
     if auth:  # the same authenticator a worker builds from the drafted entry
         spec = SourceSpec(name=name, kind="http_json", dataset=name, url=url, auth=auth)
         request = make_authenticator(spec, AuthContext(name, os.environ, client)).authorize(request)
     shape = ApiProbe(client, url, records_path, dict(request.headers), dict(request.params)).shape()
     click.echo(draft_catalog(shape, name, auth), nl=False)
+
+
+@catalog.command("diff")
+@click.argument("source")
+@click.pass_obj
+def catalog_diff_command(app: App, source: str) -> None:
+    """Fetch one page of SOURCE and compare its records with the dataset's declaration: the
+    column lines to add for fields no column reads, the declared columns the API no longer
+    serves, and the columns whose type refuses values served."""
+    [spec] = app.catalog.select(source)
+    if spec.kind != "http_json":
+        raise ConfigError(f"source {spec.name}: ingest catalog diff reads http_json sources, not {spec.kind}")
+    client = HttpClient(make_session(), (5.0, 30.0), RetryPolicy(max_attempts=2, max_backoff=5.0))
+    request = ApiRequest(spec.url, dict(spec.params), dict(spec.headers))
+    if spec.auth or spec.auth_env:  # the same authenticator a worker builds
+        request = make_authenticator(spec, AuthContext(spec.name, os.environ, client)).authorize(request)
+    records = client.get_json(request.url, request.params, request.headers)
+    for part in spec.records_path.split(".") if spec.records_path else ():
+        records = records.get(part) if isinstance(records, dict) else None
+    if not isinstance(records, list):
+        raise ConfigError(f"source {spec.name}: the page has no list of records at {spec.records_path!r}")
+    lines = catalog_diff(dataset_of(spec.dataset, spec.declaration), spec.fields, spec.constants, records)
+    click.echo("\n".join(lines) if lines else f"source {spec.name}: the page's {len(records)} records and the "
+               "declaration agree")
 
 
 def _auth_table(options: dict[str, str | None]) -> dict[str, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,25 +169,39 @@ class LostPage(Rejected):
 
 @dataclass
 class Counts:
-    """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated``
-    once the job has finished (``updated``: a merge dataset's stored rows a changed record replaced)."""
+    """What happened to the records of one job. ``fetched == rejected + duplicate + loaded + updated +
+    deleted`` once the job has finished (``updated``: a merge dataset's stored rows a changed record
+    replaced; ``deleted``: the stored rows a record flagged deleted removed or closed).
+
+    That identity concerns the parent records only (the source's own records): the items of nested
+    datasets are counted apart, in ``nested`` (dataset -> loaded, updated, deleted, rejected)."""
 
     fetched: int = 0
     rejected: int = 0
     duplicate: int = 0
     loaded: int = 0
     updated: int = 0
+    deleted: int = 0
     # the pages the source could not read ("page 3: the body is not JSON"): the job is partial
     lost_pages: list[str] = field(default_factory=list)
     # requests whose status the source's ``on_status`` says to skip (a deleted parent's 404): no
     # records and no error. Requests, not records: outside ``fetched = rejected + ...``.
     skipped: int = 0
+    nested: dict[str, dict[str, int]] = field(default_factory=dict)  # nested dataset -> NESTED_COUNT_NAMES
 
     def add(self, other: Counts) -> None:
         for name in COUNT_NAMES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped += other.skipped
         self.lost_pages.extend(other.lost_pages)
+        self.add_nested(other.nested)
+
+    def add_nested(self, nested: Mapping[str, Mapping[str, int]]) -> None:
+        """Add the counts of some nested datasets' items (``{dataset: {loaded, ...}}``)."""
+        for dataset, values in nested.items():
+            mine = self.nested.setdefault(dataset, dict.fromkeys(NESTED_COUNT_NAMES, 0))
+            for name, value in values.items():
+                mine[name] = mine.get(name, 0) + int(value)
 
     def to_dict(self) -> dict[str, int]:
         """The record counts (:data:`COUNT_NAMES`); ``skipped``, a count of requests, is read apart."""
@@ -195,10 +210,11 @@ class Counts:
     def unaccounted(self) -> int:
         """``fetched`` minus what its records became: 0 when every record was counted once (each
         count is taken where its outcome happens, so a counting bug shows here)."""
-        return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated)
+        return self.fetched - (self.rejected + self.duplicate + self.loaded + self.updated + self.deleted)
 
 
-COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated")  # of records; ``skipped`` counts requests
+COUNT_NAMES = ("fetched", "rejected", "duplicate", "loaded", "updated", "deleted")  # of records; ``skipped``: requests
+NESTED_COUNT_NAMES = ("loaded", "updated", "deleted", "rejected")  # per nested dataset: its items
 
 
 class Reject(Exception):

@@ -6,6 +6,8 @@ turns a mapped record into a row or refuses it with a reason naming the column a
   loader and the sinks work with.
 - :mod:`.rowcheck`: the row check a dataset builds from its columns.
 - :mod:`.parsing`: :func:`parse_dataset`, a declaration read from TOML or from a job.
+- :mod:`.nesting`: nested datasets (rows from a list inside each record of another dataset).
+- :mod:`.drift`: the fields of the records no column reads; :mod:`.catalog_diff`: a page against a declaration.
 - :mod:`.types`: the column types (text, integer, numeric, money, boolean, timestamp, date, json, text[]).
 - :mod:`.checks`: the text and price checks the types share.
 - ``builtin.toml``: the five datasets shipped with the package (products, quotes, mentions, posts, sensors).
@@ -26,6 +28,7 @@ from ..core.errors import ConfigError
 from ..core.suggest import did_you_mean
 from .checks import MAX_TEXT, parse_price
 from .model import LINEAGE_COLUMNS, Column, Dataset
+from .nesting import resolve_nested
 from .parsing import parse_dataset
 
 
@@ -52,4 +55,5 @@ def dataset_of(name: str, declaration: Mapping[str, Any] | None = None) -> Datas
 
 
 __all__ = ["BUILTIN", "LINEAGE_COLUMNS", "MAX_TEXT", "MENTIONS", "POSTS", "PRODUCTS", "QUOTES", "SENSORS", "Column",
-           "Dataset", "dataset_of", "parse_dataset", "parse_price"]
+           "Dataset", "dataset_of", "parse_dataset", "parse_price",
+           "resolve_nested"]

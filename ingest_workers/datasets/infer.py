@@ -180,3 +180,37 @@ def key_candidate(columns: list[DraftColumn], records: list[Any]) -> list[str]:
             if len(set(complete)) == len(complete):
                 return [dim.name, time.name]
     return []
+
+
+def object_lists(records: Iterable[Any]) -> dict[str, list[list[dict[str, Any]]]]:
+    """The dotted paths (as columns are found) whose values are lists of objects, each with the
+    non-empty lists seen there: candidates for nested datasets. A path where any list holds
+    something else than objects is not one (it stays a column: ``text[]`` or ``json``)."""
+    seen: dict[str, list[list[Any]]] = {}
+    mixed: set[str] = set()
+    for record in records:
+        if not isinstance(record, dict):
+            continue
+        for path, value in _leaves(record):
+            if isinstance(value, list) and value:
+                dotted = ".".join(path)
+                seen.setdefault(dotted, []).append(value)
+                if not all(isinstance(item, dict) for item in value):
+                    mixed.add(dotted)
+    return {path: lists for path, lists in seen.items() if path not in mixed}
+
+
+def item_key_candidate(columns: list[DraftColumn], lists: list[list[dict[str, Any]]]) -> list[str]:
+    """An id-like column of the items present in every item and unique within each list ("id"
+    first); ``[]`` when none is (the items are then identified by their position)."""
+    def unique_in_every_list(column: DraftColumn) -> bool:
+        for items in lists:
+            values = [value_at(item, column.path) for item in items]
+            if None in values or len({repr(v) for v in values}) != len(values):
+                return False
+        return True
+
+    ids = [c for c in columns if c.type in ("text", "integer") and _id_like(c) and unique_in_every_list(c)]
+    if not ids:
+        return []
+    return [min(ids, key=lambda c: (c.path.rsplit(".", 1)[-1].lower() != "id", c.path.count("."))).name]

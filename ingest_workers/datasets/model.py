@@ -16,6 +16,7 @@ from .types import NUMBER_TYPES
 
 # Columns every dataset's table has besides its declared ones, filled from the job's lineage.
 LINEAGE_COLUMNS = ("source", "run_id", "job_id", "fetched_at")
+ITEM_INDEX = "item_index"  # a nested dataset without a declared key: the item's position in its list
 COLUMN_KEYS = frozenset({"type", "required", "min", "max", "max_length", "one_of", "pattern", "default", "case",
                          "currency_column", "scale", "computed"})
 
@@ -58,13 +59,22 @@ class Dataset:
     table: str
     key: tuple[str, ...]  # the natural key; the table's unique key is (source, *key): :attr:`unique_key`
     columns: tuple[Column, ...]
-    write: str = "append"  # "append": the first version stays; "merge": a changed record replaces the row
-    version_column: str | None = None  # merge: a record replaces the row only when this is higher
+    # "append": the first version stays; "merge": a changed record replaces the row; "replace": each
+    # complete run's rows replace the source's rows; "history": every version kept (valid_from, valid_to)
+    write: str = "append"
+    version_column: str | None = None  # merge, history: a record replaces the row only when this is higher
+    deleted_column: str | None = None  # merge, history: a record whose value here is true deletes its row
     time_column: str | None = None  # when a record happened (cursors, backfill windows)
     indexes: tuple[tuple[str, ...], ...] = ()
     stages: tuple[Any, ...] | None = None  # run after the checks unless a source names its own
     prepare: tuple[Any, ...] = ()  # stages run on the mapped record before the checks (what no type covers)
     stats: bool = False  # each job records count, min, max and mean of the numeric columns it loaded
+    # A nested dataset (rows from a list inside each record of dataset ``nested_in``): :mod:`.nesting`.
+    nested_in: str | None = None
+    path: str = ""  # nested: where the list is in the parent's record as served (dotted)
+    fields: tuple[tuple[str, str], ...] = ()  # nested: (column, dotted path in the item)
+    parent_key: tuple[str, ...] = ()  # nested: the parent's key columns, first in ``key`` and ``columns``
+    nested: tuple[Dataset, ...] = ()  # the datasets nested in this one (each with its own ``nested``)
 
     def column(self, name: str) -> Column | None:
         """The declared column called ``name``, if any."""
@@ -79,6 +89,12 @@ class Dataset:
     def unique_key(self) -> tuple[str, ...]:
         """The table's unique key: ``source`` first, then the natural key."""
         return ("source", *self.key)
+
+    @property
+    def compares_versions(self) -> bool:
+        """Whether a changed record of a stored key is written (merge, history): the dedup filter
+        then compares what was loaded, not just the key."""
+        return self.write in ("merge", "history")
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -106,17 +122,50 @@ class Dataset:
         """The row's unique key without ``source`` (Redis sets and alerts are per source already)."""
         return "\x1f".join(str(row[column]) for column in self.key)
 
+    @property
+    def family(self) -> tuple[Dataset, ...]:
+        """This dataset and every dataset nested in it, parents before their children."""
+        return (self, *(d for child in self.nested for d in child.family))
+
+    @property
+    def item_key(self) -> tuple[str, ...]:
+        """A nested dataset's key within its parent (``item_index`` unless declared)."""
+        return self.key[len(self.parent_key):]
+
     def to_dict(self) -> dict[str, Any]:
-        """The declaration as the catalog would write it (what travels in a job)."""
+        """The declaration as the catalog would write it (what travels in a job), with the datasets
+        nested in it under ``nested``."""
+        if self.nested_in is not None:
+            return self._nested_dict()
         out: dict[str, Any] = {"table": self.table, "key": list(self.key), "write": self.write,
                                "columns": {c.name: c.to_dict() for c in self.columns},
                                "indexes": [list(i) for i in self.indexes], "prepare": list(self.prepare)}
         if self.version_column is not None:
             out["version_column"] = self.version_column
+        if self.deleted_column is not None:
+            out["deleted_column"] = self.deleted_column
         if self.time_column is not None:
             out["time_column"] = self.time_column
         if self.stages is not None:
             out["stages"] = list(self.stages)
         if self.stats:
             out["stats"] = True
+        if self.nested:
+            out["nested"] = {d.name: d.to_dict() for d in self.nested}
+        return out
+
+    def _nested_dict(self) -> dict[str, Any]:
+        """A nested dataset as declared: without its parent's key columns and ``item_index``."""
+        own = [c for c in self.columns if c.name not in self.parent_key and c.name != ITEM_INDEX]
+        out: dict[str, Any] = {"table": self.table, "nested_in": self.nested_in, "path": self.path,
+                               "columns": {c.name: c.to_dict() for c in own},
+                               "indexes": [list(i) for i in self.indexes]}
+        if self.item_key != (ITEM_INDEX,):
+            out["key"] = list(self.item_key)
+        if self.fields:
+            out["fields"] = dict(self.fields)
+        if self.time_column is not None:
+            out["time_column"] = self.time_column
+        if self.nested:
+            out["nested"] = {d.name: d.to_dict() for d in self.nested}
         return out

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.suggest import did_you_mean
-from .model import COLUMN_KEYS, LINEAGE_COLUMNS, Column, Dataset
+from .model import COLUMN_KEYS, ITEM_INDEX, LINEAGE_COLUMNS, Column, Dataset
+from .nesting import attach
 from .types import NUMBER_TYPES, TEXT_TYPES, TYPES
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-WRITES = ("append", "merge")
+WRITES = ("append", "merge", "replace", "history")
 # Columns every dataset's table has besides its declared ones; a declaration may not use these names.
-RESERVED_COLUMNS = frozenset({*LINEAGE_COLUMNS, "raw", "loaded_at"})
+RESERVED_COLUMNS = frozenset({*LINEAGE_COLUMNS, "raw", "loaded_at", "valid_from", "valid_to"})
 # The package's own tables: a dataset may not be stored in one of them.
 SYSTEM_TABLES = frozenset({"rejected_records", "ingest_jobs", "source_cursors", "alerts", "schema_migrations"})
 DATASET_KEYS = frozenset({"table", "key", "write", "version_column", "time_column", "indexes", "columns", "stages",
-                          "prepare", "stats"})
+                          "prepare", "stats", "nested", "deleted_column"})
+# A nested dataset's keys (``nested``: the datasets nested in it, as a job carries them).
+NESTED_KEYS = frozenset({"table", "nested_in", "path", "key", "fields", "columns", "indexes", "time_column",
+                         "nested"})
 
 
 def parse_dataset(name: str, entry: Any, where: str = "") -> Dataset:
@@ -34,6 +39,14 @@ def parse_dataset(name: str, entry: Any, where: str = "") -> Dataset:
         raise ConfigError(f"{where}: a dataset name must be lowercase letters, digits and '_'")
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: must be a table")
+    if "nested_in" in entry and "nested" in entry:
+        raise ConfigError(f"{where} key 'nested': declare a dataset nested in {name!r} as its own "
+                          f"[datasets.NAME] with nested_in = \"{name}\"")
+    dataset = _parse_nested(name, entry, where) if "nested_in" in entry else _parse_top(name, entry, where, prefix)
+    return _with_nested(dataset, entry.get("nested", {}), prefix, where)
+
+
+def _parse_top(name: str, entry: Mapping[str, Any], where: str, prefix: str) -> Dataset:
     _no_unknown_keys(where, entry, DATASET_KEYS)
     table = _table(where, entry.get("table", name))
     columns_table = entry.get("columns")
@@ -41,23 +54,91 @@ def parse_dataset(name: str, entry: Any, where: str = "") -> Dataset:
         raise ConfigError(f"{where}: missing [datasets.{name}.columns], the table of column = type")
     write = entry.get("write", "append")
     if write not in WRITES:
-        raise ConfigError(f"{where} key 'write': expected \"append\" or \"merge\", got {write!r}")
+        raise ConfigError(f"{where} key 'write': expected one of {', '.join(map(repr, WRITES))}, got {write!r}")
     key = _names(where, "key", entry.get("key"), columns_table)
     if not key:
         raise ConfigError(f"{where}: missing required key 'key', the list of columns that identify a record")
-    version_column = _one_name(where, "version_column", entry.get("version_column"), columns_table)
-    if version_column is not None and write != "merge":
-        raise ConfigError(f"{where} key 'version_column': only a merge dataset has one (write = \"merge\")")
+    version_column, deleted_column = _lifecycle_columns(where, entry, write, columns_table)
     columns = _columns(where, f"{prefix}[datasets.{name}.columns]", columns_table,
                        {*key, *([version_column] if version_column else [])})
+    if deleted_column is not None and _declared_type(columns, deleted_column) != "boolean":
+        raise ConfigError(f"{where} key 'deleted_column': {deleted_column!r} must be a boolean column")
+    if write == "history" and version_column is not None and _declared_type(columns, version_column) != "timestamp":
+        raise ConfigError(f"{where} key 'version_column': a history dataset's version is the time a version "
+                          f"starts (valid_from): {version_column!r} must be a timestamp column")
     stages, prepare = _stage_lists(where, entry)
     stats = entry.get("stats", False)
     if not isinstance(stats, bool):
         raise ConfigError(f"{where} key 'stats': expected true or false, got {stats!r}")
     return Dataset(name=name, table=table, key=key, columns=columns, write=write, version_column=version_column,
+                   deleted_column=deleted_column,
                    time_column=_one_name(where, "time_column", entry.get("time_column"), columns_table),
                    indexes=_indexes(where, entry.get("indexes", []), columns_table), stages=stages,
                    prepare=prepare, stats=stats)
+
+
+def _lifecycle_columns(where: str, entry: Mapping[str, Any], write: str,
+                       columns_table: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``version_column`` and ``deleted_column``: only a merge or history dataset has them."""
+    version_column = _one_name(where, "version_column", entry.get("version_column"), columns_table)
+    deleted_column = _one_name(where, "deleted_column", entry.get("deleted_column"), columns_table)
+    for key_name, value in (("version_column", version_column), ("deleted_column", deleted_column)):
+        if value is not None and write not in ("merge", "history"):
+            raise ConfigError(f"{where} key {key_name!r}: only a merge or history dataset has one "
+                              f"(write = \"merge\" or \"history\"), this one is write = {write!r}")
+    if deleted_column is not None and deleted_column in entry.get("key", []):
+        raise ConfigError(f"{where} key 'deleted_column': {deleted_column!r} is part of the key")
+    return version_column, deleted_column
+
+
+def _declared_type(columns: tuple[Column, ...], name: str) -> str | None:
+    """The declared type of column ``name``, if it is declared."""
+    return next((c.type for c in columns if c.name == name), None)
+
+
+def _parse_nested(name: str, entry: Mapping[str, Any], where: str) -> Dataset:
+    """A nested dataset alone (its parent's key is added by :func:`~.nesting.attach`): its key is
+    the declared one, else the item's position (``item_index``)."""
+    _no_unknown_keys(where, entry, NESTED_KEYS)
+    parent, path = entry["nested_in"], entry.get("path")
+    if not isinstance(parent, str) or not IDENTIFIER.fullmatch(parent):
+        raise ConfigError(f"{where} key 'nested_in': expected a dataset's name, got {parent!r}")
+    if not isinstance(path, str) or not path or "" in path.split("."):
+        raise ConfigError(f"{where} key 'path': expected the dotted path of a list in the parent's records "
+                          f"(\"labels\", \"lines.data\"), got {path!r}")
+    columns_table = entry.get("columns")
+    if not isinstance(columns_table, Mapping) or not columns_table:
+        raise ConfigError(f"{where}: missing [datasets.{name}.columns], the table of column = type "
+                          "(a list of scalars: value = \"text\")")
+    if ITEM_INDEX in columns_table:
+        raise ConfigError(f"{where} key 'columns': {ITEM_INDEX!r} is the item's position, every nested table "
+                          "without a key has it; choose another name")
+    key = _names(where, "key", entry.get("key"), columns_table) or (ITEM_INDEX,)
+    fields = entry.get("fields", {})
+    if not isinstance(fields, Mapping) or not all(isinstance(v, str) and v for v in fields.values()):
+        raise ConfigError(f"{where} key 'fields': expected a table of column = \"dotted.path\" in the item")
+    _names(where, "fields", list(fields), columns_table)
+    columns = _columns(where, f"{where}.columns", columns_table, set(key))
+    if key == (ITEM_INDEX,):
+        columns = (Column(ITEM_INDEX, "integer", required=True), *columns)
+    return Dataset(name=name, table=_table(where, entry.get("table", name)), key=key, columns=columns,
+                   time_column=_one_name(where, "time_column", entry.get("time_column"), columns_table),
+                   indexes=_indexes(where, entry.get("indexes", []), columns_table), nested_in=parent,
+                   path=path, fields=tuple(fields.items()))
+
+
+def _with_nested(parent: Dataset, table: Any, prefix: str, where: str) -> Dataset:
+    """``parent`` with the datasets nested in it as a job carries them (``nested = {NAME = {...}}``)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} key 'nested': expected a table of nested datasets")
+    children = []
+    for name, entry in table.items():
+        child = parse_dataset(name, {k: v for k, v in entry.items() if k != "nested"}, prefix) \
+            if isinstance(entry, Mapping) else parse_dataset(name, entry, prefix)
+        if child.nested_in != parent.name:
+            raise ConfigError(f"{where} key 'nested': {name!r} is not nested in {parent.name!r}")
+        children.append(_with_nested(attach(parent, child), entry.get("nested", {}), prefix, where))
+    return replace(parent, nested=tuple(children)) if children else parent
 
 
 def _no_unknown_keys(where: str, entry: Mapping[str, Any], known: frozenset[str]) -> None:

@@ -29,16 +29,22 @@ from typing import Any
 import redis
 
 from ..datasets import Dataset
+from ..datasets.nesting import nested_lists
 
 SEEN_PREFIX = "ingest:seen:"
 FINGERPRINT_PREFIX = "ingest:fp:"
 
 
 def fingerprint(dataset: Dataset, row: dict[str, Any]) -> str:
-    """What identifies the version of a record loaded: its version, or a hash of its values."""
+    """What identifies the version of a record loaded: its version (and whether it is flagged
+    deleted: a deletion that keeps the version must get through), or a hash of its values."""
     if dataset.version_column is not None:
-        return f"v:{row[dataset.version_column]}"
-    values = repr(tuple(row.get(column) for column in dataset.column_names)).encode("utf-8", "surrogatepass")
+        deleted = ":deleted" if dataset.deleted_column is not None and row.get(dataset.deleted_column) is True else ""
+        return f"v:{row[dataset.version_column]}{deleted}"
+    # The lists nested datasets read are part of the record: a changed list is a changed record.
+    nested = tuple(nested_lists(dataset, row.get("raw"))) if dataset.nested else ()
+    values = repr((*(row.get(column) for column in dataset.column_names), *nested)).encode("utf-8",
+                                                                                          "surrogatepass")
     return hashlib.blake2b(values, digest_size=12).hexdigest()
 
 

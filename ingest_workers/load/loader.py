@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,6 +32,8 @@ from psycopg2.extras import execute_values
 from ..core.connections import postgres_errors
 from ..core.models import Lineage, Rejected
 from ..datasets import Dataset
+from .lifecycle import handles, latest_per_key, write_rows
+from .nested import NestedCounts, add_nested, write_nested
 
 
 class LoadResult(NamedTuple):
@@ -41,10 +44,13 @@ class LoadResult(NamedTuple):
     # rows that changed nothing: their key was stored already (ON CONFLICT did nothing, or a merge found
     # the same values), or it repeats in the batch (its other record was the one written)
     unchanged: int = 0
+    nested: NestedCounts = MappingProxyType({})  # nested dataset -> its items' counts (:mod:`.nested`)
+    deleted: int = 0  # stored rows (history: current versions) a record flagged deleted removed (closed)
 
     def plus(self, other: LoadResult) -> LoadResult:
         return LoadResult(self.inserted + other.inserted, self.refused + other.refused, self.updated + other.updated,
-                          [*self.written, *other.written], self.unchanged + other.unchanged)
+                          [*self.written, *other.written], self.unchanged + other.unchanged,
+                          add_nested(add_nested({}, self.nested), other.nested), self.deleted + other.deleted)
 
 
 class SplitProgress:
@@ -82,7 +88,8 @@ class _Batch:
 
 class PostgresLoader:
     """Loads batches over one connection. ``serialise``: rows -> COPY text for the dataset being
-    loaded (a generated one, :func:`~.copygen.copy_serialiser`); :func:`copy_text` when not given."""
+    loaded (a generated one, :func:`~.copygen.copy_serialiser`); :func:`copy_text` when not given,
+    and for the items of its nested datasets (other columns)."""
 
     def __init__(self, conn: psycopg2.extensions.connection,
                  serialise: Callable[[Sequence[dict[str, Any]]], str] | None = None) -> None:
@@ -148,24 +155,29 @@ class PostgresLoader:
               all_new: bool = False, on_written: Callable[[Any, list[dict[str, Any]]], None] | None = None,
               ) -> LoadResult:
         """One transaction: the rows, the rejections, then ``on_written`` and ``in_transaction``."""
-        inserted = updated = 0
+        inserted = updated = deleted = 0
         written: list[dict[str, Any]] = []
+        nested: NestedCounts = {}
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
-            if rows and dataset.write == "merge":
-                inserted, updated, written = self._merge_rows(cur, dataset, rows, all_new)
+            if rows and handles(dataset):  # history, replace, deletions: .lifecycle
+                inserted, updated, deleted, written, nested = write_rows(self, cur, dataset, rows, all_new, lineage)
+            elif rows and dataset.write == "merge":
+                inserted, updated, written = self.merge_rows(cur, dataset, rows, all_new)
             elif rows:
-                written = self._insert_rows(cur, dataset, rows)
+                written = self.insert_rows(cur, dataset, rows)
                 inserted = len(written)
+            if dataset.nested and dataset.write != "history":  # history: with each version (.history_items)
+                nested = add_nested(dict(nested), write_nested(self, cur, dataset, written, lineage))
             if rejected:
-                self._insert_rejections(cur, rejected, lineage)
+                self.insert_rejections(cur, rejected, lineage)
             if on_written is not None and written:
                 on_written(cur, written)
             if in_transaction is not None:
                 in_transaction(cur)
-        # every row is written once at most; those not written changed nothing
-        return LoadResult(inserted, [], updated, written, len(rows) - len(written))
+        # every row is written or deletes once at most; the others changed nothing
+        return LoadResult(inserted, [], updated, written, len(rows) - len(written) - deleted, nested, deleted)
 
-    def _merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
+    def merge_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                     all_new: bool) -> tuple[int, int, list[dict[str, Any]]]:
         """Insert the new keys; replace a stored row whose values differ (or whose version is lower);
         leave an identical one alone (no new row version: its ``xmin`` stays). A key that repeats in
@@ -173,7 +185,7 @@ class PostgresLoader:
         updated, and the rows written (``RETURNING``, matched back by key)."""
         rows = latest_per_key(dataset, rows)
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns, self._serialise)
+        stream = CopyStream(rows, dataset.load_columns, None if dataset.nested_in else self._serialise)
         if all_new:
             cur.execute("SAVEPOINT direct_copy")
             try:
@@ -182,7 +194,7 @@ class PostgresLoader:
                 return len(rows), 0, list(rows)
             except psycopg2.errors.UniqueViolation:  # Redis was flushed, or another job raced us
                 cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        staging = self._staged(cur, dataset, stream.whole())
+        staging = self.staged(cur, dataset, stream.whole())
         data = [c for c in dataset.column_names if c not in dataset.unique_key]
         if dataset.version_column is not None:
             version = sql.Identifier(dataset.version_column)
@@ -193,6 +205,10 @@ class PostgresLoader:
                 sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data))
         else:
             changed = sql.SQL("false")  # a table of key columns only: a stored key is the whole record
+        if dataset.nested and dataset.version_column is None:  # a changed list changes the record too
+            changed = sql.SQL(" OR ").join([changed, *(
+                sql.SQL("t.raw #> {p} IS DISTINCT FROM EXCLUDED.raw #> {p}").format(p=sql.Literal(c.path.split(".")))
+                for c in dataset.nested)])
         assign = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
                                     for c in dataset.load_columns if c not in dataset.unique_key)
         key = sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))
@@ -207,7 +223,12 @@ class PostgresLoader:
         return inserted, len(written) - inserted, [rows[number] for _, number in written]
 
     @staticmethod
-    def _staged(cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable:
+    def copy_payload(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
+        """The rows' COPY text, ``columns`` in order."""
+        return CopyStream(rows, columns).whole()
+
+    @staticmethod
+    def staged(cur: Any, dataset: Dataset, payload: bytes) -> sql.Composable:
         """The batch COPYed into this connection's staging table for ``dataset`` (emptied at each commit),
         each row with its place in the batch (``row_number``), to match ``RETURNING`` back to rows."""
         staging = sql.Identifier(f"staging_{dataset.table}")
@@ -219,11 +240,11 @@ class PostgresLoader:
                         io.BytesIO(numbered))
         return staging
 
-    def _insert_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def insert_rows(self, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """COPY the rows straight into the table; if one of their keys is there already, go back and
         take the staging path, which skips those (``ON CONFLICT DO NOTHING``). Returns the rows inserted."""
         target, columns = sql.Identifier(dataset.table), sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-        stream = CopyStream(rows, dataset.load_columns, self._serialise)
+        stream = CopyStream(rows, dataset.load_columns, None if dataset.nested_in else self._serialise)
         # Redis has dropped the keys already loaded, so a batch usually holds new rows only, and one
         # COPY into the table costs the server far less than COPY to staging plus INSERT ... SELECT.
         cur.execute("SAVEPOINT direct_copy")
@@ -233,7 +254,7 @@ class PostgresLoader:
             return list(rows)
         except psycopg2.errors.UniqueViolation:  # Redis lost a key, a run raced us, or a key repeats
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        staging = self._staged(cur, dataset, stream.whole())
+        staging = self.staged(cur, dataset, stream.whole())
         key = sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))
         # RETURNING matched back by key; of a key repeated in the batch, the first row is inserted.
         cur.execute(sql.SQL(
@@ -244,7 +265,7 @@ class PostgresLoader:
         return [rows[number] for (number,) in cur.fetchall()]
 
     @staticmethod
-    def _insert_rejections(cur: Any, rejected: Sequence[Rejected], lineage: Lineage) -> None:
+    def insert_rejections(cur: Any, rejected: Sequence[Rejected], lineage: Lineage) -> None:
         values = []
         for item in rejected:
             payload = jsonb_text(item.raw)
@@ -253,19 +274,6 @@ class PostgresLoader:
                            lineage.run_id, lineage.job_id))
         execute_values(cur, "INSERT INTO rejected_records (source, fingerprint, stage, reason, payload, run_id, job_id)"
                             " VALUES %s ON CONFLICT (source, fingerprint) DO NOTHING", values)
-
-
-def latest_per_key(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per natural key: the last one (the one with the highest version, the last of equal
-    versions), so that ``ON CONFLICT DO UPDATE`` never meets a key twice in one statement."""
-    chosen: dict[str, dict[str, Any]] = {}
-    version = dataset.version_column
-    for row in rows:
-        key = dataset.natural_key(row)
-        kept = chosen.get(key)
-        if kept is None or version is None or not (row[version] < kept[version]):
-            chosen[key] = row
-    return list(chosen.values()) if len(chosen) < len(rows) else list(rows)
 
 
 COPY_READ_SIZE = 65536

@@ -2,7 +2,9 @@
 grows, and say precisely what differs when a table and its declaration no longer agree.
 
 - A new dataset: ``CREATE TABLE`` with the declared columns, the lineage columns, ``raw jsonb``,
-  ``loaded_at``, the unique key ``(source, *key)`` and the declared indexes (plus one on ``run_id``).
+  ``loaded_at``, the unique key ``(source, *key)`` and the declared indexes (plus one on ``run_id``,
+  and, for a nested dataset, one on its parent's key columns). A nested dataset's table is a
+  table like any other: its key is ``(*parent_key, *item_key)``.
 - A column added to the declaration: ``ALTER TABLE ... ADD COLUMN`` (nullable, so the rows there
   stay valid); a declared index that is missing: ``CREATE INDEX``.
 - A changed type, a changed key, or a column the declaration no longer has: refused, all of them
@@ -26,6 +28,8 @@ from psycopg2 import sql
 from ..core.errors import ConfigError
 from ..datasets import Column, Dataset
 from ..datasets.types import TYPES
+from .history_schema import create_extras, extra_columns, mode_refusal, table_key
+from .replace_rows import ensure_staged_table
 
 # The columns every dataset's table has besides its declared ones, as CREATE TABLE writes them.
 STANDARD_COLUMNS = (("source", "text NOT NULL"), ("run_id", "text NOT NULL"), ("job_id", "text NOT NULL"),
@@ -94,6 +98,9 @@ def plan(cur: psycopg2.extensions.cursor, dataset: Dataset) -> Plan:
         return Plan(dataset, True, (), (), ())
     refused = []
     name, table = dataset.name, dataset.table
+    switched = mode_refusal(dataset, state.columns)
+    if switched is not None:
+        return Plan(dataset, False, (), (), (switched,))
     for column in dataset.columns:
         found = state.columns.get(column.name)
         if found is not None and found[0] not in TYPES[column.type][2]:
@@ -102,14 +109,14 @@ def plan(cur: psycopg2.extensions.cursor, dataset: Dataset) -> Plan:
                 f"declare it as \"{_declared_for(found[0])}\" again, or convert the column yourself "
                 f"(ALTER TABLE {table} ALTER COLUMN {column.name} TYPE {TYPES[column.type][1]} USING ...) "
                 "and migrate again")
-    declared = {c.name for c in dataset.columns} | {c for c, _ in STANDARD_COLUMNS}
+    declared = {c.name for c in dataset.columns} | {c for c, _ in (*STANDARD_COLUMNS, *extra_columns(dataset))}
     for column, (udt, shown) in state.columns.items():
         if column not in declared:
             refused.append(
                 f"dataset {name}: column {column!r} of table {table} is {shown}, declared: none (removed from the "
                 f"declaration); declare it again ({column} = \"{_declared_for(udt)}\"), or drop it yourself "
                 f"(ALTER TABLE {table} DROP COLUMN {column}) if its data is no longer needed: migrate never drops")
-    key = frozenset(("source", *dataset.key))
+    key = frozenset(table_key(dataset))
     if key not in state.unique_keys:
         current = sorted(next((k for k in state.unique_keys if "source" in k), frozenset()) - {"source"})
         refused.append(
@@ -158,10 +165,11 @@ def _apply(cur: psycopg2.extensions.cursor, p: Plan) -> None:
     dataset, table = p.dataset, sql.Identifier(p.dataset.table)
     if p.create:
         parts = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(_sql_type(c))) for c in dataset.columns]
-        parts += [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(spec)) for c, spec in STANDARD_COLUMNS]
-        parts.append(sql.SQL("PRIMARY KEY ({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, ("source", *dataset.key)))))
+        parts += [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(spec))
+                  for c, spec in (*STANDARD_COLUMNS, *extra_columns(dataset))]
+        parts.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, table_key(dataset)))))
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(parts)))
+        create_extras(cur, dataset)
         indexes: Iterable[tuple[str, ...]] = _wanted_indexes(dataset)
     else:
         columns = {c.name: c for c in dataset.columns}
@@ -174,10 +182,13 @@ def _apply(cur: psycopg2.extensions.cursor, p: Plan) -> None:
     for index in indexes:
         cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
             sql.Identifier(index_name(dataset.table, index)), table, sql.SQL(", ").join(map(sql.Identifier, index))))
+    ensure_staged_table(cur, dataset)
 
 
 def _wanted_indexes(dataset: Dataset) -> list[tuple[str, ...]]:
-    return list(dict.fromkeys([*dataset.indexes, ("run_id",)]))
+    """The declared indexes, one on ``run_id``, and a nested dataset's on its parent's key (joins)."""
+    parent = [dataset.parent_key] if dataset.parent_key else []
+    return list(dict.fromkeys([*dataset.indexes, *parent, ("run_id",)]))
 
 
 def index_name(table: str, columns: tuple[str, ...]) -> str:

@@ -15,8 +15,10 @@ from psycopg2.extras import Json, execute_values
 from ..core.connections import postgres_errors
 from ..core.errors import ConfigError
 from ..core.models import COUNT_NAMES, Counts
+from ..datasets.drift import new_field_lines
 from ..datasets.stats import Stats, merge_stats
 from ..load.outbox import ParentTally, parent_tallies
+from .drift_history import run_drift, run_switches
 
 ENDED = ("finished", "partial", "failed")  # a job in one of these will not run again
 # A job that will run again (RQ holds it): its source's circuit was open, or a transient error will be retried.
@@ -45,6 +47,8 @@ class SourceSummary:
     errors: tuple[str, ...]
     partial: int = 0  # jobs that ended with pages they could not read
     column_stats: Stats = field(default_factory=dict)  # merged over the source's jobs of the run
+    new_fields: tuple[str, ...] = ()  # the fields no column reads: "new field 'x' in 194 of 194 records"
+    switch: tuple[str, int] | None = None  # a replace source: what its switch said, and the rows it deleted
     parents: ParentTally | None = None  # a child source (fan-out): its parents by status
     skipped: int = 0  # requests answered with a status its on_status skips (not part of the counts' identity)
 
@@ -108,7 +112,7 @@ class JobHistory:
         appended to ``attempt_counts``, and the job's outcome in its columns: this attempt's counts,
         plus the job's earlier ones when the attempt ``continued`` where they left off (it resumed at a
         saved page, so it did not read their records again); fetched = rejected + duplicate + loaded
-        + updated holds for both."""
+        + updated + deleted holds for both."""
         if status not in (*ENDED, *WAITING):
             raise ValueError(f"not a status of an ended attempt: {status!r}")
         base = {name: sql.SQL("{} + ").format(sql.Identifier(name)) if continued else sql.SQL("")
@@ -117,14 +121,31 @@ class JobHistory:
             "UPDATE ingest_jobs SET status = %(status)s, fetched = {fetched}%(fetched)s, "
             "skipped = {skipped}%(skipped)s, "
             "rejected = {rejected}%(rejected)s, duplicate = {duplicate}%(duplicate)s, "
-            "loaded = {loaded}%(loaded)s, updated = {updated}%(updated)s, error = %(error)s, finished_at = now(), "
+            "loaded = {loaded}%(loaded)s, updated = {updated}%(updated)s, deleted = {deleted}%(deleted)s, "
+            "error = %(error)s, finished_at = now(), "
             "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object("
             "'attempt', attempts, 'status', %(status)s::text, 'fetched', %(fetched)s::bigint, "
             "'rejected', %(rejected)s::bigint, 'duplicate', %(duplicate)s::bigint, "
-            "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint)) WHERE job_id = %(job)s").format(**base)
+            "'loaded', %(loaded)s::bigint, 'updated', %(updated)s::bigint, 'deleted', %(deleted)s::bigint)) "
+            "WHERE job_id = %(job)s").format(**base)
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, {"status": status, **counts.to_dict(), "skipped": counts.skipped,
-                                    "error": error[:2000] if error else None, "job": job_id})
+                                    "error": error[:2000] if error else None,
+                                    "job": job_id})
+            if counts.nested:
+                self._record_nested(cur, job_id, counts, continued)
+
+    @staticmethod
+    def _record_nested(cur: Any, job_id: str, counts: Counts, continued: bool) -> None:
+        """The job's nested datasets' item counts (``nested_counts``): this attempt's, plus the earlier
+        ones when it ``continued`` where they left off (as the job's other counts)."""
+        total = Counts()
+        if continued:
+            cur.execute("SELECT nested_counts FROM ingest_jobs WHERE job_id = %s FOR UPDATE", (job_id,))
+            found = cur.fetchone()
+            total.add_nested(found[0] if found else {})
+        total.add_nested(counts.nested)
+        cur.execute("UPDATE ingest_jobs SET nested_counts = %s WHERE job_id = %s", (Json(total.nested), job_id))
 
     def abandoned(self, job_id: str, source: str, table: str, reason: str) -> None:
         """Mark ``job_id`` failed with ``reason`` if its process was stopped while it ran (it could
@@ -141,7 +162,7 @@ class JobHistory:
             "fetched = ingest_jobs.fetched + a.loaded + a.rejected, "
             "attempt_counts = attempt_counts || jsonb_build_array(jsonb_build_object('attempt', attempts, "
             "'status', 'failed', 'fetched', a.loaded + a.rejected, 'rejected', a.rejected, 'duplicate', 0, "
-            "'loaded', a.loaded, 'updated', 0)) "
+            "'loaded', a.loaded, 'updated', 0, 'deleted', 0)) "
             "FROM attempt a WHERE job_id = %(job)s AND status = 'started'").format(table=sql.Identifier(table))
         with postgres_errors(), self._conn, self._conn.cursor() as cur:
             cur.execute(statement, {"reason": reason[:2000], "source": source, "job": job_id})
@@ -186,15 +207,30 @@ class JobHistory:
                 "SELECT source, count(*), count(*) FILTER (WHERE status = 'finished'), "
                 "count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'partial'), "
                 "sum(fetched), sum(rejected), sum(duplicate), "
-                "sum(loaded), sum(updated), extract(epoch FROM max(finished_at) - min(started_at)), "
+                "sum(loaded), sum(updated), sum(deleted), extract(epoch FROM max(finished_at) - min(started_at)), "
                 "array_remove(array_agg(DISTINCT error), NULL), sum(skipped) "
                 "FROM ingest_jobs WHERE run_id = %s GROUP BY source ORDER BY source", (run_id,))
             rows = cur.fetchall()
-        stats, parents = self.run_stats([run_id]), parent_tallies(self._conn, run_id)
-        return [SourceSummary(source, jobs, finished, failed, Counts(int(f), int(r), int(d), int(lo), int(up)),
+        stats, drift = self.run_stats([run_id]), run_drift(self._conn, [run_id])
+        nested, switches = self.run_nested_counts(run_id), run_switches(self._conn, run_id)
+        parents = parent_tallies(self._conn, run_id)
+        return [SourceSummary(source, jobs, finished, failed,
+                              Counts(int(f), int(r), int(d), int(lo), int(up), int(de), nested=nested.get(source, {})),
                               float(seconds or 0.0), tuple(errors), partial, stats.get((run_id, source), {}),
+                              tuple(new_field_lines(drift.get((run_id, source), {}))), switches.get(source),
                               parents.get(source), int(skipped or 0))
-                for source, jobs, finished, failed, partial, f, r, d, lo, up, seconds, errors, skipped in rows]
+                for source, jobs, finished, failed, partial, f, r, d, lo, up, de, seconds, errors, skipped in rows]
+
+    def run_nested_counts(self, run_id: str) -> dict[str, dict[str, dict[str, int]]]:
+        """Per source of the run: its nested datasets' item counts, summed over its jobs."""
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT source, nested_counts FROM ingest_jobs WHERE run_id = %s AND nested_counts <> '{}'",
+                        (run_id,))
+            rows: list[tuple[str, Any]] = cur.fetchall()
+        totals: dict[str, Counts] = {}
+        for source, nested in rows:
+            totals.setdefault(source, Counts()).add_nested(nested)
+        return {source: counts.nested for source, counts in totals.items()}
 
     def _write(self, statement: str, params: tuple[object, ...]) -> None:
         with postgres_errors(), self._conn, self._conn.cursor() as cur:

@@ -93,8 +93,8 @@ DECLARED = MappingProxyType({d.name: d for d in (
 SOURCE_DEFAULTS: tuple[tuple[Declared, tuple[str, ...], float], ...] = (
     (RECORDS, ("fetch", "fetched"), 0), (RECORDS, ("validate", "rejected"), 0),
     (RECORDS, ("dedup", "duplicate"), 0), (RECORDS, ("load", "duplicate"), 0), (RECORDS, ("load", "loaded"), 0),
-    (RECORDS, ("load", "updated"), 0), (FETCH_REQUESTS, ("2xx",), 0), (FETCH_REQUESTS, ("4xx",), 0),
-    (FETCH_REQUESTS, ("5xx",), 0),
+    (RECORDS, ("load", "updated"), 0), (RECORDS, ("load", "deleted"), 0), (FETCH_REQUESTS, ("2xx",), 0),
+    (FETCH_REQUESTS, ("4xx",), 0), (FETCH_REQUESTS, ("5xx",), 0),
     (FETCH_REQUESTS, ("error",), 0), (FETCH_RETRIES, (), 0), (JOB_RETRIES, (), 0),
     (JOBS, ("success",), 0), (JOBS, ("failure",), 0), (CIRCUIT_STATE, (), CIRCUIT_STATES["closed"]),
     (RATE_LIMIT_WAIT, (), 0), (JOBS_DEFERRED, (), 0),

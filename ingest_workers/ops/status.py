@@ -11,8 +11,10 @@ import psycopg2.extensions
 import redis
 
 from ..core.connections import postgres_errors
-from ..core.models import SourceSpec
+from ..core.models import Counts, SourceSpec
 from ..core.schedules import next_run
+from ..datasets.drift import new_field_lines
+from .drift_history import run_drift
 from .history import JobHistory
 from .queues import queue_depths, worker_counts
 from .watch import health
@@ -23,6 +25,7 @@ SELECT source,
        count(*) FILTER (WHERE status = 'finished'),
        coalesce(sum(loaded), 0),
        coalesce(sum(updated), 0),
+       coalesce(sum(deleted), 0),
        coalesce(sum(parents), 0),
        coalesce(sum(skipped), 0)
 FROM ingest_jobs WHERE started_at >= now() - %(hours)s * interval '1 hour' GROUP BY source"""
@@ -30,6 +33,11 @@ FROM ingest_jobs WHERE started_at >= now() - %(hours)s * interval '1 hour' GROUP
 _LAST_RUNS = """
 SELECT DISTINCT ON (source) source, run_id, status, started_at, finished_at
 FROM ingest_jobs ORDER BY source, started_at DESC"""
+
+# Items of nested datasets (issue_labels of source issues...), apart from the source's own records.
+_NESTED = """
+SELECT source, nested_counts FROM ingest_jobs
+WHERE started_at >= now() - %(hours)s * interval '1 hour' AND nested_counts <> '{}'"""
 
 _RECENT_FAILURES = """
 SELECT source, job_id, finished_at, error FROM (
@@ -54,22 +62,30 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
         last_runs = {row[0]: row[1:] for row in cur.fetchall()}
         cur.execute(_RECENT_FAILURES, params)
         recent = cur.fetchall()
+        cur.execute(_NESTED, params)
+        nested: dict[str, Counts] = {}
+        for source, counts in cur.fetchall():
+            nested.setdefault(source, Counts()).add_nested(counts)
     stats = JobHistory(conn).run_stats([row[0] for row in last_runs.values()])
+    drift = run_drift(conn, [row[0] for row in last_runs.values()])
 
     report: dict[str, dict[str, Any]] = {}
     for source in sorted({*sources, *last_runs}):
-        ended, succeeded, loaded, updated, parents, skipped = aggregates.get(source, (0, 0, 0, 0, 0, 0))
+        ended, succeeded, loaded, updated, deleted, parents, skipped = aggregates.get(source, (0,) * 7)
         run_id, status, started_at, finished_at = last_runs.get(source, (None, None, None, None))
         rate = succeeded / ended if ended else None
         report[source] = {
             "last_run": {"run_id": run_id, "status": status, "started_at": _iso(started_at),
                          "finished_at": _iso(finished_at),
-                         "column_stats": stats.get((run_id, source), {})} if run_id else None,
+                         "column_stats": stats.get((run_id, source), {}),
+                         "new_fields": new_field_lines(drift.get((run_id, source), {}))} if run_id else None,
             "jobs": ended, "succeeded": succeeded, "success_rate": None if rate is None else round(rate, 4),
             "health": "no runs" if rate is None else health(rate), "loaded": int(loaded),
-            "updated": int(updated), "parents": int(parents), "skipped": int(skipped),
+            "updated": int(updated), "deleted": int(deleted), "parents": int(parents), "skipped": int(skipped),
             "recent_failures": [],
         }
+        if source in nested:
+            report[source]["nested"] = nested[source].nested
     for source, job_id, finished_at, error in recent:
         report[source]["recent_failures"].append({"job_id": job_id, "at": _iso(finished_at), "error": error})
     return report
@@ -98,13 +114,13 @@ def status_document(conn: psycopg2.extensions.connection, client: redis.Redis, s
 def format_status(document: dict[str, Any]) -> str:
     hours = f"{document['window_hours']:g}h"
     header = ("source", "last run", "outcome", f"success {hours}", "health", f"loaded {hours}", f"updated {hours}",
-              "next run")
+              f"deleted {hours}", "next run")
     rows: list[Sequence[str]] = [header]
     for name, s in document["sources"].items():
         last = s["last_run"] or {}
         rate = "-" if s["success_rate"] is None else f"{s['success_rate']:.0%} of {s['jobs']}"
         rows.append((name, _short(last.get("started_at")), last.get("status") or "never", rate, s["health"],
-                     str(s["loaded"]), str(s.get("updated", 0)), _short(s.get("next_run"))))
+                     str(s["loaded"]), str(s.get("updated", 0)), str(s.get("deleted", 0)), _short(s.get("next_run"))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
@@ -112,6 +128,14 @@ def format_status(document: dict[str, Any]) -> str:
         if s.get("parents") or s.get("skipped"):  # a child source (fan-out), or one whose on_status skipped
             lines.append(f"{name}: parents processed {s.get('parents', 0)}, requests skipped {s.get('skipped', 0)} "
                          f"in {hours}")
+    lines += [f"{name}: nested {dataset} {hours}: loaded {n['loaded']}, updated {n['updated']}, "
+              f"deleted {n['deleted']}, rejected {n['rejected']}" for name, s in document["sources"].items()
+              for dataset, n in s.get("nested", {}).items()]
+    drifting = [(name, line) for name, s in document["sources"].items() for line in (s["last_run"] or {}).get(
+        "new_fields", [])]
+    if drifting:
+        lines += ["", "fields no column reads (last run: a column could be declared for them):"]
+        lines += [f"  {name}: {line}" for name, line in drifting]
     failures = [(name, f) for name, s in document["sources"].items() for f in s["recent_failures"]]
     if failures:
         lines += ["", "recent failures:"]

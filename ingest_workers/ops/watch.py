@@ -162,9 +162,13 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
         sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed, "partial_jobs": s.partial,
                              "duration_seconds": round(s.seconds, 3), "success_rate": round(rate, 4),
                              "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats,
-                             **_fan_out_counts(s)}
+                             "new_fields": list(s.new_fields), **_fan_out_counts(s)}
+        if s.counts.nested:  # items of nested datasets: apart from fetched = rejected + duplicate + ...
+            sources[s.source]["nested"] = s.counts.nested
+        if s.switch is not None:  # a replace source: rows gone since the last complete run are no fetched records
+            sources[s.source]["replace"] = {"switch": s.switch[0], "deleted": s.switch[1]}
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded", "updated",
-                                                                 "jobs", "failed_jobs", "partial_jobs")}
+                                                                 "deleted", "jobs", "failed_jobs", "partial_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,
             "unfinished": dict(unfinished or {}),
             # a partial job lost pages: the run did not load all of its sources
@@ -182,25 +186,33 @@ def _fan_out_counts(summary: SourceSummary) -> dict[str, int]:
 
 
 def format_table(document: dict[str, Any]) -> str:
-    header = ("source", "fetched", "rejected", "duplicate", "loaded", "updated", "seconds", "success", "health")
+    header = ("source", "fetched", "rejected", "duplicate", "loaded", "updated", "deleted", "seconds", "success",
+              "health")
     rows = [header]
     for name, s in document["sources"].items():
         rows.append((name, s["fetched"], s["rejected"], s["duplicate"], s["loaded"], s.get("updated", 0),
-                     f"{s['duration_seconds']:.1f}", f"{s['success_rate']:.0%}", s["health"]))
+                     s.get("deleted", 0), f"{s['duration_seconds']:.1f}", f"{s['success_rate']:.0%}", s["health"]))
     t = document["totals"]
     rows.append(("total", t["fetched"], t["rejected"], t["duplicate"], t["loaded"], t.get("updated", 0),
-                 f"{document['duration_seconds']:.1f}", "", ""))
+                 t.get("deleted", 0), f"{document['duration_seconds']:.1f}", "", ""))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     lines = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.insert(len(lines) - 1, "  ".join("-" * w for w in widths))
     for name, s in document["sources"].items():
+        for dataset, n in s.get("nested", {}).items():
+            lines.append(f"{name}: nested {dataset}: loaded {n['loaded']}, updated {n['updated']}, "
+                         f"deleted {n['deleted']}, rejected {n['rejected']}")
         if "parents" in s:
             lines.append(f"{name}: parents processed {s['parents']}, failed {s['parents_failed']}, "
                          f"not reached {s['parents_pending']}; requests skipped {s['skipped']}")
+    for name, s in document["sources"].items():
         for error in s["errors"]:
             lines.append(f"{name}: {error}")
+        lines += [f"{name}: {line}" for line in s.get("new_fields", [])]
+        if "replace" in s:
+            lines.append(f"{name}: {s['replace']['switch']}")
     for name, reason in document.get("unfinished", {}).items():
         lines.append(f"{name}: did not finish: {reason}")
     return "\n".join(lines)

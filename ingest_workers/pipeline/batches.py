@@ -6,8 +6,8 @@ keys seen, publish the metrics and feed the other sinks. Each outcome is counted
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..core.connections import redis_errors
@@ -50,12 +50,17 @@ class BatchOutcome:
     duplicate: int  # dropped by the dedup filter, or changed nothing in PostgreSQL (stored already)
     loaded: int  # new rows
     updated: int  # merge: stored rows a changed record replaced
+    deleted: int = 0  # stored rows a record flagged deleted removed (history: closed)
     lost_pages: tuple[str, ...] = ()  # the reasons of the pages the source could not read
+    # the items of nested datasets (dataset -> loaded, updated, deleted, rejected): apart from the records
+    nested: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def to_counts(self, fetched: int) -> Counts:
         """The batch's counts, with ``fetched`` as counted where the records entered the pipeline."""
-        return Counts(fetched=fetched, rejected=self.rejected, duplicate=self.duplicate, loaded=self.loaded,
-                      updated=self.updated, lost_pages=list(self.lost_pages))
+        counts = Counts(fetched=fetched, rejected=self.rejected, duplicate=self.duplicate, loaded=self.loaded,
+                        updated=self.updated, deleted=self.deleted, lost_pages=list(self.lost_pages))
+        counts.add_nested(self.nested)
+        return counts
 
 
 class BatchLoader:
@@ -107,7 +112,8 @@ class BatchLoader:
         self.lost_pages.extend(item.reason for item in lost)
         return BatchOutcome(taken=len(batch), rejected=len(rejected) + len(result.refused),
                             duplicate=len(records) - len(fresh) + result.unchanged, loaded=result.inserted,
-                            updated=result.updated, lost_pages=tuple(item.reason for item in lost))
+                            updated=result.updated, deleted=result.deleted,
+                            lost_pages=tuple(item.reason for item in lost), nested=result.nested)
 
     def _write(self, rows: list[dict[str, Any]], rejected: list[Rejected], all_new: bool, records: list[Record],
                covered: list[Record], mark: Any = None) -> LoadResult:
@@ -132,13 +138,14 @@ class BatchLoader:
         inc(RECORDS, source, "load", "duplicate", amount=result.unchanged)
         inc(RECORDS, source, "load", "loaded", amount=result.inserted)
         inc(RECORDS, source, "load", "updated", amount=result.updated)
+        inc(RECORDS, source, "load", "deleted", amount=result.deleted)
         refused_payloads = {id(item.raw) for item in result.refused}
         committed = [(row, key, current) for row, key, current in fresh if id(row["raw"]) not in refused_payloads]
         with redis_errors():
             pipe = self._res.redis.pipeline(transaction=False)
-            if self._dataset.write == "merge":  # in batch order: a repeated key keeps its last record's print
+            if self._dataset.compares_versions:  # in batch order: a repeated key keeps its last record's print
                 self._dedup.remember(pipe, source, {key: current for _, key, current in committed}, self._dedup.ttl)
-            else:
+            elif self._dataset.write != "replace":  # replace: the next run stages every record again
                 self._dedup.mark_seen(pipe, source, [key for _, key, _ in committed], self._dedup.ttl)
             self._recorder.flush_to(pipe)
             pipe.execute()
@@ -157,12 +164,14 @@ class BatchLoader:
 
     def _not_loaded(self, records: list[Record]) -> tuple[Fresh, bool]:
         """The records Redis does not know as loaded (row, key, fingerprint), and whether none of
-        their keys was ever loaded. Append: the key is enough. Merge: a changed record must get
-        through, so what was loaded is compared (its fingerprint), not just the key."""
+        their keys was ever loaded. Append: the key is enough. Merge, history: a changed record must
+        get through, so what was loaded is compared (its fingerprint), not just the key."""
         source, dataset = self._lineage.source, self._dataset
+        if dataset.write == "replace":  # every record of the run is staged: the run's rows are the new set
+            return [(r.row, "", "") for r in records], False
         keys = [dataset.natural_key(record.row) for record in records]
         with redis_errors():
-            if dataset.write != "merge":
+            if not dataset.compares_versions:
                 unseen = self._dedup.unseen(source, keys)
                 return [(r.row, key, "") for r, key, new in zip(records, keys, unseen) if new], False
             prints = [fingerprint(dataset, record.row) for record in records]

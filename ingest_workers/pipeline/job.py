@@ -21,10 +21,12 @@ from ..core.models import Counts, Lineage, SourceSpec, Window
 from ..core.redact import redact
 from ..core.schedules import period
 from ..datasets import dataset_of
+from ..ops.drift_history import record_drift
 from ..ops.history_writer import HistoryWriter
 from ..ops.metrics import JOB_DURATION, JOBS, JOBS_DEFERRED, LAST_SUCCESS, MetricsRecorder, announce_job
 from .clients import postgres_retry
 from .fan_out import Handoff
+from .replace_end import switch_replaced_rows
 from .resources import Resources
 from .stream import Tally, ingest
 
@@ -78,14 +80,15 @@ class JobRun:
         self.started = time.monotonic()
 
     def check_counts(self) -> None:
-        """Every record fetched became exactly one of rejected, duplicate, loaded or updated: each is
+        """Every record fetched became exactly one of rejected, duplicate, loaded, updated or deleted: each is
         counted where it happens, so a difference is a counting bug. It fails the job with
         ``strict_counts`` (tests); otherwise it is logged as an error."""
         unaccounted = self.counts.unaccounted()
         if unaccounted == 0:
             return
         message = (f"job {self.job_id}: source {self.spec.name}: the counts do not add up: {self.counts.to_dict()} "
-                   f"({unaccounted:+d} records fetched but not counted as rejected, duplicate, loaded or updated)")
+                   f"({unaccounted:+d} records fetched but not counted as rejected, duplicate, loaded, updated or "
+                   "deleted)")
         if self.res.settings.strict_counts:
             raise CountMismatch(message)
         log.error("%s", message)
@@ -94,14 +97,22 @@ class JobRun:
         """The job read its source: ``partial`` if it lost pages (or ``unfinished`` says why part of it
         was not read: a child job's failed parents, each named by its key), else ``finished``."""
         spec, counts, continued = self.spec, self.counts, self.tally.continued
+        if self.tally.drift is not None:
+            drift = self.tally.drift.to_dict()
+            postgres_retry(self.res).run(lambda conn: record_drift(conn, self.job_id, drift))
         reasons = [*([lost_pages_reason(counts.lost_pages)] if counts.lost_pages else []), *unfinished]
         if reasons:  # what was read is loaded, but not all of the source: never a success
             reason = "; ".join(reasons)
             log.error("job %s: source %s partial: %s; %s", self.job_id, spec.name, reason, counts.to_dict())
             self.history.partial(self.job_id, counts, reason, continued)
+            switch_replaced_rows(spec, self.run_id, self.res)  # a partial run replaces nothing, and says so
             self._finish("partial")
             return counts
+        # replace: switch first if this job is the source's last in the run (a kill between its end and
+        # the switch would leave the run unswitched), and again once its end is recorded (jobs ending at once)
+        switch_replaced_rows(spec, self.run_id, self.res, finishing=self.job_id)
         self.history.finished(self.job_id, counts, continued)
+        switch_replaced_rows(spec, self.run_id, self.res)
         self.history.record_stats(self.job_id, dataset_of(spec.dataset, spec.declaration), spec.name, self.run_id)
         self.recorder.set(LAST_SUCCESS, time.time(), spec.name)
         self._finish("success")
@@ -117,6 +128,8 @@ class JobRun:
         status = "deferred" if runs_again else "failed"
         self._bookkeep(lambda: self.history.ended(self.job_id, status, self.counts, redact(f"deferred: {error}"),
                                                   self.tally.continued), "its end in the job history")
+        if not runs_again:  # a failed run replaces nothing, and says so
+            self._bookkeep(lambda: switch_replaced_rows(self.spec, self.run_id, self.res), "its replace switch")
 
     def failed(self, error: Exception, runs_again: bool) -> None:
         """The job failed; ``runs_again``: RQ retries it (it is then recorded as ``retrying``)."""
@@ -126,6 +139,8 @@ class JobRun:
         self._bookkeep(lambda: self.history.ended(self.job_id, status, self.counts,
                                                   redact(f"{type(error).__name__}: {error}"), self.tally.continued),
                        "its end in the job history")
+        if not runs_again:  # a failed run replaces nothing, and says so
+            self._bookkeep(lambda: switch_replaced_rows(self.spec, self.run_id, self.res), "its replace switch")
 
     def _finish(self, outcome: str) -> None:
         self.recorder.inc(JOBS, self.spec.name, outcome)

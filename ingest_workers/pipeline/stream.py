@@ -17,6 +17,7 @@ from itertools import islice
 
 from ..core.models import Counts, Lineage, LostPage, Record, Rejected, SourceSpec, Window
 from ..datasets import Dataset, dataset_of
+from ..datasets.drift import FieldDrift, read_fields
 from ..load.cursors import CursorStore
 from ..load.sinks import SinkContext, make_sink
 from ..ops.metrics import RECORDS, MetricsRecorder
@@ -43,10 +44,13 @@ class Tally:
 
     fetched: int = 0
     continued: bool = False
+    drift: FieldDrift | None = None  # the records' fields no column reads
 
     def count(self, items: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:
         for item in items:
             self.fetched += 1
+            if self.drift is not None:
+                self.drift.observe(item)
             recorder.inc(RECORDS, source, "fetch", "fetched")
             yield item
 
@@ -66,7 +70,9 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     mark = postgres.run(lambda conn: CursorStore(conn).position(spec.name)) if cursor_field else None
     plan = ReadPlan(spec, mark, window, datetime.now(UTC))
     sinks = [make_sink(entry, SinkContext(dataset, lineage, lambda: res.pg)) for entry in spec.sinks]
-    run = _Run(spec, dataset, lineage, res, recorder, tally if tally is not None else Tally(),
+    tally = tally if tally is not None else Tally()
+    tally.drift = FieldDrift(read_fields(dataset, spec.fields, spec.constants))
+    run = _Run(spec, dataset, lineage, res, recorder, tally,
                BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks,
                            marks_from_records=plan.marks_from_records,
                            hooks=FanOut.of(spec, dataset, lineage, postgres, handoff)),

@@ -130,7 +130,11 @@ def check_windowable(spec: SourceSpec) -> None:
 def not_windowable(spec: SourceSpec) -> str | None:
     """Why ``spec`` cannot be backfilled by window, or None: it can when its cursor is its
     dataset's time and it can ask its source for a time range."""
-    time_field = dataset_of(spec.dataset, spec.declaration).time_column
+    dataset = dataset_of(spec.dataset, spec.declaration)
+    if dataset.write == "replace":  # a window holds part of the source: replacing with it would delete the rest
+        return (f"its dataset {dataset.name} is write = \"replace\", and a window's rows cannot replace the whole "
+                "source's rows (run it whole with ingest run, or declare write = \"merge\")")
+    time_field = dataset.time_column
     if not time_field or spec.cursor_field != time_field:
         return f"its cursor_field is not {time_field or 'a time'}"
     if spec.kind == "csv":

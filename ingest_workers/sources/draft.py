@@ -4,7 +4,9 @@ what :mod:`.probe` saw of it, for the user to read and edit.
 Columns are what the sample's records hold (nested objects flattened to ``a_b_c`` columns
 read from ``a.b.c``), typed from the values seen (:mod:`ingest_workers.datasets.infer`); no
 checks are guessed beyond the key being required, so the draft, used as it is, refuses no
-record whose values have the types seen.
+record whose values have the types seen. A list of objects (an issue's labels) becomes a nested
+dataset of its own (``nested_in``), its items' columns drafted the same way; a list of scalars
+stays a ``text[]`` column.
 """
 
 from __future__ import annotations
@@ -12,11 +14,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..datasets import BUILTIN
-from ..datasets.infer import DraftColumn, column_name, infer_columns, key_candidate
+from ..datasets.infer import (
+    DraftColumn,
+    column_name,
+    infer_columns,
+    item_key_candidate,
+    key_candidate,
+    object_lists,
+)
+from ..datasets.model import ITEM_INDEX
 from .probe import ApiShape
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -41,8 +52,10 @@ def default_name(url: str) -> str:
 
 
 def draft_catalog(shape: ApiShape, name: str, auth: Mapping[str, str] | None = None) -> str:
-    """The TOML text of ``[datasets.NAME]`` and ``[sources.NAME]`` for ``shape``."""
-    columns = infer_columns(shape.records)
+    """The TOML text of ``[datasets.NAME]`` and ``[sources.NAME]`` for ``shape``, and a nested
+    dataset ``[datasets.NAME_LIST]`` for each list of objects in the records."""
+    lists = object_lists(shape.records)
+    columns = [c for c in infer_columns(shape.records) if c.path not in lists]
     key = key_candidate(columns, shape.records)
     times = [c for c in columns if c.type == "timestamp"]
     changed = next((c for c in times if any(w in c.name for w in _TIME_WORDS)), None)
@@ -59,7 +72,8 @@ def draft_catalog(shape: ApiShape, name: str, auth: Mapping[str, str] | None = N
         lines.append(f"key = {_toml(key)}  # {reason}")
     else:
         lines.append("key = []  # no unique field was found in the sample: name the record's natural key")
-    lines.append('write = "merge"  # a changed record replaces the stored one; "append" keeps the first version')
+    lines.append('write = "merge"  # a changed record replaces the stored one; "append", "replace", "history": '
+                 'docs/datasets.md')
     if changed is not None:
         lines.append(f"# version_column = {_toml(changed.name)}  # merge: replace a stored row only with a newer one")
         lines.append(f"# time_column = {_toml(changed.name)}  # the column cursors and backfill windows use")
@@ -81,7 +95,30 @@ def draft_catalog(shape: ApiShape, name: str, auth: Mapping[str, str] | None = N
     if changed is not None:
         lines += ["# Incremental runs: name the API's \"changed since\" query parameter, then uncomment:",
                   f"# cursor_field = {_toml(changed.name)}", '# since_param = "updated_since"']
+    for path, found in lists.items():
+        lines += ["", *_nested_dataset(name, path, found, key)]
     return "\n".join(lines) + "\n"
+
+
+def _nested_dataset(parent: str, path: str, lists: list[list[dict[str, Any]]], parent_key: list[str]) -> list[str]:
+    """The lines of a nested dataset for the list of objects at ``path`` (``lists``: those seen)."""
+    name = f"{parent}_{column_name(tuple(path.split('.')))}"[:63]
+    columns = []
+    for column in infer_columns([item for items in lists for item in items]):
+        if column.name in parent_key or column.name == ITEM_INDEX:  # the parent's key columns come first
+            column = replace(column, name=f"item_{column.name}"[:63])
+        columns.append(column)
+    key = item_key_candidate(columns, lists)
+    lines = [f"[datasets.{name}]  # the items of each record's {path!r}, one row each",
+             f"nested_in = {_toml(parent)}", f"path = {_toml(path)}"]
+    lines.append(f"key = {_toml(key)}  # unique within each record's list" if key
+                 else "# no key unique within each list was found: an item is identified by its position (item_index)")
+    fields = {c.name: c.path for c in columns if c.name != c.path}
+    if fields:
+        lines.append(f"fields = {_toml(fields)}")
+    lines += ["", f"[datasets.{name}.columns]"]
+    lines += [f"{_key(c.name)} = {_column(c, c.name in key)}" for c in columns]
+    return lines
 
 
 def _column(column: DraftColumn, in_key: bool) -> str:

@@ -54,11 +54,19 @@ from ..ops.watch import JobState, job_states
 from ..runtime.producer import enqueue_run, make_queue, new_run_id
 from ..runtime.workerpool import worker_command, worker_env
 from .chaos_fanout import FanOutChaos, FanOutVerdict
-from .chaos_merge import MERGE_DATASET, MergePasses, MergeVerdict, check_merge, forget_merge, merge_specs
+from .chaos_merge import (
+    CHAOS_DATASETS,
+    MergePasses,
+    MergeVerdict,
+    check_merge,
+    forget_merge,
+    merge_source_names,
+    merge_specs,
+)
 from .fleet import WorkerFleet, children, work_horses
 from .mock_faults import FaultConfig, FaultInjector
 from .mock_sources import MockConfig, MockServer
-from .tcpproxy import CuttableProxy
+from .tcpproxy import CuttableProxy, dsn_through, postgres_address
 from .verdict import judge, merge_expected, read_stored, served_keys
 
 CHAOS_QUEUE = "chaos"
@@ -125,7 +133,8 @@ class ChaosResult:
                 f"unfinished={self.jobs_unfinished} stuck_not_stopped={self.stuck_not_stopped} "
                 f"kills={self.kills} merge[rows={self.merge.rows} revision={self.merge.revision} "
                 f"updated={self.merge.updated} stale={self.merge.stale} missing={self.merge.missing} "
-                f"extra={self.merge.extra}] {self.fanout.text()} "
+                f"extra={self.merge.extra} history_broken={self.merge.history_broken} "
+                f"replace_revision={self.merge.replace_revision}] {self.fanout.text()} "
                 f"pg_down={self.pg_cut_seconds:.0f}s faults[{faults}] elapsed={self.elapsed:.1f}s")
 
 
@@ -150,10 +159,10 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
     rng = random.Random(plan.seed)
     client = redis.Redis.from_url(redis_url)
     conn = psycopg2.connect(database_url)
-    merge_names = [f"chaos_merge_{i}" for i in range(plan.merge_sources)]
+    merge_names = merge_source_names(plan.merge_sources)  # and a history and a replace source
     fanout = FanOutChaos(plan.fanout_issues, plan.seed, plan.rate_limit, conn)
     try:
-        migrate(conn, [MERGE_DATASET, *fanout.datasets])
+        migrate(conn, [*CHAOS_DATASETS, *fanout.datasets])
         config = MockConfig(records=plan.records, invalid_every=plan.invalid_every)
         server = MockServer("127.0.0.1", 0, config, FaultInjector(dataclasses.replace(plan.faults, seed=plan.seed)))
         lossy = MockServer("127.0.0.1", 0, config, FaultInjector(
@@ -169,7 +178,7 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
         proxy = CuttableProxy(postgres_address(database_url)).start()
         try:
             passes = MergePasses(merge_specs(merge_names, server.url, plan.page_size, plan.rate_limit),
-                                 plan.passes, server)
+                                 plan.passes, server, database_url)
             result, run_ids = _run(plan, rng, client, (server, lossy), proxy, sources,
                                    chaos_settings(redis_url, dsn_through(database_url, proxy.address)), log_dir, log,
                                    passes, fanout)
@@ -181,7 +190,7 @@ def run_chaos(plan: ChaosPlan, redis_url: str, database_url: str, log_dir: Path,
                 mock.server_close()
         result.faults = dict(injected[0].injected + injected[1].injected)
         _check(conn, sources, run_ids, plan.invalid_every, result)
-        result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes.revision)
+        result.merge = check_merge(conn, merge_names, plan.records, plan.invalid_every, passes)
         result.fanout = fanout.verdict() if plan.fanout_issues else FanOutVerdict()
     finally:
         conn.close()
@@ -226,7 +235,7 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
         job_ids = [e.job_id for e in enqueue_run(queue, settings, [*specs, *fanout.specs()], run_ids[0])]
         job_ids += passes.advance(queue, settings)
         next_kill, cut_at, state = started + plan.kill_every, None, job_states(queue, job_ids)
-        while (state.done < state.total or passes.remaining) and time.monotonic() - started < plan.timeout:
+        while (state.done < state.total or passes.pending(queue)) and time.monotonic() - started < plan.timeout:
             now = time.monotonic()
             cut_at = _outage_step(plan, proxy, result, started, cut_at, log)
             if now >= next_kill:
@@ -242,7 +251,7 @@ def _run(plan: ChaosPlan, rng: random.Random, client: redis.Redis, servers: tupl
             proxy.restore()
             result.pg_cut_seconds = time.monotonic() - cut_at
         result.jobs = len(job_ids)
-        result.jobs_unfinished = state.total - state.done + passes.remaining * plan.merge_sources
+        result.jobs_unfinished = state.total - state.done + passes.remaining * passes.jobs_per_pass
         log(f"chaos: the chaos run ended at {time.monotonic() - started:.0f}s; a clean re-run follows")
         for server in servers:
             server.faults = FaultInjector()
@@ -348,18 +357,6 @@ def _forget(client: redis.Redis, conn: psycopg2.extensions.connection, names: li
     client.delete(f"rq:scheduler-lock:{queue}",
                   *[prefix + name for name in names
                     for prefix in (SEEN_PREFIX, FINGERPRINT_PREFIX, BREAKER_PREFIX, RATE_PREFIX)])
-
-
-def postgres_address(database_url: str) -> tuple[str, int]:
-    params = psycopg2.extensions.parse_dsn(database_url)
-    return params.get("host") or "127.0.0.1", int(params.get("port") or 5432)
-
-
-def dsn_through(database_url: str, address: tuple[str, int]) -> str:
-    """``database_url`` with host and port replaced by the proxy's (as a key=value DSN)."""
-    params = psycopg2.extensions.parse_dsn(database_url)
-    params.update(host=address[0], port=str(address[1]))
-    return psycopg2.extensions.make_dsn(**params)
 
 
 def main(argv: list[str] | None = None) -> int:

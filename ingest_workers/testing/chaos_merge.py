@@ -1,4 +1,5 @@
-"""The chaos run's merge datasets: sources whose records change between passes.
+"""The chaos run's merge datasets: sources whose records change between passes (and a history
+and a replace source reading the same feed: :mod:`.chaos_lifecycles`).
 
 Each merge source loads shop A's products into a declared ``write = "merge"`` dataset. The
 first pass serves revision 0; when every job of a pass has ended, the mock serves the next
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from contextlib import closing
 from decimal import Decimal
 from typing import Any
 
+import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 from rq import Queue
@@ -24,6 +27,16 @@ from ..core.models import SourceSpec
 from ..datasets import Dataset, parse_dataset
 from ..ops.watch import job_states
 from ..runtime.producer import enqueue_run, new_run_id
+from .chaos_lifecycles import (
+    HISTORY_DATASET,
+    HISTORY_SOURCE,
+    REPLACE_DATASET,
+    REPLACE_SOURCE,
+    forget_lifecycles,
+    history_broken,
+    replace_rows,
+    replaced_revision,
+)
 from .mock_sources import MockServer, products
 from .mock_sources.revisions import revise
 
@@ -37,27 +50,67 @@ MERGE_DATASET: Dataset = parse_dataset("chaos_merge", {
 })
 
 
+CHAOS_DATASETS = (MERGE_DATASET, HISTORY_DATASET, REPLACE_DATASET)
+_DATASET_OF = {HISTORY_SOURCE: HISTORY_DATASET, REPLACE_SOURCE: REPLACE_DATASET}
+
+
+def merge_source_names(merge_sources: int) -> list[str]:
+    """The merge sources' names, then (with any) the history and the replace source's."""
+    names = [f"chaos_merge_{i}" for i in range(merge_sources)]
+    return [*names, HISTORY_SOURCE, REPLACE_SOURCE] if names else []
+
+
 def merge_specs(names: Sequence[str], url: str, page_size: int, rate_limit: float) -> list[SourceSpec]:
-    return [SourceSpec(name=name, kind="http_json", dataset=MERGE_DATASET.name, url=f"{url}/products",
+    datasets = [_DATASET_OF.get(name, MERGE_DATASET) for name in names]
+    return [SourceSpec(name=name, kind="http_json", dataset=dataset.name, url=f"{url}/products",
                        page_size=page_size, fields={"product_id": "id", "name": "title"}, rate_limit=rate_limit,
-                       declaration=MERGE_DATASET.to_dict()) for name in names]
+                       declaration=dataset.to_dict()) for name, dataset in zip(names, datasets)]
 
 
 class MergePasses:
-    """Run the merge sources ``passes`` times, one revision of the feed per pass."""
+    """Run the merge sources ``passes`` times, one revision of the feed per pass. The last pass runs
+    again (up to :data:`REPEATS` times) while a job of it did not finish: a chaos fault made it lose a
+    page, which then still holds the revision before (the verdict asks for the last one everywhere)."""
 
-    def __init__(self, specs: list[SourceSpec], passes: int, server: MockServer) -> None:
-        self._specs, self._server = specs, server
+    REPEATS = 3
+
+    def __init__(self, specs: list[SourceSpec], passes: int, server: MockServer, database_url: str = "") -> None:
+        self._specs, self._server, self._database_url = specs, server, database_url
         self.remaining = passes if specs else 0
         self.revision = -1
         self._current: list[str] = []
+        self.runs: dict[str, int] = {}  # run id -> the revision it read
+        self.repeats = 0
+
+    def pending(self, queue: Queue) -> bool:
+        """Whether a pass is still to run: passes left, or the last one lost pages and runs again."""
+        return bool(self.remaining) or self._repeat_last_pass(queue)
+
+    def _repeat_last_pass(self, queue: Queue) -> bool:
+        """Once the last pass has ended with a job that did not finish: run its revision again."""
+        if not self._database_url or not self._current or self.repeats >= self.REPEATS:
+            return False
+        if job_states(queue, self._current).done < len(self._current):
+            return False
+        last_run = next(reversed(self.runs))
+        with closing(psycopg2.connect(self._database_url)) as conn, conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FILTER (WHERE status <> 'finished') FROM ingest_jobs WHERE run_id = %s",
+                        (last_run,))
+            if not cur.fetchone()[0]:
+                return False
+        self.repeats, self.remaining, self.revision = self.repeats + 1, 1, self.revision - 1
+        return True
+
+    @property
+    def jobs_per_pass(self) -> int:
+        return len(self._specs)
 
     def advance(self, queue: Queue, settings: Settings, in_flight: Sequence[str] = ()) -> list[str]:
         """When the current pass and every job of ``in_flight`` have ended (or none started): serve
         the next revision and enqueue the next pass; returns the new job ids (none while jobs run or
         when all passes have run). Waiting for every job keeps the other sources' feed the same while
         they read it (a revision adds a field to each record's payload)."""
-        if not self.remaining:
+        if not self.remaining and not self._repeat_last_pass(queue):
             return []
         running = [*self._current, *(in_flight if self._current else ())]
         if running and job_states(queue, running).done < len(running):
@@ -66,7 +119,9 @@ class MergePasses:
         self.revision += 1
         self._server.config = dataclasses.replace(self._server.config, revision=self.revision,
                                                   changed_every=CHANGED_EVERY)
-        self._current = [e.job_id for e in enqueue_run(queue, settings, self._specs, new_run_id())]
+        run_id = new_run_id()
+        self.runs[run_id] = self.revision
+        self._current = [e.job_id for e in enqueue_run(queue, settings, self._specs, run_id)]
         return list(self._current)
 
 
@@ -91,20 +146,35 @@ class MergeVerdict:
     extra: int = 0
     updated: int = 0  # rows replaced, as the jobs counted them
     revision: int = 0
+    history_broken: int = 0  # keys whose versions are not the feed's successive values, or do not chain
+    replace_revision: int | None = None  # the revision the replace source's rows hold (its last switch)
 
     @property
     def ok(self) -> bool:
-        return not (self.stale or self.missing or self.extra)
+        broken = self.stale or self.missing or self.extra or self.history_broken
+        return not broken and (self.replace_revision is not None or not self.rows)
 
 
 def check_merge(conn: psycopg2.extensions.connection, names: Sequence[str], records: int, invalid_every: int,
-                revision: int) -> MergeVerdict:
-    verdict = MergeVerdict(revision=max(revision, 0))
+                passes: MergePasses) -> MergeVerdict:
+    """Merge sources: each key holds the last revision; history and replace: see :mod:`.chaos_lifecycles`."""
+    verdict = MergeVerdict(revision=max(passes.revision, 0))
     if not names:
         return verdict
     expected = expected_rows(records, invalid_every, verdict.revision)
+    stored_history = _history_current(conn)
+    verdict.history_broken = history_broken(conn, verdict.revision,
+                                            lambda revision: expected_rows(records, invalid_every, revision))
+    verdict.replace_revision = replaced_revision(conn, passes.runs)
+    replaced = expected_rows(records, invalid_every, verdict.replace_revision or 0)
+    for stored, wanted in ((stored_history, expected), (replace_rows(conn), replaced)):
+        verdict.missing += len(wanted.keys() - stored.keys())
+        verdict.extra += len(stored.keys() - wanted.keys())
+        verdict.stale += sum(stored[k] != wanted[k] for k in wanted.keys() & stored.keys())
     with conn, conn.cursor() as cur:
         for name in names:
+            if name in _DATASET_OF:
+                continue
             cur.execute(sql.SQL("SELECT product_id, name, price, in_stock FROM {} WHERE source = %s").format(
                 sql.Identifier(MERGE_TABLE)), (name,))
             stored = {pid: (title, price, stock) for pid, title, price, stock in cur.fetchall()}
@@ -117,7 +187,15 @@ def check_merge(conn: psycopg2.extensions.connection, names: Sequence[str], reco
     return verdict
 
 
+def _history_current(conn: psycopg2.extensions.connection) -> dict[str, tuple[str, Decimal, Any]]:
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT product_id, name, price, in_stock FROM {} WHERE source = %s").format(
+            sql.Identifier(f"{HISTORY_DATASET.table}_current")), (HISTORY_SOURCE,))
+        return {pid: (title, price, stock) for pid, title, price, stock in cur.fetchall()}
+
+
 def forget_merge(conn: psycopg2.extensions.connection, names: Sequence[str]) -> None:
     with conn, conn.cursor() as cur:
         cur.execute(sql.SQL("DELETE FROM {} WHERE source = ANY(%s)").format(sql.Identifier(MERGE_TABLE)),
                     (list(names),))
+    forget_lifecycles(conn)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import socket
 import threading
 
+import psycopg2.extensions
+
 _BUFFER = 64 * 1024
 
 
@@ -94,3 +96,15 @@ def _close(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+def postgres_address(database_url: str) -> tuple[str, int]:
+    params = psycopg2.extensions.parse_dsn(database_url)
+    return params.get("host") or "127.0.0.1", int(params.get("port") or 5432)
+
+
+def dsn_through(database_url: str, address: tuple[str, int]) -> str:
+    """``database_url`` with host and port replaced by the proxy's (as a key=value DSN)."""
+    params = psycopg2.extensions.parse_dsn(database_url)
+    params.update(host=address[0], port=str(address[1]))
+    return psycopg2.extensions.make_dsn(**params)

@@ -36,5 +36,7 @@ def test_nothing_is_lost_or_duplicated_under_faults_kills_and_a_postgres_outage(
     # The merge sources: their records changed between passes, and every key holds the last revision.
     assert result.merge.revision == plan.passes - 1 and result.merge.ok, result.line()
     assert result.merge.rows > 0 and result.merge.updated > 0
+    # The history and the replace source read the same feed: no version twice, one revision's rows
+    assert result.merge.history_broken == 0 and result.merge.replace_revision is not None, result.line()
     # The fan-out source: every comment of the issues (from the fixture's functions) stored once.
     assert result.fanout.ok and result.fanout.comments > 0, result.line()

@@ -97,9 +97,11 @@ def test_a_job_counts_its_skipped_requests_apart_from_its_records(
             counts[product_id] = pipeline.run_fetch_job(spec, "run-1", f"run-1-{spec.name}", "inline", res)
     finally:
         res.close()
-    assert counts[missing].to_dict() == {"fetched": 0, "rejected": 0, "duplicate": 0, "loaded": 0, "updated": 0}
+    assert counts[missing].to_dict() == {"fetched": 0, "rejected": 0, "duplicate": 0, "loaded": 0, "updated": 0,
+                                         "deleted": 0}
     assert counts[missing].skipped == 1
-    assert counts[missing - 1].to_dict() == {"fetched": 1, "rejected": 0, "duplicate": 0, "loaded": 1, "updated": 0}
+    assert counts[missing - 1].to_dict() == {"fetched": 1, "rejected": 0, "duplicate": 0, "loaded": 1, "updated": 0,
+                                             "deleted": 0}
     assert counts[missing - 1].skipped == 0
     with pg, pg.cursor() as cur:
         cur.execute("SELECT source, status, error FROM ingest_jobs ORDER BY source")

@@ -90,9 +90,9 @@ def test_every_count_is_taken_where_it_happens_and_adds_up(
     second = pipeline.run_fetch_job(posts(30), "run-2", "job-2", "q", res)
     redis_client.flushdb()
     third = pipeline.run_fetch_job(posts(30), "run-3", "job-3", "q", res)
-    assert first.to_dict() == {"fetched": 30, "rejected": 0, "duplicate": 0, "loaded": 30, "updated": 0}
+    assert first.to_dict() == {"fetched": 30, "rejected": 0, "duplicate": 0, "loaded": 30, "updated": 0, "deleted": 0}
     assert second.to_dict() == third.to_dict() == {"fetched": 30, "rejected": 0, "duplicate": 30, "loaded": 0,
-                                                   "updated": 0}
+                                                   "updated": 0, "deleted": 0}
 
 
 class CutDuringSecondWrite:
@@ -172,7 +172,8 @@ def test_the_job_row_holds_the_jobs_outcome_and_each_attempt_is_kept(pg: psycopg
                       "WHERE job_id = 'job-1'") == 980
     [summary] = history.summarise("run-1")
     assert (summary.jobs, summary.finished, summary.failed) == (1, 1, 0)
-    assert summary.counts.to_dict() == {"fetched": 1000, "rejected": 10, "duplicate": 310, "loaded": 680, "updated": 0}
+    assert summary.counts.to_dict() == {"fetched": 1000, "rejected": 10, "duplicate": 310, "loaded": 680, "updated": 0,
+                                        "deleted": 0}
 
 
 @pytest.mark.parametrize(("error", "runs_again", "status"), [

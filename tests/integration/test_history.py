@@ -26,7 +26,7 @@ def test_job_history_keeps_each_attempts_counts_and_the_jobs_outcome(pg: psycopg
     assert (fetched, rejected, duplicate, loaded) == (1000, 10, 290, 700)
     assert per_attempt == [
         {"attempt": 1, "status": "failed", "fetched": 400, "rejected": 10, "duplicate": 90, "loaded": 300,
-         "updated": 0},
+         "updated": 0, "deleted": 0},
         {"attempt": 2, "status": "finished", "fetched": 1000, "rejected": 10, "duplicate": 290, "loaded": 700,
-         "updated": 0},
+         "updated": 0, "deleted": 0},
     ]

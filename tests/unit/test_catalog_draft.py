@@ -92,7 +92,11 @@ def test_the_draft_of_the_fixture_api_shapes(tmp_path: Any) -> None:
         billing = draft(f"{api.url}/v1/invoices", "--basic-env", "BU,BP", env=env)
         source = billing["sources"]["invoices"]
         assert (source["pagination"], source.get("after_param", "starting_after")) == ("after_last", "starting_after")
-        assert billing["datasets"]["invoices"]["columns"]["lines_data"] == "json"
+        assert "lines_data" not in billing["datasets"]["invoices"]["columns"]  # a list of objects: nested
+        lines = billing["datasets"]["invoices_lines_data"]
+        assert (lines["nested_in"], lines["path"], lines["key"], lines["fields"]) == (
+            "invoices", "lines.data", ["item_id"], {"item_id": "id"})  # "id" is the invoice's key column
+        assert lines["columns"]["amount"] == "integer"
     finally:
         api.stop()
     output = CliRunner().invoke(main, ["catalog", "draft", f"{api.url}/x", "--token-env", "NOPE"], env={}).output

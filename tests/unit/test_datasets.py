@@ -199,8 +199,8 @@ def test_a_value_that_fails_is_refused_naming_the_column_and_the_rule(change: di
     [
         ({"key": ["nope"]}, "[datasets.customers] key 'key': 'nope' is not a declared column"),
         ({"key": []}, "missing required key 'key'"),
-        ({"write": "upsert"}, "key 'write': expected \"append\" or \"merge\""),
-        ({"write": "append"}, "key 'version_column': only a merge dataset has one"),
+        ({"write": "upsert"}, "key 'write': expected one of 'append', 'merge', 'replace', 'history'"),
+        ({"write": "append"}, "key 'version_column': only a merge or history dataset has one"),
         ({"table": "ingest_jobs"}, "'ingest_jobs' is one of the package's own tables"),
         ({"table": "Bad-Name"}, "key 'table': expected a lowercase table name"),
         ({"indexes": [["nope"]]}, "key 'indexes': 'nope' is not a declared column"),

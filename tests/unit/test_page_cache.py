@@ -46,3 +46,15 @@ def test_a_cached_page_is_the_page_the_server_computes() -> None:
         for server in (plain, cached):
             server.shutdown()
             server.server_close()
+
+
+def test_a_page_of_the_config_a_request_started_with_never_fills_a_newer_config_s_cache() -> None:
+    server = MockServer("127.0.0.1", 0, MockConfig(records=200, cache_bytes=2**20))
+    try:
+        older = server.config
+        assert server.cache_for(older) is server.page_cache
+        server.config = MockConfig(records=200, revision=2, cache_bytes=2**20)  # the revision changes mid-request
+        assert server.cache_for(older) is None  # the request's page is not cached under the new revision
+        assert server.cache_for(server.config) is server.page_cache
+    finally:
+        server.server_close()

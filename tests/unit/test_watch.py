@@ -43,17 +43,19 @@ def test_the_summary_counts_updated_rows_and_the_counts_add_up() -> None:
     from ingest_workers.ops.history import SourceSummary
     from ingest_workers.ops.watch import format_table, summary_document
 
-    summaries = [SourceSummary("crm", 1, 1, 0, Counts(fetched=100, rejected=5, duplicate=60, loaded=10, updated=25),
-                               1.0, ()),
+    summaries = [SourceSummary("crm", 1, 1, 0, Counts(fetched=100, rejected=5, duplicate=57, loaded=10, updated=25,
+                                                               deleted=3), 1.0, ()),
                  SourceSummary("shop", 1, 1, 0, Counts(fetched=10, loaded=10), 1.0, ())]
     document = summary_document("run-1", summaries, 2.0)
     assert document["sources"]["crm"]["updated"] == 25 and document["totals"]["updated"] == 25
+    assert document["sources"]["crm"]["deleted"] == 3 and document["totals"]["deleted"] == 3
     for counts in document["sources"].values():
-        assert counts["fetched"] == counts["rejected"] + counts["duplicate"] + counts["loaded"] + counts["updated"]
+        assert counts["fetched"] == (counts["rejected"] + counts["duplicate"] + counts["loaded"] + counts["updated"]
+                                     + counts["deleted"])
     header, _, crm, *_ = format_table(document).splitlines()
-    assert header.split() == ["source", "fetched", "rejected", "duplicate", "loaded", "updated", "seconds", "success",
-                              "health"]
-    assert crm.split()[:6] == ["crm", "100", "5", "60", "10", "25"]
+    assert header.split() == ["source", "fetched", "rejected", "duplicate", "loaded", "updated", "deleted", "seconds",
+                              "success", "health"]
+    assert crm.split()[:7] == ["crm", "100", "5", "57", "10", "25", "3"]
 
 
 def _unreachable_queue() -> tuple[fakeredis.FakeServer, Queue]:

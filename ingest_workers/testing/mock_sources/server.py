@@ -166,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint = ROUTES.get(url.path)
         if endpoint is None:
             return self._send(404, {"error": f"no such path {url.path}"})
-        cache = self.server.page_cache
+        cache = self.server.cache_for(config)
         page = cache.get(self.path) if cache is not None else None
         if page is None:
             try:
@@ -235,6 +235,13 @@ class MockServer(ThreadingHTTPServer):
         if self._cache is None or self._cache[0] is not self.config:
             self._cache = (self.config, PageCache(self.config.cache_bytes) if self.config.cache_bytes else None)
         return self._cache[1]
+
+    def cache_for(self, config: MockConfig) -> PageCache | None:
+        """The page cache of ``config``, or None once the config changed: a page computed from the
+        config a request started with must never fill the cache of a newer one (a revision read
+        after the switch would get the older revision's page)."""
+        current = self.page_cache
+        return current if self._cache is not None and self._cache[0] is config else None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):

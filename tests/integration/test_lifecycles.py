@@ -1,0 +1,459 @@
+"""Table lifecycles (issue 27) through real `rq worker` processes: a fixture API serves three
+revisions of an account list (some records withdrawn, some flagged deleted, some changed, some
+unchanged, one withdrawn and one deleted coming back, one served again with an older version),
+loaded into a merge dataset with ``deleted_column``, a history dataset and a replace dataset.
+
+Each table after each revision is compared with what this file computes from the fixture's own
+records (:func:`served`), never with what the loader reports; rows a revision does not touch keep
+their ``xmin``, and a run of the same revision again changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psycopg2.extensions
+import pytest
+import redis
+
+from ingest_workers.catalog import load_catalog
+from ingest_workers.core.config import Settings
+from ingest_workers.load.migrate import migrate
+from ingest_workers.ops.history import JobHistory
+from ingest_workers.ops.status import source_status
+from ingest_workers.ops.watch import summary_document, wait_for_jobs
+from ingest_workers.runtime.producer import enqueue_run, make_queue
+from ingest_workers.runtime.workerpool import local_workers
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 25
+T1 = datetime(2026, 3, 1, tzinfo=UTC)
+T2, T3 = T1 + timedelta(days=1), T1 + timedelta(days=2)
+WITHDRAWN, FLAGGED, CHANGED, NEW = range(20, 23), range(15, 18), range(0, 5), range(25, 28)
+
+
+def served(revision: int) -> list[dict[str, Any]]:
+    """The records the fixture API serves at ``revision`` (1, 2, 3), in order."""
+    out = []
+    for i in range(RECORDS + len(NEW)):
+        record = {"sku": f"s{i:02d}", "price": 10 + i, "updatedAt": T1.isoformat(), "deleted": False,
+                  "discountPercentage": 5}
+        if i in NEW and revision == 1:
+            continue
+        if revision >= 2:
+            if i in WITHDRAWN and not (revision == 3 and i == 20):  # s20 comes back in revision 3
+                continue
+            if i in FLAGGED and not (revision == 3 and i == 15):  # s15 comes back, undeleted, in revision 3
+                record.update(deleted=True, updatedAt=T2.isoformat())
+            if i in CHANGED:
+                record.update(price=100 + i, updatedAt=T2.isoformat())
+            if i in NEW:
+                record["updatedAt"] = T2.isoformat()
+        if revision == 3:
+            if i in (0, 1):  # changed again
+                record.update(price=200 + i, updatedAt=T3.isoformat())
+            if i == 2:  # served again with an older version: a duplicate, not a new version
+                record.update(price=1, updatedAt=T1.isoformat())
+            if i == 15:
+                record.update(price=99, updatedAt=T3.isoformat())
+        out.append(record)
+    return out
+
+
+def expected_merge(revisions: list[int]) -> dict[str, tuple[Decimal, datetime]]:
+    state: dict[str, tuple[Decimal, datetime]] = {}
+    for revision in revisions:
+        for r in served(revision):
+            at = datetime.fromisoformat(r["updatedAt"])
+            if r["deleted"]:
+                state.pop(r["sku"], None)
+            elif r["sku"] not in state or at > state[r["sku"]][1]:
+                state[r["sku"]] = (Decimal(r["price"]), at)
+    return state
+
+
+def expected_history(revisions: list[int]) -> set[tuple[str, Decimal, datetime, datetime | None]]:
+    """Every version: (sku, price, valid_from, valid_to)."""
+    versions: dict[str, list[list[Any]]] = {}
+    for revision in revisions:
+        for r in served(revision):
+            at, price = datetime.fromisoformat(r["updatedAt"]), Decimal(r["price"])
+            mine = versions.setdefault(r["sku"], [])
+            current = next((v for v in mine if v[3] is None), None)
+            if r["deleted"]:
+                if current is not None and current[2] <= at:
+                    current[3] = at
+            elif current is None:
+                if not any(v[2] == at for v in mine):
+                    mine.append([r["sku"], price, at, None])
+            elif at > current[2] and (price, at) != (current[1], current[2]):
+                current[3] = at
+                mine.append([r["sku"], price, at, None])
+    return {tuple(v) for mine in versions.values() for v in mine}
+
+
+def expected_replace(revision: int) -> dict[str, tuple[Decimal, bool]]:
+    return {r["sku"]: (Decimal(r["price"]), r["deleted"]) for r in served(revision)}
+
+
+class LifecycleApi(ThreadingHTTPServer):
+    """GET /accounts: {"items": [...]} as of ``revision``; ``broken``: a body that is not JSON."""
+
+    revision = 1
+    broken = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: LifecycleApi
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        body = b"<html>oops" if self.server.broken else json.dumps({"items": served(self.server.revision)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def api() -> Iterator[LifecycleApi]:
+    server = LifecycleApi()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+COLUMNS = """sku = "text"
+price = "money"
+updated_at = "timestamp"
+is_deleted = "boolean"
+"""
+CATALOG = f"""
+[datasets.lc_accounts]
+key = ["sku"]
+write = "merge"
+version_column = "updated_at"
+deleted_column = "is_deleted"
+[datasets.lc_accounts.columns]
+{COLUMNS}
+[datasets.lc_prices]
+key = ["sku"]
+write = "history"
+version_column = "updated_at"
+deleted_column = "is_deleted"
+[datasets.lc_prices.columns]
+{COLUMNS}
+[datasets.lc_catalog_items]
+key = ["sku"]
+write = "replace"
+[datasets.lc_catalog_items.columns]
+{COLUMNS}
+"""
+SOURCE = """
+[sources.{name}]
+kind = "http_json"
+dataset = "{dataset}"
+url = "URL/accounts"
+pagination = "none"
+fields = {{ updated_at = "updatedAt", is_deleted = "deleted" }}
+"""
+TABLES = ("lc_accounts", "lc_prices", "lc_catalog_items")
+
+
+def _catalog(tmp_path: Path, url: str) -> Path:
+    sources = "".join(SOURCE.format(name=f"src_{d.removeprefix('lc_')}", dataset=d) for d in TABLES)
+    path = tmp_path / "catalog.toml"
+    path.write_text((CATALOG + sources).replace("URL", url), encoding="utf-8")
+    return path
+
+
+def _state(pg: psycopg2.extensions.connection) -> dict[str, dict[Any, Any]]:
+    """Each table's rows with their xmin."""
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT sku, price, updated_at, xmin::text FROM lc_accounts")
+        merge = {sku: (price, at, xmin) for sku, price, at, xmin in cur.fetchall()}
+        cur.execute("SELECT sku, price, valid_from, valid_to, xmin::text FROM lc_prices")
+        history = {(sku, price, start, end): xmin for sku, price, start, end, xmin in cur.fetchall()}
+        cur.execute("SELECT sku, price, is_deleted, xmin::text FROM lc_catalog_items")
+        replace = {sku: (price, deleted, xmin) for sku, price, deleted, xmin in cur.fetchall()}
+    return {"merge": merge, "history": history, "replace": replace}
+
+
+def test_merge_history_and_replace_follow_three_revisions(
+    redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, api: LifecycleApi,
+    tmp_path: Path,
+) -> None:
+    with pg, pg.cursor() as cur:
+        for table in TABLES:
+            cur.execute(f"DROP VIEW IF EXISTS {table}_current")
+            cur.execute(f"DROP TABLE IF EXISTS {table}, {table}_staged")
+    catalog = load_catalog(_catalog(tmp_path, api.url), {})
+    migrate(pg, catalog.datasets.values())
+    with pg, pg.cursor() as cur:
+        cur.execute("TRUNCATE replace_switches")
+    sources, queue = catalog.select("all"), make_queue(redis_client, settings)
+
+    def run(run_id: str, revision: int) -> dict[str, dict[Any, Any]]:
+        api.revision = revision
+        enqueued = enqueue_run(queue, settings, sources, run_id)
+        state = wait_for_jobs(queue, [e.job_id for e in enqueued], lambda state: None, timeout=120)
+        assert state.done == state.total and (state.failed == 0 or api.broken)
+        return _state(pg)
+
+    with local_workers(settings, 2, os.environ, tmp_path / "workers.log"):
+        states = {1: run("run-1", 1), 2: run("run-2", 2), 3: run("run-3", 3)}
+        redis_client.flushdb()  # Redis forgets what was loaded: PostgreSQL alone must find nothing to write
+        again = run("run-4", 3)
+        api.broken = True
+        broken = run("run-5", 3)
+
+    for revision, state in states.items():
+        revisions = list(range(1, revision + 1))
+        assert {sku: row[:2] for sku, row in state["merge"].items()} == expected_merge(revisions), revision
+        assert set(state["history"]) == expected_history(revisions), revision
+        assert {sku: row[:2] for sku, row in state["replace"].items()} == expected_replace(revision), revision
+    # what a revision does not touch is not rewritten
+    for before, after in ((states[1], states[2]), (states[2], states[3])):
+        for version, xmin in before["history"].items():
+            if version in after["history"]:
+                assert after["history"][version] == xmin, version
+        for sku, row in before["merge"].items():
+            if sku in after["merge"] and after["merge"][sku][:2] == row[:2]:
+                assert after["merge"][sku][2] == row[2], sku
+        for sku, row in before["replace"].items():
+            if sku in after["replace"] and after["replace"][sku][:2] == row[:2]:
+                assert after["replace"][sku][2] == row[2], sku
+    assert again == states[3] and broken == states[3]  # the same revision again, and a broken run: nothing
+    _check_counts_and_switches(pg)
+
+
+def _check_counts_and_switches(pg: psycopg2.extensions.connection) -> None:
+    summaries = {run_id: {s.source: s.counts for s in JobHistory(pg).summarise(run_id)}
+                 for run_id in ("run-1", "run-2", "run-3", "run-4")}
+    for counts in (c for by_source in summaries.values() for c in by_source.values()):
+        assert counts.unaccounted() == 0
+    second = summaries["run-2"]
+    # run 2 flags three stored records deleted: merge removes their rows, history closes their versions
+    assert second["src_accounts"].deleted == len(FLAGGED) and second["src_prices"].deleted == len(FLAGGED)
+    assert second["src_accounts"].updated == len(CHANGED) and second["src_prices"].updated == len(CHANGED)
+    assert all(c.loaded == c.updated == c.deleted == 0 for c in summaries["run-4"].values())
+    # drift: the fixture's records carry discountPercentage, which no column reads
+    for summary in JobHistory(pg).summarise("run-2"):
+        assert summary.new_fields == (f"new field 'discountPercentage' in {len(served(2))} of {len(served(2))} "
+                                      "records",)
+    status = source_status(pg, ["src_accounts"])
+    assert status["src_accounts"]["last_run"]["new_fields"] == []  # run 5 read no record
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT run_id, outcome, deleted FROM replace_switches WHERE source = 'src_catalog_items'")
+        switches = {run_id: (outcome, deleted) for run_id, outcome, deleted in cur.fetchall()}
+        cur.execute("SELECT count(*) FROM lc_prices_current WHERE valid_to IS NOT NULL")
+        assert cur.fetchone() == (0,)
+        cur.execute("SELECT count(*) FROM lc_catalog_items_staged")
+        assert cur.fetchone() == (0,)  # every run's staged rows are gone once it switched (or refused)
+    gone_in_2 = len({r["sku"] for r in served(1)} - {r["sku"] for r in served(2)})
+    assert switches["run-2"] == ("replaced", gone_in_2)
+    assert switches["run-5"][0] == "refused"
+    # the run's summary says what the switch did: the rows gone, or that the run replaced nothing
+    document = summary_document("run-2", JobHistory(pg).summarise("run-2"), 1.0)
+    assert document["sources"]["src_catalog_items"]["replace"]["deleted"] == gone_in_2
+    [broken] = [s for s in JobHistory(pg).summarise("run-5") if s.source == "src_catalog_items"]
+    assert broken.switch is not None and "replaced nothing" in broken.switch[0] and "1 failed" in broken.switch[0]
+
+
+def test_catalog_diff_prints_the_columns_to_add_the_ones_gone_and_type_disagreements(
+    api: LifecycleApi, tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from ingest_workers.cli import main
+
+    catalog = CATALOG.replace('is_deleted = "boolean"\n', 'is_deleted = "boolean"\nregion = "text"\n', 1)
+    catalog = catalog.replace('price = "money"', 'price = "date"', 1)
+    path = tmp_path / "catalog.toml"
+    path.write_text((catalog + SOURCE.format(name="src_accounts", dataset="lc_accounts")).replace("URL", api.url),
+                    encoding="utf-8")
+    result = CliRunner().invoke(main, ["--catalog", str(path), "catalog", "diff", "src_accounts"])
+    assert result.exit_code == 0, result.output
+    records = len(served(1))
+    assert result.output.splitlines() == [
+        "columns to add to [datasets.lc_accounts.columns] (fields no column reads):",
+        'discount_percentage = "integer"  # and fields.discount_percentage = "discountPercentage" in the source',
+        f"column 'price' is \"date\": {records} of {records} values served are not (e.g. 10); the draft would type "
+        "it \"integer\"",
+        "column 'region' (region): no record of the page has it (the API no longer serves it?)",
+    ]
+
+
+NESTED = {
+    "lc_orders": {"table": "lc_orders", "key": ["order_id"], "write": "merge", "deleted_column": "is_deleted",
+                  "columns": {"order_id": "text", "total": "integer", "is_deleted": "boolean"}},
+    "lc_order_tags": {"table": "lc_order_tags", "nested_in": "lc_orders", "path": "tags",
+                      "columns": {"value": "text"}},
+}
+
+
+def test_a_deleted_parent_takes_its_nested_rows_with_it(pg: psycopg2.extensions.connection) -> None:
+    from ingest_workers.core.models import Lineage
+    from ingest_workers.datasets import parse_dataset, resolve_nested
+    from ingest_workers.load.loader import PostgresLoader
+
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS lc_order_tags, lc_orders")
+    datasets = resolve_nested({name: parse_dataset(name, entry) for name, entry in NESTED.items()})
+    migrate(pg, datasets.values())
+    orders, loader = datasets["lc_orders"], PostgresLoader(pg)
+    lineage = Lineage("shop", "run-1", "job-1", "2026-03-01T00:00:00+00:00")
+
+    def row(order_id: str, tags: list[str], deleted: bool = False) -> dict[str, Any]:
+        raw = {"order_id": order_id, "total": 1, "deleted": deleted, "tags": tags}
+        return {"order_id": order_id, "total": 1, "is_deleted": deleted, "source": "shop", "run_id": "run-1",
+                "job_id": "job-1", "fetched_at": lineage.fetched_at, "raw": raw}
+
+    def stored() -> tuple[set[str], set[tuple[str, str]]]:
+        with pg, pg.cursor() as cur:
+            cur.execute("SELECT order_id FROM lc_orders")
+            parents = {order_id for (order_id,) in cur.fetchall()}
+            cur.execute("SELECT order_id, value FROM lc_order_tags")
+            return parents, set(cur.fetchall())
+
+    first = loader.load_batch(orders, [row("a", ["x", "y"]), row("b", ["z"])], [], lineage)
+    assert (first.inserted, first.deleted) == (2, 0)
+    assert stored() == ({"a", "b"}, {("a", "x"), ("a", "y"), ("b", "z")})
+    second = loader.load_batch(orders, [row("a", ["x", "y"], deleted=True), row("b", ["z"])], [], lineage)
+    assert (second.inserted, second.updated, second.deleted, second.unchanged) == (0, 0, 1, 1)
+    assert second.nested["lc_order_tags"]["deleted"] == 2
+    assert stored() == ({"b"}, {("b", "z")})
+    again = loader.load_batch(orders, [row("a", ["x", "y"], deleted=True)], [], lineage)  # deleted already
+    assert (again.deleted, again.unchanged) == (0, 1)
+    back = loader.load_batch(orders, [row("a", ["w"])], [], lineage)  # a deleted key that comes back
+    assert back.inserted == 1 and stored() == ({"a", "b"}, {("a", "w"), ("b", "z")})
+
+
+PRICED = {
+    "lc_priced": {"table": "lc_priced", "key": ["sku"], "write": "history", "version_column": "updated_at",
+                  "deleted_column": "is_deleted",
+                  "columns": {"sku": "text", "price": "integer", "updated_at": "timestamp", "is_deleted": "boolean"}},
+    "lc_priced_tags": {"table": "lc_priced_tags", "nested_in": "lc_priced", "path": "tags",
+                       "columns": {"value": "text"}},
+}
+
+
+def test_a_history_dataset_keeps_its_nested_items_per_version(pg: psycopg2.extensions.connection) -> None:
+    from ingest_workers.core.models import Lineage
+    from ingest_workers.datasets import parse_dataset, resolve_nested
+    from ingest_workers.load.loader import PostgresLoader
+
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP VIEW IF EXISTS lc_priced_current")
+        cur.execute("DROP TABLE IF EXISTS lc_priced_tags, lc_priced")
+    datasets = resolve_nested({name: parse_dataset(name, entry) for name, entry in PRICED.items()})
+    migrate(pg, datasets.values())
+    priced, loader = datasets["lc_priced"], PostgresLoader(pg)
+    lineage = Lineage("shop", "run-1", "job-1", "2026-03-01T00:00:00+00:00")
+
+    def row(sku: str, price: int, day: int, tags: list[str], deleted: bool = False) -> dict[str, Any]:
+        at = (T1 + timedelta(days=day)).isoformat()
+        return {"sku": sku, "price": price, "updated_at": at, "is_deleted": deleted, "source": "shop",
+                "run_id": "run-1", "job_id": "job-1", "fetched_at": lineage.fetched_at,
+                "raw": {"sku": sku, "tags": tags}}
+
+    def items() -> set[tuple[str, datetime, str]]:
+        with pg, pg.cursor() as cur:
+            cur.execute("SELECT sku, valid_from, value, xmin::text FROM lc_priced_tags")
+            return {(sku, at, value) for sku, at, value, _ in cur.fetchall()}
+
+    def day(n: int) -> datetime:
+        return T1 + timedelta(days=n)
+
+    assert loader.load_batch(priced, [row("a", 1, 0, ["x", "y"]), row("b", 5, 0, ["z"])], [], lineage).nested[
+        "lc_priced_tags"]["loaded"] == 3
+    second = loader.load_batch(priced, [row("a", 2, 1, ["x"]), row("b", 5, 0, ["z"])], [], lineage)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 1, 1)
+    again = loader.load_batch(priced, [row("a", 2, 1, ["x"]), row("b", 5, 0, ["z"])], [], lineage)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)  # re-run: no version, no item
+    deleted = loader.load_batch(priced, [row("b", 5, 2, ["z"], deleted=True)], [], lineage)
+    assert deleted.deleted == 1
+    assert items() == {("a", day(0), "x"), ("a", day(0), "y"), ("b", day(0), "z"), ("a", day(1), "x")}
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT sku, price, valid_from, valid_to FROM lc_priced ORDER BY sku, valid_from")
+        assert cur.fetchall() == [("a", 1, day(0), day(1)), ("a", 2, day(1), None), ("b", 5, day(0), day(2))]
+
+
+def test_migrate_refuses_switching_to_or_from_history_and_lets_the_others_switch(
+    pg: psycopg2.extensions.connection,
+) -> None:
+    from ingest_workers.datasets import parse_dataset
+    from ingest_workers.load.schema import SchemaRefused
+
+    def declared(write: str) -> Any:
+        return parse_dataset("lc_switch", {"key": ["sku"], "write": write, "columns": {"sku": "text", "n": "integer"}})
+
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP VIEW IF EXISTS lc_switch_current")
+        cur.execute("DROP TABLE IF EXISTS lc_switch, lc_switch_staged")
+    migrate(pg, [declared("append")])
+    assert migrate(pg, [declared("merge")]) == []
+    migrate(pg, [declared("replace")])  # adds the run staging table, nothing else
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT to_regclass('lc_switch_staged') IS NOT NULL")
+        assert cur.fetchone() == (True,)
+    with pytest.raises(SchemaRefused, match='load the history into a new table \\(table = "lc_switch_history"\\)'):
+        migrate(pg, [declared("history")])
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP TABLE lc_switch, lc_switch_staged")
+    migrate(pg, [declared("history")])
+    with pytest.raises(SchemaRefused, match='declare write = "history" again'):
+        migrate(pg, [declared("merge")])
+
+
+def test_the_replace_switch_waits_for_every_job_and_happens_once(pg: psycopg2.extensions.connection) -> None:
+    from ingest_workers.datasets import parse_dataset
+    from ingest_workers.load.replace_switch import switch_if_complete
+
+    dataset = parse_dataset("lc_once", {"key": ["sku"], "write": "replace", "columns": {"sku": "text"}})
+    with pg, pg.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS lc_once, lc_once_staged")
+    migrate(pg, [dataset])
+    with pg, pg.cursor() as cur:
+        cur.execute("DELETE FROM replace_switches WHERE source = 'shop'")
+        cur.execute("INSERT INTO ingest_jobs (job_id, run_id, source, status) VALUES ('j1', 'r1', 'shop', 'finished'), "
+                    "('j2', 'r1', 'shop', 'started')")
+        cur.execute("INSERT INTO lc_once_staged (sku, source, run_id, job_id, fetched_at, raw) VALUES "
+                    "('a', 'shop', 'r1', 'j1', now(), '{}'), ('b', 'shop', 'r1', 'j2', now(), '{}')")
+
+    def switch(finishing: str | None = None) -> Any:
+        with pg, pg.cursor() as cur:
+            return switch_if_complete(cur, dataset, "shop", "r1", finishing)
+
+    assert switch() is None  # j2 has not ended
+    done = switch(finishing="j2")  # j2 about to record finished: it is the last
+    assert done is not None and (done.outcome, done.written) == ("replaced", 2)
+    with pg, pg.cursor() as cur:
+        cur.execute("UPDATE ingest_jobs SET status = 'finished' WHERE job_id = 'j2'")
+    assert switch() is None and switch(finishing="j2") is None  # once only
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT sku FROM lc_once ORDER BY 1")
+        assert cur.fetchall() == [("a",), ("b",)]
+        cur.execute("SELECT count(*) FROM lc_once_staged")
+        assert cur.fetchone() == (0,)
