@@ -14,22 +14,18 @@ on with the next one and ends partial, naming those parents' keys.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from ..core.connections import redis_errors
-from ..core.errors import Deferral, PermanentError
+from ..core.errors import PermanentError
 from ..core.models import Counts, Lineage, Record, Rejected, SourceSpec
 from ..core.redact import redact
-from ..core.schedules import period
 from ..datasets import dataset_of
 from ..load.cursors import ParentCursors, highest
 from ..load.outbox import DONE, FAILED, Parent, mark_parent, pending_parents
 from ..load.sinks import SinkContext, make_sink
-from ..ops.metrics import FANOUT_PARENTS, announce_job
+from ..ops.metrics import FANOUT_PARENTS
 from ..sources import Source, SourceContext, make_source
 from ..stages.base import compose
 from ..stages.registry import source_stages
@@ -50,22 +46,8 @@ def run_child_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
                   handoff: Handoff | None = None) -> Counts:
     """Run child job ``job_id`` of ``spec`` (see the module docstring); record it like a fetch job."""
     job = JobRun(spec, run_id, job_id, queue, res)
-    job.history.started(job_id, run_id, spec.name)
-    with redis_errors():
-        announce_job(res.redis, spec.name, period(spec, time.time()), time.time())
-    log.info("job %s: fetching child source %s for its parents (run %s)", job_id, spec.name, run_id)
-    try:
-        with redis_errors():
-            failures = ChildRun(spec, Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat()), res, job,
-                                handoff).run()
-        job.check_counts()
-    except Deferral as exc:  # the circuit is open, or the server asked for a long wait
-        job.deferred(exc, runs_again(exc))
-        raise
-    except Exception as exc:
-        job.failed(exc, runs_again(exc))
-        raise
-    return job.ended(failures)
+    return job.attempt("child source", lambda lineage: ChildRun(spec, lineage, res, job, handoff).run(),
+                       runs_again)
 
 
 class ChildRun:

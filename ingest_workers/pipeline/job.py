@@ -45,23 +45,13 @@ def run_fetch_job(spec: SourceSpec, run_id: str, job_id: str, queue: str, res: R
     deferral of an open circuit): the job is then recorded as waiting, not failed.
     """
     job = JobRun(spec, run_id, job_id, queue, res)
-    job.history.started(job_id, run_id, spec.name)
-    with redis_errors():
-        announce_job(res.redis, spec.name, period(spec, time.time()), time.time())
-    lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
-    log.info("job %s: fetching source %s (run %s)", job_id, spec.name, run_id)
-    try:
-        with redis_errors():  # the breaker and the rate limit talk to Redis too
-            for batch_counts in ingest(spec, lineage, res, job.recorder, window, job.tally, handoff):
-                job.counts.add(batch_counts)
-        job.check_counts()
-    except Deferral as exc:  # the circuit is open, or the server asked for a long wait
-        job.deferred(exc, runs_again(exc))
-        raise
-    except Exception as exc:
-        job.failed(exc, runs_again(exc))
-        raise
-    return job.ended()
+
+    def read(lineage: Lineage) -> Sequence[str]:
+        for batch_counts in ingest(spec, lineage, res, job.recorder, window, job.tally, handoff):
+            job.counts.add(batch_counts)
+        return ()
+
+    return job.attempt("source", read, runs_again)
 
 
 def lost_pages_reason(lost: Sequence[str], shown: int = 10) -> str:
@@ -78,6 +68,30 @@ class JobRun:
         self.history = HistoryWriter(postgres_retry(res))
         self.recorder, self.counts, self.tally = MetricsRecorder(), Counts(), Tally()
         self.started = time.monotonic()
+
+    def attempt(self, what: str, read: Callable[[Lineage], Sequence[str]],
+                runs_again: Callable[[BaseException], bool]) -> Counts:
+        """Record the attempt's start, ``read`` the source (given the lineage its rows carry; it
+        returns why part of it was not read), check the counts and record the end: waiting on a
+        deferral or an error RQ will run again after (``runs_again``), failed on any other error
+        (re-raised), else finished or partial."""
+        spec, job_id, run_id = self.spec, self.job_id, self.run_id
+        self.history.started(job_id, run_id, spec.name)
+        with redis_errors():
+            announce_job(self.res.redis, spec.name, period(spec, time.time()), time.time())
+        lineage = Lineage(spec.name, run_id, job_id, datetime.now(UTC).isoformat())
+        log.info("job %s: fetching %s %s (run %s)", job_id, what, spec.name, run_id)
+        try:
+            with redis_errors():  # the breaker and the rate limit talk to Redis too
+                unfinished = read(lineage)
+            self.check_counts()
+        except Deferral as exc:  # the circuit is open, or the server asked for a long wait
+            self.deferred(exc, runs_again(exc))
+            raise
+        except Exception as exc:
+            self.failed(exc, runs_again(exc))
+            raise
+        return self.ended(unfinished)
 
     def check_counts(self) -> None:
         """Every record fetched became exactly one of rejected, duplicate, loaded, updated or deleted: each is
