@@ -38,7 +38,15 @@ def source_document() -> dict[str, Any]:
             "totals": {}, "rejects": {"runs": [HOSTILE], "reasons": [{"reason": HOSTILE, "stage": HOSTILE, "count": 3,
                                                                        "samples": [sample]}]},
             "datasets": [{"name": HOSTILE, "loaded": 7, "updated": 4, "rejected": 3}],
-            "children": [{"source": HOSTILE, "loaded": 1}]}
+            "children": [_child(HOSTILE)]}
+
+
+def _child(name: str) -> dict[str, Any]:
+    return {"source": name, "run_id": HOSTILE, "loaded": 40,
+            "parents": {"total": 9, "done": 5, "skipped": 1, "failed": 1, "pending": 2},
+            "jobs": {"queued": 3, "running": 1, "failed": 2},
+            "failed_parents": [{"key": HOSTILE, "error": HOSTILE, "at": "2026-12-01T10:00:00+00:00"},
+                               {"key": "p-old", "error": None, "at": "2026-12-01T09:00:00+00:00"}]}
 
 
 def workers_document() -> dict[str, Any]:
@@ -104,3 +112,19 @@ def test_the_static_files_are_shipped_and_nothing_else_is_served() -> None:
     script, kind = static_file("console.js") or (b"", "")
     assert b"DOMParser" in script and kind.startswith("text/javascript")
     assert static_file("../documents.py") is None and static_file("console.css") is not None
+
+
+def test_the_fan_out_progress_shows_each_child_s_numbers_and_its_failed_keys_escaped() -> None:
+    document = {**source_document(), "children": [_child(HOSTILE), _child("reviews")]}
+    html = render_source_page(document)
+    assert "<script>alert" not in html and html.count("&lt;script&gt;alert") > 0
+    dom = Dom.parse(html)
+    row = dom.find_all("tr", data_child="reviews")[0]
+    cells = {c.attrs["class"]: c.text for c in row.find_all("td") if "class" in c.attrs}
+    assert cells == {"n parents": "5 / 9", "n parents-skipped": "1", "n parents-failed": "1",
+                     "n parents-pending": "2", "n jobs-queued": "3", "n jobs-running": "1", "n jobs-failed": "2",
+                     "n loaded": "40"}
+    failed = dom.find_all("ul", data_child="reviews")[0].find_all("li")
+    assert [li.attrs["data-key"] for li in failed] == [HOSTILE, "p-old"]  # the document's order: newest first
+    assert HOSTILE in failed[0].text
+    assert "fan-out progress" not in render_source_page({**source_document(), "children": []})

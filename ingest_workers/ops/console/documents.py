@@ -1,6 +1,7 @@
 """The JSON documents of the console, one per page: ``/status/sources/NAME`` (a source's runs,
-rejects, cursor and schedule) and ``/status/workers`` (workers and queues). The HTML pages are
-rendered from exactly these documents, so every number a page shows is in its document."""
+rejects, cursor, schedule and its latest run's fan-out progress) and ``/status/workers`` (workers
+and queues). The HTML pages are rendered from exactly these documents, so every number a page
+shows is in its document."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ RUN_LIMIT = 30  # at most this many runs (the chart's bars)
 REJECT_RUNS = 5  # the top reasons cover the newest runs
 REJECT_REASONS = 5
 REJECT_SAMPLES = 3
+FAILED_PARENTS = 5  # the newest failed parents shown per child source
 
 
 def source_document(conn: psycopg2.extensions.connection, name: str, spec: SourceSpec | None,
@@ -39,8 +41,8 @@ def source_document(conn: psycopg2.extensions.connection, name: str, spec: Sourc
         "rejects": {"runs": newest, "reasons": [_reason(row, samples, redactor) for row in reasons]},
         "datasets": [{"name": spec.dataset if spec else None, "loaded": totals["loaded"],
                       "updated": totals["updated"], "rejected": totals["rejected"]}],
-        # Child sources of a fan-out and their nested datasets: listed here once sources can have them.
-        "children": [],
+        # The fan-out of the latest run: its child sources (or this one, when it is a child source).
+        "children": _children(conn, name, runs[0].run_id if runs else None, redactor),
     }
 
 
@@ -54,6 +56,17 @@ def workers_document(client: redis.Redis, now: datetime) -> dict[str, Any]:
                "deferred_jobs": [_job(job) for job in queue["deferred_jobs"]]}
               for queue in rq_state.queues(client, now)]
     return {"generated_at": iso(now), "workers": workers, "queues": queues}
+
+
+def _children(conn: psycopg2.extensions.connection, name: str, run_id: str | None,
+              redactor: PayloadRedactor) -> list[dict[str, Any]]:
+    if run_id is None:
+        return []
+    return [{"source": child.source, "run_id": run_id, "parents": child.parents, "jobs": child.jobs,
+             "loaded": child.loaded,
+             "failed_parents": [{"key": redactor.redact(f.key), "error": redactor.redact(f.error), "at": iso(f.at)}
+                                for f in child.failed_parents]}
+            for child in queries.fan_out_progress(conn, name, run_id, FAILED_PARENTS)]
 
 
 def _catalog(spec: SourceSpec | None) -> dict[str, Any] | None:

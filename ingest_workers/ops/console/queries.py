@@ -1,6 +1,7 @@
 """Every SQL statement the console runs, in one module: the run history of a source
-(``ingest_jobs``, grouped by run), its rejected records (``rejected_records``) and its cursor
-(``source_cursors``). When the history's columns change, this is the module to adapt."""
+(``ingest_jobs``, grouped by run), its rejected records (``rejected_records``), its cursor
+(``source_cursors``) and the fan-out progress of a run (``fanout_parents`` and the child jobs in
+``ingest_jobs``). When the history's columns change, this is the module to adapt."""
 
 from __future__ import annotations
 
@@ -43,6 +44,32 @@ SELECT kind, stage, reason, run_id, job_id, rejected_at, payload FROM (
            row_number() OVER (PARTITION BY {_MASKED}, stage ORDER BY rejected_at DESC, id DESC) AS newest
     FROM rejected_records WHERE source = %(source)s AND run_id = ANY(%(runs)s)) AS numbered
 WHERE newest <= %(samples)s ORDER BY rejected_at DESC"""
+
+# The child sources of a run's fan-out seen from ``source``: those whose jobs a job of ``source``
+# fanned out in that run, and ``source`` itself when it is a child source of the run.
+_CHILDREN = """
+SELECT DISTINCT child.source FROM ingest_jobs AS child JOIN ingest_jobs AS parent ON parent.job_id = child.parent_job
+WHERE child.run_id = %(run)s AND parent.source = %(source)s
+UNION SELECT child_source FROM fanout_parents WHERE run_id = %(run)s AND child_source = %(source)s
+ORDER BY 1"""
+
+_PARENTS = """
+SELECT child_source, count(*), count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'skipped'),
+       count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'pending')
+FROM fanout_parents WHERE run_id = %(run)s AND child_source = ANY(%(children)s) GROUP BY child_source"""
+
+_CHILD_JOBS = """
+SELECT source, count(*) FILTER (WHERE status = 'enqueued'), count(*) FILTER (WHERE status = 'started'),
+       count(*) FILTER (WHERE status IN ('failed', 'partial')), coalesce(sum(loaded), 0)
+FROM ingest_jobs WHERE run_id = %(run)s AND source = ANY(%(children)s) GROUP BY source"""
+
+# A few failed parents of each child source, newest first.
+_FAILED_PARENTS = """
+SELECT child_source, parent_key, error, updated_at FROM (
+    SELECT child_source, parent_key, error, updated_at,
+           row_number() OVER (PARTITION BY child_source ORDER BY updated_at DESC, parent_key) AS newest
+    FROM fanout_parents WHERE run_id = %(run)s AND child_source = ANY(%(children)s) AND status = 'failed') AS numbered
+WHERE newest <= %(failed)s ORDER BY child_source, updated_at DESC, parent_key"""
 
 _CURSOR = "SELECT field, position, run_id, job_id, updated_at FROM source_cursors WHERE source = %s"
 
@@ -115,3 +142,48 @@ def source_cursor(conn: psycopg2.extensions.connection, source: str) -> dict[str
         return None
     field, position, run_id, job_id, updated_at = row
     return {"field": field, "position": position, "run_id": run_id, "job_id": job_id, "updated_at": updated_at}
+
+
+@dataclass(frozen=True)
+class FailedParent:
+    key: str  # the parent's natural key (from the API: escape it)
+    error: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ChildProgress:
+    """One child source's share of a run's fan-out: its parents by status and its jobs by state."""
+
+    source: str
+    parents: dict[str, int]  # total, done, skipped, failed, pending
+    jobs: dict[str, int]  # queued (enqueued), running (started), failed (failed or partial)
+    loaded: int  # records its jobs of the run loaded
+    failed_parents: list[FailedParent]  # the newest few
+
+
+PARENT_STATES = ("total", "done", "skipped", "failed", "pending")
+JOB_STATES = ("queued", "running", "failed")
+
+
+def fan_out_progress(conn: psycopg2.extensions.connection, source: str, run_id: str,
+                     failed: int) -> list[ChildProgress]:
+    """The child sources of ``run_id``'s fan-out seen from ``source`` (its children, or itself when it
+    is one), each with its parents done / total, its child jobs by state and up to ``failed`` of its
+    failed parents, newest first. Empty when the run fanned nothing out."""
+    params: dict[str, Any] = {"source": source, "run": run_id, "failed": failed}
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute(_CHILDREN, params)
+        params["children"] = [row[0] for row in cur.fetchall()]
+        if not params["children"]:
+            return []
+        cur.execute(_PARENTS, params)
+        parents = {row[0]: dict(zip(PARENT_STATES, map(int, row[1:]))) for row in cur.fetchall()}
+        cur.execute(_CHILD_JOBS, params)
+        jobs = {row[0]: [int(value) for value in row[1:]] for row in cur.fetchall()}
+        cur.execute(_FAILED_PARENTS, params)
+        failures = cur.fetchall()
+    return [ChildProgress(child, parents.get(child, dict.fromkeys(PARENT_STATES, 0)),
+                          dict(zip(JOB_STATES, jobs.get(child, [0, 0, 0, 0])[:3])), jobs.get(child, [0] * 4)[3],
+                          [FailedParent(key, error, at) for name, key, error, at in failures if name == child])
+            for child in params["children"]]

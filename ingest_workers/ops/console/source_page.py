@@ -1,8 +1,8 @@
 """The page of one source, rendered from its document (``/status/sources/NAME``): facts (dataset,
 schedule, cursor), its runs as a chart and a table, the top reasons of its rejects with a few
-records each, and its datasets. A section of fan-out progress (parents done / total, child jobs
-by state, the failed parents' keys) goes after the runs once sources fan out: the document
-would carry it as ``fan_out``."""
+records each, and its datasets. After the runs, when the latest run fanned out, its progress per
+child source (the document's ``children``): parents done / total, child jobs by state and the
+newest failed parents' keys with their errors."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from .layout import cell, e, number, page, table
 
 _RUN_HEADERS = ("run", "started", "duration", "outcome", "jobs", "fetched", "loaded", "updated", "duplicate",
                 "rejected", "error")
+_FAN_OUT_HEADERS = ("child source", "parents done / total", "skipped", "failed", "pending", "jobs queued", "running",
+                    "failed", "loaded")
 _COUNTS = ("fetched", "loaded", "updated", "duplicate", "rejected")
 
 
@@ -31,6 +33,7 @@ def render_source_page(document: dict[str, Any]) -> str:
             f"<figcaption>records per run, the last {e(document['window_days'])} days</figcaption></figure></div>",
             f"<h2>runs of the last {e(document['window_days'])} days</h2>",
             table("runs", _RUN_HEADERS, (_run_row(run) for run in document["runs"]), "no runs in this window"),
+            *_fan_out(document.get("children") or []),
             "<h2>why records were rejected</h2>", *_rejects(document["rejects"]),
             "<h2>datasets</h2>", _datasets(document)]
     return page(f"source {name}", str(document["generated_at"]), "/status" + source_href(name), body)
@@ -90,10 +93,30 @@ def _datasets(document: dict[str, Any]) -> str:
     rows = [f'<tr data-dataset="{e(d["name"])}">{cell(d["name"] or "-")}{cell(number(d["loaded"]), "n loaded")}'
             f'{cell(number(d["updated"]), "n updated")}{cell(number(d["rejected"]), "n rejected")}</tr>'
             for d in document.get("datasets", [])]
-    children = [f'<tr data-child="{e(c["source"])}"><td><a href="{e(source_href(c["source"]))}">{e(c["source"])}'
-                f'</a></td>{cell(number(c.get("loaded")), "n loaded")}</tr>' for c in document.get("children", [])]
-    parts = table("datasets", ("dataset", f"loaded {document['window_days']}d", "updated", "rejected"), rows,
-                  "no dataset")
-    if children:
-        parts += "<h3>child sources</h3>" + table("children", ("source", "loaded"), children, "")
+    return table("datasets", ("dataset", f"loaded {document['window_days']}d", "updated", "rejected"), rows,
+                 "no dataset")
+
+
+def _fan_out(children: list[dict[str, Any]]) -> list[str]:
+    if not children:
+        return []
+    parts = [f"<h2>fan-out progress of run {e(children[0]['run_id'])}</h2>",
+             table("fan-out", _FAN_OUT_HEADERS, (_child_row(child) for child in children), "")]
+    for child in children:
+        if child["failed_parents"]:
+            items = "".join(f'<li data-key="{e(f["key"])}"><code class="key">{e(f["key"])}</code> at {e(f["at"])}: '
+                            f'<span class="error">{e(f.get("error") or "")}</span></li>'
+                            for f in child["failed_parents"])
+            parts.append(f'<h3>failed parents of {e(child["source"])}, newest first</h3>'
+                         f'<ul class="failed-parents" data-child="{e(child["source"])}">{items}</ul>')
     return parts
+
+
+def _child_row(child: dict[str, Any]) -> str:
+    parents, jobs = child["parents"], child["jobs"]
+    cells = [f'<td><a href="{e(source_href(child["source"]))}">{e(child["source"])}</a></td>',
+             cell(f"{number(parents['done'])} / {number(parents['total'])}", "n parents"),
+             *(cell(number(parents[state]), f"n parents-{state}") for state in ("skipped", "failed", "pending")),
+             *(cell(number(jobs[state]), f"n jobs-{state}") for state in ("queued", "running", "failed")),
+             cell(number(child.get("loaded")), "n loaded")]
+    return f'<tr data-child="{e(child["source"])}">{"".join(cells)}</tr>'
