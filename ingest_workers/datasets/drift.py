@@ -38,7 +38,7 @@ class FieldDrift:
         """Count ``record``'s top-level fields that no column reads (a record that is not an object: none)."""
         if isinstance(record, dict):
             self.records += 1
-            self.unread.update(name for name in record if name not in self._read)
+            self.unread.update(record.keys() - self._read)  # a set difference: per record, in C
 
     def to_dict(self) -> dict[str, Any]:
         return {"records": self.records, "fields": dict(self.unread)}
