@@ -14,13 +14,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 
 from ..core.connections import redis_errors
 from ..core.errors import CountMismatch, Deferral
 from ..core.models import Counts, Lineage, SourceSpec, Window
 from ..core.redact import redact
 from ..core.schedules import period
-from ..datasets import dataset_of
+from ..datasets import Dataset, dataset_of
 from ..ops.drift_history import record_drift
 from ..ops.history_writer import HistoryWriter
 from ..ops.metrics import JOB_DURATION, JOBS, JOBS_DEFERRED, LAST_SUCCESS, MetricsRecorder, announce_job
@@ -93,6 +94,15 @@ class JobRun:
             raise
         return self.ended(unfinished)
 
+    @cached_property
+    def dataset(self) -> Dataset:
+        """The job's dataset, parsed once from the declaration it carries."""
+        return dataset_of(self.spec.dataset, self.spec.declaration)
+
+    def _switch(self, finishing: str | None = None) -> None:
+        """A replace dataset: switch its source's rows if this was the run's last job of it."""
+        switch_replaced_rows(self.spec.name, self.dataset, self.run_id, self.res, finishing)
+
     def check_counts(self) -> None:
         """Every record fetched became exactly one of rejected, duplicate, loaded, updated or deleted: each is
         counted where it happens, so a difference is a counting bug. It fails the job with
@@ -119,15 +129,15 @@ class JobRun:
             reason = "; ".join(reasons)
             log.error("job %s: source %s partial: %s; %s", self.job_id, spec.name, reason, counts.to_dict())
             self.history.partial(self.job_id, counts, reason, continued)
-            switch_replaced_rows(spec, self.run_id, self.res)  # a partial run replaces nothing, and says so
+            self._switch()  # a partial run replaces nothing, and says so
             self._finish("partial")
             return counts
         # replace: switch first if this job is the source's last in the run (a kill between its end and
         # the switch would leave the run unswitched), and again once its end is recorded (jobs ending at once)
-        switch_replaced_rows(spec, self.run_id, self.res, finishing=self.job_id)
+        self._switch(finishing=self.job_id)
         self.history.finished(self.job_id, counts, continued)
-        switch_replaced_rows(spec, self.run_id, self.res)
-        self.history.record_stats(self.job_id, dataset_of(spec.dataset, spec.declaration), spec.name, self.run_id)
+        self._switch()
+        self.history.record_stats(self.job_id, self.dataset, spec.name, self.run_id)
         self.recorder.set(LAST_SUCCESS, time.time(), spec.name)
         self._finish("success")
         log.info("job %s: source %s done: %s", self.job_id, spec.name, counts.to_dict())
@@ -143,7 +153,7 @@ class JobRun:
         self._bookkeep(lambda: self.history.ended(self.job_id, status, self.counts, redact(f"deferred: {error}"),
                                                   self.tally.continued), "its end in the job history")
         if not runs_again:  # a failed run replaces nothing, and says so
-            self._bookkeep(lambda: switch_replaced_rows(self.spec, self.run_id, self.res), "its replace switch")
+            self._bookkeep(self._switch, "its replace switch")
 
     def failed(self, error: Exception, runs_again: bool) -> None:
         """The job failed; ``runs_again``: RQ retries it (it is then recorded as ``retrying``)."""
@@ -154,7 +164,7 @@ class JobRun:
                                                   redact(f"{type(error).__name__}: {error}"), self.tally.continued),
                        "its end in the job history")
         if not runs_again:  # a failed run replaces nothing, and says so
-            self._bookkeep(lambda: switch_replaced_rows(self.spec, self.run_id, self.res), "its replace switch")
+            self._bookkeep(self._switch, "its replace switch")
 
     def _finish(self, outcome: str) -> None:
         self.recorder.inc(JOBS, self.spec.name, outcome)

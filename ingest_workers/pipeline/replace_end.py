@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 
 from ..core.connections import postgres_errors
-from ..core.models import SourceSpec
-from ..datasets import Dataset, dataset_of
+from ..datasets import Dataset
 from ..load.pgretry import Connection
 from ..load.replace_switch import Switch, switch_if_complete
 from .clients import postgres_retry
@@ -17,16 +16,16 @@ from .resources import Resources
 log = logging.getLogger(__name__)
 
 
-def switch_replaced_rows(spec: SourceSpec, run_id: str, res: Resources, finishing: str | None = None) -> Switch | None:
+def switch_replaced_rows(source: str, dataset: Dataset, run_id: str, res: Resources,
+                         finishing: str | None = None) -> Switch | None:
     """For a replace dataset's job that has recorded its end: switch (or refuse) if it was the
     source's last job in the run; None otherwise, and for the other write modes. ``finishing``:
     the id of a job about to record ``finished``, counted as finished already."""
-    dataset = dataset_of(spec.dataset, spec.declaration)
     if dataset.write != "replace":
         return None
-    done = postgres_retry(res).run(lambda conn: _switch(conn, dataset, spec.name, run_id, finishing))
+    done = postgres_retry(res).run(lambda conn: _switch(conn, dataset, source, run_id, finishing))
     if done is not None:
-        (log.info if done.outcome == "replaced" else log.warning)("source %s: %s", spec.name, done.detail)
+        (log.info if done.outcome == "replaced" else log.warning)("source %s: %s", source, done.detail)
     return done
 
 
