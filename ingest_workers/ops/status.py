@@ -15,7 +15,7 @@ from ..core.models import Counts, SourceSpec
 from ..core.schedules import next_run
 from ..datasets.drift import new_field_lines
 from .drift_history import run_drift
-from .history import JobHistory
+from .history import UNFINISHED, JobHistory
 from .queues import queue_depths, worker_counts
 from .watch import health
 
@@ -107,8 +107,24 @@ def status_document(conn: psycopg2.extensions.connection, client: redis.Redis, s
         upcoming = next_run(spec, now.timestamp())
         report.setdefault(spec.name, {}).update(
             next_run=None if upcoming is None else _iso(datetime.fromtimestamp(upcoming, UTC)))
+    for spec in specs:
+        if spec.parent:  # a child source runs through its parent's jobs: without any, say why
+            child = report[spec.name]
+            parent_run = (report.get(spec.parent) or {}).get("last_run") or {}
+            child.update(parent=spec.parent, state=None if child.get("last_run") else waiting_child(
+                spec.parent, parent_run.get("run_id"), parent_run.get("status")))
     return {"generated_at": now.isoformat(timespec="seconds"), "window_hours": hours, "sources": report,
             "queues": queues}
+
+
+def waiting_child(parent: str, run_id: str | None, outcome: str | None) -> str:
+    """Why a child source has no job in its parent's latest run ``run_id`` (None: the parent has not
+    run), said plainly; ``outcome``: that run's (or its latest job's) status."""
+    if run_id is None:
+        return f"never run: its parent {parent} has not run yet"
+    if outcome in ("running", *UNFINISHED):
+        return f"no jobs yet: its parent {parent}'s run {run_id} is still running"
+    return f"no jobs: its parent {parent}'s latest run {run_id} ended {outcome} without fanning out to it"
 
 
 def format_status(document: dict[str, Any]) -> str:
@@ -128,6 +144,8 @@ def format_status(document: dict[str, Any]) -> str:
         if s.get("parents") or s.get("skipped"):  # a child source (fan-out), or one whose on_status skipped
             lines.append(f"{name}: parents processed {s.get('parents', 0)}, requests skipped {s.get('skipped', 0)} "
                          f"in {hours}")
+    lines += [f"{name}: child source of {s['parent']}: {s['state']}" for name, s in document["sources"].items()
+              if s.get("state")]
     lines += [f"{name}: nested {dataset} {hours}: loaded {n['loaded']}, updated {n['updated']}, "
               f"deleted {n['deleted']}, rejected {n['rejected']}" for name, s in document["sources"].items()
               for dataset, n in s.get("nested", {}).items()]

@@ -1,8 +1,8 @@
 """The front page of the console of ``ingest metrics-server``: ``GET /status`` is the document of
 ``ingest status --json``, ``GET /`` the same as an HTML page that refreshes itself in place (one
-row per source: health, last run, records loaded, latest failure; each source links to its own
-page, see :mod:`.console`). Every value is escaped, and holds only what ``ingest status`` prints
-(errors are masked where they are recorded)."""
+row per source: health, last run, records loaded, latest failure; a child source without any job
+says why; each source links to its own page, see :mod:`.console`). Every value is escaped, and
+holds only what ``ingest status`` prints (errors are masked where they are recorded)."""
 
 from __future__ import annotations
 
@@ -61,5 +61,6 @@ def _source_row(name: str, s: dict[str, Any]) -> str:
     health = str(s.get("health", ""))
     return (f'<tr class="source {e(health.replace(" ", "-"))}" data-source="{e(name)}">'
             f'<td class="name"><a href="{e(source_href(name))}">{e(name)}</a></td>{cell(health, "health")}'
-            f'{cell(last.get("started_at") or "-")}{cell(last.get("status") or "never")}{cell(rate)}'
+            f'{cell(last.get("started_at") or "-")}{cell(last.get("status") or s.get("state") or "never", "outcome")}'
+            f'{cell(rate)}'
             f'{cell(number(s.get("loaded", 0)), "n loaded")}{cell(failure_text, "failure")}</tr>')

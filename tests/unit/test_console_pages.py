@@ -13,6 +13,7 @@ from ingest_workers.ops.console.documents import _next_run
 from ingest_workers.ops.console.layout import static_file
 from ingest_workers.ops.console.redaction import HIDDEN, PayloadRedactor
 from ingest_workers.ops.console.source_page import render_source_page
+from ingest_workers.ops.console.text import format_source
 from ingest_workers.ops.console.workers_page import render_workers_page
 from ingest_workers.ops.status_page import render_page
 from tests.dom import Dom
@@ -21,7 +22,7 @@ HOSTILE = '<script>alert("x")</script>&"\''
 
 
 def _run(run_id: str, **counts: int) -> dict[str, Any]:
-    base = {"fetched": 0, "loaded": 0, "updated": 0, "duplicate": 0, "rejected": 0}
+    base = {"fetched": 0, "loaded": 0, "updated": 0, "deleted": 0, "duplicate": 0, "rejected": 0}
     return {"run_id": run_id, "started_at": "2026-12-01T10:00:00+00:00", "finished_at": None, "seconds": 1.5,
             "outcome": "failed", "jobs": 1, **base, **counts, "error": HOSTILE}
 
@@ -77,11 +78,12 @@ def test_every_page_escapes_every_value() -> None:
 
 
 def test_the_chart_draws_each_run_with_its_numbers_oldest_first() -> None:
-    runs = [_run("new", loaded=7, rejected=3, duplicate=2), _run("old", updated=4)]
+    runs = [_run("new", loaded=7, rejected=3, duplicate=2), _run("old", updated=4, deleted=6)]
     chart = Dom.parse(runs_chart(runs))
     bars = [(b.attrs["data-run"], b.attrs["data-kind"], int(b.attrs["data-value"])) for b in chart.find_all("rect")
             if "data-run" in b.attrs]
-    assert bars == [("old", "updated", 4), ("new", "loaded", 7), ("new", "duplicate", 2), ("new", "rejected", 3)]
+    assert bars == [("old", "updated", 4), ("old", "deleted", 6), ("new", "loaded", 7), ("new", "duplicate", 2),
+                    ("new", "rejected", 3)]
     heights = {b.attrs["data-kind"]: float(b.attrs["height"]) for b in chart.find_all("rect", data_run="new")}
     assert abs(heights["loaded"] / heights["rejected"] - 7 / 3) < 0.01
     assert "no runs yet" in runs_chart([])
@@ -128,3 +130,17 @@ def test_the_fan_out_progress_shows_each_child_s_numbers_and_its_failed_keys_esc
     assert [li.attrs["data-key"] for li in failed] == [HOSTILE, "p-old"]  # the document's order: newest first
     assert HOSTILE in failed[0].text
     assert "fan-out progress" not in render_source_page({**source_document(), "children": []})
+
+
+def test_a_child_source_without_jobs_says_why_on_the_page_and_in_the_text() -> None:
+    waiting = {**_child("details"), "state": "no jobs: its parent shop's latest run r1 ended failed without fanning "
+                                             "out to it", "failed_parents": []}
+    document = {**source_document(), "runs": [_run("r1", deleted=5)], "children": [_child("reviews"), waiting]}
+    row = Dom.parse(render_source_page(document)).find_all("tr", data_child="details")[0]
+    assert row.first("td", cls="state").text == waiting["state"]
+    assert Dom.parse(render_source_page(document)).first("tr", data_run="r1").first("td", cls="deleted").text == "5"
+    text = format_source(document)
+    assert f"  details: {waiting['state']}" in text
+    assert ("  reviews: parents done 5 / 9, skipped 1, failed 1, pending 2; child jobs queued 3, running 1, "
+            "failed 2; loaded 40") in text
+    assert f"    failed parent {HOSTILE}: {HOSTILE}" in text and "    failed parent p-old" in text

@@ -1,6 +1,6 @@
 """The runs of a source as an SVG bar chart drawn by the server (no script, no CDN: it works
 offline): one stacked bar per run, oldest on the left, of the records it loaded, updated,
-found duplicate and rejected. Every value is escaped; each bar part carries its number."""
+deleted, found duplicate and rejected. Every value is escaped; each bar part carries its number."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-KINDS = (("loaded", "#3a9b4a"), ("updated", "#3b6fc4"), ("duplicate", "#a0a0a0"), ("rejected", "#d0453b"))
+KINDS = (("loaded", "#3a9b4a"), ("updated", "#3b6fc4"), ("deleted", "#8a5a2b"), ("duplicate", "#a0a0a0"),
+         ("rejected", "#d0453b"))
 WIDTH, HEIGHT = 720, 240
 LEFT, BOTTOM, TOP = 56, 28, 24  # room for the axis labels and the legend
 LABEL_WIDTH = 84  # of a run's start time under its bar
@@ -24,7 +25,7 @@ def runs_chart(runs: Sequence[dict[str, Any]]) -> str:
     label_every = math.ceil(LABEL_WIDTH / step)  # labels never overlap
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" width="100%" '
              f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">',
-             "<title>records per run: loaded, updated, duplicate, rejected</title>",
+             "<title>records per run: loaded, updated, deleted, duplicate, rejected</title>",
              *_axes(peak, plot_h), *_legend()]
     for index, run in enumerate(ordered):
         parts += _bar(run, LEFT + index * step, min(max(step * 0.7, 1.0), 40.0), peak, plot_h)
@@ -65,7 +66,7 @@ def _axes(peak: int, plot_h: float) -> list[str]:
 def _legend() -> list[str]:
     parts = []
     for index, (kind, colour) in enumerate(KINDS):
-        x = LEFT + index * 110
+        x = LEFT + index * 100
         parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{colour}"/>'
                      f'<text x="{x + 16}" y="14" font-size="12" fill="#333">{kind}</text>')
     return parts

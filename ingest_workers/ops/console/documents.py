@@ -14,6 +14,7 @@ import redis
 
 from ...core.models import SourceSpec
 from ...core.schedules import next_run
+from ..status import waiting_child
 from . import queries, rq_state
 from .redaction import PayloadRedactor
 
@@ -40,9 +41,8 @@ def source_document(conn: psycopg2.extensions.connection, name: str, spec: Sourc
         "runs": [_run(run, redactor) for run in runs], "totals": totals,
         "rejects": {"runs": newest, "reasons": [_reason(row, samples, redactor) for row in reasons]},
         "datasets": [{"name": spec.dataset if spec else None, "loaded": totals["loaded"],
-                      "updated": totals["updated"], "rejected": totals["rejected"]}],
-        # The fan-out of the latest run: its child sources (or this one, when it is a child source).
-        "children": _children(conn, name, runs[0].run_id if runs else None, redactor),
+                      "updated": totals["updated"], "deleted": totals["deleted"], "rejected": totals["rejected"]}],
+        "children": _children(conn, name, spec, runs, redactor),
     }
 
 
@@ -58,15 +58,32 @@ def workers_document(client: redis.Redis, now: datetime) -> dict[str, Any]:
     return {"generated_at": iso(now), "workers": workers, "queues": queues}
 
 
-def _children(conn: psycopg2.extensions.connection, name: str, run_id: str | None,
-              redactor: PayloadRedactor) -> list[dict[str, Any]]:
-    if run_id is None:
-        return []
-    return [{"source": child.source, "run_id": run_id, "parents": child.parents, "jobs": child.jobs,
-             "loaded": child.loaded,
-             "failed_parents": [{"key": redactor.redact(f.key), "error": redactor.redact(f.error), "at": iso(f.at)}
-                                for f in child.failed_parents]}
-            for child in queries.fan_out_progress(conn, name, run_id, FAILED_PARENTS)]
+def _children(conn: psycopg2.extensions.connection, name: str, spec: SourceSpec | None,
+              runs: list[queries.RunRow], redactor: PayloadRedactor) -> list[dict[str, Any]]:
+    """The fan-out of the latest run: its child sources' progress (or this one's, when it is a child
+    source), then the catalog's child sources that run gave no job, each with why. A child source
+    without any run of its own is shown by its parent's latest run."""
+    if not runs and spec is not None and spec.parent:
+        latest = queries.source_runs(conn, spec.parent, RUN_DAYS, 1)
+        return [_waiting(name, spec.parent, latest[0] if latest else None)]
+    run = runs[0] if runs else None
+    progress = queries.fan_out_progress(conn, name, run.run_id, FAILED_PARENTS) if run else []
+    shown = {child.source for child in progress}
+    found = [{"source": child.source, "run_id": run.run_id if run else None, "state": None,
+              "parents": child.parents, "jobs": child.jobs, "loaded": child.loaded,
+              "failed_parents": [{"key": redactor.redact(f.key), "error": redactor.redact(f.error), "at": iso(f.at)}
+                                 for f in child.failed_parents]}
+             for child in progress]
+    expected = [str(child["name"]) for child in spec.children] if spec else []
+    return found + [_waiting(child, name, run) for child in expected if child not in shown]
+
+
+def _waiting(child: str, parent: str, run: queries.RunRow | None) -> dict[str, Any]:
+    """A child source with no job in its parent's latest ``run`` (None: the parent has not run)."""
+    return {"source": child, "run_id": run.run_id if run else None,
+            "state": waiting_child(parent, run.run_id if run else None, run.outcome if run else None),
+            "parents": dict.fromkeys(queries.PARENT_STATES, 0), "jobs": dict.fromkeys(queries.JOB_STATES, 0),
+            "loaded": 0, "failed_parents": []}
 
 
 def _catalog(spec: SourceSpec | None) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ import psycopg2.extensions
 from ...core.connections import postgres_errors
 from ..history import UNFINISHED
 
-COUNT_NAMES = ("fetched", "loaded", "updated", "rejected", "duplicate")
+COUNT_NAMES = ("fetched", "loaded", "updated", "deleted", "rejected", "duplicate")
 
 # One row per run of the source: its jobs' counts summed, its span, and its outcome (the worst of its
 # jobs': a job not ended yet, enqueued, started or waiting to run again (deferred, retrying), makes
@@ -23,7 +23,7 @@ _RUNS = """
 SELECT run_id, min(started_at), max(finished_at), count(*),
        bool_or(status = ANY(%(unfinished)s)), bool_or(status = 'failed'),
        bool_or(status = 'partial'),
-       sum(fetched), sum(loaded), sum(updated), sum(rejected), sum(duplicate),
+       sum(fetched), sum(loaded), sum(updated), sum(deleted), sum(rejected), sum(duplicate),
        (array_agg(error ORDER BY started_at DESC) FILTER (WHERE error IS NOT NULL))[1]
 FROM ingest_jobs WHERE source = %(source)s AND started_at >= now() - %(days)s * interval '1 day'
 GROUP BY run_id ORDER BY min(started_at) DESC LIMIT %(limit)s"""

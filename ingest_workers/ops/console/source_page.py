@@ -2,7 +2,7 @@
 schedule, cursor), its runs as a chart and a table, the top reasons of its rejects with a few
 records each, and its datasets. After the runs, when the latest run fanned out, its progress per
 child source (the document's ``children``): parents done / total, child jobs by state and the
-newest failed parents' keys with their errors."""
+newest failed parents' keys with their errors; a child source that run gave no job says why."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from urllib.parse import quote
 from .chart import runs_chart
 from .layout import cell, e, number, page, table
 
-_RUN_HEADERS = ("run", "started", "duration", "outcome", "jobs", "fetched", "loaded", "updated", "duplicate",
-                "rejected", "error")
+_RUN_HEADERS = ("run", "started", "duration", "outcome", "jobs", "fetched", "loaded", "updated", "deleted",
+                "duplicate", "rejected", "error")
 _FAN_OUT_HEADERS = ("child source", "parents done / total", "skipped", "failed", "pending", "jobs queued", "running",
                     "failed", "loaded")
-_COUNTS = ("fetched", "loaded", "updated", "duplicate", "rejected")
+_COUNTS = ("fetched", "loaded", "updated", "deleted", "duplicate", "rejected")
 
 
 def source_href(name: str) -> str:
@@ -91,16 +91,17 @@ def _sample(sample: dict[str, Any]) -> str:
 
 def _datasets(document: dict[str, Any]) -> str:
     rows = [f'<tr data-dataset="{e(d["name"])}">{cell(d["name"] or "-")}{cell(number(d["loaded"]), "n loaded")}'
-            f'{cell(number(d["updated"]), "n updated")}{cell(number(d["rejected"]), "n rejected")}</tr>'
-            for d in document.get("datasets", [])]
-    return table("datasets", ("dataset", f"loaded {document['window_days']}d", "updated", "rejected"), rows,
+            f'{cell(number(d["updated"]), "n updated")}{cell(number(d.get("deleted")), "n deleted")}'
+            f'{cell(number(d["rejected"]), "n rejected")}</tr>' for d in document.get("datasets", [])]
+    return table("datasets", ("dataset", f"loaded {document['window_days']}d", "updated", "deleted", "rejected"), rows,
                  "no dataset")
 
 
 def _fan_out(children: list[dict[str, Any]]) -> list[str]:
     if not children:
         return []
-    parts = [f"<h2>fan-out progress of run {e(children[0]['run_id'])}</h2>",
+    run_id = next((child["run_id"] for child in children if child.get("run_id")), None)
+    parts = [f"<h2>fan-out progress of run {e(run_id)}</h2>" if run_id else "<h2>child sources</h2>",
              table("fan-out", _FAN_OUT_HEADERS, (_child_row(child) for child in children), "")]
     for child in children:
         if child["failed_parents"]:
@@ -114,7 +115,11 @@ def _fan_out(children: list[dict[str, Any]]) -> list[str]:
 
 def _child_row(child: dict[str, Any]) -> str:
     parents, jobs = child["parents"], child["jobs"]
-    cells = [f'<td><a href="{e(source_href(child["source"]))}">{e(child["source"])}</a></td>',
+    link = f'<td><a href="{e(source_href(child["source"]))}">{e(child["source"])}</a></td>'
+    if child.get("state"):  # no job of it in that run: why, in a sentence
+        return (f'<tr data-child="{e(child["source"])}">{link}'
+                f'<td class="state" colspan="{len(_FAN_OUT_HEADERS) - 1}">{e(child["state"])}</td></tr>')
+    cells = [link,
              cell(f"{number(parents['done'])} / {number(parents['total'])}", "n parents"),
              *(cell(number(parents[state]), f"n parents-{state}") for state in ("skipped", "failed", "pending")),
              *(cell(number(jobs[state]), f"n jobs-{state}") for state in ("queued", "running", "failed")),

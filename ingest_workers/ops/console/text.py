@@ -7,11 +7,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-_RUN_COLUMNS = ("run_id", "started_at", "seconds", "outcome", "fetched", "loaded", "updated", "duplicate", "rejected")
+_RUN_COLUMNS = ("run_id", "started_at", "seconds", "outcome", "fetched", "loaded", "updated", "deleted", "duplicate",
+                "rejected")
 
 
 def format_source(document: dict[str, Any]) -> str:
-    """A source document: its facts, its runs as a table, its top reject reasons with one record each."""
+    """A source document: its facts, its runs as a table, its latest run's fan-out, its top reject
+    reasons with one record each."""
     catalog = document.get("catalog") or {}
     cursor = document.get("cursor")
     lines = [f"source {document['source']}: dataset {catalog.get('dataset') or '-'}, "
@@ -22,11 +24,32 @@ def format_source(document: dict[str, Any]) -> str:
     lines += _columns([[c.replace("_id", "").replace("_at", "") for c in _RUN_COLUMNS], *rows])
     if not rows:
         lines.append(f"no runs in the last {document['window_days']} days")
+    lines += _fan_out(document.get("children") or [])
     for reason in document["rejects"]["reasons"]:
         lines += ["", f"{reason['count']} x {reason['reason']} (stage {reason['stage']})"]
         lines += [f"  {sample['job_id']}: {json.dumps(sample['payload'], sort_keys=True)[:300]}"
                   for sample in reason["samples"][:1]]
     return "\n".join(lines)
+
+
+def _fan_out(children: list[dict[str, Any]]) -> list[str]:
+    """The document's ``children``: per child source of the latest run, its parents and child jobs
+    by state and its newest failed parents, or why it has no job."""
+    if not children:
+        return []
+    run_id = next((child["run_id"] for child in children if child.get("run_id")), None)
+    lines = ["", f"fan-out of run {run_id}:" if run_id else "child sources:"]
+    for child in children:
+        if child.get("state"):
+            lines.append(f"  {child['source']}: {child['state']}")
+            continue
+        parents, jobs = child["parents"], child["jobs"]
+        lines.append(f"  {child['source']}: parents done {parents['done']} / {parents['total']}, skipped "
+                     f"{parents['skipped']}, failed {parents['failed']}, pending {parents['pending']}; child jobs "
+                     f"queued {jobs['queued']}, running {jobs['running']}, failed {jobs['failed']}; "
+                     f"loaded {child['loaded']}")
+        lines += [f"    failed parent {f['key']}: {f.get('error') or ''}".rstrip() for f in child["failed_parents"]]
+    return lines
 
 
 def format_workers(document: dict[str, Any]) -> str:
