@@ -61,6 +61,10 @@ def _source_row(name: str, s: dict[str, Any]) -> str:
     health = str(s.get("health", ""))
     return (f'<tr class="source {e(health.replace(" ", "-"))}" data-source="{e(name)}">'
             f'<td class="name"><a href="{e(source_href(name))}">{e(name)}</a></td>{cell(health, "health")}'
-            f'{cell(last.get("started_at") or "-")}{cell(last.get("status") or s.get("state") or "never", "outcome")}'
-            f'{cell(rate)}'
+            f'{cell(last.get("started_at") or "-")}{_outcome(last.get("status"), s.get("state"))}{cell(rate)}'
             f'{cell(number(s.get("loaded", 0)), "n loaded")}{cell(failure_text, "failure")}</tr>')
+
+
+def _outcome(status: str | None, state: str | None) -> str:
+    """The last run's outcome; for a child source without any job, why, in a sentence."""
+    return cell(state, "outcome state") if state and not status else cell(status or "never", "outcome")

@@ -10,9 +10,7 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,15 +24,13 @@ import psycopg2.extensions
 import pytest
 import redis
 import requests
-from click.testing import CliRunner
 
 from ingest_workers.catalog import load_catalog
-from ingest_workers.cli import main
 from ingest_workers.core.config import Settings
 from ingest_workers.ops.watch import wait_for_jobs
 from ingest_workers.runtime.producer import enqueue_run, make_queue
 from ingest_workers.runtime.workerpool import local_workers
-from tests.dom import Dom
+from tests.console import browse, ingest, run_jobs
 from tests.helpers import answer, metrics_server, serving, wait_until
 
 pytestmark = pytest.mark.integration
@@ -92,29 +88,6 @@ def catalog_text(url: str) -> str:
             f'[sources.shop_flaky]\n{common}\nurl = "{url}/flaky"\n')
 
 
-def browse(url: str, tmp_path: Path, shot: str, wait: int = 0) -> Dom:
-    """The DOM of ``url`` after Chromium loaded it (and let ``wait`` seconds of virtual time pass, in
-    which the page refreshes itself), and screenshots of it at 1280x800 and phone width."""
-    binary = shutil.which("chromium")
-    assert binary, "chromium is not installed: scripts/test installs Debian's package (apt-get install chromium)"
-    base = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-            f"--user-data-dir={tmp_path / 'chromium'}"]
-    for size, suffix in (("1280,800", ""), ("390,844", "-phone")):
-        done = subprocess.run([*base, f"--window-size={size}", f"--screenshot={tmp_path / f'{shot}{suffix}.png'}",
-                               url], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0 and (tmp_path / f"{shot}{suffix}.png").stat().st_size > 0, done.stderr
-    budget = [f"--virtual-time-budget={wait * 1000}"] if wait else []
-    done = subprocess.run([*base, *budget, "--dump-dom", url], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return Dom.parse(done.stdout)
-
-
-def run_jobs(queue: Any, settings: Settings, specs: list[Any], run_id: str) -> list[str]:
-    job_ids = [e.job_id for e in enqueue_run(queue, settings, specs, run_id)]
-    assert wait_for_jobs(queue, job_ids, lambda state: None, timeout=90).done == len(job_ids)
-    return job_ids
-
-
 def test_the_console_shows_runs_rejects_and_workers_as_the_fixture_made_them(
     redis_client: redis.Redis, pg: psycopg2.extensions.connection, settings: Settings, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -147,11 +120,7 @@ def test_the_console_shows_runs_rejects_and_workers_as_the_fixture_made_them(
 
 
 def cli_status(settings: Settings, catalog: Path, *flags: str) -> str:
-    env = {"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url, "INGEST_QUEUE": settings.queue,
-           "SHOP_TOKEN": TOKEN}
-    result = CliRunner().invoke(main, ["--catalog", str(catalog), "status", *flags], env=env)
-    assert result.exit_code == 0, result.output
-    return result.output
+    return ingest(settings, catalog, "status", *flags, env={"SHOP_TOKEN": TOKEN})
 
 
 def check_source_page(console: str, tmp_path: Path, settings: Settings, catalog: Path) -> None:
@@ -163,8 +132,10 @@ def check_source_page(console: str, tmp_path: Path, settings: Settings, catalog:
     before = time.time()
     page = browse(f"{console}/sources/shop_rejects", tmp_path, "source")
     valid, rejected = len(VALID), len(NO_NAME) + len(NEGATIVE)
-    expected_runs = {"run-1": {"loaded": valid, "duplicate": 0, "rejected": rejected, "fetched": len(RECORDS)},
-                     "run-2": {"loaded": 0, "duplicate": valid, "rejected": rejected, "fetched": len(RECORDS)}}
+    expected_runs = {"run-1": {"loaded": valid, "duplicate": 0, "rejected": rejected, "fetched": len(RECORDS),
+                               "deleted": 0},
+                     "run-2": {"loaded": 0, "duplicate": valid, "rejected": rejected, "fetched": len(RECORDS),
+                               "deleted": 0}}
     rows = {row.attrs["data-run"]: row for row in page.find_all("tr", **{"data-run": None})}
     for run_id, counts in expected_runs.items():
         row = rows[run_id]

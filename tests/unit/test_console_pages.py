@@ -43,7 +43,7 @@ def source_document() -> dict[str, Any]:
 
 
 def _child(name: str) -> dict[str, Any]:
-    return {"source": name, "run_id": HOSTILE, "loaded": 40,
+    return {"source": name, "run_id": HOSTILE, "loaded": 40, "skipped": 4,
             "parents": {"total": 9, "done": 5, "skipped": 1, "failed": 1, "pending": 2},
             "jobs": {"queued": 3, "running": 1, "failed": 2},
             "failed_parents": [{"key": HOSTILE, "error": HOSTILE, "at": "2026-12-01T10:00:00+00:00"},
@@ -123,7 +123,7 @@ def test_the_fan_out_progress_shows_each_child_s_numbers_and_its_failed_keys_esc
     dom = Dom.parse(html)
     row = dom.find_all("tr", data_child="reviews")[0]
     cells = {c.attrs["class"]: c.text for c in row.find_all("td") if "class" in c.attrs}
-    assert cells == {"n parents": "5 / 9", "n parents-skipped": "1", "n parents-failed": "1",
+    assert cells == {"n parents": "5 / 9", "n parents-failed": "1", "n skipped": "4",
                      "n parents-pending": "2", "n jobs-queued": "3", "n jobs-running": "1", "n jobs-failed": "2",
                      "n loaded": "40"}
     failed = dom.find_all("ul", data_child="reviews")[0].find_all("li")
@@ -141,6 +141,6 @@ def test_a_child_source_without_jobs_says_why_on_the_page_and_in_the_text() -> N
     assert Dom.parse(render_source_page(document)).first("tr", data_run="r1").first("td", cls="deleted").text == "5"
     text = format_source(document)
     assert f"  details: {waiting['state']}" in text
-    assert ("  reviews: parents done 5 / 9, skipped 1, failed 1, pending 2; child jobs queued 3, running 1, "
-            "failed 2; loaded 40") in text
+    assert ("  reviews: parents done 5 / 9, failed 1, pending 2, requests skipped 4; child jobs queued 3, "
+            "running 1, failed 2; loaded 40") in text
     assert f"    failed parent {HOSTILE}: {HOSTILE}" in text and "    failed parent p-old" in text

@@ -70,7 +70,7 @@ def _children(conn: psycopg2.extensions.connection, name: str, spec: SourceSpec 
     progress = queries.fan_out_progress(conn, name, run.run_id, FAILED_PARENTS) if run else []
     shown = {child.source for child in progress}
     found = [{"source": child.source, "run_id": run.run_id if run else None, "state": None,
-              "parents": child.parents, "jobs": child.jobs, "loaded": child.loaded,
+              "parents": child.parents, "jobs": child.jobs, "loaded": child.loaded, "skipped": child.skipped,
               "failed_parents": [{"key": redactor.redact(f.key), "error": redactor.redact(f.error), "at": iso(f.at)}
                                  for f in child.failed_parents]}
              for child in progress]
@@ -83,7 +83,7 @@ def _waiting(child: str, parent: str, run: queries.RunRow | None) -> dict[str, A
     return {"source": child, "run_id": run.run_id if run else None,
             "state": waiting_child(parent, run.run_id if run else None, run.outcome if run else None),
             "parents": dict.fromkeys(queries.PARENT_STATES, 0), "jobs": dict.fromkeys(queries.JOB_STATES, 0),
-            "loaded": 0, "failed_parents": []}
+            "loaded": 0, "skipped": 0, "failed_parents": []}
 
 
 def _catalog(spec: SourceSpec | None) -> dict[str, Any] | None:

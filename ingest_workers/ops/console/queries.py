@@ -60,7 +60,7 @@ FROM fanout_parents WHERE run_id = %(run)s AND child_source = ANY(%(children)s) 
 
 _CHILD_JOBS = """
 SELECT source, count(*) FILTER (WHERE status = 'enqueued'), count(*) FILTER (WHERE status = 'started'),
-       count(*) FILTER (WHERE status IN ('failed', 'partial')), coalesce(sum(loaded), 0)
+       count(*) FILTER (WHERE status IN ('failed', 'partial')), coalesce(sum(loaded), 0), coalesce(sum(skipped), 0)
 FROM ingest_jobs WHERE run_id = %(run)s AND source = ANY(%(children)s) GROUP BY source"""
 
 # A few failed parents of each child source, newest first.
@@ -159,6 +159,7 @@ class ChildProgress:
     parents: dict[str, int]  # total, done, skipped, failed, pending
     jobs: dict[str, int]  # queued (enqueued), running (started), failed (failed or partial)
     loaded: int  # records its jobs of the run loaded
+    skipped: int  # requests its jobs skipped (its ``on_status``: a deleted parent's 404); those parents are done
     failed_parents: list[FailedParent]  # the newest few
 
 
@@ -184,6 +185,6 @@ def fan_out_progress(conn: psycopg2.extensions.connection, source: str, run_id: 
         cur.execute(_FAILED_PARENTS, params)
         failures = cur.fetchall()
     return [ChildProgress(child, parents.get(child, dict.fromkeys(PARENT_STATES, 0)),
-                          dict(zip(JOB_STATES, jobs.get(child, [0, 0, 0, 0])[:3])), jobs.get(child, [0] * 4)[3],
+                          dict(zip(JOB_STATES, jobs.get(child, [0] * 5)[:3])), *jobs.get(child, [0] * 5)[3:],
                           [FailedParent(key, error, at) for name, key, error, at in failures if name == child])
             for child in params["children"]]

@@ -15,8 +15,8 @@ from .layout import cell, e, number, page, table
 
 _RUN_HEADERS = ("run", "started", "duration", "outcome", "jobs", "fetched", "loaded", "updated", "deleted",
                 "duplicate", "rejected", "error")
-_FAN_OUT_HEADERS = ("child source", "parents done / total", "skipped", "failed", "pending", "jobs queued", "running",
-                    "failed", "loaded")
+_FAN_OUT_HEADERS = ("child source", "parents done / total", "failed", "pending", "requests skipped", "jobs queued",
+                    "running", "failed", "loaded")
 _COUNTS = ("fetched", "loaded", "updated", "deleted", "duplicate", "rejected")
 
 
@@ -121,7 +121,8 @@ def _child_row(child: dict[str, Any]) -> str:
                 f'<td class="state" colspan="{len(_FAN_OUT_HEADERS) - 1}">{e(child["state"])}</td></tr>')
     cells = [link,
              cell(f"{number(parents['done'])} / {number(parents['total'])}", "n parents"),
-             *(cell(number(parents[state]), f"n parents-{state}") for state in ("skipped", "failed", "pending")),
+             *(cell(number(parents[state]), f"n parents-{state}") for state in ("failed", "pending")),
+             cell(number(child.get("skipped")), "n skipped"),
              *(cell(number(jobs[state]), f"n jobs-{state}") for state in ("queued", "running", "failed")),
              cell(number(child.get("loaded")), "n loaded")]
     return f'<tr data-child="{e(child["source"])}">{"".join(cells)}</tr>'

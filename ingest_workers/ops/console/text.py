@@ -44,9 +44,9 @@ def _fan_out(children: list[dict[str, Any]]) -> list[str]:
             lines.append(f"  {child['source']}: {child['state']}")
             continue
         parents, jobs = child["parents"], child["jobs"]
-        lines.append(f"  {child['source']}: parents done {parents['done']} / {parents['total']}, skipped "
-                     f"{parents['skipped']}, failed {parents['failed']}, pending {parents['pending']}; child jobs "
-                     f"queued {jobs['queued']}, running {jobs['running']}, failed {jobs['failed']}; "
+        lines.append(f"  {child['source']}: parents done {parents['done']} / {parents['total']}, failed "
+                     f"{parents['failed']}, pending {parents['pending']}, requests skipped {child.get('skipped', 0)}; "
+                     f"child jobs queued {jobs['queued']}, running {jobs['running']}, failed {jobs['failed']}; "
                      f"loaded {child['loaded']}")
         lines += [f"    failed parent {f['key']}: {f.get('error') or ''}".rstrip() for f in child["failed_parents"]]
     return lines
