@@ -124,7 +124,8 @@ def test_the_pages_show_a_real_fan_out_s_progress_and_why_child_sources_have_no_
             [child] = document["children"]
             assert {key: child[key] for key in expected} == expected
             check_fan_out_page(browse(f"{console}/sources/{name}", tmp_path, f"fan-out-{name}"), expected)
-        check_child_runs(browse(f"{console}/sources/cx_comments", tmp_path, "comments"), comments)
+        check_run(browse(f"{console}/sources/cx_issues", tmp_path, "issues"), "finished", ISSUES)
+        check_run(browse(f"{console}/sources/cx_comments", tmp_path, "comments"), "partial", comments)
         gone = browse(f"{console}/sources/cx_gone", tmp_path, "gone")
         front = browse(f"{console}/", tmp_path, "front")
     text = ingest(settings, fan_out_catalog, "status", "--source", "cx_issues")
@@ -157,15 +158,18 @@ def check_fan_out_page(page: Dom, expected: dict[str, Any]) -> None:
     assert failed.attrs["data-key"] == str(FORBIDDEN) and "HTTP 403" in failed.text
 
 
-def check_child_runs(page: Dom, comments: int) -> None:
-    """The child source's run: its counts per run as the fixture makes them (each comment once)."""
+def check_run(page: Dom, outcome: str, loaded: int) -> None:
+    """A source's run-f: its outcome and counts as the fixture makes them (each record loaded once);
+    the child source's is partial, its job with issue FORBIDDEN having lost that parent's comments."""
     row = page.first("tr", data_run="run-f")
-    assert row.first("td", cls="outcome").text == "partial"  # the job with issue 7 lost its comments
+    assert row.first("td", cls="outcome").text == outcome
     assert {kind: row.first("td", cls=kind).text for kind in ("loaded", "updated", "deleted", "duplicate",
                                                               "rejected")} == \
-        {"loaded": f"{comments:,}", "updated": "0", "deleted": "0", "duplicate": "0", "rejected": "0"}
+        {"loaded": f"{loaded:,}", "updated": "0", "deleted": "0", "duplicate": "0", "rejected": "0"}
     [bar] = page.find_all("rect", data_run="run-f")
-    assert (bar.attrs["data-kind"], int(bar.attrs["data-value"])) == ("loaded", comments)
+    assert (bar.attrs["data-kind"], int(bar.attrs["data-value"])) == ("loaded", loaded)
+
+
 PARENT, CHILD, RUN, OLD_RUN = "shop_orders", "order_lines", "run-new", "run-old"
 BAD_KEY = "<b>7</b>"
 STATUSES = ["done"] * 5 + ["pending"] * 2 + ["failed"]  # parents 1..8; parent 8's key is BAD_KEY
