@@ -15,6 +15,7 @@ from ingest_workers.ops.console.redaction import HIDDEN, PayloadRedactor
 from ingest_workers.ops.console.source_page import render_source_page
 from ingest_workers.ops.console.text import format_source
 from ingest_workers.ops.console.workers_page import render_workers_page
+from ingest_workers.ops.status import waiting_child
 from ingest_workers.ops.status_page import render_page
 from tests.dom import Dom
 
@@ -144,3 +145,11 @@ def test_a_child_source_without_jobs_says_why_on_the_page_and_in_the_text() -> N
     assert ("  reviews: parents done 5 / 9, failed 1, pending 2, requests skipped 4; child jobs queued 3, "
             "running 1, failed 2; loaded 40") in text
     assert f"    failed parent {HOSTILE}: {HOSTILE}" in text and "    failed parent p-old" in text
+
+
+def test_a_child_source_s_state_follows_its_parent_s_latest_run() -> None:
+    assert waiting_child("shop", None, None) == "never run: its parent shop has not run yet"
+    for running in ("running", "enqueued", "started"):
+        assert waiting_child("shop", "r2", running) == "no jobs yet: its parent shop's run r2 is still running"
+    assert waiting_child("shop", "r1", "failed") == \
+        "no jobs: its parent shop's latest run r1 ended failed without fanning out to it"
