@@ -127,7 +127,9 @@ def test_the_pages_show_a_real_fan_out_s_progress_and_why_child_sources_have_no_
         check_run(browse(f"{console}/sources/cx_issues", tmp_path, "issues"), "finished", ISSUES)
         check_run(browse(f"{console}/sources/cx_comments", tmp_path, "comments"), "partial", comments)
         gone = browse(f"{console}/sources/cx_gone", tmp_path, "gone")
+        idle = browse(f"{console}/sources/cx_idle_comments", tmp_path, "idle")
         front = browse(f"{console}/", tmp_path, "front")
+        sources = requests.get(f"{console}/status", timeout=10).json()["sources"]
     text = ingest(settings, fan_out_catalog, "status", "--source", "cx_issues")
     assert (f"  cx_comments: parents done {ISSUES - 1} / {ISSUES}, failed 1, pending 0, requests skipped "
             f"{expected['skipped']}; child jobs queued 0, running 0, failed 1; loaded {comments}") in text
@@ -138,8 +140,10 @@ def test_the_pages_show_a_real_fan_out_s_progress_and_why_child_sources_have_no_
     assert gone.first("tr", data_child="cx_gone_comments").first("td", cls="state").text == waiting["cx_gone_comments"]
     rows = {row.attrs["data-source"]: row for row in front.find_all("tr", **{"data-source": None})}
     assert set(rows) == set(specs)
+    assert idle.first("tr", data_child="cx_idle_comments").first("td", cls="state").text == waiting["cx_idle_comments"]
     for name, state in waiting.items():
         assert rows[name].first("td", cls="outcome").text == state
+        assert (sources[name]["parent"], sources[name]["state"]) == (name.removesuffix("_comments"), state)
     assert rows["cx_comments"].first("td", cls="loaded").text == f"{comments:,}"
     status = ingest(settings, fan_out_catalog, "status")
     assert all(f"{name}: child source of {name.removesuffix('_comments')}: {state}" in status
