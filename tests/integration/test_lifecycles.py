@@ -592,3 +592,86 @@ def test_the_replace_switch_waits_for_every_job_and_happens_once(pg: psycopg2.ex
         assert cur.fetchall() == [("a",), ("b",)]
         cur.execute("SELECT count(*) FROM lc_once_staged")
         assert cur.fetchone() == (0,)
+
+
+CARTS = {
+    "lc_carts": {"table": "lc_carts", "key": ["cart_id"], "write": "replace",
+                 "columns": {"cart_id": "text", "total": "integer"}},
+    "lc_cart_lines": {"table": "lc_cart_lines", "nested_in": "lc_carts", "path": "lines", "key": ["line_id"],
+                      "fields": {"line_id": "id"}, "columns": {"line_id": "integer", "qty": "integer"}},
+    "lc_line_notes": {"table": "lc_line_notes", "nested_in": "lc_cart_lines", "path": "notes",
+                      "columns": {"value": "text"}},
+}
+
+
+def test_a_replace_switch_replaces_the_nested_rows_at_every_depth_with_their_parents(
+    pg: psycopg2.extensions.connection,
+) -> None:
+    from ingest_workers.core.models import Lineage
+    from ingest_workers.datasets import parse_dataset, resolve_nested
+    from ingest_workers.load.loader import PostgresLoader
+    from ingest_workers.load.replace_switch import switch_if_complete
+
+    tables = [*CARTS, *(f"{name}_staged" for name in CARTS)]
+    with pg, pg.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
+        cur.execute("DELETE FROM replace_switches WHERE source IN ('shop', 'other')")
+        cur.execute("DELETE FROM ingest_jobs WHERE run_id LIKE 'lc-carts-%'")
+    carts = resolve_nested({name: parse_dataset(name, entry) for name, entry in CARTS.items()})
+    migrate(pg, carts.values())
+    loader = PostgresLoader(pg)
+
+    def run(source: str, run_id: str, served: dict[str, dict[int, list[str]]], ends: str = "finished") -> Any:
+        """Load ``served`` (cart -> line -> notes) as one job of ``source`` ending ``ends``, then its switch."""
+        job_id = f"{run_id}-{source}"
+        lineage = Lineage(source, run_id, job_id, "2026-03-01T00:00:00+00:00")
+        with pg, pg.cursor() as cur:
+            cur.execute("INSERT INTO ingest_jobs (job_id, run_id, source, status) VALUES (%s, %s, %s, 'started')",
+                        (job_id, run_id, source))
+        rows = [{"cart_id": cart, "total": len(lines), "source": source, "run_id": run_id, "job_id": job_id,
+                 "fetched_at": lineage.fetched_at,
+                 "raw": {"lines": [{"id": line, "qty": 1, "notes": notes} for line, notes in lines.items()]}}
+                for cart, lines in served.items()]
+        loader.load_batch(carts["lc_carts"], rows, [], lineage)
+        assert stored(source) == expected(previous.get(source, {}))  # staged only: readers see the last set
+        with pg, pg.cursor() as cur:
+            if ends != "finished":
+                cur.execute("UPDATE ingest_jobs SET status = %s WHERE job_id = %s", (ends, job_id))
+            return switch_if_complete(cur, carts["lc_carts"], source, run_id, job_id if ends == "finished" else None)
+
+    def stored(source: str) -> tuple[set[Any], ...]:
+        with pg, pg.cursor() as cur:
+            cur.execute("SELECT cart_id FROM lc_carts WHERE source = %s", (source,))
+            found: list[set[Any]] = [set(cur.fetchall())]
+            cur.execute("SELECT cart_id, line_id FROM lc_cart_lines WHERE source = %s", (source,))
+            found.append(set(cur.fetchall()))
+            cur.execute("SELECT cart_id, line_id, item_index, value FROM lc_line_notes WHERE source = %s", (source,))
+            found.append(set(cur.fetchall()))
+        return tuple(found)
+
+    def expected(served: dict[str, dict[int, list[str]]]) -> tuple[set[Any], ...]:
+        return ({(cart,) for cart in served}, {(cart, line) for cart, lines in served.items() for line in lines},
+                {(cart, line, index, note) for cart, lines in served.items() for line, notes in lines.items()
+                 for index, note in enumerate(notes)})
+
+    previous: dict[str, dict[str, dict[int, list[str]]]] = {}
+    other = {"a": {1: ["x"]}, "b": {1: ["y"]}}
+    assert run("other", "lc-carts-0", other).outcome == "replaced"
+    previous["other"] = other
+    first = {"a": {1: ["x", "y"], 2: ["z"]}, "b": {1: ["w"]}}
+    assert run("shop", "lc-carts-1", first).outcome == "replaced" and stored("shop") == expected(first)
+    previous["shop"] = first
+    second = {"a": {1: ["x", "v"]}}  # b withdrawn with its line and note; a's line 2 gone; a note changed
+    done = run("shop", "lc-carts-2", second)
+    assert done.outcome == "replaced" and stored("shop") == expected(second)
+    # by key: a note whose value changed is updated, not gone
+    gone = [len({row[:3] for row in before} - {row[:3] for row in after})
+            for before, after in zip(expected(first), expected(second))]
+    assert (done.deleted, done.nested) == (gone[0], {"lc_cart_lines": gone[1], "lc_line_notes": gone[2]})
+    previous["shop"] = second
+    refused = run("shop", "lc-carts-3", {"c": {1: ["q"]}}, ends="failed")
+    assert refused.outcome == "refused" and stored("shop") == expected(second)
+    assert stored("other") == expected(other)  # another source's rows, at every depth, untouched
+    with pg, pg.cursor() as cur:
+        cur.execute(" UNION ALL ".join(f"SELECT count(*) FROM {name}_staged" for name in CARTS))
+        assert [count for (count,) in cur.fetchall()] == [0, 0, 0]  # switched or refused: nothing left staged
