@@ -76,9 +76,10 @@ def _replace(cur: Any, dataset: Dataset, source: str, run_id: str) -> Switch:
     """The source's rows, and those of every dataset nested in it, replaced by the ones the run staged."""
     deleted, written = _replace_table(cur, dataset, source, run_id)
     nested = {child.name: _replace_table(cur, child, source, run_id)[0] for child in descendants(dataset)}
+    nested = {name: gone for name, gone in nested.items() if gone}
+    with_them = "; gone with them: " + ", ".join(f"{gone} {name}" for name, gone in nested.items()) if nested else ""
     return Switch("replaced", f"run {run_id} replaced the rows of source {source} in {dataset.table}: "
-                              f"{deleted} gone, {written} new or changed", deleted, written,
-                  {name: gone for name, gone in nested.items() if gone})
+                              f"{deleted} gone, {written} new or changed{with_them}", deleted, written, nested)
 
 
 def _replace_table(cur: Any, dataset: Dataset, source: str, run_id: str) -> tuple[int, int]:

@@ -397,7 +397,7 @@ def _check_counts_and_switches(pg: psycopg2.extensions.connection) -> None:
     _check_deleted_shown(pg, gone_in_2)
     [broken] = [s for s in JobHistory(pg).summarise("run-5") if s.source == "src_catalog_items"]
     assert broken.switch is not None and "replaced nothing" in broken.switch.detail
-    assert "1 failed" in broken.switch.detail or "1 partial" in broken.switch.detail
+    assert "1 failed" in broken.switch.detail
 
 
 def _check_deleted_shown(pg: psycopg2.extensions.connection, gone_in_2: int) -> None:
@@ -668,6 +668,7 @@ def test_a_replace_switch_replaces_the_nested_rows_at_every_depth_with_their_par
     gone = [len({row[:3] for row in before} - {row[:3] for row in after})
             for before, after in zip(expected(first), expected(second))]
     assert (done.deleted, done.nested) == (gone[0], {"lc_cart_lines": gone[1], "lc_line_notes": gone[2]})
+    assert done.detail.endswith(f"1 new or changed; gone with them: {gone[1]} lc_cart_lines, {gone[2]} lc_line_notes")
     previous["shop"] = second
     refused = run("shop", "lc-carts-3", {"c": {1: ["q"]}}, ends="failed")
     assert refused.outcome == "refused" and stored("shop") == expected(second)
