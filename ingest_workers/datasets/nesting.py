@@ -3,7 +3,7 @@ product's reviews), as dlt makes child tables.
 
 - :func:`attach`: a nested dataset given its parent: the parent's key columns come first in its
   columns and its key, so its unique key is ``(source, *parent_key, *item_key)``; it is written as
-  its parent is (append or merge).
+  its parent is (append, merge, replace: switched with it; history: per version, one level deep).
 - :func:`resolve_nested`: a catalog's datasets with each nested one attached to its parent and
   listed in the parent's ``nested`` (so it travels in the parent's jobs).
 - :func:`item_rows`: the rows of one nested dataset for some parent rows, and the items refused,
@@ -27,10 +27,12 @@ from .model import ITEM_INDEX, LINEAGE_COLUMNS, Column, Dataset
 
 def attach(parent: Dataset, child: Dataset) -> Dataset:
     """``child`` (parsed alone: its key is its item key) under ``parent``."""
-    if parent.write == "replace" or (parent.write == "history" and parent.nested_in is not None):
-        raise ConfigError(f"[datasets.{child.name}] key 'nested_in': {parent.name!r} is write = "
-                          f"\"{parent.write}\"{' and nested' if parent.nested_in else ''}, which keeps no nested "
-                          "datasets yet; nest in a merge, append or (top-level) history dataset")
+    if parent.write == "history" and parent.nested_in is not None:
+        raise ConfigError(f"[datasets.{child.name}] key 'nested_in': {parent.name!r} is nested in the history "
+                          f"dataset {parent.nested_in!r}, whose items are kept per version of their record, and "
+                          f"items of those items would need versions of their own, which are not kept: query the "
+                          f"list in the raw column of {parent.name!r}, or declare {parent.nested_in!r} with "
+                          "write = \"merge\" to nest deeper")
     clash = [c for c in child.column_names if c in parent.key]
     if clash:
         raise ConfigError(f"[datasets.{child.name}] key 'columns': {clash[0]!r} is a key column of "

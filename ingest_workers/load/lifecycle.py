@@ -1,7 +1,8 @@
 """The write modes beyond append and plain merge, for :class:`~.loader.PostgresLoader`, inside the
 batch's transaction: a merge dataset's ``deleted_column`` (:mod:`.deletions`), ``write = "history"``
-(:mod:`.history_write`) and ``write = "replace"`` (:mod:`.replace_rows`; the run's switch is
-:mod:`.replace_switch`). The loader keeps one hook: :func:`handles`, then :func:`write_rows`.
+(:mod:`.history_write`) and ``write = "replace"`` (:mod:`.replace_rows`, its nested items
+:mod:`.replace_items`; the run's switch is :mod:`.replace_switch`). The loader keeps one hook:
+:func:`handles`, then :func:`write_rows`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..datasets import Dataset
 from .deletions import delete_rows, split_flagged
 from .history_items import write_version_items
 from .history_write import write_history
+from .replace_items import stage_items
 from .replace_rows import first_per_key, stage_rows
 
 
@@ -45,15 +47,17 @@ def handles(dataset: Dataset) -> bool:
     return dataset.write in ("history", "replace") or dataset.deleted_column is not None
 
 
+def handles_nested(dataset: Dataset) -> bool:
+    """Whether the items of ``dataset``'s nested datasets are written here too: with each version
+    (history, :mod:`.history_items`), or staged with their parents (replace, :mod:`.replace_items`)."""
+    return dataset.write in ("history", "replace")
+
+
 def write_rows(writer: RowWriter, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
                all_new: bool, lineage: Lineage) -> Written:
     """Write one batch's ``rows`` of ``dataset`` (:func:`handles` it) in the transaction of ``cur``."""
     if dataset.write == "replace":  # staged for the run's switch; the first record of a key in the run stays
-        once = first_per_key(dataset, rows)
-        inserted, updated, written = stage_rows(cur, dataset, once,
-                                                writer.staged(cur, dataset,
-                                                              writer.copy_payload(once, dataset.load_columns)))
-        return Written(inserted, updated, 0, written, {})
+        return _stage(writer, cur, dataset, rows, lineage)
     rows = latest_per_key(dataset, rows)
     if dataset.write == "history":
         done = write_history(cur, dataset, rows, writer.copy_payload(rows, dataset.load_columns))
@@ -65,6 +69,20 @@ def write_rows(writer: RowWriter, cur: Any, dataset: Dataset, rows: Sequence[dic
     merged = writer.merge_rows(cur, dataset, live, all_new and not flagged) if live else (0, 0, [])
     removed, nested = delete_rows(cur, dataset, flagged)
     return Written(merged[0], merged[1], len(removed), merged[2], nested)
+
+
+def _stage(writer: RowWriter, cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
+           lineage: Lineage) -> Written:
+    """A replace dataset's rows, and their nested items, staged for the run's switch."""
+    def staging(cur: Any, staged: Dataset, rows: Sequence[dict[str, Any]]) -> sql.Composable:
+        return writer.staged(cur, staged, writer.copy_payload(rows, staged.load_columns))
+
+    once = first_per_key(dataset, rows)
+    done = stage_rows(cur, dataset, once, staging(cur, dataset, once))
+    items, refused = stage_items(cur, dataset, done.staged, staging)
+    if refused:
+        writer.insert_rejections(cur, refused, lineage)
+    return Written(done.inserted, done.updated, 0, done.written, items)
 
 
 def latest_per_key(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from psycopg2.extras import execute_values
 from ..core.connections import postgres_errors
 from ..core.models import Lineage, Rejected
 from ..datasets import Dataset
-from .lifecycle import handles, latest_per_key, write_rows
+from .lifecycle import handles, handles_nested, latest_per_key, write_rows
 from .nested import NestedCounts, add_nested, write_nested
 
 
@@ -166,7 +166,7 @@ class PostgresLoader:
             elif rows:
                 written = self.insert_rows(cur, dataset, rows)
                 inserted = len(written)
-            if dataset.nested and dataset.write != "history":  # history: with each version (.history_items)
+            if dataset.nested and not handles_nested(dataset):  # history, replace: .lifecycle
                 nested = add_nested(dict(nested), write_nested(self, cur, dataset, written, lineage))
             if rejected:
                 self.insert_rejections(cur, rejected, lineage)

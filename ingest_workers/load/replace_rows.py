@@ -12,7 +12,7 @@ switch, once every job of the source in the run ended ``finished``, is :mod:`.re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg2 import sql
 
@@ -47,30 +47,44 @@ def first_per_key(dataset: Dataset, rows: Sequence[dict[str, Any]]) -> list[dict
     return list(chosen.values())
 
 
-def stage_rows(cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]],
-               batch: sql.Composable) -> tuple[int, int, list[dict[str, Any]]]:
-    """Stage ``rows`` (one per key, numbered in the temporary table ``batch``) for the run; return
-    how many are new keys and changed rows of the table, and those rows (the others staged now are
-    the same as the table's: they change nothing)."""
+class Staged(NamedTuple):
+    inserted: int  # new keys of the table
+    updated: int  # keys of the table whose values differ
+    written: list[dict[str, Any]]  # those rows (the others staged now change nothing)
+    staged: list[dict[str, Any]]  # every row staged now (a key staged earlier in the run is not again)
+
+
+def changed(dataset: Dataset, table: str, new: str) -> sql.Composable:
+    """SQL: the row ``new`` differs from the stored row ``table`` (a data column, or, with nested
+    datasets, a list they read: a changed list changes the record, as for a merge)."""
+    data = [c for c in dataset.column_names if c not in dataset.unique_key]
+    t, n = sql.Identifier(table), sql.Identifier(new)
+    parts = [sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
+        sql.SQL(", ").join(sql.SQL("{}.{}").format(t, sql.Identifier(c)) for c in data),
+        sql.SQL(", ").join(sql.SQL("{}.{}").format(n, sql.Identifier(c)) for c in data))] if data else []
+    parts += [sql.SQL("{t}.raw #> {p} IS DISTINCT FROM {n}.raw #> {p}").format(
+        t=t, n=n, p=sql.Literal(child.path.split("."))) for child in dataset.nested]
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts)) if parts else sql.SQL("false")
+
+
+def stage_rows(cur: Any, dataset: Dataset, rows: Sequence[dict[str, Any]], batch: sql.Composable) -> Staged:
+    """Stage ``rows`` (one per key, numbered in the temporary table ``batch``) for the run."""
     columns = sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
     key = sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))
-    data = [c for c in dataset.column_names if c not in dataset.unique_key]
-    changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
-        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in data),
-        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in data)) if data else sql.SQL("false")
     match = sql.SQL(" AND ").join(sql.SQL("t.{c} = s.{c}").format(c=sql.Identifier(c)) for c in dataset.unique_key)
     cur.execute(sql.SQL(
         "WITH staged AS (INSERT INTO {staged} ({columns}) SELECT {columns} FROM {batch} ORDER BY row_number "
         "ON CONFLICT ({staged_key}) DO NOTHING RETURNING {key}) "
         "SELECT s.row_number, t.source IS NULL, t.source IS NOT NULL AND {changed} "
         "FROM staged w JOIN {batch} s USING ({key}) LEFT JOIN {target} t ON {match} ORDER BY 1").format(
-        staged=sql.Identifier(staged_table(dataset)), columns=columns, batch=batch, key=key, changed=changed,
+        staged=sql.Identifier(staged_table(dataset)), columns=columns, batch=batch, key=key,
         staged_key=sql.SQL(", ").join(map(sql.Identifier, _staged_key(dataset))), match=match,
-        target=sql.Identifier(dataset.table)))
+        target=sql.Identifier(dataset.table), changed=changed(dataset, "t", "s")))
     found = cur.fetchall()
     inserted = sum(1 for _, new, _ in found if new)
     updated = sum(1 for _, _, differs in found if differs)
-    return inserted, updated, [rows[number] for number, new, differs in found if new or differs]
+    return Staged(inserted, updated, [rows[number] for number, new, differs in found if new or differs],
+                  [rows[number] for number, _, _ in found])
 
 
 def _staged_key(dataset: Dataset) -> tuple[str, ...]:

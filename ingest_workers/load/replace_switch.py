@@ -1,6 +1,8 @@
 """The switch of a replace dataset: when every job of a source in a run ended ``finished``, the
 rows the run staged (:mod:`.replace_rows`) replace that source's rows in one transaction, so
 readers see the old set or the new one, never half of each. Other sources' rows are untouched.
+The rows of the datasets nested in it (staged with their parents) are replaced in the same
+transaction: the items of a withdrawn parent go with it.
 
 Who switches: the job that ends last among the source's jobs in the run. Each job asks twice:
 just before it records ``finished`` (counting itself as finished: a kill between its end and the
@@ -19,13 +21,14 @@ out, abandoned and not run again) switches nothing and leaves its staged rows (k
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg2 import sql
+from psycopg2.extras import Json
 
 from ..datasets import Dataset
-from .replace_rows import staged_table
+from .replace_rows import changed, staged_table
 
 UNFINISHED = ("enqueued", "started", "deferred", "retrying")
 
@@ -38,6 +41,7 @@ class Switch:
     detail: str
     deleted: int = 0
     written: int = 0
+    nested: dict[str, int] = field(default_factory=dict)  # nested dataset -> its rows gone with the switch
 
 
 def switch_if_complete(cur: Any, dataset: Dataset, source: str, run_id: str,
@@ -62,14 +66,26 @@ def switch_if_complete(cur: Any, dataset: Dataset, source: str, run_id: str,
     else:
         done = _replace(cur, dataset, source, run_id)
     _drop_staged(cur, dataset, source, run_id)
-    cur.execute("INSERT INTO replace_switches (source, run_id, outcome, detail, deleted) VALUES (%s, %s, %s, %s, %s)",
-                (source, run_id, done.outcome, done.detail, done.deleted))
+    cur.execute("INSERT INTO replace_switches (source, run_id, outcome, detail, deleted, nested) "
+                "VALUES (%s, %s, %s, %s, %s, %s)", (source, run_id, done.outcome, done.detail, done.deleted,
+                                                    Json(done.nested)))
     return done
 
 
 def _replace(cur: Any, dataset: Dataset, source: str, run_id: str) -> Switch:
-    """Delete the source's rows the run did not stage; insert or update the staged ones (a row
-    whose values are the same is not rewritten: its ``xmin`` stays)."""
+    """The source's rows, and those of every dataset nested in it, replaced by the ones the run staged."""
+    deleted, written = _replace_table(cur, dataset, source, run_id)
+    nested = {child.name: _replace_table(cur, child, source, run_id)[0] for child in descendants(dataset)}
+    nested = {name: gone for name, gone in nested.items() if gone}
+    with_them = "; gone with them: " + ", ".join(f"{gone} {name}" for name, gone in nested.items()) if nested else ""
+    return Switch("replaced", f"run {run_id} replaced the rows of source {source} in {dataset.table}: "
+                              f"{deleted} gone, {written} new or changed{with_them}", deleted, written, nested)
+
+
+def _replace_table(cur: Any, dataset: Dataset, source: str, run_id: str) -> tuple[int, int]:
+    """Delete the source's rows the run did not stage (a nested dataset's key starts with its
+    parent's: the items of a withdrawn parent go with it); insert or update the staged ones (a row
+    whose values are the same is not rewritten: its ``xmin`` stays). Return (deleted, written)."""
     target, staged = sql.Identifier(dataset.table), sql.Identifier(staged_table(dataset))
     match = sql.SQL(" AND ").join(sql.SQL("s.{c} = t.{c}").format(c=sql.Identifier(c)) for c in dataset.key)
     cur.execute(sql.SQL("DELETE FROM {target} t WHERE t.source = %(source)s AND NOT EXISTS (SELECT 1 FROM {staged} s "
@@ -77,23 +93,22 @@ def _replace(cur: Any, dataset: Dataset, source: str, run_id: str) -> Switch:
         target=target, staged=staged, match=match), {"source": source, "run": run_id})
     deleted = cur.rowcount
     columns = sql.SQL(", ").join(map(sql.Identifier, dataset.load_columns))
-    data = [c for c in dataset.column_names if c not in dataset.unique_key]
-    changed = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
-        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in data),
-        sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data)) if data else sql.SQL(
-        "false")
     assign = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
                                 for c in dataset.load_columns if c not in dataset.unique_key)
     cur.execute(sql.SQL("INSERT INTO {target} AS t ({columns}) SELECT {columns} FROM {staged} "
                         "WHERE source = %(source)s AND run_id = %(run)s "
                         "ON CONFLICT ({key}) DO UPDATE SET {assign}, loaded_at = now() WHERE {changed}").format(
-        target=target, columns=columns, staged=staged, assign=assign, changed=changed,
+        target=target, columns=columns, staged=staged, assign=assign, changed=changed(dataset, "t", "excluded"),
         key=sql.SQL(", ").join(map(sql.Identifier, dataset.unique_key))), {"source": source, "run": run_id})
-    written = cur.rowcount
-    return Switch("replaced", f"run {run_id} replaced the rows of source {source} in {dataset.table}: "
-                              f"{deleted} gone, {written} new or changed", deleted, written)
+    return deleted, cur.rowcount
+
+
+def descendants(dataset: Dataset) -> list[Dataset]:
+    """The datasets nested in ``dataset`` at any depth (each staged and switched with it)."""
+    return [d for child in dataset.nested for d in (child, *descendants(child))]
 
 
 def _drop_staged(cur: Any, dataset: Dataset, source: str, run_id: str) -> None:
-    cur.execute(sql.SQL("DELETE FROM {} WHERE source = %s AND run_id = %s").format(
-        sql.Identifier(staged_table(dataset))), (source, run_id))
+    for staged in (dataset, *descendants(dataset)):
+        cur.execute(sql.SQL("DELETE FROM {} WHERE source = %s AND run_id = %s").format(
+            sql.Identifier(staged_table(staged))), (source, run_id))

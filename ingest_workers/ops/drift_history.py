@@ -5,7 +5,7 @@ switches did (``replace_switches``), for its summary."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg2.extensions
 from psycopg2.extras import Json
@@ -32,9 +32,26 @@ def run_drift(conn: psycopg2.extensions.connection, run_ids: Sequence[str]) -> d
     return {key: merge_drift(values) for key, values in parts.items()}
 
 
-def run_switches(conn: psycopg2.extensions.connection, run_id: str) -> dict[str, tuple[str, int]]:
-    """Per replace source of ``run_id``: what its switch said (replaced, or refused and why) and the
-    rows gone since the previous complete run."""
+class SwitchDone(NamedTuple):
+    """What a replace source's switch in a run said (replaced, or refused and why), the rows it
+    removed (gone since the previous complete run), and the rows each nested dataset lost with them."""
+
+    detail: str
+    deleted: int
+    nested: dict[str, int]
+
+
+def run_switches(conn: psycopg2.extensions.connection, run_id: str) -> dict[str, SwitchDone]:
+    """Per replace source of ``run_id``: what its switch did."""
     with postgres_errors(), conn, conn.cursor() as cur:
-        cur.execute("SELECT source, detail, deleted FROM replace_switches WHERE run_id = %s", (run_id,))
-        return {source: (detail, int(deleted)) for source, detail, deleted in cur.fetchall()}
+        cur.execute("SELECT source, detail, deleted, nested FROM replace_switches WHERE run_id = %s", (run_id,))
+        return {source: SwitchDone(detail, int(deleted), {k: int(v) for k, v in (nested or {}).items()})
+                for source, detail, deleted, nested in cur.fetchall()}
+
+
+def switched_deletions(conn: psycopg2.extensions.connection, hours: float) -> dict[str, int]:
+    """Per replace source: the rows its switches removed in the last ``hours``."""
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute("SELECT source, sum(deleted) FROM replace_switches WHERE switched_at >= now() - %s * interval "
+                    "'1 hour' GROUP BY source", (hours,))
+        return {source: int(deleted) for source, deleted in cur.fetchall()}

@@ -18,7 +18,7 @@ from ..core.models import COUNT_NAMES, Counts
 from ..datasets.drift import new_field_lines
 from ..datasets.stats import Stats, merge_stats
 from ..load.outbox import ParentTally, parent_tallies
-from .drift_history import run_drift, run_switches
+from .drift_history import SwitchDone, run_drift, run_switches
 
 ENDED = ("finished", "partial", "failed")  # a job in one of these will not run again
 # A job that will run again (RQ holds it): its source's circuit was open, or a transient error will be retried.
@@ -48,9 +48,15 @@ class SourceSummary:
     partial: int = 0  # jobs that ended with pages they could not read
     column_stats: Stats = field(default_factory=dict)  # merged over the source's jobs of the run
     new_fields: tuple[str, ...] = ()  # the fields no column reads: "new field 'x' in 194 of 194 records"
-    switch: tuple[str, int] | None = None  # a replace source: what its switch said, and the rows it deleted
+    switch: SwitchDone | None = None  # a replace source: what its switch said, and the rows it removed
     parents: ParentTally | None = None  # a child source (fan-out): its parents by status
     skipped: int = 0  # requests answered with a status its on_status skips (not part of the counts' identity)
+
+    @property
+    def deleted(self) -> int:
+        """The rows the run deleted: those its records flagged (``counts.deleted``, part of the records'
+        identity) and those its replace switch removed (rows the run no longer served: no records)."""
+        return self.counts.deleted + (self.switch.deleted if self.switch is not None else 0)
 
 
 class JobHistory:
@@ -213,6 +219,10 @@ class JobHistory:
             rows = cur.fetchall()
         stats, drift = self.run_stats([run_id]), run_drift(self._conn, [run_id])
         nested, switches = self.run_nested_counts(run_id), run_switches(self._conn, run_id)
+        for source, done in switches.items():  # a nested dataset's rows the switch removed with their parents
+            with_switch = Counts(nested=nested.get(source, {}))
+            with_switch.add_nested({name: {"deleted": gone} for name, gone in done.nested.items()})
+            nested[source] = with_switch.nested
         parents = parent_tallies(self._conn, run_id)
         return [SourceSummary(source, jobs, finished, failed,
                               Counts(int(f), int(r), int(d), int(lo), int(up), int(de), nested=nested.get(source, {})),

@@ -82,10 +82,14 @@ SLOTS_SKIPPED = Declared("ingest_schedule_slots_skipped", "counter",
 FANOUT_PARENTS = Declared("ingest_fanout_parents", "counter",
                           "Parent records (or partitions) a child source's jobs processed, by outcome (done, failed).",
                           ("source", "outcome"))
+REPLACE_DELETED = Declared("ingest_replace_deleted_rows", "counter",
+                           "Rows a replace switch removed: the source's rows its complete run no longer served "
+                           "(rows, not fetched records: outside the records' counts).", ("source",))
 
 DECLARED = MappingProxyType({d.name: d for d in (
     RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION, LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS,
-    CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL, SLOTS_SKIPPED, FANOUT_PARENTS)})
+    CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL, SLOTS_SKIPPED, FANOUT_PARENTS,
+    REPLACE_DELETED)})
 
 # Series every catalog source has from the start, at zero (a closed circuit), so that
 # rate(), ratios and alerts work before the first event instead of seeing no series.

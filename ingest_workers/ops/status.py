@@ -14,7 +14,7 @@ from ..core.connections import postgres_errors
 from ..core.models import Counts, SourceSpec
 from ..core.schedules import next_run
 from ..datasets.drift import new_field_lines
-from .drift_history import run_drift
+from .drift_history import run_drift, switched_deletions
 from .history import UNFINISHED, JobHistory
 from .queues import queue_depths, worker_counts
 from .watch import health
@@ -51,8 +51,9 @@ WHERE newest <= %(failures)s ORDER BY source, finished_at DESC"""
 def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], hours: float = 24,
                   failures: int = 3) -> dict[str, dict[str, Any]]:
     """Per source (``sources`` and any other with history): last run, success rate and health
-    over the last ``hours``, records loaded and updated (a child source: parents processed, requests
-    skipped), and the newest ``failures`` failures with their reasons.
+    over the last ``hours``, records loaded, updated and deleted (deleted: with the rows replace
+    switches removed, ``replace.deleted``; a child source: parents processed, requests skipped),
+    and the newest ``failures`` failures with their reasons.
     A ``partial`` job (pages lost) counts against health like a failed one."""
     params = {"hours": hours, "failures": failures}
     with postgres_errors(), conn, conn.cursor() as cur:
@@ -68,6 +69,7 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
             nested.setdefault(source, Counts()).add_nested(counts)
     stats = JobHistory(conn).run_stats([row[0] for row in last_runs.values()])
     drift = run_drift(conn, [row[0] for row in last_runs.values()])
+    switched = switched_deletions(conn, hours)
 
     report: dict[str, dict[str, Any]] = {}
     for source in sorted({*sources, *last_runs}):
@@ -81,11 +83,15 @@ def source_status(conn: psycopg2.extensions.connection, sources: Iterable[str], 
                          "new_fields": new_field_lines(drift.get((run_id, source), {}))} if run_id else None,
             "jobs": ended, "succeeded": succeeded, "success_rate": None if rate is None else round(rate, 4),
             "health": "no runs" if rate is None else health(rate), "loaded": int(loaded),
-            "updated": int(updated), "deleted": int(deleted), "parents": int(parents), "skipped": int(skipped),
+            # the records flagged deleted and the rows replace switches removed (no records: replace.deleted)
+            "updated": int(updated), "deleted": int(deleted) + switched.get(source, 0),
+            "parents": int(parents), "skipped": int(skipped),
             "recent_failures": [],
         }
         if source in nested:
             report[source]["nested"] = nested[source].nested
+        if source in switched:
+            report[source]["replace"] = {"deleted": switched[source]}
     for source, job_id, finished_at, error in recent:
         report[source]["recent_failures"].append({"job_id": job_id, "at": _iso(finished_at), "error": error})
     return report

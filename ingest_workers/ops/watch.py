@@ -159,14 +159,17 @@ def summary_document(run_id: str, summaries: Sequence[SourceSummary], elapsed: f
     sources = {}
     for s in summaries:
         rate = s.finished / s.jobs if s.jobs else 0.0
-        sources[s.source] = {**s.counts.to_dict(), "jobs": s.jobs, "failed_jobs": s.failed, "partial_jobs": s.partial,
+        # deleted: the records flagged deleted and the rows a replace switch removed (its part: replace.deleted)
+        sources[s.source] = {**s.counts.to_dict(), "deleted": s.deleted, "jobs": s.jobs, "failed_jobs": s.failed,
+                             "partial_jobs": s.partial,
                              "duration_seconds": round(s.seconds, 3), "success_rate": round(rate, 4),
                              "health": health(rate), "errors": list(s.errors), "column_stats": s.column_stats,
                              "new_fields": list(s.new_fields), **_fan_out_counts(s)}
         if s.counts.nested:  # items of nested datasets: apart from fetched = rejected + duplicate + ...
             sources[s.source]["nested"] = s.counts.nested
-        if s.switch is not None:  # a replace source: rows gone since the last complete run are no fetched records
-            sources[s.source]["replace"] = {"switch": s.switch[0], "deleted": s.switch[1]}
+        if s.switch is not None:  # a replace source: rows gone since the last complete run are no fetched records,
+            # so fetched = rejected + duplicate + loaded + updated + (deleted - replace.deleted)
+            sources[s.source]["replace"] = {"switch": s.switch.detail, "deleted": s.switch.deleted}
     totals = {k: sum(v[k] for v in sources.values()) for k in ("fetched", "rejected", "duplicate", "loaded", "updated",
                                                                  "deleted", "jobs", "failed_jobs", "partial_jobs")}
     return {"run_id": run_id, "duration_seconds": round(elapsed, 3), "sources": sources, "totals": totals,

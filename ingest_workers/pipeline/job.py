@@ -24,7 +24,15 @@ from ..core.schedules import period
 from ..datasets import Dataset, dataset_of
 from ..ops.drift_history import record_drift
 from ..ops.history_writer import HistoryWriter
-from ..ops.metrics import JOB_DURATION, JOBS, JOBS_DEFERRED, LAST_SUCCESS, MetricsRecorder, announce_job
+from ..ops.metrics import (
+    JOB_DURATION,
+    JOBS,
+    JOBS_DEFERRED,
+    LAST_SUCCESS,
+    REPLACE_DELETED,
+    MetricsRecorder,
+    announce_job,
+)
 from .clients import postgres_retry
 from .fan_out import Handoff
 from .replace_end import switch_replaced_rows
@@ -101,7 +109,9 @@ class JobRun:
 
     def _switch(self, finishing: str | None = None) -> None:
         """A replace dataset: switch its source's rows if this was the run's last job of it."""
-        switch_replaced_rows(self.spec.name, self.dataset, self.run_id, self.res, finishing)
+        done = switch_replaced_rows(self.spec.name, self.dataset, self.run_id, self.res, finishing)
+        if done is not None and done.deleted:  # flushed with the job's end (every path calls _finish after)
+            self.recorder.inc(REPLACE_DELETED, self.spec.name, amount=done.deleted)
 
     def check_counts(self) -> None:
         """Every record fetched became exactly one of rejected, duplicate, loaded, updated or deleted: each is

@@ -71,7 +71,7 @@ def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: Metrics
     plan = ReadPlan(spec, mark, window, datetime.now(UTC))
     sinks = [make_sink(entry, SinkContext(dataset, lineage, lambda: res.pg)) for entry in spec.sinks]
     tally = tally if tally is not None else Tally()
-    tally.drift = FieldDrift(read_fields(dataset, spec.fields, spec.constants))
+    tally.drift = FieldDrift(read_fields(dataset, spec.fields, spec.constants), dataset)
     run = _Run(spec, dataset, lineage, res, recorder, tally,
                BatchLoader(dataset, lineage, res, recorder, postgres, cursor_field, sinks,
                            marks_from_records=plan.marks_from_records,

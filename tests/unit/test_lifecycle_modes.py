@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -107,13 +108,48 @@ def test_drift_counts_the_top_level_fields_no_column_reads() -> None:
     assert new_field_lines(both) == ["new field 'discount' in 5 of 5 records", "new field 'rating' in 1 of 5 records"]
 
 
-def test_a_replace_dataset_keeps_no_nested_dataset_yet() -> None:
+def test_nested_datasets_follow_a_replace_or_history_parent_one_level_deep_under_history() -> None:
     from ingest_workers.datasets import resolve_nested
 
-    declared = {"items": _dataset(write="replace"),
-                "item_tags": parse_dataset("item_tags", {"nested_in": "items", "path": "tags",
-                                                         "columns": {"value": "text"}})}
-    with pytest.raises(ConfigError, match="'items' is write = \"replace\", which keeps no nested datasets yet"):
-        resolve_nested(declared)
+    def nested(parent: str, name: str, column: str) -> Any:
+        return parse_dataset(name, {"nested_in": parent, "path": column, "key": [column],
+                                    "columns": {column: "text"}})
+
+    declared = {"items": _dataset(write="replace"), "item_tags": nested("items", "item_tags", "tag"),
+                "tag_notes": nested("item_tags", "tag_notes", "note")}
+    resolved = resolve_nested(declared)  # switched with their parents, at any depth
+    assert resolved["items"].nested[0].write == resolved["tag_notes"].write == "replace"
     declared["items"] = _dataset(write="history")
+    with pytest.raises(ConfigError) as refused:
+        resolve_nested(declared)
+    assert str(refused.value) == (
+        "[datasets.tag_notes] key 'nested_in': 'item_tags' is nested in the history dataset 'items', whose items "
+        "are kept per version of their record, and items of those items would need versions of their own, which "
+        "are not kept: query the list in the raw column of 'item_tags', or declare 'items' with write = \"merge\" "
+        "to nest deeper")
+    del declared["tag_notes"]
     assert resolve_nested(declared)["items"].nested[0].write == "history"  # its items are kept per version
+
+
+def test_drift_counts_the_fields_of_nested_items_no_column_of_their_dataset_reads() -> None:
+    from ingest_workers.datasets import resolve_nested
+    from ingest_workers.datasets.drift import FieldDrift, merge_drift, new_field_lines, read_fields
+
+    declared = {"items": _dataset(write="replace"),
+                "item_labels": parse_dataset("item_labels", {"nested_in": "items", "path": "meta.labels",
+                                                             "key": ["label_id"], "fields": {"label_id": "id"},
+                                                             "columns": {"label_id": "integer", "name": "text"}}),
+                "label_votes": parse_dataset("label_votes", {"nested_in": "item_labels", "path": "votes",
+                                                             "columns": {"user": "text"}})}
+    items = resolve_nested(declared)["items"]
+    drift = FieldDrift(read_fields(items, {}, {}), items)
+    drift.observe({"sku": "a", "meta": {"labels": [{"id": 1, "name": "x", "color": "red"},
+                                                   {"id": 2, "color": "blue", "votes": [{"user": "u", "up": 1}]},
+                                                   "not an object"]}})
+    drift.observe({"sku": "b", "meta": {"labels": {"not": "a list"}}})
+    drift.observe({"sku": "c", "meta": {"labels": [{"id": 3, "name": "y"}]}, "rating": 4})
+    assert drift.to_dict() == {"records": 3, "items": {"meta.labels": 3, "meta.labels[].votes": 1},
+                               "fields": {"meta.labels[].color": 2, "meta.labels[].votes[].up": 1, "rating": 1}}
+    assert new_field_lines(merge_drift([drift.to_dict(), {"records": 1, "fields": {}}])) == [
+        "new field 'meta.labels[].color' in 2 of 3 items", "new field 'meta.labels[].votes[].up' in 1 of 1 items",
+        "new field 'rating' in 1 of 4 records"]

@@ -96,3 +96,23 @@ def test_an_outage_clock_restarts_after_redis_answered() -> None:
     now[0] = 25.0
     with pytest.raises(ServiceUnavailable, match="down again"):
         outage.failed(redis.ConnectionError("down again"))
+
+
+def test_a_replace_switchs_rows_are_deleted_in_the_summary_apart_from_the_records_identity() -> None:
+    from ingest_workers.core.models import Counts
+    from ingest_workers.ops.drift_history import SwitchDone
+    from ingest_workers.ops.history import SourceSummary
+    from ingest_workers.ops.watch import format_table, summary_document
+
+    switch = SwitchDone("run run-2 replaced the rows of source items in items: 4 gone, 6 new or changed", 4, {})
+    summaries = [SourceSummary("items", 2, 2, 0, Counts(fetched=30, duplicate=20, loaded=2, updated=8), 1.0, (),
+                               switch=switch),
+                 SourceSummary("crm", 1, 1, 0, Counts(fetched=10, loaded=7, deleted=3), 1.0, ())]
+    document = summary_document("run-2", summaries, 2.0)
+    items = document["sources"]["items"]
+    assert (items["deleted"], items["replace"]["deleted"], document["totals"]["deleted"]) == (4, 4, 7)
+    assert items["fetched"] == (items["rejected"] + items["duplicate"] + items["loaded"] + items["updated"]
+                                + items["deleted"] - items["replace"]["deleted"])
+    lines = format_table(document).splitlines()
+    assert lines[2].split()[:7] == ["items", "30", "0", "20", "2", "8", "4"]
+    assert f"items: {switch.detail}" in lines
