@@ -35,6 +35,9 @@ def check_default(here: str, column: Column) -> None:
     except Reject as exc:
         raise ConfigError(f"{here} 'default': {value!r} breaks the column's own rules ({exc}); "
                           "write a default they accept") from None
+    except (ArithmeticError, ValueError, TypeError) as exc:  # e.g. 1e300 kept to 6 decimals
+        raise ConfigError(f"{here} 'default': {value!r} cannot be stored in this {column.type} column "
+                          f"({type(exc).__name__}); write a default within its bounds and scale") from None
 
 
 Fit = tuple[str, str]  # (what the default must be, what to write instead); ("", "") when it fits

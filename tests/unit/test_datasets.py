@@ -303,6 +303,7 @@ def test_a_default_of_another_type_than_its_column_is_refused_saying_what_to_wri
         ({"type": "integer", "min": 3, "default": 1}, "code: 1 is below the minimum 3"),
         ({"type": "money", "default": "abc"}, "code: cannot read 'abc' as an amount"),
         ({"type": "timestamp", "default": "yesterday"}, None),  # not ISO 8601: the type's rule
+        ({"type": "numeric", "scale": 6, "default": 1e300}, None),  # kept to 6 decimals: InvalidOperation
     ],
 )
 def test_a_default_its_column_s_own_rules_refuse_is_refused_at_catalog_check(spec: dict, reason: str | None) -> None:
