@@ -161,8 +161,8 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
 
         def watch(queue: Any, enqueued: Sequence[Enqueued], recover: Callable[[], list[str]] | None) -> JobState:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            return _progress(queue, [item.job_id for item in enqueued], records, left, recover,
-                             settings.progress_interval, _listed(settings, run_id) if recover else None)
+            return _progress(queue, [item.job_id for item in enqueued], records, left, settings, recover,
+                             _listed(settings, run_id) if recover else None)
 
         limit = GiveUp(f"time limit {timeout:g}s", f"the run's time limit ({timeout:g}s) passed") if timeout \
             else GiveUp("", "")
@@ -205,19 +205,20 @@ def _watch(settings: Settings, queue: Any, run_id: str, enqueued: list[Enqueued]
     """Show progress until the jobs (and the child jobs they fan out) end or ``timeout``, then
     report (the jobs keep running)."""
     job_ids = [item.job_id for item in enqueued]
-    state = _progress(queue, job_ids, records, timeout, recover, settings.progress_interval, listed)
+    state = _progress(queue, job_ids, records, timeout, settings, recover, listed)
     if state.done < state.total:
         click.echo(f"{state.total - state.done} job(s) did not finish within {timeout}s", err=True)
     return bool(_report(settings, RunOutcome(run_id, enqueued), records, out)["ok"]) and state.done == state.total
 
 
-def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
-              recover: Callable[[], list[str]] | None = None, interval: float = 5.0,
+def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None, settings: Settings,
+              recover: Callable[[], list[str]] | None = None,
               listed: Callable[[], list[str]] | None = None) -> JobState:
     """Show jobs done/total with ETA, records fetched and their rate, until the jobs end or ``timeout``:
-    a progress bar in a terminal, else (CI logs, `docker logs`, honcho) a line every ``interval`` seconds."""
+    a progress bar in a terminal, else (CI logs, `docker logs`, honcho) a line every ``progress_interval``
+    seconds. Redis may stay away for up to ``service_wait`` seconds meanwhile."""
     if not sys.stderr.isatty():
-        return _progress_lines(queue, job_ids, records, timeout, interval, recover, listed)
+        return _progress_lines(queue, job_ids, records, timeout, settings, recover, listed)
     with click.progressbar(length=len(job_ids), label="jobs", show_pos=True, show_eta=True, file=sys.stderr,
                            item_show_func=lambda text: text) as bar:
         def on_progress(state: JobState) -> None:
@@ -227,12 +228,14 @@ def _progress(queue: Any, job_ids: list[str], records: RecordProgress, timeout: 
             else:
                 bar.render_progress()  # the records moved on, the jobs did not
 
-        return wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover, listed=listed)
+        return wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover,
+                             outage_limit=settings.service_wait, listed=listed)
 
 
 def _progress_lines(queue: Any, job_ids: list[str], records: RecordProgress, timeout: float | None,
-                    interval: float, recover: Callable[[], list[str]] | None = None,
+                    settings: Settings, recover: Callable[[], list[str]] | None = None,
                     listed: Callable[[], list[str]] | None = None) -> JobState:
+    interval = settings.progress_interval
     next_line = time.monotonic() + interval
 
     def on_progress(state: JobState) -> None:
@@ -241,7 +244,8 @@ def _progress_lines(queue: Any, job_ids: list[str], records: RecordProgress, tim
             click.echo(progress_line(state, records.describe(), records.elapsed()), err=True)
             next_line = time.monotonic() + interval
 
-    state = wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover, listed=listed)
+    state = wait_for_jobs(queue, job_ids, on_progress, timeout, recover=recover,
+                          outage_limit=settings.service_wait, listed=listed)
     click.echo(progress_line(state, records.describe(), records.elapsed()), err=True)
     return state
 

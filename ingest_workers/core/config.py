@@ -16,6 +16,8 @@ from .errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/ingest"
+# seconds a command or role waits for Redis, PostgreSQL and the schema (INGEST_SERVICE_WAIT), also mid-run
+SERVICE_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Settings:
     pg_retry_seconds: float = 120.0  # how long a job waits out a PostgreSQL outage before failing
     max_kills: int = 3  # a job whose worker died this many times is quarantined
     # how long a command or role waits for Redis, PostgreSQL and the schema before it gives up in one line
-    service_wait: float = field(default=10.0, metadata={"minimum": 0})
+    service_wait: float = field(default=SERVICE_WAIT, metadata={"minimum": 0})
     progress_interval: float = 5.0  # seconds between progress lines when the output is no terminal
     # A job whose worker died runs again within 3 * job_monitoring_interval + max(maintenance_interval,
     # worker_ttl - 15) seconds (RQ's defaults make that over 10 minutes); see ingest_workers/runtime/worker.py.

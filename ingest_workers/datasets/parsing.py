@@ -14,6 +14,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.suggest import did_you_mean
+from .defaults import check_default
 from .model import COLUMN_KEYS, ITEM_INDEX, LINEAGE_COLUMNS, Column, Dataset
 from .nesting import attach
 from .types import NUMBER_TYPES, TEXT_TYPES, TYPES
@@ -229,7 +230,9 @@ def _parse_column(where: str, name: str, spec: Any, must_have: bool) -> Column:
         values["required"] = True
     if "one_of" in values:
         values["one_of"] = tuple(values["one_of"])
-    return Column(name=name, type=kind, **values)
+    column = Column(name=name, type=kind, **values)
+    check_default(here, column)
+    return column
 
 
 def _is_number(value: Any) -> bool:

@@ -14,6 +14,7 @@ import redis
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 
+from ..core.config import SERVICE_WAIT
 from ..core.errors import ServiceUnavailable
 from .history import SourceSummary
 from .metrics import RECORDS, read_counters
@@ -73,9 +74,6 @@ def progress_line(state: JobState, records: str, elapsed: float) -> str:
     return f"jobs {state.done}/{state.total} done{failed}, {records}, ETA {eta}"
 
 
-REDIS_OUTAGE_LIMIT = 60.0  # seconds without Redis before waiting gives up (a Sentinel failover takes some)
-
-
 class RedisOutage:
     """Redis not answering while a run is watched: logged once when it starts and once when it ends
     (not at every poll); :class:`ServiceUnavailable` once it has lasted ``limit`` seconds."""
@@ -105,7 +103,7 @@ class RedisOutage:
 def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[JobState], None],
                   timeout: float | None = None, poll: float = 0.25,
                   recover: Callable[[], Sequence[str]] | None = None,
-                  outage_limit: float = REDIS_OUTAGE_LIMIT,
+                  outage_limit: float = SERVICE_WAIT,
                   listed: Callable[[], Sequence[str]] | None = None) -> JobState:
     """Poll until every job ended or ``timeout`` seconds passed; return the last state.
 
@@ -115,8 +113,8 @@ def wait_for_jobs(queue: Queue, job_ids: Sequence[str], on_progress: Callable[[J
 
     When a job is missing from Redis, ``recover`` (if given) enqueues again what Redis lost
     and returns those ids. While Redis does not answer (a failover, a restart), keep polling
-    for up to ``outage_limit`` seconds, then raise :class:`ServiceUnavailable` (the jobs may
-    still run: only the watching stopped).
+    for up to ``outage_limit`` seconds (the commands pass ``INGEST_SERVICE_WAIT``), then raise
+    :class:`ServiceUnavailable` (the jobs may still run: only the watching stopped).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     job_ids = list(job_ids)

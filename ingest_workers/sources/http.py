@@ -69,7 +69,8 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
 MAX_REDIRECTS = 5
 # A whole 200 answer whose body is unreadable rarely mends on a retry (a cut transfer does, and is
-# retried like a dropped connection): two more tries, not max_attempts, before its page is lost.
+# retried like a dropped connection): two more tries, not max_attempts, before its page is lost;
+# counted apart from the request's other failed tries (within max_attempts in all).
 UNREADABLE_BODY_ATTEMPTS = 3
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 SCHEMES = ("http", "https")
@@ -170,8 +171,9 @@ class HttpClient:
         return twin
 
     def _retrying(self) -> Retrying:
+        unreadable = [0]  # the unreadable bodies this request was answered with so far
         return Retrying(
-            retry=self._should_retry,
+            retry=lambda state: self._should_retry(state, unreadable),
             stop=stop_after_attempt(self._policy.max_attempts),
             wait=self._backoff,
             before_sleep=self._before_sleep,
@@ -322,14 +324,15 @@ class HttpClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _should_retry(self, state: RetryCallState) -> bool:
+    def _should_retry(self, state: RetryCallState, unreadable: list[int]) -> bool:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RetryLater):
             return False  # the job is deferred instead
         if isinstance(error, ApiErrorBody):  # a failed request, retried as many times as any
             return state.attempt_number < self._policy.max_attempts
-        if isinstance(error, UnreadableBody):
-            return state.attempt_number < UNREADABLE_BODY_ATTEMPTS
+        if isinstance(error, UnreadableBody):  # its own tries: the 5xx and timeouts before it took none
+            unreadable[0] += 1
+            return unreadable[0] < UNREADABLE_BODY_ATTEMPTS
         return isinstance(error, TransientError)
 
     def _backoff(self, state: RetryCallState) -> float:

@@ -68,9 +68,13 @@ def merge_specs(names: Sequence[str], url: str, page_size: int, rate_limit: floa
 
 
 class MergePasses:
-    """Run the merge sources ``passes`` times, one revision of the feed per pass. The last pass runs
-    again (up to :data:`REPEATS` times) while a job of it did not finish: a chaos fault made it lose a
-    page, which then still holds the revision before (the verdict asks for the last one everywhere)."""
+    """Run the merge sources ``passes`` times, one revision of the feed per pass. A pass runs again
+    (up to :data:`REPEATS` times in all) while a job of it did not finish, before the next revision
+    is served: a chaos fault made it lose a page (the job ends partial and names the page, as it
+    must), whose keys then still hold the revision before. Repeating only the last pass was not
+    enough: the history source keeps every revision as a version, and the verdict asks for each, so
+    a page lost in an earlier pass left that revision's versions missing for good (the flake
+    ``history_broken>0``, or ``stale>0`` before the last pass was repeated)."""
 
     REPEATS = 3
 
@@ -80,25 +84,28 @@ class MergePasses:
         self.revision = -1
         self._current: list[str] = []
         self.runs: dict[str, int] = {}  # run id -> the revision it read
+        self._judged: set[str] = set()  # runs already checked for a job that did not finish
+        self._again = False  # the next pass serves the current revision again
         self.repeats = 0
 
     def pending(self, queue: Queue) -> bool:
-        """Whether a pass is still to run: passes left, or the last one lost pages and runs again."""
-        return bool(self.remaining) or self._repeat_last_pass(queue)
+        """Whether a pass is still to run: passes left, or the one that ended lost pages and runs again."""
+        return bool(self.remaining) or self._repeat_pass(queue)
 
-    def _repeat_last_pass(self, queue: Queue) -> bool:
-        """Once the last pass has ended with a job that did not finish: run its revision again."""
-        if not self._database_url or not self._current or self.repeats >= self.REPEATS:
+    def _repeat_pass(self, queue: Queue) -> bool:
+        """Once the current pass has ended with a job that did not finish: run its revision again."""
+        run = next(reversed(self.runs), None)
+        if not self._database_url or run is None or run in self._judged or self.repeats >= self.REPEATS:
             return False
         if job_states(queue, self._current).done < len(self._current):
             return False
-        last_run = next(reversed(self.runs))
+        self._judged.add(run)
         with closing(psycopg2.connect(self._database_url)) as conn, conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FILTER (WHERE status <> 'finished') FROM ingest_jobs WHERE run_id = %s",
-                        (last_run,))
+                        (run,))
             if not cur.fetchone()[0]:
                 return False
-        self.repeats, self.remaining, self.revision = self.repeats + 1, 1, self.revision - 1
+        self.repeats, self.remaining, self._again = self.repeats + 1, self.remaining + 1, True
         return True
 
     @property
@@ -110,13 +117,15 @@ class MergePasses:
         the next revision and enqueue the next pass; returns the new job ids (none while jobs run or
         when all passes have run). Waiting for every job keeps the other sources' feed the same while
         they read it (a revision adds a field to each record's payload)."""
-        if not self.remaining and not self._repeat_last_pass(queue):
+        if not self.remaining and not self._repeat_pass(queue):
             return []
         running = [*self._current, *(in_flight if self._current else ())]
         if running and job_states(queue, running).done < len(running):
             return []
+        self._repeat_pass(queue)  # a pass that lost a page: its revision again, not the next one yet
         self.remaining -= 1
-        self.revision += 1
+        self.revision += 0 if self._again else 1
+        self._again = False
         self._server.config = dataclasses.replace(self._server.config, revision=self.revision,
                                                   changed_every=CHANGED_EVERY)
         run_id = new_run_id()

@@ -73,7 +73,7 @@ def test_a_primary_killed_mid_run_loses_nothing_and_loads_nothing_twice(
     mock_server.config = MockConfig(records=RECORDS, latency=0.05)  # about 1 s per source and worker
     env = {"PATH": os.environ["PATH"], "REDIS_URL": group.redis_url, "REDIS_SENTINELS": group.sentinels,
            "REDIS_SENTINEL_MASTER": MASTER, "DATABASE_URL": services.database_url, "INGEST_QUEUE": "failover",
-           "INGEST_JOB_RETRY_INTERVALS": "1", "INGEST_JOB_RETRIES": "8",
+           "INGEST_JOB_RETRY_INTERVALS": "1", "INGEST_JOB_RETRIES": "8", "INGEST_SERVICE_WAIT": "30",  # > a failover
            "INGEST_CATALOG": str(catalog(tmp_path / "catalog.toml", mock_server.url))}
     metrics_port = free_port()
     workers = ingest("workers", "--count", "2", env=env, cwd=tmp_path, stdout=(tmp_path / "workers.log").open("wb"),

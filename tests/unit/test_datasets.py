@@ -1,3 +1,4 @@
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -5,7 +6,9 @@ import pytest
 from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import Lineage, Record, Reject, Rejected, SourceSpec
 from ingest_workers.datasets import BUILTIN, parse_dataset, parse_price
+from ingest_workers.load.copygen import copy_serialiser
 from ingest_workers.stages.base import compose
+from ingest_workers.stages.compiled import CompiledRecordPath
 from ingest_workers.stages.registry import source_stages
 
 
@@ -259,3 +262,91 @@ def test_text_alone_and_in_a_list_goes_through_the_same_check() -> None:
         with pytest.raises(Reject) as caught:
             dataset.check({"id": "1", column: value})
         assert caught.value.reason == reason
+
+
+def _column(spec: dict) -> dict:
+    return {"key": ["customer_id"], "columns": {"customer_id": "text", "updated_at": "timestamp", "code": spec}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "instead"),
+    [
+        ({"type": "text", "case": "lower", "default": 5}, 'default = "5"'),  # lowering a number crashed
+        ({"type": "text", "max_length": 3, "default": 5}, 'default = "5"'),  # len() of a number
+        ({"type": "text", "pattern": "[a-z]+", "default": True}, 'default = "true"'),
+        ({"type": "text", "one_of": ["a"], "default": ["a"]}, 'default = "..."'),  # a list is no set member
+        ({"type": "text[]", "case": "lower", "default": "a"}, 'default = ["a"]'),  # a text iterated by letter
+        ({"type": "integer", "min": 0, "default": "5"}, "default = 5"),  # text compared with a number
+        ({"type": "integer", "default": 2.0}, "default = 2"),
+        ({"type": "numeric", "max": 3, "default": "2.5"}, "default = 2.5"),
+        ({"type": "numeric", "scale": 2, "default": True}, "default = 0"),  # Decimal('True')
+        ({"type": "money", "default": [1]}, "default = 0"),
+        ({"type": "boolean", "default": "true"}, "default = true"),
+        ({"type": "timestamp", "default": datetime(2024, 1, 1, tzinfo=UTC)}, 'default = "2024-01-01T00:00:00+00:00"'),
+        ({"type": "date", "default": date(2024, 1, 2)}, 'default = "2024-01-02"'),  # TOML's date: no JSON, no COPY
+        ({"type": "json", "default": "x"}, "default = { ... }"),  # loaded as written: not JSON text
+    ],
+)
+def test_a_default_of_another_type_than_its_column_is_refused_saying_what_to_write(spec: dict, instead: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_dataset("customers", _column(spec), "catalog.toml: ")
+    message = str(caught.value)
+    assert message.startswith("catalog.toml: [datasets.customers.columns] key 'code' 'default': the default of "
+                              f"this {spec['type']} column must be ")
+    assert message.endswith(f"; write {instead}") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"type": "text", "one_of": ["a", "b"], "default": "c"}, "code: 'c' is not one of a, b"),
+        ({"type": "integer", "min": 3, "default": 1}, "code: 1 is below the minimum 3"),
+        ({"type": "money", "default": "abc"}, "code: cannot read 'abc' as an amount"),
+        ({"type": "timestamp", "default": "yesterday"}, None),  # not ISO 8601: the type's rule
+        ({"type": "numeric", "scale": 6, "default": 1e300}, None),  # kept to 6 decimals: InvalidOperation
+    ],
+)
+def test_a_default_its_column_s_own_rules_refuse_is_refused_at_catalog_check(spec: dict, reason: str | None) -> None:
+    with pytest.raises(ConfigError, match="key 'code' 'default': ") as caught:
+        parse_dataset("customers", _column(spec), "catalog.toml: ")
+    assert reason is None or f"({reason}); write a default they accept" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "text", "case": "upper", "max_length": 3, "default": "usd"},
+        {"type": "text[]", "default": ["a", "b"]},
+        {"type": "integer", "min": 0, "default": 5},
+        {"type": "numeric", "scale": 2, "default": 2.5},
+        {"type": "money", "default": "12,50 EUR"},
+        {"type": "boolean", "default": False},
+        {"type": "timestamp", "default": "2024-01-01T00:00:00Z"},
+        {"type": "date", "default": "2024-01-02"},
+        {"type": "json", "default": {"a": 1}},
+    ],
+)
+def test_a_default_of_the_column_s_type_fills_a_record_that_has_none_on_both_record_paths(spec: dict) -> None:
+    dataset = parse_dataset("customers", _column(spec))
+    reference = dataset.check({"customer_id": "c1", "updated_at": "2024-01-01T00:00:00Z"})
+    compiled = list(CompiledRecordPath(dataset, {"customer_id": "id", "updated_at": "at", "code": "code"}).process(
+        [Record(raw={"id": "c1", "at": "2024-01-01T00:00:00Z"}, row={})]))
+    assert isinstance(compiled[0], Record) and compiled[0].row["code"] == reference["code"] is not None
+    copy_serialiser(dataset)([{**compiled[0].row, "raw": {}}])  # the COPY text of the row is made
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "integer", "pattern": "[0-9]+"}, "'pattern': expected a regular expression, on a text or text[]"),
+        ({"type": "integer", "case": "lower"}, "'case': expected \"lower\" or \"upper\", on text"),
+        ({"type": "boolean", "max_length": 3}, "'max_length': expected a whole number above 0, on a text or text[]"),
+        ({"type": "timestamp", "min": 0}, "'min': expected a number, on an integer, numeric or money column"),
+        ({"type": "text", "scale": 2}, "'scale': expected 0 to 20 decimals, on a numeric or money column"),
+        ({"type": "boolean", "one_of": [True]}, "'one_of': expected a list of values, on a text or integer column"),
+    ],
+)
+def test_a_column_option_its_type_has_not_is_refused(spec: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match="key 'code' ") as caught:
+        parse_dataset("customers", _column(spec), "catalog.toml: ")
+    assert message in str(caught.value)

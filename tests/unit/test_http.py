@@ -149,6 +149,29 @@ def test_an_unreadable_body_that_passes_on_retry_is_used(server: Scripted) -> No
     assert client([], [], []).get_json(url(server)) == {"items": [1]}
 
 
+MALFORMED = (200, {"Content-Type": "application/json"}, b'{"items": [1, 2')
+
+
+def test_an_unreadable_body_after_other_failed_tries_still_gets_its_own_two_more(server: Scripted) -> None:
+    # The chaos run lost pages this way: two 503s, then a cut body, and the page was lost at once
+    # (its three tries were counted from the first 503), though max_attempts allowed five more.
+    server.script = [(503, {}, b""), (503, {}, b""), MALFORMED, MALFORMED, OK]
+    assert client([], [], [], attempts=8).get_json(url(server)) == {"items": [1]}
+    assert len(server.requests) == 5
+
+
+def test_an_unreadable_body_three_times_loses_the_page_within_max_attempts(server: Scripted) -> None:
+    server.script = [(503, {}, b""), MALFORMED, (503, {}, b""), MALFORMED, MALFORMED, OK]
+    with pytest.raises(UnreadableBody, match="the body is not JSON"):
+        client([], [], [], attempts=8).get_json(url(server))
+    assert len(server.requests) == 5  # three unreadable answers: no sixth request
+    server.requests.clear()
+    server.script = [(503, {}, b""), (503, {}, b""), MALFORMED, OK]
+    with pytest.raises(UnreadableBody):
+        client([], [], [], attempts=3).get_json(url(server))  # max_attempts still bounds every try
+    assert len(server.requests) == 3
+
+
 def test_connection_refused_is_transient() -> None:
     statuses: list[str] = []
     with pytest.raises(TransientError, match="ConnectionError"):

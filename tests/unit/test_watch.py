@@ -3,6 +3,7 @@
 import logging
 import threading
 import time
+from pathlib import Path
 
 import fakeredis
 import pytest
@@ -10,9 +11,12 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from ingest_workers.cli.runs import _watch
+from ingest_workers.core.config import Settings
 from ingest_workers.core.errors import ServiceUnavailable
 from ingest_workers.ops.metrics import RECORDS, MetricsRecorder
 from ingest_workers.ops.watch import RecordProgress, RedisOutage, wait_for_jobs
+from ingest_workers.runtime.producer import Enqueued
 
 
 def publish(client: fakeredis.FakeRedis, source: str, fetched: int) -> None:
@@ -116,3 +120,17 @@ def test_a_replace_switchs_rows_are_deleted_in_the_summary_apart_from_the_record
     lines = format_table(document).splitlines()
     assert lines[2].split()[:7] == ["items", "30", "0", "20", "2", "8", "4"]
     assert f"items: {switch.detail}" in lines
+
+
+@pytest.mark.timeout(30)  # unwired, the watch waited a fixed 60 s
+def test_a_watched_run_waits_for_redis_as_long_as_the_service_wait_setting(tmp_path: Path) -> None:
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeRedis(server=server)
+    records = RecordProgress(client, ["shop"])
+    server.connected = False  # Redis goes away once the run is enqueued
+    queue = Queue("q", connection=client, serializer=JSONSerializer)
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match=r"limit 1.5 s"):
+        _watch(Settings(service_wait=1.5, progress_interval=0.1), queue, "run-1",
+               [Enqueued("shop", "run-1-shop", True)], records, None, tmp_path / "summary.json", lambda: [])
+    assert 1.5 <= time.monotonic() - started < 20
