@@ -25,7 +25,7 @@ from ..core.connections import postgres_errors
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec
 from ..datasets import Dataset, dataset_of
-from ..load.outbox import ChildJob, Parent, partition_key, plan_children
+from ..load.outbox import ChildJob, Parent, parent_key, partition_key, plan_children
 from ..ops.history import JobHistory
 from .producer import Enqueued, enqueue_run
 from .relay import children_queue, relay
@@ -59,7 +59,7 @@ def plan_from_stored_parents(conn: psycopg2.extensions.connection, run_id: str, 
         if not rows:
             return
         last = tuple(rows[-1][:-1])
-        parents = [Parent(dataset.natural_key(dict(zip(dataset.key, row[:-1]))), row[-1]) for row in rows]
+        parents = [Parent(parent_key(dataset.key, dict(zip(dataset.key, row[:-1]))), row[-1]) for row in rows]
         with postgres_errors(), conn, conn.cursor() as cur:
             yield plan_children(cur, run_id, child.to_dict(), queue, parents, None)
 
