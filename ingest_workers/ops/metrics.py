@@ -82,10 +82,14 @@ SLOTS_SKIPPED = Declared("ingest_schedule_slots_skipped", "counter",
 FANOUT_PARENTS = Declared("ingest_fanout_parents", "counter",
                           "Parent records (or partitions) a child source's jobs processed, by outcome (done, failed).",
                           ("source", "outcome"))
+REQUESTS_SKIPPED = Declared("ingest_requests_skipped", "counter",
+                            "HTTP requests answered with a status the source's on_status skips (a deleted parent's "
+                            "404): no records, no error.", ("source",))
 
 DECLARED = MappingProxyType({d.name: d for d in (
     RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION, LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS,
-    CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL, SLOTS_SKIPPED, FANOUT_PARENTS)})
+    CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL, SLOTS_SKIPPED, FANOUT_PARENTS,
+    REQUESTS_SKIPPED)})
 
 # Series every catalog source has from the start, at zero (a closed circuit), so that
 # rate(), ratios and alerts work before the first event instead of seeing no series.

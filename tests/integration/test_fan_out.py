@@ -16,6 +16,7 @@ import redis
 from click.testing import CliRunner
 
 from ingest_workers.cli import main
+from ingest_workers.ops.metrics import REQUESTS_SKIPPED, read_counters
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github, shop
 from ingest_workers.testing.fixture_apis.traffic import FaultShares
@@ -120,6 +121,7 @@ def test_a_parent_source_fans_out_its_children_through_real_workers(
     comments = summary["sources"]["gh_issue_comments"]
     assert (comments["parents"], comments["parents_failed"], comments["parents_pending"]) == (ISSUES, 0, 0)
     assert comments["skipped"] == deleted
+    assert read_counters(redis_client, REQUESTS_SKIPPED, [("gh_issue_comments",), ("gh_issues",)]) == [deleted, 0]
     assert comments["loaded"] == len(expected_comments(range(1, ISSUES + 1)))
     assert comments["jobs"] >= -(-ISSUES // 7)  # 7 parents a job at most (groups never span two batches)
     assert "gh_issue_comments: parents processed 60" in output
