@@ -90,6 +90,12 @@ class JobHistory:
         """Take jobs cancelled before they started off their run's list (nothing is to enqueue them again)."""
         self._write("DELETE FROM ingest_jobs WHERE job_id = ANY(%s) AND status = 'enqueued'", (list(job_ids),))
 
+    def cancelled(self, job_id: str, reason: str) -> None:
+        """Mark ``job_id`` failed with ``reason`` if it never started or was waiting to run again (its
+        run stopped it: nothing will run it now)."""
+        self._write("UPDATE ingest_jobs SET status = 'failed', error = %s, finished_at = now() "
+                    "WHERE job_id = %s AND status = ANY(%s)", (reason[:2000], job_id, ["enqueued", *WAITING]))
+
     def started(self, job_id: str, run_id: str, source: str) -> None:
         """Record an attempt of ``job_id`` (a retry of the same job counts attempts)."""
         self._write("INSERT INTO ingest_jobs (job_id, run_id, source, status) VALUES (%s, %s, %s, 'started') "

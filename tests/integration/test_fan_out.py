@@ -249,3 +249,40 @@ def test_a_list_and_its_details_and_a_partitioned_source(services: Services, tmp
     # fan_out = "changed": the second run loads no product again, so it fans out no detail job
     assert again_status == 0, again_output
     assert "shop_detail" not in again["sources"] and again["sources"]["shop_list"]["duplicate"] == PRODUCTS
+
+
+def test_the_time_limit_marks_every_unfinished_child_job_failed(
+        services: Services, tmp_path: Path, pg: psycopg2.extensions.connection, redis_client: redis.Redis) -> None:
+    """One worker, ten issues in two child jobs (7 + 3 parents) whose comment pages take 2 s each: the
+    time limit passes while the first child job runs and the second waits. Both are failed in
+    ``ingest_jobs``, each saying why; the run is no success; the parents not reached stay pending."""
+    issues, limit = 10, 6
+    server = FixtureApiServer(FixtureApiConfig(issues=issues, latency=2.0)).start()
+    try:
+        with pg, pg.cursor() as cur:
+            for table in TABLES:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+        catalog = tmp_path / "catalog.toml"
+        catalog.write_text(CATALOG.format(url=server.url), encoding="utf-8")
+        assert ingest(services, catalog, tmp_path, "db", "migrate")[0] == 0
+        status, output, summary = ingest(services, catalog, tmp_path, "run", "--workers", "1",
+                                         "--timeout", str(limit))
+    finally:
+        server.stop()
+    assert status == 1 and summary["ok"] is False, output
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT source, status, error FROM ingest_jobs WHERE run_id = %s ORDER BY error NULLS FIRST",
+                    (summary["run_id"],))
+        jobs = cur.fetchall()
+        cur.execute("SELECT status, count(*) FROM fanout_parents WHERE run_id = %s GROUP BY status",
+                    (summary["run_id"],))
+        parents = dict(cur.fetchall())
+    why = f"the run's time limit ({limit}s) passed"
+    assert jobs == [("gh_issues", "finished", None),
+                    ("gh_issue_comments", "failed", f"cancelled before it started: {why}"),
+                    ("gh_issue_comments", "failed", f"stopped: {why}")]
+    comments = summary["sources"]["gh_issue_comments"]
+    assert (comments["jobs"], comments["failed_jobs"]) == (2, 2)
+    assert comments["parents_pending"] == parents["pending"] >= 3 and sum(parents.values()) == issues
+    stored = stored_comments(pg)
+    assert stored.items() <= expected_comments(range(1, issues + 1)).items()  # what committed is right
