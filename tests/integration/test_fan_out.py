@@ -258,7 +258,8 @@ def test_a_list_and_its_details_and_a_partitioned_source(services: Services, tmp
 
 
 # the error of the child job running when the time passes: stopped by the run (a worker), or by itself (inline)
-STOPPED_BY = {"1": "stopped: the run's time limit (6s) passed", "0": "JobTimeoutException: stopped: the run's time limit"}
+STOPPED_BY = {"1": "stopped: the run's time limit (6s) passed",
+              "0": "JobTimeoutException: stopped: the run's time limit"}
 
 
 @pytest.mark.parametrize("workers", ["1", "0"])
