@@ -178,11 +178,11 @@ def _run_inline(app: App, client: Any, specs: list[SourceSpec], run_id: str, tim
         queue = make_queue(client, app.settings, is_async=False)
         enqueued, unfinished = run_inline_with_fan_out(queue, app.settings, conn, specs, run_id, app.catalog.sources,
                                                        deadline, on_job)
-    if not unfinished:
-        return RunOutcome(run_id, enqueued)
-    interrupted = INTERRUPTED in unfinished.values() or timeout is None
-    outcome = RunOutcome(run_id, enqueued, unfinished, "Ctrl+C" if interrupted else f"time limit {timeout:g}s")
-    record_stopped(app.settings, outcome, "Ctrl+C" if interrupted else f"the run's time limit ({timeout:g}s) passed")
+    outcome = RunOutcome(run_id, enqueued, unfinished, f"time limit {timeout:g}s" if timeout else "")
+    if unfinished:  # the child jobs planned and never started: failed, saying why (a stopped job said so itself)
+        interrupted = INTERRUPTED in unfinished.values() or timeout is None
+        why = "Ctrl+C" if interrupted else f"the run's time limit ({timeout:g}s) passed"
+        record_stopped(app.settings, outcome, why)
     return outcome
 
 
