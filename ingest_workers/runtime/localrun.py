@@ -2,7 +2,9 @@
 
 - Inline (``--workers 0``): every job runs in this process through RQ's synchronous
   mode (``Queue(is_async=False)``): the same job function, callbacks and bookkeeping in
-  Redis as under a worker, so a breakpoint in a source or a stage stops right here.
+  Redis as under a worker, so a breakpoint in a source or a stage stops right here. Fan-out's
+  child jobs never go to Redis then: once the sources' jobs ran, the run takes the child jobs
+  listed in its job list (:func:`listed_children`), wave after wave, until none is left.
 - N local workers: the jobs are enqueued and ``rq worker`` processes take them; when
   the time limit passes, :func:`stop_unfinished` cancels the jobs not started yet and
   stops the running ones with RQ's stop-job command.

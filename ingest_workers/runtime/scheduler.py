@@ -9,9 +9,14 @@ host agrees on them. Per source and tick, under a short Redis lock
 * no scheduler has fired this slot yet (``ingest:schedule:SOURCE`` remembers the start of the
   last slot fired, in seconds: a slot is due when it starts later, so a changed
   ``interval_seconds`` fires at the next slot of the new interval instead of stalling), and
-* the source's last scheduled job has ended (one run in flight per source at most; a
+* the source's last scheduled job has ended, and every job it fanned out (child jobs, and
+  theirs, in ``ingest_jobs``) too (one run in flight per source at most; a
   slot that passes while a run is still going is skipped, not queued up, and counted once
   across schedulers: ``skipped`` in that hash and ``ingest_schedule_slots_skipped_total``).
+
+A slot's run is enqueued as ``ingest enqueue`` makes it (``runtime.fanout_plans``): its jobs listed in
+the run's job list first; a partitioned source, or a child source with a schedule of its own (run
+from its parent's stored records), has its child jobs planned in the outbox.
 
 A scheduler that starts after a slot began (it was down at 03:00) fires that slot at once:
 the latest missed slot is made up, once, never the ones before it.

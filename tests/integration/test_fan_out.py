@@ -225,9 +225,10 @@ PRODUCTS = 50
 PICKED = (1, 3, 13, 22)
 
 
+@pytest.mark.parametrize("workers", ["2", "0"])
 def test_a_list_and_its_details_and_a_partitioned_source(services: Services, tmp_path: Path,
                                                           pg: psycopg2.extensions.connection,
-                                                          redis_client: redis.Redis) -> None:
+                                                          redis_client: redis.Redis, workers: str) -> None:
     server = FixtureApiServer(FixtureApiConfig(products=PRODUCTS)).start()
     try:
         with pg, pg.cursor() as cur:
@@ -235,9 +236,9 @@ def test_a_list_and_its_details_and_a_partitioned_source(services: Services, tmp
         catalog = tmp_path / "shop.toml"
         catalog.write_text(SHOP_CATALOG.format(url=server.url), encoding="utf-8")
         assert ingest(services, catalog, tmp_path, "db", "migrate")[0] == 0
-        status, output, summary = ingest(services, catalog, tmp_path, "run", "--workers", "2", "--timeout", "240")
+        status, output, summary = ingest(services, catalog, tmp_path, "run", "--workers", workers, "--timeout", "240")
         assert status == 0, output
-        again_status, again_output, again = ingest(services, catalog, tmp_path, "run", "--workers", "2")
+        again_status, again_output, again = ingest(services, catalog, tmp_path, "run", "--workers", workers)
     finally:
         server.stop()
     expected = {n: shop.product_detail(n) for n in range(1, PRODUCTS + 1) if not shop.detail_missing(n)}
