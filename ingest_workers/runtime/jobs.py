@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -91,10 +92,13 @@ def handoff(res: resources.Resources, run_id: str, job: Job | None) -> pipeline.
     inline (RQ's synchronous mode) nowhere: the inline run takes them from the run's job list itself
     (``runtime.localrun``), in this process."""
     settings = res.settings
+
+    def queue_for(child: Mapping[str, Any]) -> str:
+        return children_queue(child.get("queue") or settings.queue)
+
     if job is not None and job.worker_name == "sync":
-        return pipeline.Handoff(lambda child: children_queue(child.get("queue") or settings.queue), lambda jobs: None)
-    return pipeline.Handoff(lambda child: children_queue(child.get("queue") or settings.queue),
-                            lambda jobs: relay(res.redis, settings, run_id, jobs))
+        return pipeline.Handoff(queue_for, lambda jobs: None)
+    return pipeline.Handoff(queue_for, lambda jobs: relay(res.redis, settings, run_id, jobs))
 
 
 def accepted(spec: Any, run_id: Any, window: Any, res: resources.Resources) -> SourceSpec:
