@@ -259,7 +259,7 @@ def test_a_list_and_its_details_and_a_partitioned_source(services: Services, tmp
 
 
 # the error of the child job running when the time passes: stopped by the run (a worker), or by itself (inline)
-STOPPED_BY = {"1": "stopped: the run's time limit (6s) passed",
+STOPPED_BY = {"1": "stopped: the run's time limit (12s) passed",
               "0": "JobTimeoutException: stopped: the run's time limit"}
 
 
@@ -267,11 +267,11 @@ STOPPED_BY = {"1": "stopped: the run's time limit (6s) passed",
 def test_the_time_limit_marks_every_unfinished_child_job_failed(
         services: Services, tmp_path: Path, pg: psycopg2.extensions.connection, redis_client: redis.Redis,
         workers: str) -> None:
-    """One worker (or inline), ten issues in two child jobs (7 + 3 parents) whose comment pages take 2 s
-    each: the time limit passes while the first child job runs and the second waits. Both are failed in
+    """One worker (or inline), ten issues in two child jobs (7 + 3 parents) whose comment pages take 3 s
+    each (the first job: at least 27 s): the time limit passes while the first child job runs and the second waits. Both are failed in
     ``ingest_jobs``, each saying why; the run is no success; the parents not reached stay pending."""
-    issues, limit = 10, 6
-    server = FixtureApiServer(FixtureApiConfig(issues=issues, latency=2.0)).start()
+    issues, limit = 10, 12  # the parent job has 12 s to end (a loaded machine starts workers slowly)
+    server = FixtureApiServer(FixtureApiConfig(issues=issues, latency=3.0)).start()
     try:
         with pg, pg.cursor() as cur:
             for table in TABLES:
