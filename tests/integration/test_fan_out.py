@@ -268,8 +268,9 @@ def test_the_time_limit_marks_every_unfinished_child_job_failed(
         services: Services, tmp_path: Path, pg: psycopg2.extensions.connection, redis_client: redis.Redis,
         workers: str) -> None:
     """One worker (or inline), ten issues in two child jobs (7 + 3 parents) whose comment pages take 3 s
-    each (the first job: at least 27 s): the time limit passes while the first child job runs and the second waits. Both are failed in
-    ``ingest_jobs``, each saying why; the run is no success; the parents not reached stay pending."""
+    each (the first job: at least 27 s): the time limit passes while the first child job runs and the
+    second waits. Both are failed in ``ingest_jobs``, each saying why; the run is no success; the
+    parents not reached stay pending."""
     issues, limit = 10, 12  # the parent job has 12 s to end (a loaded machine starts workers slowly)
     server = FixtureApiServer(FixtureApiConfig(issues=issues, latency=3.0)).start()
     try:
