@@ -1,7 +1,8 @@
 """A scheduled parent fans out exactly as an enqueued one (issue 24): `ingest schedule`'s scheduler fires
 the GitHub-like issues source, real `rq worker` processes run its job and the child jobs it fans out,
 and every comment the fixture serves is stored once, every parent done. The source's next slot is
-skipped while a job its run fanned out has not ended, and fires once it has."""
+skipped while a job its run fanned out has not ended, and fires once it has. A partitioned source
+with a schedule runs each of its partitions."""
 
 from __future__ import annotations
 
@@ -19,10 +20,18 @@ from ingest_workers.runtime.producer import make_queue
 from ingest_workers.runtime.scheduler import SourceScheduler
 from ingest_workers.runtime.workerpool import worker_command, worker_env
 from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer
+from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github
 from ingest_workers.testing.fleet import WorkerFleet
 from tests.helpers import wait_until
-from tests.integration.test_fan_out import CATALOG, TABLES, expected_comments, ingest, stored_comments
+from tests.integration.test_fan_out import (
+    CATALOG,
+    PICKED,
+    SHOP_CATALOG,
+    TABLES,
+    expected_comments,
+    ingest,
+    stored_comments,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +39,14 @@ ISSUES = 30
 HOUR = 3600
 
 
-def run_ended(pg: psycopg2.extensions.connection, run_id: str) -> bool:
-    """The run listed its child jobs (with the parent's batches) and none of its jobs is unfinished."""
+def run_ended(pg: psycopg2.extensions.connection, run_id: str, at_least: int = 2) -> bool:
+    """The run listed its child jobs (``at_least`` jobs: with the parent's batches) and none of its jobs
+    is unfinished."""
     with pg, pg.cursor() as cur:
         cur.execute("SELECT count(*) FILTER (WHERE status = ANY(%s)), count(*) FROM ingest_jobs WHERE run_id = %s",
                     (list(UNFINISHED), run_id))
         unfinished, total = cur.fetchone()
-    return total > 1 and unfinished == 0
+    return total >= at_least and unfinished == 0
 
 
 def test_a_scheduled_parent_fans_out_as_an_enqueued_one(services: Services, settings: Settings, tmp_path: Path,
@@ -82,3 +92,36 @@ def test_a_scheduled_parent_fans_out_as_an_enqueued_one(services: Services, sett
     with pg, pg.cursor() as cur:
         cur.execute("UPDATE ingest_jobs SET status = 'finished' WHERE job_id = %s", (child,))
     assert [fired.source for fired in scheduler.tick()] == ["gh_issues"]
+
+
+def test_a_scheduled_partitioned_source_runs_each_partition(services: Services, settings: Settings,
+                                                              tmp_path: Path, pg: psycopg2.extensions.connection,
+                                                              redis_client: redis.Redis) -> None:
+    """A partitioned source with a schedule: the slot's run plans one parent per partition in the outbox
+    and the workers load each partition's comments (a 404 partition skipped)."""
+    server = FixtureApiServer(FixtureApiConfig(issues=ISSUES)).start()
+    fleet = WorkerFleet(lambda name: worker_command(settings, name), worker_env(settings, os.environ),
+                        tmp_path / "workers.log")
+    try:
+        with pg, pg.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS fx_board_comments")
+        catalog = tmp_path / "catalog.toml"
+        partitioned = SHOP_CATALOG[SHOP_CATALOG.index("[datasets.board_comments]"):SHOP_CATALOG.index("[sources.")]
+        partitioned += SHOP_CATALOG[SHOP_CATALOG.index("[sources.picked_issues]"):]
+        catalog.write_text(partitioned.format(url=server.url) + f"interval_seconds = {HOUR}\n", encoding="utf-8")
+        assert ingest(services, catalog, tmp_path, "db", "migrate")[0] == 0
+        found = load_catalog(catalog, {})
+        scheduler = SourceScheduler(make_queue(redis_client, settings), settings, list(found.sources.values()),
+                                    clock=lambda: 1_800_000_000.0, sources=found.sources)
+        [fired] = scheduler.tick()
+        run_id = fired.job_id[:fired.job_id.index("-picked_issues-")]  # a child job's id: run, source, group
+        fleet.start(1)
+        wait_until(lambda: run_ended(pg, run_id, at_least=1), timeout=120)
+    finally:
+        fleet.close()
+        server.stop()
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT comment_id, issue_number FROM fx_board_comments")
+        assert dict(cur.fetchall()) == {c["id"]: n for n in PICKED for c in github.comments_of(n)}
+    tally = {s.source: s for s in JobHistory(pg).summarise(run_id)}["picked_issues"].parents
+    assert tally is not None and (tally.done, tally.failed, tally.pending) == (len(PICKED), 0, 0)
