@@ -48,6 +48,27 @@ def scalar(conn: psycopg2.extensions.connection, query: str, *params: object) ->
         return int(cur.fetchone()[0])
 
 
+def values(rows: dict[tuple, tuple[tuple, str]]) -> dict[tuple, tuple]:
+    """A table's rows by key without their ``xmin``."""
+    return {key: row for key, (row, _) in rows.items()}
+
+
+def followed(before: dict[tuple, tuple[tuple, str]], after: dict[tuple, tuple[tuple, str]],
+             want: dict[tuple, tuple]) -> tuple[set[tuple], set[tuple], set[tuple]]:
+    """Check that a table (rows by key: values and ``xmin``) went from ``before`` to exactly ``want``
+    row by row: an unchanged row keeps its ``xmin`` (not rewritten), a changed one has a new one.
+    Returns the keys new, rewritten and gone."""
+    assert values(after) == want
+    old = values(before)
+    for key, row in want.items():
+        if old.get(key) == row:
+            assert after[key][1] == before[key][1], f"{key} rewritten unchanged"
+        elif key in old:
+            assert after[key][1] != before[key][1], f"{key} changed but not rewritten"
+    rewritten = {key for key in want if key in old and old[key] != want[key]}
+    return set(want) - set(old), rewritten, set(old) - set(want)
+
+
 def resolved(spec: SourceSpec, env: dict[str, str]) -> SourceSpec:
     """``spec`` with its ``${VAR}`` references expanded from ``env``, as a worker would run it."""
     return SourceSpec.from_dict({key: expand(value, env, spec.name, key) for key, value in spec.to_dict().items()})

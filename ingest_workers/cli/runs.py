@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from ..ops.watch import (
 )
 from ..runtime import resources
 from ..runtime.fanout_plans import enqueue_with_fan_out
-from ..runtime.localrun import RunOutcome, run_inline
+from ..runtime.localrun import INTERRUPTED, RunOutcome, run_inline_with_fan_out
 from ..runtime.producer import (
     Enqueued,
     check_run_id,
@@ -39,7 +39,7 @@ from ..runtime.producer import (
     not_windowable,
 )
 from ..runtime.reconcile import reconcile_run
-from ..runtime.workerrun import GiveUp, Pool, run_on_workers
+from ..runtime.workerrun import GiveUp, Pool, record_stopped, run_on_workers
 from ..testing import DEMO_CATALOG, faultdemo
 from ..testing.devservices import ALLOW_CHMOD_ENV, ensure_services
 from ..testing.mock_sources import MockServer
@@ -151,10 +151,6 @@ def run_locally(app: App, sources: str, workers: int, worker_class: str | None, 
     records = RecordProgress(client, [spec.name for spec in specs])
     run_id = new_run_id()
     if workers == 0:
-        fanning = [spec.name for spec in specs if spec.children or spec.partitions or spec.parent]
-        if fanning:  # child jobs go to the children queue, which only workers take
-            raise ConfigError(f"{', '.join(fanning)}: fan-out (child sources, partitions) runs on workers; "
-                              "use --workers 1 or more")
         outcome = _run_inline(app, client, specs, run_id, timeout)
     else:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -178,10 +174,16 @@ def _run_inline(app: App, client: Any, specs: list[SourceSpec], run_id: str, tim
         click.echo(f"job {index + 1}/{total}: {item.source}", err=True)
 
     deadline = None if timeout is None else time.monotonic() + timeout
-    with resources.using(app.settings, app.env):
+    with resources.using(app.settings, app.env), closing(app.postgres()) as conn:
         queue = make_queue(client, app.settings, is_async=False)
-        enqueued, unfinished = run_inline(queue, app.settings, specs, run_id, deadline, on_job)
-    return RunOutcome(run_id, enqueued, unfinished, f"time limit {timeout:g}s" if timeout else "")
+        enqueued, unfinished = run_inline_with_fan_out(queue, app.settings, conn, specs, run_id, app.catalog.sources,
+                                                       deadline, on_job)
+    outcome = RunOutcome(run_id, enqueued, unfinished, f"time limit {timeout:g}s" if timeout else "")
+    if unfinished:  # the child jobs planned and never started: failed, saying why (a stopped job said so itself)
+        interrupted = INTERRUPTED in unfinished.values() or timeout is None
+        why = "Ctrl+C" if interrupted else f"the run's time limit ({timeout:g}s) passed"
+        record_stopped(app.settings, outcome, why)
+    return outcome
 
 
 def _say(words: str) -> None:

@@ -26,7 +26,8 @@ def schedule(app: App, sources: str, poll: float) -> None:
     """
     specs = app.catalog.select(sources)
     client = app.redis()
-    scheduler = SourceScheduler(make_queue(client, app.settings), app.settings, specs)
+    scheduler = SourceScheduler(make_queue(client, app.settings), app.settings, specs,
+                                sources=app.catalog.sources)
     app.postgres().close()  # jobs need the schema: wait for it (the Procfile's worker line applies it)
     stop = threading.Event()
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg2.extensions
@@ -59,6 +61,26 @@ def child_job_id(run_id: str, child: str, keys: Sequence[str]) -> str:
     """The id of the child job taking the parents ``keys`` (in order): the same group, the same id."""
     digest = hashlib.sha1("\x1e".join(keys).encode("utf-8")).hexdigest()[:12]
     return f"{run_id}-{child}-{digest}"
+
+
+def parent_key(key: Sequence[str], values: Mapping[str, Any]) -> str:
+    """A parent record's key in the outbox and in its child source's cursors (``parent_cursors``): the
+    values of the parent dataset's ``key`` columns, each in one text form whether it comes from a
+    checked record (a parent job's batch: ISO text for a timestamp, a JSON number) or from the stored
+    row (a child source named alone: PostgreSQL's ``datetime``, ``Decimal``), so both ways share the
+    parent's cursor."""
+    return "\x1f".join(_key_text(values[column]) for column in key)
+
+
+def _key_text(value: Any) -> str:
+    if isinstance(value, datetime):  # as the timestamp column's check writes it: ISO 8601 in UTC
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (float, Decimal)):  # 5, 5.0 and Decimal('5.00') are one key; no exponent
+        number = Decimal(str(value)) if isinstance(value, float) else value
+        return str(int(number)) if number == number.to_integral_value() else format(number.normalize(), "f")
+    return str(value)
 
 
 def partition_key(values: dict[str, Any]) -> str:

@@ -92,9 +92,26 @@ class JobHistory:
             cur.execute("SELECT job_id FROM ingest_jobs WHERE run_id = %s ORDER BY job_id", (run_id,))
             return [row[0] for row in cur.fetchall()]
 
+    def fan_out_in_flight(self, run_id: str, source: str, job_id: str) -> bool:
+        """Whether a job of ``run_id`` fanned out from ``job_id`` (a child job, a grandchild, ...), or
+        planned for ``source`` without one (its partitions', its stored parents'), has not ended."""
+        with postgres_errors(), self._conn, self._conn.cursor() as cur:
+            cur.execute("WITH RECURSIVE tree AS (SELECT job_id, status FROM ingest_jobs WHERE run_id = %(run)s "
+                        "AND job_id <> %(job)s AND (parent_job = %(job)s OR (source = %(source)s AND parent_job IS "
+                        "NULL)) UNION SELECT j.job_id, j.status FROM ingest_jobs j JOIN tree t ON j.parent_job = "
+                        "t.job_id) SELECT EXISTS (SELECT 1 FROM tree WHERE status = ANY(%(unfinished)s))",
+                        {"run": run_id, "job": job_id, "source": source, "unfinished": list(UNFINISHED)})
+            return bool(cur.fetchone()[0])
+
     def unlist(self, job_ids: Sequence[str]) -> None:
         """Take jobs cancelled before they started off their run's list (nothing is to enqueue them again)."""
         self._write("DELETE FROM ingest_jobs WHERE job_id = ANY(%s) AND status = 'enqueued'", (list(job_ids),))
+
+    def cancelled(self, job_id: str, reason: str) -> None:
+        """Mark ``job_id`` failed with ``reason`` if it never started or was waiting to run again (its
+        run stopped it: nothing will run it now)."""
+        self._write("UPDATE ingest_jobs SET status = 'failed', error = %s, finished_at = now() "
+                    "WHERE job_id = %s AND status = ANY(%s)", (reason[:2000], job_id, ["enqueued", *WAITING]))
 
     def started(self, job_id: str, run_id: str, source: str) -> None:
         """Record an attempt of ``job_id`` (a retry of the same job counts attempts)."""

@@ -85,11 +85,14 @@ FANOUT_PARENTS = Declared("ingest_fanout_parents", "counter",
 REPLACE_DELETED = Declared("ingest_replace_deleted_rows", "counter",
                            "Rows a replace switch removed: the source's rows its complete run no longer served "
                            "(rows, not fetched records: outside the records' counts).", ("source",))
+REQUESTS_SKIPPED = Declared("ingest_requests_skipped", "counter",
+                            "HTTP requests answered with a status the source's on_status skips (a deleted parent's "
+                            "404): no records, no error.", ("source",))
 
 DECLARED = MappingProxyType({d.name: d for d in (
     RECORDS, FETCH_REQUESTS, FETCH_RETRIES, JOBS, JOB_RETRIES, JOB_DURATION, LOAD_DURATION, LOAD_ROWS, LAST_SUCCESS,
     CIRCUIT_STATE, RATE_LIMIT_WAIT, JOBS_DEFERRED, FIRST_ATTEMPT, SOURCE_INTERVAL, SLOTS_SKIPPED, FANOUT_PARENTS,
-    REPLACE_DELETED)})
+    REPLACE_DELETED, REQUESTS_SKIPPED)})
 
 # Series every catalog source has from the start, at zero (a closed circuit), so that
 # rate(), ratios and alerts work before the first event instead of seeing no series.

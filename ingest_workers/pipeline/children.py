@@ -88,7 +88,7 @@ class ChildRun:
                              self.sinks, hooks=hooks)
         context = self._context(parent)
         source = make_source(self.spec, context)
-        skipped, counted = SkippedSoFar(source), self.job.tally.fetched
+        skipped, counted = SkippedSoFar(source, self.job.recorder, self.spec.name), self.job.tally.fetched
         batches = self._batches(source, context)
         batch = next(batches, None)
         if batch is None:  # no child records (or its one request skipped): the parent is done all the same

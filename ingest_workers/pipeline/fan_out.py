@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core.models import Lineage, Record, SourceSpec
 from ..datasets import Dataset
-from ..load.outbox import ChildJob, Parent, listed_children, plan_children
+from ..load.outbox import ChildJob, Parent, listed_children, parent_key, plan_children
 from ..load.pgretry import PostgresRetry
 
 
@@ -53,13 +53,15 @@ class FanOut:
         """``fan_out = "all"``: every valid record of the batch is a parent."""
         if not self._all or not records:
             return None
-        parents = [Parent(self._dataset.natural_key(record.row), record.raw) for record in records]
+        key = self._dataset.key
+        parents = [Parent(parent_key(key, record.row), record.raw) for record in records]
         return lambda cur: self._plan(cur, self._all, parents)
 
     def on_written(self, cur: Any, rows: list[dict[str, Any]]) -> None:
         """``fan_out = "changed"``: the rows this transaction inserted or updated are parents."""
         if self._changed and rows:
-            self._plan(cur, self._changed, [Parent(self._dataset.natural_key(row), row["raw"]) for row in rows])
+            key = self._dataset.key
+            self._plan(cur, self._changed, [Parent(parent_key(key, row), row["raw"]) for row in rows])
 
     def after_commit(self) -> None:
         if self._planned:

@@ -20,7 +20,7 @@ from ..datasets import Dataset, dataset_of
 from ..datasets.drift import FieldDrift, read_fields
 from ..load.cursors import CursorStore
 from ..load.sinks import SinkContext, make_sink
-from ..ops.metrics import RECORDS, MetricsRecorder
+from ..ops.metrics import RECORDS, REQUESTS_SKIPPED, MetricsRecorder
 from ..sources import FetchesAhead, RangedSource, SkipsRequests, Source, SourceContext, make_source
 from ..sources.prefetch import read_ahead
 from ..stages.base import Item, compose
@@ -153,7 +153,7 @@ class _Run:
             return self.reader
         context = _source_context(self.spec, self.res, self.recorder, part)
         source = make_source(self.spec, context)
-        self.reader = _Reader(source, context, SkippedSoFar(source))
+        self.reader = _Reader(source, context, SkippedSoFar(source, self.recorder, self.spec.name))
         return self.reader
 
 
@@ -168,15 +168,18 @@ class _Reader:
 
 class SkippedSoFar:
     """The requests the source skipped (``on_status``, :class:`SkipsRequests`) since the last
-    call to :meth:`new`: requests, not records, so outside ``fetched``."""
+    call to :meth:`new`: requests, not records, so outside ``fetched``; counted in the metrics too
+    (``ingest_requests_skipped``, by source)."""
 
-    def __init__(self, source: object) -> None:
-        self._source = source
+    def __init__(self, source: object, recorder: MetricsRecorder, name: str) -> None:
+        self._source, self._recorder, self._name = source, recorder, name
         self._counted = 0
 
     def new(self) -> int:
         total = self._source.skipped if isinstance(self._source, SkipsRequests) else 0
         new, self._counted = total - self._counted, total
+        if new:
+            self._recorder.inc(REQUESTS_SKIPPED, self._name, amount=new)
         return new
 
 

@@ -25,7 +25,7 @@ from ..core.connections import postgres_errors
 from ..core.errors import ConfigError
 from ..core.models import SourceSpec
 from ..datasets import Dataset, dataset_of
-from ..load.outbox import ChildJob, Parent, partition_key, plan_children
+from ..load.outbox import ChildJob, Parent, parent_key, partition_key, plan_children
 from ..ops.history import JobHistory
 from .producer import Enqueued, enqueue_run
 from .relay import children_queue, relay
@@ -59,7 +59,7 @@ def plan_from_stored_parents(conn: psycopg2.extensions.connection, run_id: str, 
         if not rows:
             return
         last = tuple(rows[-1][:-1])
-        parents = [Parent(dataset.natural_key(dict(zip(dataset.key, row[:-1]))), row[-1]) for row in rows]
+        parents = [Parent(parent_key(dataset.key, dict(zip(dataset.key, row[:-1]))), row[-1]) for row in rows]
         with postgres_errors(), conn, conn.cursor() as cur:
             yield plan_children(cur, run_id, child.to_dict(), queue, parents, None)
 
@@ -116,15 +116,21 @@ def enqueue_with_fan_out(queue: Queue, settings: Settings, conn: psycopg2.extens
     records), listed in the run's job list (``conn``) before they go to Redis."""
     plain, partitioned, children = split_fan_out(specs, sources)
     enqueued = enqueue_run(queue, settings, plain, run_id, JobHistory(conn)) if plain else []
-    for spec in partitioned:
-        planned = plan_partitions(conn, run_id, spec, children_queue(spec.queue or settings.queue))
+    for planned in plan_fan_out(conn, settings, run_id, partitioned, children, sources):
         enqueued += _relayed(queue, settings, run_id, planned)
-    for spec in children:
-        parent = parent_of(spec, sources)
-        for planned in plan_from_stored_parents(conn, run_id, spec, parent,
-                                                children_queue(spec.queue or settings.queue)):
-            enqueued += _relayed(queue, settings, run_id, planned)
     return enqueued
+
+
+def plan_fan_out(conn: psycopg2.extensions.connection, settings: Settings, run_id: str,
+                 partitioned: Sequence[SourceSpec], children: Sequence[SourceSpec],
+                 sources: Mapping[str, SourceSpec]) -> Iterator[list[ChildJob]]:
+    """Plan the child jobs of each partitioned source and of each child source named alone, a
+    transaction at a time; yield the jobs planned (listed in ``ingest_jobs``, to relay or run inline)."""
+    for spec in partitioned:
+        yield plan_partitions(conn, run_id, spec, children_queue(spec.queue or settings.queue))
+    for spec in children:
+        yield from plan_from_stored_parents(conn, run_id, spec, parent_of(spec, sources),
+                                            children_queue(spec.queue or settings.queue))
 
 
 def _relayed(queue: Queue, settings: Settings, run_id: str, planned: Sequence[ChildJob]) -> list[Enqueued]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -56,7 +57,7 @@ def fetch_source(spec: dict[str, Any], run_id: str, window: list[str] | None = N
         with job_context(source.name, run_id, job_id):
             try:
                 counts = pipeline.run_fetch_job(source, run_id, job_id, queue, res, Window(*window) if window else None,
-                                                lambda error: runs_again(job, error), handoff(res, run_id))
+                                                lambda error: runs_again(job, error), handoff(res, run_id, job))
             except Deferral as exc:
                 return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
             except BaseException as exc:
@@ -77,7 +78,7 @@ def fetch_children(spec: dict[str, Any], run_id: str, origin: dict[str, Any]) ->
         with job_context(source.name, run_id, job_id):
             try:
                 counts = pipeline.run_child_job(source, run_id, job_id, queue, res,
-                                                lambda error: runs_again(job, error), handoff(res, run_id))
+                                                lambda error: runs_again(job, error), handoff(res, run_id, job))
             except Deferral as exc:
                 return Retry(max=MAX_DEFERRALS, interval=max(1, math.ceil(exc.retry_after or 1)))
             except BaseException as exc:
@@ -86,11 +87,18 @@ def fetch_children(spec: dict[str, Any], run_id: str, origin: dict[str, Any]) ->
     return counts.to_dict()
 
 
-def handoff(res: resources.Resources, run_id: str) -> pipeline.Handoff:
-    """Where this job's child jobs go: the children queue of the child source's queue, through the relay."""
+def handoff(res: resources.Resources, run_id: str, job: Job | None) -> pipeline.Handoff:
+    """Where this job's child jobs go: the children queue of the child source's queue, through the relay;
+    inline (RQ's synchronous mode) nowhere: the inline run takes them from the run's job list itself
+    (``runtime.localrun``), in this process."""
     settings = res.settings
-    return pipeline.Handoff(lambda child: children_queue(child.get("queue") or settings.queue),
-                            lambda jobs: relay(res.redis, settings, run_id, jobs))
+
+    def queue_for(child: Mapping[str, Any]) -> str:
+        return children_queue(child.get("queue") or settings.queue)
+
+    if job is not None and job.worker_name == "sync":
+        return pipeline.Handoff(queue_for, lambda jobs: None)
+    return pipeline.Handoff(queue_for, lambda jobs: relay(res.redis, settings, run_id, jobs))
 
 
 def accepted(spec: Any, run_id: Any, window: Any, res: resources.Resources) -> SourceSpec:

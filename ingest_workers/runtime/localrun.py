@@ -2,7 +2,9 @@
 
 - Inline (``--workers 0``): every job runs in this process through RQ's synchronous
   mode (``Queue(is_async=False)``): the same job function, callbacks and bookkeeping in
-  Redis as under a worker, so a breakpoint in a source or a stage stops right here.
+  Redis as under a worker, so a breakpoint in a source or a stage stops right here. Fan-out's
+  child jobs never go to Redis then: once the sources' jobs ran, the run takes the child jobs
+  listed in its job list (:func:`listed_children`), wave after wave, until none is left.
 - N local workers: the jobs are enqueued and ``rq worker`` processes take them; when
   the time limit passes, :func:`stop_unfinished` cancels the jobs not started yet and
   stops the running ones with RQ's stop-job command.
@@ -12,11 +14,12 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
+import psycopg2.extensions
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -25,9 +28,13 @@ from rq.timeouts import JobTimeoutException
 
 from ..core.config import Settings
 from ..core.models import SourceSpec
+from ..ops.history import JobHistory
 from ..ops.watch import DONE
-from .producer import Enqueued, PlannedJob, check_run_id, claim_jobs, job_id_for
+from .fanout_plans import plan_fan_out, split_fan_out
+from .producer import Enqueued, PlannedJob, check_run_id, claim_ids, claim_jobs, is_child_job, job_data, job_id_for
 from .rq_compat import create_job_kwargs
+
+Wave = list[tuple[Enqueued, EnqueueData]]  # jobs an inline run takes in turn, ready to run
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,11 @@ INTERRUPTED = "interrupted (Ctrl+C)"
 def run_inline(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], run_id: str,
                deadline: float | None = None,
                on_job: Callable[[int, int, Enqueued], None] = lambda index, total, item: None,
+               children: Callable[[], Wave] = lambda: [],
                ) -> tuple[list[Enqueued], dict[str, str]]:
-    """Run one job per source of ``specs`` now, one after the other, in this process.
+    """Run one job per source of ``specs`` now, one after the other, in this process; then, wave
+    after wave, the child jobs ``children`` returns (those the jobs run so far planned), until it
+    returns none.
 
     ``queue`` must be synchronous. ``deadline`` (``time.monotonic()``) stops the job
     running when it passes and leaves the rest unrun. Returns the jobs and, by job id,
@@ -69,22 +79,67 @@ def run_inline(queue: Queue, settings: Settings, specs: Sequence[SourceSpec], ru
                                  [PlannedJob(spec, job_id_for(run_id, spec.name)) for spec in specs])
     by_id = {item.job_id: item for item in enqueued}
     unfinished: dict[str, str] = {}
+    wave: Wave = [(by_id[data.job_id], data) for data in datas]
     with _interruptible() as interrupted:
-        for index, data in enumerate(datas):
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if interrupted or (remaining is not None and remaining <= 0):
-                unfinished.update((d.job_id, NOT_STARTED) for d in datas[index:])
-                break
-            on_job(index, len(datas), by_id[data.job_id])
-            try:
-                in_time = _run_one(queue, data, remaining)
-            except KeyboardInterrupt:  # it came between RQ's steps, outside the job
-                in_time = True
-            if interrupted:
-                unfinished[data.job_id] = INTERRUPTED
-            elif not in_time:
-                unfinished[data.job_id] = STOPPED
+        in_time = _run_wave(queue, wave, deadline, interrupted, unfinished, on_job)
+        while in_time and (wave := children()):
+            enqueued += [item for item, _ in wave]
+            in_time = _run_wave(queue, wave, deadline, interrupted, unfinished, on_job)
+        left = children()  # planned by the jobs that ran, never started
+        enqueued += [item for item, _ in left]
+        unfinished.update((item.job_id, NOT_STARTED) for item, _ in left)
     return enqueued, unfinished
+
+
+def _run_wave(queue: Queue, wave: Wave, deadline: float | None, interrupted: list[bool], unfinished: dict[str, str],
+              on_job: Callable[[int, int, Enqueued], None]) -> bool:
+    """Run the jobs of ``wave`` in order; False if the time limit or Ctrl+C left some unrun."""
+    for index, (item, data) in enumerate(wave):
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if interrupted or (remaining is not None and remaining <= 0):
+            unfinished.update((later.job_id, NOT_STARTED) for later, _ in wave[index:])
+            return False
+        on_job(index, len(wave), item)
+        try:
+            in_time = _run_one(queue, data, remaining)
+        except KeyboardInterrupt:  # it came between RQ's steps, outside the job
+            in_time = True
+        if interrupted:
+            unfinished[item.job_id] = INTERRUPTED
+        elif not in_time:
+            unfinished[item.job_id] = STOPPED
+    return not interrupted and (deadline is None or time.monotonic() < deadline)
+
+
+def listed_children(conn: psycopg2.extensions.connection, queue: Queue, settings: Settings,
+                    run_id: str) -> Callable[[], Wave]:
+    """For an inline run: the child jobs of ``run_id`` listed in ``ingest_jobs`` (planned with their
+    parents in the outbox, by a parent's batch or by :func:`.fanout_plans.plan_fan_out`) and not taken
+    yet, each claimed (``SET NX``, as the relay does) so nothing else runs it too."""
+    taken: set[str] = set()
+
+    def take() -> Wave:
+        jobs = [job for job in JobHistory(conn).unfinished(run_id)
+                if is_child_job(job.args) and job.job_id not in taken]
+        taken.update(job.job_id for job in jobs)
+        claimed = claim_ids(queue.connection, settings, run_id, [job.job_id for job in jobs])
+        return [(Enqueued(job.source, job.job_id, True), job_data(settings, job.job_id, job.source, run_id, job.args))
+                for job, ok in zip(jobs, claimed) if ok]
+    return take
+
+
+def run_inline_with_fan_out(queue: Queue, settings: Settings, conn: psycopg2.extensions.connection,
+                            specs: Sequence[SourceSpec], run_id: str, sources: Mapping[str, SourceSpec],
+                            deadline: float | None = None,
+                            on_job: Callable[[int, int, Enqueued], None] = lambda index, total, item: None,
+                            ) -> tuple[list[Enqueued], dict[str, str]]:
+    """:func:`run_inline` for a run with fan-out: the child jobs of partitioned sources and of child
+    sources named alone are planned first (``conn``); every child job planned, by them or by a parent's
+    batch, then runs here, wave after wave, taking its parents from the outbox like a worker's."""
+    plain, partitioned, children = split_fan_out(specs, sources)
+    for _planned in plan_fan_out(conn, settings, run_id, partitioned, children, sources):
+        pass  # listed in ingest_jobs: listed_children takes them
+    return run_inline(queue, settings, plain, run_id, deadline, on_job, listed_children(conn, queue, settings, run_id))
 
 
 def _run_one(queue: Queue, data: EnqueueData, remaining: float | None) -> bool:

@@ -189,14 +189,18 @@ def claim_jobs(queue: Queue, settings: Settings, run_id: str,
     """Claim each job id (``SET NX``) and prepare the jobs claimed now, without enqueueing them
     (for inline runs, which run each job as they enqueue it)."""
     retry_intervals(settings)  # a bad setting fails before anything is claimed
-    claim_ttl = settings.result_ttl + settings.job_timeout
-    pipe = queue.connection.pipeline(transaction=False)
-    for plan in plans:
-        pipe.set(CLAIM_PREFIX + plan.job_id, run_id, nx=True, ex=claim_ttl)
-    claimed = pipe.execute()
+    claimed = claim_ids(queue.connection, settings, run_id, [plan.job_id for plan in plans])
     new = [plan for plan, ok in zip(plans, claimed) if ok]
     return ([Enqueued(plan.spec.name, plan.job_id, bool(ok)) for plan, ok in zip(plans, claimed)],
             prepare_jobs(settings, run_id, new))
+
+
+def claim_ids(connection: redis.Redis, settings: Settings, run_id: str, job_ids: Sequence[str]) -> list[bool]:
+    """Claim each of ``job_ids`` for ``run_id`` (``SET NX``); whether each was claimed now."""
+    pipe = connection.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.set(CLAIM_PREFIX + job_id, run_id, nx=True, ex=settings.result_ttl + settings.job_timeout)
+    return [bool(ok) for ok in pipe.execute()]
 
 
 def _enqueue_prepared(queue: Queue, plans: Sequence[PlannedJob], datas: Sequence[EnqueueData],

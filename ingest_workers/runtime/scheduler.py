@@ -9,9 +9,14 @@ host agrees on them. Per source and tick, under a short Redis lock
 * no scheduler has fired this slot yet (``ingest:schedule:SOURCE`` remembers the start of the
   last slot fired, in seconds: a slot is due when it starts later, so a changed
   ``interval_seconds`` fires at the next slot of the new interval instead of stalling), and
-* the source's last scheduled job has ended (one run in flight per source at most; a
+* the source's last scheduled job has ended, and every job it fanned out (child jobs, and
+  theirs, in ``ingest_jobs``) too (one run in flight per source at most; a
   slot that passes while a run is still going is skipped, not queued up, and counted once
   across schedulers: ``skipped`` in that hash and ``ingest_schedule_slots_skipped_total``).
+
+A slot's run is enqueued as ``ingest enqueue`` makes it (``runtime.fanout_plans``): its jobs listed in
+the run's job list first; a partitioned source, or a child source with a schedule of its own (run
+from its parent's stored records), has its child jobs planned in the outbox.
 
 A scheduler that starts after a slot began (it was down at 03:00) fires that slot at once:
 the latest missed slot is made up, once, never the ones before it.
@@ -33,7 +38,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,13 +48,15 @@ from rq.job import Job
 from rq.queue import Queue
 
 from ..core.config import Settings
-from ..core.connections import redis_errors
+from ..core.connections import connect_postgres, redis_errors
 from ..core.errors import ConfigError, ServiceUnavailable, TransientError
 from ..core.models import SourceSpec
 from ..core.schedules import describe, is_scheduled, slot_start
+from ..ops.history import JobHistory
 from ..ops.metrics import count_skipped_slot
 from ..ops.watch import DONE
-from .producer import enqueue_run
+from .fanout_plans import enqueue_with_fan_out
+from .producer import Enqueued
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +81,13 @@ class SourceScheduler:
     """Decides, tick by tick, which scheduled sources are due, and enqueues them."""
 
     def __init__(self, queue: Queue, settings: Settings, specs: Sequence[SourceSpec],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, sources: Mapping[str, SourceSpec] | None = None) -> None:
         self._queue = queue
         self._client = queue.connection
         self._settings = settings
         self._specs = [spec for spec in specs if is_scheduled(spec)]
-        planned = [spec.name for spec in self._specs if spec.partitions or spec.parent]
-        if planned:  # their jobs are planned in PostgreSQL by `ingest enqueue` (runtime.fanout_plans)
-            raise ConfigError(f"{', '.join(planned)}: a partitioned or child source cannot be scheduled yet "
-                              "(a child runs with its parent's schedule); use `ingest enqueue`")
+        # the catalog's: where a child source with a schedule of its own finds its parent's stored records
+        self._sources = dict(sources) if sources is not None else {spec.name: spec for spec in specs}
         if not self._specs:
             raise ConfigError("no selected source has interval_seconds or schedule in the catalog; "
                               "nothing to schedule")
@@ -108,11 +114,11 @@ class SourceScheduler:
                                                                "skipped_slot")
             if last_start is not None and int(last_start) >= slot_start_seconds:
                 return None
-            if last_job is not None and self._in_flight(last_job.decode()):
+            if last_job is not None and self._in_flight(spec, int(last_start or 0), last_job.decode()):
                 self._skip(spec, slot, last_job.decode(), skipped)
                 return None
             slot_time = datetime.fromtimestamp(slot_start_seconds, UTC)
-            [enqueued] = enqueue_run(self._queue, self._settings, [spec], slot_run_id(slot_time))
+            enqueued = self._enqueue(spec, slot_run_id(slot_time))
             self._client.hset(STATE_PREFIX + spec.name,
                               mapping={"slot_start": slot_start_seconds, "job_id": enqueued.job_id})
         finally:
@@ -135,9 +141,24 @@ class SourceScheduler:
             log.info("source %s: skipping this slot, its last run (job %s) is still in flight", spec.name, last_job)
             self._waiting[spec.name] = slot
 
-    def _in_flight(self, job_id: str) -> bool:
-        job = Job.fetch_many([job_id], connection=self._client, serializer=self._queue.serializer)[0]
-        return job is not None and job.get_status(refresh=False) not in DONE
+    def _enqueue(self, spec: SourceSpec, run_id: str) -> Enqueued:
+        """The slot's run of ``spec``, as ``ingest enqueue`` makes it (listed in the run's job list; a
+        partitioned source or a child source: its child jobs planned in the outbox); its first job."""
+        with closing(connect_postgres(self._settings.database_url)) as conn:
+            enqueued = enqueue_with_fan_out(self._queue, self._settings, conn, [spec], run_id, self._sources)
+        return enqueued[0] if enqueued else Enqueued(spec.name, "", False)  # a child with no parent stored yet
+
+    def _in_flight(self, spec: SourceSpec, slot_start_seconds: int, job_id: str) -> bool:
+        """Whether the source's last run goes on: its job, or a job it fanned out (child jobs and theirs)."""
+        job = Job.fetch_many([job_id], connection=self._client, serializer=self._queue.serializer)[0] \
+            if job_id else None
+        if job is not None and job.get_status(refresh=False) not in DONE:
+            return True
+        if not (spec.children or spec.partitions or spec.parent):
+            return False
+        run_id = slot_run_id(datetime.fromtimestamp(slot_start_seconds, UTC))
+        with closing(connect_postgres(self._settings.database_url)) as conn:
+            return JobHistory(conn).fan_out_in_flight(run_id, spec.name, job_id)
 
 
 def run_schedule(scheduler: SourceScheduler, stop: threading.Event, poll: float = 1.0) -> None:

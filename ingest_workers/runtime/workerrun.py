@@ -30,7 +30,7 @@ from ..ops.watch import DONE, JobState
 from .fanout_plans import enqueue_with_fan_out
 from .interrupt import StopGently, StopNow, ctrl_c
 from .localrun import NOT_STARTED, STOPPED, WAITING, RunOutcome, stop_unfinished
-from .producer import Enqueued, make_queue, queues_of
+from .producer import Enqueued, is_child_job, make_queue, queues_of
 from .reconcile import reconcile_run
 from .workerpool import Process, Say, kill_workers, start_worker, stop_workers
 
@@ -79,7 +79,7 @@ def run_on_workers(settings: Settings, specs: Sequence[SourceSpec], run_id: str,
             outcome, reason = _until_stopped(queue, settings, processes, outcome, watch, give_up, say, job_list)
         finally:
             kill_workers(processes)  # only those still running: after an error, or a KeyboardInterrupt
-    record_stopped(settings, specs, outcome, reason)
+    record_stopped(settings, outcome, reason)
     return outcome
 
 
@@ -95,26 +95,31 @@ def _until_stopped(queue: Queue, settings: Settings, processes: list[Process], o
                 state = watch(queue, outcome.enqueued, _recoverer(queue, settings, job_list, outcome.run_id, say))
                 if state.done < state.total:
                     why, reason = give_up.short, give_up.full
-                    listed = job_list.job_ids(outcome.run_id)  # the child jobs fanned out too
-                    unfinished.update(stop_unfinished(queue, list(dict.fromkeys([*job_ids, *listed]))))
+                    unfinished.update(stop_unfinished(queue, _every_job(job_ids, job_list, outcome.run_id)))
                 stop_workers(processes, 10 if unfinished else 30, say)
             except StopGently:
                 why = reason = "Ctrl+C"
-                if _finish_in_hand(queue, outcome, watch, unfinished, say):
+                if _finish_in_hand(queue, outcome, _every_job(job_ids, job_list, outcome.run_id), watch,
+                                   unfinished, say):
                     why, reason = f"Ctrl+C, then {give_up.short}", give_up.full
                 stop_workers(processes, 30, say)
     except StopNow:
         why = reason = "Ctrl+C"
         kill_workers(processes)
-        unfinished.update(_cancel_the_rest(queue, job_ids))
+        unfinished.update(_cancel_the_rest(queue, _every_job(job_ids, job_list, outcome.run_id)))
     return RunOutcome(outcome.run_id, outcome.enqueued, unfinished, why if unfinished else ""), reason
 
 
-def _finish_in_hand(queue: Queue, outcome: RunOutcome, watch: Watch, unfinished: dict[str, str],
-                    say: Say) -> bool:
-    """The first Ctrl+C: cancel the jobs not started, name the running ones and wait for them;
-    True if the watch gave up on them meanwhile (they were stopped)."""
-    unfinished.update(stop_unfinished(queue, [item.job_id for item in outcome.enqueued], stop_running=False))
+def _every_job(job_ids: Sequence[str], job_list: JobHistory, run_id: str) -> list[str]:
+    """``job_ids`` and every other job listed for the run: the child jobs fanned out too."""
+    return list(dict.fromkeys([*job_ids, *job_list.job_ids(run_id)]))
+
+
+def _finish_in_hand(queue: Queue, outcome: RunOutcome, every_job: Sequence[str], watch: Watch,
+                    unfinished: dict[str, str], say: Say) -> bool:
+    """The first Ctrl+C: cancel the jobs not started (of ``every_job``, child jobs too), name the running
+    ones and wait for them; True if the watch gave up on them meanwhile (they were stopped)."""
+    unfinished.update(stop_unfinished(queue, every_job, stop_running=False))
     cancelled = [item.source for item in outcome.enqueued if item.job_id in unfinished]
     running = [item for item in outcome.enqueued
                if item.job_id not in unfinished and _status(queue, item.job_id) not in DONE]
@@ -165,17 +170,25 @@ def _recoverer(queue: Queue, settings: Settings, job_list: JobHistory, run_id: s
     return recover
 
 
-def record_stopped(settings: Settings, specs: Sequence[SourceSpec], outcome: RunOutcome, reason: str) -> None:
-    """Record the end of the jobs that did not finish: those cancelled before they started leave the
-    run's list; those stopped while running are marked failed (their process could not say so),
-    with ``reason``."""
+def record_stopped(settings: Settings, outcome: RunOutcome, reason: str) -> None:
+    """Record the end of the jobs of the run that did not finish, child jobs included: a fetch job
+    cancelled before it started leaves the run's list (nothing is to enqueue it again); a job stopped
+    while running is marked failed with ``reason`` (its process could not say so), with what it
+    committed; a child job that never started, and a job waiting to run again, are marked failed
+    too (a child job's parents stay pending in the outbox: the summary shows them not reached)."""
     if not outcome.unfinished:
         return
-    tables = {spec.name: dataset_of(spec.dataset, spec.declaration).table for spec in specs}
     with closing(connect_postgres(settings.database_url)) as conn:
         history = JobHistory(conn)
-        history.unlist([job_id for job_id, what in outcome.unfinished.items() if what == NOT_STARTED])
-        for item in outcome.enqueued:
-            if outcome.unfinished.get(item.job_id) == STOPPED:
-                history.abandoned(item.job_id, item.source, tables[item.source], f"stopped: {reason}")
-
+        listed = {job.job_id: job for job in history.unfinished(outcome.run_id)}
+        history.unlist([job_id for job_id, what in outcome.unfinished.items()
+                        if what == NOT_STARTED and job_id in listed and not is_child_job(listed[job_id].args)])
+        for job_id, what in outcome.unfinished.items():
+            job = listed.get(job_id)
+            if job is None:
+                continue
+            if what == STOPPED:
+                spec = SourceSpec.from_dict(job.args[0])
+                history.abandoned(job_id, job.source, dataset_of(spec.dataset, spec.declaration).table,
+                                  f"stopped: {reason}")
+            history.cancelled(job_id, f"{what}: {reason}")  # not started, or waiting (a stopped one: ended)

@@ -16,6 +16,7 @@ import redis
 from click.testing import CliRunner
 
 from ingest_workers.cli import main
+from ingest_workers.ops.metrics import REQUESTS_SKIPPED, read_counters
 from ingest_workers.testing.devservices import Services
 from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github, shop
 from ingest_workers.testing.fixture_apis.traffic import FaultShares
@@ -106,11 +107,12 @@ def stored_comments(pg: psycopg2.extensions.connection) -> dict[int, tuple[int, 
         return {comment_id: (number, body) for comment_id, number, body in cur.fetchall()}
 
 
+@pytest.mark.parametrize("workers", ["2", "0"])  # real `rq worker` processes, or inline in this process
 def test_a_parent_source_fans_out_its_children_through_real_workers(
         services: Services, catalog: Path, tmp_path: Path, pg: psycopg2.extensions.connection,
-        redis_client: redis.Redis) -> None:
+        redis_client: redis.Redis, workers: str) -> None:
     assert ingest(services, catalog, tmp_path, "db", "migrate")[0] == 0
-    status, output, summary = ingest(services, catalog, tmp_path, "run", "--workers", "2", "--timeout", "240")
+    status, output, summary = ingest(services, catalog, tmp_path, "run", "--workers", workers, "--timeout", "240")
     assert status == 0, output
     with pg, pg.cursor() as cur:
         cur.execute("SELECT issue_number FROM fx_issues")
@@ -120,13 +122,18 @@ def test_a_parent_source_fans_out_its_children_through_real_workers(
     comments = summary["sources"]["gh_issue_comments"]
     assert (comments["parents"], comments["parents_failed"], comments["parents_pending"]) == (ISSUES, 0, 0)
     assert comments["skipped"] == deleted
+    assert read_counters(redis_client, REQUESTS_SKIPPED, [("gh_issue_comments",), ("gh_issues",)]) == [deleted, 0]
     assert comments["loaded"] == len(expected_comments(range(1, ISSUES + 1)))
     assert comments["jobs"] >= -(-ISSUES // 7)  # 7 parents a job at most (groups never span two batches)
     assert "gh_issue_comments: parents processed 60" in output
     status_output = ingest(services, catalog, tmp_path, "status")[1]
     assert f"gh_issue_comments: parents processed {ISSUES}, requests skipped {deleted} in 24h" in status_output
+    with pg, pg.cursor() as cur:  # each parent taken once, by the child job it was planned for
+        cur.execute("SELECT count(*), count(DISTINCT job_id) FROM fanout_parents WHERE run_id = %s AND status = 'done'",
+                    (summary["run_id"],))
+        assert cur.fetchone() == (ISSUES, comments["jobs"])
     # fan_out = "all": a second run re-reads every issue's comments, though no issue changed
-    status, output, again = ingest(services, catalog, tmp_path, "run", "--workers", "2", "--timeout", "240")
+    status, output, again = ingest(services, catalog, tmp_path, "run", "--workers", workers, "--timeout", "240")
     assert status == 0, output
     assert again["sources"]["gh_issues"]["duplicate"] == ISSUES
     comments_again = again["sources"]["gh_issue_comments"]
@@ -135,9 +142,10 @@ def test_a_parent_source_fans_out_its_children_through_real_workers(
     assert stored_comments(pg) == expected_comments(range(1, ISSUES + 1))
 
 
+@pytest.mark.parametrize("workers", ["2", "0"])
 def test_a_child_source_named_alone_runs_from_its_stored_parents(
         services: Services, catalog: Path, tmp_path: Path, pg: psycopg2.extensions.connection,
-        redis_client: redis.Redis, api: FixtureApiServer) -> None:
+        redis_client: redis.Redis, api: FixtureApiServer, workers: str) -> None:
     assert ingest(services, catalog, tmp_path, "db", "migrate")[0] == 0
     status, output, _ = ingest(services, catalog, tmp_path, "run", "--workers", "2", "--timeout", "240")
     assert status == 0, output
@@ -146,7 +154,7 @@ def test_a_child_source_named_alone_runs_from_its_stored_parents(
     redis_client.flushdb()  # the dedup marks of the comments loaded: the backfill must load them again
     issue_pages = sum(count for path, count in api.requests().items() if "/comments" not in path)
     status, output, summary = ingest(services, catalog, tmp_path, "run", "--sources", "gh_issue_comments",
-                                     "--workers", "2", "--timeout", "240")
+                                     "--workers", workers, "--timeout", "240")
     assert status == 0, output
     assert stored_comments(pg) == expected_comments(range(1, ISSUES + 1))
     assert sum(count for path, count in api.requests().items() if "/comments" not in path) == issue_pages
@@ -217,9 +225,10 @@ PRODUCTS = 50
 PICKED = (1, 3, 13, 22)
 
 
+@pytest.mark.parametrize("workers", ["2", "0"])
 def test_a_list_and_its_details_and_a_partitioned_source(services: Services, tmp_path: Path,
                                                           pg: psycopg2.extensions.connection,
-                                                          redis_client: redis.Redis) -> None:
+                                                          redis_client: redis.Redis, workers: str) -> None:
     server = FixtureApiServer(FixtureApiConfig(products=PRODUCTS)).start()
     try:
         with pg, pg.cursor() as cur:
@@ -227,9 +236,9 @@ def test_a_list_and_its_details_and_a_partitioned_source(services: Services, tmp
         catalog = tmp_path / "shop.toml"
         catalog.write_text(SHOP_CATALOG.format(url=server.url), encoding="utf-8")
         assert ingest(services, catalog, tmp_path, "db", "migrate")[0] == 0
-        status, output, summary = ingest(services, catalog, tmp_path, "run", "--workers", "2", "--timeout", "240")
+        status, output, summary = ingest(services, catalog, tmp_path, "run", "--workers", workers, "--timeout", "240")
         assert status == 0, output
-        again_status, again_output, again = ingest(services, catalog, tmp_path, "run", "--workers", "2")
+        again_status, again_output, again = ingest(services, catalog, tmp_path, "run", "--workers", workers)
     finally:
         server.stop()
     expected = {n: shop.product_detail(n) for n in range(1, PRODUCTS + 1) if not shop.detail_missing(n)}
@@ -247,3 +256,47 @@ def test_a_list_and_its_details_and_a_partitioned_source(services: Services, tmp
     # fan_out = "changed": the second run loads no product again, so it fans out no detail job
     assert again_status == 0, again_output
     assert "shop_detail" not in again["sources"] and again["sources"]["shop_list"]["duplicate"] == PRODUCTS
+
+
+# the error of the child job running when the time passes: stopped by the run (a worker), or by itself (inline)
+STOPPED_BY = {"1": "stopped: the run's time limit (12s) passed",
+              "0": "JobTimeoutException: stopped: the run's time limit"}
+
+
+@pytest.mark.parametrize("workers", ["1", "0"])
+def test_the_time_limit_marks_every_unfinished_child_job_failed(
+        services: Services, tmp_path: Path, pg: psycopg2.extensions.connection, redis_client: redis.Redis,
+        workers: str) -> None:
+    """One worker (or inline), ten issues in two child jobs (7 + 3 parents) whose comment pages take 3 s
+    each (the first job: at least 27 s): the time limit passes while the first child job runs and the
+    second waits. Both are failed in ``ingest_jobs``, each saying why; the run is no success; the
+    parents not reached stay pending."""
+    issues, limit = 10, 12  # the parent job has 12 s to end (a loaded machine starts workers slowly)
+    server = FixtureApiServer(FixtureApiConfig(issues=issues, latency=3.0)).start()
+    try:
+        with pg, pg.cursor() as cur:
+            for table in TABLES:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+        catalog = tmp_path / "catalog.toml"
+        catalog.write_text(CATALOG.format(url=server.url), encoding="utf-8")
+        assert ingest(services, catalog, tmp_path, "db", "migrate")[0] == 0
+        status, output, summary = ingest(services, catalog, tmp_path, "run", "--workers", workers,
+                                         "--timeout", str(limit))
+    finally:
+        server.stop()
+    assert status == 1 and summary["ok"] is False, output
+    with pg, pg.cursor() as cur:
+        cur.execute("SELECT source, status, error FROM ingest_jobs WHERE run_id = %s", (summary["run_id"],))
+        jobs = sorted(cur.fetchall(), key=lambda job: (job[0], not (job[2] or "").startswith("cancelled")))
+        cur.execute("SELECT status, count(*) FROM fanout_parents WHERE run_id = %s GROUP BY status",
+                    (summary["run_id"],))
+        parents = dict(cur.fetchall())
+    assert jobs[0] == ("gh_issue_comments", "failed", f"cancelled before it started: the run's time limit ({limit}s) "
+                                                      "passed")
+    assert jobs[1][:2] == ("gh_issue_comments", "failed") and jobs[1][2].startswith(STOPPED_BY[workers])
+    assert jobs[2:] == [("gh_issues", "finished", None)]
+    comments = summary["sources"]["gh_issue_comments"]
+    assert (comments["jobs"], comments["failed_jobs"]) == (2, 2)
+    assert comments["parents_pending"] == parents["pending"] >= 3 and sum(parents.values()) == issues
+    stored = stored_comments(pg)
+    assert stored.items() <= expected_comments(range(1, issues + 1)).items()  # what committed is right

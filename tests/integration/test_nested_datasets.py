@@ -6,9 +6,9 @@ identical run changes nothing. A label failing its check goes to ``rejected_reco
 and its issue and the other labels load. Every expected row is computed here from the fixture's
 own record functions (``github.issue``, ``labels_of``, ``tags_of``).
 
-The last tests drive the loader and the migration directly: a dataset nested in a nested dataset,
-and the shop fixture's product details with their reviews (their detail endpoint needs child
-requests to be read by a source).
+Then the loader and the migration directly: a dataset nested in a nested dataset. Last, the shop
+fixture by catalog alone: its product list, a detail request per product fanned out over real
+workers, and the details' reviews in a nested table that follows revisions 2 and 3.
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from ingest_workers.catalog import load_catalog
 from ingest_workers.cli import main
-from ingest_workers.core.models import Lineage, Record
+from ingest_workers.core.models import Lineage
 from ingest_workers.datasets import parse_dataset, resolve_nested
 from ingest_workers.load.copygen import copy_serialiser
 from ingest_workers.load.loader import PostgresLoader
 from ingest_workers.load.migrate import migrate
 from ingest_workers.load.schema import differences
-from ingest_workers.stages.base import compose
-from ingest_workers.stages.registry import source_stages
+from ingest_workers.ops.metrics import REQUESTS_SKIPPED, read_counters
 from ingest_workers.testing.devservices import Services
-from ingest_workers.testing.fixture_apis import FixtureApiConfig, FixtureApiServer, github, shop
+from ingest_workers.testing.fixture_apis import FaultShares, FixtureApiConfig, FixtureApiServer, github, shop
+from tests.helpers import followed, values
+from tests.integration.test_fan_out import ingest as fan_out_ingest
 
 pytestmark = pytest.mark.integration
 
@@ -133,10 +133,6 @@ def stored(pg: psycopg2.extensions.connection) -> dict[str, dict[tuple, tuple[tu
     return out
 
 
-def values(rows: dict[tuple, tuple[tuple, str]]) -> dict[tuple, tuple]:
-    return {key: row for key, (row, _) in rows.items()}
-
-
 def ingest(services: Services, catalog: Path, tmp_path: Path, *args: str) -> Any:
     flags = ["--redis-url", services.redis_url, "--database-url", services.database_url, "--log-level", "WARNING",
              "--catalog", str(catalog)]
@@ -165,7 +161,7 @@ def clean(pg: psycopg2.extensions.connection) -> Iterator[None]:
     def drop() -> None:
         with pg, pg.cursor() as cur:
             for table in (*TABLES, "nest_orders", "nest_lines", "nest_line_notes", "nest_products", "nest_reviews",
-                          "nest_product_tags"):
+                          "nest_product_list"):
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
     drop()
     yield
@@ -213,15 +209,8 @@ def test_issue_labels_and_tags_follow_their_issues(services: Services, redis_cli
     changed_issues = [n for n in range(1, ISSUES + 1) if github.labels_changed(n)]
     assert summary["updated"] == len(changed_issues) and summary["loaded"] == 0
     for table in TABLES:
-        assert values(second[table]) == want[table], table
-        before, after = values(first[table]), want[table]
-        kept = {k for k in after if before.get(k) == after[k]}
-        rewritten = {k for k in after if k in before and before[k] != after[k]}
-        gone, new = set(before) - set(after), set(after) - set(before)
-        for key in kept:
-            assert second[table][key][1] == first[table][key][1], f"{table} {key} rewritten unchanged"
-        for key in rewritten:
-            assert second[table][key][1] != first[table][key][1], f"{table} {key} not rewritten"
+        new, rewritten, gone = followed(first[table], second[table], want[table])
+        kept = {k for k in want[table] if k not in new and k not in rewritten}
         if table == "gh_issues":
             assert {k[0] for k in rewritten} == set(changed_issues)
             continue
@@ -346,6 +335,13 @@ def test_migrate_creates_and_evolves_nested_tables(pg: psycopg2.extensions.conne
 
 PRODUCTS = 40
 SHOP = """
+[datasets.shop_products]
+table = "nest_product_list"
+key = ["product_id"]
+[datasets.shop_products.columns]
+product_id = "integer"
+name = "text"
+
 [datasets.product_details]
 table = "nest_products"
 key = ["product_id"]
@@ -360,67 +356,99 @@ table = "nest_reviews"
 nested_in = "product_details"
 path = "reviews"
 key = ["review_id"]
-fields = { review_id = "id" }
+fields = {{ review_id = "id" }}
 [datasets.product_reviews.columns]
-review_id = { type = "integer", required = true }
-rating = { type = "integer", min = 1, max = 5 }
+review_id = {{ type = "integer", required = true }}
+rating = {{ type = "integer", min = 1, max = 5 }}
 comment = "text"
 
-[datasets.product_tags]
-table = "nest_product_tags"
-nested_in = "product_details"
-path = "tags"
-[datasets.product_tags.columns]
-value = "text"
+[sources.shop_list]
+kind = "http_json"
+dataset = "shop_products"
+url = "{api}/products"
+records_path = "products"
+pagination = "page"
+page_size_param = "limit"
+page_size = 15
+rate_limit = 0
+fields = {{ product_id = "id" }}
 
-[sources.shop_details]
+[sources.shop_detail]
 kind = "http_json"
 dataset = "product_details"
-url = "http://127.0.0.1:1/products"
-fields = { product_id = "id" }
+parent = "shop_list"
+url = "{api}/products/{{parent.id}}"
+records_path = ""                     # one object: the product's detail is one record
+pagination = "none"
+rate_limit = 0
+parents_per_job = 9
+fields = {{ product_id = "id" }}
+on_status = {{ 404 = "skip" }}        # a listed product whose detail is gone
 """
+SHOP_QUERIES = {"nest_products": "SELECT product_id, name, price::float8, xmin::text FROM nest_products",
+                "nest_reviews": "SELECT product_id, review_id, rating, comment, xmin::text FROM nest_reviews"}
 
 
-def test_product_reviews_follow_their_product_detail(pg: psycopg2.extensions.connection, clean: None,
-                                                     tmp_path: Path) -> None:
-    """The shop fixture's product details (``shop.product_detail``) through the stages a source runs
-    and the loader, each revision one batch: revision 2 removes a product's first review, changes
-    its last and adds one; the review table follows, the reviews left alone keep their ``xmin``.
-    (Through real workers once child requests fetch the details: the catalog is the same.)"""
-    path = tmp_path / "shop.toml"
-    path.write_text(SHOP, encoding="utf-8")
-    found = load_catalog(path, {})
-    details, spec = found.datasets["product_details"], found.sources["shop_details"]
-    migrate(pg, found.datasets.values())
-    loader = PostgresLoader(pg)
+def shop_expected(revision: int) -> dict[str, dict[tuple, tuple]]:
+    """The details and their reviews by key as the shop fixture serves ``revision`` (404s aside)."""
+    details = {i: shop.product_detail(i, revision) for i in range(1, PRODUCTS + 1) if not shop.detail_missing(i)}
+    return {"nest_products": {(i, ): (d["name"], d["price"]) for i, d in details.items() if d},
+            "nest_reviews": {(i, r["id"]): (r["rating"], r["comment"]) for i in details
+                             for r in shop.reviews_of(i, revision)}}
 
-    def load(revision: int) -> Any:
-        lineage = Lineage("shop_details", f"r{revision}", f"j{revision}", "2026-01-01T00:00:00+00:00")
-        records = [Record(shop.product_detail(i, revision)) for i in range(1, PRODUCTS + 1)
-                   if not shop.detail_missing(i)]
-        rows = [r.row for r in compose(source_stages(spec, details, lineage), records) if isinstance(r, Record)]
-        return loader.load_batch(details, rows, [], lineage)
 
-    def reviews() -> dict[tuple[int, int], tuple[tuple[int, str], str]]:
-        with pg, pg.cursor() as cur:
-            cur.execute("SELECT product_id, review_id, rating, comment, xmin::text FROM nest_reviews")
-            return {(p, r): ((rating, comment), xmin) for p, r, rating, comment, xmin in cur.fetchall()}
+def shop_stored(pg: psycopg2.extensions.connection) -> dict[str, dict[tuple, tuple[tuple, str]]]:
+    out: dict[str, dict[tuple, tuple[tuple, str]]] = {}
+    with pg, pg.cursor() as cur:
+        for table, query in SHOP_QUERIES.items():
+            cur.execute(query)
+            width = 1 if table == "nest_products" else 2
+            out[table] = {tuple(row[:width]): (tuple(row[width:-1]), row[-1]) for row in cur.fetchall()}
+    return out
 
-    def expected(revision: int) -> dict[tuple[int, int], tuple[int, str]]:
-        return {(i, r["id"]): (r["rating"], r["comment"]) for i in range(1, PRODUCTS + 1)
-                if not shop.detail_missing(i) for r in shop.reviews_of(i, revision)}
 
-    assert load(1).nested["product_reviews"]["loaded"] == len(expected(1))
-    first = reviews()
-    assert {k: v for k, (v, _) in first.items()} == expected(1)
-    second_result = load(2)
-    second = reviews()
-    assert {k: v for k, (v, _) in second.items()} == expected(2)
+def test_product_reviews_follow_their_product_detail_fanned_out_over_real_workers(
+        services: Services, redis_client: redis.Redis, pg: psycopg2.extensions.connection, clean: None,
+        tmp_path: Path) -> None:
+    """The shop fixture by catalog alone: the product list, a detail request per listed product (one
+    object each; a gone one's 404 skipped) fanned out over two `rq worker` processes, its reviews a
+    nested dataset; a share of paths answers 500 or 429 once. Revision 2 removes a product's first
+    review, changes its last and adds one: the review table follows, the reviews left alone keep their
+    ``xmin``; revision 3 serves the same again and changes nothing."""
+    server = FixtureApiServer(FixtureApiConfig(products=PRODUCTS, faults=FaultShares(error=0.1, throttle=0.1,
+                                                                                     seed=5))).start()
+    summaries, states = [], []
+    try:
+        catalog = tmp_path / "shop.toml"
+        catalog.write_text(SHOP.format(api=server.url), encoding="utf-8")
+        assert fan_out_ingest(services, catalog, tmp_path, "db", "migrate")[0] == 0
+        for revision in (1, 2, 3):
+            server.revision = revision
+            status, output, summary = fan_out_ingest(services, catalog, tmp_path, "run", "--workers", "2",
+                                                     "--timeout", "240")
+            assert status == 0, output
+            summaries.append(summary["sources"]["shop_detail"])
+            states.append(shop_stored(pg))
+    finally:
+        server.stop()
+    missing = [i for i in range(1, PRODUCTS + 1) if shop.detail_missing(i)]
+    first, want = states[0], shop_expected(1)
+    assert all(values(first[table]) == want[table] for table in SHOP_QUERIES)
+    detail = summaries[0]
+    assert (detail["parents"], detail["skipped"], detail["loaded"]) == (PRODUCTS, len(missing), PRODUCTS - len(missing))
+    assert detail["nested"]["product_reviews"]["loaded"] == len(want["nest_reviews"])
+    assert read_counters(redis_client, REQUESTS_SKIPPED, [("shop_detail",)]) == [3 * len(missing)]  # three runs
+
     changed = [i for i in range(1, PRODUCTS + 1) if shop.reviews_changed(i)]
-    assert second_result.updated == len(changed) and changed  # only the reviews changed: a changed record
-    kept = [k for k in second if k in first and first[k][0] == second[k][0]]
-    assert kept and all(second[k][1] == first[k][1] for k in kept)
-    assert second_result.nested["product_reviews"] == {"loaded": len(changed), "updated": len(changed),
-                                                       "deleted": len(changed), "rejected": 0}
-    third = load(3)
-    assert (third.inserted, third.updated, reviews()) == (0, 0, second)
+    new, rewritten, gone = followed(first["nest_reviews"], states[1]["nest_reviews"], shop_expected(2)["nest_reviews"])
+    assert changed and {key[0] for key in (*new, *rewritten, *gone)} == set(changed)
+    assert summaries[1]["updated"] == len(changed) and summaries[1]["loaded"] == 0
+    assert summaries[1]["nested"]["product_reviews"] == {"loaded": len(new), "updated": len(rewritten),
+                                                         "deleted": len(gone), "rejected": 0}
+    products = states[1]["nest_products"]  # a product whose reviews changed is rewritten; the others are not
+    assert values(products) == shop_expected(2)["nest_products"]
+    assert {key[0] for key, (_, xmin) in products.items() if xmin != first["nest_products"][key][1]} == set(changed)
+
+    assert states[2] == states[1]  # revision 3 serves revision 2: not even an xmin moves
+    assert (summaries[2]["loaded"], summaries[2]["updated"]) == (0, 0)
+    assert all(n["loaded"] == n["updated"] == n["deleted"] == 0 for n in summaries[2].get("nested", {}).values())

@@ -4,6 +4,8 @@ naming the file and the key), the ``children`` each parent carries, and ``select
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from ingest_workers.catalog import load_catalog, parse_job
 from ingest_workers.core.errors import ConfigError, Refused
 from ingest_workers.core.models import SourceSpec
 from ingest_workers.core.plugins import PluginAllowlist
+from ingest_workers.datasets.types import as_timestamp
+from ingest_workers.load.outbox import parent_key
 from ingest_workers.sources.family import partition_count
 
 FAN_OUT = """
@@ -296,3 +300,15 @@ def test_a_job_s_generations_are_bounded(tmp_path: Path) -> None:
         deepest = child
     with pytest.raises(ConfigError, match="more than 8 generations of child sources"):
         parse_job(job, TESTS_ONLY)
+
+
+def test_a_parent_key_is_one_text_from_a_checked_record_or_a_stored_row() -> None:
+    """A parent job's batch gives checked values (ISO text, JSON numbers); a child named alone reads
+    the stored row (``datetime``, ``Decimal``): both name the parent the same way (its cursor)."""
+    key = ("number", "at", "price")
+    checked = {"number": 7, "at": as_timestamp("at", "2026-01-05T10:00:00+01:00"), "price": 1.5}
+    stored = {"number": 7, "at": datetime(2026, 1, 5, 11, tzinfo=timezone(timedelta(hours=2))),
+              "price": Decimal("1.50")}
+    assert parent_key(key, checked) == parent_key(key, stored) == "7\x1f2026-01-05T09:00:00+00:00\x1f1.5"
+    assert parent_key(("p",), {"p": 100.0}) == parent_key(("p",), {"p": Decimal("1E+2")}) == "100"
+    assert parent_key(("at",), {"at": datetime(2026, 1, 5, tzinfo=UTC).date()}) == "2026-01-05"

@@ -2,6 +2,7 @@
 
 import sys
 import threading
+from types import SimpleNamespace
 
 import fakeredis
 import pytest
@@ -20,6 +21,7 @@ from ingest_workers.ops.metrics import (
     read_counters,
     set_circuit_state,
 )
+from ingest_workers.pipeline.stream import SkippedSoFar
 
 
 def scrape(client: fakeredis.FakeRedis) -> dict[tuple[str, tuple], float]:
@@ -159,3 +161,18 @@ def test_the_recorder_loses_no_increment_from_another_thread() -> None:
     recorder.flush_to(pipe := client.pipeline(transaction=False))
     pipe.execute()
     assert read_counters(client, FETCH_REQUESTS, [(source, "2xx") for source in sources]) == [2000] * 50
+
+
+def test_requests_skipped_by_on_status_are_counted_by_source_alone() -> None:
+    """A source's skipped requests (``on_status = {404 = "skip"}``) as the job reads them, a few at a
+    time: the counter adds up, labelled by source only (no URL, no parent key)."""
+    client, recorder = fakeredis.FakeRedis(), MetricsRecorder()
+    source = SimpleNamespace(skipped=0)
+    so_far = SkippedSoFar(source, recorder, "gh_issue_comments")
+    seen = []
+    for total in (0, 3, 3, 5):  # the source's own running count after each batch
+        source.skipped = total
+        seen.append(so_far.new())
+    flush(client, recorder)
+    assert seen == [0, 3, 0, 2]
+    assert scrape(client)[("ingest_requests_skipped_total", (("source", "gh_issue_comments"),))] == 5
