@@ -153,3 +153,25 @@ def test_a_child_source_s_state_follows_its_parent_s_latest_run() -> None:
         assert waiting_child("shop", "r2", running) == "no jobs yet: its parent shop's run r2 is still running"
     assert waiting_child("shop", "r1", "failed") == \
         "no jobs: its parent shop's latest run r1 ended failed without fanning out to it"
+
+
+def test_a_replace_source_s_runs_show_what_each_switch_did() -> None:
+    replaced = {"outcome": "replaced", "deleted": 3, "nested": {"items_labels": 2},
+                "switch": "run r2 replaced the rows of source s in items: 3 gone, 1 new or changed"}
+    refused = {"outcome": "refused", "deleted": 0, "nested": {},
+               "switch": "run r3 replaced nothing in items: not every job of source s finished (1 failed)"}
+    runs = [_run("r3", fetched=4, loaded=4), {**_run("r2", fetched=5, loaded=1, deleted=5), "replace": replaced},
+            {**_run("r1", fetched=9, loaded=9), "replace": None}]
+    runs[0]["replace"] = refused
+    dom = Dom.parse(render_source_page({**source_document(), "runs": runs}))
+    assert dom.first("tr", data_run="r2").first("td", cls="deleted").text == "5"  # the document's, flagged + switched
+    assert [b.attrs["data-value"] for b in dom.find_all("rect", data_run="r2", data_kind="deleted")] == ["5"]
+    switches = {row.attrs["data-run"]: row.first("td", cls="switch") for row in dom.find_all("tr", data_run=None)}
+    assert switches["r3"].attrs["class"] == "switch refused" and "replaced nothing" in switches["r3"].text
+    assert switches["r2"].attrs["class"] == "switch replaced" and switches["r2"].text == replaced["switch"]
+    assert switches["r1"].attrs["class"] == "switch none"
+    assert "replace switch" in dom.first("table", id="runs").text
+    text = format_source({**source_document(), "runs": runs})
+    assert f"r3: {refused['switch']}" in text and f"r2: {replaced['switch']}" in text
+    plain = Dom.parse(render_source_page({**source_document(), "runs": [_run("r1", deleted=2)]}))
+    assert "replace switch" not in plain.first("table", id="runs").text and not plain.find_all("td", cls="switch")

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg2.extensions
 
 from ...core.connections import postgres_errors
+from ..drift_history import SwitchDone
 from ..history import UNFINISHED
 
 COUNT_NAMES = ("fetched", "loaded", "updated", "deleted", "rejected", "duplicate")
@@ -85,6 +86,7 @@ class RunRow:
     outcome: str  # running | failed | partial | finished
     counts: dict[str, int]
     error: str | None  # the newest error of its jobs
+    switch: SwitchDone | None = None  # a replace source: what the run's switch did (its counts include its deleted)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def render_source_page(document: dict[str, Any]) -> str:
             f'<div class="overview">{_facts(document)}<figure class="runs">{runs_chart(document["runs"])}'
             f"<figcaption>records per run, the last {e(document['window_days'])} days</figcaption></figure></div>",
             f"<h2>runs of the last {e(document['window_days'])} days</h2>",
-            table("runs", _RUN_HEADERS, (_run_row(run) for run in document["runs"]), "no runs in this window"),
+            _runs_table(document["runs"]),
             *_fan_out(document.get("children") or []),
             "<h2>why records were rejected</h2>", *_rejects(document["rejects"]),
             "<h2>datasets</h2>", _datasets(document)]
@@ -57,12 +57,23 @@ def _facts(document: dict[str, Any]) -> str:
     return f'<dl class="facts">{items}</dl>'
 
 
-def _run_row(run: dict[str, Any]) -> str:
+def _runs_table(runs: list[dict[str, Any]]) -> str:
+    """The runs, with what each one's replace switch did when the source has any (a replace dataset)."""
+    switched = any(run.get("replace") for run in runs)
+    headers = (*_RUN_HEADERS, "replace switch") if switched else _RUN_HEADERS
+    return table("runs", headers, (_run_row(run, switched) for run in runs), "no runs in this window")
+
+
+def _run_row(run: dict[str, Any], switched: bool = False) -> str:
     seconds = run.get("seconds")
     cells = [cell(run["run_id"]), cell(run.get("started_at") or "-"),
              cell("-" if seconds is None else f"{seconds:.1f} s", "n duration"),
              cell(run["outcome"], f"outcome {run['outcome']}"), cell(number(run["jobs"]), "n jobs"),
              *(cell(number(run[count]), f"n {count}") for count in _COUNTS), cell(run.get("error") or "", "error")]
+    if switched:  # replaced (its rows gone are in deleted), refused (replaced nothing), or not made (yet)
+        switch = run.get("replace") or {}
+        cells.append(cell(switch.get("switch") or "none: a job of the run has not ended",
+                          f"switch {switch.get('outcome') or 'none'}"))
     return f'<tr id="run-{e(run["run_id"])}" data-run="{e(run["run_id"])}">{"".join(cells)}</tr>'
 
 
