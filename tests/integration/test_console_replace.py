@@ -128,7 +128,9 @@ def test_a_replace_source_s_page_counts_the_rows_its_switches_removed(
     assert [rows[run].first("td", cls="deleted").text for run in ("run-1", "run-2", "run-3")] == ["0", f"{gone:,}", "0"]
     assert [int(bar.attrs["data-value"]) for bar in page.find_all("rect", **{"data-kind": "deleted"})] == [gone]
     assert page.find_all("rect", **{"data-kind": "deleted"})[0].attrs["data-run"] == "run-2"
-    assert f"{gone} gone" in rows["run-2"].first("td", cls="replaced").text
-    refused = rows["run-3"].first("td", cls="refused").text
-    assert "run-3 replaced nothing" in refused and "1 failed" in refused
+    replaced = rows["run-2"].first("td", cls="replaced")
+    assert replaced.text == f"replaced: {gone:,} rows gone" and f": {gone} gone" in replaced.attrs["title"]
+    refused = rows["run-3"].first("td", cls="refused")
+    assert refused.text == "refused: replaced nothing"
+    assert "run-3 replaced nothing" in refused.attrs["title"] and "1 failed" in refused.attrs["title"]
     assert page.first("tr", **{"data-dataset": DATASET}).first("td", cls="deleted").text == f"{gone:,}"

@@ -167,9 +167,11 @@ def test_a_replace_source_s_runs_show_what_each_switch_did() -> None:
     assert dom.first("tr", data_run="r2").first("td", cls="deleted").text == "5"  # the document's, flagged + switched
     assert [b.attrs["data-value"] for b in dom.find_all("rect", data_run="r2", data_kind="deleted")] == ["5"]
     switches = {row.attrs["data-run"]: row.first("td", cls="switch") for row in dom.find_all("tr", data_run=None)}
-    assert switches["r3"].attrs["class"] == "switch refused" and "replaced nothing" in switches["r3"].text
-    assert switches["r2"].attrs["class"] == "switch replaced" and switches["r2"].text == replaced["switch"]
-    assert switches["r1"].attrs["class"] == "switch none"
+    assert switches["r3"].attrs["class"] == "switch refused" and switches["r3"].text == "refused: replaced nothing"
+    assert switches["r3"].attrs["title"] == refused["switch"]
+    assert switches["r2"].attrs["class"] == "switch replaced" and switches["r2"].text == "replaced: 3 rows gone"
+    assert switches["r2"].attrs["title"] == replaced["switch"]
+    assert switches["r1"].attrs["class"] == "switch none" and switches["r1"].text == "none yet"
     assert "replace switch" in dom.first("table", id="runs").text
     text = format_source({**source_document(), "runs": runs})
     assert f"r3: {refused['switch']}" in text and f"r2: {replaced['switch']}" in text

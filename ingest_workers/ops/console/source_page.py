@@ -60,7 +60,7 @@ def _facts(document: dict[str, Any]) -> str:
 def _runs_table(runs: list[dict[str, Any]]) -> str:
     """The runs, with what each one's replace switch did when the source has any (a replace dataset)."""
     switched = any(run.get("replace") for run in runs)
-    headers = (*_RUN_HEADERS, "replace switch") if switched else _RUN_HEADERS
+    headers = (*_RUN_HEADERS[:4], "replace switch", *_RUN_HEADERS[4:]) if switched else _RUN_HEADERS
     return table("runs", headers, (_run_row(run, switched) for run in runs), "no runs in this window")
 
 
@@ -68,13 +68,20 @@ def _run_row(run: dict[str, Any], switched: bool = False) -> str:
     seconds = run.get("seconds")
     cells = [cell(run["run_id"]), cell(run.get("started_at") or "-"),
              cell("-" if seconds is None else f"{seconds:.1f} s", "n duration"),
-             cell(run["outcome"], f"outcome {run['outcome']}"), cell(number(run["jobs"]), "n jobs"),
+             cell(run["outcome"], f"outcome {run['outcome']}"), *([_switch_cell(run)] if switched else []),
+             cell(number(run["jobs"]), "n jobs"),
              *(cell(number(run[count]), f"n {count}") for count in _COUNTS), cell(run.get("error") or "", "error")]
-    if switched:  # replaced (its rows gone are in deleted), refused (replaced nothing), or not made (yet)
-        switch = run.get("replace") or {}
-        cells.append(cell(switch.get("switch") or "none: a job of the run has not ended",
-                          f"switch {switch.get('outcome') or 'none'}"))
     return f'<tr id="run-{e(run["run_id"])}" data-run="{e(run["run_id"])}">{"".join(cells)}</tr>'
+
+
+def _switch_cell(run: dict[str, Any]) -> str:
+    """What the run's replace switch did, in a few words; its whole sentence as the cell's title."""
+    switch = run.get("replace")
+    if not switch:
+        return '<td class="switch none" title="no switch recorded: a job of the run has not ended">none yet</td>'
+    words = ("refused: replaced nothing" if switch["outcome"] == "refused"
+             else f"replaced: {number(switch['deleted'])} rows gone")
+    return f'<td class="switch {e(switch["outcome"])}" title="{e(switch["switch"])}">{e(words)}</td>'
 
 
 def _rejects(rejects: dict[str, Any]) -> list[str]:
