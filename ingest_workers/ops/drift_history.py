@@ -41,6 +41,10 @@ class SwitchDone(NamedTuple):
     nested: dict[str, int]
     outcome: str = "replaced"  # or "refused": a job of the source in the run did not finish, nothing replaced
 
+    def nested_deleted(self) -> dict[str, dict[str, int]]:
+        """The nested rows it removed with their parents, as their datasets' ``deleted`` (``Counts.add_nested``)."""
+        return {name: {"deleted": gone} for name, gone in self.nested.items()}
+
 
 def run_switches(conn: psycopg2.extensions.connection, run_id: str) -> dict[str, SwitchDone]:
     """Per replace source of ``run_id``: what its switch did."""

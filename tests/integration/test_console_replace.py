@@ -1,8 +1,8 @@
 """The console's page of a ``write = "replace"`` source, loaded by a real `rq worker` and opened in
 headless Chromium: a run's ``deleted`` counts the rows its switch removed (the records the fixture
 API withdrew since the previous complete run), as the run summary and ``ingest status`` count them,
-in the runs table, the chart and the page's JSON document; the nested rows gone with them are in the
-switch's ``nested``; a run whose job failed says on its row that it replaced nothing."""
+in the runs table, the chart and the page's JSON document; the nested rows gone with them are their
+dataset's ``deleted``; a run whose job failed says on its row that it replaced nothing."""
 
 from __future__ import annotations
 
@@ -134,3 +134,10 @@ def test_a_replace_source_s_page_counts_the_rows_its_switches_removed(
     assert refused.text == "refused: replaced nothing"
     assert "run-3 replaced nothing" in refused.attrs["title"] and "1 failed" in refused.attrs["title"]
     assert page.first("tr", **{"data-dataset": DATASET}).first("td", cls="deleted").text == f"{gone:,}"
+    # the labels: each revision's new ones loaded, those of the withdrawn records deleted by run 2's switch
+    nested = page.first("tr", **{"data-dataset": f"{DATASET}_labels"})
+    assert nested.first("td", cls="deleted").text == f"{labels_gone:,}"
+    assert nested.first("td", cls="loaded").text == f"{len(labels[0]) + len(labels[1] - labels[0]):,}"
+    assert document["datasets"][1] == {"name": f"{DATASET}_labels", "nested": True, "deleted": labels_gone,
+                                       "loaded": len(labels[0]) + len(labels[1] - labels[0]), "updated": 0,
+                                       "rejected": 0}

@@ -41,8 +41,9 @@ def source_document(conn: psycopg2.extensions.connection, name: str, spec: Sourc
         "cursor": {**cursor, "updated_at": iso(cursor["updated_at"])} if cursor else None,
         "runs": [_run(run, redactor) for run in runs], "totals": totals,
         "rejects": {"runs": newest, "reasons": [_reason(row, samples, redactor) for row in reasons]},
-        "datasets": [{"name": spec.dataset if spec else None, "loaded": totals["loaded"],
-                      "updated": totals["updated"], "deleted": totals["deleted"], "rejected": totals["rejected"]}],
+        "datasets": [{"name": spec.dataset if spec else None, "nested": False, "loaded": totals["loaded"],
+                      "updated": totals["updated"], "deleted": totals["deleted"], "rejected": totals["rejected"]},
+                     *_nested(conn, name, runs)],
         "children": _children(conn, name, spec, runs, redactor),
     }
 
@@ -109,6 +110,16 @@ def _with_switches(conn: psycopg2.extensions.connection, name: str,
     return [dataclasses.replace(run, switch=switches[run.run_id],
                                 counts={**run.counts, "deleted": run.counts["deleted"] + switches[run.run_id].deleted})
             if run.run_id in switches else run for run in runs]
+
+
+def _nested(conn: psycopg2.extensions.connection, name: str, runs: list[queries.RunRow]) -> list[dict[str, Any]]:
+    """The source's nested datasets with their items' counts over ``runs``, the rows its replace
+    switches removed with their parents among their ``deleted`` (as in the run summary)."""
+    counts = queries.nested_counts(conn, name, [run.run_id for run in runs])
+    for run in runs:
+        if run.switch is not None:
+            counts.add_nested(run.switch.nested_deleted())
+    return [{"name": dataset, "nested": True, **values} for dataset, values in sorted(counts.nested.items())]
 
 
 def _run(run: queries.RunRow, redactor: PayloadRedactor) -> dict[str, Any]:

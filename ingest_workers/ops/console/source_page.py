@@ -108,7 +108,8 @@ def _sample(sample: dict[str, Any]) -> str:
 
 
 def _datasets(document: dict[str, Any]) -> str:
-    rows = [f'<tr data-dataset="{e(d["name"])}">{cell(d["name"] or "-")}{cell(number(d["loaded"]), "n loaded")}'
+    rows = [f'<tr data-dataset="{e(d["name"])}">{cell(d["name"] or "-", "nested" if d.get("nested") else "")}'
+            f'{cell(number(d["loaded"]), "n loaded")}'
             f'{cell(number(d["updated"]), "n updated")}{cell(number(d.get("deleted")), "n deleted")}'
             f'{cell(number(d["rejected"]), "n rejected")}</tr>' for d in document.get("datasets", [])]
     return table("datasets", ("dataset", f"loaded {document['window_days']}d", "updated", "deleted", "rejected"), rows,
