@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest_workers.core.models import SourceSpec
-from ingest_workers.ops.console.chart import runs_chart
+from ingest_workers.ops.console.chart import LABEL_WIDTH, WIDTH, runs_chart
 from ingest_workers.ops.console.documents import _next_run
 from ingest_workers.ops.console.layout import static_file
 from ingest_workers.ops.console.redaction import HIDDEN, PayloadRedactor
@@ -88,6 +88,21 @@ def test_the_chart_draws_each_run_with_its_numbers_oldest_first() -> None:
     heights = {b.attrs["data-kind"]: float(b.attrs["height"]) for b in chart.find_all("rect", data_run="new")}
     assert abs(heights["loaded"] / heights["rejected"] - 7 / 3) < 0.01
     assert "no runs yet" in runs_chart([])
+
+
+def test_no_run_s_label_runs_past_the_chart_s_right_edge() -> None:
+    anchored_at_end = 0
+    for count in range(1, 31):
+        runs = [{**_run(f"r{i}", loaded=i + 1), "started_at": f"2026-12-01T10:{i:02}:00+00:00"}
+                for i in reversed(range(count))]  # newest first, as in a document
+        labels = Dom.parse(runs_chart(runs)).find_all("text", cls="label")
+        assert labels[0].text == "12-01 10:00"  # the oldest run's, on the left
+        for label in labels:
+            x = float(label.attrs["x"])
+            ends = label.attrs.get("text-anchor") == "end"
+            assert (x <= WIDTH - 8) if ends else (x + LABEL_WIDTH <= WIDTH), (count, x)
+            anchored_at_end += ends
+    assert anchored_at_end  # some label would have been cut off
 
 
 def test_rejected_records_show_no_value_of_the_environment_and_no_auth_header() -> None:
