@@ -190,5 +190,10 @@ def test_a_replace_source_s_runs_show_what_each_switch_did() -> None:
     assert "replace switch" in dom.first("table", id="runs").text
     text = format_source({**source_document(), "runs": runs})
     assert f"r3: {refused['switch']}" in text and f"r2: {replaced['switch']}" in text
+    labels = {"name": "items_labels", "nested": True, "loaded": 9, "updated": 0, "deleted": 2, "rejected": 0}
+    with_nested = Dom.parse(render_source_page({**source_document(), "datasets": [
+        {"name": "items", "nested": False, "loaded": 4, "updated": 0, "deleted": 3, "rejected": 0}, labels]}))
+    row = with_nested.first("tr", data_dataset="items_labels")
+    assert row.first("td", cls="nested").text == "items_labels" and row.first("td", cls="deleted").text == "2"
     plain = Dom.parse(render_source_page({**source_document(), "runs": [_run("r1", deleted=2)]}))
     assert "replace switch" not in plain.first("table", id="runs").text and not plain.find_all("td", cls="switch")
