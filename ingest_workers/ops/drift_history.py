@@ -39,7 +39,7 @@ class SwitchDone(NamedTuple):
     detail: str
     deleted: int
     nested: dict[str, int]
-    outcome: str = "replaced"  # or "refused": a job of the source in the run did not finish, nothing replaced
+    outcome: str  # "replaced", or "refused": a job of the source in the run did not finish, nothing replaced
 
     def nested_deleted(self) -> dict[str, dict[str, int]]:
         """The nested rows it removed with their parents, as their datasets' ``deleted`` (``Counts.add_nested``)."""
