@@ -1,6 +1,6 @@
 """Where the drift of each job is kept (``ingest_jobs.drift``: the fields no column reads, see
 :mod:`ingest_workers.datasets.drift`) and read back per source and run; and what a run's replace
-switches did (``replace_switches``), for its summary."""
+switches did (``replace_switches``), for its summary and for the runs of a source's console page."""
 
 from __future__ import annotations
 
@@ -39,14 +39,34 @@ class SwitchDone(NamedTuple):
     detail: str
     deleted: int
     nested: dict[str, int]
+    outcome: str  # "replaced", or "refused": a job of the source in the run did not finish, nothing replaced
+
+    def nested_deleted(self) -> dict[str, dict[str, int]]:
+        """The nested rows it removed with their parents, as their datasets' ``deleted`` (``Counts.add_nested``)."""
+        return {name: {"deleted": gone} for name, gone in self.nested.items()}
 
 
 def run_switches(conn: psycopg2.extensions.connection, run_id: str) -> dict[str, SwitchDone]:
     """Per replace source of ``run_id``: what its switch did."""
+    return {source: done for (_, source), done in _switches(conn, [run_id], None).items()}
+
+
+def source_switches(conn: psycopg2.extensions.connection, source: str,
+                    run_ids: Sequence[str]) -> dict[str, SwitchDone]:
+    """Per run among ``run_ids`` whose switch of replace source ``source`` was made or refused: what it did."""
+    return {run_id: done for (run_id, _), done in _switches(conn, run_ids, source).items()}
+
+
+def _switches(conn: psycopg2.extensions.connection, run_ids: Sequence[str],
+              source: str | None) -> dict[tuple[str, str], SwitchDone]:
+    """The switches of ``run_ids`` (of ``source`` only, unless None), by (run, source)."""
     with postgres_errors(), conn, conn.cursor() as cur:
-        cur.execute("SELECT source, detail, deleted, nested FROM replace_switches WHERE run_id = %s", (run_id,))
-        return {source: SwitchDone(detail, int(deleted), {k: int(v) for k, v in (nested or {}).items()})
-                for source, detail, deleted, nested in cur.fetchall()}
+        cur.execute("SELECT run_id, source, detail, deleted, nested, outcome FROM replace_switches "
+                    "WHERE run_id = ANY(%(runs)s) AND (%(source)s::text IS NULL OR source = %(source)s)",
+                    {"runs": list(run_ids), "source": source})
+        return {(run_id, name): SwitchDone(detail, int(deleted), {k: int(v) for k, v in (nested or {}).items()},
+                                           outcome)
+                for run_id, name, detail, deleted, nested, outcome in cur.fetchall()}
 
 
 def switched_deletions(conn: psycopg2.extensions.connection, hours: float) -> dict[str, int]:

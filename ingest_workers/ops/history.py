@@ -238,7 +238,7 @@ class JobHistory:
         nested, switches = self.run_nested_counts(run_id), run_switches(self._conn, run_id)
         for source, done in switches.items():  # a nested dataset's rows the switch removed with their parents
             with_switch = Counts(nested=nested.get(source, {}))
-            with_switch.add_nested({name: {"deleted": gone} for name, gone in done.nested.items()})
+            with_switch.add_nested(done.nested_deleted())
             nested[source] = with_switch.nested
         parents = parent_tallies(self._conn, run_id)
         return [SourceSummary(source, jobs, finished, failed,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest_workers.core.models import SourceSpec
-from ingest_workers.ops.console.chart import runs_chart
+from ingest_workers.ops.console.chart import LABEL_WIDTH, WIDTH, runs_chart
 from ingest_workers.ops.console.documents import _next_run
 from ingest_workers.ops.console.layout import static_file
 from ingest_workers.ops.console.redaction import HIDDEN, PayloadRedactor
@@ -90,6 +90,21 @@ def test_the_chart_draws_each_run_with_its_numbers_oldest_first() -> None:
     assert "no runs yet" in runs_chart([])
 
 
+def test_no_run_s_label_runs_past_the_chart_s_right_edge() -> None:
+    anchored_at_end = 0
+    for count in range(1, 31):
+        runs = [{**_run(f"r{i}", loaded=i + 1), "started_at": f"2026-12-01T10:{i:02}:00+00:00"}
+                for i in reversed(range(count))]  # newest first, as in a document
+        labels = Dom.parse(runs_chart(runs)).find_all("text", cls="label")
+        assert labels[0].text == "12-01 10:00"  # the oldest run's, on the left
+        for label in labels:
+            x = float(label.attrs["x"])
+            ends = label.attrs.get("text-anchor") == "end"
+            assert (x <= WIDTH - 8) if ends else (x + LABEL_WIDTH <= WIDTH), (count, x)
+            anchored_at_end += ends
+    assert anchored_at_end  # some label would have been cut off
+
+
 def test_rejected_records_show_no_value_of_the_environment_and_no_auth_header() -> None:
     spec = SourceSpec(name="s", kind="http_json", dataset="products", url="http://x/${API_HOST}/items",
                       auth_env="SHOP_TOKEN", auth_header="X-Shop-Auth")
@@ -153,3 +168,32 @@ def test_a_child_source_s_state_follows_its_parent_s_latest_run() -> None:
         assert waiting_child("shop", "r2", running) == "no jobs yet: its parent shop's run r2 is still running"
     assert waiting_child("shop", "r1", "failed") == \
         "no jobs: its parent shop's latest run r1 ended failed without fanning out to it"
+
+
+def test_a_replace_source_s_runs_show_what_each_switch_did() -> None:
+    replaced = {"outcome": "replaced", "deleted": 3, "nested": {"items_labels": 2},
+                "switch": "run r2 replaced the rows of source s in items: 3 gone, 1 new or changed"}
+    refused = {"outcome": "refused", "deleted": 0, "nested": {},
+               "switch": "run r3 replaced nothing in items: not every job of source s finished (1 failed)"}
+    runs = [_run("r3", fetched=4, loaded=4), {**_run("r2", fetched=5, loaded=1, deleted=5), "replace": replaced},
+            {**_run("r1", fetched=9, loaded=9), "replace": None}]
+    runs[0]["replace"] = refused
+    dom = Dom.parse(render_source_page({**source_document(), "runs": runs}))
+    assert dom.first("tr", data_run="r2").first("td", cls="deleted").text == "5"  # the document's, flagged + switched
+    assert [b.attrs["data-value"] for b in dom.find_all("rect", data_run="r2", data_kind="deleted")] == ["5"]
+    switches = {row.attrs["data-run"]: row.first("td", cls="switch") for row in dom.find_all("tr", data_run=None)}
+    assert switches["r3"].attrs["class"] == "switch refused" and switches["r3"].text == "refused: replaced nothing"
+    assert switches["r3"].attrs["title"] == refused["switch"]
+    assert switches["r2"].attrs["class"] == "switch replaced" and switches["r2"].text == "replaced: 3 rows gone"
+    assert switches["r2"].attrs["title"] == replaced["switch"]
+    assert switches["r1"].attrs["class"] == "switch none" and switches["r1"].text == "none yet"
+    assert "replace switch" in dom.first("table", id="runs").text
+    text = format_source({**source_document(), "runs": runs})
+    assert f"r3: {refused['switch']}" in text and f"r2: {replaced['switch']}" in text
+    labels = {"name": "items_labels", "nested": True, "loaded": 9, "updated": 0, "deleted": 2, "rejected": 0}
+    with_nested = Dom.parse(render_source_page({**source_document(), "datasets": [
+        {"name": "items", "nested": False, "loaded": 4, "updated": 0, "deleted": 3, "rejected": 0}, labels]}))
+    row = with_nested.first("tr", data_dataset="items_labels")
+    assert row.first("td", cls="nested").text == "items_labels" and row.first("td", cls="deleted").text == "2"
+    plain = Dom.parse(render_source_page({**source_document(), "runs": [_run("r1", deleted=2)]}))
+    assert "replace switch" not in plain.first("table", id="runs").text and not plain.find_all("td", cls="switch")

@@ -108,7 +108,8 @@ def test_a_replace_switchs_rows_are_deleted_in_the_summary_apart_from_the_record
     from ingest_workers.ops.history import SourceSummary
     from ingest_workers.ops.watch import format_table, summary_document
 
-    switch = SwitchDone("run run-2 replaced the rows of source items in items: 4 gone, 6 new or changed", 4, {})
+    switch = SwitchDone("run run-2 replaced the rows of source items in items: 4 gone, 6 new or changed", 4, {},
+                        "replaced")
     summaries = [SourceSummary("items", 2, 2, 0, Counts(fetched=30, duplicate=20, loaded=2, updated=8), 1.0, (),
                                switch=switch),
                  SourceSummary("crm", 1, 1, 0, Counts(fetched=10, loaded=7, deleted=3), 1.0, ())]

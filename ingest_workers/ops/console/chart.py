@@ -27,16 +27,23 @@ def runs_chart(runs: Sequence[dict[str, Any]]) -> str:
              f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">',
              "<title>records per run: loaded, updated, deleted, duplicate, rejected</title>",
              *_axes(peak, plot_h), *_legend()]
+    bar_width = min(max(step * 0.7, 1.0), 40.0)
     for index, run in enumerate(ordered):
-        parts += _bar(run, LEFT + index * step, min(max(step * 0.7, 1.0), 40.0), peak, plot_h)
+        parts += _bar(run, LEFT + index * step, bar_width, peak, plot_h)
         if index % label_every == 0:
-            label = escape(str(run.get("started_at") or "")[5:16].replace("T", " "))
-            parts.append(f'<text x="{LEFT + index * step:.1f}" y="{HEIGHT - 8}" font-size="10" '
-                         f'fill="#555">{label}</text>')
+            parts.append(_label(run, LEFT + index * step, bar_width))
     if not ordered:
         parts.append(f'<text x="{LEFT + 8}" y="{TOP + 40}" font-size="14" fill="#555">no runs yet</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _label(run: dict[str, Any], x: float, bar_width: float) -> str:
+    """A run's start time under its bar: from the bar's left edge, or ending at its right edge when it
+    would run past the chart's (the last bars of a full chart)."""
+    label = escape(str(run.get("started_at") or "")[5:16].replace("T", " "))
+    anchor = f'x="{x:.1f}"' if x + LABEL_WIDTH <= WIDTH else f'x="{x + bar_width:.1f}" text-anchor="end"'
+    return f'<text class="label" {anchor} y="{HEIGHT - 8}" font-size="10" fill="#555">{label}</text>'
 
 
 def _bar(run: dict[str, Any], x: float, width: float, peak: int, plot_h: float) -> list[str]:

@@ -5,7 +5,7 @@ shows is in its document."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ import redis
 
 from ...core.models import SourceSpec
 from ...core.schedules import next_run
+from ..drift_history import source_switches
 from ..status import waiting_child
 from . import queries, rq_state
 from .redaction import PayloadRedactor
@@ -29,7 +30,7 @@ FAILED_PARENTS = 5  # the newest failed parents shown per child source
 def source_document(conn: psycopg2.extensions.connection, name: str, spec: SourceSpec | None,
                     redactor: PayloadRedactor, now: datetime) -> dict[str, Any]:
     """Everything the page of source ``name`` shows (``spec``: its catalog entry, when the server has one)."""
-    runs = queries.source_runs(conn, name, RUN_DAYS, RUN_LIMIT)
+    runs = _with_switches(conn, name, queries.source_runs(conn, name, RUN_DAYS, RUN_LIMIT))
     newest = [run.run_id for run in runs[:REJECT_RUNS]]
     reasons, samples = queries.reject_reasons(conn, name, newest, REJECT_REASONS, REJECT_SAMPLES)
     cursor = queries.source_cursor(conn, name)
@@ -40,8 +41,9 @@ def source_document(conn: psycopg2.extensions.connection, name: str, spec: Sourc
         "cursor": {**cursor, "updated_at": iso(cursor["updated_at"])} if cursor else None,
         "runs": [_run(run, redactor) for run in runs], "totals": totals,
         "rejects": {"runs": newest, "reasons": [_reason(row, samples, redactor) for row in reasons]},
-        "datasets": [{"name": spec.dataset if spec else None, "loaded": totals["loaded"],
-                      "updated": totals["updated"], "deleted": totals["deleted"], "rejected": totals["rejected"]}],
+        "datasets": [{"name": spec.dataset if spec else None, "nested": False, "loaded": totals["loaded"],
+                      "updated": totals["updated"], "deleted": totals["deleted"], "rejected": totals["rejected"]},
+                     *_nested(conn, name, runs)],
         "children": _children(conn, name, spec, runs, redactor),
     }
 
@@ -100,11 +102,35 @@ def _next_run(spec: SourceSpec | None, now: datetime) -> str | None:
     return None if upcoming is None else iso(datetime.fromtimestamp(upcoming, UTC))
 
 
+def _with_switches(conn: psycopg2.extensions.connection, name: str,
+                   runs: list[queries.RunRow]) -> list[queries.RunRow]:
+    """``runs`` with what each one's replace switch did: its ``deleted`` counts the records flagged
+    deleted and the rows the switch removed (as the run summary and ``ingest status`` count them)."""
+    switches = source_switches(conn, name, [run.run_id for run in runs])
+    return [dataclasses.replace(run, switch=switches[run.run_id],
+                                counts={**run.counts, "deleted": run.counts["deleted"] + switches[run.run_id].deleted})
+            if run.run_id in switches else run for run in runs]
+
+
+def _nested(conn: psycopg2.extensions.connection, name: str, runs: list[queries.RunRow]) -> list[dict[str, Any]]:
+    """The source's nested datasets with their items' counts over ``runs``, the rows its replace
+    switches removed with their parents among their ``deleted`` (as in the run summary)."""
+    counts = queries.nested_counts(conn, name, [run.run_id for run in runs])
+    for run in runs:
+        if run.switch is not None:
+            counts.add_nested(run.switch.nested_deleted())
+    return [{"name": dataset, "nested": True, **values} for dataset, values in sorted(counts.nested.items())]
+
+
 def _run(run: queries.RunRow, redactor: PayloadRedactor) -> dict[str, Any]:
     seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
+    switch = run.switch
     return {"run_id": run.run_id, "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
             "seconds": None if seconds is None else round(max(seconds, 0.0), 3), "outcome": run.outcome,
-            "jobs": run.jobs, **run.counts, "error": redactor.redact(run.error)}
+            "jobs": run.jobs, **run.counts, "error": redactor.redact(run.error),
+            # a replace source: its switch (replaced or refused), its part of deleted, the nested rows gone with it
+            "replace": None if switch is None else {"outcome": switch.outcome, "switch": redactor.redact(switch.detail),
+                                                    "deleted": switch.deleted, "nested": switch.nested}}
 
 
 def _reason(row: queries.RejectRow, samples: list[queries.RejectSample], redactor: PayloadRedactor) -> dict[str, Any]:
@@ -115,7 +141,7 @@ def _reason(row: queries.RejectRow, samples: list[queries.RejectSample], redacto
 
 
 def _job(line: rq_state.JobLine | None) -> dict[str, Any] | None:
-    return None if line is None else {**asdict(line), "at": iso(line.at)}
+    return None if line is None else {**dataclasses.asdict(line), "at": iso(line.at)}
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -1,7 +1,8 @@
 """Every SQL statement the console runs, in one module: the run history of a source
-(``ingest_jobs``, grouped by run), its rejected records (``rejected_records``), its cursor
-(``source_cursors``) and the fan-out progress of a run (``fanout_parents`` and the child jobs in
-``ingest_jobs``). When the history's columns change, this is the module to adapt."""
+(``ingest_jobs``, grouped by run, and its nested datasets' items), its rejected records
+(``rejected_records``), its cursor (``source_cursors``) and the fan-out progress of a run
+(``fanout_parents`` and the child jobs in ``ingest_jobs``). When the history's columns change,
+this is the module to adapt."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import psycopg2.extensions
 
 from ...core.connections import postgres_errors
+from ...core.models import Counts
+from ..drift_history import SwitchDone
 from ..history import UNFINISHED
 
 COUNT_NAMES = ("fetched", "loaded", "updated", "deleted", "rejected", "duplicate")
@@ -71,6 +74,10 @@ SELECT child_source, parent_key, error, updated_at FROM (
     FROM fanout_parents WHERE run_id = %(run)s AND child_source = ANY(%(children)s) AND status = 'failed') AS numbered
 WHERE newest <= %(failed)s ORDER BY child_source, updated_at DESC, parent_key"""
 
+# The items of the source's nested datasets (its records' lists), as its jobs counted them.
+_NESTED = """
+SELECT nested_counts FROM ingest_jobs WHERE source = %(source)s AND run_id = ANY(%(runs)s) AND nested_counts <> '{}'"""
+
 _CURSOR = "SELECT field, position, run_id, job_id, updated_at FROM source_cursors WHERE source = %s"
 
 
@@ -85,6 +92,7 @@ class RunRow:
     outcome: str  # running | failed | partial | finished
     counts: dict[str, int]
     error: str | None  # the newest error of its jobs
+    switch: SwitchDone | None = None  # a replace source: what the run's switch did (its counts include its deleted)
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,17 @@ def reject_reasons(conn: psycopg2.extensions.connection, source: str, run_ids: l
         cur.execute(_SAMPLES, params)
         found = [RejectSample(*row) for row in cur.fetchall()]
     return top, found
+
+
+def nested_counts(conn: psycopg2.extensions.connection, source: str, run_ids: list[str]) -> Counts:
+    """The item counts of ``source``'s nested datasets in ``run_ids`` (``Counts.nested``), summed over its jobs."""
+    with postgres_errors(), conn, conn.cursor() as cur:
+        cur.execute(_NESTED, {"source": source, "runs": run_ids})
+        rows = cur.fetchall()
+    counts = Counts()
+    for (nested,) in rows:
+        counts.add_nested(nested)
+    return counts
 
 
 def source_cursor(conn: psycopg2.extensions.connection, source: str) -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ def render_source_page(document: dict[str, Any]) -> str:
             f'<div class="overview">{_facts(document)}<figure class="runs">{runs_chart(document["runs"])}'
             f"<figcaption>records per run, the last {e(document['window_days'])} days</figcaption></figure></div>",
             f"<h2>runs of the last {e(document['window_days'])} days</h2>",
-            table("runs", _RUN_HEADERS, (_run_row(run) for run in document["runs"]), "no runs in this window"),
+            _runs_table(document["runs"]),
             *_fan_out(document.get("children") or []),
             "<h2>why records were rejected</h2>", *_rejects(document["rejects"]),
             "<h2>datasets</h2>", _datasets(document)]
@@ -57,13 +57,31 @@ def _facts(document: dict[str, Any]) -> str:
     return f'<dl class="facts">{items}</dl>'
 
 
-def _run_row(run: dict[str, Any]) -> str:
+def _runs_table(runs: list[dict[str, Any]]) -> str:
+    """The runs, with what each one's replace switch did when the source has any (a replace dataset)."""
+    switched = any(run.get("replace") for run in runs)
+    headers = (*_RUN_HEADERS[:4], "replace switch", *_RUN_HEADERS[4:]) if switched else _RUN_HEADERS
+    return table("runs", headers, (_run_row(run, switched) for run in runs), "no runs in this window")
+
+
+def _run_row(run: dict[str, Any], switched: bool = False) -> str:
     seconds = run.get("seconds")
     cells = [cell(run["run_id"]), cell(run.get("started_at") or "-"),
              cell("-" if seconds is None else f"{seconds:.1f} s", "n duration"),
-             cell(run["outcome"], f"outcome {run['outcome']}"), cell(number(run["jobs"]), "n jobs"),
+             cell(run["outcome"], f"outcome {run['outcome']}"), *([_switch_cell(run)] if switched else []),
+             cell(number(run["jobs"]), "n jobs"),
              *(cell(number(run[count]), f"n {count}") for count in _COUNTS), cell(run.get("error") or "", "error")]
     return f'<tr id="run-{e(run["run_id"])}" data-run="{e(run["run_id"])}">{"".join(cells)}</tr>'
+
+
+def _switch_cell(run: dict[str, Any]) -> str:
+    """What the run's replace switch did, in a few words; its whole sentence as the cell's title."""
+    switch = run.get("replace")
+    if not switch:
+        return '<td class="switch none" title="no switch recorded: a job of the run has not ended">none yet</td>'
+    words = ("refused: replaced nothing" if switch["outcome"] == "refused"
+             else f"replaced: {number(switch['deleted'])} rows gone")
+    return f'<td class="switch {e(switch["outcome"])}" title="{e(switch["switch"])}">{e(words)}</td>'
 
 
 def _rejects(rejects: dict[str, Any]) -> list[str]:
@@ -90,7 +108,8 @@ def _sample(sample: dict[str, Any]) -> str:
 
 
 def _datasets(document: dict[str, Any]) -> str:
-    rows = [f'<tr data-dataset="{e(d["name"])}">{cell(d["name"] or "-")}{cell(number(d["loaded"]), "n loaded")}'
+    rows = [f'<tr data-dataset="{e(d["name"])}">{cell(d["name"] or "-", "nested" if d.get("nested") else "")}'
+            f'{cell(number(d["loaded"]), "n loaded")}'
             f'{cell(number(d["updated"]), "n updated")}{cell(number(d.get("deleted")), "n deleted")}'
             f'{cell(number(d["rejected"]), "n rejected")}</tr>' for d in document.get("datasets", [])]
     return table("datasets", ("dataset", f"loaded {document['window_days']}d", "updated", "deleted", "rejected"), rows,

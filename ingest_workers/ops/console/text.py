@@ -24,6 +24,7 @@ def format_source(document: dict[str, Any]) -> str:
     lines += _columns([[c.replace("_id", "").replace("_at", "") for c in _RUN_COLUMNS], *rows])
     if not rows:
         lines.append(f"no runs in the last {document['window_days']} days")
+    lines += [f"{run['run_id']}: {run['replace']['switch']}" for run in document["runs"] if run.get("replace")]
     lines += _fan_out(document.get("children") or [])
     for reason in document["rejects"]["reasons"]:
         lines += ["", f"{reason['count']} x {reason['reason']} (stage {reason['stage']})"]
