@@ -204,9 +204,11 @@ def stop_unfinished(queue: Queue, job_ids: Sequence[str], stop_running: bool = T
     # cancel, or may still be scheduling a failed job's retry (RQ sets the status first).
     for pause in (0.0, 0.5, 0.5):
         time.sleep(pause)
-        for job in Job.fetch_many(list(job_ids), connection=queue.connection, serializer=queue.serializer):
-            if job is None or outcome.get(job.id) == STOPPED:
-                continue
+        jobs = [job for job in Job.fetch_many(list(job_ids), connection=queue.connection, serializer=queue.serializer)
+                if job is not None and outcome.get(job.id) != STOPPED]
+        # Cancel before stopping: a worker freed by a stop would otherwise take a queued job
+        # of this run between the stop and its cancel, and run it to the end.
+        for job in sorted(jobs, key=lambda job: job.get_status(refresh=False) == JobStatus.STARTED):
             status = job.get_status(refresh=False)
             try:
                 if status == JobStatus.STARTED and not stop_running:
