@@ -109,6 +109,7 @@ class ChildRun:
         items = compose(source_stages(self.spec, self.dataset, self.lineage, context.scope()),
                         (r if isinstance(r, Rejected) else Record(r) for r in raw))
         while batch := list(islice(items, self.res.settings.batch_size)):
+            self.job.tally.meter()  # flushed with the batch's own metrics
             yield batch
 
     def _context(self, parent: Parent) -> SourceContext:

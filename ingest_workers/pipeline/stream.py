@@ -45,14 +45,29 @@ class Tally:
     fetched: int = 0
     continued: bool = False
     drift: FieldDrift | None = None  # the records' fields no column reads
+    _metered: int = 0  # of ``fetched``, those added to the metric so far
+    _metric: tuple[MetricsRecorder, str] | None = None  # the recorder and source of :meth:`meter`
 
     def count(self, items: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:
-        for item in items:
-            self.fetched += 1
-            if self.drift is not None:
-                self.drift.observe(item)
-            recorder.inc(RECORDS, source, "fetch", "fetched")
-            yield item
+        """``items``, counted as each is taken. The fetched metric is added by :meth:`meter` (before
+        each batch is loaded and when the job ends: before every flush of the recorder), not per item."""
+        self._metric = (recorder, source)
+        drift = self.drift
+        try:
+            for item in items:
+                self.fetched += 1
+                if drift is not None:
+                    drift.observe(item)
+                yield item
+        finally:
+            self.meter()
+
+    def meter(self) -> None:
+        """Add the items taken since the last call to the fetched metric."""
+        if self._metric is not None and self.fetched != self._metered:
+            recorder, source = self._metric
+            recorder.inc(RECORDS, source, "fetch", "fetched", amount=self.fetched - self._metered)
+            self._metered = self.fetched
 
 
 def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
@@ -137,6 +152,7 @@ class _Run:
                 capped = plan.capped(tally.fetched - started)
                 whole = not capped and not loader.lost_pages and not any(isinstance(i, LostPage) for i in batch)
                 mark = part.mark if whole else None
+            tally.meter()  # flushed with the batch's own metrics
             outcome = loader.load(batch, mark)
             resume.save(loader.first_lost_page)
             fetched, counted = tally.fetched - counted, tally.fetched
