@@ -48,9 +48,10 @@ class Tally:
     _metered: int = 0  # of ``fetched``, those added to the metric so far
     _metric: tuple[MetricsRecorder, str] | None = None  # the recorder and source of :meth:`meter`
 
-    def count(self, items: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:
-        """``items``, counted as each is taken. The fetched metric is added by :meth:`meter` (before
-        each batch is loaded and when the job ends: before every flush of the recorder), not per item."""
+    def count(self, items: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[Item]:
+        """``items`` counted as each is taken, as the stages take them: a record, or a :class:`Rejected`
+        the source made itself (a page it could not read). The fetched metric is added by :meth:`meter`
+        (before each batch is loaded and when the job ends: before every flush of the recorder)."""
         self._metric = (recorder, source)
         drift = self.drift
         try:
@@ -58,7 +59,7 @@ class Tally:
                 self.fetched += 1
                 if drift is not None:
                     drift.observe(item)
-                yield item
+                yield item if isinstance(item, Rejected) else Record(item)
         finally:
             self.meter()
 
@@ -127,14 +128,14 @@ class _Run:
         # thread runs pages ahead, so each record carries the page to resume at as of its reading.
         # A source that fetches its own pages ahead (concurrently, handed over in order) needs none.
         depth = 0 if isinstance(reader.source, FetchesAhead) else res.settings.prefetch_pages
-        stream = read_ahead(with_resume_page(reader.source), depth, spec.page_size)
+        pairs = with_resume_page(reader.source)
+        stream = read_ahead(pairs, depth, spec.page_size) if depth else pairs
         started = tally.fetched  # what the parts before this one took
-        raw = tally.count(resume.position.follow(stream), self.recorder, spec.name)
         # A source yields a Rejected itself for a page it could not read; stages pass it through.
         # INGEST_RECORD_PATH=compiled: map, checks and lineage as code generated for the dataset (same items)
         compiled = res.settings.record_path == "compiled"
         items = compose(source_stages(spec, self.dataset, self.lineage, reader.context.scope(), compiled),
-                        (r if isinstance(r, Rejected) else Record(r) for r in raw))
+                        tally.count(resume.position.follow(stream), self.recorder, spec.name))
         with closing(stream):  # stops the read-ahead thread when a batch fails
             capped = yield from self._load(items, part, plan, resume, reader.skipped, started)
         if remaining := reader.skipped.new():  # skipped after the last batch, or no batch at all (one 404)
