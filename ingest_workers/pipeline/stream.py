@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 
@@ -45,8 +45,8 @@ class Tally:
     fetched: int = 0
     continued: bool = False
     drift: FieldDrift | None = None  # the records' fields no column reads
-    _metered: int = 0  # of ``fetched``, those added to the metric so far
-    _metric: tuple[MetricsRecorder, str] | None = None  # the recorder and source of :meth:`meter`
+    _metered: int = field(default=0, init=False)  # of ``fetched``, those added to the metric so far
+    _metric: tuple[MetricsRecorder, str] | None = field(default=None, init=False)  # recorder, source of :meth:`meter`
 
     def count(self, items: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[Item]:
         """``items`` counted as each is taken, as the stages take them: a record, or a :class:`Rejected`
