@@ -120,6 +120,8 @@ class Dataset:
 
     def natural_key(self, row: dict[str, Any]) -> str:
         """The row's unique key without ``source`` (Redis sets and alerts are per source already)."""
+        if len(self.key) == 1:  # the common case, without a generator per row (the dedup asks for every record)
+            return str(row[self.key[0]])
         return "\x1f".join(str(row[column]) for column in self.key)
 
     @property

@@ -35,6 +35,9 @@ _BY_TYPE = {
 }
 _BY_TYPE["money"] = _BY_TYPE["numeric"]
 _RAW = "(RAW(v{i}) if v{i}.__class__ is dict else F(v{i}))"
+# When none of a row's text fields needs an escape (one search over them joined), each skips its own search
+_CLEAN = {_TEXT: "(v{i} if v{i}.__class__ is str else F(v{i}))",
+          _BY_TYPE["json"]: "(v{i} if v{i}.__class__ is JSON else F(v{i}))"}
 
 
 def _raw_text(payload: dict[str, Any]) -> str:
@@ -65,10 +68,12 @@ def copy_serialiser(dataset: Dataset) -> Serialiser:
     columns = dataset.load_columns
     types = {c.name: c.type for c in dataset.columns if not c.computed}
     types.update({name: "text" for name in LINEAGE_COLUMNS})
-    exprs = []
+    exprs, clean, texts = [], [], []
     for i, name in enumerate(columns):
         template = _RAW if name == "raw" else _BY_TYPE.get(types.get(name, ""), "F(v{i})")
         exprs.append(template.format(i=i))
+        clean.append(_CLEAN.get(template, template).format(i=i))
+        texts += [f"v{i}"] if template in _CLEAN else []
     # All the columns in one C call; a row that lacks one (a stage's doing) or is no plain dict: copy_text
     source = ("def serialise(rows):\n"
               "    out = []\n"
@@ -81,12 +86,16 @@ def copy_serialiser(dataset: Dataset) -> Serialiser:
               "        except KeyError:\n"
               "            out.append(SLOW((row,), COLUMNS))\n"
               "            continue\n"
-              "        out.append(TAB((" + ", ".join(exprs) + ")) + '\\n')\n"
+              "        try:\n"
+              "            dirty = S(JOIN((" + ", ".join([*texts, "''"]) + ")))\n"
+              "        except TypeError:\n"  # a text column holding None or no text: each field on its own
+              "            dirty = True\n"
+              "        out.append(TAB((" + ", ".join(exprs) + ") if dirty else (" + ", ".join(clean) + ")) + '\\n')\n"
               "    return ''.join(out)\n")
     namespace: dict[str, Any] = {"GET": operator.itemgetter(*columns), "COLUMNS": columns, "LEAST": len(columns),
                                  "SLOW": loader.copy_text}
     namespace.update({"S": loader._NEEDS_ESCAPE.search, "F": loader._copy_field, "E": loader._escaped,
-                      "TEXTS": _texts_literal, "RAW": _raw_text, "TAB": "\t".join, "DECIMAL": Decimal,
+                      "TEXTS": _texts_literal, "RAW": _raw_text, "TAB": "\t".join, "JOIN": "".join, "DECIMAL": Decimal,
                       "JSON": JsonText})
     exec(compile(source, f"<COPY serialiser of dataset {dataset.name}>", "exec"), namespace)  # noqa: S102
     return namespace["serialise"]

@@ -98,8 +98,15 @@ def is_after(candidate: Any, stored: Any) -> bool:
 
 def highest(values: Any) -> Any:
     """The highest mark among ``values`` (None entries ignored), or None."""
+    present = [value for value in values if value is not None]
+    kinds = {*map(type, present)}
+    if len(kinds) == 1 and kinds <= _ONE_KIND:  # all text, or all int: max finds the mark the loop would
+        return max(present)
     best = None
-    for value in values:
-        if value is not None and (best is None or is_after(value, best)):
+    for value in present:
+        if best is None or is_after(value, best):
             best = value
     return best
+
+
+_ONE_KIND = frozenset({str, int})

@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Any
 
 from ..core.errors import PermanentError
-from ..core.models import Counts, Lineage, Record, Rejected, SourceSpec
+from ..core.models import Counts, Lineage, Record, SourceSpec
 from ..core.redact import redact
 from ..datasets import dataset_of
 from ..load.cursors import ParentCursors, highest
@@ -105,10 +105,10 @@ class ChildRun:
         self.job.recorder.inc(FANOUT_PARENTS, self.spec.name, DONE)
 
     def _batches(self, source: Source, context: SourceContext) -> Iterator[list[Any]]:
-        raw = self.job.tally.count(source.stream(), self.job.recorder, self.spec.name)
         items = compose(source_stages(self.spec, self.dataset, self.lineage, context.scope()),
-                        (r if isinstance(r, Rejected) else Record(r) for r in raw))
+                        self.job.tally.count(source.stream(), self.job.recorder, self.spec.name))
         while batch := list(islice(items, self.res.settings.batch_size)):
+            self.job.tally.meter()  # flushed with the batch's own metrics
             yield batch
 
     def _context(self, parent: Parent) -> SourceContext:

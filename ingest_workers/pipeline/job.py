@@ -177,6 +177,7 @@ class JobRun:
             self._bookkeep(self._switch, "its replace switch")
 
     def _finish(self, outcome: str) -> None:
+        self.tally.meter()
         self.recorder.inc(JOBS, self.spec.name, outcome)
         self.recorder.observe(JOB_DURATION, time.monotonic() - self.started, self.queue, outcome)
         with redis_errors():

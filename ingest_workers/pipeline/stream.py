@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 
@@ -45,14 +45,30 @@ class Tally:
     fetched: int = 0
     continued: bool = False
     drift: FieldDrift | None = None  # the records' fields no column reads
+    _metered: int = field(default=0, init=False)  # of ``fetched``, those added to the metric so far
+    _metric: tuple[MetricsRecorder, str] | None = field(default=None, init=False)  # recorder, source of :meth:`meter`
 
-    def count(self, items: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[object]:
-        for item in items:
-            self.fetched += 1
-            if self.drift is not None:
-                self.drift.observe(item)
-            recorder.inc(RECORDS, source, "fetch", "fetched")
-            yield item
+    def count(self, items: Iterable[object], recorder: MetricsRecorder, source: str) -> Iterator[Item]:
+        """``items`` counted as each is taken, as the stages take them: a record, or a :class:`Rejected`
+        the source made itself (a page it could not read). The fetched metric is added by :meth:`meter`
+        (before each batch is loaded and when the job ends: before every flush of the recorder)."""
+        self._metric = (recorder, source)
+        drift = self.drift
+        try:
+            for item in items:
+                self.fetched += 1
+                if drift is not None:
+                    drift.observe(item)
+                yield item if isinstance(item, Rejected) else Record(item)
+        finally:
+            self.meter()
+
+    def meter(self) -> None:
+        """Add the items taken since the last call to the fetched metric."""
+        if self._metric is not None and self.fetched != self._metered:
+            recorder, source = self._metric
+            recorder.inc(RECORDS, source, "fetch", "fetched", amount=self.fetched - self._metered)
+            self._metered = self.fetched
 
 
 def ingest(spec: SourceSpec, lineage: Lineage, res: Resources, recorder: MetricsRecorder,
@@ -112,14 +128,14 @@ class _Run:
         # thread runs pages ahead, so each record carries the page to resume at as of its reading.
         # A source that fetches its own pages ahead (concurrently, handed over in order) needs none.
         depth = 0 if isinstance(reader.source, FetchesAhead) else res.settings.prefetch_pages
-        stream = read_ahead(with_resume_page(reader.source), depth, spec.page_size)
+        pairs = with_resume_page(reader.source)
+        stream = read_ahead(pairs, depth, spec.page_size) if depth else pairs
         started = tally.fetched  # what the parts before this one took
-        raw = tally.count(resume.position.follow(stream), self.recorder, spec.name)
         # A source yields a Rejected itself for a page it could not read; stages pass it through.
         # INGEST_RECORD_PATH=compiled: map, checks and lineage as code generated for the dataset (same items)
         compiled = res.settings.record_path == "compiled"
         items = compose(source_stages(spec, self.dataset, self.lineage, reader.context.scope(), compiled),
-                        (r if isinstance(r, Rejected) else Record(r) for r in raw))
+                        tally.count(resume.position.follow(stream), self.recorder, spec.name))
         with closing(stream):  # stops the read-ahead thread when a batch fails
             capped = yield from self._load(items, part, plan, resume, reader.skipped, started)
         if remaining := reader.skipped.new():  # skipped after the last batch, or no batch at all (one 404)
@@ -137,6 +153,7 @@ class _Run:
                 capped = plan.capped(tally.fetched - started)
                 whole = not capped and not loader.lost_pages and not any(isinstance(i, LostPage) for i in batch)
                 mark = part.mark if whole else None
+            tally.meter()  # flushed with the batch's own metrics
             outcome = loader.load(batch, mark)
             resume.save(loader.first_lost_page)
             fetched, counted = tally.fetched - counted, tally.fetched

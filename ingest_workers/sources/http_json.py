@@ -34,6 +34,7 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import closing
+from itertools import repeat
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -197,7 +198,7 @@ class HttpJsonSource:
             raise PermanentError(f"source {spec.name}: {where} of {safe_url(spec.url)} has no list at "
                                  f"{spec.records_path!r}")
         limit = self._client.max_nesting
-        if any(type(r) in (dict, list) and too_deep(r, limit) for r in records):
+        if any(map(too_deep, records, repeat(limit))):  # a scalar is never too deep
             records = [_too_deep(r, where, limit) if type(r) in (dict, list) and too_deep(r, limit) else r
                        for r in records]
         return records, page

@@ -158,3 +158,21 @@ def test_the_copy_stream_reads_as_the_whole_text(rows: list[dict[str, Any]], siz
     assert expected.startswith(read) and (stop_early or read == expected)
     assert stream.whole() == expected
     assert stream.read(10) == b""
+
+
+def test_the_generated_serialiser_escapes_any_text_column_lineage_included() -> None:
+    """The generated serialiser checks a row's text fields for escapes in one search over them joined:
+    each text column, the lineage's too (a run id is any text), holding each character COPY escapes."""
+    from ingest_workers.datasets import PRODUCTS
+    from ingest_workers.load.copygen import copy_serialiser
+
+    clean = {"product_id": "p1", "name": "n", "price": Decimal("1.50"), "currency": "EUR", "category": ["a"],
+             "in_stock": True, "updated_at": "2026-01-01T00:00:00+00:00", "source": "s", "run_id": "r",
+             "job_id": "j", "fetched_at": "2026-01-01T00:00:00+00:00", "raw": {"k": 1}}
+    serialise, columns = copy_serialiser(PRODUCTS), PRODUCTS.load_columns
+    texts = [name for name, value in clean.items() if isinstance(value, str)]
+    rows = [clean, {**clean, "name": None}]
+    rows += [{**clean, name: f"x{char}y"} for name in texts for char in "\\\t\n\r"]
+    for row in rows:
+        assert serialise([row]) == copy_text([row], columns), row
+    assert serialise(rows) == copy_text(rows, columns)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest_workers.core.errors import ConfigError
 from ingest_workers.core.models import Lineage
 from ingest_workers.core.plugins import resolve, split_entry
-from ingest_workers.datasets import SENSORS
+from ingest_workers.datasets import PRODUCTS, SENSORS
 from ingest_workers.load.cursors import highest, is_after
 from ingest_workers.load.sinks import AlertSink, SinkContext, make_sink
 from ingest_workers.runtime.producer import split_windows
@@ -23,6 +25,31 @@ def test_marks_compare_as_numbers_or_as_utc_iso_text() -> None:
     assert highest([None, "2026-01-02T00:00:00+00:00", "2026-01-01T23:59:59.999999+00:00", None]) \
         == "2026-01-02T00:00:00+00:00"
     assert highest([None]) is None and highest([3, 11, 2]) == 11
+
+
+def _highest_one_by_one(values: list) -> object:
+    """The mark as the loop over :func:`is_after` finds it (``highest`` takes ``max`` for one kind)."""
+    best = None
+    for value in values:
+        if value is not None and (best is None or is_after(value, best)):
+            best = value
+    return best
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=4), st.integers(), st.booleans(),
+                          st.floats(allow_nan=False)), max_size=12)
+       | st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=12)
+       | st.lists(st.one_of(st.none(), st.integers()), max_size=12))
+def test_the_highest_mark_is_the_one_the_comparison_finds(values: list) -> None:
+    found, expected = highest(iter(values)), _highest_one_by_one(values)
+    assert found == expected and type(found) is type(expected)
+
+
+def test_a_natural_key_is_its_columns_text_joined() -> None:
+    assert PRODUCTS.natural_key({"product_id": "SKU-1", "price": 2}) == "SKU-1"
+    assert PRODUCTS.natural_key({"product_id": 17}) == "17"
+    assert SENSORS.natural_key({"sensor_id": "s1", "ts": "2026-01-01T00:00:00Z", "x": 1}) == \
+        "s1\x1f2026-01-01T00:00:00Z"
 
 
 def test_plugin_names_resolve_to_classes() -> None:

@@ -108,6 +108,21 @@ def test_drift_counts_the_top_level_fields_no_column_reads() -> None:
     assert new_field_lines(both) == ["new field 'discount' in 5 of 5 records", "new field 'rating' in 1 of 5 records"]
 
 
+def test_drift_of_records_of_many_shapes_counts_each_field_once_per_record() -> None:
+    """Records are counted by their fields' shape, folded into the counts when shapes pile up."""
+    from ingest_workers.datasets.drift import FieldDrift
+
+    drift = FieldDrift(frozenset({"sku"}))
+    for i in range(1_000):  # a field of its own every 4th record, the others in one of two orders
+        record = {"sku": i, f"extra{i}": 1} if i % 4 == 0 else {"sku": i, "a": 1} if i % 4 == 1 else {"a": 1, "sku": i}
+        drift.observe(record)
+    drift.observe([1, 2])
+    expected = {"a": 750, **{f"extra{i}": 1 for i in range(0, 1_000, 4)}}
+    assert drift.to_dict() == {"records": 1_000, "fields": expected}
+    drift.observe({"sku": 1, "a": 2})
+    assert drift.to_dict() == {"records": 1_001, "fields": {**expected, "a": 751}}
+
+
 def test_nested_datasets_follow_a_replace_or_history_parent_one_level_deep_under_history() -> None:
     from ingest_workers.datasets import resolve_nested
 
