@@ -25,6 +25,7 @@ from ..ops.logs import configure_logging, job_context, redact_log_records
 from ..ops.metrics import count_job_retry
 from . import resources
 from .relay import children_queue, relay
+from .rq_compat import runs_synchronously
 
 # What may pass if the job runs again later; anything else fails the job at once.
 RETRYABLE = (TransientError, ServiceUnavailable, JobTimeoutException)
@@ -96,7 +97,7 @@ def handoff(res: resources.Resources, run_id: str, job: Job | None) -> pipeline.
     def queue_for(child: Mapping[str, Any]) -> str:
         return children_queue(child.get("queue") or settings.queue)
 
-    if job is not None and job.worker_name == "sync":
+    if runs_synchronously(job):
         return pipeline.Handoff(queue_for, lambda jobs: None)
     return pipeline.Handoff(queue_for, lambda jobs: relay(res.redis, settings, run_id, jobs))
 

@@ -31,3 +31,12 @@ def create_job_kwargs(data: EnqueueData) -> dict[str, Any]:
     fields = data._asdict()
     del fields["at_front"]
     return fields
+
+
+# The worker name RQ's synchronous mode (``Queue(is_async=False)``) gives the job it runs in this process
+SYNC_WORKER_NAME = "sync"
+
+
+def runs_synchronously(job: Job | None) -> bool:
+    """Whether ``job`` runs in RQ's synchronous mode (an inline run), not under a worker."""
+    return job is not None and job.worker_name == SYNC_WORKER_NAME

@@ -8,7 +8,7 @@ import inspect
 from rq import Callback, Queue
 from rq.serializers import JSONSerializer
 
-from ingest_workers.runtime.rq_compat import callback_names, create_job_kwargs
+from ingest_workers.runtime.rq_compat import SYNC_WORKER_NAME, callback_names, create_job_kwargs, runs_synchronously
 
 
 def _queue() -> Queue:
@@ -48,3 +48,12 @@ def test_the_worker_hook_that_serves_a_job_its_resources_keeps_its_signature() -
     # runtime.worker.OnlyIngestJobs.perform_job wraps RQ's; RQ calls it from both worker classes
     assert list(inspect.signature(Worker.perform_job).parameters) == ["self", "job", "queue", "execution"]
     assert SimpleWorker.perform_job is Worker.perform_job
+
+
+def test_the_synchronous_mode_names_its_worker_as_runs_synchronously_expects() -> None:
+    # runtime.jobs.handoff keeps an inline run's child jobs out of Redis by this name
+    assert f"prepare_for_execution({SYNC_WORKER_NAME!r}" in inspect.getsource(Queue.run_sync)
+    job = _queue().create_job("ingest_workers.runtime.jobs.fetch_source", args=())
+    assert not runs_synchronously(job) and not runs_synchronously(None)
+    job.worker_name = SYNC_WORKER_NAME
+    assert runs_synchronously(job)
