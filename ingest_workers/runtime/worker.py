@@ -40,13 +40,17 @@ SIGKILLed while cleaning would stop all cleaning for 15 minutes, so
 from __future__ import annotations
 
 import signal
+import time
+from collections.abc import Sequence
+from contextlib import suppress
 from functools import cache, cached_property
 from importlib import resources
 from types import FrameType
 from typing import Any
 
+from redis import Redis
 from rq import Queue, worker_registration
-from rq.exceptions import DeserializationError
+from rq.exceptions import DequeueTimeout, DeserializationError
 from rq.executions import Execution
 from rq.job import Job
 from rq.utils import now
@@ -73,6 +77,28 @@ def _stale_scheduler_lock() -> str:
 class IngestQueue(Queue):
     def acquire_maintenance_lock(self) -> bool:
         return bool(self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=MAINTENANCE_LOCK_SECONDS))
+
+    @classmethod
+    def lpop(cls, queue_keys: Sequence[str], timeout: int | None, connection: Redis | None = None) -> Any:
+        """A worker of several queues (its queue and its children queue) takes each job as RQ takes it from
+        one queue: moved into that queue's intermediate list (``LMOVE``), where RQ's maintenance finds a job
+        whose worker died before it started and runs it again. RQ's own ``BLPOP`` over several lists took the
+        job out of every list: a worker SIGKILLed between that pop and the started registry lost the job for
+        good (its hash said queued, no list held it; the chaos run found it). The queues are looked at in
+        order; the first is waited on, the others looked at again every second."""
+        assert connection is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            for key in queue_keys:
+                if (taken := cls.lmove(connection, key, None)) is not None:
+                    return taken
+            if deadline is None:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DequeueTimeout(timeout, queue_keys)
+            with suppress(DequeueTimeout):
+                return cls.lmove(connection, queue_keys[0], min(1.0, left))  # type: ignore[arg-type]
 
 
 def refusal(job: Job) -> str | None:
@@ -131,6 +157,11 @@ class OnlyIngestJobs:
             except TypeError:
                 thread.stop()  # redis-py 5 to 7: stop() only clears the flag
         super().unsubscribe()  # type: ignore[misc]
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """RQ's, but the job leaves its queue's intermediate list whatever the number of queues: every
+        dequeue puts it there (:meth:`IngestQueue.lpop`), not only with one queue as in RQ."""
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)  # type: ignore[misc]
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         reason = refusal(job)

@@ -52,9 +52,10 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         time.sleep(0.1)
 
 
-def enqueue(client: redis.Redis, settings: Settings, kind: str, job_id: str, max_kills: int = 3) -> None:
+def enqueue(client: redis.Redis, settings: Settings, kind: str, job_id: str, max_kills: int = 3,
+            seconds: float = 30) -> None:
     """Our fetch job (workers run no other) for a source of ``kind`` (a plugin of tests/plugins.py)."""
-    spec = SourceSpec(name="shop", kind=kind, dataset="posts", options={"seconds": 30})
+    spec = SourceSpec(name="shop", kind=kind, dataset="posts", options={"seconds": seconds})
     make_queue(client, settings).enqueue_call(
         "ingest_workers.runtime.jobs.fetch_source", args=(spec.to_dict(), "run-1"), job_id=job_id, timeout=120,
         retry=Retry(max=1),
@@ -83,6 +84,24 @@ def test_a_job_whose_whole_worker_died_runs_again_elsewhere_within_the_deadline(
     assert deaths(redis_client, "sleepy") == 1
     for worker in list(fleet.workers):
         fleet.kill_worker(worker)  # rather than wait for the 30 s job to end
+
+
+@pytest.mark.timeout(300)  # RQ looks again at a job held in an intermediate list after a minute
+def test_a_job_taken_by_a_worker_killed_before_it_started_runs_all_the_same(
+        redis_client: redis.Redis, fast_settings: Settings, fleet: WorkerFleet, pg: object) -> None:
+    # Workers listen to their queue and its children queue: two lists, which RQ's BLPOP emptied at
+    # once, so a worker killed between its take and the started registry lost the job for good.
+    queue = make_queue(redis_client, fast_settings)
+    enqueue(redis_client, fast_settings, "tests.plugins:SleepingSource", "taken", seconds=0)
+    enqueue(redis_client, fast_settings, "tests.plugins:SleepingSource", "plain", seconds=0)
+    # What a worker killed right after its take leaves: the job in its queue's intermediate list only
+    assert redis_client.lmove(queue.key, queue.intermediate_queue_key) == b"taken"
+    fleet.start(1)
+    wait_until(lambda: queue.fetch_job("plain").get_status() == "finished", 30, "the plain job to finish")
+    wait_until(lambda: queue.fetch_job("taken").get_status() == "finished", 150, "the taken job to run again")
+    # a job run to its end leaves no trace in the intermediate lists (nothing for the maintenance to redo)
+    children = Queue(f"{queue.name}-children", connection=redis_client)
+    assert redis_client.llen(queue.intermediate_queue_key) == redis_client.llen(children.intermediate_queue_key) == 0
 
 
 def test_a_job_that_kills_its_worker_is_quarantined_then_listed_retried_and_purged(

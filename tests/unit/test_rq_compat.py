@@ -57,3 +57,14 @@ def test_the_synchronous_mode_names_its_worker_as_runs_synchronously_expects() -
     assert not runs_synchronously(job) and not runs_synchronously(None)
     job.worker_name = SYNC_WORKER_NAME
     assert runs_synchronously(job)
+
+
+def test_a_dequeue_of_several_queues_goes_through_the_lpop_and_lmove_ingest_queue_relies_on() -> None:
+    from rq.worker import Worker
+
+    # runtime.worker.IngestQueue.lpop replaces RQ's BLPOP over several queues with LMOVE into each
+    # queue's intermediate list; IngestWorker.prepare_job_execution then always takes it out of there
+    assert "cls.lpop(queue_keys, timeout, connection=connection)" in inspect.getsource(Queue.dequeue_any)
+    assert list(inspect.signature(Queue.lmove).parameters) == ["connection", "queue_key", "timeout"]
+    assert list(inspect.signature(Worker.prepare_job_execution).parameters) == [
+        "self", "job", "remove_from_intermediate_queue"]
